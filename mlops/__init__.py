@@ -1,0 +1,1 @@
+"""The MLflow side of ModelLedger, and the ``modelledger`` command line."""

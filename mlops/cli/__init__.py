@@ -1,0 +1,1 @@
+"""The ``modelledger`` command line: rich tables for people, ``--json`` for scripts."""

@@ -1,0 +1,23 @@
+"""Entry point of the ``modelledger`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from modelledger.mlops.cli import network
+
+app = typer.Typer(
+    help="ModelLedger: prove which model ran, where it came from and who signed off.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(network.app, name="network")
+
+
+def main() -> None:
+    """Runs the CLI."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

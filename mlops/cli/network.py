@@ -1,0 +1,130 @@
+"""``modelledger network``: bring the Fabric network up and down, and inspect it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.network import FabricNetwork, NetworkError
+from modelledger.network.stack import NetworkStatus
+
+app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _network(as_json: bool) -> FabricNetwork:
+    try:
+        return FabricNetwork()
+    except (NetworkError, ValueError) as exc:
+        fail(str(exc), as_json)
+        raise  # unreachable
+
+
+def render_status(st: NetworkStatus) -> None:
+    """Prints the status as a rich table."""
+    table = Table(title=f"ModelLedger network, channel [bold]{st.channel}[/]")
+    for col in ("process", "org", "address", "pid", "health", f"height ({st.channel})", "RSS MiB"):
+        table.add_column(col)
+    for p in st.processes:
+        health = "[green]healthy[/]" if p.running and p.healthy else f"[red]{p.detail}[/]"
+        height = str(p.heights.get(st.channel, "")) if p.kind != "ca" else "-"
+        table.add_row(p.name, p.org, p.address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}")
+    console.print(table)
+    if st.members:
+        for key, values in st.members.items():
+            console.print(f"  {key.replace('_', ' ')}: {', '.join(values)}")
+    console.print(
+        f"  total RSS: {st.total_rss_kib / 1024:.0f} MiB · state: {st.state_dir} · "
+        + ("[green]all healthy[/]" if st.healthy else "[red]not healthy[/]")
+    )
+
+
+@app.command()
+def up(as_json: JsonOpt = False) -> None:
+    """Start CAs, enrol identities, start orderers and peers, create and join the channel."""
+    net = _network(as_json)
+    try:
+        if as_json:
+            report = net.up()
+        else:
+            with console.status("bringing the network up…") as spinner:
+                report = net.up(progress=lambda m: spinner.update(m))
+    except NetworkError as exc:
+        fail(str(exc), as_json)
+        return
+    st = net.status()
+    if as_json:
+        emit_json({"actions": report.actions, "seconds": round(report.seconds, 2),
+                   "seconds_to_healthy": round(report.seconds_to_healthy, 2), "status": st.to_dict()})
+        return
+    if report.actions:
+        for a in report.actions:
+            console.print(f"  • {a}")
+        console.print(f"network up in {report.seconds:.1f}s "
+                      f"(nodes healthy {report.seconds_to_healthy:.1f}s after start)")
+    else:
+        console.print("network already up and healthy: nothing changed")
+    render_status(st)
+
+
+@app.command()
+def down(as_json: JsonOpt = False) -> None:
+    """Stop the processes this network started (by pid); ledgers and identities are kept."""
+    stopped = _network(as_json).down()
+    if as_json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print(f"stopped {len(stopped)} processes" + (f": {', '.join(stopped)}" if stopped else ""))
+
+
+@app.command()
+def clean(as_json: JsonOpt = False) -> None:
+    """Stop everything and delete all generated state (crypto, ledgers, logs)."""
+    net = _network(as_json)
+    stopped = net.clean()
+    if as_json:
+        emit_json({"stopped": stopped, "removed": str(net.layout.root)})
+    else:
+        console.print(f"stopped {len(stopped)} processes; removed {net.layout.root}")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Health, ledger height per channel, memory and channel members of every node."""
+    st = _network(as_json).status()
+    if as_json:
+        emit_json(st.to_dict())
+    else:
+        render_status(st)
+    if not st.healthy:
+        raise SystemExit(1)
+
+
+@app.command()
+def logs(
+    node: Annotated[str | None, typer.Argument(help="Process name, e.g. peer0-Org1.")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines per log.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the last lines of each node's log (or of one node)."""
+    paths = _network(as_json).logs()
+    if node is not None:
+        if node not in paths:
+            fail(f"no process named {node!r}; known: {', '.join(paths)}", as_json)
+        paths = {node: paths[node]}
+    tails = {}
+    for name, path in paths.items():
+        p = Path(path)
+        tails[name] = p.read_text(errors="replace").splitlines()[-lines:] if p.is_file() else []
+    if as_json:
+        emit_json({n: {"path": paths[n], "tail": t} for n, t in tails.items()})
+        return
+    for name, tail in tails.items():
+        console.rule(f"{name} ({paths[name]})")
+        for line in tail:
+            console.print(line, markup=False, highlight=False)

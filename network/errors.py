@@ -1,0 +1,52 @@
+"""Exceptions raised while building or running the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NetworkError(Exception):
+    """Something in the network could not be generated, started or queried."""
+
+
+class ToolsMissingError(NetworkError):
+    """A Fabric binary or the stock configuration is not installed."""
+
+
+class TopologyError(NetworkError):
+    """The topology file is malformed; the message names the field."""
+
+
+class CommandError(NetworkError):
+    """A Fabric command-line tool exited with an error.
+
+    Attributes:
+        argv: The command that ran, with secrets masked.
+        returncode: Its exit status.
+        output: What it printed (stdout and stderr), trimmed.
+    """
+
+    def __init__(self, argv: list[str], returncode: int, output: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.output = output
+        lines = output.strip().splitlines()
+        # Cobra tools print their whole usage after an error; keep only what precedes it.
+        usage = next((i for i, line in enumerate(lines) if line.startswith("Usage:")), len(lines))
+        tail = "\n".join(lines[:usage][-15:])
+        super().__init__(f"{Path(argv[0]).name} exited with {returncode}:\n{tail}")
+
+
+class NodeFailedError(NetworkError):
+    """A node did not become healthy in time.
+
+    Attributes:
+        node: The process name, e.g. ``peer0-Org1``.
+        log_path: Where that node writes its log.
+    """
+
+    def __init__(self, node: str, log_path: Path, reason: str) -> None:
+        self.node = node
+        self.log_path = log_path
+        self.reason = reason
+        super().__init__(f"{node} failed: {reason} (log: {log_path})")

@@ -1,0 +1,187 @@
+"""Start, find and stop the network's native processes by process id.
+
+Each process is started in its own session with its output appended to a log
+file, and its pid written to ``pids/<name>.pid`` together with the kernel's
+start time for that pid. Stopping checks both, so a pid that was reused by an
+unrelated program is never signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may contain spaces, so
+    # split after its closing parenthesis.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    state = fields[0]
+    if state == "Z":  # zombie: exited, not yet reaped
+        return None
+    return int(fields[19])
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A supervised process as recorded in its pid file."""
+
+    name: str
+    pid: int
+    start_time: int
+    log_path: Path
+
+    @property
+    def alive(self) -> bool:
+        """True when this exact process (same pid and start time) still runs."""
+        return _proc_start_time(self.pid) == self.start_time
+
+    @property
+    def rss_kib(self) -> int:
+        """Resident memory in KiB (0 if not running)."""
+        return _rss_kib(self.pid) if self.alive else 0
+
+
+class ProcessSupervisor:
+    """Keeps track of named processes under ``<root>/pids`` and ``<root>/logs``."""
+
+    def __init__(self, root: Path) -> None:
+        self.pid_dir = root / "pids"
+        self.log_dir = root / "logs"
+
+    def log_path(self, name: str) -> Path:
+        """Where the process ``name`` writes its output."""
+        return self.log_dir / f"{name}.log"
+
+    def _pid_file(self, name: str) -> Path:
+        return self.pid_dir / f"{name}.pid"
+
+    def get(self, name: str) -> ProcessInfo | None:
+        """The recorded process ``name``, alive or not, or None if never started."""
+        try:
+            data = json.loads(self._pid_file(name).read_text())
+            return ProcessInfo(name, int(data["pid"]), int(data["start_time"]), self.log_path(name))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def running(self, name: str) -> ProcessInfo | None:
+        """The process ``name`` if it is running now."""
+        info = self.get(name)
+        return info if info is not None and info.alive else None
+
+    def names(self) -> list[str]:
+        """Every process name with a pid file."""
+        if not self.pid_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.pid_dir.glob("*.pid"))
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> ProcessInfo:
+        """Starts ``argv`` detached, unless ``name`` already runs.
+
+        Args:
+            name: Process name, used for the pid and log files.
+            argv: Command and arguments.
+            env: The complete environment of the process.
+            cwd: Working directory.
+
+        Returns:
+            The running process.
+        """
+        existing = self.running(name)
+        if existing is not None:
+            return existing
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path(name)
+        with log.open("ab") as out:
+            out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting {name}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never by a shell
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        start_time = None
+        for _ in range(50):
+            start_time = _proc_start_time(proc.pid)
+            if start_time is not None:
+                break
+            time.sleep(0.01)
+        if start_time is None:
+            start_time = -1  # exited at once; recorded so the log can be pointed at
+        tmp = self._pid_file(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": proc.pid, "start_time": start_time, "argv0": argv[0]}))
+        tmp.replace(self._pid_file(name))
+        # Popen objects are dropped on purpose: the process outlives this one.
+        # Reap it if it exits while we are still running, so it does not linger as a zombie.
+        _ZOMBIE_GUARD.append(proc)
+        return ProcessInfo(name, proc.pid, start_time, log)
+
+    def stop(self, name: str, timeout: float = 15.0) -> bool:
+        """Stops the process ``name`` (SIGTERM, then SIGKILL after ``timeout``).
+
+        Returns:
+            True if a running process was stopped.
+        """
+        info = self.running(name)
+        if info is None:
+            self._pid_file(name).unlink(missing_ok=True)
+            return False
+        self.kill(info, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap()
+            if not info.alive:
+                break
+            time.sleep(0.05)
+        else:
+            self.kill(info, signal.SIGKILL)
+            while info.alive:
+                _reap()
+                time.sleep(0.05)
+        self._pid_file(name).unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def kill(info: ProcessInfo, sig: int) -> None:
+        """Sends ``sig`` to the process if it is still the one recorded."""
+        if info.alive:
+            try:
+                os.kill(info.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+_ZOMBIE_GUARD: list[subprocess.Popen[bytes]] = []
+
+
+def _reap() -> None:
+    for proc in list(_ZOMBIE_GUARD):
+        if proc.poll() is not None:
+            _ZOMBIE_GUARD.remove(proc)

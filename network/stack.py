@@ -1,0 +1,350 @@
+"""The network as a whole: ``up``, ``down``, ``status``, ``clean``.
+
+``up`` is idempotent: every step first checks whether its result is already
+there (CA initialised, identity enrolled, process running, channel joined)
+and only does what is missing. On a healthy network it changes nothing and
+says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import yaml
+
+from modelledger.network.binaries import FabricBinaries
+from modelledger.network.ca import CAServer, ca_health
+from modelledger.network.channel import (
+    channel_members,
+    create_genesis_block,
+    fetch_config,
+    join_orderer,
+    join_peer,
+)
+from modelledger.network.configuration import write_configtx, write_if_changed, write_node_config
+from modelledger.network.errors import NetworkError, NodeFailedError
+from modelledger.network.identities import enroll_organization
+from modelledger.network.layout import NetworkLayout
+from modelledger.network.nodes import node_health, orderer_channels, peer_heights, start_node
+from modelledger.network.processes import ProcessSupervisor
+from modelledger.network.settings import NetworkSettings
+from modelledger.network.topology import Topology, load_topology
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ProcessStatus:
+    """One supervised process (CA, orderer or peer) as seen now."""
+
+    name: str
+    kind: str
+    org: str
+    address: str
+    running: bool
+    healthy: bool
+    detail: str
+    pid: int | None
+    rss_kib: int
+    heights: dict[str, int] = field(default_factory=dict)
+    log: str = ""
+
+
+@dataclass
+class NetworkStatus:
+    """The whole network as seen now."""
+
+    channel: str
+    processes: list[ProcessStatus]
+    members: dict[str, list[str]]
+    state_dir: str
+
+    @property
+    def healthy(self) -> bool:
+        """True when every process runs and reports healthy."""
+        return all(p.running and p.healthy for p in self.processes)
+
+    @property
+    def total_rss_kib(self) -> int:
+        """Resident memory of all processes together."""
+        return sum(p.rss_kib for p in self.processes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "channel": self.channel,
+            "healthy": self.healthy,
+            "total_rss_kib": self.total_rss_kib,
+            "state_dir": self.state_dir,
+            "members": self.members,
+            "processes": [asdict(p) for p in self.processes],
+        }
+
+
+@dataclass
+class UpReport:
+    """What ``up`` did. An empty ``actions`` list means nothing changed."""
+
+    actions: list[str]
+    seconds: float
+    seconds_to_healthy: float
+
+
+class FabricNetwork:
+    """A native Fabric network generated from a topology into a runtime folder."""
+
+    def __init__(self, settings: NetworkSettings | None = None) -> None:
+        self.settings = settings or NetworkSettings.from_env()
+        self.topology: Topology = load_topology(self.settings.topology_path, self.settings.port_base)
+        self.layout = NetworkLayout(self.settings.network_dir)
+        self.supervisor = ProcessSupervisor(self.layout.root)
+        self._bins: FabricBinaries | None = None
+
+    @property
+    def bins(self) -> FabricBinaries:
+        """The installed Fabric tools (located on first use)."""
+        if self._bins is None:
+            self._bins = FabricBinaries.locate(self.settings.tools_dir)
+        return self._bins
+
+    # ------------------------------------------------------------------ up
+    def up(self, progress: Progress | None = None) -> UpReport:
+        """Brings the whole network up, doing only what is missing.
+
+        Raises:
+            NodeFailedError: A process failed to start or become healthy; names its log.
+            NetworkError: Any other failure, with the failing step in the message.
+        """
+        say = progress or (lambda _msg: None)
+        t0 = time.monotonic()
+        actions: list[str] = []
+        topo, layout, bins = self.topology, self.layout, self.bins
+        layout.root.mkdir(parents=True, exist_ok=True)
+
+        # 1. Certificate authorities.
+        servers = {o.name: CAServer(o.ca, o, layout, bins) for o in topo.organizations}
+        for org in topo.organizations:
+            srv = servers[org.name]
+            if not srv.initialized:
+                say(f"initialising {org.ca.name}")
+                srv.initialize()
+                actions.append(f"initialised {org.ca.name}")
+            if self.supervisor.running(org.ca.name) is None:
+                self._check_ports_free(org.ca.name, [org.ca.port, org.ca.operations_port], org.ca.host)
+                srv.start(self.supervisor)
+                actions.append(f"started {org.ca.name}")
+        self._wait_healthy(
+            {o.ca.name: servers[o.name].healthy for o in topo.organizations}, "CA"
+        )
+
+        # 2. Identities.
+        for org in topo.organizations:
+            enrolled = enroll_organization(topo, org, layout, bins)
+            if enrolled:
+                say(f"enrolled {', '.join(enrolled)}")
+                actions.append(f"enrolled {len(enrolled)} identities of {org.name}")
+
+        # 3. Configuration and genesis block.
+        if write_node_config(bins.sampleconfig, layout):
+            actions.append("wrote core.yaml and orderer.yaml")
+        if write_configtx(topo, layout):
+            actions.append("wrote configtx.yaml")
+        if create_genesis_block(topo, layout, bins):
+            actions.append(f"created the genesis block of channel {topo.channel}")
+
+        # 4. Nodes.
+        started = []
+        for node in topo.nodes:
+            if self.supervisor.running(node.id) is None:
+                ports = [p for p in (node.port, node.operations_port, node.admin_port, node.chaincode_port) if p]
+                self._check_ports_free(node.id, ports, node.host)
+                say(f"starting {node.id}")
+                start_node(topo, node, layout, bins, self.supervisor)
+                started.append(node.id)
+        actions += [f"started {n}" for n in started]
+        t_nodes = time.monotonic()
+        self._wait_healthy(
+            {n.id: (lambda n=n: node_health(topo, n, layout)) for n in topo.nodes}, "node"
+        )
+        seconds_to_healthy = time.monotonic() - t_nodes
+
+        # 5. Channel.
+        for node in topo.orderers:
+            if join_orderer(topo, node, layout, bins):
+                actions.append(f"joined {node.id} to {topo.channel}")
+        for node in topo.peers:
+            if join_peer(topo, node, layout, bins):
+                actions.append(f"joined {node.id} to {topo.channel}")
+        self.wait_heights_converged()
+
+        # 6. Connection profile for clients.
+        if write_if_changed(layout.connection_profile, self.connection_profile_yaml()):
+            actions.append("wrote the connection profile")
+        return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
+
+    def _check_ports_free(self, name: str, ports: list[int], host: str) -> None:
+        for port in ports:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError as exc:
+                    raise NetworkError(
+                        f"cannot start {name}: port {host}:{port} is already in use by another "
+                        f"program ({exc.strerror}); stop it or set MODELLEDGER_PORT_BASE"
+                    ) from exc
+
+    def _wait_healthy(self, checks: dict[str, Callable[[], tuple[bool, str]]], what: str) -> None:
+        deadline = time.monotonic() + self.settings.health_timeout
+        pending = dict(checks)
+        last: dict[str, str] = {}
+        while pending:
+            for name, check in list(pending.items()):
+                info = self.supervisor.get(name)
+                if info is None or not info.alive:
+                    raise NodeFailedError(
+                        name, self.supervisor.log_path(name), f"{what} process exited; see its log"
+                    )
+                ok, detail = check()
+                last[name] = detail
+                if ok:
+                    del pending[name]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                name = sorted(pending)[0]
+                raise NodeFailedError(
+                    name,
+                    self.supervisor.log_path(name),
+                    f"not healthy after {self.settings.health_timeout:.0f}s ({last.get(name)})",
+                )
+            time.sleep(0.25)
+
+    def heights(self) -> dict[str, int]:
+        """Channel height per node (peers from metrics, orderers from the admin API)."""
+        topo, layout = self.topology, self.layout
+        result: dict[str, int] = {}
+        for n in topo.orderers:
+            info = orderer_channels(topo, n, layout).get(topo.channel)
+            if info is not None:
+                result[n.id] = int(info.get("height", 0))
+        for n in topo.peers:
+            h = peer_heights(topo, n, layout).get(topo.channel)
+            if h is not None:
+                result[n.id] = h
+        return result
+
+    def wait_heights_converged(self, timeout: float | None = None) -> dict[str, int]:
+        """Waits until every orderer and peer reports the same channel height."""
+        deadline = time.monotonic() + (timeout or self.settings.health_timeout)
+        want = {n.id for n in self.topology.nodes}
+        while True:
+            heights = self.heights()
+            if set(heights) == want and len(set(heights.values())) == 1:
+                return heights
+            if time.monotonic() > deadline:
+                raise NetworkError(
+                    f"channel {self.topology.channel} heights did not converge: {heights} "
+                    f"(expected one height on {sorted(want)})"
+                )
+            time.sleep(0.25)
+
+    # ------------------------------------------------------------------ down / clean
+    def down(self) -> list[str]:
+        """Stops every process this network started (nodes first, then CAs); keeps all data."""
+        stopped = []
+        order = [n.id for n in self.topology.peers] + [n.id for n in self.topology.orderers]
+        order += [ca.name for ca in self.topology.cas]
+        order += [n for n in self.supervisor.names() if n not in order]
+        for name in order:
+            if self.supervisor.stop(name):
+                stopped.append(name)
+        return stopped
+
+    def clean(self) -> list[str]:
+        """Stops everything and deletes all generated state."""
+        stopped = self.down()
+        if self.layout.root.exists():
+            shutil.rmtree(self.layout.root)
+        return stopped
+
+    # ------------------------------------------------------------------ status
+    def status(self, with_members: bool = True) -> NetworkStatus:
+        """Health, ledger heights, memory and channel members of every process."""
+        topo, layout = self.topology, self.layout
+        procs: list[ProcessStatus] = []
+        for org in topo.organizations:
+            info = self.supervisor.running(org.ca.name)
+            ok, detail = ca_health(org.ca, layout) if info else (False, "not running")
+            procs.append(
+                ProcessStatus(org.ca.name, "ca", org.name, f"{org.ca.host}:{org.ca.port}", info is not None,
+                              ok, detail, info.pid if info else None, info.rss_kib if info else 0,
+                              log=str(self.supervisor.log_path(org.ca.name)))
+            )
+        for n in topo.nodes:
+            info = self.supervisor.running(n.id)
+            ok, detail = node_health(topo, n, layout) if info else (False, "not running")
+            heights: dict[str, int] = {}
+            if info:
+                if n.kind == "peer":
+                    heights = peer_heights(topo, n, layout)
+                else:
+                    heights = {ch: int(v.get("height", 0)) for ch, v in orderer_channels(topo, n, layout).items()}
+            procs.append(
+                ProcessStatus(n.id, n.kind, n.org, n.address, info is not None, ok, detail,
+                              info.pid if info else None, info.rss_kib if info else 0, heights,
+                              str(self.supervisor.log_path(n.id)))
+            )
+        members: dict[str, list[str]] = {}
+        if with_members and all(p.running for p in procs if p.kind in ("peer", "orderer")):
+            try:
+                members = channel_members(fetch_config(topo, layout, self.bins))
+            except NetworkError as exc:
+                members = {"error": [str(exc).splitlines()[0]]}
+        return NetworkStatus(topo.channel, procs, members, str(layout.root))
+
+    # ------------------------------------------------------------------ clients
+    def connection_profile(self) -> dict[str, Any]:
+        """Endpoints, TLS roots and identity paths for clients, generated from the topology."""
+        topo, layout = self.topology, self.layout
+        orgs: dict[str, Any] = {}
+        for org in topo.organizations:
+            orgs[org.msp_id] = {
+                "name": org.name,
+                "mspid": org.msp_id,
+                "tls_root": str(layout.ca_cert(org.ca)),
+                "ca": {"url": org.ca.url, "name": org.ca.name},
+                "peers": [
+                    {"name": n.id, "address": n.address, "ssl_target_name": n.host}
+                    for n in org.peers
+                ],
+                "orderers": [
+                    {"name": n.id, "address": n.address, "admin_address": n.admin_address}
+                    for n in org.orderers
+                ],
+                "users": {
+                    role: {
+                        "msp": str(layout.user_msp(org, role)),
+                        "cert": str(layout.user_msp(org, role) / "signcerts" / "cert.pem"),
+                        "keystore": str(layout.user_msp(org, role) / "keystore"),
+                    }
+                    for role in (topo.roles if org.type == "application" else ("admin",))
+                },
+            }
+        return {"channel": topo.channel, "organizations": orgs}
+
+    def connection_profile_yaml(self) -> str:
+        """The connection profile as YAML text."""
+        return "# Generated by ModelLedger from the topology. Do not edit.\n" + yaml.safe_dump(
+            self.connection_profile(), sort_keys=False
+        )
+
+    def logs(self) -> dict[str, str]:
+        """Log file path per process name."""
+        names = [ca.name for ca in self.topology.cas] + [n.id for n in self.topology.nodes]
+        return {n: str(self.supervisor.log_path(n)) for n in names}
