@@ -37,9 +37,7 @@ class FabricBinaries:
         bin_dir = tools_dir / "bin"
         missing = [b for b in REQUIRED if not os.access(bin_dir / b, os.X_OK)]
         if missing:
-            raise ToolsMissingError(
-                f"missing Fabric tools in {bin_dir}: {', '.join(missing)}; run `make tools`"
-            )
+            raise ToolsMissingError(f"missing Fabric tools in {bin_dir}: {', '.join(missing)}; run `make tools`")
         marker = tools_dir / "fabric-sampleconfig.path"
         try:
             sampleconfig = Path(marker.read_text().strip())
@@ -48,8 +46,7 @@ class FabricBinaries:
         for f in ("core.yaml", "orderer.yaml"):
             if not (sampleconfig / f).is_file():
                 raise ToolsMissingError(
-                    f"stock {f} not found in {sampleconfig} (Go module cache cleaned?); "
-                    "run `make tools`"
+                    f"stock {f} not found in {sampleconfig} (Go module cache cleaned?); run `make tools`"
                 )
         return cls(bin_dir, sampleconfig)
 
@@ -93,9 +90,7 @@ class FabricBinaries:
             return text
 
         try:
-            proc = subprocess.run(  # noqa: S603
-                argv, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
-            )
+            proc = subprocess.run(argv, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             out = (exc.stdout or "") + (exc.stderr or "") if isinstance(exc.stdout, str) else ""
             raise CommandError([mask(a) for a in argv], -1, mask(f"timed out after {timeout}s\n{out}")) from exc

@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
@@ -68,9 +67,7 @@ def _load_ca_key(home: Path, ca_cert: x509.Certificate) -> ec.EllipticCurvePriva
             key = serialization.load_pem_private_key(f.read_bytes(), password=None)
         except ValueError:
             continue
-        pub = key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        pub = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         if pub == want and isinstance(key, ec.EllipticCurvePrivateKey):
             return key
     raise NetworkError(f"the CA key matching {home / 'ca-cert.pem'} is not in its keystore")
@@ -97,9 +94,7 @@ def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[st
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
@@ -122,9 +117,7 @@ def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[st
 class CAServer:
     """One organisation's fabric-ca-server: initialise, start, check health."""
 
-    def __init__(
-        self, ca: CA, org: Organization, layout: NetworkLayout, bins: FabricBinaries
-    ) -> None:
+    def __init__(self, ca: CA, org: Organization, layout: NetworkLayout, bins: FabricBinaries) -> None:
         self.ca = ca
         self.org = org
         self.layout = layout
@@ -148,19 +141,22 @@ class CAServer:
                 "fabric-ca-server",
                 [
                     "init",
-                    "--home", str(self.home),
-                    "-b", f"{BOOTSTRAP_ADMIN}:{secret}",
-                    "--ca.name", self.ca.name,
-                    "--csr.cn", f"ca.{self.org.domain}",
-                    "--csr.hosts", ",".join(_hosts_for(self.ca.host, (f"ca.{self.org.domain}",))),
+                    "--home",
+                    str(self.home),
+                    "-b",
+                    f"{BOOTSTRAP_ADMIN}:{secret}",
+                    "--ca.name",
+                    self.ca.name,
+                    "--csr.cn",
+                    f"ca.{self.org.domain}",
+                    "--csr.hosts",
+                    ",".join(_hosts_for(self.ca.host, (f"ca.{self.org.domain}",))),
                 ],
                 secrets=(secret,),
             )
             (self.home / "fabric-ca-server-config.yaml").chmod(0o600)
         tls = self.layout.ca_tls(self.ca)
-        issue_server_tls(
-            self.home, tls.cert, tls.key, _hosts_for(self.ca.host, (f"ca.{self.org.domain}",))
-        )
+        issue_server_tls(self.home, tls.cert, tls.key, _hosts_for(self.ca.host, (f"ca.{self.org.domain}",)))
 
     def start(self, sup: ProcessSupervisor) -> ProcessInfo:
         """Starts the server (a no-op if it already runs)."""
@@ -176,13 +172,19 @@ class CAServer:
         argv = [
             self.bins.path("fabric-ca-server"),
             "start",
-            "--home", str(self.home),
-            "--address", self.ca.host,
-            "--port", str(self.ca.port),
-            "--ca.name", self.ca.name,
+            "--home",
+            str(self.home),
+            "--address",
+            self.ca.host,
+            "--port",
+            str(self.ca.port),
+            "--ca.name",
+            self.ca.name,
             "--tls.enabled",
-            "--tls.certfile", str(tls.cert),
-            "--tls.keyfile", str(tls.key),
+            "--tls.certfile",
+            str(tls.cert),
+            "--tls.keyfile",
+            str(tls.key),
         ]
         return sup.start(self.ca.name, argv, env, cwd=self.home)
 
@@ -244,12 +246,18 @@ class CAClient:
         secret = read_or_create_secret(secret_path)
         args = [
             "register",
-            "--home", str(self.layout.ca_registrar_home(self.ca)),
-            "-u", self.ca.url,
-            "--id.name", name,
-            "--id.secret", secret,
-            "--id.type", id_type,
-            "--id.maxenrollments", "-1",
+            "--home",
+            str(self.layout.ca_registrar_home(self.ca)),
+            "-u",
+            self.ca.url,
+            "--id.name",
+            name,
+            "--id.secret",
+            secret,
+            "--id.type",
+            id_type,
+            "--id.maxenrollments",
+            "-1",
             *self._common(),
         ]
         if attrs:
@@ -278,7 +286,10 @@ class CAClient:
         work = out_cert.parent / ".tls-enroll"
         shutil.rmtree(work, ignore_errors=True)
         self._enroll(
-            name, secret, work / "msp", work,
+            name,
+            secret,
+            work / "msp",
+            work,
             ["--enrollment.profile", "tls", "--csr.hosts", ",".join(hosts)],
         )
         keys = sorted((work / "msp" / "keystore").glob("*"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,14 @@ def create_genesis_block(topo: Topology, layout: NetworkLayout, bins: FabricBina
     bins.run(
         "configtxgen",
         [
-            "-configPath", str(layout.configtx_dir),
-            "-profile", CHANNEL_PROFILE,
-            "-channelID", topo.channel,
-            "-outputBlock", str(tmp),
+            "-configPath",
+            str(layout.configtx_dir),
+            "-profile",
+            CHANNEL_PROFILE,
+            "-channelID",
+            topo.channel,
+            "-outputBlock",
+            str(tmp),
         ],
         env={"FABRIC_CFG_PATH": str(layout.configtx_dir)},
     )
@@ -49,9 +54,12 @@ def _osnadmin_tls(topo: Topology, node: Node, layout: NetworkLayout) -> list[str
     org = topo.org(node.org)
     tls = layout.user_tls(org, "admin")
     return [
-        "--ca-file", str(layout.ca_cert(org.ca)),
-        "--client-cert", str(tls.cert),
-        "--client-key", str(tls.key),
+        "--ca-file",
+        str(layout.ca_cert(org.ca)),
+        "--client-cert",
+        str(tls.cert),
+        "--client-key",
+        str(tls.key),
     ]
 
 
@@ -62,10 +70,14 @@ def join_orderer(topo: Topology, node: Node, layout: NetworkLayout, bins: Fabric
     bins.run(
         "osnadmin",
         [
-            "channel", "join",
-            "--channelID", topo.channel,
-            "--config-block", str(layout.channel_block(topo.channel)),
-            "-o", node.admin_address,
+            "channel",
+            "join",
+            "--channelID",
+            topo.channel,
+            "--config-block",
+            str(layout.channel_block(topo.channel)),
+            "-o",
+            node.admin_address,
             *_osnadmin_tls(topo, node, layout),
         ],
     )
@@ -98,9 +110,11 @@ def join_peer(topo: Topology, node: Node, layout: NetworkLayout, bins: FabricBin
 def _orderer_flags(topo: Topology, layout: NetworkLayout, orderer: Node | None = None) -> list[str]:
     o = orderer or topo.orderers[0]
     return [
-        "-o", o.address,
+        "-o",
+        o.address,
         "--tls",
-        "--cafile", str(layout.ca_cert(topo.org(o.org).ca)),
+        "--cafile",
+        str(layout.ca_cert(topo.org(o.org).ca)),
     ]
 
 
@@ -116,19 +130,42 @@ def _encode(bins: FabricBinaries, msg_type: str, doc: Any, out: Path) -> None:
 
 
 def fetch_config(
-    topo: Topology, layout: NetworkLayout, bins: FabricBinaries, peer: Node | None = None,
+    topo: Topology,
+    layout: NetworkLayout,
+    bins: FabricBinaries,
+    peer: Node | None = None,
     orderer: Node | None = None,
+    retry_seconds: float = 30.0,
 ) -> dict[str, Any]:
-    """The channel's current configuration (``common.Config`` as JSON), fetched from an orderer."""
+    """The channel's current configuration (``common.Config`` as JSON), fetched from an orderer.
+
+    Retries for up to ``retry_seconds`` while the orderer answers SERVICE_UNAVAILABLE.
+    """
     node = peer or topo.peers[0]
     with tempfile.TemporaryDirectory(dir=layout.root) as tmp:
         block = Path(tmp) / "config.block"
-        bins.run(
-            "peer",
-            ["channel", "fetch", "config", str(block), "-c", topo.channel,
-             *_orderer_flags(topo, layout, orderer)],
-            env=peer_admin_env(topo, node, layout),
-        )
+        deadline = time.monotonic() + retry_seconds
+        while True:
+            try:
+                bins.run(
+                    "peer",
+                    [
+                        "channel",
+                        "fetch",
+                        "config",
+                        str(block),
+                        "-c",
+                        topo.channel,
+                        *_orderer_flags(topo, layout, orderer),
+                    ],
+                    env=peer_admin_env(topo, node, layout),
+                )
+                break
+            except CommandError as exc:
+                # No Raft leader yet (just joined, or re-electing after a crash).
+                if "SERVICE_UNAVAILABLE" not in exc.output or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         decoded = _decode(bins, "common.Block", block)
     return decoded["data"]["data"][0]["payload"]["data"]["config"]
 
@@ -150,8 +187,14 @@ def update_config(
     mutate: Callable[[dict[str, Any]], None],
     signers: list[Organization],
     orderer: Node | None = None,
+    retry_seconds: float = 60.0,
 ) -> None:
     """Applies ``mutate`` to the channel config and submits the update.
+
+    While the orderer answers SERVICE_UNAVAILABLE (no Raft leader, e.g. just after
+    a consenter crashed), the update is retried. Before each retry the current
+    config is fetched again: if the change is already in, an earlier attempt was
+    ordered after all and nothing is resubmitted.
 
     Args:
         topo: The topology.
@@ -160,25 +203,81 @@ def update_config(
         mutate: Changes a deep copy of the current ``common.Config`` in place.
         signers: Organisations whose admin signs (the last one also submits).
         orderer: The orderer to fetch from and submit to (default: the first).
+        retry_seconds: How long to keep retrying an unavailable ordering service.
 
     Raises:
         NetworkError: If the change is empty or the orderer refuses it.
     """
     if not signers:
         raise NetworkError("a config update needs at least one signing organisation")
-    current = fetch_config(topo, layout, bins, orderer=orderer)
-    updated = copy.deepcopy(current)
-    mutate(updated)
-    if updated == current:
-        raise NetworkError("the config update changes nothing")
+    deadline = time.monotonic() + retry_seconds
+    attempt = 0
+    while True:
+        current = fetch_config(topo, layout, bins, orderer=orderer, retry_seconds=retry_seconds)
+        updated = copy.deepcopy(current)
+        mutate(updated)
+        if updated == current:
+            if attempt == 0:
+                raise NetworkError("the config update changes nothing")
+            return  # an earlier attempt was ordered after all
+        attempt += 1
+        try:
+            _submit_update(topo, layout, bins, current, updated, signers, orderer)
+            _wait_applied(topo, layout, bins, mutate, orderer, deadline)
+            return
+        except CommandError as exc:
+            if "SERVICE_UNAVAILABLE" in exc.output and time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise NetworkError(f"config update refused: {exc}") from exc
+
+
+def _wait_applied(
+    topo: Topology,
+    layout: NetworkLayout,
+    bins: FabricBinaries,
+    mutate: Callable[[dict[str, Any]], None],
+    orderer: Node | None,
+    deadline: float,
+) -> None:
+    """Waits until the orderer's latest config block contains the change."""
+    while True:
+        config = fetch_config(topo, layout, bins, orderer=orderer)
+        probe = copy.deepcopy(config)
+        mutate(probe)
+        if probe == config:
+            return
+        if time.monotonic() > deadline:
+            raise NetworkError("the config update was accepted but is not in a config block yet")
+        time.sleep(0.5)
+
+
+def _submit_update(
+    topo: Topology,
+    layout: NetworkLayout,
+    bins: FabricBinaries,
+    current: dict[str, Any],
+    updated: dict[str, Any],
+    signers: list[Organization],
+    orderer: Node | None,
+) -> None:
     with tempfile.TemporaryDirectory(dir=layout.root) as tmpdir:
         tmp = Path(tmpdir)
         _encode(bins, "common.Config", current, tmp / "current.pb")
         _encode(bins, "common.Config", updated, tmp / "updated.pb")
         bins.run(
             "configtxlator",
-            ["compute_update", "--channel_id", topo.channel, "--original", str(tmp / "current.pb"),
-             "--updated", str(tmp / "updated.pb"), "--output", str(tmp / "update.pb")],
+            [
+                "compute_update",
+                "--channel_id",
+                topo.channel,
+                "--original",
+                str(tmp / "current.pb"),
+                "--updated",
+                str(tmp / "updated.pb"),
+                "--output",
+                str(tmp / "update.pb"),
+            ],
         )
         update = _decode(bins, "common.ConfigUpdate", tmp / "update.pb")
         envelope = {
@@ -195,10 +294,7 @@ def update_config(
             args = ["channel", verb, "-f", str(tmp / "update-envelope.pb")]
             if verb == "update":
                 args += ["-c", topo.channel, *_orderer_flags(topo, layout, orderer)]
-            try:
-                bins.run("peer", args, env=env)
-            except CommandError as exc:
-                raise NetworkError(f"config update refused ({verb} as {org.msp_id}): {exc}") from exc
+            bins.run("peer", args, env=env)
 
 
 def _cli_node(topo: Topology, org: Organization) -> Node:

@@ -28,7 +28,9 @@ def _base_env(layout: NetworkLayout) -> dict[str, str]:
         "FABRIC_CFG_PATH": str(layout.config_dir),
         "FABRIC_LOGGING_SPEC": os.environ.get("MODELLEDGER_FABRIC_LOGGING_SPEC", "INFO"),
         # Fabric's default log format has terminal colours; logs go to files.
-        "FABRIC_LOGGING_FORMAT": "%{time:2006-01-02 15:04:05.000 MST} %{level:.4s} [%{module}] %{shortfunc} -> %{message}",
+        "FABRIC_LOGGING_FORMAT": (
+            "%{time:2006-01-02 15:04:05.000 MST} %{level:.4s} [%{module}] %{shortfunc} -> %{message}"
+        ),
     }
 
 
@@ -130,7 +132,9 @@ def peer_admin_env(topo: Topology, node: Node, layout: NetworkLayout, role: str 
     return env
 
 
-def start_node(topo: Topology, node: Node, layout: NetworkLayout, bins: FabricBinaries, sup: ProcessSupervisor) -> ProcessInfo:
+def start_node(
+    topo: Topology, node: Node, layout: NetworkLayout, bins: FabricBinaries, sup: ProcessSupervisor
+) -> ProcessInfo:
     """Starts an orderer or peer (a no-op if it already runs)."""
     layout.ledger_dir(node).mkdir(parents=True, exist_ok=True)
     if node.kind == "orderer":
@@ -157,21 +161,33 @@ def node_health(topo: Topology, node: Node, layout: NetworkLayout) -> tuple[bool
     return body.get("status") == "OK", str(body.get("status"))
 
 
-_HEIGHT_RE = re.compile(r'^ledger_blockchain_height\{channel="([^"]+)"\}\s+([0-9.e+]+)$', re.M)
-
-
-def peer_heights(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, int]:
-    """A peer's ledger height per channel, from its Prometheus metrics (mutual TLS as org admin)."""
+def _metrics(topo: Topology, node: Node, layout: NetworkLayout) -> str:
+    """A node's Prometheus metrics text, read with the org admin's TLS client certificate."""
     org = topo.org(node.org)
     admin_tls = layout.user_tls(org, "admin")
     ctx = tls_context(layout.ca_cert(org.ca), admin_tls.cert, admin_tls.key)
     url = f"https://{node.operations_address}/metrics"
     try:
         with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
-            text = r.read().decode()
+            return r.read().decode()
     except OSError:
-        return {}
-    return {ch: int(float(v)) for ch, v in _HEIGHT_RE.findall(text)}
+        return ""
+
+
+_LEADER_RE = re.compile(r'^consensus_etcdraft_is_leader\{channel="([^"]+)"\}\s+([0-9.e+]+)$', re.M)
+
+
+def orderer_is_leader(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, bool]:
+    """Whether an orderer is the Raft leader, per channel (from its metrics)."""
+    return {ch: float(v) == 1.0 for ch, v in _LEADER_RE.findall(_metrics(topo, node, layout))}
+
+
+_HEIGHT_RE = re.compile(r'^ledger_blockchain_height\{channel="([^"]+)"\}\s+([0-9.e+]+)$', re.M)
+
+
+def peer_heights(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, int]:
+    """A peer's ledger height per channel, from its Prometheus metrics."""
+    return {ch: int(float(v)) for ch, v in _HEIGHT_RE.findall(_metrics(topo, node, layout))}
 
 
 def orderer_channels(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, dict[str, object]]:

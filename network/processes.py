@@ -8,6 +8,7 @@ unrelated program is never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -95,9 +96,7 @@ class ProcessSupervisor:
             return []
         return sorted(p.stem for p in self.pid_dir.glob("*.pid"))
 
-    def start(
-        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
-    ) -> ProcessInfo:
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> ProcessInfo:
         """Starts ``argv`` detached, unless ``name`` already runs.
 
         Args:
@@ -118,7 +117,7 @@ class ProcessSupervisor:
         with log.open("ab") as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting {name}\n".encode())
             out.flush()
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never by a shell
+            proc = subprocess.Popen(
                 argv,
                 env=env,
                 cwd=cwd,
@@ -172,10 +171,8 @@ class ProcessSupervisor:
     def kill(info: ProcessInfo, sig: int) -> None:
         """Sends ``sig`` to the process if it is still the one recorded."""
         if info.alive:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(info.pid, sig)
-            except ProcessLookupError:
-                pass
 
 
 _ZOMBIE_GUARD: list[subprocess.Popen[bytes]] = []

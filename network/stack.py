@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
-
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import CAServer, ca_health
 from modelledger.network.channel import (
@@ -30,7 +29,13 @@ from modelledger.network.configuration import write_configtx, write_if_changed, 
 from modelledger.network.errors import NetworkError, NodeFailedError
 from modelledger.network.identities import enroll_organization
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.nodes import node_health, orderer_channels, peer_heights, start_node
+from modelledger.network.nodes import (
+    node_health,
+    orderer_channels,
+    orderer_is_leader,
+    peer_heights,
+    start_node,
+)
 from modelledger.network.processes import ProcessSupervisor
 from modelledger.network.settings import NetworkSettings
 from modelledger.network.topology import Topology, load_topology
@@ -138,9 +143,7 @@ class FabricNetwork:
                 self._check_ports_free(org.ca.name, [org.ca.port, org.ca.operations_port], org.ca.host)
                 srv.start(self.supervisor)
                 actions.append(f"started {org.ca.name}")
-        self._wait_healthy(
-            {o.ca.name: servers[o.name].healthy for o in topo.organizations}, "CA"
-        )
+        self._wait_healthy({o.ca.name: servers[o.name].healthy for o in topo.organizations}, "CA")
 
         # 2. Identities.
         for org in topo.organizations:
@@ -168,9 +171,7 @@ class FabricNetwork:
                 started.append(node.id)
         actions += [f"started {n}" for n in started]
         t_nodes = time.monotonic()
-        self._wait_healthy(
-            {n.id: (lambda n=n: node_health(topo, n, layout)) for n in topo.nodes}, "node"
-        )
+        self._wait_healthy({n.id: (lambda n=n: node_health(topo, n, layout)) for n in topo.nodes}, "node")
         seconds_to_healthy = time.monotonic() - t_nodes
 
         # 5. Channel.
@@ -181,6 +182,7 @@ class FabricNetwork:
             if join_peer(topo, node, layout, bins):
                 actions.append(f"joined {node.id} to {topo.channel}")
         self.wait_heights_converged()
+        self.wait_raft_leader()
 
         # 6. Connection profile for clients.
         if write_if_changed(layout.connection_profile, self.connection_profile_yaml()):
@@ -207,9 +209,7 @@ class FabricNetwork:
             for name, check in list(pending.items()):
                 info = self.supervisor.get(name)
                 if info is None or not info.alive:
-                    raise NodeFailedError(
-                        name, self.supervisor.log_path(name), f"{what} process exited; see its log"
-                    )
+                    raise NodeFailedError(name, self.supervisor.log_path(name), f"{what} process exited; see its log")
                 ok, detail = check()
                 last[name] = detail
                 if ok:
@@ -254,6 +254,18 @@ class FabricNetwork:
                 )
             time.sleep(0.25)
 
+    def wait_raft_leader(self, timeout: float | None = None) -> str:
+        """Waits until one running orderer reports itself Raft leader of the channel."""
+        deadline = time.monotonic() + (timeout or self.settings.health_timeout)
+        topo = self.topology
+        while True:
+            for n in topo.orderers:
+                if self.supervisor.running(n.id) and orderer_is_leader(topo, n, self.layout).get(topo.channel):
+                    return n.id
+            if time.monotonic() > deadline:
+                raise NetworkError(f"no Raft leader for channel {topo.channel} after {timeout}s")
+            time.sleep(0.25)
+
     # ------------------------------------------------------------------ down / clean
     def down(self) -> list[str]:
         """Stops every process this network started (nodes first, then CAs); keeps all data."""
@@ -282,9 +294,18 @@ class FabricNetwork:
             info = self.supervisor.running(org.ca.name)
             ok, detail = ca_health(org.ca, layout) if info else (False, "not running")
             procs.append(
-                ProcessStatus(org.ca.name, "ca", org.name, f"{org.ca.host}:{org.ca.port}", info is not None,
-                              ok, detail, info.pid if info else None, info.rss_kib if info else 0,
-                              log=str(self.supervisor.log_path(org.ca.name)))
+                ProcessStatus(
+                    org.ca.name,
+                    "ca",
+                    org.name,
+                    f"{org.ca.host}:{org.ca.port}",
+                    info is not None,
+                    ok,
+                    detail,
+                    info.pid if info else None,
+                    info.rss_kib if info else 0,
+                    log=str(self.supervisor.log_path(org.ca.name)),
+                )
             )
         for n in topo.nodes:
             info = self.supervisor.running(n.id)
@@ -296,9 +317,19 @@ class FabricNetwork:
                 else:
                     heights = {ch: int(v.get("height", 0)) for ch, v in orderer_channels(topo, n, layout).items()}
             procs.append(
-                ProcessStatus(n.id, n.kind, n.org, n.address, info is not None, ok, detail,
-                              info.pid if info else None, info.rss_kib if info else 0, heights,
-                              str(self.supervisor.log_path(n.id)))
+                ProcessStatus(
+                    n.id,
+                    n.kind,
+                    n.org,
+                    n.address,
+                    info is not None,
+                    ok,
+                    detail,
+                    info.pid if info else None,
+                    info.rss_kib if info else 0,
+                    heights,
+                    str(self.supervisor.log_path(n.id)),
+                )
             )
         members: dict[str, list[str]] = {}
         if with_members and all(p.running for p in procs if p.kind in ("peer", "orderer")):
@@ -319,13 +350,9 @@ class FabricNetwork:
                 "mspid": org.msp_id,
                 "tls_root": str(layout.ca_cert(org.ca)),
                 "ca": {"url": org.ca.url, "name": org.ca.name},
-                "peers": [
-                    {"name": n.id, "address": n.address, "ssl_target_name": n.host}
-                    for n in org.peers
-                ],
+                "peers": [{"name": n.id, "address": n.address, "ssl_target_name": n.host} for n in org.peers],
                 "orderers": [
-                    {"name": n.id, "address": n.address, "admin_address": n.admin_address}
-                    for n in org.orderers
+                    {"name": n.id, "address": n.address, "admin_address": n.admin_address} for n in org.orderers
                 ],
                 "users": {
                     role: {

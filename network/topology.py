@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-
 from modelledger.network.errors import TopologyError
 
 ROLES = ("data_scientist", "registrar", "approver", "operator", "auditor", "admin")
@@ -272,9 +271,7 @@ def parse_topology(data: Any, port_base: int | None = None) -> Topology:
                     name=nname,
                     host=_host(_require(rn, "host", nwhere), f"{nwhere}.host"),
                     port=_port(_require(rn, "port", nwhere), f"{nwhere}.port", shift),
-                    operations_port=_port(
-                        _require(rn, "operations_port", nwhere), f"{nwhere}.operations_port", shift
-                    ),
+                    operations_port=_port(_require(rn, "operations_port", nwhere), f"{nwhere}.operations_port", shift),
                     admin_port=(
                         _port(_require(rn, "admin_port", nwhere), f"{nwhere}.admin_port", shift)
                         if kind == "orderer"
@@ -312,15 +309,11 @@ def _check_unique(topo: Topology) -> None:
         entries = [(o.ca.host, o.ca.port, o.ca.name), (o.ca.host, o.ca.operations_port, o.ca.name)]
         for n in o.nodes:
             entries += [
-                (n.host, p, n.id)
-                for p in (n.port, n.operations_port, n.admin_port, n.chaincode_port)
-                if p is not None
+                (n.host, p, n.id) for p in (n.port, n.operations_port, n.admin_port, n.chaincode_port) if p is not None
             ]
         for host, port, owner in entries:
             if (host, port) in seen:
-                raise TopologyError(
-                    f"topology: port {host}:{port} is used twice ({seen[(host, port)]} and {owner})"
-                )
+                raise TopologyError(f"topology: port {host}:{port} is used twice ({seen[(host, port)]} and {owner})")
             seen[(host, port)] = owner
         ids = [n.id for n in o.nodes]
         if len(set(ids)) != len(ids):

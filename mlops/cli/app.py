@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-
 from modelledger.mlops.cli import network
 
 app = typer.Typer(

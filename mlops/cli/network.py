@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.stack import NetworkStatus
+from rich.table import Table
 
 app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
 
@@ -59,14 +58,21 @@ def up(as_json: JsonOpt = False) -> None:
         return
     st = net.status()
     if as_json:
-        emit_json({"actions": report.actions, "seconds": round(report.seconds, 2),
-                   "seconds_to_healthy": round(report.seconds_to_healthy, 2), "status": st.to_dict()})
+        emit_json(
+            {
+                "actions": report.actions,
+                "seconds": round(report.seconds, 2),
+                "seconds_to_healthy": round(report.seconds_to_healthy, 2),
+                "status": st.to_dict(),
+            }
+        )
         return
     if report.actions:
         for a in report.actions:
             console.print(f"  • {a}")
-        console.print(f"network up in {report.seconds:.1f}s "
-                      f"(nodes healthy {report.seconds_to_healthy:.1f}s after start)")
+        console.print(
+            f"network up in {report.seconds:.1f}s (nodes healthy {report.seconds_to_healthy:.1f}s after start)"
+        )
     else:
         console.print("network already up and healthy: nothing changed")
     render_status(st)

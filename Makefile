@@ -1,0 +1,81 @@
+# ModelLedger: every ops entry point.
+#   make demo    bring the network up and show its status (from a fresh clone)
+#   make test    unit and integration tests (the integration tests start their own network)
+# Run `make help` for the rest.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/modelledger
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# --- setup --------------------------------------------------------------------------------
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install ModelLedger with its dev dependencies
+
+.PHONY: tools
+tools: ## Build the pinned Fabric and Fabric CA binaries into .tools/ (seconds when up to date)
+	@bash tools/install.sh
+
+# --- the whole stack (grows with later parts) ----------------------------------------------
+.PHONY: demo
+demo: up ## Bring everything up and print its status
+
+.PHONY: up
+up: network-up ## Bring the stack up (idempotent)
+
+.PHONY: down
+down: network-down ## Stop the stack, keeping all data
+
+.PHONY: status
+status: network-status ## Status of the stack
+
+.PHONY: clean
+clean: network-clean ## Stop the stack and wipe all generated state
+
+# --- network ------------------------------------------------------------------------------
+.PHONY: network-up
+network-up: install tools ## Start CAs, orderers and peers, create and join the channel
+	@$(CLI) network up
+
+.PHONY: network-down
+network-down: install ## Stop the network's processes (by pid); keep ledgers and identities
+	@$(CLI) network down
+
+.PHONY: network-status
+network-status: install ## Health, heights and members of every node (JSON: make network-status JSON=1)
+	@$(CLI) network status $(if $(JSON),--json)
+
+.PHONY: network-logs
+network-logs: install ## Last lines of every node's log (one node: make network-logs NODE=peer0-Org1)
+	@$(CLI) network logs $(NODE)
+
+.PHONY: network-clean
+network-clean: install ## Stop the network and delete its state
+	@$(CLI) network clean
+
+# --- quality ------------------------------------------------------------------------------
+.PHONY: test
+test: install tools ## Unit tests, then integration tests against real Fabric nodes
+	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/integration -q -m integration
+
+.PHONY: test-unit
+test-unit: install ## Unit tests only (no servers)
+	$(PY) -m pytest tests/unit -q
+
+.PHONY: lint
+lint: install ## ruff
+	$(VENV)/bin/ruff check network sdk mlops tests

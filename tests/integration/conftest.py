@@ -1,0 +1,72 @@
+"""Fixtures that start real parts. Nothing here is faked.
+
+The ``network`` fixture brings up a complete Fabric network (3 CAs, 3 Raft
+orderers, 2 peers) in a temporary folder on free ports, once per session, and
+wipes it afterwards. Missing tools are a failure with instructions, never a skip.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from modelledger.network import FabricNetwork, NetworkSettings
+from modelledger.network.binaries import FabricBinaries
+from modelledger.network.errors import ToolsMissingError
+from modelledger.network.settings import DEFAULT_TOPOLOGY, REPO_ROOT
+from modelledger.network.topology import load_topology
+
+
+def _ports_free(host: str, ports: list[int]) -> bool:
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
+    """A port base at which every port of the topology is free now."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 55000, 100)
+        topo = load_topology(topology, base)
+        if _ports_free("127.0.0.1", topo.all_ports()):
+            return base
+    raise RuntimeError("no free port range found for a test network")
+
+
+@pytest.fixture(scope="session")
+def tools_dir() -> Path:
+    """The installed tools; fails (does not skip) if `make tools` has not run."""
+    path = REPO_ROOT / ".tools"
+    try:
+        FabricBinaries.locate(path)
+    except ToolsMissingError as exc:
+        pytest.fail(f"integration tests need the Fabric tools: {exc}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory: pytest.TempPathFactory, tools_dir: Path) -> Iterator[FabricNetwork]:
+    """A running network in a temporary folder, on free ports."""
+    settings = NetworkSettings(
+        state_dir=tmp_path_factory.mktemp("state"),
+        tools_dir=tools_dir,
+        port_base=free_port_base(),
+        health_timeout=90,
+    )
+    net = FabricNetwork(settings)
+    try:
+        net.up()
+    except Exception:
+        net.down()
+        raise
+    yield net
+    net.clean()
