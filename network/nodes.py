@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import urllib.error
 import urllib.request
 
@@ -161,11 +162,16 @@ def node_health(topo: Topology, node: Node, layout: NetworkLayout) -> tuple[bool
     return body.get("status") == "OK", str(body.get("status"))
 
 
-def _metrics(topo: Topology, node: Node, layout: NetworkLayout) -> str:
-    """A node's Prometheus metrics text, read with the org admin's TLS client certificate."""
+def admin_tls_context(topo: Topology, node: Node, layout: NetworkLayout) -> ssl.SSLContext:
+    """Mutual-TLS context of the node's org admin, for the admin and metrics endpoints."""
     org = topo.org(node.org)
     admin_tls = layout.user_tls(org, "admin")
-    ctx = tls_context(layout.ca_cert(org.ca), admin_tls.cert, admin_tls.key)
+    return tls_context(layout.ca_cert(org.ca), admin_tls.cert, admin_tls.key)
+
+
+def _metrics(topo: Topology, node: Node, layout: NetworkLayout) -> str:
+    """A node's Prometheus metrics text, read with the org admin's TLS client certificate."""
+    ctx = admin_tls_context(topo, node, layout)
     url = f"https://{node.operations_address}/metrics"
     try:
         with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
@@ -192,9 +198,7 @@ def peer_heights(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str,
 
 def orderer_channels(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, dict[str, object]]:
     """An orderer's channels (status, consensus relation, height) from its admin API."""
-    org = topo.org(node.org)
-    admin_tls = layout.user_tls(org, "admin")
-    ctx = tls_context(layout.ca_cert(org.ca), admin_tls.cert, admin_tls.key)
+    ctx = admin_tls_context(topo, node, layout)
     base = f"https://{node.admin_address}/participation/v1/channels"
     try:
         with urllib.request.urlopen(base, context=ctx, timeout=3) as r:

@@ -33,10 +33,11 @@ def _proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _rss_kib(pid: int) -> int:
+def _status_kib(pid: int, field: str) -> int:
+    """A memory field (``VmRSS``, ``VmHWM``) of /proc/<pid>/status, in KiB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -60,7 +61,12 @@ class ProcessInfo:
     @property
     def rss_kib(self) -> int:
         """Resident memory in KiB (0 if not running)."""
-        return _rss_kib(self.pid) if self.alive else 0
+        return _status_kib(self.pid, "VmRSS") if self.alive else 0
+
+    @property
+    def peak_rss_kib(self) -> int:
+        """Peak resident memory since start, in KiB (0 if not running)."""
+        return _status_kib(self.pid, "VmHWM") if self.alive else 0
 
 
 class ProcessSupervisor:

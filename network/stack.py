@@ -56,6 +56,7 @@ class ProcessStatus:
     detail: str
     pid: int | None
     rss_kib: int
+    peak_rss_kib: int = 0
     heights: dict[str, int] = field(default_factory=dict)
     log: str = ""
 
@@ -79,12 +80,18 @@ class NetworkStatus:
         """Resident memory of all processes together."""
         return sum(p.rss_kib for p in self.processes)
 
+    @property
+    def total_peak_rss_kib(self) -> int:
+        """Sum of every process's peak resident memory."""
+        return sum(p.peak_rss_kib for p in self.processes)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {
             "channel": self.channel,
             "healthy": self.healthy,
             "total_rss_kib": self.total_rss_kib,
+            "total_peak_rss_kib": self.total_peak_rss_kib,
             "state_dir": self.state_dir,
             "members": self.members,
             "processes": [asdict(p) for p in self.processes],
@@ -293,44 +300,16 @@ class FabricNetwork:
         for org in topo.organizations:
             info = self.supervisor.running(org.ca.name)
             ok, detail = ca_health(org.ca, layout) if info else (False, "not running")
-            procs.append(
-                ProcessStatus(
-                    org.ca.name,
-                    "ca",
-                    org.name,
-                    f"{org.ca.host}:{org.ca.port}",
-                    info is not None,
-                    ok,
-                    detail,
-                    info.pid if info else None,
-                    info.rss_kib if info else 0,
-                    log=str(self.supervisor.log_path(org.ca.name)),
-                )
-            )
+            procs.append(self._process_status(org.ca.name, "ca", org.name, org.ca.url, ok, detail, {}))
         for n in topo.nodes:
             info = self.supervisor.running(n.id)
             ok, detail = node_health(topo, n, layout) if info else (False, "not running")
             heights: dict[str, int] = {}
-            if info:
-                if n.kind == "peer":
-                    heights = peer_heights(topo, n, layout)
-                else:
-                    heights = {ch: int(v.get("height", 0)) for ch, v in orderer_channels(topo, n, layout).items()}
-            procs.append(
-                ProcessStatus(
-                    n.id,
-                    n.kind,
-                    n.org,
-                    n.address,
-                    info is not None,
-                    ok,
-                    detail,
-                    info.pid if info else None,
-                    info.rss_kib if info else 0,
-                    heights,
-                    str(self.supervisor.log_path(n.id)),
-                )
-            )
+            if info and n.kind == "peer":
+                heights = peer_heights(topo, n, layout)
+            elif info:
+                heights = {ch: int(v.get("height", 0)) for ch, v in orderer_channels(topo, n, layout).items()}
+            procs.append(self._process_status(n.id, n.kind, n.org, n.address, ok, detail, heights))
         members: dict[str, list[str]] = {}
         if with_members and all(p.running for p in procs if p.kind in ("peer", "orderer")):
             try:
@@ -338,6 +317,25 @@ class FabricNetwork:
             except NetworkError as exc:
                 members = {"error": [str(exc).splitlines()[0]]}
         return NetworkStatus(topo.channel, procs, members, str(layout.root))
+
+    def _process_status(
+        self, name: str, kind: str, org: str, address: str, ok: bool, detail: str, heights: dict[str, int]
+    ) -> ProcessStatus:
+        info = self.supervisor.running(name)
+        return ProcessStatus(
+            name=name,
+            kind=kind,
+            org=org,
+            address=address,
+            running=info is not None,
+            healthy=ok,
+            detail=detail,
+            pid=info.pid if info else None,
+            rss_kib=info.rss_kib if info else 0,
+            peak_rss_kib=info.peak_rss_kib if info else 0,
+            heights=heights,
+            log=str(self.supervisor.log_path(name)),
+        )
 
     # ------------------------------------------------------------------ clients
     def connection_profile(self) -> dict[str, Any]:

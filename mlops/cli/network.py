@@ -26,20 +26,24 @@ def _network(as_json: bool) -> FabricNetwork:
 
 def render_status(st: NetworkStatus) -> None:
     """Prints the status as a rich table."""
-    table = Table(title=f"ModelLedger network, channel [bold]{st.channel}[/]")
-    for col in ("process", "org", "address", "pid", "health", f"height ({st.channel})", "RSS MiB"):
-        table.add_column(col)
+    table = Table(title=f"ModelLedger network · channel [bold]{st.channel}[/]")
+    table.add_column("process", no_wrap=True)
+    table.add_column("address", no_wrap=True)
+    table.add_column("pid", justify="right")
+    table.add_column("health")
+    table.add_column("height", justify="right")
+    table.add_column("RSS MiB", justify="right")
     for p in st.processes:
         health = "[green]healthy[/]" if p.running and p.healthy else f"[red]{p.detail}[/]"
         height = str(p.heights.get(st.channel, "")) if p.kind != "ca" else "-"
-        table.add_row(p.name, p.org, p.address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}")
+        address = p.address.removeprefix("https://")
+        table.add_row(p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}")
     console.print(table)
-    if st.members:
-        for key, values in st.members.items():
-            console.print(f"  {key.replace('_', ' ')}: {', '.join(values)}")
+    for key, values in st.members.items():
+        console.print(f"  {key.replace('_', ' ')}: {', '.join(values)}")
     console.print(
-        f"  total RSS: {st.total_rss_kib / 1024:.0f} MiB · state: {st.state_dir} · "
-        + ("[green]all healthy[/]" if st.healthy else "[red]not healthy[/]")
+        f"  memory: {st.total_rss_kib / 1024:.0f} MiB now, {st.total_peak_rss_kib / 1024:.0f} MiB peak"
+        f" · state: {st.state_dir} · " + ("[green]all healthy[/]" if st.healthy else "[red]not healthy[/]")
     )
 
 

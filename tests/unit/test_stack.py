@@ -1,0 +1,61 @@
+"""Network orchestration without servers: failure reporting and the status command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from modelledger.mlops.cli.app import app
+from modelledger.network import FabricNetwork, NetworkSettings, NodeFailedError
+from typer.testing import CliRunner
+
+
+def _network(tmp_path: Path, timeout: float = 5.0) -> FabricNetwork:
+    return FabricNetwork(NetworkSettings(state_dir=tmp_path, tools_dir=tmp_path / "tools", health_timeout=timeout))
+
+
+def test_a_node_that_exits_is_named_with_its_log(tmp_path: Path) -> None:
+    net = _network(tmp_path)
+    net.supervisor.start("peer0-Org1", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
+    with pytest.raises(NodeFailedError) as exc:
+        net._wait_healthy({"peer0-Org1": lambda: (False, "connection refused")}, "node")
+    assert exc.value.node == "peer0-Org1"
+    assert exc.value.log_path == tmp_path / "network" / "logs" / "peer0-Org1.log"
+    assert "peer0-Org1 failed: node process exited" in str(exc.value)
+
+
+def test_a_node_that_never_gets_healthy_times_out_naming_it(tmp_path: Path) -> None:
+    net = _network(tmp_path, timeout=0.5)
+    net.supervisor.start("orderer2-OrdererOrg", [sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ))
+    try:
+        with pytest.raises(
+            NodeFailedError, match=r"orderer2-OrdererOrg failed: not healthy after 0s \(etcdraft: no leader\)"
+        ):
+            net._wait_healthy({"orderer2-OrdererOrg": lambda: (False, "etcdraft: no leader")}, "node")
+    finally:
+        net.supervisor.stop("orderer2-OrdererOrg")
+
+
+def test_status_json_of_a_stopped_network_says_unhealthy_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("MODELLEDGER_PORT_BASE", "31000")
+    result = CliRunner().invoke(app, ["network", "status", "--json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["healthy"] is False
+    assert doc["channel"] == "mlops"
+    assert {p["name"]: p["detail"] for p in doc["processes"]}["peer0-Org1"] == "not running"
+    assert {p["name"]: p["address"] for p in doc["processes"]}["peer0-Org1"] == "127.0.0.1:31351"
+
+
+def test_bad_settings_are_reported_as_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("MODELLEDGER_PORT_BASE", "seven")
+    result = CliRunner().invoke(app, ["network", "status", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": "MODELLEDGER_PORT_BASE must be an integer, got 'seven'"}
