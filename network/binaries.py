@@ -92,7 +92,11 @@ class FabricBinaries:
         try:
             proc = subprocess.run(argv, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            out = (exc.stdout or "") + (exc.stderr or "") if isinstance(exc.stdout, str) else ""
+            out = "".join(
+                (part.decode(errors="replace") if isinstance(part, bytes) else part)
+                for part in (exc.stdout, exc.stderr)
+                if part
+            )
             raise CommandError([mask(a) for a in argv], -1, mask(f"timed out after {timeout}s\n{out}")) from exc
         output = proc.stdout + proc.stderr
         if proc.returncode != 0:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from modelledger.network.binaries import FabricBinaries
+from modelledger.network.configuration import write_if_changed
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.processes import ProcessInfo, ProcessSupervisor
@@ -143,8 +144,6 @@ class CAServer:
                     "init",
                     "--home",
                     str(self.home),
-                    "-b",
-                    f"{BOOTSTRAP_ADMIN}:{secret}",
                     "--ca.name",
                     self.ca.name,
                     "--csr.cn",
@@ -152,6 +151,8 @@ class CAServer:
                     "--csr.hosts",
                     ",".join(_hosts_for(self.ca.host, (f"ca.{self.org.domain}",))),
                 ],
+                # Secrets go through the environment, never argv (visible in ps).
+                env={"FABRIC_CA_SERVER_BOOT": f"{BOOTSTRAP_ADMIN}:{secret}"},
                 secrets=(secret,),
             )
             (self.home / "fabric-ca-server-config.yaml").chmod(0o600)
@@ -227,7 +228,8 @@ class CAClient:
         home.mkdir(parents=True, exist_ok=True)
         self.bins.run(
             "fabric-ca-client",
-            ["enroll", "-u", url, "--home", str(home), "-M", str(msp_dir), *self._common(), *extra],
+            ["enroll", "--home", str(home), "-M", str(msp_dir), *self._common(), *extra],
+            env={"FABRIC_CA_CLIENT_URL": url},
             secrets=(secret,),
         )
 
@@ -252,8 +254,6 @@ class CAClient:
             self.ca.url,
             "--id.name",
             name,
-            "--id.secret",
-            secret,
             "--id.type",
             id_type,
             "--id.maxenrollments",
@@ -263,7 +263,7 @@ class CAClient:
         if attrs:
             args += ["--id.attrs", ",".join(f"{k}={v}:ecert" for k, v in sorted(attrs.items()))]
         try:
-            self.bins.run("fabric-ca-client", args, secrets=(secret,))
+            self.bins.run("fabric-ca-client", args, env={"FABRIC_CA_CLIENT_ID_SECRET": secret}, secrets=(secret,))
         except CommandError as exc:
             # A previous, interrupted run may have registered it already with this secret.
             if fresh or "already registered" not in exc.output:
@@ -272,7 +272,7 @@ class CAClient:
 
     def enroll_identity(self, name: str, secret: str, msp_dir: Path) -> None:
         """Enrols an identity's signing certificate into ``msp_dir`` and sets up NodeOUs."""
-        if (msp_dir / "signcerts" / "cert.pem").is_file():
+        if (msp_dir / "signcerts" / "cert.pem").is_file() and (msp_dir / "config.yaml").is_file():
             return
         tmp_home = msp_dir.parent / ".ca-client"
         self._enroll(name, secret, msp_dir, tmp_home, [])
@@ -332,10 +332,10 @@ def normalize_msp(msp_dir: Path) -> None:
 
 def write_org_msp(msp_dir: Path, ca_cert: Path) -> None:
     """Writes an organisation's channel MSP: CA and TLS roots plus the NodeOU config."""
+    pem = ca_cert.read_text()
     for sub in ("cacerts", "tlscacerts"):
-        (msp_dir / sub).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ca_cert, msp_dir / sub / "ca.pem")
-    (msp_dir / "config.yaml").write_text(NODE_OU_CONFIG)
+        write_if_changed(msp_dir / sub / "ca.pem", pem)
+    write_if_changed(msp_dir / "config.yaml", NODE_OU_CONFIG)
 
 
 def role_attrs(role: str) -> dict[str, str]:

@@ -36,7 +36,7 @@ def enroll_organization(topo: Topology, org: Organization, layout: NetworkLayout
     for node in org.nodes:
         msp = layout.node_msp(node)
         tls = layout.node_tls(node)
-        if (msp / "signcerts" / "cert.pem").is_file() and tls.cert.is_file():
+        if (msp / "config.yaml").is_file() and tls.cert.is_file():
             continue
         secret = client.register(node.name, node.kind, {})
         client.enroll_identity(node.name, secret, msp)
@@ -49,7 +49,7 @@ def enroll_organization(topo: Topology, org: Organization, layout: NetworkLayout
         # operations /metrics endpoint require mutual TLS.
         needs_tls = role == "admin"
         tls = layout.user_tls(org, role)
-        if (msp / "signcerts" / "cert.pem").is_file() and (not needs_tls or tls.cert.is_file()):
+        if (msp / "config.yaml").is_file() and (not needs_tls or tls.cert.is_file()):
             continue
         secret = client.register(role, "admin" if role == "admin" else "client", role_attrs(role))
         client.enroll_identity(role, secret, msp)

@@ -167,9 +167,12 @@ class ProcessSupervisor:
             time.sleep(0.05)
         else:
             self.kill(info, signal.SIGKILL)
-            while info.alive:
+            kill_deadline = time.monotonic() + 10
+            while info.alive and time.monotonic() < kill_deadline:
                 _reap()
                 time.sleep(0.05)
+            if info.alive:
+                raise OSError(f"{name} (pid {info.pid}) survived SIGKILL")
         self._pid_file(name).unlink(missing_ok=True)
         return True
 

@@ -8,6 +8,7 @@ says so.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import socket
 import time
@@ -41,6 +42,9 @@ from modelledger.network.settings import NetworkSettings
 from modelledger.network.topology import Topology, load_topology
 
 Progress = Callable[[str], None]
+
+# Written into the state folder by ``up``; ``clean`` deletes only folders that carry it.
+STATE_MARKER = ".modelledger-network"
 
 
 @dataclass
@@ -136,7 +140,7 @@ class FabricNetwork:
         t0 = time.monotonic()
         actions: list[str] = []
         topo, layout, bins = self.topology, self.layout, self.bins
-        layout.root.mkdir(parents=True, exist_ok=True)
+        self._claim_state_dir()
 
         # 1. Certificate authorities.
         servers = {o.name: CAServer(o.ca, o, layout, bins) for o in topo.organizations}
@@ -248,7 +252,8 @@ class FabricNetwork:
 
     def wait_heights_converged(self, timeout: float | None = None) -> dict[str, int]:
         """Waits until every orderer and peer reports the same channel height."""
-        deadline = time.monotonic() + (timeout or self.settings.health_timeout)
+        limit = self.settings.health_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         want = {n.id for n in self.topology.nodes}
         while True:
             heights = self.heights()
@@ -263,14 +268,15 @@ class FabricNetwork:
 
     def wait_raft_leader(self, timeout: float | None = None) -> str:
         """Waits until one running orderer reports itself Raft leader of the channel."""
-        deadline = time.monotonic() + (timeout or self.settings.health_timeout)
+        limit = self.settings.health_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         topo = self.topology
         while True:
             for n in topo.orderers:
                 if self.supervisor.running(n.id) and orderer_is_leader(topo, n, self.layout).get(topo.channel):
                     return n.id
             if time.monotonic() > deadline:
-                raise NetworkError(f"no Raft leader for channel {topo.channel} after {timeout}s")
+                raise NetworkError(f"no Raft leader for channel {topo.channel} after {limit:.0f}s")
             time.sleep(0.25)
 
     # ------------------------------------------------------------------ down / clean
@@ -286,11 +292,40 @@ class FabricNetwork:
         return stopped
 
     def clean(self) -> list[str]:
-        """Stops everything and deletes all generated state."""
+        """Stops everything and deletes all generated state.
+
+        Raises:
+            NetworkError: If the folder exists but was not created by ``up`` (no marker):
+                nothing is deleted then.
+        """
+        root = self.layout.root
+        if root.exists() and not (root / STATE_MARKER).is_file():
+            raise NetworkError(f"refusing to delete {root}: it has no {STATE_MARKER} marker, so it was not made by us")
         stopped = self.down()
-        if self.layout.root.exists():
-            shutil.rmtree(self.layout.root)
+        if root.exists():
+            shutil.rmtree(root)
         return stopped
+
+    def _fingerprint(self) -> str:
+        """Identifies the topology (after the port shift) that the state was generated for."""
+        return hashlib.sha256(repr(self.topology).encode()).hexdigest()
+
+    def _claim_state_dir(self) -> None:
+        """Marks the state folder as ours, or checks it was made for this same topology."""
+        root = self.layout.root
+        marker = root / STATE_MARKER
+        if root.exists() and any(root.iterdir()) and not marker.is_file():
+            raise NetworkError(f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR")
+        if marker.is_file():
+            recorded = marker.read_text().strip()
+            if recorded != self._fingerprint():
+                raise NetworkError(
+                    f"the network in {root} was generated for a different topology or port base; "
+                    "run `make clean` first, or use another MODELLEDGER_STATE_DIR"
+                )
+            return
+        root.mkdir(parents=True, exist_ok=True)
+        marker.write_text(self._fingerprint() + "\n")
 
     # ------------------------------------------------------------------ status
     def status(self, with_members: bool = True) -> NetworkStatus:

@@ -26,6 +26,7 @@ build_set() {
   local pkgs=("$@") stamp="$TOOLS_DIR/stamps/$name" want missing=0
   want="$modver ${pkgs[*]} $ldflags"
   for p in "${pkgs[@]}"; do [[ -x "$BIN/$(basename "$p")" ]] || missing=1; done
+  [[ -f "$TOOLS_DIR/src/$name/go.mod" ]] || missing=1
   if [[ $missing == 0 && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     echo "tools: $name $modver is up to date"
     return 0
@@ -62,7 +63,12 @@ build_set fabric-ca "$CM@$FABRIC_CA_MODULE_VERSION" \
   "$CM/cmd/fabric-ca-server" "$CM/cmd/fabric-ca-client"
 
 # Where the stock core.yaml / orderer.yaml live: the installed Fabric module.
-FABRIC_SRC="$(cd "$TOOLS_DIR/src/fabric" && go list -m -f '{{.Dir}}' "$FM")"
+# `go mod download` restores the module if the Go module cache was cleaned since.
+FABRIC_SRC="$(cd "$TOOLS_DIR/src/fabric" && go mod download "$FM" && go list -m -f '{{.Dir}}' "$FM")"
+if [[ ! -f "$FABRIC_SRC/sampleconfig/core.yaml" ]]; then
+  echo "tools: stock core.yaml not found under '$FABRIC_SRC'" >&2
+  exit 1
+fi
 echo "$FABRIC_SRC/sampleconfig" > "$TOOLS_DIR/fabric-sampleconfig.path"
 
 echo "tools: ready in $BIN ($(( $(now) - T0 ))s)"

@@ -9,6 +9,7 @@ import typer
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.stack import NetworkStatus
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
@@ -34,13 +35,13 @@ def render_status(st: NetworkStatus) -> None:
     table.add_column("height", justify="right")
     table.add_column("RSS MiB", justify="right")
     for p in st.processes:
-        health = "[green]healthy[/]" if p.running and p.healthy else f"[red]{p.detail}[/]"
+        health = "[green]healthy[/]" if p.running and p.healthy else f"[red]{escape(p.detail)}[/]"
         height = str(p.heights.get(st.channel, "")) if p.kind != "ca" else "-"
         address = p.address.removeprefix("https://")
         table.add_row(p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}")
     console.print(table)
     for key, values in st.members.items():
-        console.print(f"  {key.replace('_', ' ')}: {', '.join(values)}")
+        console.print(f"  {key.replace('_', ' ')}: {escape(', '.join(values))}")
     console.print(
         f"  memory: {st.total_rss_kib / 1024:.0f} MiB now, {st.total_peak_rss_kib / 1024:.0f} MiB peak"
         f" · state: {st.state_dir} · " + ("[green]all healthy[/]" if st.healthy else "[red]not healthy[/]")
@@ -73,7 +74,7 @@ def up(as_json: JsonOpt = False) -> None:
         return
     if report.actions:
         for a in report.actions:
-            console.print(f"  • {a}")
+            console.print(f"  • {escape(a)}")
         console.print(
             f"network up in {report.seconds:.1f}s (nodes healthy {report.seconds_to_healthy:.1f}s after start)"
         )

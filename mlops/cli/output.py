@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,5 +23,5 @@ def fail(message: str, as_json: bool, code: int = 1) -> None:
     if as_json:
         emit_json({"error": message})
     else:
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise SystemExit(code)

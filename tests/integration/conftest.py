@@ -7,6 +7,7 @@ wipes it afterwards. Missing tools are a failure with instructions, never a skip
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from collections.abc import Iterator
@@ -35,7 +36,8 @@ def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
     """A port base at which every port of the topology is free now."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 55000, 100)
+        # Below Linux's ephemeral range (32768+), so outgoing connections never take our ports.
+        base = rng.randrange(10000, 31000, 100)
         topo = load_topology(topology, base)
         if _ports_free("127.0.0.1", topo.all_ports()):
             return base
@@ -45,7 +47,7 @@ def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
 @pytest.fixture(scope="session")
 def tools_dir() -> Path:
     """The installed tools; fails (does not skip) if `make tools` has not run."""
-    path = REPO_ROOT / ".tools"
+    path = NetworkSettings.from_env().tools_dir if os.environ.get("MODELLEDGER_TOOLS_DIR") else REPO_ROOT / ".tools"
     try:
         FabricBinaries.locate(path)
     except ToolsMissingError as exc:

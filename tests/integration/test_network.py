@@ -84,7 +84,9 @@ def test_network_up_twice_changes_nothing(network: FabricNetwork) -> None:
 
 def test_config_update_commits_with_one_raft_orderer_down(network: FabricNetwork) -> None:
     topo, sup = network.topology, network.supervisor
-    victim = topo.orderers[2]
+    # Kill the Raft leader, so the survivors must elect a new one before ordering.
+    leader = network.wait_raft_leader()
+    victim = next(n for n in topo.orderers if n.id == leader)
     heights_before = network.wait_heights_converged()
     sup.kill(sup.running(victim.id), signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -95,7 +97,7 @@ def test_config_update_commits_with_one_raft_orderer_down(network: FabricNetwork
     def slower_batches(config: dict) -> None:
         config["channel_group"]["groups"]["Orderer"]["values"]["BatchTimeout"]["value"]["timeout"] = "1500ms"
 
-    survivor = topo.orderers[0]
+    survivor = next(n for n in topo.orderers if n.id != leader)
     update_config(
         topo, network.layout, network.bins, slower_batches, signers=[topo.org("OrdererOrg")], orderer=survivor
     )
@@ -107,6 +109,15 @@ def test_config_update_commits_with_one_raft_orderer_down(network: FabricNetwork
     assert report.actions == [f"started {victim.id}"]
     heights_after = network.wait_heights_converged(timeout=60)
     assert set(heights_after.values()) == {next(iter(heights_before.values())) + 1}
+
+
+def test_no_secret_appears_in_any_log(network: FabricNetwork) -> None:
+    secrets = [p.read_text().strip() for p in (network.layout.root / "secrets").rglob("*.secret")]
+    assert len(secrets) >= 3 + 2 * 7 + 4  # CA registrars, app-org nodes and roles, orderer org
+    logs = {p: p.read_text(errors="replace") for p in (network.layout.root / "logs").glob("*.log")}
+    assert len(logs) == 8
+    leaks = [(str(p.name), s[:4]) for p, text in logs.items() for s in secrets if s in text]
+    assert leaks == []
 
 
 def test_down_then_up_keeps_heights_and_identities(network: FabricNetwork) -> None:

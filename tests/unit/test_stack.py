@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from modelledger.mlops.cli.app import app
-from modelledger.network import FabricNetwork, NetworkSettings, NodeFailedError
+from modelledger.network import FabricNetwork, NetworkError, NetworkSettings, NodeFailedError
 from typer.testing import CliRunner
 
 
@@ -59,3 +59,26 @@ def test_bad_settings_are_reported_as_errors(tmp_path: Path, monkeypatch: pytest
     result = CliRunner().invoke(app, ["network", "status", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"error": "MODELLEDGER_PORT_BASE must be an integer, got 'seven'"}
+
+
+def test_clean_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    precious = tmp_path / "network" / "keep.txt"
+    precious.parent.mkdir()
+    precious.write_text("not ours")
+    net = _network(tmp_path)
+    with pytest.raises(NetworkError, match=r"refusing to delete .*network: it has no \.modelledger-network marker"):
+        net.clean()
+    assert precious.read_text() == "not ours"
+    with pytest.raises(NetworkError, match="was not made by ModelLedger"):
+        net._claim_state_dir()
+
+
+def test_state_made_for_another_port_base_is_refused(tmp_path: Path) -> None:
+    first = FabricNetwork(NetworkSettings(state_dir=tmp_path, tools_dir=tmp_path, port_base=20000))
+    first._claim_state_dir()
+    first._claim_state_dir()  # same topology: fine, idempotent
+    other = FabricNetwork(NetworkSettings(state_dir=tmp_path, tools_dir=tmp_path, port_base=21000))
+    with pytest.raises(NetworkError, match="generated for a different topology or port base"):
+        other._claim_state_dir()
+    assert other.clean() == []  # our marker is there, so clean may wipe it
+    assert not (tmp_path / "network").exists()
