@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.errors import CommandError, NetworkError

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.settings import PACKAGE_DIR
 from modelledger.network.topology import Organization, Topology

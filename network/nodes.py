@@ -180,20 +180,21 @@ def _metrics(topo: Topology, node: Node, layout: NetworkLayout) -> str:
         return ""
 
 
-_LEADER_RE = re.compile(r'^consensus_etcdraft_is_leader\{channel="([^"]+)"\}\s+([0-9.e+]+)$', re.M)
+def channel_gauge(metrics: str, name: str) -> dict[str, float]:
+    """Values of the per-channel Prometheus gauge ``name{channel="..."}`` in ``metrics``."""
+    pattern = re.compile(rf'^{re.escape(name)}\{{channel="([^"]+)"\}}\s+(\S+)$', re.M)
+    return {ch: float(v) for ch, v in pattern.findall(metrics)}
 
 
 def orderer_is_leader(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, bool]:
     """Whether an orderer is the Raft leader, per channel (from its metrics)."""
-    return {ch: float(v) == 1.0 for ch, v in _LEADER_RE.findall(_metrics(topo, node, layout))}
-
-
-_HEIGHT_RE = re.compile(r'^ledger_blockchain_height\{channel="([^"]+)"\}\s+([0-9.e+]+)$', re.M)
+    gauge = channel_gauge(_metrics(topo, node, layout), "consensus_etcdraft_is_leader")
+    return {ch: v == 1.0 for ch, v in gauge.items()}
 
 
 def peer_heights(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, int]:
     """A peer's ledger height per channel, from its Prometheus metrics."""
-    return {ch: int(float(v)) for ch, v in _HEIGHT_RE.findall(_metrics(topo, node, layout))}
+    return {ch: int(v) for ch, v in channel_gauge(_metrics(topo, node, layout), "ledger_blockchain_height").items()}
 
 
 def orderer_channels(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, dict[str, object]]:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -42,6 +43,18 @@ def _status_kib(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def first_busy_port(host: str, ports: list[int] | tuple[int, ...]) -> tuple[int, OSError] | None:
+    """The first of ``ports`` that cannot be bound on ``host`` now, with the error, or None."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                return port, exc
+    return None
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
+
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import CAServer, ca_health
 from modelledger.network.channel import (
@@ -37,9 +37,9 @@ from modelledger.network.nodes import (
     peer_heights,
     start_node,
 )
-from modelledger.network.processes import ProcessSupervisor
+from modelledger.network.processes import ProcessInfo, ProcessSupervisor, first_busy_port
 from modelledger.network.settings import NetworkSettings
-from modelledger.network.topology import Topology, load_topology
+from modelledger.network.topology import Node, Topology, load_topology
 
 Progress = Callable[[str], None]
 
@@ -175,8 +175,7 @@ class FabricNetwork:
         started = []
         for node in topo.nodes:
             if self.supervisor.running(node.id) is None:
-                ports = [p for p in (node.port, node.operations_port, node.admin_port, node.chaincode_port) if p]
-                self._check_ports_free(node.id, ports, node.host)
+                self._check_ports_free(node.id, node.ports, node.host)
                 say(f"starting {node.id}")
                 start_node(topo, node, layout, bins, self.supervisor)
                 started.append(node.id)
@@ -200,17 +199,14 @@ class FabricNetwork:
             actions.append("wrote the connection profile")
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
-    def _check_ports_free(self, name: str, ports: list[int], host: str) -> None:
-        for port in ports:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((host, port))
-                except OSError as exc:
-                    raise NetworkError(
-                        f"cannot start {name}: port {host}:{port} is already in use by another "
-                        f"program ({exc.strerror}); stop it or set MODELLEDGER_PORT_BASE"
-                    ) from exc
+    def _check_ports_free(self, name: str, ports: list[int] | tuple[int, ...], host: str) -> None:
+        busy = first_busy_port(host, ports)
+        if busy is not None:
+            port, exc = busy
+            raise NetworkError(
+                f"cannot start {name}: port {host}:{port} is already in use by another "
+                f"program ({exc.strerror}); stop it or set MODELLEDGER_PORT_BASE"
+            ) from exc
 
     def _wait_healthy(self, checks: dict[str, Callable[[], tuple[bool, str]]], what: str) -> None:
         deadline = time.monotonic() + self.settings.health_timeout
@@ -236,16 +232,19 @@ class FabricNetwork:
                 )
             time.sleep(0.25)
 
+    def _node_heights(self, node: Node) -> dict[str, int]:
+        """A node's height per channel (peers from metrics, orderers from the admin API)."""
+        if node.kind == "peer":
+            return peer_heights(self.topology, node, self.layout)
+        channels = orderer_channels(self.topology, node, self.layout)
+        return {ch: int(v.get("height", 0)) for ch, v in channels.items()}
+
     def heights(self) -> dict[str, int]:
-        """Channel height per node (peers from metrics, orderers from the admin API)."""
-        topo, layout = self.topology, self.layout
+        """The channel's height per node that reports one."""
+        channel = self.topology.channel
         result: dict[str, int] = {}
-        for n in topo.orderers:
-            info = orderer_channels(topo, n, layout).get(topo.channel)
-            if info is not None:
-                result[n.id] = int(info.get("height", 0))
-        for n in topo.peers:
-            h = peer_heights(topo, n, layout).get(topo.channel)
+        for n in self.topology.nodes:
+            h = self._node_heights(n).get(channel)
             if h is not None:
                 result[n.id] = h
         return result
@@ -335,16 +334,12 @@ class FabricNetwork:
         for org in topo.organizations:
             info = self.supervisor.running(org.ca.name)
             ok, detail = ca_health(org.ca, layout) if info else (False, "not running")
-            procs.append(self._process_status(org.ca.name, "ca", org.name, org.ca.url, ok, detail, {}))
+            procs.append(self._process_status(org.ca.name, info, "ca", org.name, org.ca.url, ok, detail, {}))
         for n in topo.nodes:
             info = self.supervisor.running(n.id)
             ok, detail = node_health(topo, n, layout) if info else (False, "not running")
-            heights: dict[str, int] = {}
-            if info and n.kind == "peer":
-                heights = peer_heights(topo, n, layout)
-            elif info:
-                heights = {ch: int(v.get("height", 0)) for ch, v in orderer_channels(topo, n, layout).items()}
-            procs.append(self._process_status(n.id, n.kind, n.org, n.address, ok, detail, heights))
+            heights = self._node_heights(n) if info else {}
+            procs.append(self._process_status(n.id, info, n.kind, n.org, n.address, ok, detail, heights))
         members: dict[str, list[str]] = {}
         if with_members and all(p.running for p in procs if p.kind in ("peer", "orderer")):
             try:
@@ -354,9 +349,16 @@ class FabricNetwork:
         return NetworkStatus(topo.channel, procs, members, str(layout.root))
 
     def _process_status(
-        self, name: str, kind: str, org: str, address: str, ok: bool, detail: str, heights: dict[str, int]
+        self,
+        name: str,
+        info: ProcessInfo | None,
+        kind: str,
+        org: str,
+        address: str,
+        ok: bool,
+        detail: str,
+        heights: dict[str, int],
     ) -> ProcessStatus:
-        info = self.supervisor.running(name)
         return ProcessStatus(
             name=name,
             kind=kind,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
 from modelledger.network.errors import TopologyError
 
 ROLES = ("data_scientist", "registrar", "approver", "operator", "auditor", "admin")
@@ -75,6 +76,11 @@ class Node:
     def id(self) -> str:
         """Unique process name, e.g. ``peer0-Org1``."""
         return f"{self.name}-{self.org}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port the node listens on."""
+        return tuple(p for p in (self.port, self.operations_port, self.admin_port, self.chaincode_port) if p)
 
     @property
     def address(self) -> str:
@@ -167,7 +173,7 @@ class Topology:
         for o in self.organizations:
             ports += [o.ca.port, o.ca.operations_port]
         for n in self.nodes:
-            ports += [p for p in (n.port, n.operations_port, n.admin_port, n.chaincode_port) if p]
+            ports += n.ports
         return ports
 
 
@@ -308,9 +314,7 @@ def _check_unique(topo: Topology) -> None:
     for o in topo.organizations:
         entries = [(o.ca.host, o.ca.port, o.ca.name), (o.ca.host, o.ca.operations_port, o.ca.name)]
         for n in o.nodes:
-            entries += [
-                (n.host, p, n.id) for p in (n.port, n.operations_port, n.admin_port, n.chaincode_port) if p is not None
-            ]
+            entries += [(n.host, p, n.id) for p in n.ports]
         for host, port, owner in entries:
             if (host, port) in seen:
                 raise TopologyError(f"topology: port {host}:{port} is used twice ({seen[(host, port)]} and {owner})")

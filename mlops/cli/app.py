@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from modelledger.mlops.cli import network
 
 app = typer.Typer(

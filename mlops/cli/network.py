@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.stack import NetworkStatus
-from rich.markup import escape
-from rich.table import Table
 
 app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
 

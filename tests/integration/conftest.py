@@ -7,29 +7,18 @@ wipes it afterwards. Missing tools are a failure with instructions, never a skip
 
 from __future__ import annotations
 
-import os
 import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.errors import ToolsMissingError
-from modelledger.network.settings import DEFAULT_TOPOLOGY, REPO_ROOT
+from modelledger.network.processes import first_busy_port
+from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
-
-
-def _ports_free(host: str, ports: list[int]) -> bool:
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError:
-                return False
-    return True
 
 
 def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
@@ -39,7 +28,7 @@ def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
         # Below Linux's ephemeral range (32768+), so outgoing connections never take our ports.
         base = rng.randrange(10000, 31000, 100)
         topo = load_topology(topology, base)
-        if _ports_free("127.0.0.1", topo.all_ports()):
+        if first_busy_port("127.0.0.1", topo.all_ports()) is None:
             return base
     raise RuntimeError("no free port range found for a test network")
 
@@ -47,7 +36,7 @@ def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
 @pytest.fixture(scope="session")
 def tools_dir() -> Path:
     """The installed tools; fails (does not skip) if `make tools` has not run."""
-    path = NetworkSettings.from_env().tools_dir if os.environ.get("MODELLEDGER_TOOLS_DIR") else REPO_ROOT / ".tools"
+    path = NetworkSettings.from_env().tools_dir
     try:
         FabricBinaries.locate(path)
     except ToolsMissingError as exc:

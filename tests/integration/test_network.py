@@ -12,6 +12,7 @@ import time
 
 import pytest
 from cryptography import x509
+
 from modelledger.network import FabricNetwork
 from modelledger.network.channel import fetch_config, update_config
 from modelledger.network.topology import ROLE_ATTRIBUTE, ROLES

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from modelledger.network.configuration import (
     CCAAS_BUILDER_DIR,
     CHANNEL_PROFILE,
@@ -13,7 +14,7 @@ from modelledger.network.configuration import (
     write_if_changed,
 )
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.nodes import orderer_env, peer_admin_env, peer_env
+from modelledger.network.nodes import channel_gauge, orderer_env, peer_admin_env, peer_env
 from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
 
@@ -100,3 +101,16 @@ def test_write_if_changed_leaves_identical_files_alone(tmp_path: Path) -> None:
     assert f.stat().st_mtime_ns == mtime
     assert write_if_changed(f, "x: 2\n") is True
     assert f.read_text() == "x: 2\n"
+
+
+def test_channel_gauge_reads_only_the_named_metric_per_channel() -> None:
+    text = (
+        "# TYPE ledger_blockchain_height gauge\n"
+        'ledger_blockchain_height{channel="mlops"} 7\n'
+        'ledger_blockchain_height{channel="other"} 1.2e+01\n'
+        'ledger_blockchain_height_total{channel="mlops"} 99\n'
+        'consensus_etcdraft_is_leader{channel="mlops"} 1\n'
+    )
+    assert channel_gauge(text, "ledger_blockchain_height") == {"mlops": 7.0, "other": 12.0}
+    assert channel_gauge(text, "consensus_etcdraft_is_leader") == {"mlops": 1.0}
+    assert channel_gauge("", "ledger_blockchain_height") == {}

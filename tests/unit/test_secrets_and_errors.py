@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import NODE_OU_CONFIG, normalize_msp, read_or_create_secret
 from modelledger.network.errors import CommandError, ToolsMissingError

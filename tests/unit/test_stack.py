@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from modelledger.mlops.cli.app import app
 from modelledger.network import FabricNetwork, NetworkError, NetworkSettings, NodeFailedError
-from typer.testing import CliRunner
 
 
 def _network(tmp_path: Path, timeout: float = 5.0) -> FabricNetwork:

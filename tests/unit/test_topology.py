@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from modelledger.network.errors import TopologyError
 from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology, parse_topology
