@@ -34,13 +34,13 @@ tools: ## Build the pinned Fabric and Fabric CA binaries into .tools/ (seconds w
 demo: up ## Bring everything up and print its status
 
 .PHONY: up
-up: network-up ## Bring the stack up (idempotent)
+up: network-up deploy-chaincode ## Bring the stack up: network, then chaincode (idempotent)
 
 .PHONY: down
 down: network-down ## Stop the stack, keeping all data
 
 .PHONY: status
-status: network-status ## Status of the stack
+status: network-status ## Status of the stack (nodes, chaincode servers)
 
 .PHONY: clean
 clean: network-clean ## Stop the stack and wipe all generated state
@@ -66,9 +66,27 @@ network-logs: install ## Last lines of every node's log (one node: make network-
 network-clean: install ## Stop the network and delete its state
 	@$(CLI) network clean
 
+# --- chaincode ----------------------------------------------------------------------------
+.PHONY: deploy-chaincode
+deploy-chaincode: install ## Build, install, approve and commit the registry chaincode; start its servers (idempotent)
+	@$(CLI) chaincode deploy
+
+.PHONY: upgrade-chaincode
+upgrade-chaincode: install ## Deploy chaincode/ as the next version and sequence; state is kept
+	@$(CLI) chaincode upgrade
+
+.PHONY: chaincode-status
+chaincode-status: install ## Committed definition and chaincode server health
+	@$(CLI) chaincode status $(if $(JSON),--json)
+
+.PHONY: chaincode-check
+chaincode-check: ## go vet, Go unit tests with coverage (>= 85%), determinism check, a short fuzz run
+	@bash chaincode/check.sh
+
 # --- quality ------------------------------------------------------------------------------
 .PHONY: test
-test: install tools ## Unit tests, then integration tests against real Fabric nodes
+test: install tools ## Chaincode checks, unit tests, then integration tests against real Fabric nodes
+	@bash chaincode/check.sh
 	$(PY) -m pytest tests/unit -q
 	$(PY) -m pytest tests/integration -q -m integration
 
@@ -77,5 +95,6 @@ test-unit: install ## Unit tests only (no servers)
 	$(PY) -m pytest tests/unit -q
 
 .PHONY: lint
-lint: install ## ruff
+lint: install ## ruff, and gofmt on the chaincode
 	$(VENV)/bin/ruff check network sdk mlops tests
+	@unformatted="$$(gofmt -l chaincode)"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

@@ -104,3 +104,32 @@ class NetworkLayout:
     def ledger_dir(self, node: Node) -> Path:
         """A node's ledger, state database and (orderers) Raft WAL and snapshots."""
         return self.root / "ledgers" / node.id
+
+    # --- chaincode as a service ----------------------------------------------------------
+    @property
+    def chaincode_dir(self) -> Path:
+        """Chaincode binaries, packages, server TLS and the deployment record."""
+        return self.root / "chaincode"
+
+    @property
+    def chaincode_record(self) -> Path:
+        """What was deployed last: sequence, version, source digest, binary, package ids."""
+        return self.chaincode_dir / "deployed.json"
+
+    def chaincode_binary(self, name: str, source_digest: str) -> Path:
+        """The chaincode server built from one version of the source."""
+        return self.chaincode_dir / "bin" / f"{name}-{source_digest[:16]}"
+
+    def chaincode_package(self, org: Organization | str, label: str) -> Path:
+        """An organisation's ccaas package (its connection.json names that org's server)."""
+        return self.org_dir(org) / "chaincode" / f"{label}.tar.gz"
+
+    def chaincode_server_tls(self, org: Organization | str) -> NodeTLS:
+        """TLS server certificate of an organisation's chaincode server."""
+        d = self.org_dir(org) / "chaincode" / "tls"
+        return NodeTLS(d / "server.crt", d / "server.key", d / "ca.crt")
+
+    def chaincode_client_tls(self, org: Organization | str) -> NodeTLS:
+        """TLS client certificate the org's peers present to its chaincode server."""
+        d = self.org_dir(org) / "chaincode" / "tls"
+        return NodeTLS(d / "client.crt", d / "client.key", d / "ca.crt")

@@ -65,6 +65,8 @@ class ProcessInfo:
     pid: int
     start_time: int
     log_path: Path
+    argv0: str = ""
+    tag: str = ""
 
     @property
     def alive(self) -> bool:
@@ -100,7 +102,14 @@ class ProcessSupervisor:
         """The recorded process ``name``, alive or not, or None if never started."""
         try:
             data = json.loads(self._pid_file(name).read_text())
-            return ProcessInfo(name, int(data["pid"]), int(data["start_time"]), self.log_path(name))
+            return ProcessInfo(
+                name,
+                int(data["pid"]),
+                int(data["start_time"]),
+                self.log_path(name),
+                str(data.get("argv0", "")),
+                str(data.get("tag", "")),
+            )
         except (OSError, ValueError, KeyError):
             return None
 
@@ -115,7 +124,9 @@ class ProcessSupervisor:
             return []
         return sorted(p.stem for p in self.pid_dir.glob("*.pid"))
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> ProcessInfo:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None, tag: str = ""
+    ) -> ProcessInfo:
         """Starts ``argv`` detached, unless ``name`` already runs.
 
         Args:
@@ -123,6 +134,7 @@ class ProcessSupervisor:
             argv: Command and arguments.
             env: The complete environment of the process.
             cwd: Working directory.
+            tag: A short note kept in the pid file (e.g. which package a chaincode server serves).
 
         Returns:
             The running process.
@@ -154,12 +166,12 @@ class ProcessSupervisor:
         if start_time is None:
             start_time = -1  # exited at once; recorded so the log can be pointed at
         tmp = self._pid_file(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "start_time": start_time, "argv0": argv[0]}))
+        tmp.write_text(json.dumps({"pid": proc.pid, "start_time": start_time, "argv0": argv[0], "tag": tag}))
         tmp.replace(self._pid_file(name))
         # Popen objects are dropped on purpose: the process outlives this one.
         # Reap it if it exits while we are still running, so it does not linger as a zombie.
         _ZOMBIE_GUARD.append(proc)
-        return ProcessInfo(name, proc.pid, start_time, log)
+        return ProcessInfo(name, proc.pid, start_time, log, argv[0], tag)
 
     def stop(self, name: str, timeout: float = 15.0) -> bool:
         """Stops the process ``name`` (SIGTERM, then SIGKILL after ``timeout``).

@@ -19,6 +19,7 @@ import yaml
 
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import CAServer, ca_health
+from modelledger.network.chaincode import ChaincodeDeployment, server_name
 from modelledger.network.channel import (
     channel_members,
     create_genesis_block,
@@ -128,6 +129,11 @@ class FabricNetwork:
             self._bins = FabricBinaries.locate(self.settings.tools_dir)
         return self._bins
 
+    @property
+    def chaincode(self) -> ChaincodeDeployment:
+        """The registry chaincode of this network (deploy, upgrade, servers)."""
+        return ChaincodeDeployment(self.topology, self.layout, self.bins, self.supervisor, self.settings.health_timeout)
+
     # ------------------------------------------------------------------ up
     def up(self, progress: Progress | None = None) -> UpReport:
         """Brings the whole network up, doing only what is missing.
@@ -197,6 +203,9 @@ class FabricNetwork:
         # 6. Connection profile for clients.
         if write_if_changed(layout.connection_profile, self.connection_profile_yaml()):
             actions.append("wrote the connection profile")
+
+        # 7. Chaincode servers of a deployed chaincode (deploying is `chaincode deploy`).
+        actions += [f"started {name}" for name in self.chaincode.start_servers()]
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     def _check_ports_free(self, name: str, ports: list[int] | tuple[int, ...], host: str) -> None:
@@ -282,7 +291,8 @@ class FabricNetwork:
     def down(self) -> list[str]:
         """Stops every process this network started (nodes first, then CAs); keeps all data."""
         stopped = []
-        order = [n.id for n in self.topology.peers] + [n.id for n in self.topology.orderers]
+        order = [server_name(self.topology, o) for o in self.topology.application_orgs]
+        order += [n.id for n in self.topology.peers] + [n.id for n in self.topology.orderers]
         order += [ca.name for ca in self.topology.cas]
         order += [n for n in self.supervisor.names() if n not in order]
         for name in order:
@@ -340,6 +350,14 @@ class FabricNetwork:
             ok, detail = node_health(topo, n, layout) if info else (False, "not running")
             heights = self._node_heights(n) if info else {}
             procs.append(self._process_status(n.id, info, n.kind, n.org, n.address, ok, detail, heights))
+        if layout.chaincode_record.is_file():
+            cc = self.chaincode
+            for org in topo.application_orgs:
+                name = server_name(topo, org)
+                info = self.supervisor.running(name)
+                ok, detail = cc.server_health(org) if info else (False, "not running")
+                address = org.chaincode_server.address if org.chaincode_server else ""
+                procs.append(self._process_status(name, info, "chaincode", org.name, address, ok, detail, {}))
         members: dict[str, list[str]] = {}
         if with_members and all(p.running for p in procs if p.kind in ("peer", "orderer")):
             try:
@@ -409,4 +427,5 @@ class FabricNetwork:
     def logs(self) -> dict[str, str]:
         """Log file path per process name."""
         names = [ca.name for ca in self.topology.cas] + [n.id for n in self.topology.nodes]
+        names += [n for n in self.supervisor.names() if n not in names]
         return {n: str(self.supervisor.log_path(n)) for n in names}

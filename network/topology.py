@@ -21,6 +21,7 @@ ROLE_ATTRIBUTE = "modelledger.role"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 _MSP_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.-]{0,62}$")
 _CHANNEL_RE = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
+_CHAINCODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 OrgType = Literal["orderer", "application"]
 
@@ -110,6 +111,7 @@ class Organization:
     type: OrgType
     ca: CA
     nodes: tuple[Node, ...]
+    chaincode_server: Endpoint | None = None
 
     @property
     def orderers(self) -> tuple[Node, ...]:
@@ -129,6 +131,7 @@ class Topology:
     channel: str
     roles: tuple[str, ...]
     organizations: tuple[Organization, ...]
+    chaincode: str = "registry"
 
     @property
     def orderer_orgs(self) -> tuple[Organization, ...]:
@@ -172,6 +175,8 @@ class Topology:
         ports: list[int] = []
         for o in self.organizations:
             ports += [o.ca.port, o.ca.operations_port]
+            if o.chaincode_server is not None:
+                ports.append(o.chaincode_server.port)
         for n in self.nodes:
             ports += n.ports
         return ports
@@ -292,9 +297,22 @@ def parse_topology(data: Any, port_base: int | None = None) -> Topology:
             )
         if not nodes:
             raise TopologyError(f"{where}.nodes: at least one enabled node is required")
-        orgs.append(Organization(name, msp_id, domain, org_type, ca, tuple(nodes)))
+        cc_server = None
+        if org_type == "application":
+            cwhere = f"{where}.chaincode_server"
+            raw_cc = _require(raw, "chaincode_server", where)
+            cc_server = Endpoint(
+                host=_host(_require(raw_cc, "host", cwhere), f"{cwhere}.host"),
+                port=_port(_require(raw_cc, "port", cwhere), f"{cwhere}.port", shift),
+            )
+        elif "chaincode_server" in raw:
+            raise TopologyError(f"{where}.chaincode_server: only application organisations run chaincode")
+        orgs.append(Organization(name, msp_id, domain, org_type, ca, tuple(nodes), cc_server))
 
-    topo = Topology(channel=channel, roles=roles, organizations=tuple(orgs))
+    chaincode = data.get("chaincode", "registry")
+    if not isinstance(chaincode, str) or not _CHAINCODE_RE.match(chaincode):
+        raise TopologyError(f"topology.chaincode: must match {_CHAINCODE_RE.pattern}, got {chaincode!r}")
+    topo = Topology(channel=channel, roles=roles, organizations=tuple(orgs), chaincode=chaincode)
     _check_unique(topo)
     return topo
 
@@ -313,6 +331,8 @@ def _check_unique(topo: Topology) -> None:
     seen: dict[tuple[str, int], str] = {}
     for o in topo.organizations:
         entries = [(o.ca.host, o.ca.port, o.ca.name), (o.ca.host, o.ca.operations_port, o.ca.name)]
+        if o.chaincode_server is not None:
+            entries.append((o.chaincode_server.host, o.chaincode_server.port, f"chaincode server of {o.name}"))
         for n in o.nodes:
             entries += [(n.host, p, n.id) for p in n.ports]
         for host, port, owner in entries:

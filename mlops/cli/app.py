@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelledger.mlops.cli import network
+from modelledger.mlops.cli import chaincode, network
 
 app = typer.Typer(
     help="ModelLedger: prove which model ran, where it came from and who signed off.",
@@ -12,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(network.app, name="network")
+app.add_typer(chaincode.app, name="chaincode")
 
 
 def main() -> None:

@@ -124,8 +124,9 @@ def test_no_secret_appears_in_any_log(network: FabricNetwork) -> None:
 def test_down_then_up_keeps_heights_and_identities(network: FabricNetwork) -> None:
     heights = network.wait_heights_converged()
     files = _digest_tree(network)
+    running = sorted(_pids(network))
     stopped = network.down()
-    assert len(stopped) == 8
+    assert sorted(stopped) == running and len(stopped) >= 8
     assert network.supervisor.names() == []
     assert all(not p.running for p in network.status(with_members=False).processes)
 
@@ -134,3 +135,6 @@ def test_down_then_up_keeps_heights_and_identities(network: FabricNetwork) -> No
     assert not any(a.startswith(("enrolled", "joined", "created")) for a in report.actions)
     assert network.wait_heights_converged() == heights
     assert _digest_tree(network) == files
+    # Everything that ran before runs again, chaincode servers included.
+    assert sorted(_pids(network)) == running
+    assert network.status(with_members=False).healthy

@@ -1,0 +1,95 @@
+"""``modelledger chaincode``: deploy, upgrade and inspect the registry chaincode."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from modelledger.mlops.cli.network import JsonOpt, _network
+from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.network import NetworkError
+from modelledger.network.chaincode import DeployReport
+
+app = typer.Typer(help="Deploy and run the registry chaincode (chaincode as a service).", no_args_is_help=True)
+
+
+def _report(report: DeployReport, as_json: bool, what: str) -> None:
+    if as_json:
+        emit_json(
+            {
+                "name": report.name,
+                "version": report.version,
+                "sequence": report.sequence,
+                "actions": report.actions,
+                "warnings": report.warnings,
+                "seconds": round(report.seconds, 2),
+            }
+        )
+        return
+    for a in report.actions:
+        console.print(f"  • {escape(a)}")
+    for w in report.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
+    head = f"{report.name} {report.version} (sequence {report.sequence})"
+    if report.actions:
+        console.print(f"{head} {what} in {report.seconds:.1f}s")
+    else:
+        console.print(f"{head} already deployed and reachable: nothing changed")
+
+
+def _run(upgrade: bool, as_json: bool) -> None:
+    net = _network(as_json)
+    try:
+        if as_json:
+            report = net.chaincode.deploy(upgrade=upgrade)
+        else:
+            with console.status("deploying the chaincode…") as spinner:
+                report = net.chaincode.deploy(upgrade=upgrade, progress=lambda m: spinner.update(m))
+    except NetworkError as exc:
+        fail(str(exc), as_json)
+        return
+    _report(report, as_json, "upgraded" if upgrade else "deployed")
+
+
+@app.command()
+def deploy(as_json: JsonOpt = False) -> None:
+    """Build, package, install, approve and commit the chaincode; start its servers (idempotent)."""
+    _run(False, as_json)
+
+
+@app.command()
+def upgrade(as_json: JsonOpt = False) -> None:
+    """Deploy the current chaincode/ source as the next version and sequence, keeping all state."""
+    _run(True, as_json)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """The committed definition and the health of every chaincode server."""
+    net = _network(as_json)
+    try:
+        st = net.chaincode.status()
+    except NetworkError as exc:
+        fail(str(exc), as_json)
+        return
+    healthy = bool(st["servers"]) and all(s["healthy"] for s in st["servers"]) and st["deployed"] is not None
+    if as_json:
+        emit_json({**st, "healthy": healthy})
+    else:
+        committed = st["committed"] or {}
+        table = Table(title=f"chaincode [bold]{st['name']}[/]")
+        for col in ("server", "address", "pid", "health", "RSS MiB"):
+            table.add_column(col, no_wrap=col != "health")
+        for s in st["servers"]:
+            health = "[green]healthy[/]" if s["healthy"] else f"[red]{escape(s['detail'])}[/]"
+            table.add_row(s["name"], s["address"], str(s["pid"] or "-"), health, f"{s['rss_kib'] / 1024:.0f}")
+        console.print(table)
+        if "sequence" in committed:
+            console.print(f"  committed: version {committed.get('version')} · sequence {committed.get('sequence')}")
+        else:
+            console.print(f"  committed: {escape(str(committed.get('error', 'nothing')))}")
+        if st["source_changed_since_deploy"]:
+            console.print("  [yellow]chaincode/ changed since deployment: run `make upgrade-chaincode`[/]")
+    if not healthy:
+        raise SystemExit(1)

@@ -1,0 +1,496 @@
+"""Deploying and running the registry chaincode as a service (ccaas).
+
+Each application organisation runs one chaincode server process, built from
+``chaincode/`` and supervised like the nodes. Its peers reach it through a
+ccaas package whose ``connection.json`` names the server's address and carries
+the TLS material for mutual TLS between peer and chaincode.
+
+``deploy`` is idempotent: it builds, packages, installs, starts, approves and
+commits only what is missing, then checks that every peer can call the
+chaincode. ``upgrade`` does the same for the next sequence with a version that
+names the source digest. The ccaas packages do not change between versions,
+so an upgrade restarts the servers on the new binary and commits the new
+definition; the world state lives in the peers and is untouched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelledger.network.binaries import FabricBinaries
+from modelledger.network.ca import CAClient, tls_context
+from modelledger.network.errors import CommandError, NetworkError, NodeFailedError
+from modelledger.network.layout import NetworkLayout
+from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
+from modelledger.network.processes import ProcessSupervisor, first_busy_port
+from modelledger.network.settings import REPO_ROOT
+from modelledger.network.topology import Organization, Topology
+
+Progress = Callable[[str], None]
+
+CHAINCODE_SOURCE = REPO_ROOT / "chaincode"
+# Files whose content decides the chaincode binary.
+_SOURCE_SUFFIXES = (".go", "go.mod", "go.sum")
+
+
+class ChaincodeError(NetworkError):
+    """The chaincode could not be built, deployed or reached."""
+
+
+# ---------------------------------------------------------------------- source and packages
+def source_digest(src: Path = CHAINCODE_SOURCE) -> str:
+    """SHA-256 over the chaincode's Go sources (names and contents, tests excluded)."""
+    h = hashlib.sha256()
+    files = sorted(
+        p
+        for p in src.rglob("*")
+        if p.is_file() and p.name.endswith(_SOURCE_SUFFIXES) and not p.name.endswith("_test.go")
+    )
+    if not files:
+        raise ChaincodeError(f"no Go sources found in {src}")
+    for p in files:
+        rel = p.relative_to(src).as_posix()
+        data = p.read_bytes()
+        h.update(f"{rel}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def build_binary(out: Path, src: Path = CHAINCODE_SOURCE) -> bool:
+    """Builds the chaincode server into ``out`` unless it exists; returns True if built now."""
+    if out.is_file():
+        return False
+    go = shutil.which("go")
+    if go is None:
+        raise ChaincodeError("the `go` command is not on PATH; it is needed to build the chaincode")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
+    proc = subprocess.run(
+        [go, "build", "-trimpath", "-o", str(tmp), "."], cwd=src, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise ChaincodeError(f"go build in {src} failed:\n{(proc.stdout + proc.stderr).strip()[-3000:]}")
+    tmp.replace(out)
+    return True
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    """A gzipped tar of ``files`` with fixed metadata, so equal input gives equal bytes."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mode = 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(files[name]))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def ccaas_package(label: str, connection: dict[str, Any]) -> bytes:
+    """A chaincode-as-a-service package: ``metadata.json`` plus ``code.tar.gz`` with ``connection.json``."""
+    code = _tar_gz({"connection.json": json.dumps(connection, indent=2, sort_keys=True).encode()})
+    metadata = json.dumps({"label": label, "type": "ccaas"}, sort_keys=True).encode()
+    return _tar_gz({"code.tar.gz": code, "metadata.json": metadata})
+
+
+def package_id(label: str, package: bytes) -> str:
+    """The id Fabric gives an installed package: ``label:sha256(package)``."""
+    return f"{label}:{hashlib.sha256(package).hexdigest()}"
+
+
+def server_name(topo: Topology, org: Organization) -> str:
+    """Process name of an organisation's chaincode server, e.g. ``registry-Org1``."""
+    return f"{topo.chaincode}-{org.name}"
+
+
+# ---------------------------------------------------------------------- deployment record
+@dataclass
+class DeploymentRecord:
+    """What ``deploy`` last committed, kept in the state folder."""
+
+    name: str
+    version: str
+    sequence: int
+    source_digest: str
+    binary: str
+    package_ids: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> DeploymentRecord | None:
+        """Reads the record, or None if there is none."""
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise ChaincodeError(f"{path} is not a valid deployment record: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        """Writes the record atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+@dataclass
+class DeployReport:
+    """What ``deploy`` or ``upgrade`` did; no actions means nothing changed."""
+
+    name: str
+    version: str
+    sequence: int
+    actions: list[str]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerStatus:
+    """One chaincode server as seen now."""
+
+    name: str
+    org: str
+    address: str
+    running: bool
+    healthy: bool
+    detail: str
+    pid: int | None
+    rss_kib: int
+    peak_rss_kib: int
+    log: str
+
+
+# ---------------------------------------------------------------------- the deployer
+class ChaincodeDeployment:
+    """Builds, deploys, upgrades and supervises the registry chaincode of one network."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        layout: NetworkLayout,
+        bins: FabricBinaries,
+        supervisor: ProcessSupervisor,
+        health_timeout: float = 60.0,
+        source: Path = CHAINCODE_SOURCE,
+    ) -> None:
+        self.topo = topo
+        self.layout = layout
+        self.bins = bins
+        self.supervisor = supervisor
+        self.health_timeout = health_timeout
+        self.source = source
+        self.cli = PeerCLI(topo, layout, bins)
+
+    # ------------------------------------------------------------------ deploy / upgrade
+    def deploy(self, upgrade: bool = False, progress: Progress | None = None) -> DeployReport:
+        """Deploys the chaincode, or with ``upgrade`` moves it to the next sequence.
+
+        Raises:
+            ChaincodeError: A build, lifecycle or health step failed; the message names it.
+            NodeFailedError: A chaincode server exited or stayed unreachable; names its log.
+        """
+        say = progress or (lambda _msg: None)
+        t0 = time.monotonic()
+        actions: list[str] = []
+        warnings: list[str] = []
+        name = self.topo.chaincode
+        current_digest = source_digest(self.source)
+        committed = self.cli.committed(name)
+        record = DeploymentRecord.load(self.layout.chaincode_record)
+
+        if committed and not upgrade:
+            sequence = int(committed["sequence"])
+            version = str(committed["version"])
+            if record is not None and record.sequence == sequence and record.version == version:
+                digest = record.source_digest
+            else:
+                # The state folder lost its record (or another tool deployed): serve the current source.
+                digest = current_digest
+            if digest != current_digest:
+                warnings.append(
+                    f"chaincode/ changed since version {version} was deployed; "
+                    "run `make upgrade-chaincode` to deploy the change"
+                )
+        else:
+            sequence = int(committed["sequence"]) + 1 if committed else 1
+            digest = current_digest
+            version = f"{sequence}-{digest[:12]}"
+        definition = Definition(name, version, sequence, endorsement_policy(self.topo))
+
+        # 1. Binary.
+        binary = self.layout.chaincode_binary(name, digest)
+        if not binary.is_file() and digest != current_digest:
+            raise ChaincodeError(
+                f"the binary of deployed version {version} ({binary}) is gone and chaincode/ has changed "
+                "since; run `make upgrade-chaincode`"
+            )
+        say(f"building {name} from chaincode/")
+        if build_binary(binary, self.source):
+            actions.append(f"built {binary.name}")
+
+        # 2. TLS material, packages, installation.
+        package_ids: dict[str, str] = {}
+        for org in self.topo.application_orgs:
+            if self._ensure_tls(org):
+                actions.append(f"enrolled chaincode TLS certificates of {org.name}")
+            pkg_path = self.layout.chaincode_package(org, name)
+            data = ccaas_package(name, self._connection(org))
+            if not pkg_path.is_file() or pkg_path.read_bytes() != data:
+                pkg_path.parent.mkdir(parents=True, exist_ok=True)
+                pkg_path.write_bytes(data)
+            pid = package_id(name, data)
+            package_ids[org.name] = pid
+            for node in org.peers:
+                if pid not in self.cli.installed(node):
+                    say(f"installing {name} on {node.id}")
+                    self.cli.install(node, pkg_path)
+                    actions.append(f"installed {name} on {node.id}")
+
+        # 3. Approvals (each org approves its own package).
+        if not committed or int(committed["sequence"]) < sequence:
+            for org in self.topo.application_orgs:
+                approved = self.cli.approved(org, name, sequence)
+                if approved is None or not _same_approval(approved, definition, package_ids[org.name]):
+                    say(f"approving {name} {version} (sequence {sequence}) for {org.name}")
+                    self.cli.approve(org, definition, package_ids[org.name])
+                    actions.append(f"approved sequence {sequence} for {org.name}")
+
+        # 4. Servers, on the binary of the definition about to be (or already) committed.
+        for org in self.topo.application_orgs:
+            if self._start_server(org, binary, package_ids[org.name]):
+                actions.append(f"started {server_name(self.topo, org)}")
+        self._wait_servers()
+
+        # 5. Commit.
+        if not committed or int(committed["sequence"]) < sequence:
+            readiness = self.cli.commit_readiness(definition)
+            missing = sorted(msp for msp, ok in readiness.items() if not ok)
+            if missing:
+                raise ChaincodeError(f"cannot commit {name} sequence {sequence}: not approved by {missing}")
+            say(f"committing {name} {version} (sequence {sequence})")
+            self.cli.commit(definition)
+            actions.append(f"committed {name} {version} (sequence {sequence})")
+
+        DeploymentRecord(name, version, sequence, digest, str(binary), package_ids).save(self.layout.chaincode_record)
+
+        # 6. Channel settings, then every peer answers.
+        if self._ensure_settings():
+            actions.append("set the channel settings (approval organisations)")
+        self._wait_callable()
+        return DeployReport(name, version, sequence, actions, time.monotonic() - t0, warnings)
+
+    # ------------------------------------------------------------------ pieces
+    def _connection(self, org: Organization) -> dict[str, Any]:
+        server = org.chaincode_server
+        if server is None:
+            raise ChaincodeError(f"organizations[{org.name}].chaincode_server is not set in the topology")
+        client = self.layout.chaincode_client_tls(org)
+        return {
+            "address": server.address,
+            "dial_timeout": "10s",
+            "tls_required": True,
+            "client_auth_required": True,
+            "client_cert": client.cert.read_text(),
+            "client_key": client.key.read_text(),
+            "root_cert": self.layout.ca_cert(org.ca).read_text(),
+        }
+
+    def _ensure_tls(self, org: Organization) -> bool:
+        """Enrols the chaincode server's TLS certificate and the peers' client certificate once."""
+        server_tls = self.layout.chaincode_server_tls(org)
+        client_tls = self.layout.chaincode_client_tls(org)
+        if server_tls.cert.is_file() and client_tls.cert.is_file():
+            return False
+        assert org.chaincode_server is not None
+        ca = CAClient(org.ca, org, self.layout, self.bins)
+        host = org.chaincode_server.host
+        server_id = f"{self.topo.chaincode}-server"
+        secret = ca.register(server_id, "client", {})
+        hosts = list(dict.fromkeys([host, f"{self.topo.chaincode}.{org.domain}", "localhost", "127.0.0.1"]))
+        ca.enroll_tls(server_id, secret, server_tls.cert, server_tls.key, server_tls.ca, hosts)
+        client_id = f"{self.topo.chaincode}-client"
+        secret = ca.register(client_id, "client", {})
+        ca.enroll_tls(client_id, secret, client_tls.cert, client_tls.key, client_tls.ca, [f"{client_id}.{org.domain}"])
+        return True
+
+    def _server_env(self, org: Organization, ccid: str) -> dict[str, str]:
+        assert org.chaincode_server is not None
+        tls = self.layout.chaincode_server_tls(org)
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "CHAINCODE_ID": ccid,
+            "CHAINCODE_SERVER_ADDRESS": org.chaincode_server.address,
+            "CHAINCODE_TLS_CERT": str(tls.cert),
+            "CHAINCODE_TLS_KEY": str(tls.key),
+            "CHAINCODE_TLS_CLIENT_CA": str(self.layout.ca_cert(org.ca)),
+        }
+
+    def _start_server(self, org: Organization, binary: Path, ccid: str) -> bool:
+        """Starts (or restarts onto another binary or package) the org's chaincode server."""
+        name = server_name(self.topo, org)
+        info = self.supervisor.running(name)
+        if info is not None and info.argv0 == str(binary) and info.tag == ccid:
+            return False
+        if info is not None:
+            self.supervisor.stop(name)
+        assert org.chaincode_server is not None
+        busy = first_busy_port(org.chaincode_server.host, [org.chaincode_server.port])
+        if busy is not None:
+            raise ChaincodeError(
+                f"cannot start {name}: port {org.chaincode_server.address} is already in use ({busy[1].strerror})"
+            )
+        self.supervisor.start(name, [str(binary)], self._server_env(org, ccid), tag=ccid)
+        return True
+
+    def server_health(self, org: Organization) -> tuple[bool, str]:
+        """A mutual-TLS handshake with the org's chaincode server, as its peers do it."""
+        assert org.chaincode_server is not None
+        client = self.layout.chaincode_client_tls(org)
+        ctx = tls_context(self.layout.ca_cert(org.ca), client.cert, client.key)
+        ep = org.chaincode_server
+        try:
+            with (
+                socket.create_connection((ep.host, ep.port), timeout=2) as sock,
+                ctx.wrap_socket(sock, server_hostname=ep.host),
+            ):
+                return True, "TLS handshake OK"
+        except (OSError, ssl.SSLError) as exc:
+            return False, str(exc)
+
+    def _wait_servers(self) -> None:
+        deadline = time.monotonic() + self.health_timeout
+        pending = list(self.topo.application_orgs)
+        while pending:
+            org = pending[0]
+            name = server_name(self.topo, org)
+            info = self.supervisor.get(name)
+            if info is None or not info.alive:
+                raise NodeFailedError(name, self.supervisor.log_path(name), "chaincode server exited; see its log")
+            ok, detail = self.server_health(org)
+            if ok:
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise NodeFailedError(name, self.supervisor.log_path(name), f"not reachable: {detail}")
+            time.sleep(0.2)
+
+    def _ensure_settings(self) -> bool:
+        """Makes the approval set equal the topology's application organisations."""
+        want = sorted(o.msp_id for o in self.topo.application_orgs)
+        org = self.topo.application_orgs[0]
+        current = self._retry_query(lambda: self.cli.query(org, "admin", "GetSettings", []))
+        settings = json.loads(current) if current else {}
+        if sorted(settings.get("approvalOrgs") or []) == want:
+            return False
+        body = {"approvalOrgs": want, "strictDatasets": bool(settings.get("strictDatasets", False))}
+        self.cli.invoke(org, "admin", "SetSettings", [json.dumps(body, sort_keys=True)])
+        return True
+
+    def _retry_query(self, call: Callable[[], str]) -> str:
+        """Runs a query until the peer reaches the chaincode (the first call launches it)."""
+        deadline = time.monotonic() + self.health_timeout
+        while True:
+            try:
+                return call()
+            except CommandError as exc:
+                if "NOT_FOUND" in exc.output:
+                    return ""
+                if time.monotonic() > deadline:
+                    raise ChaincodeError(f"the chaincode does not answer: {exc}") from exc
+                time.sleep(0.5)
+
+    def _wait_callable(self) -> None:
+        """Every peer answers a query through its organisation's chaincode server."""
+        for org in self.topo.application_orgs:
+            for node in org.peers:
+                self._retry_query(lambda org=org, node=node: self.cli.query(org, "admin", "GetSettings", [], node))
+
+    # ------------------------------------------------------------------ run-time
+    def start_servers(self) -> list[str]:
+        """Starts the servers of the recorded deployment if they are down (used by ``up``)."""
+        record = DeploymentRecord.load(self.layout.chaincode_record)
+        if record is None:
+            return []
+        started = []
+        for org in self.topo.application_orgs:
+            ccid = record.package_ids.get(org.name)
+            if ccid and self._start_server(org, Path(record.binary), ccid):
+                started.append(server_name(self.topo, org))
+        if started:
+            self._wait_servers()
+        return started
+
+    def stop_servers(self) -> list[str]:
+        """Stops every chaincode server; returns the names stopped."""
+        return [
+            server_name(self.topo, org)
+            for org in self.topo.application_orgs
+            if self.supervisor.stop(server_name(self.topo, org))
+        ]
+
+    def status(self) -> dict[str, Any]:
+        """The recorded deployment, the committed definition and every server's health."""
+        record = DeploymentRecord.load(self.layout.chaincode_record)
+        servers = []
+        for org in self.topo.application_orgs:
+            name = server_name(self.topo, org)
+            info = self.supervisor.running(name)
+            ok, detail = self.server_health(org) if info else (False, "not running")
+            assert org.chaincode_server is not None
+            servers.append(
+                ServerStatus(
+                    name=name,
+                    org=org.name,
+                    address=org.chaincode_server.address,
+                    running=info is not None,
+                    healthy=ok,
+                    detail=detail,
+                    pid=info.pid if info else None,
+                    rss_kib=info.rss_kib if info else 0,
+                    peak_rss_kib=info.peak_rss_kib if info else 0,
+                    log=str(self.supervisor.log_path(name)),
+                )
+            )
+        committed = None
+        try:
+            committed = self.cli.committed(self.topo.chaincode)
+        except CommandError as exc:
+            committed = {"error": str(exc).splitlines()[0]}
+        stale = record is not None and record.source_digest != source_digest(self.source)
+        return {
+            "name": self.topo.chaincode,
+            "deployed": asdict(record) if record else None,
+            "committed": committed,
+            "source_changed_since_deploy": stale,
+            "servers": [asdict(s) for s in servers],
+        }
+
+
+def _same_approval(approved: dict[str, Any], definition: Definition, package: str) -> bool:
+    """Whether a ``queryapproved`` answer matches the definition and package we want."""
+    source = json.dumps(approved.get("source", {}))
+    return (
+        str(approved.get("version")) == definition.version
+        and int(approved.get("sequence", -1)) == definition.sequence
+        and package in source
+    )

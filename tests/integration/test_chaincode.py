@@ -1,0 +1,241 @@
+"""The registry chaincode on the real network, called through the ``peer`` CLI.
+
+Deployment runs the full Fabric lifecycle (ccaas packages, install on every
+peer, approve per organisation, commit with AND of every org). Tests run in
+file order on the session's network and each uses its own model names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from modelledger.network import FabricNetwork
+from modelledger.network.chaincode import ChaincodeDeployment, server_name
+from modelledger.network.errors import CommandError
+from modelledger.network.lifecycle import PeerCLI
+from modelledger.network.topology import Organization
+
+pytestmark = pytest.mark.integration
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def model_record(name: str, version: str, seed: str = "") -> dict:
+    """A complete RegisterModelVersion input; ``seed`` changes the digests."""
+    files = [
+        {"path": "MLmodel", "sha256": sha(f"{seed}MLmodel"), "size": 412},
+        {"path": "model.pkl", "sha256": sha(f"{seed}model.pkl"), "size": 52_113},
+    ]
+    return {
+        "datasets": [{"name": "transactions-2026-10", "sha256": sha("dataset"), "source": "s3://data/tx.parquet"}],
+        "framework": {"name": "sklearn", "version": "1.6.1"},
+        "libraries": [{"name": "numpy", "version": "2.2.0"}],
+        "manifest": {"files": files},
+        "manifestDigest": sha(f"{seed}manifest"),
+        "metrics": [{"key": "auc", "value": 0.93}],
+        "mlflow": {"runId": "0123456789abcdef0123456789abcdef", "source": "models:/m-0123456789"},
+        "modelDigest": sha(f"{seed}model"),
+        "name": name,
+        "params": [{"key": "max_depth", "value": "6"}],
+        "storage": {
+            "bucket": "anchored",
+            "key": f"sha256/{sha(seed + 'model')}/",
+            "sha256": sha(f"{seed}manifest"),
+            "versionId": "v1",
+        },
+        "version": version,
+    }
+
+
+@pytest.fixture(scope="module")
+def deployed(network: FabricNetwork) -> ChaincodeDeployment:
+    """The chaincode deployed on the session network (deploy is idempotent)."""
+    cc = network.chaincode
+    cc.deploy()
+    return cc
+
+
+@pytest.fixture(scope="module")
+def cli(network: FabricNetwork, deployed: ChaincodeDeployment) -> PeerCLI:
+    return PeerCLI(network.topology, network.layout, network.bins)
+
+
+@pytest.fixture(scope="module")
+def org1(network: FabricNetwork) -> Organization:
+    return network.topology.org("Org1")
+
+
+@pytest.fixture(scope="module")
+def org2(network: FabricNetwork) -> Organization:
+    return network.topology.org("Org2")
+
+
+def register(cli: PeerCLI, org: Organization, name: str, version: str, seed: str = "", role: str = "registrar") -> dict:
+    result = cli.invoke(org, role, "RegisterModelVersion", [json.dumps(model_record(name, version, seed))])
+    assert set(result.statuses.values()) == {"VALID"}, result
+    return json.loads(result.payload)
+
+
+def get_model(cli: PeerCLI, org: Organization, role: str, name: str, version: str) -> dict:
+    return json.loads(cli.query(org, role, "GetModelVersion", [name, version]))
+
+
+def refusal(call: Callable[[], object]) -> str:
+    """Runs ``call``, expects a chaincode refusal, and returns its output."""
+    with pytest.raises(CommandError) as info:
+        call()
+    return info.value.output
+
+
+# ---------------------------------------------------------------------- deployment
+def test_deploy_commits_every_org_policy_and_is_idempotent(
+    network: FabricNetwork, deployed: ChaincodeDeployment, cli: PeerCLI
+) -> None:
+    committed = cli.committed("registry")
+    assert committed is not None and committed["sequence"] >= 1
+    assert committed["approvals"] == {"Org1MSP": True, "Org2MSP": True}
+    again = deployed.deploy()
+    assert again.actions == [] and again.sequence == committed["sequence"]
+    for org in network.topology.application_orgs:
+        ok, detail = deployed.server_health(org)
+        assert ok, detail
+    settings = json.loads(cli.query(network.topology.org("Org2"), "auditor", "GetSettings", []))
+    assert settings["approvalOrgs"] == ["Org1MSP", "Org2MSP"]
+
+
+# ---------------------------------------------------------------------- registration
+def test_registration_endorsed_by_both_orgs_commits_valid_with_creator_as_registrant(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization
+) -> None:
+    record = register(cli, org1, "fraud-detector", "1")
+    cert = x509.load_pem_x509_certificate(
+        (network.layout.user_msp(org1, "registrar") / "signcerts" / "cert.pem").read_bytes()
+    )
+    assert record["registrant"] == {
+        "certFingerprint": hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        "mspId": "Org1MSP",
+        "role": "registrar",
+    }
+    assert record["owner"] == "Org1MSP" and record["status"] == "REGISTERED"
+    assert len(record["registeredTxId"]) == 64
+    stored = get_model(cli, org1, "data_scientist", "fraud-detector", "1")
+    assert stored == record
+    assert stored["manifest"]["files"][1]["path"] == "model.pkl"
+    # An identical re-registration returns the stored record and commits nothing new.
+    assert register(cli, org1, "fraud-detector", "1") == record
+    # Same name and version, other content: refused.
+    out = refusal(lambda: register(cli, org1, "fraud-detector", "1", seed="other"))
+    assert "CONFLICT:" in out
+
+
+def test_endorsed_only_by_org1_is_invalidated_and_changes_nothing(cli: PeerCLI, org1: Organization) -> None:
+    body = json.dumps(model_record("single-endorser", "1"))
+    out = refusal(lambda: cli.invoke(org1, "registrar", "RegisterModelVersion", [body], endorsers=[org1]))
+    assert "ENDORSEMENT_POLICY_FAILURE" in out
+    out = refusal(lambda: get_model(cli, org1, "auditor", "single-endorser", "1"))
+    assert 'NOT_FOUND: model "single-endorser" version "1"' in out
+
+
+def test_roles_are_enforced(cli: PeerCLI, org1: Organization) -> None:
+    register(cli, org1, "role-check", "1")
+    out = refusal(lambda: cli.invoke(org1, "data_scientist", "ApproveModelVersion", ["role-check", "1", "ok"]))
+    assert 'NOT_AUTHORIZED: role "data_scientist" of Org1MSP may not call ApproveModelVersion' in out
+    body = json.dumps(model_record("role-check", "2"))
+    out = refusal(lambda: cli.invoke(org1, "auditor", "RegisterModelVersion", [body]))
+    assert 'NOT_AUTHORIZED: role "auditor" of Org1MSP may not call RegisterModelVersion' in out
+    assert get_model(cli, org1, "auditor", "role-check", "1")["status"] == "REGISTERED"
+
+
+def test_org2_reads_org1_model_only_after_a_grant(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
+    register(cli, org1, "credit-score", "1")
+    out = refusal(lambda: get_model(cli, org2, "data_scientist", "credit-score", "1"))
+    assert "credit-score" in out and ("NOT_AUTHORIZED:" in out or "NOT_FOUND:" in out)
+    # Auditors read everything, whatever their organisation.
+    assert get_model(cli, org2, "auditor", "credit-score", "1")["owner"] == "Org1MSP"
+    # Only the owner organisation's admin may grant.
+    refusal(lambda: cli.invoke(org2, "admin", "GrantAccess", ["credit-score", "Org2MSP"]))
+    cli.invoke(org1, "admin", "GrantAccess", ["credit-score", "Org2MSP"])
+    assert get_model(cli, org2, "data_scientist", "credit-score", "1")["name"] == "credit-score"
+    cli.invoke(org1, "admin", "RevokeAccess", ["credit-score", "Org2MSP"])
+    refusal(lambda: get_model(cli, org2, "data_scientist", "credit-score", "1"))
+
+
+# ---------------------------------------------------------------------- approval and deployment
+def test_register_approve_by_both_then_deploy(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
+    register(cli, org1, "churn", "1")
+    cli.invoke(org1, "approver", "ApproveModelVersion", ["churn", "1", "validated on hold-out set"])
+    assert get_model(cli, org1, "auditor", "churn", "1")["status"] == "REGISTERED"
+    out = refusal(lambda: cli.invoke(org1, "operator", "RecordDeployment", ["churn", "1", "prod", "https://m/churn"]))
+    assert "churn" in out
+    cli.invoke(org2, "approver", "ApproveModelVersion", ["churn", "1", "reviewed"])
+    approved = get_model(cli, org1, "auditor", "churn", "1")
+    assert approved["status"] == "APPROVED"
+    assert sorted(a["mspId"] for a in approved["approvals"]) == ["Org1MSP", "Org2MSP"]
+    cli.invoke(org1, "operator", "RecordDeployment", ["churn", "1", "prod", "https://serving.example/churn"])
+    cli.invoke(org1, "operator", "RecordDeployment", ["churn", "1", "staging", "https://staging.example/churn"])
+    prod = json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))
+    assert (prod["name"], prod["version"], prod["endpoint"]) == ("churn", "1", "https://serving.example/churn")
+    deployed = get_model(cli, org1, "auditor", "churn", "1")
+    assert deployed["status"] == "DEPLOYED"
+    assert sorted(d["environment"] for d in deployed["deployments"]) == ["prod", "staging"]
+    history = json.loads(cli.query(org1, "auditor", "GetHistory", ["churn", "1"]))
+    assert len(history) == 5 and all(len(h["txId"]) == 64 for h in history)
+
+
+def test_revoked_version_cannot_be_deployed(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
+    register(cli, org1, "churn", "2", seed="v2")
+    for org in (org1, org2):
+        cli.invoke(org, "approver", "ApproveModelVersion", ["churn", "2", "ok"])
+    # Only the owner organisation's approver or admin may revoke.
+    refusal(lambda: cli.invoke(org2, "approver", "RevokeModelVersion", ["churn", "2", "not ours"]))
+    cli.invoke(org1, "approver", "RevokeModelVersion", ["churn", "2", "training data leak"])
+    revoked = get_model(cli, org1, "auditor", "churn", "2")
+    assert revoked["status"] == "REVOKED" and revoked["revocation"]["reason"] == "training data leak"
+    out = refusal(lambda: cli.invoke(org1, "operator", "RecordDeployment", ["churn", "2", "prod", "https://x/churn"]))
+    assert "REVOKED" in out or "revoked" in out
+    out = refusal(lambda: cli.invoke(org1, "admin", "RevokeModelVersion", ["churn", "2", "again"]))
+    assert "CONFLICT:" in out
+    # prod still runs version 1.
+    assert json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))["version"] == "1"
+
+
+# ---------------------------------------------------------------------- upgrade
+def test_upgrade_to_changed_source_keeps_all_state(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization, tmp_path: Path
+) -> None:
+    before = get_model(cli, org1, "auditor", "churn", "1")
+    seq = cli.committed("registry")["sequence"]
+    pids = {
+        o.name: network.supervisor.running(server_name(network.topology, o)).pid
+        for o in network.topology.application_orgs
+    }
+    # A changed source (one extra comment): a new binary, version and sequence.
+    src = tmp_path / "chaincode"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "chaincode", src, ignore=shutil.ignore_patterns("*_test.go", "testdata")
+    )
+    (src / "main.go").write_text((src / "main.go").read_text() + "\n// upgraded by the integration test\n")
+    upgraded = ChaincodeDeployment(
+        network.topology, network.layout, network.bins, network.supervisor, 90, source=src
+    ).deploy(upgrade=True)
+    assert upgraded.sequence == seq + 1
+    assert upgraded.version.startswith(f"{seq + 1}-")
+    committed = cli.committed("registry")
+    assert (committed["sequence"], committed["version"]) == (seq + 1, upgraded.version)
+    for org in network.topology.application_orgs:
+        info = network.supervisor.running(server_name(network.topology, org))
+        assert info is not None and info.pid != pids[org.name]
+    assert get_model(cli, org1, "auditor", "churn", "1") == before
+    assert json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))["version"] == "1"
+    # And the upgraded chaincode still writes.
+    register(cli, org1, "after-upgrade", "1")
