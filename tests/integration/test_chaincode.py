@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from modelledger.network import FabricNetwork
 from modelledger.network.chaincode import ChaincodeDeployment, server_name
-from modelledger.network.errors import CommandError
-from modelledger.network.lifecycle import PeerCLI
+from modelledger.network.lifecycle import ChaincodeCallError, PeerCLI
 from modelledger.network.topology import Organization
 
 pytestmark = pytest.mark.integration
@@ -91,10 +90,10 @@ def get_model(cli: PeerCLI, org: Organization, role: str, name: str, version: st
 
 
 def refusal(call: Callable[[], object]) -> str:
-    """Runs ``call``, expects a chaincode refusal, and returns its output."""
-    with pytest.raises(CommandError) as info:
+    """Runs ``call``, expects it to fail, and returns the chaincode's message or the validation code."""
+    with pytest.raises(ChaincodeCallError) as info:
         call()
-    return info.value.output
+    return info.value.message or info.value.validation_code
 
 
 # ---------------------------------------------------------------------- deployment

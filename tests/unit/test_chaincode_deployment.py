@@ -21,8 +21,8 @@ from modelledger.network.chaincode import (
     package_id,
     source_digest,
 )
-from modelledger.network.errors import TopologyError
-from modelledger.network.lifecycle import Definition, _invoke_payload, endorsement_policy
+from modelledger.network.errors import CommandError, TopologyError
+from modelledger.network.lifecycle import ChaincodeCallError, Definition, _invoke_payload, endorsement_policy
 from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology, parse_topology
 
@@ -155,3 +155,21 @@ def test_invoke_payload_decodes_protobuf_text_escapes(line: str, payload: str) -
 def test_chaincode_source_folder_is_where_deploy_looks() -> None:
     assert (CHAINCODE_SOURCE / "CONTRACT.md").is_file()
     assert shutil.which("go") is not None, "the Go toolchain builds the chaincode; install Go 1.24+"
+
+
+def test_chaincode_call_error_decodes_the_chaincode_message() -> None:
+    out = 'Error: endorsement failure during query. response: status:500  message:"NOT_FOUND: model \\"m\\" version \\"1\\""\n'
+    err = ChaincodeCallError(CommandError(["/x/peer", "chaincode", "query"], 1, out))
+    assert err.message == 'NOT_FOUND: model "m" version "1"'
+    assert err.validation_code == ""
+    assert err.output == out and err.returncode == 1
+
+
+def test_chaincode_call_error_names_the_validation_code() -> None:
+    out = (
+        "INFO [chaincodeCmd] ClientWait -> txid [ab12] committed with status (ENDORSEMENT_POLICY_FAILURE) at 1.2.3.4:5\n"
+        "Error: transaction invalidated with status (ENDORSEMENT_POLICY_FAILURE) - proposal response: <nil>\n"
+    )
+    err = ChaincodeCallError(CommandError(["/x/peer"], 1, out))
+    assert err.validation_code == "ENDORSEMENT_POLICY_FAILURE"
+    assert err.message == ""

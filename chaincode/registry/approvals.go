@@ -1,0 +1,124 @@
+package registry
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+)
+
+// ApproveModelVersion records the approval of the caller's organisation,
+// which must be in the approval set. The version becomes APPROVED when every
+// organisation of the approval set has approved it. Approving again is
+// idempotent; approving after rejecting is a CONFLICT. Emits
+// ModelVersionApproved.
+func (c *Contract) ApproveModelVersion(ctx contractapi.TransactionContextInterface, name, version, comment string) (*ModelVersion, error) {
+	return decide(ctx, "ApproveModelVersion", DecisionApproved, name, version, comment)
+}
+
+// RejectModelVersion records the rejection of the caller's organisation,
+// which must be in the approval set; the version becomes REJECTED. The
+// reason is required. Rejecting again is idempotent; rejecting after
+// approving is a CONFLICT. Emits ModelVersionRejected.
+func (c *Contract) RejectModelVersion(ctx contractapi.TransactionContextInterface, name, version, reason string) (*ModelVersion, error) {
+	return decide(ctx, "RejectModelVersion", DecisionRejected, name, version, reason)
+}
+
+func decide(ctx contractapi.TransactionContextInterface, function, decision, name, version, note string) (*ModelVersion, error) {
+	t, err := begin(ctx, function, RoleApprover)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDecision(decision, name, version, note); err != nil {
+		return nil, err
+	}
+	s, err := t.settings()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(s.ApprovalOrgs, t.caller.mspID) {
+		return nil, notAuthorized("organisation %s is not in the approval set", t.caller.mspID)
+	}
+	v, _, _, err := t.readableVersion(name, version)
+	if err != nil {
+		return nil, err
+	}
+	if previous, decided := v.decisionOf(t.caller.mspID); decided {
+		if previous.Decision == decision {
+			return v, nil
+		}
+		return nil, conflict("%s already %s model %q version %q",
+			t.caller.mspID, strings.ToLower(previous.Decision), name, version)
+	}
+	if v.Status != StatusRegistered {
+		return nil, conflict("model %q version %q is %s; decisions are recorded only while it is REGISTERED",
+			name, version, v.Status)
+	}
+	v.Approvals = append(v.Approvals, Approval{Actor: t.caller.actor(), Comment: note, Decision: decision,
+		MSPID: t.caller.mspID, Time: t.time, TxID: t.id})
+	sort.Slice(v.Approvals, func(i, j int) bool { return v.Approvals[i].MSPID < v.Approvals[j].MSPID })
+	event := EventModelVersionApproved
+	if decision == DecisionRejected {
+		v.Status, event = StatusRejected, EventModelVersionRejected
+	} else if approvedByAll(v, s.ApprovalOrgs) {
+		v.Status = StatusApproved
+	}
+	if err := t.saveVersion(event, v, ""); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func validateDecision(decision, name, version, note string) error {
+	if err := validateNameAndVersion(name, version); err != nil {
+		return err
+	}
+	if decision == DecisionRejected {
+		return validateNote("reason", note, maxNoteChars, true)
+	}
+	return validateNote("comment", note, maxNoteChars, false)
+}
+
+// approvedByAll tells whether every organisation of the approval set (read
+// when the decision is recorded) has approved v.
+func approvedByAll(v *ModelVersion, approvalOrgs []string) bool {
+	for _, org := range approvalOrgs {
+		if a, ok := v.decisionOf(org); !ok || a.Decision != DecisionApproved {
+			return false
+		}
+	}
+	return true
+}
+
+// RevokeModelVersion revokes a version of a model of the caller's
+// organisation, from any status; revocation is final and a second one is a
+// CONFLICT. The reason is required. Emits ModelVersionRevoked.
+func (c *Contract) RevokeModelVersion(ctx contractapi.TransactionContextInterface, name, version, reason string) (*ModelVersion, error) {
+	t, err := begin(ctx, "RevokeModelVersion", RoleAdmin, RoleApprover)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateNameAndVersion(name, version); err != nil {
+		return nil, err
+	}
+	if err := validateNote("reason", reason, maxNoteChars, true); err != nil {
+		return nil, err
+	}
+	v, _, _, err := t.readableVersion(name, version)
+	if err != nil {
+		return nil, err
+	}
+	if v.Owner != t.caller.mspID {
+		return nil, notAuthorized("only the owner organisation of model %q may revoke its versions", name)
+	}
+	if v.Status == StatusRevoked {
+		return nil, conflict("model %q version %q is already revoked", name, version)
+	}
+	v.Status = StatusRevoked
+	v.Revocation = &Revocation{Actor: t.caller.actor(), Reason: reason, Time: t.time, TxID: t.id}
+	if err := t.saveVersion(EventModelVersionRevoked, v, ""); err != nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -1,0 +1,116 @@
+package registry
+
+import (
+	"encoding/json"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+)
+
+// deniedReason is the same whether the version does not exist or the caller
+// may not read it, so that a denial tells nothing about the version.
+const deniedReason = "model version not found or no read access"
+
+// AuthorizeArtifactAccess checks that the caller may read a version and
+// appends an entry to the access log either way. When granted it returns
+// the storage pointer, the digests and the status; when denied, the reason.
+// Emits ArtifactAccess.
+func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInterface, name, version, purpose string) (*ArtifactAccess, error) {
+	t, err := begin(ctx, "AuthorizeArtifactAccess", allRoles()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateNameAndVersion(name, version); err != nil {
+		return nil, err
+	}
+	if err := validateNote("purpose", purpose, maxNoteChars, false); err != nil {
+		return nil, err
+	}
+	result := &ArtifactAccess{Name: name, Purpose: purpose, TxID: t.id, Version: version}
+	v, _, _, err := t.readableVersion(name, version)
+	switch {
+	case err == nil:
+		storage := v.Storage
+		result.Decision, result.ManifestDigest, result.ModelDigest = AccessGranted, v.ManifestDigest, v.ModelDigest
+		result.Status, result.Storage = v.Status, &storage
+	case ClassOf(err) == NotFound:
+		result.Decision, result.Reason = AccessDenied, deniedReason
+	default:
+		return nil, err
+	}
+	entry := AccessLogEntry{Actor: t.caller.actor(), Decision: result.Decision, Name: name, Purpose: purpose,
+		Reason: result.Reason, Time: t.time, TxID: t.id, Version: version}
+	if err := t.putJSON(accessKey(name, version, t.time, t.id), entry); err != nil {
+		return nil, err
+	}
+	event := ArtifactAccessEvent{Decision: result.Decision, MSPID: t.caller.mspID, Name: name, TxID: t.id, Version: version}
+	if err := t.emit(EventArtifactAccess, event); err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// ListAccessLog returns a page of the access-log entries of a version (of
+// every version of the model when version is empty), by version, then
+// oldest first.
+// Auditors may read every log; other roles only the logs of their
+// organisation's models.
+func (c *Contract) ListAccessLog(ctx contractapi.TransactionContextInterface, name, version string, pageSize int32, bookmark string) (*AccessLogPage, error) {
+	t, err := begin(ctx, "ListAccessLog", allRoles()...)
+	if err != nil {
+		return nil, err
+	}
+	attributes, err := accessLogAttributes(name, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := validatePageSize(pageSize); err != nil {
+		return nil, err
+	}
+	if err := validateBookmark(bookmark, objectAccess, attributes); err != nil {
+		return nil, err
+	}
+	if t.caller.role != RoleAuditor {
+		m, err := t.readableModel(name)
+		if err != nil {
+			return nil, err
+		}
+		if m.Owner != t.caller.mspID {
+			return nil, notAuthorized("only auditors and the owner organisation of model %q may read its access log", name)
+		}
+	}
+	return t.listAccessLog(attributes, pageSize, bookmark)
+}
+
+func accessLogAttributes(name, version string) ([]string, error) {
+	if err := validateModelName("name", name); err != nil {
+		return nil, err
+	}
+	if version == "" {
+		return []string{name}, nil
+	}
+	if err := validateVersion("version", version); err != nil {
+		return nil, err
+	}
+	return []string{name, padVersion(version)}, nil
+}
+
+func (t *tx) listAccessLog(attributes []string, pageSize int32, bookmark string) (*AccessLogPage, error) {
+	it, meta, err := t.stub.GetStateByPartialCompositeKeyWithPagination(objectAccess, attributes, pageSize, bookmark)
+	if err != nil {
+		return nil, ledgerError("list", objectAccess, err)
+	}
+	defer it.Close()
+	page := &AccessLogPage{Bookmark: meta.GetBookmark(), Fetched: meta.GetFetchedRecordsCount(), Records: []AccessLogEntry{}}
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return nil, ledgerError("list", objectAccess, err)
+		}
+		var entry AccessLogEntry
+		if err := json.Unmarshal(kv.GetValue(), &entry); err != nil {
+			return nil, ledgerError("decode", kv.GetKey(), err)
+		}
+		page.Records = append(page.Records, entry)
+	}
+	return page, nil
+}

@@ -1,0 +1,94 @@
+package registry
+
+import (
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+)
+
+// RecordDeployment records that an environment now runs a version, which
+// must be APPROVED or DEPLOYED and readable by the calling operator; the
+// version becomes DEPLOYED. Recording what the environment already runs at
+// the same endpoint is idempotent. Emits ModelVersionDeployed.
+func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface, name, version, environment, endpoint string) (*ModelVersion, error) {
+	t, err := begin(ctx, "RecordDeployment", RoleOperator)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDeployment(name, version, environment, endpoint); err != nil {
+		return nil, err
+	}
+	v, _, _, err := t.readableVersion(name, version)
+	if err != nil {
+		return nil, err
+	}
+	if v.Status != StatusApproved && v.Status != StatusDeployed {
+		return nil, conflict("model %q version %q is %s; only APPROVED or DEPLOYED versions can be deployed",
+			name, version, v.Status)
+	}
+	var current EnvironmentDeployment
+	found, err := t.getJSON(deploymentKey(environment, name), &current)
+	if err != nil {
+		return nil, err
+	}
+	if found && current.Version == version && current.Endpoint == endpoint {
+		return v, nil
+	}
+	d := EnvironmentDeployment{Actor: t.caller.actor(), Endpoint: endpoint, Environment: environment,
+		Name: name, Time: t.time, TxID: t.id, Version: version}
+	if err := t.putJSON(deploymentKey(environment, name), d); err != nil {
+		return nil, err
+	}
+	v.Deployments = append(v.Deployments, Deployment{Actor: d.Actor, Endpoint: endpoint, Environment: environment,
+		Time: t.time, TxID: t.id})
+	v.Status = StatusDeployed
+	if err := t.saveVersion(EventModelVersionDeployed, v, environment); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func validateDeployment(name, version, environment, endpoint string) error {
+	if err := validateNameAndVersion(name, version); err != nil {
+		return err
+	}
+	if err := validateEnvironment("environment", environment); err != nil {
+		return err
+	}
+	return validateLine("endpoint", endpoint, maxURIChars, true)
+}
+
+// GetDeployment returns the version an environment runs for a model, with
+// that version's current status. It is NOT_FOUND when nothing was deployed,
+// when the caller may not read the model, or when the deployed version was
+// revoked since.
+func (c *Contract) GetDeployment(ctx contractapi.TransactionContextInterface, environment, name string) (*DeployedVersion, error) {
+	t, err := begin(ctx, "GetDeployment", allRoles()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateEnvironment("environment", environment); err != nil {
+		return nil, err
+	}
+	if err := validateModelName("name", name); err != nil {
+		return nil, err
+	}
+	var d EnvironmentDeployment
+	found, err := t.getJSON(deploymentKey(environment, name), &d)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("deployment of model %q in environment %q", name, environment)
+	}
+	v, _, _, err := t.readableVersion(name, d.Version)
+	if ClassOf(err) == NotFound {
+		return nil, notFound("deployment of model %q in environment %q", name, environment)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Status == StatusRevoked {
+		return nil, notFound("deployment of model %q in environment %q (version %q was revoked)", name, environment, d.Version)
+	}
+	return &DeployedVersion{Actor: d.Actor, Endpoint: d.Endpoint, Environment: d.Environment, Name: d.Name,
+		Status: v.Status, Time: d.Time, TxID: d.TxID, Version: d.Version}, nil
+}

@@ -1,0 +1,206 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// forbiddenImports are packages whose results differ between endorsing
+// peers (clocks, randomness, the host) or that invite concurrency.
+var forbiddenImports = []string{"time", "math/rand", "math/rand/v2", "crypto/rand", "os", "net", "io/ioutil", "sync"}
+
+func isForbiddenImport(path string) bool {
+	for _, f := range forbiddenImports {
+		if path == f || strings.HasPrefix(path, f+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// determinismFindings checks type-checked files against the determinism
+// rules of the contract: no forbidden imports, no go statements, no
+// package-level variables and no range over a map (whose order is random).
+func determinismFindings(fset *token.FileSet, files []*ast.File, info *types.Info) []string {
+	type finding struct {
+		pos token.Position
+		msg string
+	}
+	var found []finding
+	report := func(pos token.Pos, format string, args ...any) {
+		found = append(found, finding{fset.Position(pos), fmt.Sprintf(format, args...)})
+	}
+	for _, file := range files {
+		for _, imp := range file.Imports {
+			if path := strings.Trim(imp.Path.Value, `"`); isForbiddenImport(path) {
+				report(imp.Pos(), "imports %q", path)
+			}
+		}
+		for _, decl := range file.Decls {
+			if gen, ok := decl.(*ast.GenDecl); ok && gen.Tok == token.VAR {
+				report(gen.Pos(), "declares a package-level variable")
+			}
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GoStmt:
+				report(n.Pos(), "starts a goroutine")
+			case *ast.RangeStmt:
+				if tv, ok := info.Types[n.X]; ok && tv.Type != nil {
+					if _, isMap := tv.Type.Underlying().(*types.Map); isMap {
+						report(n.Pos(), "ranges over a map (%s)", tv.Type)
+					}
+				}
+			}
+			return true
+		})
+	}
+	sort.Slice(found, func(i, j int) bool {
+		a, b := found[i].pos, found[j].pos
+		if a.Filename != b.Filename {
+			return a.Filename < b.Filename
+		}
+		return a.Offset < b.Offset
+	})
+	findings := make([]string, len(found))
+	for i, f := range found {
+		findings[i] = fmt.Sprintf("%s:%d: %s", filepath.Base(f.pos.Filename), f.pos.Line, f.msg)
+	}
+	return findings
+}
+
+// loadPackage parses and type-checks the non-test files of dir. Imports are
+// resolved from compiled export data that `go list -export` reports.
+func loadPackage(t *testing.T, dir string) (*token.FileSet, []*ast.File, *types.Info) {
+	t.Helper()
+	fset := token.NewFileSet()
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no Go files in %s", dir)
+	}
+	exports := exportFiles(t, dir)
+	imp := importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		file, ok := exports[path]
+		if !ok {
+			return nil, errors.New("no export data for " + path)
+		}
+		return os.Open(file)
+	})
+	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}}
+	conf := types.Config{Importer: imp}
+	if _, err := conf.Check(files[0].Name.Name, fset, files, info); err != nil {
+		t.Fatalf("type-checking %s: %v", dir, err)
+	}
+	return fset, files, info
+}
+
+// exportFiles maps the import paths of the dependencies of the package in
+// dir to their export data files.
+func exportFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-export", "-deps", "-json=ImportPath,Export", ".")
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v: %s", err, stderr.String())
+	}
+	exports := map[string]string{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p struct{ ImportPath, Export string }
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		exports[p.ImportPath] = p.Export
+	}
+	return exports
+}
+
+// TestContractIsDeterministic applies the rules to this package.
+func TestContractIsDeterministic(t *testing.T) {
+	fset, files, info := loadPackage(t, ".")
+	for _, f := range determinismFindings(fset, files, info) {
+		t.Error(f)
+	}
+}
+
+// TestDeterminismCheckFindsViolations proves the check on a package that
+// breaks every rule.
+func TestDeterminismCheckFindsViolations(t *testing.T) {
+	dir := t.TempDir()
+	src := `package bad
+
+import (
+	"math/rand"
+	"sync"
+	"time"
+)
+
+var counter int
+
+type index map[string]int
+
+func f(m map[string]int, idx index, s []int) int {
+	var mu sync.Mutex
+	mu.Lock()
+	go func() {}()
+	for k := range m {
+		_ = k
+	}
+	for range idx {
+	}
+	for range s {
+	}
+	return rand.Int() + int(time.Now().Unix())
+}
+`
+	for name, content := range map[string]string{"bad.go": src, "go.mod": "module bad\n\ngo 1.24\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fset, files, info := loadPackage(t, dir)
+	got := strings.Join(determinismFindings(fset, files, info), "\n")
+	want := strings.Join([]string{
+		`bad.go:4: imports "math/rand"`,
+		`bad.go:5: imports "sync"`,
+		`bad.go:6: imports "time"`,
+		`bad.go:9: declares a package-level variable`,
+		`bad.go:16: starts a goroutine`,
+		`bad.go:17: ranges over a map (map[string]int)`,
+		`bad.go:20: ranges over a map (bad.index)`,
+	}, "\n")
+	if got != want {
+		t.Errorf("findings:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -1,0 +1,96 @@
+package registry
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLedgerFailuresAreReported checks that failures of the peer surface as
+// errors that are not refusals (no class) and name the key.
+func TestLedgerFailuresAreReported(t *testing.T) {
+	h := newHarness(t)
+	h.approved("fraud", "3")
+	h.ok(org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+	calls := functionCalls(t)
+	expectFailure := func(t *testing.T, who *fakeIdentity, function string, args ...any) {
+		t.Helper()
+		_, err := h.invoke(who, function, args...)
+		if err == nil || ClassOf(err) != "" || !strings.HasPrefix(err.Error(), "ledger: ") {
+			t.Errorf("%s: got %v, want a ledger error", function, err)
+		}
+	}
+
+	t.Run("reads", func(t *testing.T) {
+		h.use(t)
+		h.ledger.failKeys = map[string]bool{modelKey("fraud"): true}
+		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
+		expectFailure(t, org1Admin, "GrantAccess", "fraud", "Org2MSP")
+		expectFailure(t, org1Scientist, "GetModelVersion", "fraud", "3")
+		expectFailure(t, org1Scientist, "ListAccessLog", "fraud", "3", int32(10), "")
+		h.ledger.failKeys = map[string]bool{settingsKey: true}
+		expectFailure(t, org1Approver, "ApproveModelVersion", "fraud", "3", "")
+		expectFailure(t, org1Scientist, "GetModelVersion", "fraud", "3")
+		expectFailure(t, org1Scientist, "GetSettings")
+		expectFailure(t, org1Admin, "SetSettings", settingsJSON(false, "Org1MSP"))
+		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
+		expectFailure(t, org1Auditor, "ListModelVersions", "", int32(10), "")
+		h.ledger.failKeys = map[string]bool{datasetKey(datasetTx): true}
+		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
+		h.ledger.failKeys = map[string]bool{datasetKey(digest("d")): true}
+		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
+		expectFailure(t, org1Scientist, "GetDataset", digest("d"))
+		h.ledger.failKeys = map[string]bool{deploymentKey("prod", "fraud"): true}
+		expectFailure(t, org1Operator, "RecordDeployment", calls["RecordDeployment"]...)
+		expectFailure(t, org1Operator, "GetDeployment", "prod", "fraud")
+		h.ledger.failKeys = map[string]bool{modelVersionKey("fraud", "3"): true}
+		expectFailure(t, org1Auditor, "GetHistory", "fraud", "3")
+		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")
+		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+		expectFailure(t, org1Auditor, "FindByDigest", sampleInput("fraud", "3").ModelDigest)
+		h.ledger.failKeys = map[string]bool{modelVersionKey("fraud", "9"): true}
+		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
+		h.ledger.failKeys = map[string]bool{}
+	})
+
+	t.Run("queries", func(t *testing.T) {
+		h.use(t)
+		h.ledger.failRange = true
+		defer func() { h.ledger.failRange = false }()
+		expectFailure(t, org1Auditor, "ListModelVersions", "", int32(10), "")
+		expectFailure(t, org1Auditor, "FindByDigest", digest("x"))
+		expectFailure(t, org1Auditor, "GetHistory", "fraud", "3")
+		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "", int32(10), "")
+	})
+
+	t.Run("writes", func(t *testing.T) {
+		h.use(t)
+		h.ledger.failWrites = true
+		defer func() { h.ledger.failWrites = false }()
+		expectFailure(t, org1Scientist, "RegisterModelVersion", sampleRecord(t, "new", "1"))
+		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
+		expectFailure(t, org1Admin, "GrantAccess", "fraud", "Org2MSP")
+		expectFailure(t, org1Admin, "SetSettings", settingsJSON(false, "Org1MSP"))
+		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+		expectFailure(t, org1Operator, "RecordDeployment", "fraud", "3", "dev", "https://dev")
+		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")
+	})
+
+	t.Run("corrupt records", func(t *testing.T) {
+		h.use(t)
+		saved := h.ledger.state[modelVersionKey("fraud", "3")]
+		h.ledger.state[modelVersionKey("fraud", "3")] = []byte("{")
+		expectFailure(t, org1Auditor, "GetModelVersion", "fraud", "3")
+		expectFailure(t, org1Auditor, "ListModelVersions", "fraud", int32(10), "")
+		h.ledger.state[modelVersionKey("fraud", "3")] = saved
+
+		delete(h.ledger.state, modelKey("fraud"))
+		expectFailure(t, org1Auditor, "GetModelVersion", "fraud", "3")
+		expectFailure(t, org1Auditor, "ListModelVersions", "fraud", int32(10), "")
+
+		h.ledger.state[digestKey(digest("z"), "a", "1")] = []byte("[")
+		expectFailure(t, org1Auditor, "FindByDigest", digest("z"))
+		h.ledger.state[accessKey("a", "1", "t", "tx")] = []byte("[")
+		expectFailure(t, org1Auditor, "ListAccessLog", "a", "1", int32(10), "")
+		h.ledger.history[modelVersionKey("a", "1")] = nil
+	})
+}

@@ -1,0 +1,318 @@
+package registry
+
+// The ledger records and the values functions return. Every struct declares
+// its fields in alphabetical order of their JSON names, so that the JSON the
+// contract writes has its keys in alphabetical order; lists are stored in the
+// order the contract sorts them. Fields tagged metadata:",optional" may be
+// absent from the JSON (contractapi validates returned values against a
+// schema generated from these types, where every other field is required).
+
+// Model version statuses.
+const (
+	// StatusRegistered is the status of a version awaiting decisions.
+	StatusRegistered = "REGISTERED"
+	// StatusApproved means every organisation of the approval set approved.
+	StatusApproved = "APPROVED"
+	// StatusRejected means an organisation rejected the version.
+	StatusRejected = "REJECTED"
+	// StatusDeployed means at least one deployment was recorded.
+	StatusDeployed = "DEPLOYED"
+	// StatusRevoked is final.
+	StatusRevoked = "REVOKED"
+)
+
+// Approval decisions.
+const (
+	// DecisionApproved is an organisation's approval.
+	DecisionApproved = "APPROVED"
+	// DecisionRejected is an organisation's rejection.
+	DecisionRejected = "REJECTED"
+)
+
+// Artifact access decisions.
+const (
+	// AccessGranted is logged when the caller may read the version.
+	AccessGranted = "GRANTED"
+	// AccessDenied is logged otherwise.
+	AccessDenied = "DENIED"
+)
+
+// Actor identifies the caller of a transaction, as read from its certificate.
+type Actor struct {
+	CertFingerprint string `json:"certFingerprint"`
+	MSPID           string `json:"mspId"`
+	Role            string `json:"role"`
+}
+
+// Change describes the transaction that last changed a record.
+type Change struct {
+	Action string `json:"action"`
+	Actor  Actor  `json:"actor"`
+	Time   string `json:"time"`
+	TxID   string `json:"txId"`
+}
+
+// Framework is the ML framework a model was trained with.
+type Framework struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Library is a library the model depends on.
+type Library struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ManifestFile is one file of the model's artifact.
+type ManifestFile struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Manifest lists every file of the model's artifact, sorted by path.
+type Manifest struct {
+	Files []ManifestFile `json:"files"`
+}
+
+// Param is a training hyperparameter.
+type Param struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Metric is an evaluation metric.
+type Metric struct {
+	Key   string  `json:"key"`
+	Value float64 `json:"value"`
+}
+
+// MLflow points at the MLflow run and model the version comes from.
+type MLflow struct {
+	RunID  string `json:"runId"`
+	Source string `json:"source"`
+}
+
+// Storage points at the artifact in the object store.
+type Storage struct {
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	SHA256    string `json:"sha256"`
+	VersionID string `json:"versionId"`
+}
+
+// DatasetRefInput is a training dataset as RegisterModelVersion takes it.
+type DatasetRefInput struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Source string `json:"source"`
+}
+
+// DatasetRef is a training dataset as stored in a ModelVersion. Registered
+// is false when the dataset was not registered when the model was (a flag).
+type DatasetRef struct {
+	Name       string `json:"name"`
+	Registered bool   `json:"registered"`
+	SHA256     string `json:"sha256"`
+	Source     string `json:"source"`
+}
+
+// ModelVersionInput is the argument of RegisterModelVersion.
+type ModelVersionInput struct {
+	Datasets       []DatasetRefInput `json:"datasets"`
+	Framework      Framework         `json:"framework"`
+	Libraries      []Library         `json:"libraries"`
+	Manifest       Manifest          `json:"manifest"`
+	ManifestDigest string            `json:"manifestDigest"`
+	Metrics        []Metric          `json:"metrics"`
+	MLflow         MLflow            `json:"mlflow"`
+	ModelDigest    string            `json:"modelDigest"`
+	Name           string            `json:"name"`
+	Params         []Param           `json:"params"`
+	Storage        Storage           `json:"storage"`
+	Version        string            `json:"version"`
+}
+
+// Approval is one organisation's decision on a version: MSPID is the
+// deciding organisation (a version holds one approval per organisation,
+// sorted by MSPID), Actor the identity that recorded it.
+type Approval struct {
+	Actor    Actor  `json:"actor"`
+	Comment  string `json:"comment"`
+	Decision string `json:"decision"`
+	MSPID    string `json:"mspId"`
+	Time     string `json:"time"`
+	TxID     string `json:"txId"`
+}
+
+// Deployment is one deployment of a version, as listed in the version.
+type Deployment struct {
+	Actor       Actor  `json:"actor"`
+	Endpoint    string `json:"endpoint"`
+	Environment string `json:"environment"`
+	Time        string `json:"time"`
+	TxID        string `json:"txId"`
+}
+
+// Revocation records why and by whom a version was revoked.
+type Revocation struct {
+	Actor  Actor  `json:"actor"`
+	Reason string `json:"reason"`
+	Time   string `json:"time"`
+	TxID   string `json:"txId"`
+}
+
+// ModelVersion is the ledger record of one registered model version.
+type ModelVersion struct {
+	Approvals      []Approval   `json:"approvals"`
+	Datasets       []DatasetRef `json:"datasets"`
+	Deployments    []Deployment `json:"deployments"`
+	Framework      Framework    `json:"framework"`
+	LastChange     Change       `json:"lastChange"`
+	Libraries      []Library    `json:"libraries"`
+	Manifest       Manifest     `json:"manifest"`
+	ManifestDigest string       `json:"manifestDigest"`
+	Metrics        []Metric     `json:"metrics"`
+	MLflow         MLflow       `json:"mlflow"`
+	ModelDigest    string       `json:"modelDigest"`
+	Name           string       `json:"name"`
+	Owner          string       `json:"owner"`
+	Params         []Param      `json:"params"`
+	RegisteredAt   string       `json:"registeredAt"`
+	RegisteredTxID string       `json:"registeredTxId"`
+	Registrant     Actor        `json:"registrant"`
+	Revocation     *Revocation  `json:"revocation,omitempty" metadata:",optional"`
+	Status         string       `json:"status"`
+	Storage        Storage      `json:"storage"`
+	Version        string       `json:"version"`
+}
+
+// Model is the ledger record of a model name: its owner organisation and the
+// organisations granted read access to all its versions (sorted).
+type Model struct {
+	Grants         []string `json:"grants"`
+	LastChange     Change   `json:"lastChange"`
+	Name           string   `json:"name"`
+	Owner          string   `json:"owner"`
+	RegisteredAt   string   `json:"registeredAt"`
+	RegisteredTxID string   `json:"registeredTxId"`
+}
+
+// DatasetInput is the argument of RegisterDataset.
+type DatasetInput struct {
+	Name          string `json:"name"`
+	SchemaSummary string `json:"schemaSummary"`
+	SHA256        string `json:"sha256"`
+	Source        string `json:"source"`
+}
+
+// Dataset is the ledger record of a registered dataset, keyed by sha256.
+type Dataset struct {
+	Name           string `json:"name"`
+	Owner          string `json:"owner"`
+	RegisteredAt   string `json:"registeredAt"`
+	RegisteredTxID string `json:"registeredTxId"`
+	Registrant     Actor  `json:"registrant"`
+	SchemaSummary  string `json:"schemaSummary"`
+	SHA256         string `json:"sha256"`
+	Source         string `json:"source"`
+}
+
+// EnvironmentDeployment is the ledger record of what an environment runs
+// for a model name.
+type EnvironmentDeployment struct {
+	Actor       Actor  `json:"actor"`
+	Endpoint    string `json:"endpoint"`
+	Environment string `json:"environment"`
+	Name        string `json:"name"`
+	Time        string `json:"time"`
+	TxID        string `json:"txId"`
+	Version     string `json:"version"`
+}
+
+// DeployedVersion is what GetDeployment returns: the deployment and the
+// current status of the deployed version.
+type DeployedVersion struct {
+	Actor       Actor  `json:"actor"`
+	Endpoint    string `json:"endpoint"`
+	Environment string `json:"environment"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	Time        string `json:"time"`
+	TxID        string `json:"txId"`
+	Version     string `json:"version"`
+}
+
+// SettingsInput is the argument of SetSettings.
+type SettingsInput struct {
+	ApprovalOrgs   []string `json:"approvalOrgs"`
+	StrictDatasets bool     `json:"strictDatasets"`
+}
+
+// Settings are the channel settings. LastChange is absent until the first
+// SetSettings.
+type Settings struct {
+	ApprovalOrgs   []string `json:"approvalOrgs"`
+	LastChange     *Change  `json:"lastChange,omitempty" metadata:",optional"`
+	StrictDatasets bool     `json:"strictDatasets"`
+}
+
+// ModelRef names a model version.
+type ModelRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ModelVersionPage is one page of ListModelVersions. Fetched counts the
+// records read from the ledger for this page, before filtering by access.
+type ModelVersionPage struct {
+	Bookmark string         `json:"bookmark"`
+	Fetched  int32          `json:"fetched"`
+	Records  []ModelVersion `json:"records"`
+}
+
+// HistoryEntry is one change of a model version.
+type HistoryEntry struct {
+	Action   string `json:"action,omitempty" metadata:",optional"`
+	Actor    *Actor `json:"actor,omitempty" metadata:",optional"`
+	IsDelete bool   `json:"isDelete"`
+	Status   string `json:"status,omitempty" metadata:",optional"`
+	Time     string `json:"time"`
+	TxID     string `json:"txId"`
+}
+
+// AccessLogEntry is the ledger record of one AuthorizeArtifactAccess call.
+type AccessLogEntry struct {
+	Actor    Actor  `json:"actor"`
+	Decision string `json:"decision"`
+	Name     string `json:"name"`
+	Purpose  string `json:"purpose"`
+	Reason   string `json:"reason,omitempty" metadata:",optional"`
+	Time     string `json:"time"`
+	TxID     string `json:"txId"`
+	Version  string `json:"version"`
+}
+
+// AccessLogPage is one page of ListAccessLog.
+type AccessLogPage struct {
+	Bookmark string           `json:"bookmark"`
+	Fetched  int32            `json:"fetched"`
+	Records  []AccessLogEntry `json:"records"`
+}
+
+// ArtifactAccess is what AuthorizeArtifactAccess returns. The digests,
+// status and storage pointer are present only when access is granted; the
+// reason only when it is denied.
+type ArtifactAccess struct {
+	Decision       string   `json:"decision"`
+	ManifestDigest string   `json:"manifestDigest,omitempty" metadata:",optional"`
+	ModelDigest    string   `json:"modelDigest,omitempty" metadata:",optional"`
+	Name           string   `json:"name"`
+	Purpose        string   `json:"purpose"`
+	Reason         string   `json:"reason,omitempty" metadata:",optional"`
+	Status         string   `json:"status,omitempty" metadata:",optional"`
+	Storage        *Storage `json:"storage,omitempty" metadata:",optional"`
+	TxID           string   `json:"txId"`
+	Version        string   `json:"version"`
+}

@@ -1,0 +1,54 @@
+package registry
+
+import "testing"
+
+func TestSettings(t *testing.T) {
+	h := newHarness(t)
+	if s := h.ok(org1Scientist, "GetSettings").(*Settings); toJSON(t, s) != `{"approvalOrgs":[],"strictDatasets":false}` {
+		t.Errorf("default settings %s", toJSON(t, s))
+	}
+	h.refused(org1Approver, `NOT_AUTHORIZED: role "approver" of Org1MSP may not call SetSettings (allowed: admin)`,
+		"SetSettings", settingsJSON(false, "Org1MSP"))
+
+	// While unset, any admin may set them.
+	s := h.ok(org3Admin, "SetSettings", settingsJSON(true, "Org2MSP", "Org1MSP")).(*Settings)
+	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` || !s.StrictDatasets || s.LastChange == nil || s.LastChange.Actor != org3Admin.actor() {
+		t.Fatalf("settings %s", toJSON(t, s))
+	}
+	if ev := h.lastEvent(); ev.Name != EventSettingsChanged || ev.Payload != `{"approvalOrgs":["Org1MSP","Org2MSP"],"strictDatasets":true,"txId":"tx0003"}` {
+		t.Errorf("event %s %s", ev.Name, ev.Payload)
+	}
+	if got := h.ok(org1Auditor, "GetSettings").(*Settings); toJSON(t, got) != toJSON(t, s) {
+		t.Errorf("GetSettings = %s", toJSON(t, got))
+	}
+
+	// Now only admins of the approval set.
+	h.refused(org3Admin, "NOT_AUTHORIZED: organisation Org3MSP is not in the approval set; only the admins of its organisations may change the settings",
+		"SetSettings", settingsJSON(false, "Org3MSP"))
+	events := len(h.ledger.events)
+	h.ok(org2Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
+	if len(h.ledger.events) != events {
+		t.Error("setting the same values emitted an event")
+	}
+	s = h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP")).(*Settings)
+	if len(s.ApprovalOrgs) != 3 || s.StrictDatasets {
+		t.Errorf("settings %s", toJSON(t, s))
+	}
+
+	tests := []struct{ name, settings, want string }{
+		{"empty set", `{"approvalOrgs":[]}`, "INVALID: approvalOrgs: must list 1 to 64 MSP ids"},
+		{"no set", `{"strictDatasets":true}`, "INVALID: approvalOrgs: must list 1 to 64 MSP ids"},
+		{"duplicate", `{"approvalOrgs":["Org1MSP","Org2MSP","Org1MSP"]}`, "INVALID: approvalOrgs[2]: duplicates approvalOrgs[0]"},
+		{"bad MSP id", `{"approvalOrgs":["Org1MSP","-x"]}`,
+			"INVALID: approvalOrgs[1]: must be 1 to 128 characters of ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"},
+		{"strict as string", `{"approvalOrgs":["Org1MSP"],"strictDatasets":"yes"}`, "INVALID: strictDatasets: must be true or false"},
+		{"unknown field", `{"approvalOrgs":["Org1MSP"],"quorum":1}`, "INVALID: quorum: unknown field"},
+		{"not JSON", `approvalOrgs`, "INVALID: settings: is not valid JSON (invalid character 'a' looking for beginning of value, after byte 1)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.use(t)
+			h.refused(org1Admin, tc.want, "SetSettings", tc.settings)
+		})
+	}
+}

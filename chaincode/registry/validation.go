@@ -1,0 +1,401 @@
+package registry
+
+import (
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits of CONTRACT.md ("Limits" and "Field rules").
+const (
+	maxModelNameChars     = 256
+	maxManifestFiles      = 10000
+	maxManifestPathChars  = 4096
+	maxFileSize           = 1 << 53
+	maxMLflowKeyChars     = 250
+	maxParamValueChars    = 6000
+	maxLabelChars         = 256
+	maxURIChars           = 2048
+	maxStorageKeyChars    = 1024
+	maxSchemaSummaryChars = 65536
+	maxNoteChars          = 1024
+	maxMSPIDChars         = 128
+	maxApprovalOrgs       = 64
+	maxPageSize           = 1000
+)
+
+// parseModelVersion decodes, validates and normalises the argument of
+// RegisterModelVersion: lists come back sorted and never nil, so the same
+// content always marshals to the same bytes.
+func parseModelVersion(data []byte) (*ModelVersionInput, error) {
+	var in ModelVersionInput
+	if err := decodeStrict("record", data, &in); err != nil {
+		return nil, err
+	}
+	if err := validateModelVersion(&in); err != nil {
+		return nil, err
+	}
+	normalizeModelVersion(&in)
+	return &in, nil
+}
+
+func validateModelVersion(in *ModelVersionInput) error {
+	checks := []func() error{
+		func() error { return validateModelName("name", in.Name) },
+		func() error { return validateVersion("version", in.Version) },
+		func() error { return validateDigest("modelDigest", in.ModelDigest) },
+		func() error { return validateDigest("manifestDigest", in.ManifestDigest) },
+		func() error { return validateManifest(in.Manifest) },
+		func() error { return validateFramework(in.Framework) },
+		func() error { return validateLibraries(in.Libraries) },
+		func() error { return validateParams(in.Params) },
+		func() error { return validateMetrics(in.Metrics) },
+		func() error { return validateDatasetRefs(in.Datasets) },
+		func() error { return validateMLflow(in.MLflow) },
+		func() error { return validateStorage(in.Storage) },
+	}
+	return firstError(checks)
+}
+
+func firstError(checks []func() error) error {
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func normalizeModelVersion(in *ModelVersionInput) {
+	in.Manifest.Files = nonNil(in.Manifest.Files)
+	sort.Slice(in.Manifest.Files, func(i, j int) bool { return in.Manifest.Files[i].Path < in.Manifest.Files[j].Path })
+	in.Libraries = nonNil(in.Libraries)
+	sort.Slice(in.Libraries, func(i, j int) bool { return in.Libraries[i].Name < in.Libraries[j].Name })
+	in.Params = nonNil(in.Params)
+	sort.Slice(in.Params, func(i, j int) bool { return in.Params[i].Key < in.Params[j].Key })
+	in.Metrics = nonNil(in.Metrics)
+	sort.Slice(in.Metrics, func(i, j int) bool { return in.Metrics[i].Key < in.Metrics[j].Key })
+	in.Datasets = nonNil(in.Datasets)
+	sort.Slice(in.Datasets, func(i, j int) bool { return in.Datasets[i].SHA256 < in.Datasets[j].SHA256 })
+}
+
+// nonNil turns a nil slice into an empty one: records hold [] rather than
+// null, as the contract metadata requires.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// parseDataset decodes and validates the argument of RegisterDataset.
+func parseDataset(data []byte) (*DatasetInput, error) {
+	var in DatasetInput
+	if err := decodeStrict("dataset", data, &in); err != nil {
+		return nil, err
+	}
+	err := firstError([]func() error{
+		func() error { return validateLabel("name", in.Name) },
+		func() error { return validateDigest("sha256", in.SHA256) },
+		func() error { return validateLine("source", in.Source, maxURIChars, true) },
+		func() error { return validateNote("schemaSummary", in.SchemaSummary, maxSchemaSummaryChars, false) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+// parseSettings decodes, validates and normalises the argument of
+// SetSettings.
+func parseSettings(data []byte) (*SettingsInput, error) {
+	var in SettingsInput
+	if err := decodeStrict("settings", data, &in); err != nil {
+		return nil, err
+	}
+	if len(in.ApprovalOrgs) < 1 || len(in.ApprovalOrgs) > maxApprovalOrgs {
+		return nil, invalid("approvalOrgs", "must list 1 to 64 MSP ids")
+	}
+	for i, org := range in.ApprovalOrgs {
+		if err := validateMSPID(indexed("approvalOrgs", i), org); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkUnique(in.ApprovalOrgs, func(s string) string { return s }, "approvalOrgs", ""); err != nil {
+		return nil, err
+	}
+	sort.Strings(in.ApprovalOrgs)
+	return &in, nil
+}
+
+func indexed(list string, i int) string {
+	return list + "[" + strconv.Itoa(i) + "]"
+}
+
+// checkUnique refuses the second of two items with the same key, naming both.
+func checkUnique[T any](items []T, key func(T) string, list, field string) error {
+	first := make(map[string]int, len(items))
+	for i, item := range items {
+		k := key(item)
+		if j, dup := first[k]; dup {
+			return invalid(indexed(list, i)+field, "duplicates "+indexed(list, j)+field)
+		}
+		first[k] = i
+	}
+	return nil
+}
+
+// validateModelName applies MLflow's registered-model name rules, plus
+// those the ledger keys need.
+func validateModelName(p, name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return invalid(p, "must not be blank")
+	case utf8.RuneCountInString(name) > maxModelNameChars:
+		return invalid(p, "must be at most 256 characters")
+	case strings.ContainsAny(name, "/:"):
+		return invalid(p, "must not contain '/' or ':'")
+	case hasControl(name):
+		return invalid(p, "must not contain control characters")
+	case strings.ContainsRune(name, utf8.MaxRune):
+		return invalid(p, "must not contain U+10FFFF")
+	case name == "." || strings.HasPrefix(name, ".."):
+		return invalid(p, "must not be '.' or start with '..'")
+	}
+	return nil
+}
+
+func validateVersion(p, version string) error {
+	if len(version) < 1 || len(version) > 10 || version[0] == '0' || !allBytes(version, isDigit) {
+		return invalid(p, "must be a positive decimal integer without leading zeros, at most 10 digits")
+	}
+	return nil
+}
+
+func validateDigest(p, digest string) error {
+	if len(digest) != 64 || !allBytes(digest, isLowerHex) {
+		return invalid(p, "must be 64 lowercase hex characters")
+	}
+	return nil
+}
+
+func validateManifest(m Manifest) error {
+	if len(m.Files) < 1 || len(m.Files) > maxManifestFiles {
+		return invalid("manifest.files", "must list 1 to 10000 files")
+	}
+	for i, f := range m.Files {
+		p := indexed("manifest.files", i)
+		if err := validateManifestPath(p+".path", f.Path); err != nil {
+			return err
+		}
+		if err := validateDigest(p+".sha256", f.SHA256); err != nil {
+			return err
+		}
+		if f.Size < 0 || f.Size > maxFileSize {
+			return invalid(p+".size", "must be from 0 to 9007199254740992")
+		}
+	}
+	return checkUnique(m.Files, func(f ManifestFile) string { return f.Path }, "manifest.files", ".path")
+}
+
+func validateManifestPath(p, file string) error {
+	switch {
+	case file == "":
+		return invalid(p, "must not be empty")
+	case utf8.RuneCountInString(file) > maxManifestPathChars:
+		return invalid(p, "must be at most 4096 characters")
+	case hasControl(file):
+		return invalid(p, "must not contain control characters")
+	case strings.Contains(file, `\`):
+		return invalid(p, "must not contain backslashes")
+	case strings.HasPrefix(file, "/"):
+		return invalid(p, "must be relative")
+	}
+	for _, segment := range strings.Split(file, "/") {
+		switch segment {
+		case "":
+			return invalid(p, "must not contain empty segments")
+		case ".", "..":
+			return invalid(p, "must not contain '.' or '..' segments")
+		}
+	}
+	return nil
+}
+
+func validateFramework(f Framework) error {
+	if err := validateLabel("framework.name", f.Name); err != nil {
+		return err
+	}
+	return validateLabel("framework.version", f.Version)
+}
+
+func validateLibraries(libs []Library) error {
+	for i, lib := range libs {
+		p := indexed("libraries", i)
+		if err := validateLabel(p+".name", lib.Name); err != nil {
+			return err
+		}
+		if err := validateLabel(p+".version", lib.Version); err != nil {
+			return err
+		}
+	}
+	return checkUnique(libs, func(l Library) string { return l.Name }, "libraries", ".name")
+}
+
+func validateParams(params []Param) error {
+	for i, param := range params {
+		p := indexed("params", i)
+		if err := validateMLflowKey(p+".key", param.Key); err != nil {
+			return err
+		}
+		if utf8.RuneCountInString(param.Value) > maxParamValueChars {
+			return invalid(p+".value", "must be at most 6000 characters")
+		}
+	}
+	return checkUnique(params, func(p Param) string { return p.Key }, "params", ".key")
+}
+
+func validateMetrics(metrics []Metric) error {
+	for i, metric := range metrics {
+		if err := validateMLflowKey(indexed("metrics", i)+".key", metric.Key); err != nil {
+			return err
+		}
+		// Values are finite: the decoder refuses anything else.
+	}
+	return checkUnique(metrics, func(m Metric) string { return m.Key }, "metrics", ".key")
+}
+
+// validateMLflowKey applies MLflow's rules for param and metric keys.
+func validateMLflowKey(p, key string) error {
+	if len(key) < 1 || len(key) > maxMLflowKeyChars || !allBytes(key, isMLflowKeyByte) {
+		return invalid(p, "must be 1 to 250 characters of ASCII letters, digits, '_', '-', '.', '/', ':' and space")
+	}
+	if clean := path.Clean(key); clean != key || clean == "." || strings.HasPrefix(clean, "..") || strings.HasPrefix(clean, "/") {
+		return invalid(p, "must not resolve to another name when read as a path")
+	}
+	return nil
+}
+
+func validateDatasetRefs(refs []DatasetRefInput) error {
+	for i, ref := range refs {
+		p := indexed("datasets", i)
+		if err := validateLabel(p+".name", ref.Name); err != nil {
+			return err
+		}
+		if err := validateDigest(p+".sha256", ref.SHA256); err != nil {
+			return err
+		}
+		if err := validateLine(p+".source", ref.Source, maxURIChars, true); err != nil {
+			return err
+		}
+	}
+	return checkUnique(refs, func(r DatasetRefInput) string { return r.SHA256 }, "datasets", ".sha256")
+}
+
+func validateMLflow(m MLflow) error {
+	if err := validateLine("mlflow.runId", m.RunID, maxLabelChars, false); err != nil {
+		return err
+	}
+	return validateLine("mlflow.source", m.Source, maxURIChars, false)
+}
+
+func validateStorage(s Storage) error {
+	if !isBucketName(s.Bucket) {
+		return invalid("storage.bucket", "must be 3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit")
+	}
+	if err := validateLine("storage.key", s.Key, maxStorageKeyChars, true); err != nil {
+		return err
+	}
+	if err := validateDigest("storage.sha256", s.SHA256); err != nil {
+		return err
+	}
+	return validateLine("storage.versionId", s.VersionID, maxStorageKeyChars, false)
+}
+
+// validateLabel checks a short required one-line text: a name or a version.
+func validateLabel(p, s string) error {
+	return validateLine(p, s, maxLabelChars, true)
+}
+
+// validateLine checks a one-line text: at most max characters, no control
+// characters, not blank when required.
+func validateLine(p, s string, max int, required bool) error {
+	if err := validateNote(p, s, max, required); err != nil {
+		return err
+	}
+	if hasControl(s) {
+		return invalid(p, "must not contain control characters")
+	}
+	return nil
+}
+
+// validateNote checks a free text: at most max characters, not blank when
+// required.
+func validateNote(p, s string, max int, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return invalid(p, "must not be blank")
+	}
+	if utf8.RuneCountInString(s) > max {
+		return invalid(p, "must be at most "+strconv.Itoa(max)+" characters")
+	}
+	return nil
+}
+
+func validateMSPID(p, id string) error {
+	if len(id) < 1 || len(id) > maxMSPIDChars || !isAlnum(id[0]) || !allBytes(id, isMSPIDByte) {
+		return invalid(p, "must be 1 to 128 characters of ASCII letters, digits, '.', '_' and '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+func validateEnvironment(p, env string) error {
+	if len(env) < 1 || len(env) > 63 || !isLowerAlnum(env[0]) || !allBytes(env, isEnvironmentByte) {
+		return invalid(p, "must be 1 to 63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+func validatePageSize(pageSize int32) error {
+	if pageSize < 1 || pageSize > maxPageSize {
+		return invalid("pageSize", "must be from 1 to 1000")
+	}
+	return nil
+}
+
+func isBucketName(s string) bool {
+	return len(s) >= 3 && len(s) <= 63 && isLowerAlnum(s[0]) && isLowerAlnum(s[len(s)-1]) &&
+		allBytes(s, func(b byte) bool { return isLowerAlnum(b) || b == '.' || b == '-' })
+}
+
+// hasControl reports whether s holds a control character (Unicode Cc, a
+// fixed set, so the answer never depends on the Go release).
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			return true
+		}
+	}
+	return false
+}
+
+func allBytes(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(b byte) bool      { return b >= '0' && b <= '9' }
+func isLowerHex(b byte) bool   { return isDigit(b) || (b >= 'a' && b <= 'f') }
+func isLowerAlnum(b byte) bool { return isDigit(b) || (b >= 'a' && b <= 'z') }
+func isAlnum(b byte) bool      { return isLowerAlnum(b) || (b >= 'A' && b <= 'Z') }
+
+func isMLflowKeyByte(b byte) bool { return isAlnum(b) || strings.IndexByte("_-./: ", b) >= 0 }
+func isMSPIDByte(b byte) bool     { return isAlnum(b) || strings.IndexByte("._-", b) >= 0 }
+func isEnvironmentByte(b byte) bool {
+	return isLowerAlnum(b) || strings.IndexByte("._-", b) >= 0
+}
