@@ -48,6 +48,7 @@ func (c *Contract) GetEvaluateTransactions() []string {
 		"GetDataset",
 		"GetDeployment",
 		"GetHistory",
+		"GetModel",
 		"GetModelVersion",
 		"GetSettings",
 		"ListAccessLog",

@@ -19,6 +19,9 @@ func TestReadAccessFollowsGrants(t *testing.T) {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	h.ok(org2Scientist, "GetModelVersion", "fraud", "3")
+	if got := h.ok(org2Scientist, "GetModel", "fraud").(*Model); got.Owner != "Org1MSP" || len(got.Grants) != 1 {
+		t.Errorf("GetModel after grant: %+v", got)
+	}
 
 	m = h.ok(org1Admin, "GrantAccess", "fraud", "Org3MSP").(*Model)
 	if len(m.Grants) != 2 || m.Grants[0] != "Org2MSP" || m.Grants[1] != "Org3MSP" {
@@ -38,6 +41,11 @@ func TestReadAccessFollowsGrants(t *testing.T) {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	h.refused(org2Scientist, notFound, "GetModelVersion", "fraud", "3")
+	h.refused(org2Scientist, `NOT_FOUND: model "fraud"`, "GetModel", "fraud")
+	h.refused(org2Scientist, `INVALID: name: must not contain '/' or ':'`, "GetModel", "a/b")
+	if got := h.ok(org3Auditor, "GetModel", "fraud").(*Model); got.Owner != "Org1MSP" || got.Grants[0] != "Org3MSP" {
+		t.Errorf("GetModel for an auditor: %+v", got)
+	}
 	events = len(h.ledger.events)
 	h.ok(org1Admin, "RevokeAccess", "fraud", "Org2MSP")
 	if len(h.ledger.events) != events {

@@ -25,6 +25,7 @@ func functionCalls(t *testing.T) map[string][]any {
 		"AuthorizeArtifactAccess": {"fraud", "3", ""},
 		"SetSettings":             {settingsJSON(false, "Org1MSP")},
 		"GetModelVersion":         {"fraud", "3"},
+		"GetModel":                {"fraud"},
 		"ListModelVersions":       {"", int32(10), ""},
 		"FindByDigest":            {digest("x")},
 		"GetHistory":              {"fraud", "3"},

@@ -163,6 +163,19 @@ func (c *Contract) GetModelVersion(ctx contractapi.TransactionContextInterface, 
 	return v, err
 }
 
+// GetModel returns a registered model (its owner organisation and read
+// grants) the caller may read.
+func (c *Contract) GetModel(ctx contractapi.TransactionContextInterface, name string) (*Model, error) {
+	t, err := begin(ctx, "GetModel", allRoles()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateModelName("name", name); err != nil {
+		return nil, err
+	}
+	return t.readableModel(name)
+}
+
 func validateNameAndVersion(name, version string) error {
 	if err := validateModelName("name", name); err != nil {
 		return err
