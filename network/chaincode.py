@@ -395,14 +395,17 @@ class ChaincodeDeployment:
             time.sleep(0.2)
 
     def _ensure_settings(self) -> bool:
-        """Makes the approval set equal the topology's application organisations."""
-        want = sorted(o.msp_id for o in self.topo.application_orgs)
+        """Sets the approval set to every application organisation, once.
+
+        Settings that were ever set (they carry ``lastChange``) belong to the
+        organisations' admins from then on and are left alone.
+        """
         org = self.topo.application_orgs[0]
         current = self._retry_query(lambda: self.cli.query(org, "admin", "GetSettings", []))
         settings = json.loads(current) if current else {}
-        if sorted(settings.get("approvalOrgs") or []) == want:
+        if settings.get("lastChange"):
             return False
-        body = {"approvalOrgs": want, "strictDatasets": bool(settings.get("strictDatasets", False))}
+        body = {"approvalOrgs": sorted(o.msp_id for o in self.topo.application_orgs), "strictDatasets": False}
         self.cli.invoke(org, "admin", "SetSettings", [json.dumps(body, sort_keys=True)])
         return True
 

@@ -56,6 +56,24 @@ class InvokeResult:
     payload: str
 
 
+class ChaincodeCallError(CommandError):
+    """A chaincode call through the ``peer`` CLI failed.
+
+    Attributes:
+        message: The chaincode's own error message (e.g. ``NOT_FOUND: model ...``), decoded;
+            empty when the failure was not a chaincode refusal.
+        validation_code: The commit's validation code when the transaction was
+            ordered but invalidated (e.g. ``ENDORSEMENT_POLICY_FAILURE``), else empty.
+    """
+
+    def __init__(self, cause: CommandError) -> None:
+        super().__init__(cause.argv, cause.returncode, cause.output)
+        m = _MESSAGE_RE.search(cause.output)
+        self.message = _unescape_text_format(m.group(1)).decode("utf-8", errors="replace") if m else ""
+        v = _INVALIDATED_RE.search(cause.output)
+        self.validation_code = v.group(1) if v else ""
+
+
 def endorsement_policy(topo: Topology) -> str:
     """Every application organisation must endorse: ``AND('Org1MSP.peer','Org2MSP.peer')``."""
     members = ",".join(f"'{o.msp_id}.peer'" for o in topo.application_orgs)
@@ -195,6 +213,12 @@ class PeerCLI:
         )
 
     # ------------------------------------------------------------------ calls
+    def _call(self, tool: str, args: list[str], env: dict[str, str]) -> str:
+        try:
+            return self.bins.run(tool, args, env)
+        except CommandError as exc:
+            raise ChaincodeCallError(exc) from exc
+
     def invoke(
         self,
         org: Organization,
@@ -219,11 +243,11 @@ class PeerCLI:
             (always VALID: anything else raises) and the contract's return value.
 
         Raises:
-            CommandError: On a refusal at endorsement, or a commit that is not VALID
-                (the output names the validation code, e.g. ENDORSEMENT_POLICY_FAILURE).
+            ChaincodeCallError: On a refusal at endorsement (``message`` holds the
+                chaincode's), or a commit that is not VALID (``validation_code``).
         """
         orgs = list(endorsers if endorsers is not None else self.topo.application_orgs)
-        out = self.bins.run(
+        out = self._call(
             "peer",
             [
                 "chaincode",
@@ -251,7 +275,7 @@ class PeerCLI:
 
     def query(self, org: Organization, role: str, function: str, args: list[str], node: Node | None = None) -> str:
         """Evaluates a function as ``role`` of ``org`` on one of its peers; returns the raw result."""
-        out = self.bins.run(
+        out = self._call(
             "peer",
             [
                 "chaincode",
@@ -277,6 +301,8 @@ def _json_or_empty(text: str) -> dict[str, Any]:
 
 
 _COMMIT_RE = re.compile(r"txid \[([0-9a-f]+)\] committed with status \(([A-Z_]+)\) at (\S+)")
+_MESSAGE_RE = re.compile(r'message:"((?:[^"\\]|\\.)*)"')
+_INVALIDATED_RE = re.compile(r"transaction invalidated with status \(([A-Z_]+)\)")
 _PAYLOAD_RE = re.compile(r'payload:"((?:[^"\\]|\\.)*)"')
 _ESCAPE_RE = re.compile(r"\\([0-7]{3}|x[0-9a-fA-F]{2}|.)")
 _SIMPLE_ESCAPES = {"n": 10, "r": 13, "t": 9, '"': 34, "'": 39, "\\": 92, "a": 7, "b": 8, "f": 12, "v": 11}

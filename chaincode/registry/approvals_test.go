@@ -120,7 +120,8 @@ func TestApprovalSetIsReadWhenTheDecisionIsRecorded(t *testing.T) {
 	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
 	h.register("fraud", "3")
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))
+	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
+	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP")) // Org2 leaves the set
 	if v := h.ok(org3Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion); v.Status != StatusApproved {
 		t.Errorf("status %s, want APPROVED once every organisation of the current set approved", v.Status)
 	}

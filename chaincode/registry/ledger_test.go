@@ -69,7 +69,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "RegisterModelVersion", sampleRecord(t, "new", "1"))
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		expectFailure(t, org1Admin, "GrantAccess", "fraud", "Org2MSP")
-		expectFailure(t, org1Admin, "SetSettings", settingsJSON(false, "Org1MSP"))
+		expectFailure(t, org1Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
 		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 		expectFailure(t, org1Operator, "RecordDeployment", "fraud", "3", "dev", "https://dev")
 		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")

@@ -7,8 +7,9 @@ import (
 
 // SetSettings sets the channel settings (a JSON SettingsInput). While no
 // settings are set any admin may set them; afterwards only the admins of an
-// organisation in the approval set. Setting the same values again is
-// idempotent. Emits SettingsChanged.
+// organisation in the approval set, and an organisation can be removed from
+// the approval set only by its own admin (no organisation can drop another's
+// say). Setting the same values again is idempotent. Emits SettingsChanged.
 func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, settings string) (*Settings, error) {
 	t, err := begin(ctx, "SetSettings", RoleAdmin)
 	if err != nil {
@@ -28,6 +29,14 @@ func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, sett
 	}
 	if isSet && slices.Equal(current.ApprovalOrgs, in.ApprovalOrgs) && current.StrictDatasets == in.StrictDatasets {
 		return current, nil
+	}
+	if isSet {
+		for _, msp := range current.ApprovalOrgs {
+			if msp != t.caller.mspID && !slices.Contains(in.ApprovalOrgs, msp) {
+				return nil, notAuthorized("an admin of %s may not remove %s from the approval set; only an admin of %s may",
+					t.caller.mspID, msp, msp)
+			}
+		}
 	}
 	change := t.change()
 	s := &Settings{ApprovalOrgs: in.ApprovalOrgs, LastChange: &change, StrictDatasets: in.StrictDatasets}

@@ -35,6 +35,17 @@ func TestSettings(t *testing.T) {
 		t.Errorf("settings %s", toJSON(t, s))
 	}
 
+	// No organisation can drop another from the approval set; each may leave it.
+	h.refused(org1Admin, "NOT_AUTHORIZED: an admin of Org1MSP may not remove Org2MSP from the approval set; only an admin of Org2MSP may",
+		"SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))
+	h.refused(org1Admin, "NOT_AUTHORIZED: an admin of Org1MSP may not remove Org2MSP from the approval set; only an admin of Org2MSP may",
+		"SetSettings", settingsJSON(false, "Org1MSP"))
+	s = h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP")).(*Settings)
+	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` {
+		t.Errorf("after Org3 left: %s", toJSON(t, s))
+	}
+	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
+
 	tests := []struct{ name, settings, want string }{
 		{"empty set", `{"approvalOrgs":[]}`, "INVALID: approvalOrgs: must list 1 to 64 MSP ids"},
 		{"no set", `{"strictDatasets":true}`, "INVALID: approvalOrgs: must list 1 to 64 MSP ids"},
