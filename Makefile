@@ -32,6 +32,7 @@ tools: ## Build the pinned Fabric and Fabric CA binaries into .tools/ (seconds w
 # --- the whole stack (grows with later parts) ----------------------------------------------
 .PHONY: demo
 demo: up ## Bring everything up and print its status
+	@$(CLI) chaincode status
 
 .PHONY: up
 up: network-up deploy-chaincode ## Bring the stack up: network, then chaincode (idempotent)
