@@ -21,6 +21,9 @@ func FuzzParseModelVersion(f *testing.F) {
 	f.Add([]byte(`{"manifest":{"files":[{"path":"a/../b"}]}}`))
 	f.Add([]byte(`[1,2,3]`))
 	f.Add([]byte(`{"metrics":[{"key":"k","value":1e400}]}`))
+	f.Add([]byte(strings.Replace(valid, `"value":0.93`, `"value":5e-324`, 1)))
+	f.Add([]byte(strings.Replace(valid, `"value":0.93`, `"value":-2.2250738585072014e-308`, 1)))
+	f.Add([]byte(strings.Replace(valid, `"value":0.93`, `"value":0.930000000000000000000000000000000`, 1)))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, err := parseModelVersion(data)

@@ -12,6 +12,10 @@ import (
 const (
 	maxModelNameChars     = 256
 	maxManifestFiles      = 10000
+	maxParams             = 1000
+	maxMetrics            = 1000
+	maxLibraries          = 200
+	maxDatasetRefs        = 100
 	maxManifestPathChars  = 4096
 	maxFileSize           = 1 << 53
 	maxMLflowKeyChars     = 250
@@ -31,7 +35,7 @@ const (
 // content always marshals to the same bytes.
 func parseModelVersion(data []byte) (*ModelVersionInput, error) {
 	var in ModelVersionInput
-	if err := decodeStrict("record", data, &in); err != nil {
+	if err := decodeStrict("record", data, &in, modelVersionListLimit); err != nil {
 		return nil, err
 	}
 	if err := validateModelVersion(&in); err != nil {
@@ -39,6 +43,26 @@ func parseModelVersion(data []byte) (*ModelVersionInput, error) {
 	}
 	normalizeModelVersion(&in)
 	return &in, nil
+}
+
+// modelVersionListLimit bounds the lists of RegisterModelVersion's
+// argument. decodeStrict enforces the bounds while it reads the lists, so
+// an oversized list is refused before the rest of it is parsed; the other
+// list rules are checked after decoding, by validateModelVersion.
+func modelVersionListLimit(path string) (int, string) {
+	switch path {
+	case "manifest.files":
+		return maxManifestFiles, "must list 1 to 10000 files"
+	case "params":
+		return maxParams, "must list at most 1000 params"
+	case "metrics":
+		return maxMetrics, "must list at most 1000 metrics"
+	case "libraries":
+		return maxLibraries, "must list at most 200 libraries"
+	case "datasets":
+		return maxDatasetRefs, "must list at most 100 datasets"
+	}
+	return 0, ""
 }
 
 func validateModelVersion(in *ModelVersionInput) error {
@@ -93,7 +117,7 @@ func nonNil[T any](s []T) []T {
 // parseDataset decodes and validates the argument of RegisterDataset.
 func parseDataset(data []byte) (*DatasetInput, error) {
 	var in DatasetInput
-	if err := decodeStrict("dataset", data, &in); err != nil {
+	if err := decodeStrict("dataset", data, &in, nil); err != nil {
 		return nil, err
 	}
 	err := firstError([]func() error{
@@ -112,7 +136,7 @@ func parseDataset(data []byte) (*DatasetInput, error) {
 // SetSettings.
 func parseSettings(data []byte) (*SettingsInput, error) {
 	var in SettingsInput
-	if err := decodeStrict("settings", data, &in); err != nil {
+	if err := decodeStrict("settings", data, &in, nil); err != nil {
 		return nil, err
 	}
 	if len(in.ApprovalOrgs) < 1 || len(in.ApprovalOrgs) > maxApprovalOrgs {
@@ -262,7 +286,7 @@ func validateMetrics(metrics []Metric) error {
 		if err := validateMLflowKey(indexed("metrics", i)+".key", metric.Key); err != nil {
 			return err
 		}
-		// Values are finite: the decoder refuses anything else.
+		// Values are finite and not subnormal: decodeStrict refuses the rest.
 	}
 	return checkUnique(metrics, func(m Metric) string { return m.Key }, "metrics", ".key")
 }

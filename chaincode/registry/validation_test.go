@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +24,29 @@ func TestRegisterModelVersionValidation(t *testing.T) {
 		}
 		return out
 	}
+	list := func(n int, item func(i int) map[string]any) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = item(i)
+		}
+		return out
+	}
+	params := func(n int) []any {
+		return list(n, func(i int) map[string]any { return map[string]any{"key": "p" + strconv.Itoa(i), "value": "v"} })
+	}
+	metrics := func(n int) []any {
+		return list(n, func(i int) map[string]any { return map[string]any{"key": "m" + strconv.Itoa(i), "value": 0.5} })
+	}
+	libraries := func(n int) []any {
+		return list(n, func(i int) map[string]any { return map[string]any{"name": "lib" + strconv.Itoa(i), "version": "1"} })
+	}
+	datasets := func(n int) []any {
+		return list(n, func(i int) map[string]any {
+			return map[string]any{"name": "d", "sha256": digest("d" + strconv.Itoa(i)), "source": "s3://d"}
+		})
+	}
+	// number sets a metric value or a file size to a literal, verbatim.
+	metricValue := func(lit string) func(map[string]any) { return set([]any{"metrics", 0}, "value", json.Number(lit)) }
 	tests := []struct {
 		name string
 		edit func(map[string]any)
@@ -51,6 +76,15 @@ func TestRegisterModelVersionValidation(t *testing.T) {
 		{"manifest missing", func(m map[string]any) { delete(m, "manifest") }, "INVALID: manifest.files: must list 1 to 10000 files"},
 		{"manifest 10000 files", set([]any{"manifest"}, "files", files(10000)), ""},
 		{"manifest 10001 files", set([]any{"manifest"}, "files", files(10001)), "INVALID: manifest.files: must list 1 to 10000 files"},
+		{"manifest 10001 files with bad content", set([]any{"manifest"}, "files", append(files(10000), "not a file")), "INVALID: manifest.files: must list 1 to 10000 files"},
+		{"params 1000", top("params", params(1000)), ""},
+		{"params 1001", top("params", params(1001)), "INVALID: params: must list at most 1000 params"},
+		{"metrics 1000", top("metrics", metrics(1000)), ""},
+		{"metrics 1001", top("metrics", metrics(1001)), "INVALID: metrics: must list at most 1000 metrics"},
+		{"libraries 200", top("libraries", libraries(200)), ""},
+		{"libraries 201", top("libraries", libraries(201)), "INVALID: libraries: must list at most 200 libraries"},
+		{"datasets 100", top("datasets", datasets(100)), ""},
+		{"datasets 101", top("datasets", datasets(101)), "INVALID: datasets: must list at most 100 datasets"},
 		{"file path empty", set([]any{"manifest", "files", 1}, "path", ""), "INVALID: manifest.files[1].path: must not be empty"},
 		{"file path dot dot", set([]any{"manifest", "files", 1}, "path", "a/../b"), "INVALID: manifest.files[1].path: must not contain '.' or '..' segments"},
 		{"file path dot", set([]any{"manifest", "files", 1}, "path", "./b"), "INVALID: manifest.files[1].path: must not contain '.' or '..' segments"},
@@ -92,6 +126,17 @@ func TestRegisterModelVersionValidation(t *testing.T) {
 		{"metric duplicate", set([]any{"metrics", 1}, "key", "f1"), "INVALID: metrics[1].key: duplicates metrics[0].key"},
 		{"metric value string", set([]any{"metrics", 0}, "value", "0.9"), "INVALID: metrics[0].value: must be a finite number"},
 		{"metric value null", set([]any{"metrics", 0}, "value", nil), "INVALID: metrics[0].value: must be a finite number"},
+		{"metric value 32 characters", metricValue("0.930000000000000000000000000000"), ""},
+		{"metric value 33 characters", metricValue("0.9300000000000000000000000000000"), "INVALID: metrics[0].value: must be a number literal of at most 32 characters"},
+		{"metric value long and invalid", metricValue("1e" + long(40, "9")), "INVALID: metrics[0].value: must be a number literal of at most 32 characters"},
+		{"metric value subnormal", metricValue("5e-324"), "INVALID: metrics[0].value: must be 0 or at least 2.2250738585072014e-308 in magnitude (no subnormal numbers)"},
+		{"metric value negative subnormal", metricValue("-2.2250738585072009e-308"), "INVALID: metrics[0].value: must be 0 or at least 2.2250738585072014e-308 in magnitude (no subnormal numbers)"},
+		{"metric value underflows to 0", metricValue("1e-400"), "INVALID: metrics[0].value: must be 0 or at least 2.2250738585072014e-308 in magnitude (no subnormal numbers)"},
+		{"metric value smallest normal", metricValue("-2.2250738585072014e-308"), ""},
+		{"metric value 0", metricValue("-0.0e-999"), ""},
+		{"metric value huge", metricValue("1.8e308"), "INVALID: metrics[0].value: must be a finite number"},
+		{"file size 33 characters", set([]any{"manifest", "files", 0}, "size", json.Number(long(33, "1"))), "INVALID: manifest.files[0].size: must be a number literal of at most 32 characters"},
+		{"file size 32 characters", set([]any{"manifest", "files", 0}, "size", json.Number("1"+long(31, "0"))), "INVALID: manifest.files[0].size: must be an integer"},
 		{"dataset name", set([]any{"datasets", 0}, "name", ""), "INVALID: datasets[0].name: must not be blank"},
 		{"dataset sha256", set([]any{"datasets", 0}, "sha256", digest("d")+"0"), "INVALID: datasets[0].sha256: must be 64 lowercase hex characters"},
 		{"dataset source", set([]any{"datasets", 0}, "source", ""), "INVALID: datasets[0].source: must not be blank"},
@@ -153,5 +198,81 @@ func TestRegisterModelVersionMalformedJSON(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			newHarness(t).refused(org1Scientist, tc.want, "RegisterModelVersion", tc.record)
 		})
+	}
+}
+
+// TestListLimitsStopTheWalk checks that a list over its limit is refused as
+// soon as its first extra item begins: whatever follows (here bytes that are
+// not JSON) is never read.
+func TestListLimitsStopTheWalk(t *testing.T) {
+	items := func(n int, item string) string { return strings.TrimSuffix(strings.Repeat(item+",", n), ",") }
+	garbage := ",@@@ not JSON " + strings.Repeat("[", 1000)
+	tests := []struct {
+		name, record, want string
+	}{
+		{"files", `{"manifest":{"files":[` + items(10000, `{}`) + garbage, "INVALID: manifest.files: must list 1 to 10000 files"},
+		{"params", `{"params":[` + items(1000, `{}`) + garbage, "INVALID: params: must list at most 1000 params"},
+		{"metrics", `{"metrics":[` + items(1000, `{"value":0.5}`) + garbage, "INVALID: metrics: must list at most 1000 metrics"},
+		{"metrics before a subnormal", `{"metrics":[` + items(1000, `{}`) + `,{"value":5e-324}]}`, "INVALID: metrics: must list at most 1000 metrics"},
+		{"libraries", `{"libraries":[` + items(200, `{}`) + garbage, "INVALID: libraries: must list at most 200 libraries"},
+		{"datasets", `{"datasets":[` + items(100, `{}`) + garbage, "INVALID: datasets: must list at most 100 datasets"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseModelVersion([]byte(tc.record))
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v, want %s", err, tc.want)
+			}
+		})
+	}
+	// Under the limit, the walk goes on and meets the garbage.
+	_, err := parseModelVersion([]byte(`{"datasets":[` + items(99, `{}`) + garbage))
+	if want := "INVALID: record: is not valid JSON (invalid character '@'"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want %s...", err, want)
+	}
+}
+
+// TestIsSubnormalLiteral checks the literal test against strconv: a literal
+// it lets through parses to 0 or a normal float64, one it refuses is not 0
+// and under 2.2250738585072014e-308 (so it parses to a subnormal, to 0, or,
+// rounding up, to the smallest normal).
+func TestIsSubnormalLiteral(t *testing.T) {
+	tests := []struct {
+		lit  string
+		want bool
+	}{
+		{"0", false}, {"-0", false}, {"0.000", false}, {"0e-999", false}, {"-0.0E+5", false},
+		{"1", false}, {"0.93", false}, {"1e-307", false}, {"1.7976931348623157e308", false},
+		{"2.2250738585072014e-308", false}, {"-2.2250738585072014e-308", false},
+		{"22.250738585072014e-309", false}, {"0.0022250738585072014E-305", false},
+		{"2.22507385850720140000e-308", false}, {"2.2250738585072014000001e-308", false},
+		{"2.2250738585072015e-308", false}, {"3e-308", false}, {"1e+99999999999999999999", false},
+		{"2.2250738585072013e-308", true}, {"2.22507385850720139e-308", true},
+		{"2.2250738585072009e-308", true}, {"-2.2250738585072009e-308", true},
+		{"1e-308", true}, {"9.99e-309", true}, {"5e-324", true}, {"4.9406564584124654E-324", true},
+		{"1e-330", true}, {"1e-400", true}, {"0.00001e-303", true}, {"1e-99999999999999999999", true},
+	}
+	for _, tc := range tests {
+		if got := isSubnormalLiteral(tc.lit); got != tc.want {
+			t.Errorf("isSubnormalLiteral(%q) = %v, want %v", tc.lit, got, tc.want)
+		}
+	}
+	minNormal := math.Float64frombits(1 << 52) // 2^-1022
+	for exp := -330; exp <= -300; exp++ {
+		for _, mantissa := range []string{"1", "2.2", "2.2250738585072", "2.2250738585072014", "2.2250738585072013", "9.99"} {
+			for _, sign := range []string{"", "-"} {
+				lit := sign + mantissa + "e" + strconv.Itoa(exp)
+				f, err := strconv.ParseFloat(lit, 64)
+				if err != nil && f != 0 { // ParseFloat reports an underflow to 0 as a range error
+					t.Fatal(err)
+				}
+				switch subnormal := isSubnormalLiteral(lit); {
+				case !subnormal && f != 0 && math.Abs(f) < minNormal:
+					t.Errorf("%s parses to the subnormal %g but is let through", lit, f)
+				case subnormal && math.Abs(f) > minNormal:
+					t.Errorf("%s parses to the normal %g but is refused", lit, f)
+				}
+			}
+		}
 	}
 }
