@@ -36,7 +36,7 @@ from modelledger.network.ca import CAClient, tls_context
 from modelledger.network.errors import CommandError, NetworkError, NodeFailedError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
-from modelledger.network.processes import ProcessSupervisor, first_busy_port
+from modelledger.network.processes import ProcessSupervisor, wait_port_free
 from modelledger.network.settings import REPO_ROOT
 from modelledger.network.topology import Organization, Topology
 
@@ -354,11 +354,10 @@ class ChaincodeDeployment:
         if info is not None:
             self.supervisor.stop(name)
         assert org.chaincode_server is not None
-        busy = first_busy_port(org.chaincode_server.host, [org.chaincode_server.port])
+        ep = org.chaincode_server
+        busy = wait_port_free(ep.host, ep.port, timeout=10.0 if info is not None else 0.0)
         if busy is not None:
-            raise ChaincodeError(
-                f"cannot start {name}: port {org.chaincode_server.address} is already in use ({busy[1].strerror})"
-            )
+            raise ChaincodeError(f"cannot start {name}: port {ep.address} is already in use ({busy.strerror})")
         self.supervisor.start(name, [str(binary)], self._server_env(org, ccid), tag=ccid)
         return True
 

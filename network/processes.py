@@ -57,6 +57,22 @@ def first_busy_port(host: str, ports: list[int] | tuple[int, ...]) -> tuple[int,
     return None
 
 
+def wait_port_free(host: str, port: int, timeout: float) -> OSError | None:
+    """Waits until ``host:port`` can be bound; returns the last error if it still cannot.
+
+    A server that was just stopped can keep its port for a moment while the
+    kernel closes its connections, so a restart on the same port waits here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = first_busy_port(host, [port])
+        if busy is None:
+            return None
+        if time.monotonic() > deadline:
+            return busy[1]
+        time.sleep(0.1)
+
+
 @dataclass(frozen=True)
 class ProcessInfo:
     """A supervised process as recorded in its pid file."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
-from modelledger.network.processes import ProcessSupervisor
+from modelledger.network.processes import ProcessSupervisor, wait_port_free
 
 
 def test_start_is_idempotent_and_stop_kills_by_pid(tmp_path: Path) -> None:
@@ -43,3 +46,14 @@ def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
     time.sleep(0.3)  # let it install the handler
     assert sup.stop("stubborn", timeout=0.5) is True
     assert not info.alive
+
+
+def test_wait_port_free_waits_for_a_listener_to_go_away() -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    err = wait_port_free("127.0.0.1", port, timeout=0.2)
+    assert err is not None and err.errno == errno.EADDRINUSE
+    threading.Timer(0.3, listener.close).start()
+    assert wait_port_free("127.0.0.1", port, timeout=5) is None
