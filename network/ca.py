@@ -75,10 +75,19 @@ def _load_ca_key(home: Path, ca_cert: x509.Certificate) -> ec.EllipticCurvePriva
     raise NetworkError(f"the CA key matching {home / 'ca-cert.pem'} is not in its keystore")
 
 
-def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[str]) -> None:
-    """Signs a TLS server certificate for the CA server itself with the CA key."""
-    ca_cert = x509.load_pem_x509_certificate((home / "ca-cert.pem").read_bytes())
-    ca_key = _load_ca_key(home, ca_cert)
+def _write_key(key: ec.EllipticCurvePrivateKey, key_path: Path) -> None:
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.touch(mode=0o600)
+    key_path.chmod(0o600)
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def issue_tls_certificate(
+    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, cert_path: Path, key_path: Path, hosts: list[str]
+) -> None:
+    """Signs a TLS certificate (server and client use) for ``hosts`` with a CA key; writes a new key (0600)."""
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = []
     for h in hosts:
@@ -104,16 +113,41 @@ def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[st
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
+    _write_key(key, key_path)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[str]) -> None:
+    """Signs a TLS server certificate for the CA server itself with the CA key."""
+    ca_cert = x509.load_pem_x509_certificate((home / "ca-cert.pem").read_bytes())
+    issue_tls_certificate(ca_cert, _load_ca_key(home, ca_cert), cert_path, key_path, hosts)
+
+
+def create_tls_ca(
+    cert_path: Path, key_path: Path, common_name: str
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Creates a self-signed CA for one purpose (e.g. peer-to-chaincode TLS); key written 0600."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(key, key_path)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
 
 
 class CAServer:

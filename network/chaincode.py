@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from modelledger.network.binaries import FabricBinaries
-from modelledger.network.ca import CAClient, tls_context
+from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
 from modelledger.network.errors import CommandError, NetworkError, NodeFailedError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
@@ -180,6 +180,73 @@ class ServerStatus:
     log: str
 
 
+@dataclass(frozen=True)
+class DeploymentPlan:
+    """Which definition ``deploy`` or ``upgrade`` aims at, and from which source."""
+
+    sequence: int
+    version: str
+    source_digest: str
+    warnings: tuple[str, ...] = ()
+
+
+def definition_version(sequence: int, digest: str) -> str:
+    """The version string of a definition: ``<sequence>-<first 12 hex of the source digest>``."""
+    return f"{sequence}-{digest[:12]}"
+
+
+def plan_deployment(
+    committed: dict[str, Any] | None,
+    record: DeploymentRecord | None,
+    current_digest: str,
+    msp_ids: list[str],
+    upgrade: bool,
+) -> DeploymentPlan:
+    """Decides the target definition from what is committed, what was recorded and the source.
+
+    Args:
+        committed: ``querycommitted`` output, or None if nothing is committed.
+        record: The local deployment record, if any.
+        current_digest: Digest of the chaincode source now.
+        msp_ids: The application organisations of the topology.
+        upgrade: Move to the next sequence with the current source.
+
+    Raises:
+        ChaincodeError: Deploying would run code or an endorsement policy other than the
+            committed one; the message says to upgrade instead.
+    """
+    if committed is None or upgrade:
+        sequence = int(committed["sequence"]) + 1 if committed else 1
+        return DeploymentPlan(sequence, definition_version(sequence, current_digest), current_digest)
+
+    sequence = int(committed["sequence"])
+    version = str(committed["version"])
+    members = sorted(committed.get("approvals", {}))
+    if members and members != sorted(msp_ids):
+        raise ChaincodeError(
+            f"the committed definition of sequence {sequence} is endorsed by {members} but the topology has "
+            f"{sorted(msp_ids)}; run `make upgrade-chaincode` to commit a definition for the new organisations"
+        )
+    if record is not None and record.sequence == sequence and record.version == version:
+        warnings: tuple[str, ...] = ()
+        if record.source_digest != current_digest:
+            warnings = (
+                f"chaincode/ changed since version {version} was deployed; "
+                "run `make upgrade-chaincode` to deploy the change",
+            )
+        return DeploymentPlan(sequence, version, record.source_digest, warnings)
+    # No record of this definition (state folder lost it, or a crash came before the commit):
+    # the committed version names the digest prefix of the source it was made from.
+    committed_prefix = version.partition("-")[2]
+    if committed_prefix != current_digest[:12]:
+        raise ChaincodeError(
+            f"committed version {version} was built from other sources than chaincode/ now "
+            f"({current_digest[:12]}) and no local record of its binary matches; "
+            "run `make upgrade-chaincode` to deploy the current source as the next version"
+        )
+    return DeploymentPlan(sequence, version, current_digest)
+
+
 # ---------------------------------------------------------------------- the deployer
 class ChaincodeDeployment:
     """Builds, deploys, upgrades and supervises the registry chaincode of one network."""
@@ -218,23 +285,11 @@ class ChaincodeDeployment:
         committed = self.cli.committed(name)
         record = DeploymentRecord.load(self.layout.chaincode_record)
 
-        if committed and not upgrade:
-            sequence = int(committed["sequence"])
-            version = str(committed["version"])
-            if record is not None and record.sequence == sequence and record.version == version:
-                digest = record.source_digest
-            else:
-                # The state folder lost its record (or another tool deployed): serve the current source.
-                digest = current_digest
-            if digest != current_digest:
-                warnings.append(
-                    f"chaincode/ changed since version {version} was deployed; "
-                    "run `make upgrade-chaincode` to deploy the change"
-                )
-        else:
-            sequence = int(committed["sequence"]) + 1 if committed else 1
-            digest = current_digest
-            version = f"{sequence}-{digest[:12]}"
+        plan = plan_deployment(
+            committed, record, current_digest, [o.msp_id for o in self.topo.application_orgs], upgrade
+        )
+        sequence, version, digest = plan.sequence, plan.version, plan.source_digest
+        warnings += plan.warnings
         definition = Definition(name, version, sequence, endorsement_policy(self.topo))
 
         # 1. Binary.
@@ -244,6 +299,8 @@ class ChaincodeDeployment:
                 f"the binary of deployed version {version} ({binary}) is gone and chaincode/ has changed "
                 "since; run `make upgrade-chaincode`"
             )
+        # Record what is about to run before restarting anything, so a crash between the
+        # server restart and the commit leaves a record `up` and `deploy` can reconcile.
         say(f"building {name} from chaincode/")
         if build_binary(binary, self.source):
             actions.append(f"built {binary.name}")
@@ -256,8 +313,11 @@ class ChaincodeDeployment:
             pkg_path = self.layout.chaincode_package(org, name)
             data = ccaas_package(name, self._connection(org))
             if not pkg_path.is_file() or pkg_path.read_bytes() != data:
+                # The package holds the peers' TLS client key: owner-only, like every key file.
                 pkg_path.parent.mkdir(parents=True, exist_ok=True)
+                pkg_path.touch(mode=0o600)
                 pkg_path.write_bytes(data)
+            pkg_path.chmod(0o600)
             pid = package_id(name, data)
             package_ids[org.name] = pid
             for node in org.peers:
@@ -276,6 +336,7 @@ class ChaincodeDeployment:
                     actions.append(f"approved sequence {sequence} for {org.name}")
 
         # 4. Servers, on the binary of the definition about to be (or already) committed.
+        DeploymentRecord(name, version, sequence, digest, str(binary), package_ids).save(self.layout.chaincode_record)
         for org in self.topo.application_orgs:
             if self._start_server(org, binary, package_ids[org.name]):
                 actions.append(f"started {server_name(self.topo, org)}")
@@ -290,8 +351,6 @@ class ChaincodeDeployment:
             say(f"committing {name} {version} (sequence {sequence})")
             self.cli.commit(definition)
             actions.append(f"committed {name} {version} (sequence {sequence})")
-
-        DeploymentRecord(name, version, sequence, digest, str(binary), package_ids).save(self.layout.chaincode_record)
 
         # 6. Channel settings, then every peer answers.
         if self._ensure_settings():
@@ -312,25 +371,28 @@ class ChaincodeDeployment:
             "client_auth_required": True,
             "client_cert": client.cert.read_text(),
             "client_key": client.key.read_text(),
-            "root_cert": self.layout.ca_cert(org.ca).read_text(),
+            "root_cert": self.layout.chaincode_server_tls(org).ca.read_text(),
         }
 
     def _ensure_tls(self, org: Organization) -> bool:
-        """Enrols the chaincode server's TLS certificate and the peers' client certificate once."""
+        """Creates the org's peer-to-chaincode TLS CA, the server certificate and the peers' client certificate.
+
+        A CA of its own, rather than the org's Fabric CA, so that only the org's
+        peers (which hold the client key from the package) can connect to the
+        chaincode server, not every identity the Fabric CA ever enrolled.
+        """
         server_tls = self.layout.chaincode_server_tls(org)
         client_tls = self.layout.chaincode_client_tls(org)
-        if server_tls.cert.is_file() and client_tls.cert.is_file():
+        if server_tls.cert.is_file() and client_tls.cert.is_file() and server_tls.ca.is_file():
             return False
         assert org.chaincode_server is not None
-        ca = CAClient(org.ca, org, self.layout, self.bins)
+        ca_cert, ca_key = create_tls_ca(
+            server_tls.ca, self.layout.chaincode_tls_ca_key(org), f"{self.topo.chaincode} TLS CA of {org.name}"
+        )
         host = org.chaincode_server.host
-        server_id = f"{self.topo.chaincode}-server"
-        secret = ca.register(server_id, "client", {})
         hosts = list(dict.fromkeys([host, f"{self.topo.chaincode}.{org.domain}", "localhost", "127.0.0.1"]))
-        ca.enroll_tls(server_id, secret, server_tls.cert, server_tls.key, server_tls.ca, hosts)
-        client_id = f"{self.topo.chaincode}-client"
-        secret = ca.register(client_id, "client", {})
-        ca.enroll_tls(client_id, secret, client_tls.cert, client_tls.key, client_tls.ca, [f"{client_id}.{org.domain}"])
+        issue_tls_certificate(ca_cert, ca_key, server_tls.cert, server_tls.key, hosts)
+        issue_tls_certificate(ca_cert, ca_key, client_tls.cert, client_tls.key, [f"peers.{org.domain}"])
         return True
 
     def _server_env(self, org: Organization, ccid: str) -> dict[str, str]:
@@ -342,7 +404,7 @@ class ChaincodeDeployment:
             "CHAINCODE_SERVER_ADDRESS": org.chaincode_server.address,
             "CHAINCODE_TLS_CERT": str(tls.cert),
             "CHAINCODE_TLS_KEY": str(tls.key),
-            "CHAINCODE_TLS_CLIENT_CA": str(self.layout.ca_cert(org.ca)),
+            "CHAINCODE_TLS_CLIENT_CA": str(self.layout.chaincode_server_tls(org).ca),
         }
 
     def _start_server(self, org: Organization, binary: Path, ccid: str) -> bool:
@@ -365,7 +427,7 @@ class ChaincodeDeployment:
         """A mutual-TLS handshake with the org's chaincode server, as its peers do it."""
         assert org.chaincode_server is not None
         client = self.layout.chaincode_client_tls(org)
-        ctx = tls_context(self.layout.ca_cert(org.ca), client.cert, client.key)
+        ctx = tls_context(client.ca, client.cert, client.key)
         ep = org.chaincode_server
         try:
             with (
@@ -429,10 +491,25 @@ class ChaincodeDeployment:
 
     # ------------------------------------------------------------------ run-time
     def start_servers(self) -> list[str]:
-        """Starts the servers of the recorded deployment if they are down (used by ``up``)."""
+        """Starts the servers of the recorded deployment if they are down (used by ``up``).
+
+        Only when the record matches the committed definition: otherwise (a deployment
+        interrupted before its commit) it starts nothing and says to run ``deploy``.
+        Returns what it did, as action lines.
+        """
         record = DeploymentRecord.load(self.layout.chaincode_record)
         if record is None:
             return []
+        names = [server_name(self.topo, org) for org in self.topo.application_orgs]
+        if all(self.supervisor.running(n) for n in names):
+            return []
+        committed = self.cli.committed(record.name)
+        if committed is None or int(committed["sequence"]) != record.sequence:
+            seq = committed["sequence"] if committed else "nothing"
+            return [
+                f"did not start the chaincode servers: the local record (sequence {record.sequence}) "
+                f"does not match the committed definition ({seq}); run `make deploy-chaincode`"
+            ]
         started = []
         for org in self.topo.application_orgs:
             ccid = record.package_ids.get(org.name)
@@ -440,7 +517,7 @@ class ChaincodeDeployment:
                 started.append(server_name(self.topo, org))
         if started:
             self._wait_servers()
-        return started
+        return [f"started {n}" for n in started]
 
     def stop_servers(self) -> list[str]:
         """Stops every chaincode server; returns the names stopped."""

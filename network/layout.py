@@ -129,6 +129,10 @@ class NetworkLayout:
         d = self.org_dir(org) / "chaincode" / "tls"
         return NodeTLS(d / "server.crt", d / "server.key", d / "ca.crt")
 
+    def chaincode_tls_ca_key(self, org: Organization | str) -> Path:
+        """Key of the organisation's own CA for peer-to-chaincode TLS (its certificate is ``ca.crt``)."""
+        return self.org_dir(org) / "chaincode" / "tls" / "ca.key"
+
     def chaincode_client_tls(self, org: Organization | str) -> NodeTLS:
         """TLS client certificate the org's peers present to its chaincode server."""
         d = self.org_dir(org) / "chaincode" / "tls"

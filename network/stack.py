@@ -205,7 +205,7 @@ class FabricNetwork:
             actions.append("wrote the connection profile")
 
         # 7. Chaincode servers of a deployed chaincode (deploying is `chaincode deploy`).
-        actions += [f"started {name}" for name in self.chaincode.start_servers()]
+        actions += self.chaincode.start_servers()
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     def _check_ports_free(self, name: str, ports: list[int] | tuple[int, ...], host: str) -> None:

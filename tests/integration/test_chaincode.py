@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from modelledger.network import FabricNetwork
+from modelledger.network.ca import tls_context
 from modelledger.network.chaincode import ChaincodeDeployment, server_name
 from modelledger.network.lifecycle import ChaincodeCallError, PeerCLI
 from modelledger.network.topology import Organization
@@ -112,6 +115,34 @@ def test_deploy_commits_every_org_policy_and_is_idempotent(
     assert settings["approvalOrgs"] == ["Org1MSP", "Org2MSP"]
 
 
+def _talk_to_chaincode_server(network: FabricNetwork, org: Organization, cert: Path, key: Path) -> bytes:
+    """Opens mutual TLS to the org's chaincode server and reads what the server sends first."""
+    assert org.chaincode_server is not None
+    ca = network.layout.chaincode_server_tls(org).ca
+    ctx = tls_context(ca, cert, key)
+    ctx.set_alpn_protocols(["h2"])
+    ep = org.chaincode_server
+    with (
+        socket.create_connection((ep.host, ep.port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=ep.host) as s,
+    ):
+        return s.recv(64)
+
+
+def test_only_the_orgs_peers_can_reach_its_chaincode_server(
+    network: FabricNetwork, deployed: ChaincodeDeployment
+) -> None:
+    org = network.topology.org("Org1")
+    peer_side = network.layout.chaincode_client_tls(org)
+    # The peers' client certificate gets the server's HTTP/2 preface (a SETTINGS frame, type 4).
+    assert _talk_to_chaincode_server(network, org, peer_side.cert, peer_side.key)[3] == 4
+    # Any other certificate of the org, e.g. its admin's TLS certificate from the Fabric CA, is refused.
+    admin = network.layout.user_tls(org, "admin")
+    with pytest.raises(ssl.SSLError):
+        _talk_to_chaincode_server(network, org, admin.cert, admin.key)
+    assert oct(network.layout.chaincode_package(org, "registry").stat().st_mode & 0o777) == "0o600"
+
+
 # ---------------------------------------------------------------------- registration
 def test_registration_endorsed_by_both_orgs_commits_valid_with_creator_as_registrant(
     network: FabricNetwork, cli: PeerCLI, org1: Organization
@@ -156,17 +187,36 @@ def test_roles_are_enforced(cli: PeerCLI, org1: Organization) -> None:
 
 
 def test_org2_reads_org1_model_only_after_a_grant(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
-    register(cli, org1, "credit-score", "1")
-    out = refusal(lambda: get_model(cli, org2, "data_scientist", "credit-score", "1"))
-    assert "credit-score" in out and ("NOT_AUTHORIZED:" in out or "NOT_FOUND:" in out)
+    registered = register(cli, org1, "credit-score", "1", seed="credit")
+    digest = registered["modelDigest"]
+    hidden = 'NOT_FOUND: model "credit-score" version "1"'
+    assert refusal(lambda: get_model(cli, org2, "data_scientist", "credit-score", "1")) == hidden
+    assert json.loads(cli.query(org2, "data_scientist", "FindByDigest", [digest])) == []
+    listing = cli.query(org2, "data_scientist", "ListModelVersions", ["", "100", ""])
+    assert "credit-score" not in listing
+    # A denied artifact access is recorded too, without the storage pointer.
+    call = ["credit-score", "1", "audit"]
+    denied = json.loads(cli.invoke(org2, "data_scientist", "AuthorizeArtifactAccess", call).payload)
+    assert denied["decision"] == "DENIED" and "storage" not in denied
     # Auditors read everything, whatever their organisation.
     assert get_model(cli, org2, "auditor", "credit-score", "1")["owner"] == "Org1MSP"
-    # Only the owner organisation's admin may grant.
-    refusal(lambda: cli.invoke(org2, "admin", "GrantAccess", ["credit-score", "Org2MSP"]))
+    # Only the owner organisation's admin may grant; to Org2's admin the model does not exist.
+    out = refusal(lambda: cli.invoke(org2, "admin", "GrantAccess", ["credit-score", "Org2MSP"]))
+    assert out == 'NOT_FOUND: model "credit-score"'
     cli.invoke(org1, "admin", "GrantAccess", ["credit-score", "Org2MSP"])
-    assert get_model(cli, org2, "data_scientist", "credit-score", "1")["name"] == "credit-score"
+    assert get_model(cli, org2, "data_scientist", "credit-score", "1")["modelDigest"] == digest
+    found = json.loads(cli.query(org2, "data_scientist", "FindByDigest", [digest]))
+    assert found == [{"name": "credit-score", "version": "1"}]
+    call = ["credit-score", "1", "eval"]
+    granted = json.loads(cli.invoke(org2, "data_scientist", "AuthorizeArtifactAccess", call).payload)
+    assert granted["decision"] == "GRANTED" and granted["storage"] == registered["storage"]
+    log = json.loads(cli.query(org1, "auditor", "ListAccessLog", ["credit-score", "1", "10", ""]))
+    assert [(e["decision"], e["actor"]["mspId"], e["purpose"]) for e in log["records"]] == [
+        ("DENIED", "Org2MSP", "audit"),
+        ("GRANTED", "Org2MSP", "eval"),
+    ]
     cli.invoke(org1, "admin", "RevokeAccess", ["credit-score", "Org2MSP"])
-    refusal(lambda: get_model(cli, org2, "data_scientist", "credit-score", "1"))
+    assert refusal(lambda: get_model(cli, org2, "data_scientist", "credit-score", "1")) == hidden
 
 
 # ---------------------------------------------------------------------- approval and deployment
@@ -175,7 +225,9 @@ def test_register_approve_by_both_then_deploy(cli: PeerCLI, org1: Organization, 
     cli.invoke(org1, "approver", "ApproveModelVersion", ["churn", "1", "validated on hold-out set"])
     assert get_model(cli, org1, "auditor", "churn", "1")["status"] == "REGISTERED"
     out = refusal(lambda: cli.invoke(org1, "operator", "RecordDeployment", ["churn", "1", "prod", "https://m/churn"]))
-    assert "churn" in out
+    assert (
+        out == 'CONFLICT: model "churn" version "1" is REGISTERED; only APPROVED or DEPLOYED versions can be deployed'
+    )
     cli.invoke(org2, "approver", "ApproveModelVersion", ["churn", "1", "reviewed"])
     approved = get_model(cli, org1, "auditor", "churn", "1")
     assert approved["status"] == "APPROVED"
@@ -196,14 +248,15 @@ def test_revoked_version_cannot_be_deployed(cli: PeerCLI, org1: Organization, or
     for org in (org1, org2):
         cli.invoke(org, "approver", "ApproveModelVersion", ["churn", "2", "ok"])
     # Only the owner organisation's approver or admin may revoke.
-    refusal(lambda: cli.invoke(org2, "approver", "RevokeModelVersion", ["churn", "2", "not ours"]))
+    out = refusal(lambda: cli.invoke(org2, "approver", "RevokeModelVersion", ["churn", "2", "not ours"]))
+    assert out == 'NOT_AUTHORIZED: only the owner organisation of model "churn" may revoke its versions'
     cli.invoke(org1, "approver", "RevokeModelVersion", ["churn", "2", "training data leak"])
     revoked = get_model(cli, org1, "auditor", "churn", "2")
     assert revoked["status"] == "REVOKED" and revoked["revocation"]["reason"] == "training data leak"
     out = refusal(lambda: cli.invoke(org1, "operator", "RecordDeployment", ["churn", "2", "prod", "https://x/churn"]))
-    assert "REVOKED" in out or "revoked" in out
+    assert out == 'CONFLICT: model "churn" version "2" is REVOKED; only APPROVED or DEPLOYED versions can be deployed'
     out = refusal(lambda: cli.invoke(org1, "admin", "RevokeModelVersion", ["churn", "2", "again"]))
-    assert "CONFLICT:" in out
+    assert out == 'CONFLICT: model "churn" version "2" is already revoked'
     # prod still runs version 1.
     assert json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))["version"] == "1"
 

@@ -16,9 +16,12 @@ import yaml
 from modelledger.network.chaincode import (
     CHAINCODE_SOURCE,
     ChaincodeError,
+    DeploymentPlan,
     DeploymentRecord,
     ccaas_package,
+    definition_version,
     package_id,
+    plan_deployment,
     source_digest,
 )
 from modelledger.network.errors import CommandError, TopologyError
@@ -173,3 +176,60 @@ def test_chaincode_call_error_names_the_validation_code() -> None:
     err = ChaincodeCallError(CommandError(["/x/peer"], 1, out))
     assert err.validation_code == "ENDORSEMENT_POLICY_FAILURE"
     assert err.message == ""
+
+
+# ---------------------------------------------------------------------- deployment planning
+D1, D2 = "a" * 64, "b" * 64
+MSPS = ["Org1MSP", "Org2MSP"]
+
+
+def _committed(seq: int, digest: str, msps: list[str] = MSPS) -> dict:
+    return {"sequence": seq, "version": definition_version(seq, digest), "approvals": dict.fromkeys(msps, True)}
+
+
+def _record(seq: int, digest: str) -> DeploymentRecord:
+    return DeploymentRecord(
+        "registry", definition_version(seq, digest), seq, digest, f"/bin/registry-{digest[:16]}", {}
+    )
+
+
+def test_first_deployment_is_sequence_one_named_after_the_source() -> None:
+    assert plan_deployment(None, None, D1, MSPS, upgrade=False) == DeploymentPlan(1, f"1-{D1[:12]}", D1)
+    # An interrupted first deployment (record written, nothing committed) plans the same.
+    assert plan_deployment(None, _record(1, D1), D1, MSPS, upgrade=False).sequence == 1
+
+
+def test_redeploy_keeps_the_committed_definition_and_its_binary() -> None:
+    plan = plan_deployment(_committed(3, D1), _record(3, D1), D1, MSPS, upgrade=False)
+    assert plan == DeploymentPlan(3, f"3-{D1[:12]}", D1)
+
+
+def test_changed_source_keeps_serving_the_deployed_binary_and_warns() -> None:
+    plan = plan_deployment(_committed(3, D1), _record(3, D1), D2, MSPS, upgrade=False)
+    assert (plan.sequence, plan.source_digest) == (3, D1)
+    assert "run `make upgrade-chaincode`" in plan.warnings[0]
+
+
+def test_upgrade_moves_to_the_next_sequence_with_the_current_source() -> None:
+    assert plan_deployment(_committed(3, D1), _record(3, D1), D2, MSPS, upgrade=True) == DeploymentPlan(
+        4, f"4-{D2[:12]}", D2
+    )
+
+
+def test_lost_record_adopts_the_source_only_if_it_is_the_committed_one() -> None:
+    assert plan_deployment(_committed(2, D1), None, D1, MSPS, upgrade=False) == DeploymentPlan(2, f"2-{D1[:12]}", D1)
+    with pytest.raises(ChaincodeError, match=r"committed version 2-aaaaaaaaaaaa was built from other sources"):
+        plan_deployment(_committed(2, D1), None, D2, MSPS, upgrade=False)
+
+
+def test_upgrade_interrupted_before_its_commit_asks_for_the_upgrade_again() -> None:
+    # Record of sequence 3 (servers already restarted), but sequence 2 is what is committed.
+    with pytest.raises(ChaincodeError, match="run `make upgrade-chaincode`"):
+        plan_deployment(_committed(2, D1), _record(3, D2), D2, MSPS, upgrade=False)
+    assert plan_deployment(_committed(2, D1), _record(3, D2), D2, MSPS, upgrade=True).sequence == 3
+
+
+def test_a_new_organisation_needs_an_upgrade() -> None:
+    with pytest.raises(ChaincodeError, match=r"endorsed by \['Org1MSP', 'Org2MSP'\] but the topology has"):
+        plan_deployment(_committed(2, D1), _record(2, D1), D1, [*MSPS, "Org3MSP"], upgrade=False)
+    assert plan_deployment(_committed(2, D1), _record(2, D1), D1, [*MSPS, "Org3MSP"], upgrade=True).sequence == 3
