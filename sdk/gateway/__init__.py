@@ -1,0 +1,1 @@
+"""The Gateway protocol: identities and signing, proposals, transactions, commits, events, errors."""

@@ -1,0 +1,1 @@
+"""The ledger itself: blocks, their hash chain and decoded transactions."""

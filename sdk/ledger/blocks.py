@@ -1,0 +1,220 @@
+"""Reading blocks: header hashes, the hash chain, and decoded transactions.
+
+A Fabric block header is hashed as the ASN.1 DER encoding of
+``SEQUENCE { INTEGER number, OCTET STRING previous_hash, OCTET STRING data_hash }``
+with SHA-256, and ``data_hash`` is the SHA-256 of the block's data entries
+concatenated. Each header names the previous header's hash, from the genesis
+block on: that chain is what :func:`verify_chain` checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import proposal_pb2, transaction_pb2
+
+from modelledger.sdk.gateway.errors import GatewayError, validation_code_name
+
+
+class LedgerError(GatewayError):
+    """Blocks could not be read or decoded."""
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(body)) + body
+
+
+def _der_integer(n: int) -> bytes:
+    body = n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=False)
+    # Minimal two's complement: strip redundant leading zero bytes.
+    while len(body) > 1 and body[0] == 0 and body[1] < 0x80:
+        body = body[1:]
+    return _der(0x02, body)
+
+
+def header_hash(header: common_pb2.BlockHeader) -> bytes:
+    """SHA-256 of a block header's ASN.1 DER encoding, as Fabric computes it."""
+    encoded = _der(
+        0x30,
+        _der_integer(header.number) + _der(0x04, header.previous_hash) + _der(0x04, header.data_hash),
+    )
+    return hashlib.sha256(encoded).digest()
+
+
+def data_hash(block: common_pb2.Block) -> bytes:
+    """SHA-256 over the block's data entries, concatenated."""
+    h = hashlib.sha256()
+    for entry in block.data.data:
+        h.update(entry)
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first place where the hash chain does not hold."""
+
+    block_number: int
+    reason: str
+
+
+@dataclass
+class ChainReport:
+    """What :func:`verify_chain` found."""
+
+    blocks: int = 0
+    last_hash: str = ""
+    broken: ChainBreak | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every block links to the previous one and matches its data hash."""
+        return self.broken is None and self.blocks > 0
+
+
+def verify_chain(blocks: Iterable[common_pb2.Block]) -> ChainReport:
+    """Checks numbering, each block's data hash and each previous-hash link, from block 0.
+
+    Stops at the first broken link and names that block.
+    """
+    report = ChainReport()
+    previous: bytes | None = None
+    for expected_number, block in enumerate(blocks):
+        number = block.header.number
+        if number != expected_number:
+            report.broken = ChainBreak(number, f"expected block {expected_number}, found block {number}")
+            return report
+        if data_hash(block) != block.header.data_hash:
+            report.broken = ChainBreak(number, "the block's data does not match the data hash in its header")
+            return report
+        if previous is None:
+            if block.header.previous_hash:
+                report.broken = ChainBreak(number, "the genesis block names a previous block")
+                return report
+        elif block.header.previous_hash != previous:
+            report.broken = ChainBreak(
+                number, f"its previous-block hash does not match block {number - 1}'s header hash"
+            )
+            return report
+        previous = header_hash(block.header)
+        report.blocks += 1
+        report.last_hash = previous.hex()
+    return report
+
+
+def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
+    """Reads blocks from a peer's or a copy's block files (``blockfile_000000``, ...).
+
+    Each block is stored as a protobuf varint length followed by the block bytes.
+    """
+    root = Path(ledger_dir)
+    files = sorted(root.glob("blockfile_*"))
+    if not files:
+        raise LedgerError(f"no blockfile_* in {root}")
+    for path in files:
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            length, pos = _read_varint(data, pos, path)
+            if length == 0:  # preallocated, unused space
+                break
+            if pos + length > len(data):
+                raise LedgerError(f"{path}: truncated block at byte {pos}")
+            block = common_pb2.Block()
+            try:
+                block.ParseFromString(data[pos : pos + length])
+            except Exception as exc:
+                raise LedgerError(f"{path}: undecodable block at byte {pos}: {exc}") from exc
+            yield block
+            pos += length
+
+
+def _read_varint(data: bytes, pos: int, path: Path) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if pos >= len(data):
+            raise LedgerError(f"{path}: truncated length at byte {pos}")
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise LedgerError(f"{path}: bad length at byte {pos}")
+
+
+@dataclass(frozen=True)
+class Creator:
+    """An identity as it appears in a transaction."""
+
+    msp_id: str
+    subject: str
+
+    @classmethod
+    def parse(cls, serialized: bytes) -> Creator:
+        ident = identities_pb2.SerializedIdentity.FromString(serialized)
+        try:
+            subject = x509.load_pem_x509_certificate(ident.id_bytes).subject.rfc4514_string()
+        except ValueError:
+            subject = ""
+        return cls(ident.mspid, subject)
+
+
+@dataclass(frozen=True)
+class DecodedTransaction:
+    """One transaction of a block."""
+
+    index: int
+    tx_id: str
+    type: str
+    timestamp: str
+    creator: Creator
+    validation_code: str
+    chaincode: str = ""
+    endorsers: tuple[Creator, ...] = field(default_factory=tuple)
+
+
+def decode_block(block: common_pb2.Block) -> list[DecodedTransaction]:
+    """Decodes every transaction of a block: id, type, time, creator, endorsers, validation code."""
+    flags = block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] if len(block.metadata.metadata) > 2 else b""
+    out = []
+    for i, raw in enumerate(block.data.data):
+        env = common_pb2.Envelope.FromString(raw)
+        payload = common_pb2.Payload.FromString(env.payload)
+        ch = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+        sh = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+        code = validation_code_name(flags[i]) if i < len(flags) else "NOT_VALIDATED"
+        chaincode, endorsers = "", ()
+        if ch.type == common_pb2.ENDORSER_TRANSACTION:
+            tx = transaction_pb2.Transaction.FromString(payload.data)
+            if tx.actions:
+                cap = transaction_pb2.ChaincodeActionPayload.FromString(tx.actions[0].payload)
+                endorsers = tuple(Creator.parse(e.endorser) for e in cap.action.endorsements)
+                ext = proposal_pb2.ChaincodeHeaderExtension.FromString(ch.extension)
+                chaincode = ext.chaincode_id.name
+        out.append(
+            DecodedTransaction(
+                index=i,
+                tx_id=ch.tx_id,
+                type=common_pb2.HeaderType.Name(ch.type),
+                timestamp=ch.timestamp.ToJsonString() if ch.HasField("timestamp") else "",
+                creator=Creator.parse(sh.creator) if sh.creator else Creator("", ""),
+                validation_code=code,
+                chaincode=chaincode,
+                endorsers=endorsers,
+            )
+        )
+    return out

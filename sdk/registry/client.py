@@ -1,0 +1,198 @@
+"""The typed registry client: one method per function of the registry chaincode.
+
+Refusals of the chaincode come back from the Gateway as endorse or evaluate
+errors whose per-peer details hold the chaincode's message, which starts with
+its class (``INVALID:``, ``NOT_AUTHORIZED:``, ``NOT_FOUND:``, ``CONFLICT:``).
+:class:`RegistryClient` raises the matching typed exception, chained to the
+Gateway error, with the chaincode's message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from modelledger.sdk.gateway.errors import EndorseError, EvaluateError, GatewayError, TransactionError
+from modelledger.sdk.gateway.gateway import Contract, Network
+from modelledger.sdk.gateway.transaction import Status
+from modelledger.sdk.registry.records import (
+    AccessLogPage,
+    ArtifactAccess,
+    Dataset,
+    DeployedVersion,
+    HistoryEntry,
+    Model,
+    ModelRef,
+    ModelVersion,
+    ModelVersionInput,
+    ModelVersionPage,
+    Settings,
+    from_json,
+)
+
+T = TypeVar("T")
+
+
+class RegistryError(GatewayError):
+    """The registry chaincode refused a call.
+
+    Attributes:
+        message: The chaincode's message, e.g. ``NOT_FOUND: model "m" version "1"``.
+        transaction_id: The refused transaction's id.
+    """
+
+    prefix = ""
+
+    def __init__(self, message: str, transaction_id: str = "") -> None:
+        self.message = message
+        self.transaction_id = transaction_id
+        super().__init__(message)
+
+
+class Invalid(RegistryError):
+    """The input breaks a rule (``INVALID:``)."""
+
+    prefix = "INVALID:"
+
+
+class NotAuthorized(RegistryError):
+    """The caller's role or organisation may not do this (``NOT_AUTHORIZED:``)."""
+
+    prefix = "NOT_AUTHORIZED:"
+
+
+class NotFound(RegistryError):
+    """No such record, or the caller may not know it (``NOT_FOUND:``)."""
+
+    prefix = "NOT_FOUND:"
+
+
+class Conflict(RegistryError):
+    """The request contradicts the ledger (``CONFLICT:``)."""
+
+    prefix = "CONFLICT:"
+
+
+_CLASSES: tuple[type[RegistryError], ...] = (Invalid, NotAuthorized, NotFound, Conflict)
+
+
+def chaincode_message(error: TransactionError) -> str:
+    """The chaincode's own message inside a Gateway error (from the peers' details), if any."""
+    texts = [d.message for d in error.details] + [error.status_message]
+    for text in texts:
+        for cls in _CLASSES:
+            at = text.find(cls.prefix)
+            if at >= 0:
+                return text[at:]
+    return ""
+
+
+def refusal(error: TransactionError) -> RegistryError | None:
+    """The typed refusal a Gateway error carries, or None if it is not a chaincode refusal."""
+    message = chaincode_message(error)
+    for cls in _CLASSES:
+        if message.startswith(cls.prefix):
+            return cls(message, error.transaction_id)
+    return None
+
+
+class RegistryClient:
+    """Calls the registry chaincode as the Gateway's identity."""
+
+    def __init__(self, network: Network, chaincode: str = "registry") -> None:
+        self.contract: Contract = network.contract(chaincode)
+        self.last_status: Status | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _submit(self, function: str, *args: str, endorsing_organizations: Sequence[str] = ()) -> Any:
+        try:
+            result, status = self.contract.submit_with_status(
+                function, list(args), endorsing_organizations=endorsing_organizations
+            )
+        except (EndorseError, EvaluateError) as exc:
+            typed = refusal(exc)
+            if typed is not None:
+                raise typed from exc
+            raise
+        self.last_status = status
+        return json.loads(result) if result else None
+
+    def _evaluate(self, function: str, *args: str) -> Any:
+        try:
+            result = self.contract.evaluate(function, list(args))
+        except EvaluateError as exc:
+            typed = refusal(exc)
+            if typed is not None:
+                raise typed from exc
+            raise
+        return json.loads(result) if result else None
+
+    # ------------------------------------------------------------------ model versions
+    def register_model_version(self, record: ModelVersionInput) -> ModelVersion:
+        """Registers a version (idempotent for identical content); the registrant is the caller."""
+        body = json.dumps(record.to_json(), separators=(",", ":"), sort_keys=True)
+        return from_json(ModelVersion, self._submit("RegisterModelVersion", body))
+
+    def get_model_version(self, name: str, version: str) -> ModelVersion:
+        return from_json(ModelVersion, self._evaluate("GetModelVersion", name, version))
+
+    def get_model(self, name: str) -> Model:
+        return from_json(Model, self._evaluate("GetModel", name))
+
+    def list_model_versions(self, name: str = "", page_size: int = 100, bookmark: str = "") -> ModelVersionPage:
+        return from_json(ModelVersionPage, self._evaluate("ListModelVersions", name, str(page_size), bookmark))
+
+    def find_by_digest(self, model_digest: str) -> list[ModelRef]:
+        return [from_json(ModelRef, r) for r in self._evaluate("FindByDigest", model_digest) or []]
+
+    def get_history(self, name: str, version: str) -> list[HistoryEntry]:
+        return [from_json(HistoryEntry, r) for r in self._evaluate("GetHistory", name, version) or []]
+
+    # ------------------------------------------------------------------ decisions
+    def approve(self, name: str, version: str, comment: str = "") -> ModelVersion:
+        return from_json(ModelVersion, self._submit("ApproveModelVersion", name, version, comment))
+
+    def reject(self, name: str, version: str, reason: str) -> ModelVersion:
+        return from_json(ModelVersion, self._submit("RejectModelVersion", name, version, reason))
+
+    def revoke(self, name: str, version: str, reason: str) -> ModelVersion:
+        return from_json(ModelVersion, self._submit("RevokeModelVersion", name, version, reason))
+
+    def record_deployment(self, name: str, version: str, environment: str, endpoint: str) -> ModelVersion:
+        return from_json(ModelVersion, self._submit("RecordDeployment", name, version, environment, endpoint))
+
+    def get_deployment(self, environment: str, name: str) -> DeployedVersion:
+        return from_json(DeployedVersion, self._evaluate("GetDeployment", environment, name))
+
+    # ------------------------------------------------------------------ access
+    def grant_access(self, name: str, msp_id: str) -> Model:
+        return from_json(Model, self._submit("GrantAccess", name, msp_id))
+
+    def revoke_access(self, name: str, msp_id: str) -> Model:
+        return from_json(Model, self._submit("RevokeAccess", name, msp_id))
+
+    def authorize_artifact_access(self, name: str, version: str, purpose: str = "") -> ArtifactAccess:
+        """Records the access on the ledger (a submitted transaction) and returns the decision."""
+        return from_json(ArtifactAccess, self._submit("AuthorizeArtifactAccess", name, version, purpose))
+
+    def list_access_log(self, name: str, version: str = "", page_size: int = 100, bookmark: str = "") -> AccessLogPage:
+        return from_json(AccessLogPage, self._evaluate("ListAccessLog", name, version, str(page_size), bookmark))
+
+    # ------------------------------------------------------------------ datasets and settings
+    def register_dataset(self, name: str, sha256: str, source: str, schema_summary: str = "") -> Dataset:
+        body = json.dumps(
+            {"name": name, "schemaSummary": schema_summary, "sha256": sha256, "source": source}, sort_keys=True
+        )
+        return from_json(Dataset, self._submit("RegisterDataset", body))
+
+    def get_dataset(self, sha256: str) -> Dataset:
+        return from_json(Dataset, self._evaluate("GetDataset", sha256))
+
+    def get_settings(self) -> Settings:
+        return from_json(Settings, self._evaluate("GetSettings"))
+
+    def set_settings(self, approval_orgs: Sequence[str], strict_datasets: bool = False) -> Settings:
+        body = json.dumps({"approvalOrgs": list(approval_orgs), "strictDatasets": strict_datasets})
+        return from_json(Settings, self._submit("SetSettings", body))
+

@@ -1,0 +1,329 @@
+"""Typed records of the registry chaincode (see chaincode/CONTRACT.md).
+
+Field names are snake_case here and camelCase on the ledger; :func:`from_json`
+and :func:`to_json` convert, recursively, using the dataclasses' type hints.
+Unknown fields from a newer chaincode are ignored when reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner[0], value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v) for v in value]
+    if dataclasses.is_dataclass(tp):
+        return from_json(tp, value)  # type: ignore[arg-type]
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """Builds the dataclass ``cls`` from a chaincode JSON object."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = _camel(f.name)
+        if key in data:
+            kwargs[f.name] = _convert(hints[f.name], data[key])
+    return cls(**kwargs)
+
+
+def to_json(record: Any) -> Any:
+    """The chaincode JSON form (camelCase keys) of a record, list or value."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {_camel(f.name): to_json(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    if isinstance(record, list):
+        return [to_json(v) for v in record]
+    return record
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: taken by the chaincode from the transaction's creator."""
+
+    cert_fingerprint: str = ""
+    msp_id: str = ""
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """The last change of a record."""
+
+    action: str = ""
+    actor: Actor = field(default_factory=Actor)
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class Framework:
+    name: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Library:
+    name: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One file of a model: path relative to the model folder, size, SHA-256."""
+
+    path: str = ""
+    sha256: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    files: list[ManifestFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str = ""
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class MLflowSource:
+    """Where the version came from in MLflow."""
+
+    run_id: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The write-once copy of the artifacts."""
+
+    bucket: str = ""
+    key: str = ""
+    sha256: str = ""
+    version_id: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A training dataset of a model version; ``registered`` is False when it was flagged."""
+
+    name: str = ""
+    sha256: str = ""
+    source: str = ""
+    registered: bool = False
+
+
+@dataclass(frozen=True)
+class Approval:
+    actor: Actor = field(default_factory=Actor)
+    comment: str = ""
+    decision: str = ""
+    msp_id: str = ""
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    actor: Actor = field(default_factory=Actor)
+    endpoint: str = ""
+    environment: str = ""
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class Revocation:
+    actor: Actor = field(default_factory=Actor)
+    reason: str = ""
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVersionInput:
+    """What ``RegisterModelVersion`` takes (the registrant is never part of it)."""
+
+    name: str
+    version: str
+    model_digest: str
+    manifest: Manifest
+    manifest_digest: str
+    storage: Storage
+    mlflow: MLflowSource = field(default_factory=MLflowSource)
+    framework: Framework = field(default_factory=Framework)
+    libraries: list[Library] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    datasets: list[DatasetRef] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The chaincode input: dataset references without the ``registered`` flag."""
+        doc = to_json(self)
+        for d in doc["datasets"]:
+            d.pop("registered", None)
+        return doc
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registered model version as the ledger holds it."""
+
+    name: str = ""
+    version: str = ""
+    owner: str = ""
+    status: str = ""
+    model_digest: str = ""
+    manifest: Manifest = field(default_factory=Manifest)
+    manifest_digest: str = ""
+    storage: Storage = field(default_factory=Storage)
+    mlflow: MLflowSource = field(default_factory=MLflowSource)
+    framework: Framework = field(default_factory=Framework)
+    libraries: list[Library] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    datasets: list[DatasetRef] = field(default_factory=list)
+    registrant: Actor = field(default_factory=Actor)
+    registered_at: str = ""
+    registered_tx_id: str = ""
+    approvals: list[Approval] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
+    revocation: Revocation | None = None
+    last_change: Change = field(default_factory=Change)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A registered model name: its owner organisation and read grants."""
+
+    name: str = ""
+    owner: str = ""
+    grants: list[str] = field(default_factory=list)
+    registered_at: str = ""
+    registered_tx_id: str = ""
+    last_change: Change = field(default_factory=Change)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str = ""
+    sha256: str = ""
+    source: str = ""
+    schema_summary: str = ""
+    owner: str = ""
+    registrant: Actor = field(default_factory=Actor)
+    registered_at: str = ""
+    registered_tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class DeployedVersion:
+    """Which version an environment runs."""
+
+    name: str = ""
+    version: str = ""
+    environment: str = ""
+    endpoint: str = ""
+    status: str = ""
+    actor: Actor = field(default_factory=Actor)
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    approval_orgs: list[str] = field(default_factory=list)
+    strict_datasets: bool = False
+    last_change: Change | None = None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVersionPage:
+    records: list[ModelVersion] = field(default_factory=list)
+    bookmark: str = ""
+    fetched: int = 0
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    tx_id: str = ""
+    time: str = ""
+    action: str = ""
+    actor: Actor | None = None
+    status: str = ""
+    is_delete: bool = False
+
+
+@dataclass(frozen=True)
+class AccessLogEntry:
+    name: str = ""
+    version: str = ""
+    decision: str = ""
+    purpose: str = ""
+    reason: str = ""
+    actor: Actor = field(default_factory=Actor)
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class AccessLogPage:
+    records: list[AccessLogEntry] = field(default_factory=list)
+    bookmark: str = ""
+    fetched: int = 0
+
+
+@dataclass(frozen=True)
+class ArtifactAccess:
+    """The decision of ``AuthorizeArtifactAccess``; ``storage`` only when granted."""
+
+    name: str = ""
+    version: str = ""
+    decision: str = ""
+    purpose: str = ""
+    reason: str = ""
+    status: str = ""
+    model_digest: str = ""
+    manifest_digest: str = ""
+    storage: Storage | None = None
+    tx_id: str = ""
+
+    @property
+    def granted(self) -> bool:
+        return self.decision == "GRANTED"
