@@ -1,0 +1,143 @@
+"""``modelledger model``: registered model versions as the ledger holds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
+from modelledger.mlops.cli.network import JsonOpt
+from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.sdk.gateway.errors import GatewayError
+from modelledger.sdk.registry.client import RegistryClient
+from modelledger.sdk.registry.records import to_json
+
+app = typer.Typer(help="Query registered model versions on the ledger.", no_args_is_help=True)
+
+T = TypeVar("T")
+NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
+VersionArg = Annotated[str, typer.Argument(help="Model version.")]
+
+
+def _query(org: str, role: str, profile: Path | None, as_json: bool, call: Callable[[RegistryClient], T]) -> T:
+    try:
+        prof, gw = open_gateway(org, role, profile)
+        with gw:
+            return call(RegistryClient(gw.network(prof.channel), prof.chaincode))
+    except GatewayError as exc:
+        fail(str(exc), as_json)
+        raise  # unreachable: fail exits
+
+
+def _kv(rows: list[tuple[str, Any]], title: str) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value")
+    for k, v in rows:
+        table.add_row(k, escape(str(v)))
+    console.print(table)
+
+
+@app.command()
+def show(
+    name: NameArg,
+    version: VersionArg,
+    org: OrgOpt = "Org1MSP",
+    role: RoleOpt = "auditor",
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One model version: digests, storage, registrant, approvals, deployments, status."""
+    mv = _query(org, role, profile, as_json, lambda c: c.get_model_version(name, version))
+    if as_json:
+        emit_json(to_json(mv))
+        return
+    rows: list[tuple[str, Any]] = [
+        ("status", mv.status),
+        ("owner", mv.owner),
+        ("model digest", mv.model_digest),
+        ("manifest digest", f"{mv.manifest_digest} ({len(mv.manifest.files)} files)"),
+        ("storage", f"s3://{mv.storage.bucket}/{mv.storage.key} (version {mv.storage.version_id})"),
+        ("mlflow", f"run {mv.mlflow.run_id or '-'}, source {mv.mlflow.source}"),
+        ("framework", f"{mv.framework.name} {mv.framework.version}"),
+        ("registrant", f"{mv.registrant.role}@{mv.registrant.msp_id} ({mv.registrant.cert_fingerprint[:16]}…)"),
+        ("registered", f"{mv.registered_at} tx {mv.registered_tx_id}"),
+    ]
+    rows += [(f"dataset {d.name}", f"{d.sha256}{'' if d.registered else ' (not registered)'}") for d in mv.datasets]
+    rows += [(f"{a.decision.lower()} {a.msp_id}", f"{a.actor.role} {a.time} {a.comment}") for a in mv.approvals]
+    rows += [(f"deployed {d.environment}", f"{d.endpoint} {d.time}") for d in mv.deployments]
+    if mv.revocation:
+        rows.append(("revoked", f"{mv.revocation.reason} ({mv.revocation.actor.msp_id}, {mv.revocation.time})"))
+    _kv(rows, f"{mv.name} version {mv.version}")
+
+
+@app.command("list")
+def list_versions(
+    name: Annotated[str, typer.Argument(help="Only this model (default: every model you may read).")] = "",
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000)] = 100,
+    bookmark: Annotated[str, typer.Option("--bookmark", help="Continue after a previous page.")] = "",
+    org: OrgOpt = "Org1MSP",
+    role: RoleOpt = "auditor",
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Model versions you may read, one page at a time."""
+    page = _query(org, role, profile, as_json, lambda c: c.list_model_versions(name, page_size, bookmark))
+    if as_json:
+        emit_json(to_json(page))
+        return
+    table = Table(title="model versions")
+    for col in ("name", "version", "status", "owner", "model digest", "registered"):
+        table.add_column(col, no_wrap=True)
+    for mv in page.records:
+        table.add_row(escape(mv.name), mv.version, mv.status, mv.owner, mv.model_digest[:16] + "…", mv.registered_at)
+    console.print(table)
+    if page.bookmark:
+        console.print(f"  more: --bookmark {escape(repr(page.bookmark))}")
+
+
+@app.command()
+def history(
+    name: NameArg,
+    version: VersionArg,
+    org: OrgOpt = "Org1MSP",
+    role: RoleOpt = "auditor",
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every change of a version: transaction, time, action, who, resulting status."""
+    entries = _query(org, role, profile, as_json, lambda c: c.get_history(name, version))
+    if as_json:
+        emit_json(to_json(entries))
+        return
+    table = Table(title=f"history of {escape(name)} version {escape(version)}")
+    for col in ("time", "action", "actor", "status", "tx"):
+        table.add_column(col, no_wrap=True)
+    for e in entries:
+        actor = f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-"
+        table.add_row(e.time, e.action, actor, e.status, e.tx_id[:16] + "…")
+    console.print(table)
+
+
+@app.command("find-digest")
+def find_digest(
+    digest: Annotated[str, typer.Argument(help="Model digest (64 hex).")],
+    org: OrgOpt = "Org1MSP",
+    role: RoleOpt = "auditor",
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which registered versions have this model digest."""
+    refs = _query(org, role, profile, as_json, lambda c: c.find_by_digest(digest))
+    if as_json:
+        emit_json(to_json(refs))
+        return
+    if not refs:
+        console.print("no registered version you may read has this digest")
+    for r in refs:
+        console.print(f"{escape(r.name)} version {r.version}")
