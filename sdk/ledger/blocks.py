@@ -115,9 +115,11 @@ def verify_chain(blocks: Iterable[common_pb2.Block]) -> ChainReport:
 
 
 def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
-    """Reads blocks from a peer's or a copy's block files (``blockfile_000000``, ...).
+    """Reads blocks from a peer's block files (``blockfile_000000``, ...) or a copy of them.
 
-    Each block is stored as a protobuf varint length followed by the block bytes.
+    Fabric stores each block as a varint length, then the block in its own
+    layout: header (number, data hash, previous hash), the data entries and
+    the metadata entries, each length-prefixed.
     """
     root = Path(ledger_dir)
     files = sorted(root.glob("blockfile_*"))
@@ -132,13 +134,26 @@ def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
                 break
             if pos + length > len(data):
                 raise LedgerError(f"{path}: truncated block at byte {pos}")
-            block = common_pb2.Block()
-            try:
-                block.ParseFromString(data[pos : pos + length])
-            except Exception as exc:
-                raise LedgerError(f"{path}: undecodable block at byte {pos}: {exc}") from exc
-            yield block
+            yield _deserialize_block(data[pos : pos + length], path, pos)
             pos += length
+
+
+def serialize_block(block: common_pb2.Block) -> bytes:
+    """A block in Fabric's block-file layout (without the leading length)."""
+    out = bytearray()
+    out += _varint(block.header.number) + _raw(block.header.data_hash) + _raw(block.header.previous_hash)
+    out += _varint(len(block.data.data)) + b"".join(_raw(d) for d in block.data.data)
+    out += _varint(len(block.metadata.metadata)) + b"".join(_raw(m) for m in block.metadata.metadata)
+    return bytes(out)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def _read_varint(data: bytes, pos: int, path: Path) -> tuple[int, int]:
@@ -154,6 +169,36 @@ def _read_varint(data: bytes, pos: int, path: Path) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise LedgerError(f"{path}: bad length at byte {pos}")
+
+
+def _raw(b: bytes) -> bytes:
+    return _varint(len(b)) + b
+
+
+def _deserialize_block(data: bytes, path: Path, offset: int) -> common_pb2.Block:
+    block = common_pb2.Block()
+    pos = 0
+
+    def take_bytes() -> bytes:
+        nonlocal pos
+        n, pos = _read_varint(data, pos, path)
+        if pos + n > len(data):
+            raise LedgerError(f"{path}: malformed block at byte {offset}")
+        chunk = data[pos : pos + n]
+        pos += n
+        return chunk
+
+    number, pos = _read_varint(data, pos, path)
+    block.header.number = number
+    block.header.data_hash = take_bytes()
+    block.header.previous_hash = take_bytes()
+    count, pos = _read_varint(data, pos, path)
+    for _ in range(count):
+        block.data.data.append(take_bytes())
+    count, pos = _read_varint(data, pos, path)
+    for _ in range(count):
+        block.metadata.metadata.append(take_bytes())
+    return block
 
 
 @dataclass(frozen=True)

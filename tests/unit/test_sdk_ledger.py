@@ -10,10 +10,12 @@ from fabric_protos.common import common_pb2
 
 from modelledger.sdk.ledger.blocks import (
     LedgerError,
+    _varint,
     data_hash,
     decode_block,
     header_hash,
     read_block_files,
+    serialize_block,
     verify_chain,
 )
 from tests.unit.sdk_fakes import make_identity, prepared_envelope
@@ -82,22 +84,14 @@ def test_no_blocks_is_not_ok() -> None:
     assert not verify_chain([]).ok
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def test_block_files_are_read_in_order(tmp_path: Path) -> None:
     chain = make_chain(6)
-    raw = [b.SerializeToString() for b in chain]
+    raw = [serialize_block(b) for b in chain]
     (tmp_path / "blockfile_000000").write_bytes(b"".join(_varint(len(r)) + r for r in raw[:4]))
     (tmp_path / "blockfile_000001").write_bytes(b"".join(_varint(len(r)) + r for r in raw[4:]) + b"\0" * 16)
     read = list(read_block_files(tmp_path))
     assert [b.header.number for b in read] == list(range(6))
+    assert read == chain
     assert verify_chain(read).ok
     (tmp_path / "blockfile_000001").write_bytes(_varint(500) + b"short")
     with pytest.raises(LedgerError, match="truncated block"):
