@@ -355,6 +355,7 @@ class ChaincodeDeployment:
         # 6. Channel settings, then every peer answers.
         if self._ensure_settings():
             actions.append("set the channel settings (approval organisations)")
+        warnings += self._check_settings()
         self._wait_callable()
         return DeployReport(name, version, sequence, actions, time.monotonic() - t0, warnings)
 
@@ -469,6 +470,17 @@ class ChaincodeDeployment:
         body = {"approvalOrgs": sorted(o.msp_id for o in self.topo.application_orgs), "strictDatasets": False}
         self.cli.invoke(org, "admin", "SetSettings", [json.dumps(body, sort_keys=True)])
         return True
+
+    def _check_settings(self) -> list[str]:
+        """Warns when the stored approval set differs from the topology's organisations."""
+        org = self.topo.application_orgs[0]
+        settings = json.loads(self._retry_query(lambda: self.cli.query(org, "auditor", "GetSettings", [])) or "{}")
+        have = sorted(settings.get("approvalOrgs") or [])
+        want = sorted(o.msp_id for o in self.topo.application_orgs)
+        if have == want:
+            return []
+        who = (settings.get("lastChange") or {}).get("actor", {}).get("mspId", "?")
+        return [f"the approval set on the ledger is {have} (last set by an admin of {who}); the topology has {want}"]
 
     def _retry_query(self, call: Callable[[], str]) -> str:
         """Runs a query until the peer reaches the chaincode (the first call launches it)."""

@@ -197,6 +197,12 @@ def peer_heights(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str,
     return {ch: int(v) for ch, v in channel_gauge(_metrics(topo, node, layout), "ledger_blockchain_height").items()}
 
 
+def peer_gossip_known(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, int]:
+    """How many other peers a peer knows through gossip, per channel."""
+    gauge = channel_gauge(_metrics(topo, node, layout), "gossip_membership_total_peers_known")
+    return {ch: int(v) for ch, v in gauge.items()}
+
+
 def orderer_channels(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, dict[str, object]]:
     """An orderer's channels (status, consensus relation, height) from its admin API."""
     ctx = admin_tls_context(topo, node, layout)

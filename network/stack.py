@@ -35,6 +35,7 @@ from modelledger.network.nodes import (
     node_health,
     orderer_channels,
     orderer_is_leader,
+    peer_gossip_known,
     peer_heights,
     start_node,
 )
@@ -199,6 +200,7 @@ class FabricNetwork:
                 actions.append(f"joined {node.id} to {topo.channel}")
         self.wait_heights_converged()
         self.wait_raft_leader()
+        self.wait_gossip_converged()
 
         # 6. Connection profile for clients.
         if write_if_changed(layout.connection_profile, self.connection_profile_yaml()):
@@ -271,6 +273,26 @@ class FabricNetwork:
                 raise NetworkError(
                     f"channel {self.topology.channel} heights did not converge: {heights} "
                     f"(expected one height on {sorted(want)})"
+                )
+            time.sleep(0.25)
+
+    def wait_gossip_converged(self, timeout: float | None = None) -> None:
+        """Waits until every peer knows every other peer of the channel through gossip.
+
+        The Gateway picks endorsers from what its peer learned by gossip, so
+        before this a fresh or restarted peer cannot satisfy an every-org policy.
+        """
+        limit = self.settings.health_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        topo = self.topology
+        want = len(topo.peers) - 1
+        while True:
+            known = {n.id: peer_gossip_known(topo, n, self.layout).get(topo.channel, 0) for n in topo.peers}
+            if all(k >= want for k in known.values()):
+                return
+            if time.monotonic() > deadline:
+                raise NetworkError(
+                    f"gossip did not converge on channel {topo.channel}: peers known {known}, want {want} each"
                 )
             time.sleep(0.25)
 

@@ -107,11 +107,17 @@ func (c caller) canReadVersion(m *Model, v *ModelVersion, s *Settings) bool {
 	if c.canReadModel(m) {
 		return true
 	}
-	if c.role != RoleApprover || !slices.Contains(s.ApprovalOrgs, c.mspID) {
+	if !c.isDeciding(s) {
 		return false
 	}
 	_, decided := v.decisionOf(c.mspID)
 	return v.Status == StatusRegistered || decided
+}
+
+// isDeciding tells whether the caller is an approver of an organisation in
+// the approval set.
+func (c caller) isDeciding(s *Settings) bool {
+	return c.role == RoleApprover && slices.Contains(s.ApprovalOrgs, c.mspID)
 }
 
 // decisionOf returns the approval recorded for an organisation, if any.

@@ -11,8 +11,9 @@ import (
 // ApproveModelVersion records the approval of the caller's organisation,
 // which must be in the approval set. The version becomes APPROVED when every
 // organisation of the approval set has approved it. Approving again is
-// idempotent; approving after rejecting is a CONFLICT. Emits
-// ModelVersionApproved.
+// idempotent, unless the approval set changed so that every organisation of
+// it has now approved: then the repeat makes the version APPROVED.
+// Approving after rejecting is a CONFLICT. Emits ModelVersionApproved.
 func (c *Contract) ApproveModelVersion(ctx contractapi.TransactionContextInterface, name, version, comment string) (*ModelVersion, error) {
 	return decide(ctx, "ApproveModelVersion", DecisionApproved, name, version, comment)
 }
@@ -46,7 +47,7 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 	}
 	if previous, decided := v.decisionOf(t.caller.mspID); decided {
 		if previous.Decision == decision {
-			return v, nil
+			return t.repeatDecision(v, s)
 		}
 		return nil, conflict("%s already %s model %q version %q",
 			t.caller.mspID, strings.ToLower(previous.Decision), name, version)
@@ -65,6 +66,22 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 		v.Status = StatusApproved
 	}
 	if err := t.saveVersion(event, v, ""); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// repeatDecision handles a decision the caller's organisation already
+// recorded. It changes nothing, except that an approval repeated while the
+// version is REGISTERED and every organisation of the current approval set
+// has approved it (the set lost the organisations that had not) makes the
+// version APPROVED.
+func (t *tx) repeatDecision(v *ModelVersion, s *Settings) (*ModelVersion, error) {
+	if v.Status != StatusRegistered || !approvedByAll(v, s.ApprovalOrgs) {
+		return v, nil
+	}
+	v.Status = StatusApproved
+	if err := t.saveVersion(EventModelVersionApproved, v, ""); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -120,10 +120,63 @@ func TestApprovalSetIsReadWhenTheDecisionIsRecorded(t *testing.T) {
 	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
 	h.register("fraud", "3")
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
-	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP")) // Org2 leaves the set
+	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP")) // Org3 joins the set
+	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))            // Org2 leaves it
 	if v := h.ok(org3Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion); v.Status != StatusApproved {
 		t.Errorf("status %s, want APPROVED once every organisation of the current set approved", v.Status)
+	}
+}
+
+func TestRepeatedApprovalCompletesAfterAnOrganisationLeaves(t *testing.T) {
+	h := newHarness(t)
+	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
+	h.register("fraud", "3")
+	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
+	h.ok(org3Approver, "ApproveModelVersion", "fraud", "3", "")
+
+	// While Org2 is in the set and has not decided, a repeat changes nothing.
+	before, events := h.ledger.snapshot(), len(h.ledger.events)
+	if v := h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "again").(*ModelVersion); v.Status != StatusRegistered {
+		t.Errorf("status %s, want REGISTERED while Org2 has not decided", v.Status)
+	}
+	if h.last.wrote() || len(h.ledger.events) != events || toJSON(t, h.ledger.snapshot()) != toJSON(t, before) {
+		t.Error("a repeated approval wrote while the version was still awaiting Org2")
+	}
+
+	// Org2 leaves: every organisation of the set has approved, but nobody
+	// decided since, so the version is still REGISTERED...
+	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))
+	if v := h.ok(org1Auditor, "GetModelVersion", "fraud", "3").(*ModelVersion); v.Status != StatusRegistered {
+		t.Fatalf("status %s after Org2 left", v.Status)
+	}
+	// ...until an approver repeats its approval: that records the status.
+	v := h.ok(org3Approver, "ApproveModelVersion", "fraud", "3", "still fine").(*ModelVersion)
+	if v.Status != StatusApproved || len(v.Approvals) != 2 || v.Approvals[1].Comment != "" {
+		t.Fatalf("status %s, approvals %+v", v.Status, v.Approvals)
+	}
+	if v.LastChange.Action != "ApproveModelVersion" || v.LastChange.Actor != org3Approver.actor() || v.LastChange.TxID != h.last.txID {
+		t.Errorf("lastChange %+v", v.LastChange)
+	}
+	if h.stored(modelVersionKey("fraud", "3")) != toJSON(t, v) {
+		t.Error("the APPROVED status was not stored")
+	}
+	if ev := h.lastEvent(); ev.Name != EventModelVersionApproved ||
+		ev.Payload != `{"mspId":"Org3MSP","name":"fraud","status":"APPROVED","txId":"`+h.last.txID+`","version":"3"}` {
+		t.Errorf("event %s %s", ev.Name, ev.Payload)
+	}
+	// Once APPROVED, a repeat is idempotent again.
+	events = len(h.ledger.events)
+	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
+	if h.last.wrote() || len(h.ledger.events) != events {
+		t.Error("a repeat on an APPROVED version wrote")
+	}
+	// A repeated rejection never changes the status.
+	h.register("fraud", "4")
+	h.ok(org1Approver, "RejectModelVersion", "fraud", "4", "no")
+	events = len(h.ledger.events)
+	if v := h.ok(org1Approver, "RejectModelVersion", "fraud", "4", "still no").(*ModelVersion); v.Status != StatusRejected || h.last.wrote() || len(h.ledger.events) != events {
+		t.Errorf("a repeated rejection: status %s", v.Status)
 	}
 }
 

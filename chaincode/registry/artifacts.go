@@ -13,7 +13,10 @@ const deniedReason = "model version not found or no read access"
 // AuthorizeArtifactAccess checks that the caller may read a version and
 // appends an entry to the access log either way. When granted it returns
 // the storage pointer, the digests and the status; when denied, the reason.
-// Emits ArtifactAccess.
+// Emits ArtifactAccess. The entry is recorded only when the call is
+// submitted: an evaluate call of it gets the same answer and logs nothing
+// (and the read functions return the storage pointer too), so the log holds
+// the accesses made through ModelLedger's tools, not every possible one.
 func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInterface, name, version, purpose string) (*ArtifactAccess, error) {
 	t, err := begin(ctx, "AuthorizeArtifactAccess", allRoles()...)
 	if err != nil {

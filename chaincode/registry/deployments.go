@@ -1,13 +1,22 @@
 package registry
 
 import (
+	"sort"
+
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
 
+// maxDeploymentEnvironments caps the environments a version lists in its
+// deployments (one entry per environment), so the record stays bounded.
+const maxDeploymentEnvironments = 100
+
 // RecordDeployment records that an environment now runs a version, which
-// must be APPROVED or DEPLOYED and readable by the calling operator; the
-// version becomes DEPLOYED. Recording what the environment already runs at
-// the same endpoint is idempotent. Emits ModelVersionDeployed.
+// must be APPROVED or DEPLOYED; only operators of the model's owner
+// organisation may record it (a read grant gives no deploy right; a caller
+// who may not read the version gets NOT_FOUND). The version becomes
+// DEPLOYED and its deployments list holds its latest deployment to each
+// environment. Recording what the environment already runs at the same
+// endpoint is idempotent. Emits ModelVersionDeployed.
 func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface, name, version, environment, endpoint string) (*ModelVersion, error) {
 	t, err := begin(ctx, "RecordDeployment", RoleOperator)
 	if err != nil {
@@ -19,6 +28,9 @@ func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface,
 	v, _, _, err := t.readableVersion(name, version)
 	if err != nil {
 		return nil, err
+	}
+	if v.Owner != t.caller.mspID {
+		return nil, notAuthorized("only operators of %s, the owner of model %q, may record its deployments", v.Owner, name)
 	}
 	if v.Status != StatusApproved && v.Status != StatusDeployed {
 		return nil, conflict("model %q version %q is %s; only APPROVED or DEPLOYED versions can be deployed",
@@ -32,18 +44,36 @@ func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface,
 	if found && current.Version == version && current.Endpoint == endpoint {
 		return v, nil
 	}
+	others := otherEnvironments(v.Deployments, environment)
+	if len(others) >= maxDeploymentEnvironments {
+		return nil, conflict("model %q version %q is already deployed to %d environments, the most one version may list",
+			name, version, maxDeploymentEnvironments)
+	}
 	d := EnvironmentDeployment{Actor: t.caller.actor(), Endpoint: endpoint, Environment: environment,
 		Name: name, Time: t.time, TxID: t.id, Version: version}
 	if err := t.putJSON(deploymentKey(environment, name), d); err != nil {
 		return nil, err
 	}
-	v.Deployments = append(v.Deployments, Deployment{Actor: d.Actor, Endpoint: endpoint, Environment: environment,
+	v.Deployments = append(others, Deployment{Actor: d.Actor, Endpoint: endpoint, Environment: environment,
 		Time: t.time, TxID: t.id})
+	sort.Slice(v.Deployments, func(i, j int) bool { return v.Deployments[i].Environment < v.Deployments[j].Environment })
 	v.Status = StatusDeployed
 	if err := t.saveVersion(EventModelVersionDeployed, v, environment); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// otherEnvironments returns the deployments of a version to environments
+// other than environment (a new slice).
+func otherEnvironments(deployments []Deployment, environment string) []Deployment {
+	out := make([]Deployment, 0, len(deployments)+1)
+	for _, d := range deployments {
+		if d.Environment != environment {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func validateDeployment(name, version, environment, endpoint string) error {

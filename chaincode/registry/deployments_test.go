@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -69,14 +70,31 @@ func TestRecordDeployment(t *testing.T) {
 func TestDeploymentAccessRules(t *testing.T) {
 	h := newHarness(t)
 	h.approved("fraud", "3")
+	h.ok(org1Operator, "RecordDeployment", "fraud", "3", "prod", "https://prod.example/fraud")
+	// An operator who cannot read the model learns nothing about it.
 	h.refused(org2Operator, `NOT_FOUND: model "fraud" version "3"`,
-		"RecordDeployment", "fraud", "3", "prod", "https://prod.example/fraud")
+		"RecordDeployment", "fraud", "3", "prod", "https://org2.example/fraud")
+
+	// A read grant gives no right to deploy: Org2's operator cannot move
+	// Org1's prod deployment, to another version or another endpoint.
 	h.grant("fraud", "Org2MSP")
-	h.ok(org2Operator, "RecordDeployment", "fraud", "3", "org2-prod", "https://org2.example/fraud")
+	h.register("fraud", "4")
+	h.ok(org1Approver, "ApproveModelVersion", "fraud", "4", "")
+	h.ok(org2Approver, "ApproveModelVersion", "fraud", "4", "")
+	notOwner := `NOT_AUTHORIZED: only operators of Org1MSP, the owner of model "fraud", may record its deployments`
+	h.refused(org2Operator, notOwner, "RecordDeployment", "fraud", "4", "prod", "https://org2.example/fraud")
+	h.refused(org2Operator, notOwner, "RecordDeployment", "fraud", "3", "prod", "https://org2.example/fraud")
+	h.refused(org2Operator, notOwner, "RecordDeployment", "fraud", "3", "org2-prod", "https://org2.example/fraud")
+	d := h.ok(org2Operator, "GetDeployment", "prod", "fraud").(*DeployedVersion)
+	if d.Version != "3" || d.Endpoint != "https://prod.example/fraud" || d.Actor != org1Operator.actor() {
+		t.Errorf("prod after Org2's attempts: %+v", d)
+	}
+
+	// Withdrawing the grant hides the deployment from Org2 again.
 	h.ok(org1Admin, "RevokeAccess", "fraud", "Org2MSP")
-	h.refused(org2Operator, `NOT_FOUND: deployment of model "fraud" in environment "org2-prod"`,
-		"GetDeployment", "org2-prod", "fraud")
-	h.ok(org3Auditor, "GetDeployment", "org2-prod", "fraud")
+	h.refused(org2Operator, `NOT_FOUND: deployment of model "fraud" in environment "prod"`,
+		"GetDeployment", "prod", "fraud")
+	h.ok(org3Auditor, "GetDeployment", "prod", "fraud")
 
 	long := "https://x.example/" + strings.Repeat("p", 2048)
 	tests := []struct {
@@ -107,8 +125,53 @@ func TestDeploymentAccessRules(t *testing.T) {
 		})
 	}
 	h.use(t)
-	h.refused(org1Auditor, `NOT_FOUND: deployment of model "fraud" in environment "prod"`, "GetDeployment", "prod", "fraud")
+	h.refused(org1Auditor, `NOT_FOUND: deployment of model "fraud" in environment "dev"`, "GetDeployment", "dev", "fraud")
 	h.refused(org1Auditor, "INVALID: environment: must be 1 to 63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
 		"GetDeployment", "", "fraud")
 	h.refused(org1Auditor, "INVALID: name: must not contain '/' or ':'", "GetDeployment", "prod", "a/b")
+}
+
+func TestDeploymentsListOneEntryPerEnvironment(t *testing.T) {
+	h := newHarness(t)
+	h.approved("fraud", "3")
+	for _, env := range []string{"staging", "prod", "dev"} {
+		h.ok(org1Operator, "RecordDeployment", "fraud", "3", env, "https://"+env+".example/fraud")
+	}
+	v := h.ok(org1Operator, "RecordDeployment", "fraud", "3", "prod", "https://prod2.example/fraud").(*ModelVersion)
+	var envs []string
+	for _, d := range v.Deployments {
+		envs = append(envs, d.Environment)
+	}
+	if toJSON(t, envs) != `["dev","prod","staging"]` {
+		t.Fatalf("environments %v, want one entry each, sorted", envs)
+	}
+	if p := v.Deployments[1]; p.Endpoint != "https://prod2.example/fraud" || p.TxID != v.LastChange.TxID || p.Time != v.LastChange.Time {
+		t.Errorf("prod entry %+v is not the latest deployment", p)
+	}
+	// The earlier deployment to prod is in the history.
+	entries := h.ok(org1Auditor, "GetHistory", "fraud", "3").([]HistoryEntry)
+	deployments := 0
+	for _, e := range entries {
+		if e.Action == "RecordDeployment" {
+			deployments++
+		}
+	}
+	if deployments != 4 {
+		t.Errorf("%d RecordDeployment history entries, want 4", deployments)
+	}
+
+	// At most 100 environments per version; redeploying to a listed one
+	// still works at the cap.
+	for i := len(v.Deployments); i < maxDeploymentEnvironments; i++ {
+		v = h.ok(org1Operator, "RecordDeployment", "fraud", "3", fmt.Sprintf("env-%03d", i), "https://e").(*ModelVersion)
+	}
+	if len(v.Deployments) != maxDeploymentEnvironments {
+		t.Fatalf("%d deployments", len(v.Deployments))
+	}
+	h.refused(org1Operator, `CONFLICT: model "fraud" version "3" is already deployed to 100 environments, the most one version may list`,
+		"RecordDeployment", "fraud", "3", "one-too-many", "https://e")
+	v = h.ok(org1Operator, "RecordDeployment", "fraud", "3", "staging", "https://staging2.example/fraud").(*ModelVersion)
+	if len(v.Deployments) != maxDeploymentEnvironments || v.Deployments[len(v.Deployments)-1].Endpoint != "https://staging2.example/fraud" {
+		t.Errorf("redeploying at the cap: %d deployments, last %+v", len(v.Deployments), v.Deployments[len(v.Deployments)-1])
+	}
 }

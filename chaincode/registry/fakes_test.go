@@ -78,6 +78,7 @@ type fakeStub struct {
 	creator  []byte   // for cid, in tests that go through contractapi
 	args     []string // function and parameters, idem
 	reads    int      // state reads and queries
+	queries  int      // range, history and pagination queries
 }
 
 func (l *fakeLedger) newStub(function string, submit bool) *fakeStub {
@@ -163,6 +164,7 @@ func (s *fakeStub) SplitCompositeKey(key string) (string, []string, error) {
 // Fabric does not re-validate (phantom reads) or that is read-only.
 func (s *fakeStub) queryAllowed(what string) error {
 	s.reads++
+	s.queries++
 	if s.submit {
 		s.ledger.t.Errorf("submit function %s ran %s", s.function, what)
 		return errors.New("range query in a submit function")
@@ -205,7 +207,9 @@ func (s *fakeStub) GetHistoryForKey(key string) (shim.HistoryQueryIteratorInterf
 	if err := s.queryAllowed("GetHistoryForKey"); err != nil {
 		return nil, err
 	}
-	// Newest first, like Fabric 2.x.
+	// Newest first in commit order, as the real peer does since Fabric 2.0
+	// (FAB-16303: by block height, then transaction within the block); the
+	// fake commits one transaction per block, in call order.
 	mods := s.ledger.history[key]
 	reversed := make([]*queryresult.KeyModification, len(mods))
 	for i, m := range mods {

@@ -27,6 +27,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Admin, "GrantAccess", "fraud", "Org2MSP")
 		expectFailure(t, org1Scientist, "GetModelVersion", "fraud", "3")
 		expectFailure(t, org1Scientist, "ListAccessLog", "fraud", "3", int32(10), "")
+		expectFailure(t, org1Scientist, "ListModelVersions", "fraud", int32(10), "")
 		h.ledger.failKeys = map[string]bool{settingsKey: true}
 		expectFailure(t, org1Approver, "ApproveModelVersion", "fraud", "3", "")
 		expectFailure(t, org1Scientist, "GetModelVersion", "fraud", "3")
@@ -85,7 +86,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 
 		delete(h.ledger.state, modelKey("fraud"))
 		expectFailure(t, org1Auditor, "GetModelVersion", "fraud", "3")
-		expectFailure(t, org1Auditor, "ListModelVersions", "fraud", int32(10), "")
+		expectFailure(t, org1Auditor, "ListModelVersions", "", int32(10), "")
 
 		h.ledger.state[digestKey(digest("z"), "a", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "FindByDigest", digest("z"))

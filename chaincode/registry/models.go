@@ -3,7 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
+	"slices"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -186,6 +186,15 @@ func validateNameAndVersion(name, version string) error {
 // ListModelVersions returns a page of the versions of a model (of every
 // model when name is empty) that the caller may read, in name then numeric
 // version order. Pass the returned bookmark to get the next page.
+//
+// Nothing in the answer names a record the caller may not read: the
+// contract scans the ledger in chunks, leaves out the unreadable records and
+// keeps scanning until the page is full or the ledger ends; the bookmark is
+// the key of the last record returned (the next page starts after it), or
+// "" when no readable record follows; fetched is the number of records
+// returned. A named model that does not exist, or of which the caller may
+// read no version, is NOT_FOUND (for an approver who may read only some of
+// its versions: no readable version after the bookmark).
 func (c *Contract) ListModelVersions(ctx contractapi.TransactionContextInterface, name string, pageSize int32, bookmark string) (*ModelVersionPage, error) {
 	t, err := begin(ctx, "ListModelVersions", allRoles()...)
 	if err != nil {
@@ -204,39 +213,112 @@ func (c *Contract) ListModelVersions(ctx contractapi.TransactionContextInterface
 	if err := validateBookmark(bookmark, objectModelVersion, attributes); err != nil {
 		return nil, err
 	}
-	return t.listVersions(attributes, pageSize, bookmark)
-}
-
-func (t *tx) listVersions(attributes []string, pageSize int32, bookmark string) (*ModelVersionPage, error) {
-	it, meta, err := t.stub.GetStateByPartialCompositeKeyWithPagination(objectModelVersion, attributes, pageSize, bookmark)
-	if err != nil {
-		return nil, ledgerError("list", objectModelVersion, err)
-	}
-	defer it.Close()
 	s, err := t.settings()
 	if err != nil {
 		return nil, err
 	}
-	models := map[string]*Model{}
-	page := &ModelVersionPage{Bookmark: meta.GetBookmark(), Fetched: meta.GetFetchedRecordsCount(), Records: []ModelVersion{}}
-	for it.HasNext() {
-		kv, err := it.Next()
-		if err != nil {
-			return nil, ledgerError("list", objectModelVersion, err)
-		}
-		var v ModelVersion
-		if err := json.Unmarshal(kv.GetValue(), &v); err != nil {
-			return nil, ledgerError("decode", kv.GetKey(), err)
-		}
-		m, err := t.cachedModel(models, v.Name)
+	// partial: the caller may read only some versions of the named model
+	// (an approver's right to the versions awaiting its decision).
+	partial := false
+	if name != "" {
+		m, found, err := t.model(name)
 		if err != nil {
 			return nil, err
 		}
-		if t.caller.canReadVersion(m, &v, s) {
-			page.Records = append(page.Records, v)
+		if !found || (!t.caller.canReadModel(m) && !t.caller.isDeciding(s)) {
+			return nil, notFound("model %q", name)
 		}
+		partial = !t.caller.canReadModel(m)
+	}
+	page, err := t.listVersions(attributes, pageSize, bookmark, s)
+	if err != nil {
+		return nil, err
+	}
+	if partial && len(page.Records) == 0 {
+		return nil, notFound("model %q", name)
 	}
 	return page, nil
+}
+
+// scanChunk is the page size of the ledger queries after the first one of
+// a listing.
+const scanChunk = 1000
+
+// listVersions collects up to pageSize versions the caller may read, after
+// the record keyed after (from the start when after is empty). It reads the
+// ledger in chunks until the page is full and one more readable record is
+// found (then the bookmark is the key of the last record of the page), or
+// the ledger ends (then the bookmark is empty).
+func (t *tx) listVersions(attributes []string, pageSize int32, after string, s *Settings) (*ModelVersionPage, error) {
+	models := map[string]*Model{}
+	page := &ModelVersionPage{Records: []ModelVersion{}}
+	last, more := "", false
+	visit := func(key string, v *ModelVersion) (bool, error) {
+		if key == after { // the last record of the previous page
+			return true, nil
+		}
+		m, err := t.cachedModel(models, v.Name)
+		if err != nil {
+			return false, err
+		}
+		if !t.caller.canReadVersion(m, v, s) {
+			return true, nil
+		}
+		if len(page.Records) == int(pageSize) {
+			more = true
+			return false, nil
+		}
+		page.Records, last = append(page.Records, *v), key
+		return true, nil
+	}
+	// The first chunk holds the bookmarked record (skipped), the page and
+	// one record more, so that a caller who may read every record needs one
+	// query per page.
+	start, chunk := after, pageSize+1
+	if after != "" {
+		chunk++
+	}
+	for {
+		next, err := t.scanVersions(attributes, chunk, start, visit)
+		if err != nil {
+			return nil, err
+		}
+		if more || next == "" || next == start { // the last test guards against a ledger that does not advance
+			break
+		}
+		start, chunk = next, scanChunk
+	}
+	if more {
+		page.Bookmark = last
+	}
+	page.Fetched = int32(len(page.Records))
+	return page, nil
+}
+
+// scanVersions runs one paginated query and passes each version to visit
+// until visit returns false. It returns the ledger's bookmark (the key the
+// next chunk starts at, empty at the end), or "" when visit stopped.
+func (t *tx) scanVersions(attributes []string, chunk int32, start string, visit func(string, *ModelVersion) (bool, error)) (string, error) {
+	it, meta, err := t.stub.GetStateByPartialCompositeKeyWithPagination(objectModelVersion, attributes, chunk, start)
+	if err != nil {
+		return "", ledgerError("list", objectModelVersion, err)
+	}
+	defer it.Close()
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return "", ledgerError("list", objectModelVersion, err)
+		}
+		var v ModelVersion
+		if err := json.Unmarshal(kv.GetValue(), &v); err != nil {
+			return "", ledgerError("decode", kv.GetKey(), err)
+		}
+		goOn, err := visit(kv.GetKey(), &v)
+		if err != nil || !goOn {
+			return "", err
+		}
+	}
+	return meta.GetBookmark(), nil
 }
 
 func (t *tx) cachedModel(cache map[string]*Model, name string) (*Model, error) {
@@ -255,7 +337,9 @@ func (t *tx) cachedModel(cache map[string]*Model, name string) (*Model, error) {
 }
 
 // validateBookmark refuses a bookmark that does not belong to the listing
-// (a bookmark is the ledger key the next page starts at).
+// (a bookmark is a ledger key of the listing: for ListModelVersions the key
+// of the last record of the previous page, for ListAccessLog the key the
+// next page starts at).
 func validateBookmark(bookmark, object string, attributes []string) error {
 	prefix := compositeKey(object, attributes...)
 	if bookmark != "" && (len(bookmark) < len(prefix) || bookmark[:len(prefix)] != prefix) {
@@ -313,8 +397,9 @@ func (c *Contract) FindByDigest(ctx contractapi.TransactionContextInterface, mod
 }
 
 // GetHistory returns every change of a version the caller may read, oldest
-// first: transaction id and time, and, from the record's lastChange, the
-// action (the function that made it), the actor and the resulting status.
+// first in commit order: transaction id and time (the client's transaction
+// timestamp), and, from the record's lastChange, the action (the function
+// that made it), the actor and the resulting status.
 func (c *Contract) GetHistory(ctx contractapi.TransactionContextInterface, name, version string) ([]HistoryEntry, error) {
 	t, err := begin(ctx, "GetHistory", allRoles()...)
 	if err != nil {
@@ -349,6 +434,10 @@ func (c *Contract) GetHistory(ctx contractapi.TransactionContextInterface, name,
 		}
 		entries = append(entries, entry)
 	}
-	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Time < entries[j].Time })
+	// Fabric 2.x returns a key's history newest first, in commit order
+	// (block, then transaction within the block); reversing it gives commit
+	// order oldest first. The times are the timestamps the submitting
+	// clients asserted, which peers do not check, so they are not sorted on.
+	slices.Reverse(entries)
 	return entries, nil
 }

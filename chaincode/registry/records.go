@@ -264,8 +264,9 @@ type ModelRef struct {
 	Version string `json:"version"`
 }
 
-// ModelVersionPage is one page of ListModelVersions. Fetched counts the
-// records read from the ledger for this page, before filtering by access.
+// ModelVersionPage is one page of ListModelVersions. Fetched is the number
+// of records returned; the bookmark names only a record of an earlier page
+// (nothing about records the caller may not read).
 type ModelVersionPage struct {
 	Bookmark string         `json:"bookmark"`
 	Fetched  int32          `json:"fetched"`

@@ -5,11 +5,16 @@ import (
 	"slices"
 )
 
-// SetSettings sets the channel settings (a JSON SettingsInput). While no
-// settings are set any admin may set them; afterwards only the admins of an
-// organisation in the approval set, and an organisation can be removed from
-// the approval set only by its own admin (no organisation can drop another's
-// say). Setting the same values again is idempotent. Emits SettingsChanged.
+// SetSettings sets the channel settings (a JSON SettingsInput).
+//
+// While no settings are set any admin may set them: the deployer sets them
+// right after committing the chaincode. Afterwards an organisation joins or
+// leaves the approval set only through its own admin: a call may add or
+// remove the caller's organisation and no other. The caller's organisation
+// must be in the current approval set, unless the call adds it (joining);
+// strictDatasets may be changed by such a caller, alone or with joining or
+// leaving. Setting the same values again is idempotent. Emits
+// SettingsChanged.
 func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, settings string) (*Settings, error) {
 	t, err := begin(ctx, "SetSettings", RoleAdmin)
 	if err != nil {
@@ -23,19 +28,12 @@ func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, sett
 	if err != nil {
 		return nil, err
 	}
-	isSet := current.LastChange != nil
-	if isSet && !slices.Contains(current.ApprovalOrgs, t.caller.mspID) {
-		return nil, notAuthorized("organisation %s is not in the approval set; only the admins of its organisations may change the settings", t.caller.mspID)
-	}
-	if isSet && slices.Equal(current.ApprovalOrgs, in.ApprovalOrgs) && current.StrictDatasets == in.StrictDatasets {
-		return current, nil
-	}
-	if isSet {
-		for _, msp := range current.ApprovalOrgs {
-			if msp != t.caller.mspID && !slices.Contains(in.ApprovalOrgs, msp) {
-				return nil, notAuthorized("an admin of %s may not remove %s from the approval set; only an admin of %s may",
-					t.caller.mspID, msp, msp)
-			}
+	if current.LastChange != nil {
+		if err := t.caller.mayChangeSettings(current, in); err != nil {
+			return nil, err
+		}
+		if slices.Equal(current.ApprovalOrgs, in.ApprovalOrgs) && current.StrictDatasets == in.StrictDatasets {
+			return current, nil
 		}
 	}
 	change := t.change()
@@ -48,6 +46,30 @@ func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, sett
 		return nil, err
 	}
 	return s, nil
+}
+
+// mayChangeSettings applies the governance of set settings: the caller's
+// organisation must be in the current approval set or join it with this
+// call, and the call may add or remove no organisation but the caller's.
+func (c caller) mayChangeSettings(current *Settings, in *SettingsInput) error {
+	member := slices.Contains(current.ApprovalOrgs, c.mspID)
+	if !member && !slices.Contains(in.ApprovalOrgs, c.mspID) {
+		return notAuthorized("organisation %s is not in the approval set; only the admins of its organisations may change the settings, "+
+			"and an admin of another organisation may only add its own", c.mspID)
+	}
+	for _, msp := range current.ApprovalOrgs {
+		if msp != c.mspID && !slices.Contains(in.ApprovalOrgs, msp) {
+			return notAuthorized("an admin of %s may not remove %s from the approval set; only an admin of %s may",
+				c.mspID, msp, msp)
+		}
+	}
+	for _, msp := range in.ApprovalOrgs {
+		if msp != c.mspID && !slices.Contains(current.ApprovalOrgs, msp) {
+			return notAuthorized("an admin of %s may not add %s to the approval set; an organisation joins it only through its own admin",
+				c.mspID, msp)
+		}
+	}
+	return nil
 }
 
 // GetSettings returns the channel settings: until SetSettings, an empty

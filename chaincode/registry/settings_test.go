@@ -22,17 +22,33 @@ func TestSettings(t *testing.T) {
 		t.Errorf("GetSettings = %s", toJSON(t, got))
 	}
 
-	// Now only admins of the approval set.
-	h.refused(org3Admin, "NOT_AUTHORIZED: organisation Org3MSP is not in the approval set; only the admins of its organisations may change the settings",
-		"SetSettings", settingsJSON(false, "Org3MSP"))
+	// Once set, only admins of the approval set change the settings, and an
+	// organisation joins or leaves the set only through its own admin.
+	notMember := "NOT_AUTHORIZED: organisation Org3MSP is not in the approval set; only the admins of its organisations may change the settings, " +
+		"and an admin of another organisation may only add its own"
+	h.refused(org3Admin, notMember, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.refused(org3Admin, notMember, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
+	h.refused(org3Admin, "NOT_AUTHORIZED: an admin of Org3MSP may not remove Org1MSP from the approval set; only an admin of Org1MSP may",
+		"SetSettings", settingsJSON(true, "Org3MSP"))
+	h.refused(org3Admin, "NOT_AUTHORIZED: an admin of Org3MSP may not add GhostMSP to the approval set; an organisation joins it only through its own admin",
+		"SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "Org3MSP", "GhostMSP"))
+	h.refused(org1Admin, "NOT_AUTHORIZED: an admin of Org1MSP may not add GhostMSP to the approval set; an organisation joins it only through its own admin",
+		"SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "GhostMSP"))
+	h.refused(org1Admin, "NOT_AUTHORIZED: an admin of Org1MSP may not add Org3MSP to the approval set; an organisation joins it only through its own admin",
+		"SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "Org3MSP"))
 	events := len(h.ledger.events)
 	h.ok(org2Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
 	if len(h.ledger.events) != events {
 		t.Error("setting the same values emitted an event")
 	}
-	s = h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP")).(*Settings)
-	if len(s.ApprovalOrgs) != 3 || s.StrictDatasets {
+	// Any admin of the set toggles strictDatasets.
+	if s = h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP")).(*Settings); s.StrictDatasets {
 		t.Errorf("settings %s", toJSON(t, s))
+	}
+	// Org3 joins through its own admin, toggling strictDatasets at once.
+	s = h.ok(org3Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "Org3MSP")).(*Settings)
+	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP","Org3MSP"]` || !s.StrictDatasets || s.LastChange.Actor != org3Admin.actor() {
+		t.Errorf("after Org3 joined: %s", toJSON(t, s))
 	}
 
 	// No organisation can drop another from the approval set; each may leave it.
@@ -40,11 +56,14 @@ func TestSettings(t *testing.T) {
 		"SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))
 	h.refused(org1Admin, "NOT_AUTHORIZED: an admin of Org1MSP may not remove Org2MSP from the approval set; only an admin of Org2MSP may",
 		"SetSettings", settingsJSON(false, "Org1MSP"))
+	h.refused(org3Admin, "NOT_AUTHORIZED: an admin of Org3MSP may not add GhostMSP to the approval set; an organisation joins it only through its own admin",
+		"SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "GhostMSP"))
 	s = h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP")).(*Settings)
-	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` {
+	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` || s.StrictDatasets {
 		t.Errorf("after Org3 left: %s", toJSON(t, s))
 	}
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
+	h.refused(org3Admin, notMember, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
+	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
 
 	tests := []struct{ name, settings, want string }{
 		{"empty set", `{"approvalOrgs":[]}`, "INVALID: approvalOrgs: must list 1 to 64 MSP ids"},

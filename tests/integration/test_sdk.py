@@ -1,0 +1,201 @@
+"""The Python Gateway SDK and registry client against the real network and chaincode."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelledger.network import FabricNetwork
+from modelledger.network.chaincode import ChaincodeDeployment
+from modelledger.network.lifecycle import PeerCLI
+from modelledger.sdk import CommitError, ConnectionProfile
+from modelledger.sdk.gateway.events import FileCheckpointer, chaincode_events
+from modelledger.sdk.ledger.blocks import _varint, read_block_files, serialize_block
+from modelledger.sdk.registry import NotFound, RegistryClient
+from modelledger.sdk.registry.records import (
+    Framework,
+    Manifest,
+    ManifestFile,
+    MLflowSource,
+    ModelVersionInput,
+    Storage,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def version_input(name: str, version: str, seed: str = "") -> ModelVersionInput:
+    return ModelVersionInput(
+        name=name,
+        version=version,
+        model_digest=sha(f"{seed}{name}{version}model"),
+        manifest=Manifest([ManifestFile("model.pkl", sha(f"{seed}{name}{version}file"), 2048)]),
+        manifest_digest=sha(f"{seed}{name}{version}manifest"),
+        storage=Storage(
+            "anchored", f"sha256/{sha(seed + name + version)}/", sha(f"{seed}{name}{version}manifest"), "v1"
+        ),
+        mlflow=MLflowSource("", f"models:/m-{sha(name)[:8]}"),
+        framework=Framework("sklearn", "1.6.1"),
+    )
+
+
+@pytest.fixture(scope="module")
+def deployed(network: FabricNetwork) -> ChaincodeDeployment:
+    cc = network.chaincode
+    cc.deploy()
+    return cc
+
+
+@pytest.fixture(scope="module")
+def profile(network: FabricNetwork, deployed: ChaincodeDeployment) -> ConnectionProfile:
+    return ConnectionProfile.load(network.layout.connection_profile)
+
+
+def client(profile: ConnectionProfile, msp: str, role: str) -> RegistryClient:
+    gw = profile.gateway(msp, role)
+    return RegistryClient(gw.network(profile.channel), profile.chaincode)
+
+
+def test_register_query_approve_round_trip(profile: ConnectionProfile) -> None:
+    registrar = client(profile, "Org1MSP", "registrar")
+    record = registrar.register_model_version(version_input("sdk-model", "1"))
+    status = registrar.last_status
+    assert status is not None and status.code_name == "VALID" and status.block_number > 0
+    assert record.registrant.msp_id == "Org1MSP" and record.registrant.role == "registrar"
+    assert record.registrant.cert_fingerprint == registrar.contract.network.gateway.identity.fingerprint
+    assert client(profile, "Org1MSP", "auditor").get_model_version("sdk-model", "1") == record
+    client(profile, "Org1MSP", "approver").approve("sdk-model", "1", "looks good")
+    approved = client(profile, "Org2MSP", "approver").approve("sdk-model", "1", "agreed")
+    assert approved.status == "APPROVED"
+    assert [a.msp_id for a in approved.approvals] == ["Org1MSP", "Org2MSP"]
+    with pytest.raises(NotFound) as info:
+        client(profile, "Org2MSP", "data_scientist").get_model_version("sdk-model", "1")
+    assert info.value.message == 'NOT_FOUND: model "sdk-model" version "1"'
+
+
+def test_sdk_and_peer_cli_read_each_others_writes(network: FabricNetwork, profile: ConnectionProfile) -> None:
+    cli = PeerCLI(network.topology, network.layout, network.bins)
+    org1 = network.topology.org("Org1")
+    written = client(profile, "Org1MSP", "registrar").register_model_version(version_input("sdk-written", "1"))
+    read = json.loads(cli.query(org1, "auditor", "GetModelVersion", ["sdk-written", "1"]))
+    assert read["modelDigest"] == written.model_digest and read["registeredTxId"] == written.registered_tx_id
+    body = json.dumps(version_input("cli-written", "1").to_json())
+    result = cli.invoke(org1, "data_scientist", "RegisterModelVersion", [body])
+    from_sdk = client(profile, "Org2MSP", "auditor").get_model_version("cli-written", "1")
+    assert from_sdk.registered_tx_id == result.tx_id
+    assert from_sdk.registrant.role == "data_scientist"
+
+
+def test_endorsement_by_org1_only_raises_commit_error_and_changes_nothing(profile: ConnectionProfile) -> None:
+    registrar = client(profile, "Org1MSP", "registrar")
+    body = json.dumps(version_input("org1-only", "1").to_json())
+    with pytest.raises(CommitError) as info:
+        registrar.contract.submit("RegisterModelVersion", [body], endorsing_organizations=["Org1MSP"])
+    assert info.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    assert len(info.value.transaction_id) == 64 and info.value.block_number > 0
+    with pytest.raises(NotFound):
+        client(profile, "Org1MSP", "auditor").get_model_version("org1-only", "1")
+
+
+CONSUMER = """
+import json, sys
+from modelledger.sdk import ConnectionProfile
+from modelledger.sdk.gateway.events import FileCheckpointer, chaincode_events
+profile, checkpoint, out, stop_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+prof = ConnectionProfile.load(profile)
+net = prof.gateway("Org1MSP", "auditor").network(prof.channel)
+cp = FileCheckpointer(checkpoint)
+start = None if cp.checkpoint else int(sys.argv[5])
+handled = 0
+with open(out, "a") as f:
+    for ev in chaincode_events(net, prof.chaincode, start_block=start, checkpoint=cp.checkpoint, timeout=60):
+        f.write(json.dumps([ev.block_number, ev.transaction_id, ev.name]) + "\\n")
+        f.flush()
+        cp.checkpoint_event(ev)
+        handled += 1
+        if handled == stop_after:
+            break
+"""
+
+
+def test_event_consumer_resumes_after_a_restart_without_gaps_or_repeats(
+    network: FabricNetwork, profile: ConnectionProfile, tmp_path: Path
+) -> None:
+    registrar = client(profile, "Org1MSP", "registrar")
+    start_block = registrar.register_dataset("events-0", sha("events-0"), "s3://e/0") and registrar.last_status
+    assert start_block is not None
+    names = [f"events-{i}" for i in range(1, 7)]
+    tx_ids = []
+    for n in names[:3]:
+        tx_ids.append(registrar.register_dataset(n, sha(n), f"s3://e/{n}").registered_tx_id)
+    checkpoint, out = tmp_path / "checkpoint.json", tmp_path / "events.jsonl"
+    script = tmp_path / "consumer.py"
+    script.write_text(CONSUMER)
+    args = [sys.executable, str(script), str(profile.path), str(checkpoint), str(out)]
+    # First run: handles two events, then stops (as if it crashed after checkpointing them).
+    subprocess.run([*args, "2", str(start_block.block_number + 1)], check=True, timeout=120)
+    # The gateway peer restarts in between, and more events arrive.
+    network.supervisor.stop("peer0-Org1")
+    network.up()
+    time.sleep(1)
+    for n in names[3:]:
+        tx_ids.append(
+            client(profile, "Org1MSP", "registrar").register_dataset(n, sha(n), f"s3://e/{n}").registered_tx_id
+        )
+    # Second run: resumes from the checkpoint and handles the remaining four.
+    subprocess.run([*args, "4", "0"], check=True, timeout=120)
+    seen = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [tx for _b, tx, _n in seen] == tx_ids
+    assert {n for _b, _tx, n in seen} == {"DatasetRegistered"}
+    assert FileCheckpointer(checkpoint).checkpoint.transaction_id == tx_ids[-1]  # type: ignore[union-attr]
+    _ = chaincode_events  # the subprocess uses it
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "modelledger"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_ledger_verify_passes_and_names_an_altered_block(
+    network: FabricNetwork, profile: ConnectionProfile, tmp_path: Path
+) -> None:
+    live = _cli("ledger", "verify", "--profile", str(profile.path), "--json")
+    assert live.returncode == 0, live.stdout + live.stderr
+    report = json.loads(live.stdout)
+    assert report["ok"] is True and report["blocks_verified"] >= 5
+    height = json.loads(_cli("ledger", "height", "--profile", str(profile.path), "--json").stdout)["height"]
+    assert report["blocks_verified"] <= height
+
+    # A copy of the peer's block files, re-encoded identically, then with one byte of block 3 changed.
+    source = (
+        network.layout.ledger_dir(network.topology.peers[0]) / "ledgersData" / "chains" / "chains" / profile.channel
+    )
+    blocks = list(read_block_files(source))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    encoded = [serialize_block(b) for b in blocks]
+    original = b"".join(_varint(len(e)) + e for e in encoded)
+    assert (source / "blockfile_000000").read_bytes()[: len(original)] == original
+    assert _cli("ledger", "verify", "--block-dir", str(copy), "--json").returncode == 1  # empty folder: no blocks
+    (copy / "blockfile_000000").write_bytes(original)
+    assert _cli("ledger", "verify", "--block-dir", str(copy), "--json").returncode == 0
+    victim = blocks[3]
+    entry = bytearray(victim.data.data[0])
+    entry[len(entry) // 2] ^= 0x01
+    victim.data.data[0] = bytes(entry)
+    encoded[3] = serialize_block(victim)
+    (copy / "blockfile_000000").write_bytes(b"".join(_varint(len(e)) + e for e in encoded))
+    broken = _cli("ledger", "verify", "--block-dir", str(copy), "--json")
+    assert broken.returncode == 1
+    doc = json.loads(broken.stdout)
+    assert doc["ok"] is False and doc["broken_block"] == 3 and "data does not match" in doc["reason"]
