@@ -84,6 +84,14 @@ chaincode-status: install ## Committed definition and chaincode server health
 chaincode-check: ## go vet, Go unit tests with coverage (>= 85%), determinism check, a short fuzz run
 	@bash chaincode/check.sh
 
+# --- benchmarks (not tests: they print figures and ratios, and assert nothing) --------------
+bench/node/node_modules/.package-lock.json: bench/node/package-lock.json
+	npm ci --prefix bench/node --no-audit --no-fund --loglevel=error
+
+.PHONY: bench
+bench: install tools bench/node/node_modules/.package-lock.json ## Python SDK vs the official Node Fabric Gateway client: latency, throughput, CPU
+	$(PY) bench/submit_vs_node.py
+
 # --- quality ------------------------------------------------------------------------------
 .PHONY: test
 test: install tools ## Chaincode checks, unit tests, then integration tests against real Fabric nodes

@@ -115,7 +115,7 @@ def configtx(topo: Topology, layout: NetworkLayout) -> dict[str, Any]:
         "Capabilities": {"V3_0": True},
         "Orderer": {
             "OrdererType": "etcdraft",
-            "BatchTimeout": "1s",
+            "BatchTimeout": "250ms",
             "BatchSize": {
                 "MaxMessageCount": 100,
                 "AbsoluteMaxBytes": "10 MB",

@@ -9,10 +9,12 @@ says so.
 from __future__ import annotations
 
 import hashlib
+import random
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -44,6 +46,20 @@ from modelledger.network.settings import NetworkSettings
 from modelledger.network.topology import Node, Topology, load_topology
 
 Progress = Callable[[str], None]
+
+def free_port_base(topology: Path | None = None, low: int = 10000, high: int = 31000) -> int:
+    """A port base at which every port of the topology is free now (for test and bench networks).
+
+    Bases stay below Linux's ephemeral range (32768+), so outgoing connections never take the ports.
+    """
+    path = topology or NetworkSettings.from_env().topology_path
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high, 100)
+        if first_busy_port("127.0.0.1", load_topology(path, base).all_ports()) is None:
+            return base
+    raise NetworkError(f"no free port range found between {low} and {high}")
+
 
 # Written into the state folder by ``up``; ``clean`` deletes only folders that carry it.
 STATE_MARKER = ".modelledger-network"

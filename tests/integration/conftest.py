@@ -7,7 +7,6 @@ wipes it afterwards. Missing tools are a failure with instructions, never a skip
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,21 +15,7 @@ import pytest
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.errors import ToolsMissingError
-from modelledger.network.processes import first_busy_port
-from modelledger.network.settings import DEFAULT_TOPOLOGY
-from modelledger.network.topology import load_topology
-
-
-def free_port_base(topology: Path = DEFAULT_TOPOLOGY) -> int:
-    """A port base at which every port of the topology is free now."""
-    rng = random.Random()
-    for _ in range(200):
-        # Below Linux's ephemeral range (32768+), so outgoing connections never take our ports.
-        base = rng.randrange(10000, 31000, 100)
-        topo = load_topology(topology, base)
-        if first_busy_port("127.0.0.1", topo.all_ports()) is None:
-            return base
-    raise RuntimeError("no free port range found for a test network")
+from modelledger.network.stack import free_port_base
 
 
 @pytest.fixture(scope="session")

@@ -97,14 +97,14 @@ def test_config_update_commits_with_one_raft_orderer_down(network: FabricNetwork
     assert sup.running(victim.id) is None
 
     def slower_batches(config: dict) -> None:
-        config["channel_group"]["groups"]["Orderer"]["values"]["BatchTimeout"]["value"]["timeout"] = "1500ms"
+        config["channel_group"]["groups"]["Orderer"]["values"]["BatchTimeout"]["value"]["timeout"] = "200ms"
 
     survivor = next(n for n in topo.orderers if n.id != leader)
     update_config(
         topo, network.layout, network.bins, slower_batches, signers=[topo.org("OrdererOrg")], orderer=survivor
     )
     config = fetch_config(topo, network.layout, network.bins, orderer=survivor)
-    assert config["channel_group"]["groups"]["Orderer"]["values"]["BatchTimeout"]["value"]["timeout"] == "1500ms"
+    assert config["channel_group"]["groups"]["Orderer"]["values"]["BatchTimeout"]["value"]["timeout"] == "200ms"
 
     # Bring the killed orderer back: it catches up and every node agrees on the new height.
     report = network.up()
