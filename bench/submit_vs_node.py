@@ -78,8 +78,10 @@ def main() -> int:
             net.clean()
 
     print()
-    print("submit-to-commit, RegisterDataset, endorsed by Org1 and Org2 (AND policy), "
-          f"{a.count} tx per run after {a.warmup} warm-up")
+    print(
+        "submit-to-commit, RegisterDataset, endorsed by Org1 and Org2 (AND policy), "
+        f"{a.count} tx per run after {a.warmup} warm-up"
+    )
     head = f"{'conc':>4} | {'client':<8} | {'ok':>4} | {'p50 ms':>7} | {'p95 ms':>7} | {'tx/s':>7} | {'CPU ms/tx':>9}"
     print(head)
     print("-" * len(head))

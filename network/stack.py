@@ -47,6 +47,7 @@ from modelledger.network.topology import Node, Topology, load_topology
 
 Progress = Callable[[str], None]
 
+
 def free_port_base(topology: Path | None = None, low: int = 10000, high: int = 31000) -> int:
     """A port base at which every port of the topology is free now (for test and bench networks).
 

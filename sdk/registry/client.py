@@ -195,4 +195,3 @@ class RegistryClient:
     def set_settings(self, approval_orgs: Sequence[str], strict_datasets: bool = False) -> Settings:
         body = json.dumps({"approvalOrgs": list(approval_orgs), "strictDatasets": strict_datasets})
         return from_json(Settings, self._submit("SetSettings", body))
-
