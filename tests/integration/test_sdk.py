@@ -6,17 +6,19 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from fabric_protos.common import ledger_pb2
 
 from modelledger.network import FabricNetwork
 from modelledger.network.chaincode import ChaincodeDeployment
 from modelledger.network.lifecycle import PeerCLI
 from modelledger.sdk import CommitError, ConnectionProfile
-from modelledger.sdk.gateway.events import FileCheckpointer, chaincode_events
-from modelledger.sdk.ledger.blocks import _varint, read_block_files, serialize_block
+from modelledger.sdk.gateway.events import FileCheckpointer, blocks, chaincode_events
+from modelledger.sdk.ledger.blocks import DecodedTransaction, _varint, decode_block, read_block_files, serialize_block
 from modelledger.sdk.registry import NotFound, RegistryClient
 from modelledger.sdk.registry.records import (
     Framework,
@@ -199,3 +201,29 @@ def test_ledger_verify_passes_and_names_an_altered_block(
     assert broken.returncode == 1
     doc = json.loads(broken.stdout)
     assert doc["ok"] is False and doc["broken_block"] == 3 and "data does not match" in doc["reason"]
+
+
+def test_block_events_stream_new_blocks_with_decoded_transactions(profile: ConnectionProfile) -> None:
+    auditor = profile.gateway("Org2MSP", "auditor")
+    network = auditor.network(profile.channel)
+    height = ledger_pb2.BlockchainInfo.FromString(
+        network.contract("qscc").evaluate("GetChainInfo", [profile.channel])
+    ).height
+    seen: list[DecodedTransaction] = []
+
+    def consume() -> None:
+        for block in blocks(network, start=height, timeout=60):
+            seen.extend(decode_block(block))
+            if any(t.chaincode == profile.chaincode for t in seen):
+                return
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    registrar = client(profile, "Org1MSP", "registrar")
+    tx = registrar.register_dataset("block-events", sha("block-events"), "s3://b/e").registered_tx_id
+    reader.join(timeout=90)
+    (decoded,) = [t for t in seen if t.tx_id == tx]
+    assert decoded.validation_code == "VALID" and decoded.type == "ENDORSER_TRANSACTION"
+    assert decoded.creator.msp_id == "Org1MSP" and "CN=registrar" in decoded.creator.subject
+    assert sorted(e.msp_id for e in decoded.endorsers) == ["Org1MSP", "Org2MSP"]
+    auditor.close()
