@@ -1,0 +1,220 @@
+"""Model and dataset digests: a per-file SHA-256 manifest, compatible with OpenSSF model-signing.
+
+A model folder becomes a :class:`Manifest`: every regular file, by its path
+relative to the folder (POSIX separators), with its size and the SHA-256 of
+its content. Two digests name it:
+
+- ``model_digest``: model-signing's root digest, SHA-256 over the files' raw
+  digests concatenated in path order (what a model-signing bundle names);
+- ``manifest_digest``: SHA-256 of the canonical JSON of the whole manifest, so
+  that it also covers file names and sizes, which the root digest does not.
+
+The walk refuses what could make a digest lie about what is loaded later:
+symlinks that leave the folder or point at folders, FIFOs, sockets and
+devices. Files are hashed in parallel threads (hashlib releases the GIL), each
+streamed through one fixed buffer, so memory stays constant whatever the size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 8 * 1024 * 1024
+HEX = frozenset("0123456789abcdef")
+
+
+class ModelTreeError(ValueError):
+    """The model folder holds something that cannot be digested safely; names the path."""
+
+
+@dataclass(frozen=True, order=True)
+class FileEntry:
+    """One file of a model."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Every file of a model, sorted by path."""
+
+    files: tuple[FileEntry, ...]
+
+    def __post_init__(self) -> None:
+        paths = [f.path for f in self.files]
+        if paths != sorted(paths):
+            object.__setattr__(self, "files", tuple(sorted(self.files)))
+        seen: set[str] = set()
+        for f in self.files:
+            check_relative_path(f.path)
+            if f.path in seen:
+                raise ModelTreeError(f"{f.path}: listed twice in the manifest")
+            seen.add(f.path)
+            if len(f.sha256) != 64 or not set(f.sha256) <= HEX:
+                raise ModelTreeError(f"{f.path}: sha256 must be 64 lowercase hex characters")
+            if f.size < 0:
+                raise ModelTreeError(f"{f.path}: size must not be negative")
+
+    @property
+    def model_digest(self) -> str:
+        """model-signing's root digest: SHA-256 over the raw file digests in path order."""
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(bytes.fromhex(f.sha256))
+        return h.hexdigest()
+
+    @property
+    def manifest_digest(self) -> str:
+        """SHA-256 of :meth:`canonical_json`: covers names, sizes and digests."""
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def canonical_json(self) -> bytes:
+        """``{"files":[{"path","sha256","size"}...]}``, sorted, compact, UTF-8."""
+        doc = {"files": [f.to_json() for f in self.files]}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def to_json(self) -> dict[str, object]:
+        return {"files": [f.to_json() for f in self.files]}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> Manifest:
+        """Reads ``{"files": [{"path", "size", "sha256"}, ...]}`` (e.g. from the ledger)."""
+        try:
+            files = doc["files"]
+            assert isinstance(files, list)
+            return cls(tuple(FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in files))
+        except (KeyError, TypeError, ValueError, AssertionError) as exc:
+            raise ModelTreeError(f"not a manifest: {exc}") from exc
+
+
+def check_relative_path(path: str) -> str:
+    """Accepts only a normalised relative POSIX path inside the folder; returns it.
+
+    Raises:
+        ModelTreeError: Absolute, empty, ``.``/``..`` segments, backslashes or NUL.
+    """
+    if not path or path.startswith("/") or "\\" in path or "\0" in path:
+        raise ModelTreeError(f"{path!r}: must be a relative path with '/' separators")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise ModelTreeError(f"{path!r}: must not contain empty, '.' or '..' segments")
+    return path
+
+
+def _inside(root: Path, target: Path) -> bool:
+    try:
+        target.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def list_files(folder: str | Path) -> list[tuple[str, Path]]:
+    """Every file to digest: ``(relative POSIX path, path to read)``, sorted.
+
+    Symlinks to files inside the folder are followed (hashed under the link's
+    name); anything else unusual is refused.
+
+    Raises:
+        ModelTreeError: The folder is missing, or holds a symlink leaving it or
+            pointing at a folder, a FIFO, socket or device.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ModelTreeError(f"{root}: not a folder")
+    real_root = root.resolve()
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            full = here / name
+            rel = full.relative_to(root).as_posix()
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                target = full.resolve()
+                if not _inside(real_root, target):
+                    raise ModelTreeError(f"{rel}: symlink points outside the model folder")
+                if target.is_dir():
+                    raise ModelTreeError(f"{rel}: symlink to a folder is not supported")
+                if not target.is_file():
+                    raise ModelTreeError(f"{rel}: symlink to something that is not a regular file")
+                if name in dirnames:
+                    dirnames.remove(name)
+                out.append((rel, target))
+            elif stat.S_ISDIR(st.st_mode):
+                continue
+            elif stat.S_ISREG(st.st_mode):
+                out.append((rel, full))
+            else:
+                kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "device or socket"
+                raise ModelTreeError(f"{rel}: a {kind} cannot be part of a model")
+    out.sort()
+    return out
+
+
+def sha256_file(path: Path, chunk: int = CHUNK) -> tuple[int, str]:
+    """Size and SHA-256 of a file, streamed through one reusable buffer."""
+    h = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    size = 0
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return size, h.hexdigest()
+
+
+def default_workers() -> int:
+    """Threads for hashing: one per core, at least 2."""
+    return max(2, os.cpu_count() or 2)
+
+
+def digest_folder(folder: str | Path, workers: int | None = None) -> Manifest:
+    """The manifest of a model folder, hashing files in parallel."""
+    files = list_files(folder)
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        results = list(pool.map(lambda item: sha256_file(item[1]), files))
+    return Manifest(
+        tuple(FileEntry(rel, size, digest) for (rel, _), (size, digest) in zip(files, results, strict=True))
+    )
+
+
+def dataset_digest(paths: Iterable[str | Path]) -> str:
+    """Full-content SHA-256 of a dataset given as files and folders (never MLflow's sampled digest).
+
+    One file: the SHA-256 of its bytes. Anything else (a folder, several
+    paths): the manifest digest over every file, named relative to each
+    given path's parent, so names and contents both count.
+    """
+    items = [Path(p) for p in paths]
+    if len(items) == 1 and items[0].is_file():
+        return sha256_file(items[0])[1]
+    entries: list[FileEntry] = []
+    for item in items:
+        if item.is_dir():
+            for rel, real in list_files(item):
+                size, digest = sha256_file(real)
+                entries.append(FileEntry(f"{item.name}/{rel}", size, digest))
+        elif item.is_file():
+            size, digest = sha256_file(item)
+            entries.append(FileEntry(item.name, size, digest))
+        else:
+            raise ModelTreeError(f"{item}: not a file or folder")
+    return Manifest(tuple(entries)).manifest_digest

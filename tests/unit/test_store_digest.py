@@ -1,0 +1,152 @@
+"""Model digests and verification on real files (no servers)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from modelledger.mlops.store.digest import (
+    FileEntry,
+    Manifest,
+    ModelTreeError,
+    check_relative_path,
+    dataset_digest,
+    digest_folder,
+    list_files,
+    sha256_file,
+)
+from modelledger.mlops.store.verify import compare, verify_folder
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    root = tmp_path / "model"
+    (root / "weights").mkdir(parents=True)
+    (root / "MLmodel").write_text("flavors: {}\n")
+    (root / "weights" / "w.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    (root / "conda.yaml").write_text("name: m\n")
+    return root
+
+
+def test_manifest_lists_every_file_with_size_and_sha256(model: Path) -> None:
+    m = digest_folder(model)
+    assert [f.path for f in m.files] == ["MLmodel", "conda.yaml", "weights/w.bin"]
+    w = (model / "weights" / "w.bin").read_bytes()
+    assert m.files[2] == FileEntry("weights/w.bin", len(w), hashlib.sha256(w).hexdigest())
+    # model-signing's root digest: SHA-256 over the raw file digests in path order.
+    root = hashlib.sha256(b"".join(bytes.fromhex(f.sha256) for f in m.files)).hexdigest()
+    assert m.model_digest == root
+    assert m.manifest_digest == hashlib.sha256(m.canonical_json()).hexdigest()
+    assert m.canonical_json().startswith(b'{"files":[{"path":"MLmodel","sha256":"')
+
+
+def test_digests_do_not_depend_on_worker_count_or_chunk_size(model: Path) -> None:
+    assert digest_folder(model, workers=1) == digest_folder(model, workers=8)
+    w = model / "weights" / "w.bin"
+    assert (
+        sha256_file(w, chunk=4096) == sha256_file(w) == (w.stat().st_size, hashlib.sha256(w.read_bytes()).hexdigest())
+    )
+
+
+def test_renaming_a_file_changes_the_manifest_digest_but_not_the_root_digest(model: Path) -> None:
+    before = digest_folder(model)
+    (model / "conda.yaml").rename(model / "conda2.yaml")
+    after = digest_folder(model)
+    assert after.model_digest == before.model_digest  # why the ledger keeps the whole manifest
+    assert after.manifest_digest != before.manifest_digest
+
+
+def test_symlink_inside_is_hashed_under_its_name(model: Path) -> None:
+    (model / "link.bin").symlink_to(model / "weights" / "w.bin")
+    m = digest_folder(model)
+    link = next(f for f in m.files if f.path == "link.bin")
+    assert link.sha256 == next(f for f in m.files if f.path == "weights/w.bin").sha256
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda root, tmp: (root / "out").symlink_to(tmp / "secret.txt"),
+            "out: symlink points outside the model folder",
+        ),
+        (lambda root, tmp: (root / "up").symlink_to(root / ".." / "secret.txt"), "up: symlink points outside"),
+        (lambda root, tmp: (root / "dir").symlink_to(root / "weights"), "dir: symlink to a folder is not supported"),
+        (lambda root, tmp: os.mkfifo(root / "pipe"), "pipe: a FIFO cannot be part of a model"),
+    ],
+)
+def test_unsafe_entries_are_refused_and_named(model: Path, tmp_path: Path, make, message: str) -> None:
+    (tmp_path / "secret.txt").write_text("not yours")
+    make(model, tmp_path)
+    with pytest.raises(ModelTreeError, match=message):
+        list_files(model)
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../x", "a/../b", "a//b", "./a", "a\\b", "", "a/."])
+def test_traversal_and_absolute_names_are_refused(bad: str) -> None:
+    with pytest.raises(ModelTreeError):
+        check_relative_path(bad)
+    with pytest.raises(ModelTreeError):
+        Manifest((FileEntry(bad, 1, "0" * 64),))
+
+
+def test_manifest_rules() -> None:
+    with pytest.raises(ModelTreeError, match="listed twice"):
+        Manifest((FileEntry("a", 1, "0" * 64), FileEntry("a", 1, "0" * 64)))
+    with pytest.raises(ModelTreeError, match="64 lowercase hex"):
+        Manifest((FileEntry("a", 1, "A" * 64),))
+    m = Manifest((FileEntry("b", 1, "1" * 64), FileEntry("a", 2, "2" * 64)))
+    assert [f.path for f in m.files] == ["a", "b"]
+    assert Manifest.from_json(m.to_json()) == m
+    with pytest.raises(ModelTreeError, match="not a manifest"):
+        Manifest.from_json({"files": [{"path": "a"}]})
+
+
+def test_verify_names_every_kind_of_difference(model: Path) -> None:
+    expected = digest_folder(model)
+    assert verify_folder(model, expected).ok
+    w = model / "weights" / "w.bin"
+    data = bytearray(w.read_bytes())
+    data[12345] ^= 0x01
+    w.write_bytes(bytes(data))
+    (model / "extra.txt").write_text("added")
+    (model / "conda.yaml").rename(model / "env.yaml")
+    report = verify_folder(model, expected)
+    assert (report.changed, report.missing, report.extra) == (
+        ["weights/w.bin"],
+        ["conda.yaml"],
+        ["env.yaml", "extra.txt"],
+    )
+    assert not report.ok
+
+
+def test_verify_reports_an_escaping_symlink(model: Path, tmp_path: Path) -> None:
+    expected = digest_folder(model)
+    (tmp_path / "elsewhere").write_text("x")
+    (model / "MLmodel").unlink()
+    (model / "MLmodel").symlink_to(tmp_path / "elsewhere")
+    report = verify_folder(model, expected)
+    assert not report.ok and report.error == "MLmodel: symlink points outside the model folder"
+
+
+def test_compare_is_exact() -> None:
+    a = Manifest((FileEntry("x", 1, "1" * 64),))
+    b = Manifest((FileEntry("x", 2, "1" * 64),))
+    assert compare(a, b).changed == ["x"]
+
+
+def test_dataset_digest_is_full_content(tmp_path: Path) -> None:
+    f = tmp_path / "data.csv"
+    f.write_text("a,b\n1,2\n")
+    assert dataset_digest([f]) == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    d = tmp_path / "ds"
+    d.mkdir()
+    (d / "part-0.csv").write_text("a\n1\n")
+    first = dataset_digest([d])
+    (d / "part-0.csv").write_text("a\n2\n")
+    assert dataset_digest([d]) != first
+    with pytest.raises(ModelTreeError, match="not a file or folder"):
+        dataset_digest([tmp_path / "missing"])
