@@ -19,7 +19,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from modelledger.sdk import ConnectionProfile, GatewayError
+from modelledger.sdk import CallOptions, ConnectionProfile, GatewayError
 
 
 def expand(template: str, i: int, run_id: str) -> str:
@@ -51,7 +51,8 @@ def main() -> int:
 
     try:
         prof = ConnectionProfile.load(a.profile)
-        gateway = prof.gateway(a.msp, a.role)
+        # Same per-call deadline as the Node client's --timeout-s default (60 s) on every step.
+        gateway = prof.gateway(a.msp, a.role, options=CallOptions(evaluate=60, endorse=60, submit=60, commit_status=60))
     except GatewayError as exc:
         print(f"py_submit: {exc}", file=sys.stderr)
         return 1
@@ -85,8 +86,8 @@ def main() -> int:
                 "concurrency": a.concurrency,
                 "ok": len(ok),
                 "failed": a.count - len(ok),
-                "p50_ms": round(percentile(ok, 50), 1),
-                "p95_ms": round(percentile(ok, 95), 1),
+                "p50_ms": round(percentile(ok, 50), 1) if ok else None,
+                "p95_ms": round(percentile(ok, 95), 1) if ok else None,
                 "mean_ms": round(sum(ok) / len(ok), 1) if ok else None,
                 "wall_s": round(wall, 2),
                 "tps": round(len(ok) / wall, 2) if wall else None,

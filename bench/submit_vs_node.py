@@ -6,6 +6,8 @@ workload with ``bench/node/submit.js`` (@hyperledger/fabric-gateway) and with
 ``bench/py_submit.py`` (modelledger.sdk), alternating which goes first, and
 prints both and the ratios. Goals at equal concurrency: our p50 <= 1.0x
 theirs, our throughput >= 1.0x theirs. Not a test: nothing here asserts.
+One run per setting: differences of a few percent are within run-to-run
+noise (throughput at 32 depends on how submits line up with BatchTimeout).
 
 Usage: python bench/submit_vs_node.py [--count N] [--warmup W] [--keep]
 """
@@ -86,6 +88,9 @@ def main() -> int:
     print(head)
     print("-" * len(head))
     for c, py, node in rows:
+        if not (py.get("ok") and node.get("ok")):
+            print(f"{c:>4} | no ratio: python ok={py.get('ok')}, node ok={node.get('ok')}")
+            continue
         for who, r in (("python", py), ("node", node)):
             print(
                 f"{c:>4} | {who:<8} | {r['ok']:>4} | {r['p50_ms']:>7.1f} | {r['p95_ms']:>7.1f} | "

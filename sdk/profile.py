@@ -115,4 +115,6 @@ class ConnectionProfile:
         if chosen is None:
             raise ConnectionSettingsError(f"{msp_id} has no peer named {peer!r}")
         identity, signer = load_msp(msp_id, self.user_msp(msp_id, role))
-        return connect(identity, signer, self.grpc_channel(chosen), options)
+        gateway = connect(identity, signer, self.grpc_channel(chosen), options)
+        gateway.owns_channel = True
+        return gateway

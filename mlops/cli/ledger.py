@@ -14,7 +14,7 @@ from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.events import blocks
-from modelledger.sdk.ledger.blocks import read_block_files, verify_chain
+from modelledger.sdk.ledger.blocks import ChainBreak, read_block_files, verify_chain
 
 app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
 
@@ -67,7 +67,9 @@ def verify(
             prof, gw = open_gateway(org, role, profile)
             with gw:
                 source = f"channel {channel} via {prof.peers(org)[0].address}"
-                report = verify_chain(blocks(gw.network(channel), 0, h - 1, timeout=300))
+                report = verify_chain(blocks(gw.network(channel), 0, h - 1, timeout=max(300.0, h * 0.05)))
+            if report.broken is None and report.blocks != h:
+                report.broken = ChainBreak(report.blocks, f"only {report.blocks} of {h} blocks could be read")
     except GatewayError as exc:
         fail(str(exc), as_json)
         return

@@ -2,9 +2,10 @@
 
 Chaincode events resume from a checkpoint: the block number and the id of the
 last transaction whose events were handled. :class:`FileCheckpointer` keeps it
-in a small JSON file written atomically, so a consumer that crashes and
-restarts neither misses nor repeats an event (provided it checkpoints only
-after it has handled each event).
+in a small JSON file replaced atomically and durably, so a consumer that
+crashes and restarts misses no event; an event it handled but had not yet
+checkpointed when it died is delivered again (at-least-once), so handlers
+should be idempotent.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class FileCheckpointer:
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
         self._checkpoint = cp
 
     def checkpoint_event(self, event: ChaincodeEvent) -> None:
@@ -205,8 +211,11 @@ def blocks(
                 status = common_pb2.Status.Name(response.status)
                 raise EventsError("", grpc.StatusCode.UNKNOWN, f"the peer's Deliver service answered {status}")
     except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.CANCELLED or (
-            exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and timeout is not None
+        # Without a stop block the caller asked for "new blocks until the timeout": ending is normal.
+        # With one, ending early would hide blocks (e.g. from a chain check), so it is an error.
+        if stop is None and (
+            exc.code() == grpc.StatusCode.CANCELLED
+            or (exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and timeout is not None)
         ):
             return
         raise EventsError.from_rpc("", exc) from exc

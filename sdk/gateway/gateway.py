@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import grpc
+from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
+from fabric_protos.peer import proposal_pb2
 
 from modelledger.sdk.gateway.identity import Hasher, Identity, Signer, sha256
 from modelledger.sdk.gateway.transaction import (
@@ -22,6 +24,7 @@ from modelledger.sdk.gateway.transaction import (
     Proposal,
     Signing,
     Status,
+    Transaction,
     build_proposal,
 )
 
@@ -121,6 +124,7 @@ class Gateway:
         self.channel = channel
         self.stub = gateway_pb2_grpc.GatewayStub(channel)
         self.options = options or CallOptions()
+        self.owns_channel = False
 
     @property
     def identity(self) -> Identity:
@@ -131,9 +135,32 @@ class Gateway:
         """The channel ``name``."""
         return Network(self, name)
 
+    # Offline signing across processes: rebuild a step from its bytes and a signature.
+    def new_signed_proposal(self, data: bytes, signature: bytes) -> Proposal:
+        """A proposal from :meth:`Proposal.bytes` and a signature over its digest."""
+        proposed = gateway_pb2.ProposedTransaction.FromString(data)
+        proposed.proposal.signature = signature
+        header = common_pb2.Header.FromString(proposal_pb2.Proposal.FromString(proposed.proposal.proposal_bytes).header)
+        channel = common_pb2.ChannelHeader.FromString(header.channel_header).channel_id
+        return Proposal(self.stub, self.signing, channel, proposed, self.options)
+
+    def new_signed_transaction(self, data: bytes, signature: bytes) -> Transaction:
+        """A transaction from :meth:`Transaction.bytes` and a signature over its digest."""
+        prepared = gateway_pb2.PreparedTransaction.FromString(data)
+        prepared.envelope.signature = signature
+        return Transaction(self.stub, self.signing, prepared, self.options)
+
+    def new_signed_commit(self, data: bytes, signature: bytes) -> Commit:
+        """A commit handle from :meth:`Commit.bytes` and a signature over its digest."""
+        request = gateway_pb2.SignedCommitStatusRequest.FromString(data)
+        request.signature = signature
+        tx_id = gateway_pb2.CommitStatusRequest.FromString(request.request).transaction_id
+        return Commit(self.stub, self.signing, tx_id, request, self.options)
+
     def close(self) -> None:
-        """Closes the gRPC channel."""
-        self.channel.close()
+        """Closes the gRPC channel if this Gateway opened it (a channel passed in stays the caller's)."""
+        if self.owns_channel:
+            self.channel.close()
 
     def __enter__(self) -> Gateway:
         return self

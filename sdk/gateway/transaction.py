@@ -3,7 +3,9 @@
 :class:`Proposal`, :class:`Transaction` and :class:`Commit` each hold the
 signed (or still unsigned) protobuf of their step, so every step can run on
 its own, and each can be signed offline: take :meth:`digest`, sign it
-elsewhere, and build the object again with the signature.
+elsewhere and :meth:`set_signature`; or carry :meth:`bytes` to another
+process and rebuild the step there with ``Gateway.new_signed_proposal``,
+``new_signed_transaction`` or ``new_signed_commit``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class CallOptions:
 
     evaluate: float | None = 5.0
     endorse: float | None = 15.0
-    submit: float | None = 5.0
+    # The peer's Gateway may retry orderers for up to 30 s; a shorter deadline would
+    # report a SubmitError for a transaction that can still commit.
+    submit: float | None = 35.0
     commit_status: float | None = 60.0
 
 
@@ -310,6 +314,10 @@ class Commit:
         self._request = signed_request
         self._options = options
         self.result = result
+
+    def bytes(self) -> bytes:
+        """Serialised ``SignedCommitStatusRequest``."""
+        return self._request.SerializeToString()
 
     def digest(self) -> bytes:
         """What the signer signs."""

@@ -10,6 +10,7 @@ Gateway error, with the chaincode's message.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -81,10 +82,11 @@ def chaincode_message(error: TransactionError) -> str:
     """The chaincode's own message inside a Gateway error (from the peers' details), if any."""
     texts = [d.message for d in error.details] + [error.status_message]
     for text in texts:
-        for cls in _CLASSES:
-            at = text.find(cls.prefix)
-            if at >= 0:
-                return text[at:]
+        # The chaincode's message starts with its class; the earliest class prefix is that start
+        # (a later one may be quoted inside it, e.g. a name echoed back).
+        found = [at for at in (text.find(cls.prefix) for cls in _CLASSES) if at >= 0]
+        if found:
+            return text[min(found) :]
     return ""
 
 
@@ -102,7 +104,12 @@ class RegistryClient:
 
     def __init__(self, network: Network, chaincode: str = "registry") -> None:
         self.contract: Contract = network.contract(chaincode)
-        self.last_status: Status | None = None
+        self._local = threading.local()
+
+    @property
+    def last_status(self) -> Status | None:
+        """Commit status of this thread's last submitted transaction (block number, code)."""
+        return getattr(self._local, "status", None)
 
     # ------------------------------------------------------------------ plumbing
     def _submit(self, function: str, *args: str, endorsing_organizations: Sequence[str] = ()) -> Any:
@@ -115,7 +122,7 @@ class RegistryClient:
             if typed is not None:
                 raise typed from exc
             raise
-        self.last_status = status
+        self._local.status = status
         return json.loads(result) if result else None
 
     def _evaluate(self, function: str, *args: str) -> Any:

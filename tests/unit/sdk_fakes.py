@@ -7,6 +7,7 @@ see the exact bytes the SDK sends over a real gRPC channel.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
-from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
+from fabric_protos.orderer import ab_pb2
+from fabric_protos.peer import (
+    chaincode_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    proposal_pb2,
+    proposal_response_pb2,
+    transaction_pb2,
+)
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
@@ -137,13 +146,37 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
                 yield gateway_pb2.ChaincodeEventsResponse(block_number=response.block_number, events=events)
 
 
+@dataclass
+class FakeDeliver(events_pb2_grpc.DeliverServicer):
+    """Streams ``blocks`` from the requested start, then ``final_status`` (or stalls if ``stall``)."""
+
+    blocks: list[common_pb2.Block] = field(default_factory=list)
+    final_status: int = common_pb2.SUCCESS
+    stall_after: int | None = None
+    envelopes: list[common_pb2.Envelope] = field(default_factory=list)
+
+    def Deliver(self, request_iterator, context):
+        envelope = next(request_iterator)
+        self.envelopes.append(envelope)
+        seek = ab_pb2.SeekInfo.FromString(common_pb2.Payload.FromString(envelope.payload).data)
+        start, stop = seek.start.specified.number, seek.stop.specified.number
+        for sent, block in enumerate(b for b in self.blocks if start <= b.header.number <= stop):
+            if self.stall_after is not None and sent == self.stall_after:
+                time.sleep(5)
+                return
+            yield events_pb2.DeliverResponse(block=block)
+        yield events_pb2.DeliverResponse(status=self.final_status)
+
+
 class FakeServer:
-    """Runs a :class:`FakeGateway` on a free loopback port; ``channel`` connects to it."""
+    """Runs a :class:`FakeGateway` (and a fake Deliver) on a free loopback port; ``channel`` connects to it."""
 
     def __init__(self) -> None:
         self.gateway = FakeGateway()
+        self.deliver = FakeDeliver()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         gateway_pb2_grpc.add_GatewayServicer_to_server(self.gateway, self.server)
+        events_pb2_grpc.add_DeliverServicer_to_server(self.deliver, self.server)
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")

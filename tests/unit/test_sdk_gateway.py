@@ -202,7 +202,9 @@ def test_each_step_raises_its_error_with_tx_id_code_and_details(
     assert err.code == grpc.StatusCode.ABORTED
     assert err.status_message == f"{method} failed"
     assert len(err.transaction_id) == 64
-    if method != "CommitStatus":
+    if method == "CommitStatus":
+        assert err.transaction_id == fake.gateway.requests["Submit"][0].transaction_id
+    else:
         assert err.transaction_id == fake.gateway.requests[method][0].transaction_id
     assert [(d.address, d.msp_id, d.message) for d in err.details] == DETAILS
     assert err.transaction_id in str(err) and "127.0.0.1:7351 (Org1MSP)" in str(err)
@@ -348,3 +350,54 @@ def test_checkpointer_rejects_a_corrupt_file(tmp_path: Path) -> None:
     assert cp.checkpoint is None
     cp.checkpoint_block(9)
     assert FileCheckpointer(tmp_path / "new.json").checkpoint == Checkpoint(10, "")
+
+
+# ---------------------------------------------------------------------- Deliver, offline signing across processes
+def test_blocks_streams_until_the_stop_block_and_fails_if_cut_short(fake: FakeServer, ident) -> None:
+    from modelledger.sdk.gateway.events import EventsError, blocks
+    from tests.unit.test_sdk_ledger import make_chain
+
+    identity, key = ident
+    network = connect(identity, signer_for(key), fake.channel).network("mlops")
+    fake.deliver.blocks = make_chain(6)
+    assert [b.header.number for b in blocks(network, 1, 4, timeout=5)] == [1, 2, 3, 4]
+    envelope = fake.deliver.envelopes[0]
+    _verify(identity, envelope.payload, envelope.signature)
+    fake.deliver.final_status = common_pb2.FORBIDDEN
+    with pytest.raises(EventsError, match="answered FORBIDDEN"):
+        list(blocks(network, 0, 9, timeout=5))
+    fake.deliver.final_status = common_pb2.SUCCESS
+    fake.deliver.stall_after = 2
+    with pytest.raises(EventsError) as info:
+        list(blocks(network, 0, 5, timeout=0.5))
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_steps_can_be_signed_in_another_process_from_their_bytes(fake: FakeServer, ident) -> None:
+    identity, key = ident
+    offline = signer_for(key)
+    unsigned = connect(identity, None, fake.channel)
+    proposal = unsigned.network("mlops").contract("registry").new_proposal("RegisterDataset", ["{}"])
+    # The signing side sees only bytes and digests.
+    rebuilt = unsigned.new_signed_proposal(proposal.bytes(), offline(proposal.digest()))
+    transaction = rebuilt.endorse()
+    transaction = unsigned.new_signed_transaction(transaction.bytes(), offline(transaction.digest()))
+    commit = transaction.submit()
+    commit = unsigned.new_signed_commit(commit.bytes(), offline(commit.digest()))
+    assert commit.wait().successful and commit.transaction_id == proposal.transaction_id
+    submitted = fake.gateway.requests["Submit"][0].prepared_transaction
+    _verify(identity, submitted.payload, submitted.signature)
+
+
+def test_chaincode_message_takes_the_earliest_class_prefix() -> None:
+    from modelledger.sdk.gateway.errors import ErrorDetail, TransactionError
+    from modelledger.sdk.registry.client import refusal
+
+    err = TransactionError(
+        "tx",
+        grpc.StatusCode.ABORTED,
+        "failed",
+        (ErrorDetail("a", "m", 'chaincode response 500, NOT_FOUND: model "INVALID: x"'),),
+    )
+    typed = refusal(err)
+    assert isinstance(typed, NotFound) and typed.message == 'NOT_FOUND: model "INVALID: x"'
