@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
+from botocore.exceptions import ClientError
+
+from modelledger.mlops.store.digest import FileEntry, Manifest, ModelTreeError, digest_folder
+from modelledger.mlops.store.upload import StoragePointer
 
 
 @dataclass
@@ -56,3 +62,44 @@ def verify_folder(folder: str | Path, expected: Manifest) -> VerifyReport:
     except (ModelTreeError, OSError) as exc:
         return VerifyReport(error=str(exc))
     return compare(actual, expected)
+
+
+def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest, chunk: int = 8 * 1024 * 1024) -> VerifyReport:
+    """Checks the anchored copy named by ``pointer`` against ``expected`` by re-reading every byte.
+
+    The index object must hash to ``pointer.sha256``; each file is read at the
+    version the index recorded and hashed in full (S3's own checksums of
+    multipart objects are checksums of parts, not of the file); any other
+    object under the model's ``files/`` prefix is reported as extra.
+    """
+    try:
+        body = client.get_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)["Body"].read()
+    except ClientError as exc:
+        return VerifyReport(error=f"cannot read the index s3://{pointer.bucket}/{pointer.key}: {exc}")
+    if hashlib.sha256(body).hexdigest() != pointer.sha256:
+        return VerifyReport(error=f"the index s3://{pointer.bucket}/{pointer.key} does not match the pointer's sha256")
+    index = json.loads(body)
+    prefix = pointer.key.rsplit("/", 1)[0] + "/files/"
+    versions: dict[str, str] = index.get("objects", {})
+    actual: list[FileEntry] = []
+    for entry in expected.files:
+        version = versions.get(entry.path)
+        if version is None:
+            continue
+        try:
+            obj = client.get_object(Bucket=pointer.bucket, Key=prefix + entry.path, VersionId=version)
+        except ClientError:
+            continue
+        h = hashlib.sha256()
+        size = 0
+        for part in obj["Body"].iter_chunks(chunk):
+            h.update(part)
+            size += len(part)
+        actual.append(FileEntry(entry.path, size, h.hexdigest()))
+    wanted = {e.path for e in expected.files}
+    extra = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=pointer.bucket, Prefix=prefix):
+        extra += [o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"][len(prefix) :] not in wanted]
+    report = compare(Manifest(tuple(actual)), expected)
+    report.extra = sorted(extra)
+    return report

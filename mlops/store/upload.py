@@ -1,0 +1,297 @@
+"""Copying a model folder into the anchored bucket: one read of the bytes, checksums on every part.
+
+The anchored object keys are content-addressed (``models/<manifest digest>/...``),
+but the digest is known only once every byte has been read. So each file is
+read exactly once, and while it is read its parts are hashed (the file's
+SHA-256 and each part's ``x-amz-checksum-sha256``) and uploaded to a staging
+bucket without Object Lock. When the manifest is complete, the server copies
+each staged object to its content-addressed key in the anchored bucket (a
+server-side copy, with a SHA-256 checksum and a COMPLIANCE retention), writes
+the index last, and deletes the staged copies. The index object is the
+pointer the ledger records: its bucket, key, version id and SHA-256.
+
+An identical re-upload finds the index already there: it writes nothing to
+the anchored bucket and returns the existing pointer.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from modelledger.mlops.store.digest import FileEntry, Manifest, list_files
+
+PART_SIZE = 16 * 1024 * 1024
+INDEX_NAME = "index.json"
+BUNDLE_NAME = "model.sig.json"
+COPY_LIMIT = 5 * 1024**3  # one CopyObject; larger files use a multipart copy
+
+
+class UploadError(Exception):
+    """The upload failed; nothing was recorded as anchored."""
+
+
+@dataclass(frozen=True)
+class StoragePointer:
+    """Where the anchored copy lives: the index object (bucket, key, version id, SHA-256 of its bytes)."""
+
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "key": self.key, "sha256": self.sha256, "versionId": self.version_id}
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What an upload produced."""
+
+    pointer: StoragePointer
+    manifest: Manifest
+    created: bool
+    objects: dict[str, str]
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def model_prefix(manifest: Manifest) -> str:
+    """The content-addressed folder of a model in the anchored bucket."""
+    return f"models/{manifest.manifest_digest}/"
+
+
+def _stage_file(
+    client: Any, bucket: str, key: str, path: Path, part_size: int, on_bytes: Callable[[int], None]
+) -> tuple[int, str]:
+    """Streams one file to ``bucket/key`` once; returns its size and SHA-256."""
+    whole = hashlib.sha256()
+    buf = bytearray(part_size)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as f:
+        first = _read_full(f, buf)
+        if first < part_size:  # fits in one request
+            data = bytes(view[:first])
+            whole.update(data)
+            client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=b64(hashlib.sha256(data).digest()))
+            on_bytes(first)
+            return first, whole.hexdigest()
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")
+        upload_id = upload["UploadId"]
+        parts = []
+        size = 0
+        n = first
+        try:
+            number = 1
+            while n:
+                chunk = view[:n]
+                whole.update(chunk)
+                part_sum = b64(hashlib.sha256(chunk).digest())
+                resp = client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=bytes(chunk),
+                    ChecksumSHA256=part_sum,
+                )
+                parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": part_sum})
+                size += n
+                on_bytes(n)
+                number += 1
+                n = _read_full(f, buf)
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+    return size, whole.hexdigest()
+
+
+def _read_full(f: Any, buf: bytearray) -> int:
+    """Fills ``buf`` unless the file ends first; returns the bytes read."""
+    view = memoryview(buf)
+    total = 0
+    while total < len(buf):
+        n = f.readinto(view[total:])
+        if not n:
+            break
+        total += n
+    return total
+
+
+def _index_exists(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+class ModelUploader:
+    """Uploads model folders to the anchored bucket through a staging bucket.
+
+    Args:
+        client: A boto3 S3 client (see ``s3server.s3_client``; payload signing off).
+        bucket: The anchored bucket (Object Lock on).
+        staging_bucket: A bucket without Object Lock for the one-pass upload.
+        retention: How long each anchored object is locked in COMPLIANCE mode.
+        workers: Files uploaded in parallel.
+        part_size: Multipart part size (each part carries its SHA-256).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        staging_bucket: str,
+        retention: dt.timedelta,
+        workers: int = 4,
+        part_size: int = PART_SIZE,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.staging_bucket = staging_bucket
+        self.retention = retention
+        self.workers = workers
+        self.part_size = part_size
+
+    def ensure_staging_bucket(self) -> None:
+        """Creates the staging bucket if missing (no lock; staged objects are deleted after each upload)."""
+        try:
+            self.client.head_bucket(Bucket=self.staging_bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.staging_bucket)
+
+    def upload(self, folder: str | Path, bundle: Path | None = None, progress: bool | None = None) -> UploadResult:
+        """Uploads ``folder`` (and its signature bundle, stored beside it) and returns the pointer.
+
+        Raises:
+            ModelTreeError: The folder holds something unsafe (nothing is uploaded).
+            UploadError: S3 refused a step; staged objects are cleaned up.
+        """
+        files = list_files(folder)
+        total = sum(p.stat().st_size for _, p in files)
+        show = sys.stderr.isatty() if progress is None else progress
+        staging = f"staging/{uuid.uuid4().hex}/"
+        staged: dict[str, str] = {}
+        with _Progress(total, show) as bar:
+            try:
+                self.ensure_staging_bucket()
+
+                def stage(i_item: tuple[int, tuple[str, Path]]) -> FileEntry:
+                    i, (rel, path) = i_item
+                    key = f"{staging}{i}"
+                    size, digest = _stage_file(self.client, self.staging_bucket, key, path, self.part_size, bar.add)
+                    staged[rel] = key
+                    return FileEntry(rel, size, digest)
+
+                with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                    manifest = Manifest(tuple(pool.map(stage, enumerate(files))))
+                return self._anchor(manifest, staged, bundle)
+            except ClientError as exc:
+                raise UploadError(f"S3 refused the upload of {folder}: {exc}") from exc
+            finally:
+                for key in staged.values():
+                    self.client.delete_object(Bucket=self.staging_bucket, Key=key)
+
+    def _retain_until(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.retention
+
+    def _lock_args(self) -> dict[str, Any]:
+        return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": self._retain_until()}
+
+    def _anchor(self, manifest: Manifest, staged: dict[str, str], bundle: Path | None) -> UploadResult:
+        prefix = model_prefix(manifest)
+        index_key = prefix + INDEX_NAME
+        existing = _index_exists(self.client, self.bucket, index_key)
+        if existing is not None:
+            body = self.client.get_object(Bucket=self.bucket, Key=index_key, VersionId=existing["VersionId"])[
+                "Body"
+            ].read()
+            index = json.loads(body)
+            pointer = StoragePointer(self.bucket, index_key, existing["VersionId"], hashlib.sha256(body).hexdigest())
+            return UploadResult(pointer, manifest, False, dict(index.get("objects", {})))
+        versions: dict[str, str] = {}
+        for entry in manifest.files:
+            key = prefix + "files/" + entry.path
+            copy_source = {"Bucket": self.staging_bucket, "Key": staged[entry.path]}
+            if entry.size <= COPY_LIMIT:
+                resp = self.client.copy_object(
+                    Bucket=self.bucket, Key=key, CopySource=copy_source, ChecksumAlgorithm="SHA256", **self._lock_args()
+                )
+                versions[entry.path] = resp["VersionId"]
+            else:
+                self.client.copy(
+                    copy_source, self.bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256", **self._lock_args()}
+                )
+                versions[entry.path] = self.client.head_object(Bucket=self.bucket, Key=key)["VersionId"]
+        if bundle is not None:
+            data = Path(bundle).read_bytes()
+            resp = self.client.put_object(
+                Bucket=self.bucket,
+                Key=prefix + BUNDLE_NAME,
+                Body=data,
+                ChecksumSHA256=b64(hashlib.sha256(data).digest()),
+                **self._lock_args(),
+            )
+            versions[BUNDLE_NAME] = resp["VersionId"]
+        index = {
+            "manifest": manifest.to_json(),
+            "manifestDigest": manifest.manifest_digest,
+            "modelDigest": manifest.model_digest,
+            "objects": versions,
+        }
+        body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+        resp = self.client.put_object(
+            Bucket=self.bucket,
+            Key=index_key,
+            Body=body,
+            ContentType="application/json",
+            ChecksumSHA256=b64(hashlib.sha256(body).digest()),
+            **self._lock_args(),
+        )
+        pointer = StoragePointer(self.bucket, index_key, resp["VersionId"], hashlib.sha256(body).hexdigest())
+        return UploadResult(pointer, manifest, True, versions)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.total = total
+        self.show = show
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.show:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+            self._bar = Progress("anchoring", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("upload", total=self.total)
+        return self
+
+    def add(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
