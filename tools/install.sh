@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the pinned Fabric and Fabric CA binaries into the project-local tools
-# folder with `go install`. Versions come from tools/versions.env only.
+# Build the pinned Fabric, Fabric CA and MinIO binaries into the project-local
+# tools folder with `go install`. Versions come from tools/versions.env only.
 #
 # Each tool set gets its own throw-away Go module under $TOOLS_DIR/src/<set>,
 # so the tools' dependency graphs never mix. A stamp file records what was
@@ -61,6 +61,11 @@ CM="$FABRIC_CA_MODULE"
 build_set fabric-ca "$CM@$FABRIC_CA_MODULE_VERSION" \
   "-X $CM/lib/metadata.Version=$FABRIC_CA_VERSION" \
   "$CM/cmd/fabric-ca-server" "$CM/cmd/fabric-ca-client"
+
+MM="$MINIO_MODULE"
+build_set minio "$MM@$MINIO_MODULE_VERSION" \
+  "-s -w -X $MM/cmd.Version=$MINIO_VERSION -X $MM/cmd.ReleaseTag=$MINIO_RELEASE_TAG -X $MM/cmd.CommitID=$MINIO_COMMIT -X $MM/cmd.ShortCommitID=${MINIO_COMMIT:0:12} -X $MM/cmd.CopyrightYear=${MINIO_VERSION:0:4}" \
+  "$MM"
 
 # Where the stock core.yaml / orderer.yaml live: the installed Fabric module.
 # `go mod download` restores the module if the Go module cache was cleaned since.
