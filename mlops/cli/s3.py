@@ -1,0 +1,112 @@
+"""``modelledger s3``: run the S3 server (MinIO) and its anchored bucket."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+
+from modelledger.mlops.cli.network import JsonOpt
+from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.store.s3server import S3Server, S3ServerError, S3Status
+
+app = typer.Typer(help="Run the S3 server (MinIO) that holds the anchored artifacts.", no_args_is_help=True)
+
+
+def _server(as_json: bool) -> S3Server:
+    try:
+        return S3Server()
+    except ValueError as exc:
+        fail(str(exc), as_json)
+        raise  # unreachable
+
+
+def render_status(st: S3Status) -> None:
+    """Prints the status for people."""
+    health = "[green]ready[/]" if st.healthy else f"[red]{escape(st.detail)}[/]"
+    console.print(
+        f"S3 (MinIO) {st.endpoint} · {health} · pid {st.pid or '-'} · RSS {st.rss_kib / 1024:.0f} MiB"
+        f" (peak {st.peak_rss_kib / 1024:.0f} MiB)",
+        soft_wrap=True,
+    )
+    b = st.bucket
+    if "error" in b:
+        console.print(f"  bucket {escape(b['bucket'])}: [red]{escape(b['error'])}[/]", soft_wrap=True)
+    elif "object_lock" in b:
+        days = f" {b['retention_days']} day(s)" if b.get("retention_days") else ""
+        mark = "[green]as configured[/]" if b.get("ok") else "[red]not as configured[/]"
+        console.print(
+            f"  bucket {escape(b['bucket'])}: Object Lock {b['object_lock'] or 'off'},"
+            f" retention {b['retention_mode'] or 'none'}{days}, versioning {b['versioning'] or 'off'} · {mark}",
+            soft_wrap=True,
+        )
+    console.print(f"  state: {st.state_dir} · log: {st.log}", soft_wrap=True)
+
+
+@app.command()
+def up(as_json: JsonOpt = False) -> None:
+    """Start MinIO (credentials, TLS, drives on first use) and create the anchored bucket (idempotent)."""
+    srv = _server(as_json)
+    try:
+        if as_json:
+            report = srv.up()
+        else:
+            with console.status("bringing S3 up…") as spinner:
+                report = srv.up(progress=lambda m: spinner.update(m))
+    except S3ServerError as exc:
+        fail(str(exc), as_json)
+        return
+    st = srv.status()
+    if as_json:
+        emit_json(
+            {
+                "actions": report.actions,
+                "seconds": round(report.seconds, 2),
+                "seconds_to_healthy": round(report.seconds_to_healthy, 2),
+                "status": st.to_dict(),
+            }
+        )
+        return
+    if report.actions:
+        for a in report.actions:
+            console.print(f"  • {escape(a)}")
+        console.print(f"S3 up in {report.seconds:.1f}s (ready {report.seconds_to_healthy:.1f}s after start)")
+    else:
+        console.print("S3 already up and healthy: nothing changed")
+    render_status(st)
+
+
+@app.command()
+def down(as_json: JsonOpt = False) -> None:
+    """Stop MinIO (by pid); objects, credentials and certificates are kept."""
+    stopped = _server(as_json).down()
+    if as_json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print("stopped minio" if stopped else "S3: nothing was running")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Health, memory and the anchored bucket's Object Lock settings (exit 1 unless all is as configured)."""
+    st = _server(as_json).status()
+    if as_json:
+        emit_json(st.to_dict())
+    else:
+        render_status(st)
+    if not st.ok:
+        raise SystemExit(1)
+
+
+@app.command()
+def clean(as_json: JsonOpt = False) -> None:
+    """Stop MinIO and delete all S3 state, objects included."""
+    srv = _server(as_json)
+    try:
+        stopped = srv.clean()
+    except S3ServerError as exc:
+        fail(str(exc), as_json)
+        return
+    if as_json:
+        emit_json({"stopped": stopped, "removed": str(srv.settings.s3_dir)})
+    else:
+        console.print(f"stopped {len(stopped)} processes; removed {srv.settings.s3_dir}")
