@@ -1,6 +1,6 @@
 # ModelLedger: every ops entry point.
-#   make demo    bring the network up and show its status (from a fresh clone)
-#   make test    unit and integration tests (the integration tests start their own network)
+#   make demo    bring the network and S3 up and show their status (from a fresh clone)
+#   make test    unit and integration tests (the integration tests start their own network and S3)
 # Run `make help` for the rest.
 
 SHELL := /bin/bash
@@ -26,25 +26,27 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## Create .venv and install ModelLedger with its dev dependencies
 
 .PHONY: tools
-tools: ## Build the pinned Fabric and Fabric CA binaries into .tools/ (seconds when up to date)
+tools: ## Build the pinned Fabric, Fabric CA and MinIO binaries into .tools/ (seconds when up to date)
 	@bash tools/install.sh
 
 # --- the whole stack (grows with later parts) ----------------------------------------------
 .PHONY: demo
 demo: up ## Bring everything up and print its status
 	@$(CLI) chaincode status
+	@$(CLI) s3 status
 
 .PHONY: up
-up: network-up deploy-chaincode ## Bring the stack up: network, then chaincode (idempotent)
+up: network-up deploy-chaincode s3-up ## Bring the stack up: network, chaincode, S3 (idempotent)
 
 .PHONY: down
-down: network-down ## Stop the stack, keeping all data
+down: network-down s3-down ## Stop the stack, keeping all data
 
 .PHONY: status
-status: network-status ## Status of the stack (nodes, chaincode servers)
+status: install ## Status of the stack (nodes, chaincode servers, S3); exit 1 if any part is unhealthy
+	@rc=0; $(CLI) network status || rc=1; $(CLI) s3 status || rc=1; exit $$rc
 
 .PHONY: clean
-clean: network-clean ## Stop the stack and wipe all generated state
+clean: network-clean s3-clean ## Stop the stack and wipe all generated state
 
 # --- network ------------------------------------------------------------------------------
 .PHONY: network-up
@@ -66,6 +68,23 @@ network-logs: install ## Last lines of every node's log (one node: make network-
 .PHONY: network-clean
 network-clean: install ## Stop the network and delete its state
 	@$(CLI) network clean
+
+# --- S3 (MinIO) ---------------------------------------------------------------------------
+.PHONY: s3-up
+s3-up: install tools ## Start MinIO on 127.0.0.1:7900 (TLS) and create the anchored bucket (idempotent)
+	@$(CLI) s3 up
+
+.PHONY: s3-down
+s3-down: install ## Stop MinIO (by pid); objects are kept
+	@$(CLI) s3 down
+
+.PHONY: s3-status
+s3-status: install ## MinIO health and the anchored bucket's Object Lock settings (JSON: make s3-status JSON=1)
+	@$(CLI) s3 status $(if $(JSON),--json)
+
+.PHONY: s3-clean
+s3-clean: install ## Stop MinIO and delete its state, objects included
+	@$(CLI) s3 clean
 
 # --- chaincode ----------------------------------------------------------------------------
 .PHONY: deploy-chaincode
