@@ -2,19 +2,24 @@
 
 The ``network`` fixture brings up a complete Fabric network (3 CAs, 3 Raft
 orderers, 2 peers) in a temporary folder on free ports, once per session, and
-wipes it afterwards. Missing tools are a failure with instructions, never a skip.
+wipes it afterwards. The ``s3_server`` fixture does the same for MinIO and the
+anchored bucket. Missing tools are a failure with instructions, never a skip.
 """
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from modelledger.mlops.store.s3server import S3Server, S3Settings
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.errors import ToolsMissingError
+from modelledger.network.processes import first_busy_port
 from modelledger.network.stack import free_port_base
 
 
@@ -46,3 +51,37 @@ def network(tmp_path_factory: pytest.TempPathFactory, tools_dir: Path) -> Iterat
         raise
     yield net
     net.clean()
+
+
+def _free_port_pair(low: int = 10000, high: int = 31000) -> int:
+    """A port p with p and p + 1 free now, below Linux's ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        if first_busy_port("127.0.0.1", [port, port + 1]) is None:
+            return port
+    raise RuntimeError(f"no two free adjacent ports found between {low} and {high}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A running MinIO with the anchored bucket, in a temporary folder on a free port."""
+    settings = S3Settings(
+        state_dir=tmp_path_factory.mktemp("s3state"),
+        tools_dir=S3Settings.from_env().tools_dir,
+        port=_free_port_pair(),
+        health_timeout=60,
+    )
+    if not os.access(settings.minio_binary, os.X_OK):
+        pytest.fail(
+            f"integration tests need the MinIO server: {settings.minio_binary} is missing; run `make tools`",
+            pytrace=False,
+        )
+    srv = S3Server(settings)
+    try:
+        srv.up()
+    except Exception:
+        srv.down()
+        raise
+    yield srv
+    srv.clean()

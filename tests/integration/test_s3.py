@@ -1,0 +1,175 @@
+"""The S3 server against a real MinIO: TLS, the anchored bucket's Object Lock, credentials, restarts.
+
+Tests run in file order and share one server; each leaves it running.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import ssl
+import stat
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from modelledger.mlops.store.s3server import S3Server, read_credentials, s3_client
+from modelledger.network.ca import tls_context
+
+pytestmark = pytest.mark.integration
+
+
+def _sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def _refused_by_lock(exc: pytest.ExceptionInfo[ClientError]) -> bool:
+    """AWS S3 refuses with AccessDenied; MinIO with InvalidRequest "Object is WORM protected"."""
+    err = exc.value.response["Error"]
+    return err["Code"] == "AccessDenied" or (err["Code"] == "InvalidRequest" and "WORM protected" in err["Message"])
+
+
+def test_server_is_ready_over_tls_verified_with_our_ca(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    st = s3_server.status()
+    assert st.ok, st.to_dict()
+    url = f"{s.endpoint_url}/minio/health/ready"
+    with urllib.request.urlopen(url, timeout=5, context=tls_context(s.ca_file)) as resp:
+        assert resp.status == 200
+    # Without our CA the server's certificate is not trusted.
+    with pytest.raises(urllib.error.URLError) as exc:
+        urllib.request.urlopen(url, timeout=5, context=ssl.create_default_context())
+    assert isinstance(exc.value.reason, ssl.SSLCertVerificationError)
+
+
+def test_bucket_has_compliance_default_retention_and_versioning(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    client = s3_client(s)
+    lock = client.get_object_lock_configuration(Bucket=s.bucket)["ObjectLockConfiguration"]
+    assert lock == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": s.retention_days}},
+    }
+    assert client.get_bucket_versioning(Bucket=s.bucket)["Status"] == "Enabled"
+
+
+def test_an_object_without_explicit_retention_gets_the_default(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    client = s3_client(s)
+    put = client.put_object(Bucket=s.bucket, Key="defaults/a.bin", Body=b"default retention")
+    head = client.head_object(Bucket=s.bucket, Key="defaults/a.bin", VersionId=put["VersionId"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    until = head["ObjectLockRetainUntilDate"]
+    expected = dt.datetime.now(dt.UTC) + dt.timedelta(days=s.retention_days)
+    assert abs((until - expected).total_seconds()) < 120
+
+
+def test_the_server_checks_the_sha256_checksum_sent_with_an_object(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    client = s3_client(s)
+    body = b"checked bytes"
+    put = client.put_object(Bucket=s.bucket, Key="checksum/ok.bin", Body=body, ChecksumSHA256=_sha256_b64(body))
+    assert put["ChecksumSHA256"] == _sha256_b64(body)
+    with pytest.raises(ClientError) as exc:
+        client.put_object(Bucket=s.bucket, Key="checksum/bad.bin", Body=body, ChecksumSHA256=_sha256_b64(b"other"))
+    assert _code(exc) in ("BadDigest", "XAmzContentChecksumMismatch")
+    with pytest.raises(ClientError):
+        client.head_object(Bucket=s.bucket, Key="checksum/bad.bin")
+
+
+def test_a_locked_version_cannot_be_deleted_nor_its_retention_shortened(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    client = s3_client(s)
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
+    put = client.put_object(
+        Bucket=s.bucket,
+        Key="locked/model.bin",
+        Body=b"weights v1",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+    )
+    version = put["VersionId"]
+    assert client.get_object_retention(Bucket=s.bucket, Key="locked/model.bin", VersionId=version)["Retention"] == {
+        "Mode": "COMPLIANCE",
+        "RetainUntilDate": until,
+    }
+
+    with pytest.raises(ClientError) as exc:
+        client.delete_object(Bucket=s.bucket, Key="locked/model.bin", VersionId=version)
+    assert _refused_by_lock(exc), exc.value.response["Error"]
+
+    for mode, bypass in (("COMPLIANCE", False), ("GOVERNANCE", True)):
+        with pytest.raises(ClientError) as exc:
+            client.put_object_retention(
+                Bucket=s.bucket,
+                Key="locked/model.bin",
+                VersionId=version,
+                Retention={"Mode": mode, "RetainUntilDate": until - dt.timedelta(minutes=4)},
+                BypassGovernanceRetention=bypass,
+            )
+        assert _refused_by_lock(exc), (mode, bypass, exc.value.response["Error"])
+
+    # Overwriting the key or deleting it without a version id only adds versions.
+    client.put_object(Bucket=s.bucket, Key="locked/model.bin", Body=b"weights v2")
+    client.delete_object(Bucket=s.bucket, Key="locked/model.bin")
+    got = client.get_object(Bucket=s.bucket, Key="locked/model.bin", VersionId=version)
+    assert got["Body"].read() == b"weights v1"
+
+    # Extending the retention is allowed.
+    longer = until + dt.timedelta(minutes=5)
+    client.put_object_retention(
+        Bucket=s.bucket,
+        Key="locked/model.bin",
+        VersionId=version,
+        Retention={"Mode": "COMPLIANCE", "RetainUntilDate": longer},
+    )
+    retention = client.get_object_retention(Bucket=s.bucket, Key="locked/model.bin", VersionId=version)
+    assert retention["Retention"]["RetainUntilDate"] == longer
+
+
+def test_credentials_are_private_and_the_secret_is_in_no_log_or_command_line(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    secret = read_credentials(s).secret_key
+    assert stat.S_IMODE(s.credentials_file.stat().st_mode) == 0o600
+    logs = sorted(s3_server.supervisor.log_dir.glob("*.log"))
+    assert logs and logs[0].stat().st_size > 0
+    for path in [*logs, *s3_server.supervisor.pid_dir.glob("*"), s.connection_file]:
+        assert secret not in path.read_text(errors="replace"), path
+    info = s3_server.supervisor.running("minio")
+    assert info is not None
+    assert secret.encode() not in Path(f"/proc/{info.pid}/cmdline").read_bytes()
+    assert json.loads(s.connection_file.read_text())["credentials_file"] == str(s.credentials_file)
+
+
+def test_up_again_changes_nothing(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    pid = s3_server.supervisor.running("minio").pid  # type: ignore[union-attr]
+    files = {p: p.read_bytes() for p in [s.credentials_file, s.ca_file, s.server_cert_file, s.connection_file]}
+    report = s3_server.up()
+    assert report.actions == []
+    assert s3_server.supervisor.running("minio").pid == pid  # type: ignore[union-attr]
+    assert {p: p.read_bytes() for p in files} == files
+
+
+def test_down_then_up_keeps_objects_and_settings(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    client = s3_client(s)
+    put = client.put_object(Bucket=s.bucket, Key="restart/kept.bin", Body=b"survives a restart")
+    assert s3_server.down() == ["minio"]
+    assert not s3_server.status().running
+    assert s3_server.down() == []
+    report = s3_server.up()
+    assert report.actions == ["started minio"]
+    assert report.seconds_to_healthy < 30
+    got = client.get_object(Bucket=s.bucket, Key="restart/kept.bin", VersionId=put["VersionId"])
+    assert got["Body"].read() == b"survives a restart"
+    assert s3_server.status().ok
