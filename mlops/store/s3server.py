@@ -525,12 +525,19 @@ class S3Server:
                 d.mkdir(parents=True)
                 actions.append(f"created drive {d.relative_to(s.s3_dir)}")
         seconds_to_healthy = 0.0
-        if self.supervisor.running(PROCESS_NAME) is None:
+        running = self.supervisor.running(PROCESS_NAME)
+        if running is not None and running.tag != self._address:
+            raise S3ServerError(
+                f"MinIO (pid {running.pid}) runs on {running.tag or 'an unknown address'}, not {self._address} "
+                "as configured now; run `modelledger s3 down` first"
+            )
+        if running is None:
             if not os.access(s.minio_binary, os.X_OK):
                 raise S3ServerError(f"missing MinIO server binary {s.minio_binary}; run `make tools`")
             self._check_ports_free()
             say(f"starting MinIO on {s.endpoint_url}")
-            self.supervisor.start(PROCESS_NAME, minio_argv(s), minio_env(s, read_credentials(s)), cwd=s.s3_dir)
+            env = minio_env(s, read_credentials(s))
+            self.supervisor.start(PROCESS_NAME, minio_argv(s), env, cwd=s.s3_dir, tag=self._address)
             actions.append(f"started {PROCESS_NAME}")
             t_start = time.monotonic()
             self._wait_ready()
@@ -542,6 +549,11 @@ class S3Server:
         if write_if_changed(s.connection_file, self.connection_json()):
             actions.append("wrote connection.json")
         return S3UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
+
+    @property
+    def _address(self) -> str:
+        """The API address MinIO is started with, recorded in its pid file."""
+        return f"{self.settings.host}:{self.settings.port}"
 
     def _check_ports_free(self) -> None:
         s = self.settings

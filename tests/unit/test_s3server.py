@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,6 +189,20 @@ def test_up_without_the_binary_says_make_tools(tmp_path: Path) -> None:
     srv = S3Server(_settings(tmp_path))
     with pytest.raises(S3ServerError, match=r"missing MinIO server binary .*tools/bin/minio; run `make tools`"):
         srv.up()
+
+
+def test_up_refuses_a_server_running_on_another_port(tmp_path: Path) -> None:
+    srv = S3Server(_settings(tmp_path, port=17900))
+    srv._claim_state_dir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    srv.supervisor.start("minio", sleeper, dict(os.environ), tag="127.0.0.1:17800")
+    try:
+        with pytest.raises(
+            S3ServerError, match=r"runs on 127\.0\.0\.1:17800, not 127\.0\.0\.1:17900 as configured now"
+        ):
+            srv.up()
+    finally:
+        assert srv.down() == ["minio"]
 
 
 def test_clean_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
