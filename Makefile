@@ -108,8 +108,9 @@ bench/node/node_modules/.package-lock.json: bench/node/package-lock.json
 	npm ci --prefix bench/node --no-audit --no-fund --loglevel=error
 
 .PHONY: bench
-bench: install tools bench/node/node_modules/.package-lock.json ## Python SDK vs the official Node Fabric Gateway client: latency, throughput, CPU
+bench: install tools bench/node/node_modules/.package-lock.json ## Benchmarks: SDK vs official Node client; digests and uploads vs openssl and boto3
 	$(PY) bench/submit_vs_node.py
+	$(PY) bench/store_throughput.py
 
 # --- quality ------------------------------------------------------------------------------
 .PHONY: test
