@@ -218,3 +218,46 @@ def dataset_digest(paths: Iterable[str | Path]) -> str:
         else:
             raise ModelTreeError(f"{item}: not a file or folder")
     return Manifest(tuple(entries)).manifest_digest
+
+
+def _canonical_value(value: object) -> object:
+    """A JSON-safe, type-tagged form of one cell, so equal data always serialises equally."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        # repr round-trips every float exactly; NaN and infinities are not JSON numbers.
+        return {"float": repr(value)} if value != value or value in (float("inf"), float("-inf")) else value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return {"bytes": bytes(value).hex()}
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return _canonical_value(item())
+    iso = getattr(value, "isoformat", None)  # datetime, date, pandas Timestamp
+    if callable(iso):
+        return {"time": iso()}
+    if value != value:  # pandas NA / NaT compare unequal to themselves
+        return {"missing": True}
+    return {type(value).__name__: str(value)}
+
+
+def dataframe_digest(frame: object) -> str:
+    """Full-content SHA-256 of a DataFrame (pandas or anything with ``columns``, ``dtypes``, ``itertuples``).
+
+    The canonical serialisation is one JSON line with the column names and
+    dtypes, then one JSON line per row with type-tagged cells; the row order
+    and the column order count, the index does not.
+    """
+    columns = [str(c) for c in frame.columns]  # type: ignore[attr-defined]
+    dtypes = [str(t) for t in frame.dtypes]  # type: ignore[attr-defined]
+    h = hashlib.sha256()
+    h.update(json.dumps({"columns": columns, "dtypes": dtypes}, separators=(",", ":")).encode() + b"\n")
+    for row in frame.itertuples(index=False, name=None):  # type: ignore[attr-defined]
+        cells = [_canonical_value(v) for v in row]
+        h.update(json.dumps(cells, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode() + b"\n")
+    return h.hexdigest()

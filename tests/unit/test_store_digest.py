@@ -13,6 +13,7 @@ from modelledger.mlops.store.digest import (
     Manifest,
     ModelTreeError,
     check_relative_path,
+    dataframe_digest,
     dataset_digest,
     digest_folder,
     list_files,
@@ -150,3 +151,26 @@ def test_dataset_digest_is_full_content(tmp_path: Path) -> None:
     assert dataset_digest([d]) != first
     with pytest.raises(ModelTreeError, match="not a file or folder"):
         dataset_digest([tmp_path / "missing"])
+
+
+def test_dataframe_digest_covers_values_order_and_schema() -> None:
+    import math
+
+    import pandas as pd
+
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [0.1, float("nan"), math.inf], "c": ["x", None, "z"]})
+    base = dataframe_digest(df)
+    assert base == dataframe_digest(df.copy()) == dataframe_digest(df.set_index(pd.Index([7, 8, 9])))
+    changed = df.copy()
+    changed.loc[1, "a"] = 5
+    assert dataframe_digest(changed) != base
+    assert dataframe_digest(df.iloc[::-1]) != base  # row order counts
+    assert dataframe_digest(df[["b", "a", "c"]]) != base  # column order counts
+    assert dataframe_digest(df.astype({"a": "float64"})) != base  # dtype counts
+    near = df.copy()
+    near.loc[0, "b"] = 0.1 + 1e-18  # rounds to the same float64
+    assert dataframe_digest(near) == base
+    near.loc[0, "b"] = 0.10000000000000002
+    assert dataframe_digest(near) != base
+    ts = pd.DataFrame({"t": pd.to_datetime(["2026-01-01", None])})
+    assert len(dataframe_digest(ts)) == 64
