@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 CHUNK = 8 * 1024 * 1024
 HEX = frozenset("0123456789abcdef")
@@ -32,6 +33,14 @@ HEX = frozenset("0123456789abcdef")
 
 class ModelTreeError(ValueError):
     """The model folder holds something that cannot be digested safely; names the path."""
+
+
+def path_order(path: str) -> tuple[str, ...]:
+    """Sort key of manifest paths: by path segments, as model-signing orders its resources.
+
+    (Plain string order differs when '-', '.' or ' ' meets '/': ``a-b/x`` vs ``a/b``.)
+    """
+    return tuple(path.split("/"))
 
 
 @dataclass(frozen=True, order=True)
@@ -53,9 +62,9 @@ class Manifest:
     files: tuple[FileEntry, ...]
 
     def __post_init__(self) -> None:
-        paths = [f.path for f in self.files]
-        if paths != sorted(paths):
-            object.__setattr__(self, "files", tuple(sorted(self.files)))
+        ordered = tuple(sorted(self.files, key=lambda f: path_order(f.path)))
+        if ordered != self.files:
+            object.__setattr__(self, "files", ordered)
         seen: set[str] = set()
         for f in self.files:
             check_relative_path(f.path)
@@ -125,29 +134,47 @@ def _inside(root: Path, target: Path) -> bool:
     return True
 
 
-def list_files(folder: str | Path) -> list[tuple[str, Path]]:
-    """Every file to digest: ``(relative POSIX path, path to read)``, sorted.
+class TreeFile(NamedTuple):
+    """A file found by :func:`list_files`: its manifest path, where to read it, and its identity."""
+
+    rel: str
+    path: Path
+    dev: int
+    ino: int
+
+
+def list_files(folder: str | Path) -> list[TreeFile]:
+    """Every file to digest, in manifest order.
 
     Symlinks to files inside the folder are followed (hashed under the link's
-    name); anything else unusual is refused.
+    name); anything else unusual is refused. Each file's device and inode are
+    kept, so reading it later can check it is still the same file.
 
     Raises:
-        ModelTreeError: The folder is missing, or holds a symlink leaving it or
-            pointing at a folder, a FIFO, socket or device.
+        ModelTreeError: The folder is missing, or holds a symlink leaving it,
+            pointing at a folder or looping, a FIFO, socket or device, or a name
+            that is not valid UTF-8.
     """
     root = Path(folder)
     if not root.is_dir():
         raise ModelTreeError(f"{root}: not a folder")
     real_root = root.resolve()
-    out: list[tuple[str, Path]] = []
+    out: list[TreeFile] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         for name in sorted(dirnames + filenames):
             full = here / name
             rel = full.relative_to(root).as_posix()
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ModelTreeError(f"{rel!r}: file names must be valid UTF-8") from None
             st = full.lstat()
             if stat.S_ISLNK(st.st_mode):
-                target = full.resolve()
+                try:
+                    target = full.resolve(strict=True)
+                except (RuntimeError, OSError) as exc:
+                    raise ModelTreeError(f"{rel}: symlink cannot be resolved ({exc})") from exc
                 if not _inside(real_root, target):
                     raise ModelTreeError(f"{rel}: symlink points outside the model folder")
                 if target.is_dir():
@@ -156,25 +183,39 @@ def list_files(folder: str | Path) -> list[tuple[str, Path]]:
                     raise ModelTreeError(f"{rel}: symlink to something that is not a regular file")
                 if name in dirnames:
                     dirnames.remove(name)
-                out.append((rel, target))
+                tst = target.stat()
+                out.append(TreeFile(rel, target, tst.st_dev, tst.st_ino))
             elif stat.S_ISDIR(st.st_mode):
                 continue
             elif stat.S_ISREG(st.st_mode):
-                out.append((rel, full))
+                out.append(TreeFile(rel, full, st.st_dev, st.st_ino))
             else:
                 kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "device or socket"
                 raise ModelTreeError(f"{rel}: a {kind} cannot be part of a model")
-    out.sort()
+    out.sort(key=lambda f: path_order(f.rel))
     return out
 
 
-def sha256_file(path: Path, chunk: int = CHUNK) -> tuple[int, str]:
+def open_checked(tf: TreeFile) -> BinaryIO:
+    """Opens a listed file without following links and checks it is still the file that was listed."""
+    try:
+        fd = os.open(tf.path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ModelTreeError(f"{tf.rel}: cannot be opened as listed ({exc.strerror})") from exc
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (tf.dev, tf.ino) or not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ModelTreeError(f"{tf.rel}: changed while the model was being read")
+    return os.fdopen(fd, "rb", buffering=0)
+
+
+def sha256_file(path: Path | TreeFile, chunk: int = CHUNK) -> tuple[int, str]:
     """Size and SHA-256 of a file, streamed through one reusable buffer."""
     h = hashlib.sha256()
     buf = bytearray(chunk)
     view = memoryview(buf)
     size = 0
-    with path.open("rb", buffering=0) as f:
+    with open_checked(path) if isinstance(path, TreeFile) else path.open("rb", buffering=0) as f:
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n
@@ -190,10 +231,8 @@ def digest_folder(folder: str | Path, workers: int | None = None) -> Manifest:
     """The manifest of a model folder, hashing files in parallel."""
     files = list_files(folder)
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        results = list(pool.map(lambda item: sha256_file(item[1]), files))
-    return Manifest(
-        tuple(FileEntry(rel, size, digest) for (rel, _), (size, digest) in zip(files, results, strict=True))
-    )
+        results = list(pool.map(sha256_file, files))
+    return Manifest(tuple(FileEntry(f.rel, size, digest) for f, (size, digest) in zip(files, results, strict=True)))
 
 
 def dataset_digest(paths: Iterable[str | Path]) -> str:
@@ -209,9 +248,9 @@ def dataset_digest(paths: Iterable[str | Path]) -> str:
     entries: list[FileEntry] = []
     for item in items:
         if item.is_dir():
-            for rel, real in list_files(item):
-                size, digest = sha256_file(real)
-                entries.append(FileEntry(f"{item.name}/{rel}", size, digest))
+            for tf in list_files(item):
+                size, digest = sha256_file(tf)
+                entries.append(FileEntry(f"{item.name}/{tf.rel}", size, digest))
         elif item.is_file():
             size, digest = sha256_file(item)
             entries.append(FileEntry(item.name, size, digest))

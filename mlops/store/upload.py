@@ -17,6 +17,7 @@ the anchored bucket and returns the existing pointer.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -28,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import FileEntry, Manifest, list_files
+from modelledger.mlops.store.digest import FileEntry, Manifest, TreeFile, list_files, open_checked
 
 PART_SIZE = 16 * 1024 * 1024
 INDEX_NAME = "index.json"
@@ -75,13 +76,13 @@ def model_prefix(manifest: Manifest) -> str:
 
 
 def _stage_file(
-    client: Any, bucket: str, key: str, path: Path, part_size: int, on_bytes: Callable[[int], None]
+    client: Any, bucket: str, key: str, tf: TreeFile, part_size: int, on_bytes: Callable[[int], None]
 ) -> tuple[int, str]:
     """Streams one file to ``bucket/key`` once; returns its size and SHA-256."""
     whole = hashlib.sha256()
     buf = bytearray(part_size)
     view = memoryview(buf)
-    with path.open("rb", buffering=0) as f:
+    with open_checked(tf) as f:
         first = _read_full(f, buf)
         if first < part_size:  # fits in one request
             data = bytes(view[:first])
@@ -134,15 +135,6 @@ def _read_full(f: Any, buf: bytearray) -> int:
     return total
 
 
-def _index_exists(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    try:
-        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
-
-
 class ModelUploader:
     """Uploads model folders to the anchored bucket through a staging bucket.
 
@@ -186,7 +178,9 @@ class ModelUploader:
             UploadError: S3 refused a step; staged objects are cleaned up.
         """
         files = list_files(folder)
-        total = sum(p.stat().st_size for _, p in files)
+        if bundle is not None and Path(bundle).resolve().is_relative_to(Path(folder).resolve()):
+            raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
+        total = sum(f.path.stat().st_size for f in files)
         show = sys.stderr.isatty() if progress is None else progress
         staging = f"staging/{uuid.uuid4().hex}/"
         staged: dict[str, str] = {}
@@ -194,21 +188,22 @@ class ModelUploader:
             try:
                 self.ensure_staging_bucket()
 
-                def stage(i_item: tuple[int, tuple[str, Path]]) -> FileEntry:
-                    i, (rel, path) = i_item
+                def stage(item: tuple[int, TreeFile]) -> FileEntry:
+                    i, tf = item
                     key = f"{staging}{i}"
-                    size, digest = _stage_file(self.client, self.staging_bucket, key, path, self.part_size, bar.add)
-                    staged[rel] = key
-                    return FileEntry(rel, size, digest)
+                    size, digest = _stage_file(self.client, self.staging_bucket, key, tf, self.part_size, bar.add)
+                    staged[tf.rel] = key
+                    return FileEntry(tf.rel, size, digest)
 
                 with ThreadPoolExecutor(max_workers=self.workers) as pool:
                     manifest = Manifest(tuple(pool.map(stage, enumerate(files))))
                 return self._anchor(manifest, staged, bundle)
-            except ClientError as exc:
+            except (ClientError, BotoCoreError) as exc:
                 raise UploadError(f"S3 refused the upload of {folder}: {exc}") from exc
             finally:
                 for key in staged.values():
-                    self.client.delete_object(Bucket=self.staging_bucket, Key=key)
+                    with contextlib.suppress(ClientError, BotoCoreError):
+                        self.client.delete_object(Bucket=self.staging_bucket, Key=key)
 
     def _retain_until(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC) + self.retention
@@ -216,17 +211,41 @@ class ModelUploader:
     def _lock_args(self) -> dict[str, Any]:
         return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": self._retain_until()}
 
+    def _existing(self, manifest: Manifest, index_key: str, bundle: Path | None) -> UploadResult | None:
+        """The anchored copy of this manifest, if one exists: the oldest index version that describes it.
+
+        Later versions of the index key (anyone may write one) are ignored unless they match too.
+        """
+        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=index_key)
+        candidates = sorted(
+            (v for v in listing.get("Versions", []) if v["Key"] == index_key), key=lambda v: v["LastModified"]
+        )
+        for v in candidates:
+            body = self.client.get_object(Bucket=self.bucket, Key=index_key, VersionId=v["VersionId"])["Body"].read()
+            try:
+                index = json.loads(body)
+            except ValueError:
+                continue
+            if (
+                index.get("manifestDigest") != manifest.manifest_digest
+                or Manifest.from_json(index["manifest"]) != manifest
+            ):
+                continue
+            if bundle is not None and not index.get("bundle"):
+                raise UploadError(
+                    f"model {manifest.manifest_digest} is already anchored without a signature bundle; "
+                    "a bundle cannot be added to an anchored copy"
+                )
+            pointer = StoragePointer(self.bucket, index_key, v["VersionId"], hashlib.sha256(body).hexdigest())
+            return UploadResult(pointer, manifest, False, dict(index.get("objects", {})))
+        return None
+
     def _anchor(self, manifest: Manifest, staged: dict[str, str], bundle: Path | None) -> UploadResult:
         prefix = model_prefix(manifest)
         index_key = prefix + INDEX_NAME
-        existing = _index_exists(self.client, self.bucket, index_key)
+        existing = self._existing(manifest, index_key, bundle)
         if existing is not None:
-            body = self.client.get_object(Bucket=self.bucket, Key=index_key, VersionId=existing["VersionId"])[
-                "Body"
-            ].read()
-            index = json.loads(body)
-            pointer = StoragePointer(self.bucket, index_key, existing["VersionId"], hashlib.sha256(body).hexdigest())
-            return UploadResult(pointer, manifest, False, dict(index.get("objects", {})))
+            return existing
         versions: dict[str, str] = {}
         for entry in manifest.files:
             key = prefix + "files/" + entry.path
@@ -235,12 +254,22 @@ class ModelUploader:
                 resp = self.client.copy_object(
                     Bucket=self.bucket, Key=key, CopySource=copy_source, ChecksumAlgorithm="SHA256", **self._lock_args()
                 )
+                # The server's full-object SHA-256 of the copy must be the digest we computed while reading.
+                got = resp.get("CopyObjectResult", {}).get("ChecksumSHA256", "")
+                if got and "-" not in got and got != b64(bytes.fromhex(entry.sha256)):
+                    raise UploadError(f"{entry.path}: the anchored copy's SHA-256 differs from the bytes read")
                 versions[entry.path] = resp["VersionId"]
             else:
                 self.client.copy(
                     copy_source, self.bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256", **self._lock_args()}
                 )
                 versions[entry.path] = self.client.head_object(Bucket=self.bucket, Key=key)["VersionId"]
+        index: dict[str, Any] = {
+            "manifest": manifest.to_json(),
+            "manifestDigest": manifest.manifest_digest,
+            "modelDigest": manifest.model_digest,
+            "objects": versions,
+        }
         if bundle is not None:
             data = Path(bundle).read_bytes()
             resp = self.client.put_object(
@@ -250,22 +279,30 @@ class ModelUploader:
                 ChecksumSHA256=b64(hashlib.sha256(data).digest()),
                 **self._lock_args(),
             )
-            versions[BUNDLE_NAME] = resp["VersionId"]
-        index = {
-            "manifest": manifest.to_json(),
-            "manifestDigest": manifest.manifest_digest,
-            "modelDigest": manifest.model_digest,
-            "objects": versions,
-        }
+            index["bundle"] = {
+                "key": prefix + BUNDLE_NAME,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "versionId": resp["VersionId"],
+            }
         body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
-        resp = self.client.put_object(
-            Bucket=self.bucket,
-            Key=index_key,
-            Body=body,
-            ContentType="application/json",
-            ChecksumSHA256=b64(hashlib.sha256(body).digest()),
-            **self._lock_args(),
-        )
+        try:
+            # Only the first index of a manifest wins; a concurrent identical upload then reuses it.
+            resp = self.client.put_object(
+                Bucket=self.bucket,
+                Key=index_key,
+                Body=body,
+                ContentType="application/json",
+                ChecksumSHA256=b64(hashlib.sha256(body).digest()),
+                IfNoneMatch="*",
+                **self._lock_args(),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+            existing = self._existing(manifest, index_key, None)
+            if existing is None:
+                raise UploadError(f"{index_key} exists but describes another manifest") from exc
+            return existing
         pointer = StoragePointer(self.bucket, index_key, resp["VersionId"], hashlib.sha256(body).hexdigest())
         return UploadResult(pointer, manifest, True, versions)
 
@@ -281,9 +318,17 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.show:
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-            self._bar = Progress("anchoring", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True)
+            self._bar = Progress(
+                "anchoring",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                transient=True,
+                console=Console(stderr=True),
+            )
             self._bar.start()
             self._task = self._bar.add_task("upload", total=self.total)
         return self

@@ -69,7 +69,9 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest, chunk: i
 
     The index object must hash to ``pointer.sha256``; each file is read at the
     version the index recorded and hashed in full (S3's own checksums of
-    multipart objects are checksums of parts, not of the file); any other
+    multipart objects are checksums of parts, not of the file). A file whose
+    key now answers with a newer version or a delete marker is reported as
+    changed (a loader reading the plain key would get other bytes); any other
     object under the model's ``files/`` prefix is reported as extra.
     """
     try:
@@ -82,24 +84,36 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest, chunk: i
     prefix = pointer.key.rsplit("/", 1)[0] + "/files/"
     versions: dict[str, str] = index.get("objects", {})
     actual: list[FileEntry] = []
+    superseded: list[str] = []
     for entry in expected.files:
         version = versions.get(entry.path)
         if version is None:
             continue
+        key = prefix + entry.path
         try:
-            obj = client.get_object(Bucket=pointer.bucket, Key=prefix + entry.path, VersionId=version)
-        except ClientError:
-            continue
+            obj = client.get_object(Bucket=pointer.bucket, Key=key, VersionId=version)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
+                continue
+            return VerifyReport(error=f"cannot read s3://{pointer.bucket}/{key}: {exc}")
         h = hashlib.sha256()
         size = 0
         for part in obj["Body"].iter_chunks(chunk):
             h.update(part)
             size += len(part)
         actual.append(FileEntry(entry.path, size, h.hexdigest()))
+        # A loader fetching the plain key gets the newest version: it must still be the anchored one.
+        latest = client.list_object_versions(Bucket=pointer.bucket, Prefix=key)
+        newest = [
+            v for v in latest.get("Versions", []) + latest.get("DeleteMarkers", []) if v["Key"] == key and v["IsLatest"]
+        ]
+        if newest and newest[0]["VersionId"] != version:
+            superseded.append(entry.path)
     wanted = {e.path for e in expected.files}
     extra = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=pointer.bucket, Prefix=prefix):
         extra += [o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"][len(prefix) :] not in wanted]
     report = compare(Manifest(tuple(actual)), expected)
+    report.changed = sorted(set(report.changed) | set(superseded))
     report.extra = sorted(extra)
     return report

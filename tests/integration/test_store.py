@@ -59,9 +59,11 @@ def test_upload_anchors_every_file_locked_with_checksums(
     assert p.key == f"models/{manifest.manifest_digest}/index.json" and p.version_id
     index = json.loads(client.get_object(Bucket=p.bucket, Key=p.key, VersionId=p.version_id)["Body"].read())
     assert index["manifestDigest"] == manifest.manifest_digest and index["modelDigest"] == manifest.model_digest
-    assert set(index["objects"]) == {"MLmodel", "data/model.pkl", "requirements.txt", "model.sig.json"}
-    for path, version in index["objects"].items():
-        key = f"models/{manifest.manifest_digest}/" + ("files/" + path if path != "model.sig.json" else path)
+    assert set(index["objects"]) == {"MLmodel", "data/model.pkl", "requirements.txt"}
+    objects = {f"models/{manifest.manifest_digest}/files/{path}": v for path, v in index["objects"].items()}
+    objects[index["bundle"]["key"]] = index["bundle"]["versionId"]
+    assert index["bundle"]["key"] == f"models/{manifest.manifest_digest}/model.sig.json"
+    for key, version in objects.items():
         head = client.head_object(Bucket=p.bucket, Key=key, VersionId=version, ChecksumMode="ENABLED")
         assert head["ObjectLockMode"] == "COMPLIANCE"
         assert head["ObjectLockRetainUntilDate"] > dt.datetime.now(dt.UTC)
@@ -129,3 +131,65 @@ def test_a_wrong_part_checksum_is_rejected(client, uploader: ModelUploader) -> N
         )
     assert info.value.response["Error"]["Code"] in ("BadDigest", "XAmzContentChecksumMismatch", "InvalidRequest")
     client.abort_multipart_upload(Bucket=STAGING, Key="bad", UploadId=up["UploadId"])
+
+
+def test_a_later_forged_index_version_is_ignored_on_reupload(client, uploader: ModelUploader, model: Path) -> None:
+    first = uploader.upload(model, progress=False)
+    client.put_object(
+        Bucket=first.pointer.bucket,
+        Key=first.pointer.key,
+        Body=b'{"objects":{}}',
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30),
+    )
+    again = uploader.upload(model, progress=False)
+    assert again.pointer == first.pointer and not again.created
+
+
+def test_s3_verify_catches_new_versions_deletions_and_renames(client, uploader: ModelUploader, model: Path) -> None:
+    result = uploader.upload(model, progress=False)
+    p = result.pointer
+    prefix = p.key.rsplit("/", 1)[0] + "/files/"
+    lock = {
+        "ObjectLockMode": "COMPLIANCE",
+        "ObjectLockRetainUntilDate": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30),
+    }
+    # A flipped byte can only arrive as a newer version of the key; the locked one stays.
+    data = bytearray(client.get_object(Bucket=p.bucket, Key=prefix + "MLmodel")["Body"].read())
+    data[0] ^= 0x01
+    client.put_object(Bucket=p.bucket, Key=prefix + "MLmodel", Body=bytes(data), **lock)
+    # A removal leaves a delete marker; a rename is a copy under another name plus a removal.
+    client.delete_object(Bucket=p.bucket, Key=prefix + "requirements.txt")
+    client.copy_object(
+        Bucket=p.bucket,
+        Key=prefix + "weights.pkl",
+        CopySource={"Bucket": p.bucket, "Key": prefix + "data/model.pkl"},
+        **lock,
+    )
+    client.delete_object(Bucket=p.bucket, Key=prefix + "data/model.pkl")
+    report = verify_s3(client, p, result.manifest)
+    assert report.changed == ["MLmodel", "data/model.pkl", "requirements.txt"]
+    assert report.extra == ["weights.pkl"] and not report.ok
+
+
+def test_concurrent_identical_uploads_share_one_index(uploader: ModelUploader, model: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    (model / "unique.txt").write_text(os.urandom(8).hex())
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a, b = pool.map(lambda _: uploader.upload(model, progress=False), range(2))
+    assert a.pointer == b.pointer
+    assert sorted([a.created, b.created]) == [False, True]
+
+
+def test_the_bundle_is_recorded_apart_from_the_files(
+    client, uploader: ModelUploader, model: Path, tmp_path: Path
+) -> None:
+    (model / "model.sig.json").write_text("a model file that happens to have this name")
+    bundle = tmp_path / "sig.json"
+    bundle.write_text('{"bundle": true}')
+    result = uploader.upload(model, bundle=bundle, progress=False)
+    p = result.pointer
+    index = json.loads(client.get_object(Bucket=p.bucket, Key=p.key, VersionId=p.version_id)["Body"].read())
+    assert "model.sig.json" in index["objects"] and index["bundle"]["key"].endswith("/model.sig.json")
+    assert verify_s3(client, p, result.manifest).ok

@@ -174,3 +174,42 @@ def test_dataframe_digest_covers_values_order_and_schema() -> None:
     assert dataframe_digest(near) != base
     ts = pd.DataFrame({"t": pd.to_datetime(["2026-01-01", None])})
     assert len(dataframe_digest(ts)) == 64
+
+
+def test_manifest_order_is_by_path_segments_like_model_signing(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    (root / "a-b").mkdir(parents=True)
+    (root / "a").mkdir()
+    (root / "a-b" / "x").write_text("1")
+    (root / "a" / "b").write_text("2")
+    (root / "tokenizer.json").write_text("3")
+    (root / "tokenizer").mkdir()
+    (root / "tokenizer" / "vocab").write_text("4")
+    paths = [f.path for f in digest_folder(root).files]
+    assert paths == ["a/b", "a-b/x", "tokenizer/vocab", "tokenizer.json"]  # not plain string order
+
+
+def test_symlink_loops_and_non_utf8_names_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "loop").symlink_to(root / "loop")
+    with pytest.raises(ModelTreeError, match="loop: symlink cannot be resolved"):
+        list_files(root)
+    (root / "loop").unlink()
+    os.close(os.open(os.fsencode(root) + b"/bad\xff.bin", os.O_CREAT | os.O_WRONLY))
+    with pytest.raises(ModelTreeError, match="file names must be valid UTF-8"):
+        list_files(root)
+
+
+def test_a_file_swapped_after_listing_is_refused_when_read(model: Path, tmp_path: Path) -> None:
+    files = list_files(model)
+    target = next(f for f in files if f.rel == "MLmodel")
+    (tmp_path / "evil").write_text("not the model")
+    (model / "MLmodel").unlink()
+    (model / "MLmodel").symlink_to(tmp_path / "evil")
+    with pytest.raises(ModelTreeError, match="MLmodel: cannot be opened as listed"):
+        sha256_file(target)
+    (model / "MLmodel.new").write_text("replaced")  # another inode, renamed over the name
+    (model / "MLmodel.new").replace(model / "MLmodel")
+    with pytest.raises(ModelTreeError, match="MLmodel: changed while the model was being read"):
+        sha256_file(target)

@@ -121,3 +121,16 @@ def test_the_bundle_may_not_live_inside_the_signed_folder(pki, model: Path) -> N
         sign_model(model, model / "sig.json", pki["registrar_key"], pki["registrar"], [pki["ca"]])
     with pytest.raises(SignatureError, match=r"certificate chain .* is required"):
         sign_model(model, model.parent / "sig.json", pki["registrar_key"], pki["registrar"], [])
+
+
+def test_bundle_root_digest_matches_ours_when_names_sort_differently_by_segment(pki, tmp_path: Path) -> None:
+    root = tmp_path / "tricky"
+    (root / "a-b").mkdir(parents=True)
+    (root / "a").mkdir()
+    (root / "a-b" / "x").write_text("1")
+    (root / "a" / "b").write_text("2")
+    bundle = tmp_path / "tricky.json"
+    signer = sign_model(root, bundle, pki["registrar_key"], pki["registrar"], [pki["ca"]])
+    digest = digest_folder(root).model_digest
+    assert bundle_root_digest(bundle) == digest
+    verify_model(root, bundle, [pki["ca"]], signer.cert_fingerprint, "registrar", digest)
