@@ -193,3 +193,28 @@ def test_the_bundle_is_recorded_apart_from_the_files(
     index = json.loads(client.get_object(Bucket=p.bucket, Key=p.key, VersionId=p.version_id)["Body"].read())
     assert "model.sig.json" in index["objects"] and index["bundle"]["key"].endswith("/model.sig.json")
     assert verify_s3(client, p, result.manifest).ok
+
+
+def test_large_files_are_copied_in_ranges_and_verify(client, s3_server: S3Server, model: Path) -> None:
+    # A copy limit of 6 MiB sends the 12 MiB file through the ranged multipart copy used above 5 GiB.
+    ranged = ModelUploader(
+        client,
+        s3_server.settings.bucket,
+        STAGING,
+        retention=dt.timedelta(seconds=30),
+        part_size=5 * 1024 * 1024,
+        copy_limit=6 * 1024 * 1024,
+        copy_part=5 * 1024 * 1024,
+    )
+    (model / "salt.txt").write_text(os.urandom(8).hex())
+    result = ranged.upload(model, progress=False)
+    assert result.created and verify_s3(client, result.pointer, result.manifest).ok
+    key = result.pointer.key.rsplit("/", 1)[0] + "/files/data/model.pkl"
+    head = client.head_object(Bucket=result.pointer.bucket, Key=key, VersionId=result.objects["data/model.pkl"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_the_staging_bucket_expires_leftovers(client, uploader: ModelUploader) -> None:
+    uploader.ensure_staging_bucket()
+    rules = client.get_bucket_lifecycle_configuration(Bucket=STAGING)["Rules"]
+    assert rules[0]["Expiration"]["Days"] == 1 and rules[0]["Status"] == "Enabled"
