@@ -142,8 +142,8 @@ def main() -> int:
         # 4. memory while anchoring a 2 GiB model, in a fresh process
         two = work / "two"
         two.mkdir()
-        for i in range(2):
-            write_random(two / f"part-{i}.bin", size(1024 * MiB))
+        for i in range(8):  # 8 files, so every upload worker is busy at once
+            write_random(two / f"part-{i}.bin", size(256 * MiB))
         out = subprocess.run(
             [sys.executable, "-c", ANCHOR_CHILD, str(two), str(settings.state_dir), str(port)],
             capture_output=True,

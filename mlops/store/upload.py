@@ -27,13 +27,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelledger.mlops.store.digest import FileEntry, Manifest, TreeFile, list_files, open_checked
 
-PART_SIZE = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
 INDEX_NAME = "index.json"
 BUNDLE_NAME = "model.sig.json"
 COPY_LIMIT = 5 * 1024**3  # one CopyObject; larger files use a multipart copy
@@ -76,64 +76,66 @@ def model_prefix(manifest: Manifest) -> str:
     return f"models/{manifest.manifest_digest}/"
 
 
+def _read_part(f: BinaryIO, size: int) -> bytes:
+    """Reads up to ``size`` bytes (fewer only at the end of the file) into one new bytes object."""
+    chunks = []
+    left = size
+    while left:
+        chunk = f.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _stage_file(
     client: Any, bucket: str, key: str, tf: TreeFile, part_size: int, on_bytes: Callable[[int], None]
 ) -> tuple[int, str]:
-    """Streams one file to ``bucket/key`` once; returns its size and SHA-256."""
+    """Streams one file to ``bucket/key`` once; returns its size and SHA-256.
+
+    Each part is read into a single bytes object that is hashed and sent as is (no copy), so a
+    worker holds about one part in memory.
+    """
     whole = hashlib.sha256()
-    buf = bytearray(part_size)
-    view = memoryview(buf)
     with open_checked(tf) as f:
-        first = _read_full(f, buf)
-        if first < part_size:  # fits in one request
-            data = bytes(view[:first])
+        data = _read_part(f, part_size)
+        if len(data) < part_size:  # fits in one request
             whole.update(data)
             client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=b64(hashlib.sha256(data).digest()))
-            on_bytes(first)
-            return first, whole.hexdigest()
+            on_bytes(len(data))
+            return len(data), whole.hexdigest()
         upload = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")
         upload_id = upload["UploadId"]
         parts = []
         size = 0
-        n = first
         try:
             number = 1
-            while n:
-                chunk = view[:n]
-                whole.update(chunk)
-                part_sum = b64(hashlib.sha256(chunk).digest())
+            while data:
+                whole.update(data)
+                part_sum = b64(hashlib.sha256(data).digest())
                 resp = client.upload_part(
                     Bucket=bucket,
                     Key=key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=bytes(chunk),
+                    Body=data,
                     ChecksumSHA256=part_sum,
                 )
                 parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": part_sum})
-                size += n
-                on_bytes(n)
+                size += len(data)
+                on_bytes(len(data))
                 number += 1
-                n = _read_full(f, buf)
+                data = b""  # drop this part before reading the next
+                data = _read_part(f, part_size)
             client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            with contextlib.suppress(ClientError, BotoCoreError):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             raise
     return size, whole.hexdigest()
-
-
-def _read_full(f: Any, buf: bytearray) -> int:
-    """Fills ``buf`` unless the file ends first; returns the bytes read."""
-    view = memoryview(buf)
-    total = 0
-    while total < len(buf):
-        n = f.readinto(view[total:])
-        if not n:
-            break
-        total += n
-    return total
 
 
 class ModelUploader:
