@@ -227,3 +227,24 @@ def test_block_events_stream_new_blocks_with_decoded_transactions(profile: Conne
     assert decoded.creator.msp_id == "Org1MSP" and "CN=registrar" in decoded.creator.subject
     assert sorted(e.msp_id for e in decoded.endorsers) == ["Org1MSP", "Org2MSP"]
     auditor.close()
+
+
+def test_event_consumer_resumes_in_the_middle_of_a_block(profile: ConnectionProfile, tmp_path: Path) -> None:
+    registrar = client(profile, "Org1MSP", "registrar")
+    start = registrar.register_dataset("mid-0", sha("mid-0"), "s3://m/0") and registrar.last_status
+    assert start is not None
+    # Submitted together, these land in one block (BatchTimeout 250 ms).
+    names = [f"mid-{i}" for i in range(1, 6)]
+    bodies = [json.dumps({"name": n, "schemaSummary": "", "sha256": sha(n), "source": f"s3://m/{n}"}) for n in names]
+    commits = [registrar.contract.submit_async("RegisterDataset", [b]) for b in bodies]
+    statuses = [c.wait() for c in commits]
+    blocks_of = [s.block_number for s in statuses]
+    assert len(set(blocks_of)) < len(blocks_of), f"expected shared blocks, got {blocks_of}"
+    checkpoint, out = tmp_path / "cp.json", tmp_path / "events.jsonl"
+    script = tmp_path / "consumer.py"
+    script.write_text(CONSUMER)
+    args = [sys.executable, str(script), str(profile.path), str(checkpoint), str(out)]
+    subprocess.run([*args, "1", str(start.block_number + 1)], check=True, timeout=120)
+    subprocess.run([*args, str(len(names) - 1), "0"], check=True, timeout=120)
+    seen = [json.loads(line)[1] for line in out.read_text().splitlines()]
+    assert sorted(seen) == sorted(c.transaction_id for c in commits) and len(seen) == len(set(seen))
