@@ -33,10 +33,10 @@ from typing import Any
 
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
-from modelledger.network.errors import CommandError, NetworkError, NodeFailedError
+from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
-from modelledger.network.processes import ProcessSupervisor, wait_port_free
+from modelledger.network.processes import ProcessSupervisor, wait_healthy, wait_port_free
 from modelledger.network.settings import REPO_ROOT
 from modelledger.network.topology import Organization, Topology
 
@@ -440,21 +440,8 @@ class ChaincodeDeployment:
             return False, str(exc)
 
     def _wait_servers(self) -> None:
-        deadline = time.monotonic() + self.health_timeout
-        pending = list(self.topo.application_orgs)
-        while pending:
-            org = pending[0]
-            name = server_name(self.topo, org)
-            info = self.supervisor.get(name)
-            if info is None or not info.alive:
-                raise NodeFailedError(name, self.supervisor.log_path(name), "chaincode server exited; see its log")
-            ok, detail = self.server_health(org)
-            if ok:
-                pending.pop(0)
-                continue
-            if time.monotonic() > deadline:
-                raise NodeFailedError(name, self.supervisor.log_path(name), f"not reachable: {detail}")
-            time.sleep(0.2)
+        checks = {server_name(self.topo, o): (lambda o=o: self.server_health(o)) for o in self.topo.application_orgs}
+        wait_healthy(self.supervisor, checks, self.health_timeout, "chaincode server")
 
     def _ensure_settings(self) -> bool:
         """Sets the approval set to every application organisation, once.

@@ -11,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelledger.network.errors import NodeFailedError
+
+HealthCheck = Callable[[], tuple[bool, str]]
 
 
 def _proc_start_time(pid: int) -> int | None:
@@ -232,3 +238,50 @@ def _reap() -> None:
     for proc in list(_ZOMBIE_GUARD):
         if proc.poll() is not None:
             _ZOMBIE_GUARD.remove(proc)
+
+
+@dataclass
+class UpReport:
+    """What an ``up`` did. An empty ``actions`` list means nothing changed."""
+
+    actions: list[str]
+    seconds: float
+    seconds_to_healthy: float
+
+
+def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout: float, what: str) -> None:
+    """Waits until every named process passes its check.
+
+    Raises:
+        NodeFailedError: A process exited, or was not healthy after ``timeout`` seconds; names its log.
+    """
+    deadline = time.monotonic() + timeout
+    pending = dict(checks)
+    last: dict[str, str] = {}
+    while pending:
+        for name, check in list(pending.items()):
+            info = sup.get(name)
+            if info is None or not info.alive:
+                raise NodeFailedError(name, sup.log_path(name), f"{what} process exited; see its log")
+            ok, last[name] = check()
+            if ok:
+                del pending[name]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            name = sorted(pending)[0]
+            raise NodeFailedError(name, sup.log_path(name), f"not healthy after {timeout:.0f}s ({last.get(name)})")
+        time.sleep(0.2)
+
+
+def remove_marked_dir(root: Path, marker: str) -> None:
+    """Deletes a state folder, but only one that carries our ``marker`` file.
+
+    Raises:
+        PermissionError: The folder exists without the marker; nothing is deleted.
+    """
+    if not root.exists():
+        return
+    if not (root / marker).is_file():
+        raise PermissionError(f"refusing to delete {root}: it has no {marker} marker, so it was not made by us")
+    shutil.rmtree(root)

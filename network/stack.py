@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from modelledger.network.channel import (
     join_peer,
 )
 from modelledger.network.configuration import write_configtx, write_if_changed, write_node_config
-from modelledger.network.errors import NetworkError, NodeFailedError
+from modelledger.network.errors import NetworkError
 from modelledger.network.identities import enroll_organization
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import (
@@ -41,7 +40,15 @@ from modelledger.network.nodes import (
     peer_heights,
     start_node,
 )
-from modelledger.network.processes import ProcessInfo, ProcessSupervisor, first_busy_port
+from modelledger.network.processes import (
+    HealthCheck,
+    ProcessInfo,
+    ProcessSupervisor,
+    UpReport,
+    first_busy_port,
+    remove_marked_dir,
+    wait_healthy,
+)
 from modelledger.network.settings import NetworkSettings
 from modelledger.network.topology import Node, Topology, load_topology
 
@@ -119,15 +126,6 @@ class NetworkStatus:
             "members": self.members,
             "processes": [asdict(p) for p in self.processes],
         }
-
-
-@dataclass
-class UpReport:
-    """What ``up`` did. An empty ``actions`` list means nothing changed."""
-
-    actions: list[str]
-    seconds: float
-    seconds_to_healthy: float
 
 
 class FabricNetwork:
@@ -236,29 +234,8 @@ class FabricNetwork:
                 f"program ({exc.strerror}); stop it or set MODELLEDGER_PORT_BASE"
             ) from exc
 
-    def _wait_healthy(self, checks: dict[str, Callable[[], tuple[bool, str]]], what: str) -> None:
-        deadline = time.monotonic() + self.settings.health_timeout
-        pending = dict(checks)
-        last: dict[str, str] = {}
-        while pending:
-            for name, check in list(pending.items()):
-                info = self.supervisor.get(name)
-                if info is None or not info.alive:
-                    raise NodeFailedError(name, self.supervisor.log_path(name), f"{what} process exited; see its log")
-                ok, detail = check()
-                last[name] = detail
-                if ok:
-                    del pending[name]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                name = sorted(pending)[0]
-                raise NodeFailedError(
-                    name,
-                    self.supervisor.log_path(name),
-                    f"not healthy after {self.settings.health_timeout:.0f}s ({last.get(name)})",
-                )
-            time.sleep(0.25)
+    def _wait_healthy(self, checks: dict[str, HealthCheck], what: str) -> None:
+        wait_healthy(self.supervisor, checks, self.settings.health_timeout, what)
 
     def _node_heights(self, node: Node) -> dict[str, int]:
         """A node's height per channel (peers from metrics, orderers from the admin API)."""
@@ -350,8 +327,7 @@ class FabricNetwork:
         if root.exists() and not (root / STATE_MARKER).is_file():
             raise NetworkError(f"refusing to delete {root}: it has no {STATE_MARKER} marker, so it was not made by us")
         stopped = self.down()
-        if root.exists():
-            shutil.rmtree(root)
+        remove_marked_dir(root, STATE_MARKER)
         return stopped
 
     def _fingerprint(self) -> str:

@@ -28,7 +28,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -43,7 +42,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
 from modelledger.network.configuration import write_if_changed
-from modelledger.network.processes import ProcessInfo, ProcessSupervisor, wait_port_free
+from modelledger.network.errors import NodeFailedError
+from modelledger.network.processes import (
+    ProcessInfo,
+    ProcessSupervisor,
+    UpReport,
+    remove_marked_dir,
+    wait_healthy,
+    wait_port_free,
+)
 from modelledger.network.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -484,15 +491,6 @@ class S3Status:
         return {**asdict(self), "ok": self.ok}
 
 
-@dataclass
-class S3UpReport:
-    """What ``up`` did. An empty ``actions`` list means nothing changed."""
-
-    actions: list[str]
-    seconds: float
-    seconds_to_healthy: float
-
-
 class S3Server:
     """The MinIO server of one state folder: ``up``, ``down``, ``status``, ``clean``."""
 
@@ -505,7 +503,7 @@ class S3Server:
         """MinIO's log file."""
         return self.supervisor.log_path(PROCESS_NAME)
 
-    def up(self, progress: Progress | None = None) -> S3UpReport:
+    def up(self, progress: Progress | None = None) -> UpReport:
         """Brings the server and the anchored bucket up, doing only what is missing.
 
         Raises:
@@ -548,7 +546,7 @@ class S3Server:
         actions += ensure_anchored_bucket(s3_client(s), s)
         if write_if_changed(s.connection_file, self.connection_json()):
             actions.append("wrote connection.json")
-        return S3UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
+        return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     @property
     def _address(self) -> str:
@@ -567,21 +565,15 @@ class S3Server:
                 )
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.settings.health_timeout
-        detail = ""
-        while True:
-            info = self.supervisor.get(PROCESS_NAME)
-            if info is None or not info.alive:
-                raise S3ServerError(f"MinIO exited; see its log (log: {self.log_path})")
-            ok, detail = server_health(self.settings)
-            if ok:
-                return
-            if time.monotonic() > deadline:
-                raise S3ServerError(
-                    f"MinIO not ready after {self.settings.health_timeout:.0f}s ({detail}); "
-                    f"see its log (log: {self.log_path})"
-                )
-            time.sleep(0.1)
+        try:
+            wait_healthy(
+                self.supervisor,
+                {PROCESS_NAME: lambda: server_health(self.settings)},
+                self.settings.health_timeout,
+                "MinIO",
+            )
+        except NodeFailedError as exc:
+            raise S3ServerError(f"MinIO failed: {exc.reason} (log: {self.log_path})") from exc
 
     def _claim_state_dir(self) -> None:
         root = self.settings.s3_dir
@@ -624,8 +616,7 @@ class S3Server:
         if root.exists() and not (root / STATE_MARKER).is_file():
             raise S3ServerError(f"refusing to delete {root}: it has no {STATE_MARKER} marker, so it was not made by us")
         stopped = self.down()
-        if root.exists():
-            shutil.rmtree(root)
+        remove_marked_dir(root, STATE_MARKER)
         return stopped
 
     def status(self) -> S3Status:
