@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,7 +18,7 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def fail(message: str, as_json: bool, code: int = 1) -> None:
+def fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
     """Reports an error (as JSON or red text on stderr) and exits with ``code``."""
     if as_json:
         emit_json({"error": message})

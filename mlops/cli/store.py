@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +14,11 @@ from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_g
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
+from modelledger.mlops.store.fetch import fetch_model
+from modelledger.mlops.store.index import StoragePointer, StoreError
 from modelledger.mlops.store.s3server import S3Settings, s3_client
-from modelledger.mlops.store.upload import ModelUploader, StoragePointer, UploadError
+from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder
+from modelledger.mlops.store.upload import ModelUploader, UploadError
 from modelledger.mlops.store.verify import VerifyReport, verify_folder, verify_s3
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.client import RegistryClient
@@ -24,7 +26,6 @@ from modelledger.sdk.registry.client import RegistryClient
 app = typer.Typer(help="Digest, anchor (write-once S3) and verify model artifacts.", no_args_is_help=True)
 
 FolderArg = Annotated[Path, typer.Argument(help="Model folder.", exists=True, file_okay=False)]
-STAGING_BUCKET = os.environ.get("MODELLEDGER_S3_STAGING_BUCKET", "").strip() or "modelledger-staging"
 
 
 @app.command()
@@ -56,20 +57,22 @@ def digest(
 
 @app.command()
 def upload(
-    folder: FolderArg,
+    source: Annotated[
+        str, typer.Argument(help="Model folder, or an MLflow artifact URI (runs:/, models:/, s3://...).")
+    ],
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Signature bundle to store beside the files.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy a model folder into the anchored bucket (one read, part checksums, locked); print the pointer."""
+    """Copy a model into the anchored bucket (one read, locked content-addressed chunks); print the pointer."""
     settings = S3Settings.from_env()
-    uploader = ModelUploader(
-        s3_client(settings), settings.bucket, STAGING_BUCKET, retention=dt.timedelta(days=settings.retention_days)
-    )
+    uploader = ModelUploader(s3_client(settings), settings.bucket, retention=dt.timedelta(days=settings.retention_days))
     try:
-        result = uploader.upload(folder, bundle=bundle)
-    except (ModelTreeError, UploadError, OSError) as exc:
+        if not is_artifact_uri(source) and not Path(source).is_dir():
+            raise ModelTreeError(f"{source}: not a folder (give a model folder or an MLflow artifact URI)")
+        with local_folder(source) as folder:
+            result = uploader.upload(folder, bundle=bundle)
+    except (ModelTreeError, UploadError, SourceError, OSError) as exc:
         fail(str(exc), as_json)
-        return
     doc = {
         "created": result.created,
         "pointer": result.pointer.to_json(),
@@ -81,7 +84,27 @@ def upload(
         return
     p = result.pointer
     state = "anchored" if result.created else "already anchored (nothing written)"
-    console.print(f"{state}: s3://{p.bucket}/{p.key} version {p.version_id}")
+    console.print(f"{state}: {p.uri} version {p.version_id}")
+
+
+def _expected(
+    manifest: Path | None, ledger: tuple[str, str] | None, org: str, role: str, profile: Path | None, as_json: bool
+) -> tuple[Manifest, StoragePointer | None]:
+    """The expected manifest (from a file or the ledger) and, from the ledger, the S3 pointer."""
+    if (manifest is None) == (ledger is None):
+        fail("give exactly one of --manifest FILE or --ledger NAME VERSION", as_json, code=2)
+    try:
+        if manifest is not None:
+            return Manifest.from_json(json.loads(manifest.read_text())), None
+        assert ledger is not None
+        prof, gw = open_gateway(org, role, profile)
+        with gw:
+            mv = RegistryClient(gw.network(prof.channel), prof.chaincode).get_model_version(*ledger)
+        s = mv.storage
+        expected = Manifest.from_json({"files": [f.__dict__ for f in mv.manifest.files]})
+        return expected, StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
+    except (GatewayError, ModelTreeError, OSError, ValueError) as exc:
+        fail(str(exc), as_json)
 
 
 def _report(report: VerifyReport, what: str, as_json: bool) -> None:
@@ -116,23 +139,7 @@ def verify(
 
     With --ledger, the expected manifest and the S3 pointer come from the ledger.
     """
-    if (manifest is None) == (ledger is None):
-        fail("give exactly one of --manifest FILE or --ledger NAME VERSION", as_json, code=2)
-    pointer = None
-    try:
-        if manifest is not None:
-            expected = Manifest.from_json(json.loads(manifest.read_text()))
-        else:
-            assert ledger is not None
-            prof, gw = open_gateway(org, role, profile)
-            with gw:
-                mv = RegistryClient(gw.network(prof.channel), prof.chaincode).get_model_version(*ledger)
-            expected = Manifest.from_json({"files": [f.__dict__ for f in mv.manifest.files]})
-            s = mv.storage
-            pointer = StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
-    except (GatewayError, ModelTreeError, OSError, ValueError) as exc:
-        fail(str(exc), as_json)
-        return
+    expected, pointer = _expected(manifest, ledger, org, role, profile, as_json)
     if folder is not None:
         _report(verify_folder(folder, expected), str(folder), as_json)
     elif pointer is not None:
@@ -143,3 +150,28 @@ def verify(
         )
     else:
         fail("without --ledger, give the model folder to verify", as_json, code=2)
+
+
+@app.command()
+def fetch(
+    dest: Annotated[Path, typer.Argument(help="Folder to create and fill (must not exist).")],
+    ledger: Annotated[tuple[str, str], typer.Option("--ledger", help="NAME VERSION: fetch what the ledger recorded.")],
+    org: OrgOpt = "Org1MSP",
+    role: RoleOpt = "auditor",
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch the anchored copy of a model version into DEST, checking every byte against the ledger."""
+    expected, pointer = _expected(None, ledger, org, role, profile, as_json)
+    assert pointer is not None
+    try:
+        m = fetch_model(s3_client(S3Settings.from_env()), pointer, dest, expected)
+    except (StoreError, OSError) as exc:
+        fail(str(exc), as_json)
+        return
+    if as_json:
+        emit_json(
+            {"dest": str(dest), "files": len(m.files), "bytes": m.total_size, "manifest_digest": m.manifest_digest}
+        )
+        return
+    console.print(f"fetched {len(m.files)} files ({m.total_size} bytes) into {escape(str(dest))}: matches the ledger")

@@ -394,7 +394,8 @@ def s3_client(settings: S3Settings | None = None, config: Config | None = None) 
     )
 
 
-def _error_code(exc: Exception) -> str:
+def error_code(exc: Exception) -> str:
+    """The S3 error code of a refusal (``NoSuchKey``, ``PreconditionFailed``, ...); empty if none."""
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
@@ -417,7 +418,7 @@ def ensure_anchored_bucket(client: BaseClient, settings: S3Settings) -> list[str
         try:
             client.head_bucket(Bucket=bucket)
         except ClientError as exc:
-            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise
             client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
             actions.append(f"created bucket {bucket} with Object Lock")
@@ -451,7 +452,7 @@ def bucket_state(client: BaseClient, bucket: str) -> dict[str, Any]:
     try:
         lock = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     except ClientError as exc:
-        if _error_code(exc) != "ObjectLockConfigurationNotFoundError":
+        if error_code(exc) != "ObjectLockConfigurationNotFoundError":
             raise
         lock = {}
     retention = lock.get("Rule", {}).get("DefaultRetention", {})

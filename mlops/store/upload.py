@@ -1,43 +1,52 @@
-"""Copying a model folder into the anchored bucket: one read of the bytes, checksums on every part.
+"""Copying a model folder into the anchored bucket: one read of the bytes, a checksum on every request.
 
-The anchored object keys are content-addressed (``models/<manifest digest>/...``),
-but the digest is known only once every byte has been read. So each file is
-read exactly once, and while it is read its parts are hashed (the file's
-SHA-256 and each part's ``x-amz-checksum-sha256``) and uploaded to a staging
-bucket without Object Lock. When the manifest is complete, the server copies
-each staged object to its content-addressed key in the anchored bucket (a
-server-side copy, with a SHA-256 checksum and a COMPLIANCE retention), writes
-the index last, and deletes the staged copies. The index object is the
-pointer the ledger records: its bucket, key, version id and SHA-256.
+Each file is read once, in chunks (16 MiB by default). The reader feeds the
+file's SHA-256 as it goes and hands each chunk to a pool of senders, which
+hash the chunk and store it under its own content address,
+``blobs/sha256/<hex>``, with ``x-amz-checksum-sha256`` and a COMPLIANCE
+retention, unless a locked version with those exact bytes is already there.
+Nothing is staged or copied afterwards, so the bytes cross the wire once.
+Memory holds at most ``workers`` chunks.
 
-An identical re-upload finds the index already there: it writes nothing to
-the anchored bucket and returns the existing pointer.
+When every file is done the manifest is known: if an index for it already
+exists, that index is the answer (an identical re-upload writes nothing);
+otherwise reused chunks get their retention extended to this upload's and the
+index is written last, with ``If-None-Match: *`` so that only the first index
+of a manifest wins. See :mod:`modelledger.mlops.store.index` for the layout.
+
+An upload that fails midway leaves locked chunks and no index; they are reused
+by the retry and expire with their retention.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import hashlib
-import json
+import os
 import sys
-import uuid
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import FileEntry, Manifest, TreeFile, list_files, open_checked
+from modelledger.mlops.store.digest import Manifest, TreeFile, list_files, open_checked
+from modelledger.mlops.store.index import (
+    NOT_THERE,
+    AnchoredIndex,
+    BlobRef,
+    StoragePointer,
+    StoredFile,
+    blob_key,
+    index_key,
+)
+from modelledger.mlops.store.s3server import error_code
 
-PART_SIZE = 8 * 1024 * 1024
-INDEX_NAME = "index.json"
-BUNDLE_NAME = "model.sig.json"
-COPY_LIMIT = 5 * 1024**3  # one CopyObject; larger files use a multipart copy
-COPY_PART = 512 * 1024 * 1024
+CHUNK_SIZE = 16 * 1024 * 1024
 
 
 class UploadError(Exception):
@@ -45,35 +54,17 @@ class UploadError(Exception):
 
 
 @dataclass(frozen=True)
-class StoragePointer:
-    """Where the anchored copy lives: the index object (bucket, key, version id, SHA-256 of its bytes)."""
-
-    bucket: str
-    key: str
-    version_id: str
-    sha256: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"bucket": self.bucket, "key": self.key, "sha256": self.sha256, "versionId": self.version_id}
-
-
-@dataclass(frozen=True)
 class UploadResult:
-    """What an upload produced."""
+    """What an upload produced: the pointer to record, the manifest, and whether this call wrote the index."""
 
     pointer: StoragePointer
     manifest: Manifest
     created: bool
-    objects: dict[str, str]
+    index: AnchoredIndex
 
 
 def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
-
-
-def model_prefix(manifest: Manifest) -> str:
-    """The content-addressed folder of a model in the anchored bucket."""
-    return f"models/{manifest.manifest_digest}/"
 
 
 def _read_part(f: BinaryIO, size: int) -> bytes:
@@ -89,271 +80,311 @@ def _read_part(f: BinaryIO, size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _stage_file(
-    client: Any, bucket: str, key: str, tf: TreeFile, part_size: int, on_bytes: Callable[[int], None]
-) -> tuple[int, str]:
-    """Streams one file to ``bucket/key`` once; returns its size and SHA-256.
+def _read_into(f: BinaryIO, buf: bytearray) -> int:
+    """Fills ``buf`` from ``f`` (short only at the end of the file); returns the byte count."""
+    n = 0
+    with memoryview(buf) as view:
+        while n < len(buf):
+            k = f.readinto(view[n:])
+            if not k:
+                break
+            n += k
+    return n
 
-    Each part is read into a single bytes object that is hashed and sent as is (no copy), so a
-    worker holds about one part in memory.
+
+class _ChunkMemory:
+    """At most ``count`` chunks in memory: each holder of a slot owns the bytes of one chunk.
+
+    Full chunks are read into buffers that are reused (allocated on first use),
+    so memory stays flat instead of churning through chunk-sized allocations,
+    which the C allocator does not always give back. A file's short last chunk
+    is read into exact-size bytes.
     """
-    whole = hashlib.sha256()
-    with open_checked(tf) as f:
-        data = _read_part(f, part_size)
-        if len(data) < part_size:  # fits in one request
-            whole.update(data)
-            client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=b64(hashlib.sha256(data).digest()))
-            on_bytes(len(data))
-            return len(data), whole.hexdigest()
-        upload = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")
-        upload_id = upload["UploadId"]
-        parts = []
-        size = 0
-        try:
-            number = 1
-            while data:
-                whole.update(data)
-                part_sum = b64(hashlib.sha256(data).digest())
-                resp = client.upload_part(
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ChecksumSHA256=part_sum,
-                )
-                parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": part_sum})
-                size += len(data)
-                on_bytes(len(data))
-                number += 1
-                data = b""  # drop this part before reading the next
-                data = _read_part(f, part_size)
-            client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
-        except BaseException:
-            with contextlib.suppress(ClientError, BotoCoreError):
-                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            raise
-    return size, whole.hexdigest()
+
+    def __init__(self, count: int, size: int) -> None:
+        self.size = size
+        self._slots = threading.BoundedSemaphore(count)
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        self._slots.acquire()
+
+    def release(self, data: bytes | bytearray | None = None) -> None:
+        """Gives back the slot, and the buffer if ``data`` is one."""
+        if isinstance(data, bytearray):
+            self.give_back(data)
+        self._slots.release()
+
+    def buffer(self) -> bytearray:
+        with self._lock:
+            return self._free.pop() if self._free else bytearray(self.size)
+
+    def give_back(self, buf: bytearray) -> None:
+        with self._lock:
+            self._free.append(buf)
+
+
+class _Stopped(UploadError):
+    """This part gave up because another part of the upload failed (never the error reported)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped: another part of the upload failed")
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A stored chunk and how long its version is locked (None: unknown, extend it)."""
+
+    ref: BlobRef
+    retain_until: dt.datetime | None
 
 
 class ModelUploader:
-    """Uploads model folders to the anchored bucket through a staging bucket.
+    """Uploads model folders to the anchored bucket as content-addressed, locked chunks.
 
     Args:
         client: A boto3 S3 client (see ``s3server.s3_client``; payload signing off).
         bucket: The anchored bucket (Object Lock on).
-        staging_bucket: A bucket without Object Lock for the one-pass upload.
-        retention: How long each anchored object is locked in COMPLIANCE mode.
-        workers: Files uploaded in parallel.
-        part_size: Multipart part size (each part carries its SHA-256).
-        copy_limit: Files above this size are copied server-side in ranges (S3 allows 5 GiB per copy).
-        copy_part: Range size of those copies.
+        retention: How long every object of an anchored model stays locked in COMPLIANCE mode.
+        workers: Chunks sent in parallel (and the most chunks held in memory).
+        chunk_size: Bytes per chunk (each one request with its own SHA-256).
     """
 
     def __init__(
         self,
         client: Any,
         bucket: str,
-        staging_bucket: str,
         retention: dt.timedelta,
         workers: int = 4,
-        part_size: int = PART_SIZE,
-        copy_limit: int = COPY_LIMIT,
-        copy_part: int = COPY_PART,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
+        if workers < 1 or chunk_size < 1:
+            raise ValueError("workers and chunk_size must be positive")
         self.client = client
         self.bucket = bucket
-        self.staging_bucket = staging_bucket
         self.retention = retention
         self.workers = workers
-        self.part_size = part_size
-        self.copy_limit = copy_limit
-        self.copy_part = copy_part
-
-    def ensure_staging_bucket(self) -> None:
-        """Creates the staging bucket if missing (no lock; staged objects are deleted after each upload)."""
-        try:
-            self.client.head_bucket(Bucket=self.staging_bucket)
-            return
-        except ClientError:
-            self.client.create_bucket(Bucket=self.staging_bucket)
-        # Leftovers of a killed upload expire after a day.
-        self.client.put_bucket_lifecycle_configuration(
-            Bucket=self.staging_bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "expire-staged-uploads",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": "staging/"},
-                        "Expiration": {"Days": 1},
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
-                ]
-            },
-        )
+        self.chunk_size = chunk_size
 
     def upload(self, folder: str | Path, bundle: Path | None = None, progress: bool | None = None) -> UploadResult:
         """Uploads ``folder`` (and its signature bundle, stored beside it) and returns the pointer.
 
         Raises:
             ModelTreeError: The folder holds something unsafe (nothing is uploaded).
-            UploadError: S3 refused a step; staged objects are cleaned up.
+            UploadError: S3 refused a step; no index was written.
         """
         files = list_files(folder)
         if bundle is not None and Path(bundle).resolve().is_relative_to(Path(folder).resolve()):
             raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
         total = sum(f.path.stat().st_size for f in files)
         show = sys.stderr.isatty() if progress is None else progress
-        staging = f"staging/{uuid.uuid4().hex}/"
-        staged: dict[str, str] = {}
-        with _Progress(total, show) as bar:
-            try:
-                self.ensure_staging_bucket()
-
-                def stage(item: tuple[int, TreeFile]) -> FileEntry:
-                    i, tf = item
-                    key = f"{staging}{i}"
-                    size, digest = _stage_file(self.client, self.staging_bucket, key, tf, self.part_size, bar.add)
-                    staged[tf.rel] = key
-                    return FileEntry(tf.rel, size, digest)
-
-                with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                    manifest = Manifest(tuple(pool.map(stage, enumerate(files))))
-                return self._anchor(manifest, staged, bundle)
-            except (ClientError, BotoCoreError) as exc:
-                raise UploadError(f"S3 refused the upload of {folder}: {exc}") from exc
-            finally:
-                for key in staged.values():
-                    with contextlib.suppress(ClientError, BotoCoreError):
-                        self.client.delete_object(Bucket=self.staging_bucket, Key=key)
-
-    def _multipart_copy(self, source: dict[str, str], key: str, size: int) -> str:
-        """Copies a large staged object in ranges; returns the new version id from the completion."""
-        # No checksum algorithm here: S3 takes no checksum with UploadPartCopy (MinIO then refuses the
-        # parts). The staged parts were checksummed on upload; `store verify` re-reads the copy.
-        up = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **self._lock_args())
-        parts = []
+        retain_until = dt.datetime.now(dt.UTC) + self.retention
         try:
-            for number, start in enumerate(range(0, size, self.copy_part), start=1):
-                end = min(start + self.copy_part, size) - 1
-                resp = self.client.upload_part_copy(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=up["UploadId"],
-                    PartNumber=number,
-                    CopySource=source,
-                    CopySourceRange=f"bytes={start}-{end}",
-                )
-                parts.append({"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]})
-            done = self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}
-            )
+            with _Progress(total, show) as bar:
+                results = self._send_files(files, retain_until, bar.add)
+            sent = [s for _, chunks in results for s in chunks]
+            stored = tuple(sf for sf, _ in results)
+            bundle_sent = self._store_blob(Path(bundle).read_bytes(), retain_until) if bundle is not None else None
+            return self._anchor(AnchoredIndex(stored, self.chunk_size), sent, bundle_sent, retain_until)
+        except (ClientError, BotoCoreError) as exc:
+            raise UploadError(f"S3 refused the upload of {folder}: {exc}") from exc
+
+    def _send_files(
+        self, files: list[TreeFile], retain_until: dt.datetime, on_bytes: Callable[[int], None]
+    ) -> list[tuple[StoredFile, list[_Sent]]]:
+        """Reads the files in parallel (each once, in order) and stores their chunks in parallel.
+
+        At most ``workers`` chunks are in memory. The first failure stops every
+        other reader and sender, and it is the one raised.
+        """
+        memory = _ChunkMemory(self.workers, self.chunk_size)
+        stop = threading.Event()
+        first: list[BaseException] = []
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, _Stopped) and not first:
+                first.append(exc)
+            stop.set()
+
+        def send(data: bytes | bytearray) -> _Sent:
+            try:
+                if stop.is_set():
+                    raise _Stopped()
+                sent = self._store_blob(data, retain_until)
+                on_bytes(len(data))
+                return sent
+            except BaseException as exc:
+                failed(exc)
+                raise
+            finally:
+                memory.release(data)
+
+        try:
+            with (
+                ThreadPoolExecutor(self.workers, thread_name_prefix="s3-send") as senders,
+                ThreadPoolExecutor(max(1, min(self.workers, len(files))), thread_name_prefix="s3-read") as readers,
+            ):
+
+                def read(tf: TreeFile) -> tuple[StoredFile, list[_Sent]]:
+                    try:
+                        return self._read_file(tf, lambda data: senders.submit(send, data), memory, stop)
+                    except BaseException as exc:
+                        failed(exc)
+                        raise
+
+                return list(readers.map(read, files))
         except BaseException:
-            with contextlib.suppress(ClientError, BotoCoreError):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=up["UploadId"])
+            if first:
+                raise first[0] from None
             raise
-        return str(done["VersionId"])
 
-    def _retain_until(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self.retention
+    def _read_file(
+        self,
+        tf: TreeFile,
+        submit: Callable[[bytes | bytearray], Future[_Sent]],
+        memory: _ChunkMemory,
+        stop: threading.Event,
+    ) -> tuple[StoredFile, list[_Sent]]:
+        """Reads one file once: feeds its SHA-256 and hands each chunk to a sender (which frees its slot)."""
+        whole = hashlib.sha256()
+        size = 0
+        futures: list[Future[_Sent]] = []
+        with open_checked(tf) as f:
+            expected = os.fstat(f.fileno()).st_size
+            while not stop.is_set():
+                memory.acquire()
+                try:
+                    data = self._next_chunk(f, memory, expected - size)
+                except BaseException:
+                    memory.release()
+                    raise
+                if not data:
+                    memory.release()
+                    break
+                whole.update(data)
+                size += len(data)
+                futures.append(submit(data))
+                last = len(data) < self.chunk_size
+                del data  # the sender holds the only reference
+                if last:
+                    break
+        sent = [fu.result() for fu in futures]
+        if stop.is_set():
+            raise _Stopped()
+        return StoredFile(tf.rel, size, whole.hexdigest(), tuple(s.ref for s in sent)), sent
 
-    def _lock_args(self) -> dict[str, Any]:
-        return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": self._retain_until()}
+    def _next_chunk(self, f: BinaryIO, memory: _ChunkMemory, left: int) -> bytes | bytearray:
+        """The next chunk: a reused buffer when a full one is expected, exact-size bytes otherwise."""
+        if left < self.chunk_size:
+            return _read_part(f, self.chunk_size)
+        buf = memory.buffer()
+        n = _read_into(f, buf)
+        if n == len(buf):
+            return buf
+        memory.give_back(buf)  # the file shrank while being read: keep only what is there
+        with memoryview(buf) as view:
+            return bytes(view[:n])
 
-    def _existing(self, manifest: Manifest, index_key: str, bundle: Path | None) -> UploadResult | None:
-        """The anchored copy of this manifest, if one exists: the oldest index version that describes it.
+    def _store_blob(self, data: bytes | bytearray, retain_until: dt.datetime) -> _Sent:
+        """Stores ``data`` under its content address unless a locked version with these bytes is there."""
+        digest = hashlib.sha256(data).digest()
+        key = blob_key(digest.hex())
+        checksum = b64(digest)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if error_code(exc) not in NOT_THERE:
+                raise
+        else:
+            if (
+                head.get("ChecksumSHA256") == checksum
+                and head.get("ContentLength") == len(data)
+                and head.get("ObjectLockMode") == "COMPLIANCE"
+            ):
+                ref = BlobRef(key, digest.hex(), len(data), str(head["VersionId"]))
+                return _Sent(ref, head.get("ObjectLockRetainUntilDate"))
+        resp = self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ChecksumSHA256=checksum,
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=retain_until,
+        )
+        return _Sent(BlobRef(key, digest.hex(), len(data), str(resp["VersionId"])), retain_until)
+
+    def _existing(self, manifest: Manifest, bundle: bool) -> UploadResult | None:
+        """The anchored copy of this manifest, if one exists: the oldest valid index version that describes it.
 
         Later versions of the index key (anyone may write one) are ignored unless they match too.
         """
-        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=index_key)
+        key = index_key(manifest.manifest_digest)
+        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
         candidates = sorted(
-            (v for v in listing.get("Versions", []) if v["Key"] == index_key), key=lambda v: v["LastModified"]
+            (v for v in listing.get("Versions", []) if v["Key"] == key), key=lambda v: v["LastModified"]
         )
         for v in candidates:
-            body = self.client.get_object(Bucket=self.bucket, Key=index_key, VersionId=v["VersionId"])["Body"].read()
+            body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=v["VersionId"])["Body"].read()
             try:
-                index = json.loads(body)
+                index = AnchoredIndex.from_bytes(body)
             except ValueError:
                 continue
-            if (
-                index.get("manifestDigest") != manifest.manifest_digest
-                or Manifest.from_json(index["manifest"]) != manifest
-            ):
+            if index.manifest != manifest:
                 continue
-            if bundle is not None and not index.get("bundle"):
+            if bundle and index.bundle is None:
                 raise UploadError(
                     f"model {manifest.manifest_digest} is already anchored without a signature bundle; "
                     "a bundle cannot be added to an anchored copy"
                 )
-            pointer = StoragePointer(self.bucket, index_key, v["VersionId"], hashlib.sha256(body).hexdigest())
-            return UploadResult(pointer, manifest, False, dict(index.get("objects", {})))
+            pointer = StoragePointer(self.bucket, key, v["VersionId"], hashlib.sha256(body).hexdigest())
+            return UploadResult(pointer, manifest, False, index)
         return None
 
-    def _anchor(self, manifest: Manifest, staged: dict[str, str], bundle: Path | None) -> UploadResult:
-        prefix = model_prefix(manifest)
-        index_key = prefix + INDEX_NAME
-        existing = self._existing(manifest, index_key, bundle)
+    def _anchor(
+        self, index: AnchoredIndex, sent: list[_Sent], bundle: _Sent | None, retain_until: dt.datetime
+    ) -> UploadResult:
+        manifest = index.manifest
+        existing = self._existing(manifest, bundle is not None)
         if existing is not None:
             return existing
-        versions: dict[str, str] = {}
-        for entry in manifest.files:
-            key = prefix + "files/" + entry.path
-            copy_source = {"Bucket": self.staging_bucket, "Key": staged[entry.path]}
-            if entry.size <= self.copy_limit:
-                resp = self.client.copy_object(
-                    Bucket=self.bucket, Key=key, CopySource=copy_source, ChecksumAlgorithm="SHA256", **self._lock_args()
-                )
-                # The server's full-object SHA-256 of the copy must be the digest we computed while reading.
-                got = resp.get("CopyObjectResult", {}).get("ChecksumSHA256", "")
-                if got and "-" not in got and got != b64(bytes.fromhex(entry.sha256)):
-                    raise UploadError(f"{entry.path}: the anchored copy's SHA-256 differs from the bytes read")
-                versions[entry.path] = resp["VersionId"]
-            else:
-                versions[entry.path] = self._multipart_copy(copy_source, key, entry.size)
-        index: dict[str, Any] = {
-            "manifest": manifest.to_json(),
-            "manifestDigest": manifest.manifest_digest,
-            "modelDigest": manifest.model_digest,
-            "objects": versions,
-        }
-        if bundle is not None:
-            data = Path(bundle).read_bytes()
-            resp = self.client.put_object(
+        # Chunks shared with older models must stay locked at least as long as this model's index.
+        extended: set[tuple[str, str]] = set()
+        for s in [*sent, *([bundle] if bundle else [])]:
+            pin = (s.ref.key, s.ref.version_id)
+            if pin in extended or (s.retain_until is not None and s.retain_until >= retain_until):
+                continue
+            self.client.put_object_retention(
                 Bucket=self.bucket,
-                Key=prefix + BUNDLE_NAME,
-                Body=data,
-                ChecksumSHA256=b64(hashlib.sha256(data).digest()),
-                **self._lock_args(),
+                Key=s.ref.key,
+                VersionId=s.ref.version_id,
+                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain_until},
             )
-            index["bundle"] = {
-                "key": prefix + BUNDLE_NAME,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "versionId": resp["VersionId"],
-            }
-        body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+            extended.add(pin)
+        index = AnchoredIndex(index.files, index.chunk_size, bundle.ref if bundle else None)
+        body = index.to_bytes()
+        key = index_key(manifest.manifest_digest)
         try:
             # Only the first index of a manifest wins; a concurrent identical upload then reuses it.
             resp = self.client.put_object(
                 Bucket=self.bucket,
-                Key=index_key,
+                Key=key,
                 Body=body,
                 ContentType="application/json",
                 ChecksumSHA256=b64(hashlib.sha256(body).digest()),
                 IfNoneMatch="*",
-                **self._lock_args(),
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=retain_until,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            if error_code(exc) not in ("PreconditionFailed", "412"):
                 raise
-            existing = self._existing(manifest, index_key, None)
+            existing = self._existing(manifest, False)
             if existing is None:
-                raise UploadError(f"{index_key} exists but describes another manifest") from exc
+                raise UploadError(f"{key} exists but describes another manifest") from exc
             return existing
-        pointer = StoragePointer(self.bucket, index_key, resp["VersionId"], hashlib.sha256(body).hexdigest())
-        return UploadResult(pointer, manifest, True, versions)
+        pointer = StoragePointer(self.bucket, key, resp["VersionId"], hashlib.sha256(body).hexdigest())
+        return UploadResult(pointer, manifest, True, index)
 
 
 class _Progress:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from modelledger.mlops.store.digest import FileEntry, Manifest, ModelTreeError, digest_folder
-from modelledger.mlops.store.upload import StoragePointer
+from modelledger.mlops.store.index import (
+    NOT_THERE,
+    BlobMissingError,
+    BlobRef,
+    StoragePointer,
+    StoreError,
+    read_blob,
+    read_index,
+)
+from modelledger.mlops.store.s3server import error_code
 
 
 @dataclass
@@ -64,56 +73,51 @@ def verify_folder(folder: str | Path, expected: Manifest) -> VerifyReport:
     return compare(actual, expected)
 
 
-def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest, chunk: int = 8 * 1024 * 1024) -> VerifyReport:
+def _latest_differs(client: Any, bucket: str, ref: BlobRef) -> bool:
+    """True if a plain (unversioned) read of the chunk's key would not give its bytes."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=ref.key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if error_code(exc) in NOT_THERE:
+            return True
+        raise
+    return head.get("ChecksumSHA256") != base64.b64encode(bytes.fromhex(ref.sha256)).decode()
+
+
+def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> VerifyReport:
     """Checks the anchored copy named by ``pointer`` against ``expected`` by re-reading every byte.
 
-    The index object must hash to ``pointer.sha256``; each file is read at the
-    version the index recorded and hashed in full (S3's own checksums of
-    multipart objects are checksums of parts, not of the file). A file whose
-    key now answers with a newer version or a delete marker is reported as
-    changed (a loader reading the plain key would get other bytes); any other
-    object under the model's ``files/`` prefix is reported as extra.
+    The index must hash to ``pointer.sha256``. Each file listed in the index is
+    rebuilt from its chunks at their recorded versions and hashed in full. A
+    file with a chunk that is gone is missing. A file is also changed when a
+    chunk's key now answers with other bytes or a delete marker: a reader that
+    ignores version ids would get something else. Files of the index that the
+    manifest does not list are extra.
     """
     try:
-        body = client.get_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)["Body"].read()
-    except ClientError as exc:
-        return VerifyReport(error=f"cannot read the index s3://{pointer.bucket}/{pointer.key}: {exc}")
-    if hashlib.sha256(body).hexdigest() != pointer.sha256:
-        return VerifyReport(error=f"the index s3://{pointer.bucket}/{pointer.key} does not match the pointer's sha256")
-    index = json.loads(body)
-    prefix = pointer.key.rsplit("/", 1)[0] + "/files/"
-    versions: dict[str, str] = index.get("objects", {})
+        index = read_index(client, pointer)
+    except StoreError as exc:
+        return VerifyReport(error=str(exc))
     actual: list[FileEntry] = []
-    superseded: list[str] = []
-    for entry in expected.files:
-        version = versions.get(entry.path)
-        if version is None:
-            continue
-        key = prefix + entry.path
-        try:
-            obj = client.get_object(Bucket=pointer.bucket, Key=key, VersionId=version)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
+    superseded: set[str] = set()
+    try:
+        for sf in index.files:
+            h = hashlib.sha256()
+            size = 0
+            try:
+                for ref in sf.chunks:
+                    for part in read_blob(client, pointer.bucket, ref):
+                        h.update(part)
+                        size += len(part)
+            except BlobMissingError:
                 continue
-            return VerifyReport(error=f"cannot read s3://{pointer.bucket}/{key}: {exc}")
-        h = hashlib.sha256()
-        size = 0
-        for part in obj["Body"].iter_chunks(chunk):
-            h.update(part)
-            size += len(part)
-        actual.append(FileEntry(entry.path, size, h.hexdigest()))
-        # A loader fetching the plain key gets the newest version: it must still be the anchored one.
-        latest = client.list_object_versions(Bucket=pointer.bucket, Prefix=key)
-        newest = [
-            v for v in latest.get("Versions", []) + latest.get("DeleteMarkers", []) if v["Key"] == key and v["IsLatest"]
-        ]
-        if newest and newest[0]["VersionId"] != version:
-            superseded.append(entry.path)
-    wanted = {e.path for e in expected.files}
-    extra = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=pointer.bucket, Prefix=prefix):
-        extra += [o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"][len(prefix) :] not in wanted]
+            except StoreError:
+                superseded.add(sf.path)  # bytes differ from the recorded chunk
+            actual.append(FileEntry(sf.path, size, h.hexdigest()))
+            if any(_latest_differs(client, pointer.bucket, ref) for ref in sf.chunks):
+                superseded.add(sf.path)
+    except (ClientError, BotoCoreError) as exc:
+        return VerifyReport(error=f"cannot read the anchored copy at {pointer.uri}: {exc}")
     report = compare(Manifest(tuple(actual)), expected)
-    report.changed = sorted(set(report.changed) | set(superseded))
-    report.extra = sorted(extra)
+    report.changed = sorted(set(report.changed) | (superseded & {e.path for e in expected.files}))
     return report

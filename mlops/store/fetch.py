@@ -1,0 +1,49 @@
+"""Reading an anchored model back into a folder, checking every byte on the way."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from modelledger.mlops.store.digest import Manifest, check_relative_path
+from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
+
+
+def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected: Manifest | None = None) -> Manifest:
+    """Writes the anchored copy named by ``pointer`` into ``dest`` (which must not exist yet).
+
+    Each chunk is read at its recorded version and checked against its SHA-256,
+    each file against its SHA-256, and the whole against ``expected`` (e.g. the
+    manifest on the ledger) before anything is fetched. Files are written with
+    mode 0644 into a folder of mode 0755; on any error ``dest`` is left
+    incomplete and the error says why (remove it before retrying).
+
+    Returns:
+        The manifest of what was written.
+
+    Raises:
+        StoreError: The index or a chunk differs from what is recorded, or the
+            index describes another manifest than ``expected``.
+        FileExistsError: ``dest`` exists.
+    """
+    index = read_index(client, pointer)
+    manifest = index.manifest
+    if expected is not None and manifest != expected:
+        raise StoreError(f"{pointer.uri} describes manifest {manifest.manifest_digest}, not {expected.manifest_digest}")
+    root = Path(dest)
+    root.mkdir(mode=0o755, parents=False)
+    for sf in index.files:
+        target = root / check_relative_path(sf.path)
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            for ref in sf.chunks:
+                for part in read_blob(client, pointer.bucket, ref):
+                    h.update(part)
+                    out.write(part)
+        if h.hexdigest() != sf.sha256:
+            raise StoreError(f"{sf.path}: the fetched bytes do not match its recorded sha256")
+    return manifest
