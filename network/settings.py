@@ -11,38 +11,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from modelledger.network.environment import env_number, env_optional_int, env_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 DEFAULT_TOPOLOGY = PACKAGE_DIR / "topology.yaml"
-
-
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser().resolve() if value else default
-
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -67,11 +43,11 @@ class NetworkSettings:
     def from_env(cls) -> NetworkSettings:
         """Reads the settings from ``MODELLEDGER_*`` environment variables."""
         return cls(
-            state_dir=_env_path("MODELLEDGER_STATE_DIR", REPO_ROOT / ".state"),
-            tools_dir=_env_path("MODELLEDGER_TOOLS_DIR", REPO_ROOT / ".tools"),
-            topology_path=_env_path("MODELLEDGER_TOPOLOGY", DEFAULT_TOPOLOGY),
-            port_base=_env_int("MODELLEDGER_PORT_BASE"),
-            health_timeout=_env_float("MODELLEDGER_HEALTH_TIMEOUT", 60.0),
+            state_dir=env_path("MODELLEDGER_STATE_DIR", REPO_ROOT / ".state"),
+            tools_dir=env_path("MODELLEDGER_TOOLS_DIR", REPO_ROOT / ".tools"),
+            topology_path=env_path("MODELLEDGER_TOPOLOGY", DEFAULT_TOPOLOGY),
+            port_base=env_optional_int("MODELLEDGER_PORT_BASE"),
+            health_timeout=env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
         )
 
     @property

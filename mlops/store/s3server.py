@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
 from modelledger.network.configuration import write_if_changed
+from modelledger.network.environment import env_number, env_path, env_str
 from modelledger.network.errors import NodeFailedError
 from modelledger.network.processes import (
     ProcessInfo,
@@ -77,26 +78,6 @@ Progress = Callable[[str], None]
 
 class S3ServerError(Exception):
     """The S3 server or the anchored bucket could not be set up, started or queried."""
-
-
-def _env_str(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
-
-
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser().resolve() if value else default
-
-
-def _env_number(name: str, default: float, kind: type[int] | type[float]) -> Any:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return kind(default)
-    try:
-        return kind(value)
-    except ValueError as exc:
-        what = "an integer" if kind is int else "a number"
-        raise ValueError(f"{name} must be {what}, got {value!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -141,12 +122,12 @@ class S3Settings:
             ValueError: A variable is malformed; the message names it.
         """
         return cls(
-            state_dir=_env_path("MODELLEDGER_STATE_DIR", REPO_ROOT / ".state"),
-            tools_dir=_env_path("MODELLEDGER_TOOLS_DIR", REPO_ROOT / ".tools"),
-            port=_env_number("MODELLEDGER_S3_PORT", DEFAULT_PORT, int),
-            bucket=_env_str("MODELLEDGER_S3_BUCKET", DEFAULT_BUCKET),
-            retention_days=_env_number("MODELLEDGER_S3_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, int),
-            health_timeout=_env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
+            state_dir=env_path("MODELLEDGER_STATE_DIR", REPO_ROOT / ".state"),
+            tools_dir=env_path("MODELLEDGER_TOOLS_DIR", REPO_ROOT / ".tools"),
+            port=env_number("MODELLEDGER_S3_PORT", DEFAULT_PORT, int),
+            bucket=env_str("MODELLEDGER_S3_BUCKET", DEFAULT_BUCKET),
+            retention_days=env_number("MODELLEDGER_S3_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, int),
+            health_timeout=env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
         )
 
     # --- where things are -------------------------------------------------------------
