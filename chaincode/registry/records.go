@@ -88,10 +88,14 @@ type Metric struct {
 	Value float64 `json:"value"`
 }
 
-// MLflow points at the MLflow run and model the version comes from.
+// MLflow points at the MLflow run and model the version comes from, and names
+// the MLflow user who registered it (as MLflow reported it; not an identity the
+// ledger checks).
 type MLflow struct {
-	RunID  string `json:"runId"`
-	Source string `json:"source"`
+	ModelID string `json:"modelId"`
+	RunID   string `json:"runId"`
+	Source  string `json:"source"`
+	User    string `json:"user"`
 }
 
 // Storage points at the artifact in the object store.

@@ -319,10 +319,12 @@ func validateDatasetRefs(refs []DatasetRefInput) error {
 }
 
 func validateMLflow(m MLflow) error {
-	if err := validateLine("mlflow.runId", m.RunID, maxLabelChars, false); err != nil {
-		return err
-	}
-	return validateLine("mlflow.source", m.Source, maxURIChars, false)
+	return firstError([]func() error{
+		func() error { return validateLine("mlflow.modelId", m.ModelID, maxLabelChars, false) },
+		func() error { return validateLine("mlflow.runId", m.RunID, maxLabelChars, false) },
+		func() error { return validateLine("mlflow.source", m.Source, maxURIChars, false) },
+		func() error { return validateLine("mlflow.user", m.User, maxLabelChars, false) },
+	})
 }
 
 func validateStorage(s Storage) error {

@@ -117,10 +117,12 @@ class Metric:
 
 @dataclass(frozen=True)
 class MLflowSource:
-    """Where the version came from in MLflow."""
+    """Where the version came from in MLflow, and the MLflow user who registered it."""
 
+    model_id: str = ""
     run_id: str = ""
     source: str = ""
+    user: str = ""
 
 
 @dataclass(frozen=True)
