@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import secrets
 import shutil
 import ssl
 import urllib.request
@@ -27,23 +26,11 @@ from modelledger.network.binaries import FabricBinaries
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
+from modelledger.network.private_files import read_or_create_secret
 from modelledger.network.processes import ProcessInfo, ProcessSupervisor
 from modelledger.network.topology import CA, ROLE_ATTRIBUTE, Organization
 
 BOOTSTRAP_ADMIN = "ca-admin"
-
-
-def read_or_create_secret(path: Path) -> str:
-    """Returns the secret stored at ``path``, creating a random one (mode 0600) if absent."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(16)
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(value)
-    tmp.replace(path)
-    return value
 
 
 def tls_context(ca_file: Path, client_cert: Path | None = None, client_key: Path | None = None) -> ssl.SSLContext:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from fabric_protos.common import ledger_pb2
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
@@ -15,6 +14,7 @@ from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.events import blocks
 from modelledger.sdk.ledger.blocks import ChainBreak, read_block_files, verify_chain
+from modelledger.sdk.ledger.queries import chain_info
 
 app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
 
@@ -22,9 +22,8 @@ app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
 def _height(org: str, role: str, profile: Path | None) -> tuple[int, str, str]:
     prof, gw = open_gateway(org, role, profile)
     with gw:
-        raw = gw.network(prof.channel).contract("qscc").evaluate("GetChainInfo", [prof.channel])
-    info = ledger_pb2.BlockchainInfo.FromString(raw)
-    return int(info.height), info.currentBlockHash.hex(), prof.channel
+        info = chain_info(gw.network(prof.channel))
+    return info.height, info.current_block_hash, prof.channel
 
 
 @app.command()

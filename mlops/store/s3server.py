@@ -44,6 +44,7 @@ from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_con
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.environment import env_number, env_path, env_str
 from modelledger.network.errors import NodeFailedError
+from modelledger.network.private_files import write_private_file
 from modelledger.network.processes import (
     ProcessInfo,
     ProcessSupervisor,
@@ -223,15 +224,8 @@ def ensure_credentials(settings: S3Settings) -> bool:
     if path.exists():
         read_credentials(settings)  # fails loudly on a damaged file
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
     creds = {"access_key": secrets.token_hex(10), "secret_key": secrets.token_hex(20)}
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(creds, out)
-        out.write("\n")
-    tmp.replace(path)
+    write_private_file(path, json.dumps(creds) + "\n")
     return True
 
 

@@ -21,12 +21,14 @@ def is_artifact_uri(source: str) -> bool:
 
 
 @contextlib.contextmanager
-def local_folder(source: str | Path, scratch: str | Path | None = None) -> Iterator[Path]:
+def local_folder(
+    source: str | Path, scratch: str | Path | None = None, tracking_uri: str | None = None
+) -> Iterator[Path]:
     """Yields a local folder that holds the model at ``source``.
 
     A local path is used in place. An MLflow artifact URI is downloaded with
-    MLflow's own client (tracking URI and credentials from the usual MLFLOW_*
-    settings) into a new folder of mode 0700 under ``scratch`` (default: the
+    MLflow's own client (``tracking_uri``, else the usual MLFLOW_* settings)
+    into a new folder of mode 0700 under ``scratch`` (default: the
     system temporary folder), which is removed afterwards. A URI naming one
     file yields a folder holding only that file.
 
@@ -43,7 +45,11 @@ def local_folder(source: str | Path, scratch: str | Path | None = None) -> Itera
         from mlflow.exceptions import MlflowException
 
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp / "model")))
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=str(tmp / "model"), tracking_uri=tracking_uri
+                )
+            )
         except (MlflowException, OSError) as exc:
             raise SourceError(f"cannot fetch {uri} from MLflow: {exc}") from exc
         if local.is_dir():

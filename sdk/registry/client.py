@@ -9,14 +9,15 @@ Gateway error, with the chaincode's message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from modelledger.sdk.gateway.errors import EndorseError, EvaluateError, GatewayError, TransactionError
 from modelledger.sdk.gateway.gateway import Contract, Network
-from modelledger.sdk.gateway.transaction import Status
+from modelledger.sdk.gateway.transaction import Commit, Status
 from modelledger.sdk.registry.records import (
     AccessLogPage,
     ArtifactAccess,
@@ -99,6 +100,18 @@ def refusal(error: TransactionError) -> RegistryError | None:
     return None
 
 
+@contextlib.contextmanager
+def _typed_refusals() -> Iterator[None]:
+    """Turns the chaincode's refusals (``INVALID:`` ...) into the typed errors; other errors pass as they are."""
+    try:
+        yield
+    except (EndorseError, EvaluateError) as exc:
+        typed = refusal(exc)
+        if typed is not None:
+            raise typed from exc
+        raise
+
+
 class RegistryClient:
     """Calls the registry chaincode as the Gateway's identity."""
 
@@ -113,26 +126,16 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ plumbing
     def _submit(self, function: str, *args: str, endorsing_organizations: Sequence[str] = ()) -> Any:
-        try:
+        with _typed_refusals():
             result, status = self.contract.submit_with_status(
                 function, list(args), endorsing_organizations=endorsing_organizations
             )
-        except (EndorseError, EvaluateError) as exc:
-            typed = refusal(exc)
-            if typed is not None:
-                raise typed from exc
-            raise
         self._local.status = status
         return json.loads(result) if result else None
 
     def _evaluate(self, function: str, *args: str) -> Any:
-        try:
+        with _typed_refusals():
             result = self.contract.evaluate(function, list(args))
-        except EvaluateError as exc:
-            typed = refusal(exc)
-            if typed is not None:
-                raise typed from exc
-            raise
         return json.loads(result) if result else None
 
     # ------------------------------------------------------------------ model versions
@@ -140,6 +143,16 @@ class RegistryClient:
         """Registers a version (idempotent for identical content); the registrant is the caller."""
         body = json.dumps(record.to_json(), separators=(",", ":"), sort_keys=True)
         return from_json(ModelVersion, self._submit("RegisterModelVersion", body))
+
+    def register_model_version_async(self, record: ModelVersionInput) -> Commit:
+        """Endorses and submits the registration; returns before the commit (``.transaction_id``, ``.status()``).
+
+        For callers that must record the transaction id durably before waiting
+        for its commit status. Refusals at endorsement raise the typed errors.
+        """
+        body = json.dumps(record.to_json(), separators=(",", ":"), sort_keys=True)
+        with _typed_refusals():
+            return self.contract.submit_async("RegisterModelVersion", [body])
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
         return from_json(ModelVersion, self._evaluate("GetModelVersion", name, version))

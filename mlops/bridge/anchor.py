@@ -1,0 +1,344 @@
+"""The anchoring worker: one outbox job in, one VALID ledger record and its MLflow tags out.
+
+Steps of a job (each durable result is checkpointed in the outbox, so a job
+taken over after a crash resumes where it stopped):
+
+0. re-read the version from the registry (the webhook was only a hint); if the
+   ledger already holds it, skip to the tags;
+1. fetch the artifacts (allowlisted URI, private temporary folder);
+2-4. digest, sign (model-signing bundle, the bridge's registrar identity) and
+   copy to the anchored bucket; checkpoint the pointer and the manifest;
+5. ``RegisterModelVersion`` through the Gateway, endorsed by every
+   organisation; checkpoint the transaction id;
+6. wait for its commit status: only VALID counts;
+7. tag the version: ``ledger.status=anchored``, ``ledger.tx_id``,
+   ``ledger.block``, ``model.digest``, ``storage.uri``.
+
+A resubmitted registration is harmless: identical re-registration is
+idempotent in the chaincode. Refusals (INVALID, NOT_AUTHORIZED, CONFLICT), a
+source outside the allowlist, an unsafe model tree or a version missing from
+the registry are permanent: the job is dead at once and the version tagged
+``ledger.status=failed`` with ``ledger.error``. Anything else (a peer, S3 or
+MLflow unreachable) is retried with backoff, the version staying ``pending``
+with the last error in ``ledger.error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError
+from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
+from modelledger.mlops.bridge.provenance import collect
+from modelledger.mlops.store.digest import Manifest, ModelTreeError
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.signing import SignatureError, sign_model
+from modelledger.mlops.store.source import SourceError, local_folder
+from modelledger.mlops.store.upload import ModelUploader
+from modelledger.sdk.gateway.errors import CommitError
+from modelledger.sdk.gateway.gateway import Network
+from modelledger.sdk.ledger.queries import block_number_of
+from modelledger.sdk.registry.client import Conflict, Invalid, NotAuthorized, NotFound, RegistryClient
+from modelledger.sdk.registry.records import (
+    DatasetRef,
+    Framework,
+    Library,
+    ManifestFile,
+    Metric,
+    MLflowSource,
+    ModelVersionInput,
+    Param,
+    Storage,
+)
+from modelledger.sdk.registry.records import Manifest as LedgerManifest
+
+log = logging.getLogger("modelledger.bridge.anchor")
+
+TAG_STATUS = "ledger.status"
+TAG_TX = "ledger.tx_id"
+TAG_BLOCK = "ledger.block"
+TAG_ERROR = "ledger.error"
+TAG_DIGEST = "model.digest"
+TAG_STORAGE = "storage.uri"
+
+# Fault injection for the crash tests only: the bridge process exits (as if killed) at this point.
+FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
+FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
+
+
+class PermanentError(Exception):
+    """The job cannot succeed by retrying; the message is the reason recorded and tagged."""
+
+
+class NotReadyError(Exception):
+    """The version is still being created in MLflow; try again shortly."""
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """The key, certificate and CA chain the bridge signs bundles with (its registrar identity)."""
+
+    key: Path
+    certificate: Path
+    chain: list[Path]
+
+    @classmethod
+    def from_msp(cls, msp_dir: Path) -> SigningIdentity:
+        def files(sub: str) -> list[Path]:
+            return sorted(p for p in (msp_dir / sub).iterdir() if p.is_file())
+
+        keys, certs = files("keystore"), files("signcerts")
+        if len(keys) != 1 or len(certs) != 1:
+            raise PermanentError(f"{msp_dir}: expected one key and one certificate")
+        chain = files("cacerts")
+        if (msp_dir / "intermediatecerts").is_dir():
+            chain += files("intermediatecerts")
+        return cls(keys[0], certs[0], chain)
+
+
+@dataclass
+class AnchorParts:
+    """The outside world a worker talks to."""
+
+    mlflow: Any  # mlflow.MlflowClient
+    registry: RegistryClient
+    network: Network
+    uploader: ModelUploader
+    signing: SigningIdentity
+    allowlist: ArtifactAllowlist
+    tracking_uri: str
+    scratch: Path | None = None
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        log.warning("fault injection: exiting at %s", point)
+        logging.shutdown()
+        os._exit(137)
+
+
+def _is_missing(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def storage_uri(pointer: StoragePointer) -> str:
+    return f"{pointer.uri}?versionId={pointer.version_id}"
+
+
+class Anchorer:
+    """Processes outbox jobs (one at a time per instance; run several instances for parallelism)."""
+
+    def __init__(self, parts: AnchorParts, outbox: Outbox, lease_seconds: float) -> None:
+        self.parts = parts
+        self.outbox = outbox
+        self.lease_seconds = lease_seconds
+
+    # ------------------------------------------------------------------ the job
+    def process(self, job: Job) -> str:
+        """Runs one leased job to done, retry or dead; returns the job's new state."""
+        try:
+            return self._run(job)
+        except LeaseLostError:
+            log.warning("lease lost", extra={"job": job.key})
+            return "lost"
+        except PermanentError as exc:
+            return self._dead(job, str(exc))
+        except (Invalid, NotAuthorized, Conflict) as exc:
+            return self._dead(job, f"the ledger refused the registration: {exc}")
+        except (SourceRefusedError, ModelTreeError, SignatureError) as exc:
+            return self._dead(job, str(exc))
+        except NotReadyError as exc:
+            return self._retry(job, str(exc), tag=False)
+        except Exception as exc:  # anything else is worth retrying: a node, S3 or MLflow down
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return self._retry(job, reason, tag=True)
+
+    def _run(self, job: Job) -> str:
+        p = self.parts
+        mv = self._model_version(job)
+        if mv.tags.get(TAG_STATUS) != "pending":
+            self._tags(job, {TAG_STATUS: "pending"})
+        record = self._on_ledger(job)
+        if record is not None:
+            tx_id = record.registered_tx_id
+            block = job.checkpoint.get("block")
+            if block is None or job.checkpoint.get("tx_id") != tx_id:
+                block = block_number_of(p.network, tx_id)
+            st = record.storage
+            pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
+            return self._finish(job, tx_id, int(block), record.model_digest, pointer)
+
+        if "pointer" not in job.checkpoint:
+            job = self._upload(job, mv)
+            _fault("after-upload")
+        pointer = StoragePointer.from_json(job.checkpoint["pointer"])
+        manifest = Manifest.from_json(job.checkpoint["manifest"])
+        record_in = ModelVersionInput(
+            name=job.name,
+            version=job.version,
+            model_digest=manifest.model_digest,
+            manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
+            manifest_digest=manifest.manifest_digest,
+            storage=Storage(pointer.bucket, pointer.key, pointer.sha256, pointer.version_id),
+            **provenance_records(job.checkpoint["provenance"]),
+        )
+        commit = p.registry.register_model_version_async(record_in)
+        _fault("after-submit")
+        job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)
+        _fault("before-commit-status")
+        try:
+            status = commit.wait()
+        except CommitError as exc:
+            # MVCC conflicts and the like: retried; the registration is idempotent.
+            raise RuntimeError(f"transaction {exc.transaction_id} committed as {exc.code_name}") from exc
+        job = self.outbox.checkpoint(job, self.lease_seconds, block=status.block_number)
+        log.info(
+            "anchored",
+            extra={"job": job.key, "tx_id": commit.transaction_id, "block": status.block_number},
+        )
+        return self._finish(job, commit.transaction_id, status.block_number, manifest.model_digest, pointer)
+
+    def _model_version(self, job: Job) -> Any:
+        try:
+            mv = self.parts.mlflow.get_model_version(job.name, job.version)
+        except Exception as exc:
+            if _is_missing(exc):
+                raise PermanentError(f"model version {job.name}/{job.version} is not in the MLflow registry") from exc
+            raise
+        status = str(getattr(mv, "status", "READY"))
+        if status.endswith("FAILED_REGISTRATION"):
+            raise PermanentError(f"MLflow failed to register {job.key}")
+        if not status.endswith("READY"):
+            raise NotReadyError(f"{job.key} is {status} in MLflow")
+        return mv
+
+    def _on_ledger(self, job: Job) -> Any | None:
+        try:
+            return self.parts.registry.get_model_version(job.name, job.version)
+        except NotFound:
+            return None
+
+    def _upload(self, job: Job, mv: Any) -> Job:
+        p = self.parts
+        uri = p.allowlist.check(p.mlflow.get_model_version_download_uri(job.name, job.version))
+        run = p.mlflow.get_run(mv.run_id) if mv.run_id else None
+        logged = None
+        model_id = getattr(mv, "model_id", None)
+        if model_id:
+            logged = p.mlflow.get_logged_model(model_id)
+            if run is None and getattr(logged, "source_run_id", None):
+                run = p.mlflow.get_run(logged.source_run_id)
+        with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
+            try:
+                with local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri) as folder:
+                    bundle = Path(tmp) / "model.sig.json"
+                    sign_model(folder, bundle, p.signing.key, p.signing.certificate, p.signing.chain)
+                    result = p.uploader.upload(folder, bundle=bundle, progress=False)
+                    prov = collect(mv, run, logged, folder)
+            except SourceError as exc:
+                raise RuntimeError(str(exc)) from exc
+        for ds in prov.datasets:
+            # Conflict: registered before with other metadata; the reference by digest still holds.
+            with contextlib.suppress(Conflict):
+                p.registry.register_dataset(ds.name, ds.sha256, ds.source)
+        provenance = {
+            "mlflow": prov.mlflow,
+            "framework": prov.framework,
+            "libraries": prov.libraries,
+            "params": prov.params,
+            "metrics": prov.metrics,
+            "datasets": prov.datasets,
+        }
+        return self.outbox.checkpoint(
+            job,
+            self.lease_seconds,
+            pointer=result.pointer.to_json(),
+            manifest=result.manifest.to_json(),
+            provenance=_provenance_json(provenance),
+        )
+
+    # ------------------------------------------------------------------ outcomes
+    def _finish(self, job: Job, tx_id: str, block: int, model_digest: str, pointer: StoragePointer) -> str:
+        self._tags(
+            job,
+            {
+                TAG_STATUS: "anchored",
+                TAG_TX: tx_id,
+                TAG_BLOCK: str(block),
+                TAG_DIGEST: model_digest,
+                TAG_STORAGE: storage_uri(pointer),
+            },
+            drop=(TAG_ERROR,),
+        )
+        self.outbox.complete(job, tx_id=tx_id, block=block)
+        return "done"
+
+    def _retry(self, job: Job, reason: str, tag: bool) -> str:
+        log.warning("retrying", extra={"job": job.key, "reason": reason, "attempt": job.attempts})
+        try:
+            after = self.outbox.retry(job, reason)
+        except LeaseLostError:
+            return "lost"
+        state = after.state
+        try:
+            if state == "dead":
+                self._tags(job, {TAG_STATUS: "failed", TAG_ERROR: after.reason[:4000]})
+            elif tag:
+                self._tags(job, {TAG_STATUS: "pending", TAG_ERROR: reason[:4000]})
+        except Exception as exc:  # MLflow down too: the reconciler tags later
+            log.warning("cannot tag", extra={"job": job.key, "reason": str(exc)})
+        return state
+
+    def _dead(self, job: Job, reason: str) -> str:
+        log.error("dead-lettered", extra={"job": job.key, "reason": reason})
+        try:
+            self.outbox.dead(job, reason)
+        except LeaseLostError:
+            return "lost"
+        try:
+            self._tags(job, {TAG_STATUS: "failed", TAG_ERROR: reason[:4000]})
+        except Exception as exc:
+            log.warning("cannot tag", extra={"job": job.key, "reason": str(exc)})
+        return "dead"
+
+    def _tags(self, job: Job, tags: dict[str, str], drop: tuple[str, ...] = ()) -> None:
+        for key, value in tags.items():
+            self.parts.mlflow.set_model_version_tag(job.name, job.version, key, value)
+        for key in drop:
+            try:
+                self.parts.mlflow.delete_model_version_tag(job.name, job.version, key)
+            except Exception as exc:
+                if not _is_missing(exc):
+                    raise
+
+
+def _provenance_json(prov: dict[str, Any]) -> dict[str, Any]:
+    """The provenance as plain JSON for the checkpoint, rebuilt into records when the job resumes."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return dataclasses.asdict(v)
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(v) for k, v in prov.items()}
+
+
+def provenance_records(doc: dict[str, Any]) -> dict[str, Any]:
+    """The checkpointed provenance as the records ``ModelVersionInput`` takes."""
+    return {
+        "mlflow": MLflowSource(**doc["mlflow"]),
+        "framework": Framework(**doc["framework"]),
+        "libraries": [Library(**x) for x in doc["libraries"]],
+        "params": [Param(**x) for x in doc["params"]],
+        "metrics": [Metric(**x) for x in doc["metrics"]],
+        "datasets": [DatasetRef(**x) for x in doc["datasets"]],
+    }

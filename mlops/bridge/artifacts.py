@@ -1,0 +1,67 @@
+"""Which artifact stores the bridge fetches from: an allowlist checked before any byte is fetched.
+
+The registry says where a version's files are (``models:/m-…``, ``runs:/…``);
+the bridge asks the registry for the concrete download URI and accepts only:
+
+- ``mlflow-artifacts:/<path>`` served by *our* tracking server (no other host);
+- ``s3://<bucket>/<key>`` in the MLflow artifacts bucket of this stack.
+
+Anything else is refused: ``file://`` (the bridge's own disk), other hosts or
+schemes, and paths with ``.`` or ``..`` segments, empty segments,
+backslashes, control characters or percent-encoding that hides them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+
+class SourceRefusedError(Exception):
+    """The artifact URI is outside the allowlist (names the URI and the rule)."""
+
+
+@dataclass(frozen=True)
+class ArtifactAllowlist:
+    """Where artifacts may come from.
+
+    Attributes:
+        tracking_netloc: ``host:port`` of our tracking server (``mlflow-artifacts://<this>/`` or no host).
+        s3_buckets: S3 buckets that hold MLflow artifacts.
+    """
+
+    tracking_netloc: str
+    s3_buckets: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, tracking_uri: str, s3_buckets: Iterable[str] = ()) -> ArtifactAllowlist:
+        return cls(urlparse(tracking_uri).netloc, tuple(s3_buckets))
+
+    def check(self, uri: str) -> str:
+        """Returns ``uri`` if it may be fetched.
+
+        Raises:
+            SourceRefusedError: It may not; the message says why.
+        """
+        if any(ord(c) < 32 or c == "\\" for c in uri):
+            raise SourceRefusedError(f"{uri!r}: control characters or backslashes")
+        parsed = urlparse(uri)
+        if parsed.query or parsed.fragment or parsed.params:
+            raise SourceRefusedError(f"{uri}: queries and fragments are not allowed")
+        if parsed.scheme == "mlflow-artifacts":
+            if parsed.netloc not in ("", self.tracking_netloc):
+                raise SourceRefusedError(f"{uri}: served by another host than this stack's tracking server")
+        elif parsed.scheme == "s3":
+            if parsed.netloc not in self.s3_buckets:
+                raise SourceRefusedError(f"{uri}: bucket {parsed.netloc!r} is not an MLflow artifact bucket here")
+        else:
+            raise SourceRefusedError(f"{uri}: scheme {parsed.scheme or '(none)'!r} is not an allowed artifact store")
+        path = parsed.path
+        for text in {path, unquote(path)}:
+            segments = text.strip("/").split("/")
+            if not text.strip("/") or any(s in ("", ".", "..") for s in segments):
+                raise SourceRefusedError(f"{uri}: empty, '.' or '..' path segments")
+        if any(enc in path.lower() for enc in ("%2f", "%5c", "%00")):
+            raise SourceRefusedError(f"{uri}: percent-encoded separators or NUL")
+        return uri

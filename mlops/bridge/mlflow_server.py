@@ -1,0 +1,251 @@
+"""The local MLflow tracking server: SQL backend, artifacts on the stack's MinIO, webhooks deliverable.
+
+``up`` starts ``mlflow server`` as a supervised native process (pid and start
+time under ``<state>/mlflow/pids``, output in ``logs/mlflow.log``) with:
+
+- ``--backend-store-uri``: SQLite in the state folder, or the PostgreSQL URI
+  in ``MODELLEDGER_MLFLOW_BACKEND_URI`` (needs ``pip install psycopg2-binary``);
+- ``--artifacts-destination s3://<bucket>/artifacts`` with ``--serve-artifacts``:
+  clients upload and download through the server (``mlflow-artifacts:/``), so
+  they need no S3 credentials and the URIs resolve from any host;
+- the webhook settings MLflow needs to deliver to a loopback receiver at all,
+  set for this local stack only: ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https``,
+  ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true``, a stable
+  ``MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY`` (a Fernet key kept 0600 in the state
+  folder; without it every worker makes its own and stored webhooks become
+  unreadable) and ``MLFLOW_WEBHOOK_CACHE_TTL=2`` (a new webhook is used within
+  2 s instead of 60).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from modelledger.mlops.bridge.settings import MlflowSettings
+from modelledger.mlops.store.s3server import (
+    REGION,
+    S3ServerError,
+    S3Settings,
+    error_code,
+    read_credentials,
+    s3_client,
+)
+from modelledger.network.errors import NodeFailedError
+from modelledger.network.private_files import read_or_create_secret
+from modelledger.network.processes import ProcessSupervisor, UpReport, remove_marked_dir, wait_healthy, wait_port_free
+
+PROCESS_NAME = "mlflow"
+STATE_MARKER = ".modelledger-mlflow"
+
+
+class MlflowServerError(Exception):
+    """The tracking server could not be set up, started or queried (names its log)."""
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def mlflow_argv(settings: MlflowSettings) -> list[str]:
+    """The server's command line (no secret: those go through the environment)."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        settings.backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        settings.artifacts_destination,
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        "1",
+    ]
+
+
+def mlflow_env(settings: MlflowSettings, s3: S3Settings) -> dict[str, str]:
+    """The server's complete environment: S3 access for artifacts and the webhook settings."""
+    creds = read_credentials(s3)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(settings.mlflow_dir),
+        "LANG": "C.UTF-8",
+        "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url,
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CA_BUNDLE": str(s3.ca_file),
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": read_or_create_secret(settings.webhook_key_file, _fernet_key),
+        "MLFLOW_WEBHOOK_CACHE_TTL": "2",
+        "MLFLOW_WEBHOOK_REQUEST_TIMEOUT": "10",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def server_health(settings: MlflowSettings) -> tuple[bool, str]:
+    """(True, "OK") when ``/health`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{settings.tracking_uri}/health", timeout=2) as resp:
+            body = resp.read(64).decode(errors="replace").strip()
+            return resp.status == 200, body or str(resp.status)
+    except (urllib.error.URLError, OSError) as exc:
+        return False, str(getattr(exc, "reason", exc))
+
+
+@dataclass
+class MlflowStatus:
+    tracking_uri: str
+    running: bool
+    healthy: bool
+    detail: str
+    pid: int | None
+    rss_kib: int
+    backend: str
+    artifacts: str
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.running and self.healthy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+class MlflowServer:
+    """The tracking server of one state folder: ``up``, ``down``, ``status``, ``clean``."""
+
+    def __init__(self, settings: MlflowSettings | None = None, s3: S3Settings | None = None) -> None:
+        self.settings = settings or MlflowSettings.from_env()
+        self.s3 = s3 or S3Settings(state_dir=self.settings.state_dir)
+        self.supervisor = ProcessSupervisor(self.settings.mlflow_dir)
+
+    @property
+    def log_path(self) -> Path:
+        return self.supervisor.log_path(PROCESS_NAME)
+
+    @property
+    def _address(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def up(self, say: Any = None) -> UpReport:
+        """Starts the server unless it runs; creates the artifacts bucket on the stack's MinIO if missing.
+
+        Raises:
+            MlflowServerError: S3 is not up, the port is taken, or the server exited or never got healthy.
+        """
+        say = say or (lambda _m: None)
+        s = self.settings
+        t0 = time.monotonic()
+        self._claim_state_dir()
+        actions = self._ensure_artifacts_bucket()
+        seconds_to_healthy = 0.0
+        running = self.supervisor.running(PROCESS_NAME)
+        if running is not None and running.tag != self._address:
+            raise MlflowServerError(
+                f"MLflow (pid {running.pid}) runs on {running.tag or 'an unknown address'}, not {self._address}; "
+                "run `modelledger mlflow down` first"
+            )
+        if running is None:
+            err = wait_port_free(s.host, s.port, 5.0)
+            if err is not None:
+                raise MlflowServerError(
+                    f"cannot start MLflow: port {s.host}:{s.port} is in use ({err.strerror}); "
+                    "stop that program or set MODELLEDGER_MLFLOW_PORT"
+                )
+            say(f"starting MLflow on {s.tracking_uri} (backend {self._backend_label()})")
+            self.supervisor.start(
+                PROCESS_NAME, mlflow_argv(s), mlflow_env(s, self.s3), cwd=s.mlflow_dir, tag=self._address
+            )
+            actions.append(f"started {PROCESS_NAME}")
+            t1 = time.monotonic()
+            self._wait_ready()
+            seconds_to_healthy = time.monotonic() - t1
+        else:
+            self._wait_ready()
+        return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
+
+    def _backend_label(self) -> str:
+        uri = self.settings.backend_store_uri
+        return uri.split("://", 1)[0] if "@" in uri else uri  # never print a password
+
+    def _ensure_artifacts_bucket(self) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket = self.settings.artifacts_bucket
+        try:
+            client = s3_client(self.s3)
+            try:
+                client.head_bucket(Bucket=bucket)
+                return []
+            except ClientError as exc:
+                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+            client.create_bucket(Bucket=bucket)
+            return [f"created bucket {bucket} for MLflow artifacts"]
+        except (ClientError, BotoCoreError, S3ServerError) as exc:
+            raise MlflowServerError(
+                f"the S3 server is not usable for MLflow's artifacts ({exc}); run `make s3-up`"
+            ) from exc
+
+    def _wait_ready(self) -> None:
+        try:
+            wait_healthy(
+                self.supervisor,
+                {PROCESS_NAME: lambda: server_health(self.settings)},
+                self.settings.health_timeout,
+                "MLflow",
+            )
+        except NodeFailedError as exc:
+            raise MlflowServerError(f"MLflow failed: {exc.reason} (log: {self.log_path})") from exc
+
+    def _claim_state_dir(self) -> None:
+        root = self.settings.mlflow_dir
+        if (root / STATE_MARKER).is_file():
+            return
+        if root.exists() and any(root.iterdir()):
+            raise MlflowServerError(
+                f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        (root / STATE_MARKER).write_text("ModelLedger MLflow state; `modelledger mlflow clean` deletes this folder\n")
+
+    def down(self) -> list[str]:
+        """Stops the server; the database and the artifacts are kept."""
+        return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME) else []
+
+    def clean(self) -> list[str]:
+        """Stops the server and deletes its state folder (the SQLite database; artifacts stay in S3)."""
+        stopped = self.down()
+        remove_marked_dir(self.settings.mlflow_dir, STATE_MARKER)
+        return stopped
+
+    def status(self) -> MlflowStatus:
+        info = self.supervisor.running(PROCESS_NAME)
+        ok, detail = server_health(self.settings) if info else (False, "not running")
+        return MlflowStatus(
+            tracking_uri=self.settings.tracking_uri,
+            running=info is not None,
+            healthy=ok,
+            detail=detail,
+            pid=info.pid if info else None,
+            rss_kib=info.rss_kib if info else 0,
+            backend=self._backend_label(),
+            artifacts=self.settings.artifacts_destination,
+            log=str(self.log_path),
+        )

@@ -1,0 +1,129 @@
+"""What the ledger records about where a model version came from, read from MLflow and the model folder.
+
+- hyperparameters and metrics of the run (and of the logged model, which win);
+- the MLflow run id, source, logged-model id, and the MLflow user;
+- the framework (the model's MLmodel flavor and its version) and the pinned
+  libraries of its ``requirements.txt``;
+- the training datasets: the run's dataset inputs that
+  :func:`modelledger.mlflow.log_dataset` logged with a full-content SHA-256
+  (input tags ``modelledger.sha256`` and ``modelledger.source``). Inputs
+  logged otherwise carry only MLflow's sampled digest and are left out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelledger.sdk.registry.records import DatasetRef, Framework, Library, Metric, MLflowSource, Param
+
+SHA256_TAG = "modelledger.sha256"
+SOURCE_TAG = "modelledger.source"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^;\s]+)")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Everything but the digests and the storage pointer."""
+
+    mlflow: MLflowSource
+    framework: Framework
+    libraries: list[Library]
+    params: list[Param]
+    metrics: list[Metric]
+    datasets: list[DatasetRef]
+
+
+def framework_of(model_dir: Path) -> Framework:
+    """The model's flavor (other than ``python_function``) and its version, from ``MLmodel``."""
+    try:
+        doc = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return Framework()
+    flavors: dict[str, Any] = doc.get("flavors") or {}
+    for name, conf in flavors.items():
+        if name == "python_function" or not isinstance(conf, dict):
+            continue
+        version = next((str(v) for k, v in sorted(conf.items()) if k.endswith("_version") and v), "")
+        return Framework(name=name, version=version)
+    return Framework()
+
+
+def libraries_of(model_dir: Path) -> list[Library]:
+    """The ``name==version`` pins of ``requirements.txt`` (other lines are not versions and are skipped)."""
+    try:
+        lines = (model_dir / "requirements.txt").read_text().splitlines()
+    except OSError:
+        return []
+    seen: dict[str, str] = {}
+    for line in lines:
+        m = _PIN.match(line.strip())
+        if m and m.group(1).lower() not in seen:
+            seen[m.group(1).lower()] = m.group(2)
+    return [Library(name=n, version=v) for n, v in sorted(seen.items())]
+
+
+def datasets_of(run: Any) -> list[DatasetRef]:
+    """Dataset inputs of the run that carry a full-content SHA-256 (see the module docstring)."""
+    refs: dict[str, DatasetRef] = {}
+    inputs = getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []
+    for di in inputs:
+        tags = {t.key: t.value for t in (di.tags or [])}
+        sha = tags.get(SHA256_TAG, "")
+        if not _HEX64.fullmatch(sha):
+            continue
+        source = tags.get(SOURCE_TAG) or str(di.dataset.source or "")
+        refs.setdefault(sha, DatasetRef(name=di.dataset.name or sha[:12], sha256=sha, source=source or "unknown"))
+    return sorted(refs.values(), key=lambda r: r.sha256)
+
+
+def _params(*sources: dict[str, str] | None) -> list[Param]:
+    merged: dict[str, str] = {}
+    for s in sources:
+        merged.update({str(k): str(v) for k, v in (s or {}).items()})
+    return [Param(key=k, value=v) for k, v in sorted(merged.items())]
+
+
+def _metrics(*sources: dict[str, float] | None) -> list[Metric]:
+    merged: dict[str, float] = {}
+    for s in sources:
+        merged.update({str(k): float(v) for k, v in (s or {}).items()})
+    return [Metric(key=k, value=v) for k, v in sorted(merged.items()) if math.isfinite(v)]
+
+
+def collect(model_version: Any, run: Any | None, logged_model: Any | None, model_dir: Path) -> Provenance:
+    """Provenance of one MLflow model version.
+
+    Args:
+        model_version: MLflow's ``ModelVersion`` (name, version, source, run_id, user_id).
+        run: The run that produced the model, or None.
+        logged_model: MLflow 3's ``LoggedModel`` behind a ``models:/m-…`` source, or None.
+        model_dir: The fetched model folder.
+    """
+    run_params = run.data.params if run is not None else None
+    run_metrics = run.data.metrics if run is not None else None
+    lm_params = getattr(logged_model, "params", None) if logged_model is not None else None
+    lm_metrics = None
+    if logged_model is not None:
+        lm_metrics = {m.key: m.value for m in (getattr(logged_model, "metrics", None) or [])}
+    run_id = model_version.run_id or (run.info.run_id if run is not None else "")
+    user = model_version.user_id or (run.info.user_id if run is not None else "") or ""
+    return Provenance(
+        mlflow=MLflowSource(
+            model_id=getattr(logged_model, "model_id", "") or "",
+            run_id=run_id or "",
+            source=model_version.source or "",
+            user=user,
+        ),
+        framework=framework_of(model_dir),
+        libraries=libraries_of(model_dir),
+        params=_params(run_params, lm_params),
+        metrics=_metrics(run_metrics, lm_metrics),
+        datasets=datasets_of(run) if run is not None else [],
+    )

@@ -1,0 +1,90 @@
+"""The reconciler: MLflow deliveries are fire-and-forget, so the registry is scanned for what the ledger lacks.
+
+On start and every ``reconcile_seconds``, every registry version is compared
+with the ledger (what the bridge's identity can read):
+
+- not on the ledger: a job is enqueued, or a done or transiently dead one is
+  revived (a permanently dead job stays dead: its reason does not go away);
+- on the ledger but not tagged ``anchored`` (tags lost, or MLflow was down
+  when the job finished): a job is enqueued or revived, and the worker only
+  writes the tags.
+
+Versions still being created in MLflow are left to the next scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelledger.mlops.bridge.anchor import TAG_STATUS
+from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.sdk.registry.client import RegistryClient
+
+log = logging.getLogger("modelledger.bridge.reconciler")
+
+PAGE = 500
+
+
+@dataclass
+class ReconcileReport:
+    """What one scan found and did."""
+
+    scanned: int = 0
+    on_ledger: int = 0
+    enqueued: list[str] = field(default_factory=list)
+    revived: list[str] = field(default_factory=list)
+
+
+def ledger_versions(registry: RegistryClient) -> set[tuple[str, str]]:
+    """Every (name, version) on the ledger that the caller may read."""
+    found: set[tuple[str, str]] = set()
+    bookmark = ""
+    while True:
+        page = registry.list_model_versions("", PAGE, bookmark)
+        found |= {(r.name, r.version) for r in page.records}
+        if not page.bookmark or page.fetched == 0:
+            return found
+        bookmark = page.bookmark
+
+
+def registry_versions(mlflow: Any) -> list[Any]:
+    """Every model version in the MLflow registry."""
+    out: list[Any] = []
+    token = None
+    while True:
+        page = mlflow.search_model_versions(max_results=PAGE, page_token=token)
+        out += list(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> ReconcileReport:
+    """One scan (see the module docstring)."""
+    report = ReconcileReport()
+    on_ledger = ledger_versions(registry)
+    for mv in registry_versions(mlflow):
+        report.scanned += 1
+        if not str(getattr(mv, "status", "READY")).endswith("READY"):
+            continue
+        key = (mv.name, str(mv.version))
+        anchored = (mv.tags or {}).get(TAG_STATUS) == "anchored"
+        if key in on_ledger:
+            report.on_ledger += 1
+            if anchored:
+                continue
+            reason = "on the ledger but not tagged anchored"
+        else:
+            reason = "tagged anchored but absent from the ledger" if anchored else "not on the ledger"
+        name = f"{key[0]}/{key[1]}"
+        if outbox.enqueue(key[0], key[1], "reconciler"):
+            report.enqueued.append(name)
+            log.info("enqueued", extra={"job": name, "reason": reason})
+        else:
+            job = outbox.get(*key)
+            if job is not None and job.state in ("done", "dead") and outbox.revive(key[0], key[1], reason):
+                report.revived.append(name)
+                log.info("revived", extra={"job": name, "reason": reason})
+    return report

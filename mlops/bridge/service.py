@@ -1,0 +1,302 @@
+"""The bridge process: receiver, workers and reconciler around one outbox; and its supervision.
+
+``modelledger bridge serve`` runs :class:`Bridge` in the foreground; ``bridge
+up`` starts that command as a supervised native process (pid and start time
+in ``<state>/bridge/pids``, JSON log lines in ``logs/bridge.log``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
+from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
+from modelledger.mlops.bridge.mlflow_server import mlflow_env
+from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
+from modelledger.mlops.bridge.reconciler import reconcile
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
+from modelledger.mlops.bridge.webhooks import EVENTS
+from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.upload import ModelUploader
+from modelledger.network.errors import NodeFailedError
+from modelledger.network.layout import NetworkLayout
+from modelledger.network.private_files import read_or_create_secret, write_private_file
+from modelledger.network.processes import ProcessSupervisor, UpReport, wait_healthy, wait_port_free
+from modelledger.network.settings import NetworkSettings
+from modelledger.sdk.profile import ConnectionProfile
+from modelledger.sdk.registry.client import RegistryClient
+
+log = logging.getLogger("modelledger.bridge")
+
+PROCESS_NAME = "bridge"
+WEBHOOK_NAME = "modelledger-bridge"
+REGISTRAR_ROLE = "registrar"
+
+
+class BridgeError(Exception):
+    """The bridge cannot start or be set up; the message says what is missing."""
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update({k: v for k, v in vars(record).items() if k not in self._STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(doc, default=str)
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "botocore", "boto3", "mlflow", "alembic", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def mlflow_client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bool = False) -> str:
+    """Creates (or updates) the bridge's webhook in MLflow with a generated secret; returns what was done.
+
+    The secret is kept 0600 in ``<state>/bridge/webhook-secret``; ``rotate``
+    makes a new one. MLflow stores it encrypted and never shows it again.
+    """
+    client = mlflow_client(mlflow.tracking_uri)
+    secret_file = settings.secret_file
+    fresh = rotate or not secret_file.exists()
+    if fresh:
+        write_private_file(secret_file, secrets.token_urlsafe(32) + "\n")
+    secret = read_or_create_secret(secret_file)
+    existing = [w for w in client.list_webhooks(max_results=100) if w.name == WEBHOOK_NAME]
+    events = list(EVENTS)
+    if existing:
+        hook = existing[0]
+        wanted = {str(e) for e in events}
+        same = hook.url == settings.webhook_url and {str(e) for e in hook.events} == wanted
+        if same and not fresh:
+            return f"webhook {hook.webhook_id} already installed for {settings.webhook_url}"
+        client.update_webhook(hook.webhook_id, url=settings.webhook_url, events=events, secret=secret, status="ACTIVE")
+        return f"updated webhook {hook.webhook_id} ({'new secret' if fresh else 'url/events'})"
+    hook = client.create_webhook(
+        name=WEBHOOK_NAME,
+        url=settings.webhook_url,
+        events=events,
+        description="ModelLedger: anchors every new model version on the ledger",
+        secret=secret,
+        status="ACTIVE",
+    )
+    return f"created webhook {hook.webhook_id} for {settings.webhook_url}"
+
+
+@dataclass
+class Bridge:
+    """Everything ``bridge serve`` runs."""
+
+    settings: BridgeSettings
+    mlflow: MlflowSettings
+    s3: S3Settings
+    profile_path: Path
+
+    @classmethod
+    def from_env(cls) -> Bridge:
+        settings = BridgeSettings.from_env()
+        return cls(
+            settings,
+            MlflowSettings.from_env(),
+            S3Settings.from_env(),
+            NetworkLayout(NetworkSettings.from_env().network_dir).connection_profile,
+        )
+
+    def serve(self, stop: threading.Event) -> None:
+        """Runs until ``stop`` is set: receiver, ``workers`` anchoring threads and the reconciler."""
+        s = self.settings
+        if not s.secret_file.exists():
+            raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
+        secret = s.secret_file.read_text().strip()
+        outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
+        client = mlflow_client(self.mlflow.tracking_uri)
+        prof = ConnectionProfile.load(self.profile_path)
+        gateway = prof.gateway(s.org, REGISTRAR_ROLE)
+        network = gateway.network(prof.channel)
+        registry = RegistryClient(network, prof.chaincode)
+        retention = s.retention_days or self.s3.retention_days
+        parts = AnchorParts(
+            mlflow=client,
+            registry=registry,
+            network=network,
+            uploader=ModelUploader(s3_client(self.s3), self.s3.bucket, dt.timedelta(days=retention)),
+            signing=SigningIdentity.from_msp(prof.user_msp(s.org, REGISTRAR_ROLE)),
+            allowlist=ArtifactAllowlist.of(self.mlflow.tracking_uri, [self.mlflow.artifacts_bucket]),
+            tracking_uri=self.mlflow.tracking_uri,
+        )
+        wake = threading.Event()
+
+        def exists(name: str, version: str) -> bool | None:
+            try:
+                client.get_model_version(name, version)
+                return True
+            except Exception as exc:
+                if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                    return False
+                return None  # cannot tell now; the worker re-reads
+
+        receiver = Receiver(secret, outbox, exists, s.max_body, s.freshness, on_accept=wake.set)
+        server = make_server(receiver, s.host, s.port)
+        serve_in_thread(server)
+        log.info("listening", extra={"url": s.webhook_url, "org": s.org, "workers": s.workers})
+        threads = [
+            threading.Thread(target=self._work, args=(Anchorer(parts, outbox, s.lease_seconds), outbox, wake, stop, i))
+            for i in range(s.workers)
+        ]
+        threads.append(threading.Thread(target=self._reconcile, args=(client, registry, outbox, wake, stop)))
+        for t in threads:
+            t.daemon = True
+            t.start()
+        try:
+            stop.wait()
+        finally:
+            server.shutdown()
+            wake.set()
+            for t in threads:
+                t.join(timeout=30)
+            gateway.close()
+            log.info("stopped")
+
+    def _work(self, anchorer: Anchorer, outbox: Outbox, wake: threading.Event, stop: threading.Event, i: int) -> None:
+        owner = f"{os.getpid()}-{i}-{secrets.token_hex(4)}"
+        while not stop.is_set():
+            try:
+                job = outbox.lease(owner, self.settings.lease_seconds)
+            except Exception:
+                log.exception("outbox unavailable")
+                stop.wait(1.0)
+                continue
+            if job is None:
+                due = outbox.next_due()
+                delay = 1.0 if due is None else max(0.05, min(1.0, due - time.time()))
+                wake.wait(delay)
+                wake.clear()
+                continue
+            t0 = time.perf_counter()
+            state = anchorer.process(job)
+            log.info("job", extra={"job": job.key, "state": state, "seconds": round(time.perf_counter() - t0, 3)})
+
+    def _reconcile(
+        self, client: Any, registry: RegistryClient, outbox: Outbox, wake: threading.Event, stop: threading.Event
+    ) -> None:
+        while not stop.is_set():
+            try:
+                report = reconcile(client, registry, outbox)
+                outbox.prune_deliveries(time.time() - 2 * self.settings.freshness)
+                if report.enqueued or report.revived:
+                    wake.set()
+                log.info(
+                    "reconciled",
+                    extra={"scanned": report.scanned, "enqueued": len(report.enqueued), "revived": len(report.revived)},
+                )
+            except Exception as exc:
+                log.warning(
+                    "reconcile failed", extra={"reason": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+                )
+            stop.wait(self.settings.reconcile_seconds)
+
+
+# --------------------------------------------------------------------------- supervision
+def bridge_health(settings: BridgeSettings) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(f"http://{settings.host}:{settings.port}/health", timeout=2) as resp:
+            doc = json.loads(resp.read(4096))
+            counts = doc.get("outbox", {})
+            return bool(doc.get("ok")), ", ".join(f"{k} {v}" for k, v in counts.items())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return False, str(getattr(exc, "reason", exc))
+
+
+class BridgeProcess:
+    """``bridge up/down/status``: the ``bridge serve`` command as a supervised process."""
+
+    def __init__(self, settings: BridgeSettings | None = None) -> None:
+        self.settings = settings or BridgeSettings.from_env()
+        self.supervisor = ProcessSupervisor(self.settings.bridge_dir)
+
+    @property
+    def log_path(self) -> Path:
+        return self.supervisor.log_path(PROCESS_NAME)
+
+    def up(self, timeout: float = 60.0) -> UpReport:
+        s = self.settings
+        t0 = time.monotonic()
+        if not s.secret_file.exists():
+            raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
+        if self.supervisor.running(PROCESS_NAME) is not None:
+            self._wait(timeout)
+            return UpReport([], time.monotonic() - t0, 0.0)
+        err = wait_port_free(s.host, s.port, 5.0)
+        if err is not None:
+            raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
+        env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
+        # Artifacts in the MLflow bucket may be read directly (s3://) with the stack's credentials.
+        env.update(
+            {
+                k: v
+                for k, v in mlflow_env(MlflowSettings(state_dir=s.state_dir), S3Settings(state_dir=s.state_dir)).items()
+                if k.startswith(("AWS_", "MLFLOW_S3"))
+            }
+        )
+        argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
+        self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir)
+        t1 = time.monotonic()
+        self._wait(timeout)
+        return UpReport([f"started {PROCESS_NAME}"], time.monotonic() - t0, time.monotonic() - t1)
+
+    def _wait(self, timeout: float) -> None:
+        try:
+            wait_healthy(self.supervisor, {PROCESS_NAME: lambda: bridge_health(self.settings)}, timeout, "bridge")
+        except NodeFailedError as exc:
+            raise BridgeError(f"bridge failed: {exc.reason} (log: {self.log_path})") from exc
+
+    def down(self) -> list[str]:
+        return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME, timeout=40) else []
+
+    def status(self) -> dict[str, Any]:
+        info = self.supervisor.running(PROCESS_NAME)
+        ok, detail = bridge_health(self.settings) if info else (False, "not running")
+        return {
+            "url": self.settings.webhook_url,
+            "running": info is not None,
+            "healthy": ok,
+            "detail": detail,
+            "pid": info.pid if info else None,
+            "rss_kib": info.rss_kib if info else 0,
+            "log": str(self.log_path),
+            "ok": info is not None and ok,
+        }

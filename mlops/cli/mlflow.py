@@ -1,0 +1,87 @@
+"""``modelledger mlflow``: run the local MLflow tracking server."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+
+from modelledger.mlops.bridge.mlflow_server import MlflowServer, MlflowServerError, MlflowStatus
+from modelledger.mlops.cli.network import JsonOpt
+from modelledger.mlops.cli.output import console, emit_json, fail
+
+app = typer.Typer(help="Run the MLflow tracking server (SQL backend, artifacts on MinIO).", no_args_is_help=True)
+
+
+def _server(as_json: bool) -> MlflowServer:
+    try:
+        return MlflowServer()
+    except ValueError as exc:
+        fail(str(exc), as_json)
+
+
+def render_status(st: MlflowStatus) -> None:
+    health = "[green]ready[/]" if st.healthy else f"[red]{escape(st.detail)}[/]"
+    console.print(
+        f"MLflow {st.tracking_uri} · {health} · pid {st.pid or '-'} · RSS {st.rss_kib / 1024:.0f} MiB", soft_wrap=True
+    )
+    console.print(f"  backend: {escape(st.backend)} · artifacts: {st.artifacts} · log: {st.log}", soft_wrap=True)
+
+
+@app.command()
+def up(as_json: JsonOpt = False) -> None:
+    """Start the tracking server (idempotent; the first start creates its database)."""
+    srv = _server(as_json)
+    try:
+        if as_json:
+            report = srv.up()
+        else:
+            with console.status("bringing MLflow up…") as spinner:
+                report = srv.up(say=lambda m: spinner.update(m))
+    except MlflowServerError as exc:
+        fail(str(exc), as_json)
+    st = srv.status()
+    if as_json:
+        emit_json({"actions": report.actions, "seconds": round(report.seconds, 2), "status": st.to_dict()})
+        return
+    if report.actions:
+        for a in report.actions:
+            console.print(f"  • {escape(a)}")
+        console.print(f"MLflow up in {report.seconds:.1f}s (ready {report.seconds_to_healthy:.1f}s after start)")
+    else:
+        console.print("MLflow already up and healthy: nothing changed")
+    render_status(st)
+
+
+@app.command()
+def down(as_json: JsonOpt = False) -> None:
+    """Stop the tracking server; its database and artifacts are kept."""
+    stopped = _server(as_json).down()
+    if as_json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print("stopped MLflow" if stopped else "MLflow was not running")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Health of the tracking server; exit 1 if it is not healthy."""
+    st = _server(as_json).status()
+    if as_json:
+        emit_json(st.to_dict())
+    else:
+        render_status(st)
+    if not st.ok:
+        raise SystemExit(1)
+
+
+@app.command()
+def clean(as_json: JsonOpt = False) -> None:
+    """Stop the tracking server and delete its state folder (artifacts in S3 stay)."""
+    try:
+        stopped = _server(as_json).clean()
+    except PermissionError as exc:
+        fail(str(exc), as_json)
+    if as_json:
+        emit_json({"stopped": stopped, "cleaned": True})
+    else:
+        console.print("MLflow state deleted")
