@@ -116,7 +116,13 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
         console.print(f"[red]mismatch[/]: {escape(what)}")
         if report.error:
             console.print(f"  error: {escape(report.error)}")
-        for label, paths in (("changed", report.changed), ("missing", report.missing), ("extra", report.extra)):
+        labelled = (
+            ("changed", report.changed),
+            ("missing", report.missing),
+            ("extra", report.extra),
+            ("unprotected", report.unprotected),
+        )
+        for label, paths in labelled:
             for p in paths:
                 console.print(f"  {label}: {escape(p)}")
     if not report.ok:

@@ -75,6 +75,10 @@ class Manifest:
                 raise ModelTreeError(f"{f.path}: sha256 must be 64 lowercase hex characters")
             if f.size < 0:
                 raise ModelTreeError(f"{f.path}: size must not be negative")
+        folders = {p.rsplit("/", i)[0] for p in seen for i in range(1, p.count("/") + 1)}
+        clash = sorted(seen & folders)
+        if clash:
+            raise ModelTreeError(f"{clash[0]}: listed as a file and as a folder of other files")
 
     @property
     def model_digest(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +35,26 @@ def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected
     if expected is not None and manifest != expected:
         raise StoreError(f"{pointer.uri} describes manifest {manifest.manifest_digest}, not {expected.manifest_digest}")
     root = Path(dest)
-    root.mkdir(mode=0o755, parents=False)
-    for sf in index.files:
-        target = root / check_relative_path(sf.path)
-        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        h = hashlib.sha256()
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            for ref in sf.chunks:
-                for part in read_blob(client, pointer.bucket, ref):
-                    h.update(part)
-                    out.write(part)
-        if h.hexdigest() != sf.sha256:
-            raise StoreError(f"{sf.path}: the fetched bytes do not match its recorded sha256")
+    if root.exists() or root.is_symlink():
+        raise FileExistsError(f"{root} exists; fetch into a new folder")
+    # Everything goes into a private sibling folder first; only a complete, checked copy takes the name.
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        for sf in index.files:
+            target = partial / check_relative_path(sf.path)
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            h = hashlib.sha256()
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                for ref in sf.chunks:
+                    for part in read_blob(client, pointer.bucket, ref):
+                        h.update(part)
+                        out.write(part)
+            if h.hexdigest() != sf.sha256:
+                raise StoreError(f"{sf.path}: the fetched bytes do not match its recorded sha256")
+        partial.chmod(0o755)
+        partial.rename(root)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return manifest

@@ -18,6 +18,8 @@ version id and SHA-256, each file by its SHA-256.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -33,6 +35,8 @@ INDEX_FORMAT = "modelledger.store/2"
 INDEX_NAME = "index.json"
 BLOB_PREFIX = "blobs/sha256/"
 NOT_THERE = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "MethodNotAllowed", "405"})
+MAX_INDEX_BYTES = 64 * 1024 * 1024  # an index of 10,000 files of 1,000 chunks each is about 2 GB: refused
+_HEX64 = frozenset("0123456789abcdef")
 
 
 class StoreError(Exception):
@@ -91,10 +95,19 @@ class BlobRef:
 
     @classmethod
     def from_json(cls, doc: Any) -> BlobRef:
-        ref = cls(str(doc["key"]), str(doc["sha256"]), int(doc["size"]), str(doc["versionId"]))
-        if ref.key != blob_key(ref.sha256) or ref.size < 0:
-            raise ValueError(f"blob {ref.key!r} is not named by its sha256 or has a negative size")
+        ref = cls(str(doc["key"]), str(doc["sha256"]), _count(doc["size"]), str(doc["versionId"]))
+        if len(ref.sha256) != 64 or not set(ref.sha256) <= _HEX64 or ref.key != blob_key(ref.sha256):
+            raise ValueError(f"blob {ref.key!r} is not named by a lowercase hex sha256")
+        if not ref.version_id:
+            raise ValueError(f"blob {ref.key!r} has no version id")
         return ref
+
+
+def _count(value: Any) -> int:
+    """A non-negative JSON integer (not a bool, float or string)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{value!r} is not a non-negative integer")
+    return value
 
 
 @dataclass(frozen=True)
@@ -163,15 +176,15 @@ class AnchoredIndex:
             files = []
             for f in doc["files"]:
                 chunks = tuple(BlobRef.from_json(c) for c in f["chunks"])
-                sf = StoredFile(str(f["path"]), int(f["size"]), str(f["sha256"]), chunks)
+                sf = StoredFile(str(f["path"]), _count(f["size"]), str(f["sha256"]), chunks)
                 if sum(c.size for c in chunks) != sf.size:
                     raise ValueError(f"{sf.path}: chunk sizes do not add up to the file size")
                 files.append(sf)
             bundle = BlobRef.from_json(doc["bundle"]) if doc.get("bundle") else None
-            index = cls(tuple(files), int(doc["chunkSize"]), bundle)
+            index = cls(tuple(files), _count(doc["chunkSize"]), bundle)
             m = index.manifest  # checks paths, duplicates and digests' form
-        except (KeyError, TypeError, AttributeError, ModelTreeError) as exc:
-            raise ValueError(f"not a valid index: {exc}") from exc
+        except (KeyError, TypeError, AttributeError, ModelTreeError, RecursionError) as exc:
+            raise ValueError(f"not a valid index: {type(exc).__name__} {exc}") from exc
         if doc.get("manifestDigest") != m.manifest_digest or doc.get("modelDigest") != m.model_digest:
             raise ValueError("the index's digests do not match its files")
         return index
@@ -184,7 +197,10 @@ def read_index(client: Any, pointer: StoragePointer) -> AnchoredIndex:
         StoreError: Unreadable, another SHA-256, or not a valid index.
     """
     try:
-        body = client.get_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)["Body"].read()
+        obj = client.get_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)
+        if obj.get("ContentLength", 0) > MAX_INDEX_BYTES:
+            raise StoreError(f"the index {pointer.uri} is larger than {MAX_INDEX_BYTES} bytes")
+        body = obj["Body"].read()
     except (ClientError, BotoCoreError) as exc:
         raise StoreError(f"cannot read the index {pointer.uri} version {pointer.version_id}: {exc}") from exc
     if hashlib.sha256(body).hexdigest() != pointer.sha256:
@@ -201,18 +217,71 @@ def read_blob(client: Any, bucket: str, ref: BlobRef, buffer: int = 8 * 1024 * 1
     Raises:
         StoreError: The version is gone (``missing`` in the message) or its bytes differ.
     """
+    where = f"s3://{bucket}/{ref.key} version {ref.version_id}"
     try:
         body = client.get_object(Bucket=bucket, Key=ref.key, VersionId=ref.version_id)["Body"]
+        h = hashlib.sha256()
+        size = 0
+        for part in body.iter_chunks(buffer):
+            h.update(part)
+            size += len(part)
+            yield part
     except ClientError as exc:
-        where = f"s3://{bucket}/{ref.key} version {ref.version_id}"
         if error_code(exc) in NOT_THERE:
             raise BlobMissingError(f"{where} is missing: {exc}") from exc
         raise StoreError(f"{where} is unreadable: {exc}") from exc
-    h = hashlib.sha256()
-    size = 0
-    for part in body.iter_chunks(buffer):
-        h.update(part)
-        size += len(part)
-        yield part
+    except BotoCoreError as exc:
+        raise StoreError(f"{where} is unreadable: {exc}") from exc
     if size != ref.size or h.hexdigest() != ref.sha256:
         raise StoreError(f"s3://{bucket}/{ref.key} version {ref.version_id} does not hold the recorded bytes")
+
+
+@dataclass(frozen=True)
+class LockState:
+    """How one recorded object version is protected.
+
+    Attributes:
+        ref: The object version (key, version id, SHA-256, size).
+        mode: Its Object Lock mode ("" if none, or if it is gone).
+        retain_until: End of its retention (the epoch if none).
+        problem: Empty when the version exists with the recorded bytes and a COMPLIANCE lock.
+    """
+
+    ref: BlobRef
+    mode: str
+    retain_until: dt.datetime
+    problem: str
+
+    @property
+    def sound(self) -> bool:
+        return not self.problem
+
+
+_EPOCH = dt.datetime.fromtimestamp(0, dt.UTC)
+
+
+def lock_state(client: Any, bucket: str, ref: BlobRef) -> LockState:
+    """HEADs the recorded version: it must exist, hold the recorded bytes (checksum, size), and be COMPLIANCE-locked."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=ref.key, VersionId=ref.version_id, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if error_code(exc) in NOT_THERE:
+            return LockState(ref, "", _EPOCH, f"{ref.key} version {ref.version_id} is gone")
+        raise
+    mode = str(head.get("ObjectLockMode") or "")
+    until = head.get("ObjectLockRetainUntilDate") or _EPOCH
+    checksum = base64.b64encode(bytes.fromhex(ref.sha256)).decode()
+    if head.get("ContentLength") != ref.size or head.get("ChecksumSHA256") != checksum:
+        return LockState(ref, mode, until, f"{ref.key} version {ref.version_id} does not hold the recorded bytes")
+    if mode != "COMPLIANCE":
+        return LockState(ref, mode, until, f"{ref.key} version {ref.version_id} is not COMPLIANCE-locked")
+    return LockState(ref, mode, until, "")
+
+
+def referenced(index: AnchoredIndex, pointer: StoragePointer, index_size: int) -> list[BlobRef]:
+    """Every object version an anchored copy consists of: the index itself, each chunk, the bundle."""
+    refs = [BlobRef(pointer.key, pointer.sha256, index_size, pointer.version_id)]
+    refs += [c for f in index.files for c in f.chunks]
+    if index.bundle is not None:
+        refs.append(index.bundle)
+    return refs

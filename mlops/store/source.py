@@ -35,7 +35,7 @@ def local_folder(
     Raises:
         SourceError: MLflow cannot resolve or download the URI.
     """
-    if not is_artifact_uri(str(source)):
+    if not is_artifact_uri(str(source)) or Path(source).exists():
         yield Path(source)
         return
     uri = str(source)

@@ -34,8 +34,9 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import Manifest, TreeFile, list_files, open_checked
+from modelledger.mlops.store.digest import Manifest, ModelTreeError, TreeFile, list_files, open_checked
 from modelledger.mlops.store.index import (
+    MAX_INDEX_BYTES,
     NOT_THERE,
     AnchoredIndex,
     BlobRef,
@@ -43,6 +44,8 @@ from modelledger.mlops.store.index import (
     StoredFile,
     blob_key,
     index_key,
+    lock_state,
+    referenced,
 )
 from modelledger.mlops.store.s3server import error_code
 
@@ -175,6 +178,8 @@ class ModelUploader:
             UploadError: S3 refused a step; no index was written.
         """
         files = list_files(folder)
+        if not files:
+            raise UploadError(f"{folder} holds no files: nothing to anchor")
         if bundle is not None and Path(bundle).resolve().is_relative_to(Path(folder).resolve()):
             raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
         total = sum(f.path.stat().st_size for f in files)
@@ -233,7 +238,11 @@ class ModelUploader:
                         failed(exc)
                         raise
 
-                return list(readers.map(read, files))
+                try:
+                    return list(readers.map(read, files))
+                except BaseException:
+                    stop.set()  # e.g. Ctrl-C in this thread: the pool threads stop at their next chunk
+                    raise
         except BaseException:
             if first:
                 raise first[0] from None
@@ -251,7 +260,8 @@ class ModelUploader:
         size = 0
         futures: list[Future[_Sent]] = []
         with open_checked(tf) as f:
-            expected = os.fstat(f.fileno()).st_size
+            before = os.fstat(f.fileno())
+            expected = before.st_size
             while not stop.is_set():
                 memory.acquire()
                 try:
@@ -264,14 +274,21 @@ class ModelUploader:
                     break
                 whole.update(data)
                 size += len(data)
-                futures.append(submit(data))
+                try:
+                    futures.append(submit(data))
+                except BaseException:
+                    memory.release(data)
+                    raise
                 last = len(data) < self.chunk_size
                 del data  # the sender holds the only reference
                 if last:
                     break
+            after = os.fstat(f.fileno())
         sent = [fu.result() for fu in futures]
         if stop.is_set():
             raise _Stopped()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != after.st_size:
+            raise ModelTreeError(f"{tf.rel}: changed while it was being read; upload again once it is stable")
         return StoredFile(tf.rel, size, whole.hexdigest(), tuple(s.ref for s in sent)), sent
 
     def _next_chunk(self, f: BinaryIO, memory: _ChunkMemory, left: int) -> bytes | bytearray:
@@ -282,9 +299,10 @@ class ModelUploader:
         n = _read_into(f, buf)
         if n == len(buf):
             return buf
-        memory.give_back(buf)  # the file shrank while being read: keep only what is there
         with memoryview(buf) as view:
-            return bytes(view[:n])
+            tail = bytes(view[:n])  # the file shrank while being read: keep only what is there
+        memory.give_back(buf)
+        return tail
 
     def _store_blob(self, data: bytes | bytearray, retain_until: dt.datetime) -> _Sent:
         """Stores ``data`` under its content address unless a locked version with these bytes is there."""
@@ -314,77 +332,97 @@ class ModelUploader:
         )
         return _Sent(BlobRef(key, digest.hex(), len(data), str(resp["VersionId"])), retain_until)
 
-    def _existing(self, manifest: Manifest, bundle: bool) -> UploadResult | None:
-        """The anchored copy of this manifest, if one exists: the oldest valid index version that describes it.
+    def _existing(self, index: AnchoredIndex, retain_until: dt.datetime) -> tuple[UploadResult | None, bool]:
+        """The anchored copy of exactly this index (same files, same bundle), if a sound one exists.
 
-        Later versions of the index key (anyone may write one) are ignored unless they match too.
+        The index key's versions are tried oldest first; anyone may write one,
+        so a version counts only if it parses, describes this manifest and
+        bundle, and it and every object it names are still COMPLIANCE-locked
+        with the recorded bytes. The copy found has its locks extended to
+        ``retain_until`` (a re-anchoring must last as long as a new one).
+
+        Returns:
+            The copy (or None), and whether the key has any version at all.
         """
-        key = index_key(manifest.manifest_digest)
-        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
-        candidates = sorted(
-            (v for v in listing.get("Versions", []) if v["Key"] == key), key=lambda v: v["LastModified"]
-        )
-        for v in candidates:
+        key = index_key(index.manifest.manifest_digest)
+        versions = []
+        for page in self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
+            versions += [v for v in page.get("Versions", []) if v["Key"] == key]
+        for v in sorted(versions, key=lambda v: v["LastModified"]):
+            if v.get("Size", 0) > MAX_INDEX_BYTES:
+                continue
             body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=v["VersionId"])["Body"].read()
             try:
-                index = AnchoredIndex.from_bytes(body)
+                found = AnchoredIndex.from_bytes(body)
             except ValueError:
                 continue
-            if index.manifest != manifest:
+            if found.manifest != index.manifest or _bundle_sha(found) != _bundle_sha(index):
                 continue
-            if bundle and index.bundle is None:
-                raise UploadError(
-                    f"model {manifest.manifest_digest} is already anchored without a signature bundle; "
-                    "a bundle cannot be added to an anchored copy"
-                )
             pointer = StoragePointer(self.bucket, key, v["VersionId"], hashlib.sha256(body).hexdigest())
-            return UploadResult(pointer, manifest, False, index)
-        return None
+            locks = [lock_state(self.client, self.bucket, ref) for ref in referenced(found, pointer, len(body))]
+            if not all(lock.sound for lock in locks):
+                continue
+            self._extend([lock.ref for lock in locks if lock.retain_until < retain_until], retain_until)
+            return UploadResult(pointer, found.manifest, False, found), True
+        return None, bool(versions)
+
+    def _extend(self, refs: list[BlobRef], retain_until: dt.datetime) -> None:
+        """Lengthens the COMPLIANCE retention of these versions to ``retain_until``."""
+        done: set[tuple[str, str]] = set()
+        for ref in refs:
+            pin = (ref.key, ref.version_id)
+            if pin in done:
+                continue
+            self.client.put_object_retention(
+                Bucket=self.bucket,
+                Key=ref.key,
+                VersionId=ref.version_id,
+                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain_until},
+            )
+            done.add(pin)
 
     def _anchor(
         self, index: AnchoredIndex, sent: list[_Sent], bundle: _Sent | None, retain_until: dt.datetime
     ) -> UploadResult:
-        manifest = index.manifest
-        existing = self._existing(manifest, bundle is not None)
+        index = AnchoredIndex(index.files, index.chunk_size, bundle.ref if bundle else None)
+        existing, key_used = self._existing(index, retain_until)
         if existing is not None:
             return existing
         # Chunks shared with older models must stay locked at least as long as this model's index.
-        extended: set[tuple[str, str]] = set()
-        for s in [*sent, *([bundle] if bundle else [])]:
-            pin = (s.ref.key, s.ref.version_id)
-            if pin in extended or (s.retain_until is not None and s.retain_until >= retain_until):
-                continue
-            self.client.put_object_retention(
-                Bucket=self.bucket,
-                Key=s.ref.key,
-                VersionId=s.ref.version_id,
-                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain_until},
-            )
-            extended.add(pin)
-        index = AnchoredIndex(index.files, index.chunk_size, bundle.ref if bundle else None)
+        stored = [*sent, *([bundle] if bundle else [])]
+        self._extend([s.ref for s in stored if s.retain_until is None or s.retain_until < retain_until], retain_until)
         body = index.to_bytes()
-        key = index_key(manifest.manifest_digest)
+        key = index_key(index.manifest.manifest_digest)
+        # The first index of a manifest is written only if the key is still free, so that a concurrent identical
+        # upload reuses it; a key that only holds other or unsound versions gets one more version.
+        condition = {} if key_used else {"IfNoneMatch": "*"}
         try:
-            # Only the first index of a manifest wins; a concurrent identical upload then reuses it.
-            resp = self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/json",
-                ChecksumSHA256=b64(hashlib.sha256(body).digest()),
-                IfNoneMatch="*",
-                ObjectLockMode="COMPLIANCE",
-                ObjectLockRetainUntilDate=retain_until,
-            )
+            resp = self._put_index(key, body, retain_until, condition)
         except ClientError as exc:
-            if error_code(exc) not in ("PreconditionFailed", "412"):
+            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
                 raise
-            existing = self._existing(manifest, False)
-            if existing is None:
-                raise UploadError(f"{key} exists but describes another manifest") from exc
-            return existing
+            existing, _ = self._existing(index, retain_until)
+            if existing is not None:
+                return existing
+            resp = self._put_index(key, body, retain_until, {})
         pointer = StoragePointer(self.bucket, key, resp["VersionId"], hashlib.sha256(body).hexdigest())
-        return UploadResult(pointer, manifest, True, index)
+        return UploadResult(pointer, index.manifest, True, index)
+
+    def _put_index(self, key: str, body: bytes, retain_until: dt.datetime, condition: dict[str, str]) -> Any:
+        return self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            ChecksumSHA256=b64(hashlib.sha256(body).digest()),
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=retain_until,
+            **condition,
+        )
+
+
+def _bundle_sha(index: AnchoredIndex) -> str:
+    return index.bundle.sha256 if index.bundle else ""
 
 
 class _Progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ from modelledger.mlops.store.index import (
     BlobRef,
     StoragePointer,
     StoreError,
+    lock_state,
     read_blob,
     read_index,
+    referenced,
 )
 from modelledger.mlops.store.s3server import error_code
 
@@ -31,17 +34,20 @@ class VerifyReport:
         changed: Paths present on both sides with another size or digest.
         missing: Paths in the manifest but not in the folder.
         extra: Paths in the folder but not in the manifest.
+        unprotected: Objects of an anchored copy (index, chunks, bundle) that are gone, hold other
+            bytes, are not COMPLIANCE-locked, or are locked for less time than the index.
         error: Set when the folder itself cannot be digested (e.g. a symlink leaving it).
     """
 
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    unprotected: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
     def ok(self) -> bool:
-        return not (self.changed or self.missing or self.extra or self.error)
+        return not (self.changed or self.missing or self.extra or self.unprotected or self.error)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -49,6 +55,7 @@ class VerifyReport:
             "changed": self.changed,
             "missing": self.missing,
             "extra": self.extra,
+            "unprotected": self.unprotected,
             "error": self.error,
         }
 
@@ -88,11 +95,13 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
     """Checks the anchored copy named by ``pointer`` against ``expected`` by re-reading every byte.
 
     The index must hash to ``pointer.sha256``. Each file listed in the index is
-    rebuilt from its chunks at their recorded versions and hashed in full. A
+    rebuilt from its chunks at their recorded versions and hashed in full; a
     file with a chunk that is gone is missing. A file is also changed when a
     chunk's key now answers with other bytes or a delete marker: a reader that
     ignores version ids would get something else. Files of the index that the
-    manifest does not list are extra.
+    manifest does not list are extra. The signature bundle is read and hashed
+    too. Every object version of the copy must be COMPLIANCE-locked at least
+    as long as the index; any that is not is listed as unprotected.
     """
     try:
         index = read_index(client, pointer)
@@ -100,6 +109,7 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
         return VerifyReport(error=str(exc))
     actual: list[FileEntry] = []
     superseded: set[str] = set()
+    problems: list[str] = []
     try:
         for sf in index.files:
             h = hashlib.sha256()
@@ -116,8 +126,25 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
             actual.append(FileEntry(sf.path, size, h.hexdigest()))
             if any(_latest_differs(client, pointer.bucket, ref) for ref in sf.chunks):
                 superseded.add(sf.path)
+        if index.bundle is not None:
+            try:
+                for _ in read_blob(client, pointer.bucket, index.bundle):
+                    pass
+            except StoreError as exc:
+                problems.append(f"signature bundle: {exc}")
+        index_size = int(
+            client.head_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)["ContentLength"]
+        )
+        locks = [lock_state(client, pointer.bucket, ref) for ref in referenced(index, pointer, index_size)]
     except (ClientError, BotoCoreError) as exc:
         return VerifyReport(error=f"cannot read the anchored copy at {pointer.uri}: {exc}")
+    index_until = locks[0].retain_until
+    for lock in locks:
+        if lock.problem:
+            problems.append(lock.problem)
+        elif lock.retain_until < index_until - dt.timedelta(seconds=1):
+            problems.append(f"{lock.ref.key} version {lock.ref.version_id} is locked for less time than the index")
     report = compare(Manifest(tuple(actual)), expected)
     report.changed = sorted(set(report.changed) | (superseded & {e.path for e in expected.files}))
+    report.unprotected = sorted(set(problems))
     return report

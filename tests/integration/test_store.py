@@ -181,13 +181,17 @@ def test_s3_verify_catches_a_flipped_byte_and_a_delete_marker_on_a_chunk_key(
     chunk = files["data/model.pkl"].chunks[1]
     data = bytearray(client.get_object(Bucket=p.bucket, Key=chunk.key, VersionId=chunk.version_id)["Body"].read())
     data[100] ^= 0x01
-    client.put_object(Bucket=p.bucket, Key=chunk.key, Body=bytes(data), **_lock())
+    tampered = client.put_object(Bucket=p.bucket, Key=chunk.key, Body=bytes(data), **_lock())["VersionId"]
     client.delete_object(Bucket=p.bucket, Key=files["salt.txt"].chunks[0].key)
     report = verify_s3(client, p, result.manifest)
     assert report.changed == ["data/model.pkl", "salt.txt"] and not report.ok
-    # The next upload of the same bytes does not reuse the tampered latest version.
-    again = uploader.upload(model, progress=False)
-    assert again.pointer == p
+    assert report.unprotected == []  # the recorded versions themselves are intact and locked
+    # A new model with the same weights does not reuse the tampered latest version of that chunk key.
+    (model / "salt.txt").write_text("another model")
+    other = uploader.upload(model, progress=False)
+    reused = next(f for f in other.index.files if f.path == "data/model.pkl").chunks[1]
+    assert reused.key == chunk.key and reused.version_id not in (tampered, chunk.version_id)
+    assert verify_s3(client, other.pointer, other.manifest).changed == []
 
 
 def test_unsafe_tree_uploads_nothing(client, uploader: ModelUploader, model: Path, tmp_path: Path) -> None:
@@ -260,15 +264,67 @@ def test_concurrent_identical_uploads_share_one_index(uploader: ModelUploader, m
     assert sorted([a.created, b.created]) == [False, True]
 
 
-def test_a_bundle_cannot_be_added_to_an_anchored_copy(uploader: ModelUploader, model: Path, tmp_path: Path) -> None:
+def test_a_signed_upload_gets_its_own_index_version(
+    client, uploader: ModelUploader, model: Path, tmp_path: Path
+) -> None:
     (model / "model.sig.json").write_text("a model file that happens to have this name")
-    uploader.upload(model, progress=False)
+    plain = uploader.upload(model, progress=False)
     bundle = tmp_path / "sig.json"
     bundle.write_text('{"bundle": true}')
-    with pytest.raises(UploadError, match="already anchored without a signature bundle"):
-        uploader.upload(model, bundle=bundle, progress=False)
+    signed = uploader.upload(model, bundle=bundle, progress=False)
+    assert signed.created and signed.pointer.key == plain.pointer.key
+    assert signed.pointer.version_id != plain.pointer.version_id and signed.index.bundle is not None
+    assert uploader.upload(model, progress=False).pointer == plain.pointer
+    assert uploader.upload(model, bundle=bundle, progress=False).pointer == signed.pointer
+    assert verify_s3(client, signed.pointer, signed.manifest).ok and verify_s3(client, plain.pointer, plain.manifest).ok
     with pytest.raises(UploadError, match="must not be inside the model folder"):
         uploader.upload(model, bundle=model / "model.sig.json", progress=False)
+
+
+def test_junk_or_unsound_index_versions_do_not_block_anchoring(
+    client, uploader: ModelUploader, model: Path, tmp_path: Path
+) -> None:
+    manifest = digest_folder(model)
+    key = f"models/{manifest.manifest_digest}/index.json"
+    # Junk written first under the key, then a well-formed index naming chunk versions that do not exist.
+    client.put_object(Bucket=uploader.bucket, Key=key, Body=b"{}", **_lock())
+    bogus = AnchoredIndex(
+        tuple(
+            dataclasses.replace(f, chunks=tuple(dataclasses.replace(c, version_id="bogus") for c in f.chunks))
+            for f in ModelUploader(client, uploader.bucket, uploader.retention, chunk_size=CHUNK)
+            .upload(tmp_path.joinpath("unused").mkdir() or model, progress=False)
+            .index.files
+        ),
+        CHUNK,
+    )
+    client.put_object(Bucket=uploader.bucket, Key=key, Body=bogus.to_bytes(), **_lock())
+    result = uploader.upload(model, progress=False)
+    assert verify_s3(client, result.pointer, manifest).ok
+    assert uploader.upload(model, progress=False).pointer == result.pointer
+
+
+def test_an_expired_copy_is_anchored_again(client, s3_server: S3Server, model: Path) -> None:
+    import time
+
+    (model / "unique.txt").write_text(os.urandom(16).hex())  # a chunk no other test shares (and extends)
+    brief = ModelUploader(client, s3_server.settings.bucket, retention=dt.timedelta(seconds=2), chunk_size=CHUNK)
+    first = brief.upload(model, progress=False)
+    time.sleep(3)
+    # Retention over: a chunk version can now be deleted, and the old copy is no longer whole.
+    gone = next(f for f in first.index.files if f.path == "unique.txt").chunks[0]
+    client.delete_object(Bucket=first.pointer.bucket, Key=gone.key, VersionId=gone.version_id)
+    report = verify_s3(client, first.pointer, first.manifest)
+    assert report.missing == ["unique.txt"] and any("is gone" in u for u in report.unprotected)
+    again = ModelUploader(client, s3_server.settings.bucket, retention=dt.timedelta(seconds=30), chunk_size=CHUNK)
+    second = again.upload(model, progress=False)
+    assert second.created and second.pointer.version_id != first.pointer.version_id
+    assert verify_s3(client, second.pointer, second.manifest).ok
+
+
+def test_an_empty_folder_is_not_anchored(uploader: ModelUploader, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UploadError, match="holds no files"):
+        uploader.upload(tmp_path / "empty", progress=False)
 
 
 def test_fetch_writes_the_exact_files_and_refuses_another_manifest(
@@ -285,6 +341,20 @@ def test_fetch_writes_the_exact_files_and_refuses_another_manifest(
     with pytest.raises(StoreError, match="describes manifest"):
         fetch_model(client, result.pointer, tmp_path / "refused", other)
     assert not (tmp_path / "refused").exists()
+    # A file whose chunks hold other bytes: nothing appears under the name, nothing is left behind.
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    (pair / "a.txt").write_text("aaaa" + os.urandom(4).hex())
+    (pair / "b.txt").write_text("bbbb" + os.urandom(4).hex())
+    files = {f.path: f for f in uploader.upload(pair, progress=False).index.files}
+    forged = AnchoredIndex((dataclasses.replace(files["a.txt"], chunks=files["b.txt"].chunks), files["b.txt"]), CHUNK)
+    body = forged.to_bytes()
+    p = result.pointer
+    version = client.put_object(Bucket=p.bucket, Key=p.key, Body=body, **_lock())["VersionId"]
+    pointer = StoragePointer(p.bucket, p.key, version, hashlib.sha256(body).hexdigest())
+    with pytest.raises(StoreError, match=r"a\.txt: the fetched bytes do not match"):
+        fetch_model(client, pointer, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad.partial-*"))
 
 
 def test_an_mlflow_artifact_uri_is_fetched_privately_and_anchored(

@@ -213,3 +213,10 @@ def test_a_file_swapped_after_listing_is_refused_when_read(model: Path, tmp_path
     (model / "MLmodel.new").replace(model / "MLmodel")
     with pytest.raises(ModelTreeError, match="MLmodel: changed while the model was being read"):
         sha256_file(target)
+
+
+def test_a_path_cannot_be_both_a_file_and_a_folder() -> None:
+    h = "0" * 64
+    with pytest.raises(ModelTreeError, match="a/b: listed as a file and as a folder of other files"):
+        Manifest((FileEntry("a/b", 1, h), FileEntry("a/b/c", 1, h)))
+    assert len(Manifest((FileEntry("a/b/c", 1, h), FileEntry("a/bc", 1, h))).files) == 2

@@ -47,10 +47,13 @@ def _mutate(fn) -> bytes:
         (lambda d: d["files"][0].update(path="../etc/passwd"), "must not contain empty, '.' or '..' segments"),
         (lambda d: d["files"][0].update(path="/abs"), "must be a relative path"),
         (lambda d: d["files"][1]["chunks"].pop(), "chunk sizes do not add up to the file size"),
-        (lambda d: d["files"][0]["chunks"][0].update(key="blobs/sha256/" + "0" * 64), "is not named by its sha256"),
+        (
+            lambda d: d["files"][0]["chunks"][0].update(key="blobs/sha256/" + "0" * 64),
+            "is not named by a lowercase hex sha256",
+        ),
         (lambda d: d.update(manifestDigest="0" * 64), "the index's digests do not match its files"),
         (lambda d: d["files"].append(d["files"][0]), "listed twice in the manifest"),
-        (lambda d: d.pop("files"), "not a valid index: 'files'"),
+        (lambda d: d.pop("files"), "not a valid index: KeyError 'files'"),
     ],
 )
 def test_an_inconsistent_index_is_refused_with_the_reason(change, message: str) -> None:
