@@ -25,7 +25,7 @@ from modelledger.network.errors import NodeFailedError
 HealthCheck = Callable[[], tuple[bool, str]]
 
 
-def _proc_start_time(pid: int) -> int | None:
+def process_start_time(pid: int) -> int | None:
     """The process start time in clock ticks since boot, or None if gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -93,7 +93,7 @@ class ProcessInfo:
     @property
     def alive(self) -> bool:
         """True when this exact process (same pid and start time) still runs."""
-        return _proc_start_time(self.pid) == self.start_time
+        return process_start_time(self.pid) == self.start_time
 
     @property
     def rss_kib(self) -> int:
@@ -181,7 +181,7 @@ class ProcessSupervisor:
             )
         start_time = None
         for _ in range(50):
-            start_time = _proc_start_time(proc.pid)
+            start_time = process_start_time(proc.pid)
             if start_time is not None:
                 break
             time.sleep(0.01)

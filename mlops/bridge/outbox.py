@@ -119,8 +119,7 @@ class Outbox:
         if not self.path.exists():
             self.path.touch(mode=0o600)
         self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(SCHEMA)
+        self._db().executescript(SCHEMA)  # idempotent DDL; executescript manages its own transaction
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -205,6 +204,23 @@ class Outbox:
             return cur.rowcount == 1
 
     # ------------------------------------------------------------------ work
+    def release_orphans(self, owner_alive: Callable[[str], bool]) -> list[str]:
+        """Returns to pending the leased jobs whose owner is known to be gone (a crashed bridge on this host).
+
+        Without this a restarted bridge would wait for the old leases to expire.
+        """
+        now = self.clock()
+        with self._tx() as db:
+            rows = db.execute("SELECT key, lease_owner FROM jobs WHERE state = 'leased'").fetchall()
+            gone = [r["key"] for r in rows if not owner_alive(r["lease_owner"])]
+            for key in gone:
+                db.execute(
+                    "UPDATE jobs SET state = 'pending', next_at = ?, lease_owner = '', lease_until = 0, updated_at = ?"
+                    " WHERE key = ? AND state = 'leased'",
+                    (now, now, key),
+                )
+            return gone
+
     def lease(self, owner: str, lease_seconds: float) -> Job | None:
         """Takes the next ready job (pending and due, or leased with an expired lease), or None."""
         now = self.clock()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -27,14 +28,20 @@ from modelledger.mlops.bridge.mlflow_server import mlflow_env
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
 from modelledger.mlops.bridge.webhooks import EVENTS
 from modelledger.mlops.store.s3server import S3Settings, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.network.errors import NodeFailedError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.private_files import read_or_create_secret, write_private_file
-from modelledger.network.processes import ProcessSupervisor, UpReport, wait_healthy, wait_port_free
+from modelledger.network.processes import (
+    ProcessSupervisor,
+    UpReport,
+    process_start_time,
+    wait_healthy,
+    wait_port_free,
+)
 from modelledger.network.settings import NetworkSettings
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
@@ -141,6 +148,7 @@ class Bridge:
         s = self.settings
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
+        prefer_proxied_downloads()
         secret = s.secret_file.read_text().strip()
         outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
         client = mlflow_client(self.mlflow.tracking_uri)
@@ -159,6 +167,9 @@ class Bridge:
             tracking_uri=self.mlflow.tracking_uri,
         )
         wake = threading.Event()
+        orphans = outbox.release_orphans(owner_alive)
+        if orphans:
+            log.info("took over jobs of a stopped bridge", extra={"jobs": orphans})
 
         def exists(name: str, version: str) -> bool | None:
             try:
@@ -192,7 +203,7 @@ class Bridge:
             log.info("stopped")
 
     def _work(self, anchorer: Anchorer, outbox: Outbox, wake: threading.Event, stop: threading.Event, i: int) -> None:
-        owner = f"{os.getpid()}-{i}-{secrets.token_hex(4)}"
+        owner = f"{socket.gethostname()}:{os.getpid()}:{process_start_time(os.getpid())}:{i}"
         while not stop.is_set():
             try:
                 job = outbox.lease(owner, self.settings.lease_seconds)
@@ -228,6 +239,21 @@ class Bridge:
                     "reconcile failed", extra={"reason": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
                 )
             stop.wait(self.settings.reconcile_seconds)
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the worker that holds a lease still runs: owners are ``host:pid:start time:worker``.
+
+    Owners on other hosts are assumed alive (their leases expire on their own).
+    """
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname():
+        return True
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return True
+    return str(process_start_time(pid)) == parts[2]
 
 
 # --------------------------------------------------------------------------- supervision

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,17 @@ DEFAULT_MLFLOW_PORT = 7950
 DEFAULT_BRIDGE_PORT = 7960
 DEFAULT_ARTIFACTS_BUCKET = "modelledger-mlflow"
 WEBHOOK_PATH = "/webhooks/mlflow"
+
+
+def prefer_proxied_downloads() -> None:
+    """Makes this process's MLflow client download artifacts through the tracking server.
+
+    MLflow 3.17 clients otherwise ask the server for presigned S3 URLs (it
+    advertises them for any S3 destination) and fetch from the S3 endpoint
+    directly, which other hosts cannot reach and whose private CA they do not
+    trust. An explicit setting in the environment wins.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
 
 
 @dataclass(frozen=True)

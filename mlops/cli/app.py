@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelledger.mlops.cli import chaincode, ledger, mlflow, model, network, s3, store
+from modelledger.mlops.cli import bridge, chaincode, ledger, mlflow, model, network, s3, store
 
 app = typer.Typer(
     help="ModelLedger: prove which model ran, where it came from and who signed off.",
@@ -18,6 +18,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(s3.app, name="s3")
 app.add_typer(store.app, name="store")
 app.add_typer(mlflow.app, name="mlflow")
+app.add_typer(bridge.app, name="bridge")
 
 
 def main() -> None:

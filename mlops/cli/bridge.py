@@ -1,0 +1,133 @@
+"""``modelledger bridge``: install the MLflow webhook and run the bridge that anchors every model version."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from modelledger.mlops.bridge.mlflow_server import MlflowServerError
+from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.service import (
+    Bridge,
+    BridgeError,
+    BridgeProcess,
+    configure_logging,
+    install_webhook,
+)
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
+from modelledger.mlops.cli.network import JsonOpt
+from modelledger.mlops.cli.output import console, emit_json, fail
+
+app = typer.Typer(help="The MLflow bridge: webhook, outbox, anchoring worker, reconciler.", no_args_is_help=True)
+
+
+def _settings(as_json: bool) -> BridgeSettings:
+    try:
+        return BridgeSettings.from_env()
+    except ValueError as exc:
+        fail(str(exc), as_json)
+
+
+@app.command()
+def install(
+    rotate: Annotated[bool, typer.Option("--rotate", help="Generate a new webhook secret.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (or update) the MLflow webhook that tells the bridge about new model versions."""
+    settings = _settings(as_json)
+    try:
+        done = install_webhook(settings, MlflowSettings.from_env(), rotate=rotate)
+    except Exception as exc:  # MLflow unreachable or refusing: say so plainly
+        fail(f"cannot install the webhook in MLflow: {exc}", as_json)
+    if as_json:
+        emit_json({"done": done, "url": settings.webhook_url, "secret_file": str(settings.secret_file)})
+    else:
+        console.print(f"{escape(done)} · secret kept in {settings.secret_file}")
+
+
+@app.command()
+def serve() -> None:
+    """Run the bridge in the foreground (what `bridge up` starts); JSON log lines on stdout."""
+    configure_logging()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        Bridge.from_env().serve(stop)
+    except (BridgeError, MlflowServerError, ValueError, OSError) as exc:
+        fail(str(exc), False)
+
+
+@app.command()
+def up(as_json: JsonOpt = False) -> None:
+    """Start the bridge as a background process (idempotent); it needs `bridge install` first."""
+    proc = BridgeProcess(_settings(as_json))
+    try:
+        report = proc.up()
+    except BridgeError as exc:
+        fail(str(exc), as_json)
+    st = proc.status()
+    if as_json:
+        emit_json({"actions": report.actions, "seconds": round(report.seconds, 2), "status": st})
+        return
+    console.print(
+        f"bridge {'started' if report.actions else 'already running'} · {st['url']} · pid {st['pid']} · {st['detail']}"
+    )
+
+
+@app.command()
+def down(as_json: JsonOpt = False) -> None:
+    """Stop the bridge; its outbox keeps every job (a restarted bridge resumes them)."""
+    stopped = BridgeProcess(_settings(as_json)).down()
+    if as_json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print("stopped the bridge" if stopped else "the bridge was not running")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Health of the bridge and its outbox counts; exit 1 if it is not running and healthy."""
+    st = BridgeProcess(_settings(as_json)).status()
+    if as_json:
+        emit_json(st)
+    else:
+        health = "[green]ready[/]" if st["healthy"] else f"[red]{escape(st['detail'])}[/]"
+        console.print(f"bridge {st['url']} · {health} · pid {st['pid'] or '-'} · RSS {st['rss_kib'] / 1024:.0f} MiB")
+        if st["healthy"]:
+            console.print(f"  outbox: {escape(st['detail'])} · log: {st['log']}", soft_wrap=True)
+    if not st["ok"]:
+        raise SystemExit(1)
+
+
+@app.command()
+def jobs(
+    state: Annotated[
+        str | None, typer.Option("--state", help="Only jobs in this state (pending, leased, done, dead).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The outbox: every model version the bridge knows, its state, attempts and last reason."""
+    settings = _settings(as_json)
+    if not settings.outbox_file.exists():
+        fail(f"no outbox at {settings.outbox_file}: the bridge never ran here", as_json)
+    rows = Outbox(settings.outbox_file).jobs(state)
+    if as_json:
+        emit_json(
+            [
+                {k: v for k, v in r.__dict__.items() if k != "checkpoint"} | {"tx_id": r.checkpoint.get("tx_id", "")}
+                for r in rows
+            ]
+        )
+        return
+    table = Table("job", "state", "attempts", "origin", "tx id", "reason")
+    for r in rows:
+        table.add_row(
+            escape(r.key), r.state, str(r.attempts), r.origin, r.checkpoint.get("tx_id", "")[:16], escape(r.reason[:80])
+        )
+    console.print(table)
