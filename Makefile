@@ -31,22 +31,52 @@ tools: ## Build the pinned Fabric, Fabric CA and MinIO binaries into .tools/ (se
 
 # --- the whole stack (grows with later parts) ----------------------------------------------
 .PHONY: demo
-demo: up ## Bring everything up and print its status
-	@$(CLI) chaincode status
-	@$(CLI) s3 status
+demo: up ## Bring everything up, then train, register, anchor and verify a model (and a tampered copy)
+	@$(CLI) demo
 
 .PHONY: up
-up: network-up deploy-chaincode s3-up ## Bring the stack up: network, chaincode, S3 (idempotent)
+up: network-up deploy-chaincode s3-up mlflow-up bridge-up ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent)
 
 .PHONY: down
-down: network-down s3-down ## Stop the stack, keeping all data
+down: bridge-down mlflow-down network-down s3-down ## Stop the stack, keeping all data
 
 .PHONY: status
-status: install ## Status of the stack (nodes, chaincode servers, S3); exit 1 if any part is unhealthy
-	@rc=0; $(CLI) network status || rc=1; $(CLI) s3 status || rc=1; exit $$rc
+status: install ## Status of the stack (nodes, chaincode servers, S3, MLflow, bridge); exit 1 if any part is unhealthy
+	@rc=0; $(CLI) network status || rc=1; $(CLI) s3 status || rc=1; $(CLI) mlflow status || rc=1; \
+	$(CLI) bridge status || rc=1; exit $$rc
 
 .PHONY: clean
-clean: network-clean s3-clean ## Stop the stack and wipe all generated state
+clean: bridge-clean mlflow-clean network-clean s3-clean ## Stop the stack and wipe all generated state
+
+# --- MLflow and the bridge ----------------------------------------------------------------
+.PHONY: mlflow-up
+mlflow-up: install s3-up ## Start the MLflow tracking server on 127.0.0.1:7950 (SQLite, artifacts on MinIO, webhooks)
+	@$(CLI) mlflow up
+
+.PHONY: mlflow-down
+mlflow-down: install ## Stop the MLflow tracking server (its database is kept)
+	@$(CLI) mlflow down
+
+.PHONY: mlflow-clean
+mlflow-clean: install ## Stop MLflow and delete its database
+	@$(CLI) mlflow clean
+
+.PHONY: bridge-up
+bridge-up: install mlflow-up ## Install the MLflow webhook and start the bridge on 127.0.0.1:7960 (idempotent)
+	@$(CLI) bridge install
+	@$(CLI) bridge up
+
+.PHONY: bridge-down
+bridge-down: install ## Stop the bridge (its outbox keeps every job)
+	@$(CLI) bridge down
+
+.PHONY: bridge-clean
+bridge-clean: install ## Stop the bridge and delete its outbox and webhook secret
+	@$(CLI) bridge clean
+
+.PHONY: bridge-status
+bridge-status: install ## Bridge health, outbox counts and jobs
+	@$(CLI) bridge status; $(CLI) bridge jobs
 
 # --- network ------------------------------------------------------------------------------
 .PHONY: network-up

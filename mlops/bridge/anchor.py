@@ -268,12 +268,12 @@ class Anchorer:
     def _finish(self, job: Job, tx_id: str, block: int, model_digest: str, pointer: StoragePointer) -> str:
         self._tags(
             job,
-            {
-                TAG_STATUS: "anchored",
+            {  # the status last: whoever sees "anchored" finds the other tags already there
                 TAG_TX: tx_id,
                 TAG_BLOCK: str(block),
                 TAG_DIGEST: model_digest,
                 TAG_STORAGE: storage_uri(pointer),
+                TAG_STATUS: "anchored",
             },
             drop=(TAG_ERROR,),
         )

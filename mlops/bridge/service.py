@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 import sys
 import threading
@@ -312,6 +313,12 @@ class BridgeProcess:
 
     def down(self) -> list[str]:
         return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME, timeout=40) else []
+
+    def clean(self) -> list[str]:
+        """Stops the bridge and deletes its folder (outbox, webhook secret, logs)."""
+        stopped = self.down()
+        shutil.rmtree(self.settings.bridge_dir, ignore_errors=True)
+        return stopped
 
     def status(self) -> dict[str, Any]:
         info = self.supervisor.running(PROCESS_NAME)

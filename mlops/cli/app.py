@@ -21,6 +21,14 @@ app.add_typer(mlflow.app, name="mlflow")
 app.add_typer(bridge.app, name="bridge")
 
 
+@app.command()
+def demo() -> None:
+    """Train, log and register a model in MLflow, wait for its anchoring, verify it and a tampered copy."""
+    from modelledger.mlops.demo import run
+
+    raise SystemExit(run())
+
+
 def main() -> None:
     """Runs the CLI."""
     app()

@@ -91,6 +91,16 @@ def down(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def clean(as_json: JsonOpt = False) -> None:
+    """Stop the bridge and delete its outbox, webhook secret and logs (run `bridge install` again after)."""
+    stopped = BridgeProcess(_settings(as_json)).clean()
+    if as_json:
+        emit_json({"stopped": stopped, "cleaned": True})
+    else:
+        console.print("bridge state deleted")
+
+
+@app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Health of the bridge and its outbox counts; exit 1 if it is not running and healthy."""
     st = BridgeProcess(_settings(as_json)).status()

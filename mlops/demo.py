@@ -1,0 +1,204 @@
+"""``modelledger demo``: a data scientist's run and a compliance officer's checks, on the running stack.
+
+1. train an XGBoost classifier on scikit-learn's breast cancer data (shipped
+   with scikit-learn, so no network is needed);
+2. log its parameters, metrics and training data (full-content SHA-256 via
+   :func:`modelledger.mlflow.log_dataset`) and register it in MLflow, exactly
+   as a data scientist would;
+3. wait for the bridge to anchor it (the MLflow tags say so);
+4. as an auditor, print the ledger record and the S3 pointer, and verify both
+   the model MLflow serves and the anchored copy against the ledger;
+5. tamper with a copy of the model and show the verification naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.settings import MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.store.digest import Manifest
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.verify import verify_folder, verify_s3
+from modelledger.network.layout import NetworkLayout
+from modelledger.network.settings import NetworkSettings
+from modelledger.sdk.profile import ConnectionProfile
+from modelledger.sdk.registry.client import RegistryClient
+
+MODEL_NAME = "breast-cancer-xgb"
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which and why."""
+
+
+def _step(console: Console, n: int, text: str) -> None:
+    console.print(f"\n[bold cyan]{n}.[/] [bold]{text}[/]")
+
+
+def train_and_register(console: Console, tracking_uri: str) -> tuple[str, str, float]:
+    """Trains, logs and registers the model; returns (name, version, seconds at registration)."""
+    import mlflow
+    import mlflow.xgboost
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from modelledger.mlflow import log_dataset
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("modelledger-demo")
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame
+    x_train, x_test, y_train, y_test = train_test_split(
+        frame.drop(columns="target"), frame["target"], test_size=0.25, random_state=7, stratify=frame["target"]
+    )
+    params = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.2, "subsample": 0.9, "random_state": 7}
+    model = xgb.XGBClassifier(**params, eval_metric="logloss")
+    model.fit(x_train, y_train)
+    proba = model.predict_proba(x_test)[:, 1]
+    metrics = {"accuracy": float(accuracy_score(y_test, proba > 0.5)), "roc_auc": float(roc_auc_score(y_test, proba))}
+    console.print(
+        f"   trained on {len(x_train)} samples, tested on {len(x_test)}: "
+        f"accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}"
+    )
+    with mlflow.start_run(run_name="xgb-breast-cancer") as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        train = x_train.assign(target=y_train)
+        logged = log_dataset(train, name="breast-cancer-train", source="sklearn.datasets.load_breast_cancer")
+        console.print(f"   logged training data {logged.name}: SHA-256 {logged.sha256[:16]}… (every row, every value)")
+        info = mlflow.xgboost.log_model(model, name="model")
+    t0 = time.monotonic()
+    mv = mlflow.register_model(info.model_uri, MODEL_NAME)
+    console.print(f"   registered [bold]{MODEL_NAME}[/] version {mv.version} from run {run.info.run_id[:12]}…")
+    return MODEL_NAME, str(mv.version), t0
+
+
+def wait_anchored(
+    console: Console, client: Any, name: str, version: str, since: float, timeout: float = 120
+) -> dict[str, str]:
+    """Polls the version's tags until the bridge marks it anchored (or failed)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    with console.status("   waiting for the bridge…") as status:
+        while time.monotonic() < deadline:
+            tags = client.get_model_version(name, version).tags
+            state = tags.get(TAG_STATUS, "")
+            if state != last:
+                status.update(f"   ledger.status = {state or '(not yet)'} after {time.monotonic() - since:.1f}s")
+                last = state
+            if state == "anchored":
+                console.print(f"   [green]anchored[/] {time.monotonic() - since:.1f}s after registration")
+                return tags
+            if state == "failed":
+                raise DemoError(f"the bridge could not anchor {name}/{version}: {tags.get(TAG_ERROR, '')}")
+            time.sleep(0.2)
+    raise DemoError(
+        f"{name}/{version} not anchored after {timeout:.0f}s (ledger.status={last or 'unset'}, "
+        f"ledger.error={client.get_model_version(name, version).tags.get(TAG_ERROR, '')}); see `make bridge-status`"
+    )
+
+
+def run(console: Console | None = None) -> int:
+    """Runs the demo on the stack described by the environment; returns the exit code."""
+    console = console or Console()
+    prefer_proxied_downloads()
+    # MLflow's hints about schema inference and dataset sources are noise here.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow_settings = MlflowSettings.from_env()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
+    try:
+        _step(console, 1, "A data scientist trains, logs and registers a model in MLflow (nothing else)")
+        name, version, t0 = train_and_register(console, mlflow_settings.tracking_uri)
+
+        _step(console, 2, "The bridge anchors it: digest, signature, write-once S3, ledger endorsed by every org")
+        tags = wait_anchored(console, client, name, version, t0)
+        console.print(f"   MLflow tags: ledger.tx_id {tags[TAG_TX][:16]}…, ledger.block {tags[TAG_BLOCK]}")
+
+        _step(console, 3, "A compliance officer (Org1 auditor) reads the ledger record")
+        profile = ConnectionProfile.load(NetworkLayout(NetworkSettings.from_env().network_dir).connection_profile)
+        with profile.gateway("Org1MSP", "auditor") as gw:
+            record = RegistryClient(gw.network(profile.channel), profile.chaincode).get_model_version(name, version)
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_row("model digest", record.model_digest)
+        table.add_row("manifest", f"{record.manifest_digest} ({len(record.manifest.files)} files)")
+        for f in record.manifest.files:
+            table.add_row("", f"{f.path}  {f.size} bytes  sha256 {f.sha256[:16]}…")
+        table.add_row("S3 pointer", f"s3://{record.storage.bucket}/{record.storage.key}")
+        table.add_row("", f"version {record.storage.version_id}, index sha256 {record.storage.sha256[:16]}…")
+        table.add_row("MLflow", f"run {record.mlflow.run_id}, source {record.mlflow.source}")
+        table.add_row("framework", f"{record.framework.name} {record.framework.version}")
+        for d in record.datasets:
+            table.add_row(
+                "training data", f"{d.name}  sha256 {d.sha256[:16]}…  (registered on the ledger: {d.registered})"
+            )
+        table.add_row("params", ", ".join(f"{p.key}={p.value}" for p in record.params))
+        table.add_row("metrics", ", ".join(f"{m.key}={m.value:.4f}" for m in record.metrics))
+        table.add_row("registrant", f"{record.registrant.role}@{record.registrant.msp_id}")
+        table.add_row("status", f"{record.status}, tx {record.registered_tx_id[:16]}… at {record.registered_at}")
+        console.print(table)
+        expected = Manifest.from_json({"files": [f.__dict__ for f in record.manifest.files]})
+        s = record.storage
+        pointer = StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
+        if tags.get(TAG_STORAGE, "").split("?")[0] != pointer.uri:
+            raise DemoError(f"the MLflow tag storage.uri {tags.get(TAG_STORAGE)} is not the ledger's pointer")
+
+        _step(console, 4, "Verification: the model MLflow serves and the anchored copy, byte for byte")
+        import mlflow.artifacts
+
+        work = Path(tempfile.mkdtemp(prefix="modelledger-demo-"))
+        try:
+            # The version's artifact location, as the bridge read it. (A `models:/name/version` download
+            # adds MLflow's own `registered_model_meta` file, which is not part of the model.)
+            served = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=client.get_model_version_download_uri(name, version),
+                    dst_path=str(work / "served"),
+                    tracking_uri=mlflow_settings.tracking_uri,
+                )
+            )
+            report = verify_folder(served, expected)
+            console.print(f"   model from MLflow vs ledger: {'[green]ok[/]' if report.ok else '[red]MISMATCH[/]'}")
+            anchored = verify_s3(s3_client(S3Settings.from_env()), pointer, expected)
+            console.print(f"   anchored S3 copy vs ledger:  {'[green]ok[/]' if anchored.ok else '[red]MISMATCH[/]'}")
+            if not (report.ok and anchored.ok):
+                raise DemoError(f"verification failed: {report.to_json()} {anchored.to_json()}")
+
+            _step(console, 5, "Tampering: one flipped byte in a copy of the model")
+            tampered = work / "tampered"
+            shutil.copytree(served, tampered)
+            target = max((p for p in tampered.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+            data = bytearray(target.read_bytes())
+            data[len(data) // 2] ^= 0x01
+            target.write_bytes(bytes(data))
+            bad = verify_folder(tampered, expected)
+            if bad.ok:
+                raise DemoError("the tampered copy verified: this must never happen")
+            console.print(
+                f"   verification [red]fails[/]: changed {bad.changed}, missing {bad.missing}, extra {bad.extra}"
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except DemoError as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}")
+        return 1
+    console.print(
+        f"\n[bold green]done.[/] Next: [bold].venv/bin/modelledger store verify --ledger {name} {version}[/]"
+        f" · [bold].venv/bin/modelledger model history {name} {version}[/]"
+    )
+    return 0

@@ -1,0 +1,89 @@
+"""``modelledger.mlflow``: the one call a data scientist adds to make training data provenance cryptographic.
+
+:func:`log_dataset` hashes the full content of a dataset (files, folders or a
+pandas DataFrame; never MLflow's sampled digest), logs it as an input of the
+active MLflow run as MLflow always does, and tags that input with the
+SHA-256. When a model of that run is registered, the bridge registers the
+dataset on the ledger (as its organisation's registrar) and the model's
+ledger record references it by digest. Passing ``registry`` registers it on
+the ledger at once, as the caller's own Fabric identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from modelledger.mlops.bridge.provenance import SHA256_TAG, SOURCE_TAG
+from modelledger.mlops.store.digest import dataframe_digest, dataset_digest
+
+__all__ = ["LoggedDataset", "log_dataset"]
+
+
+class LoggedDataset:
+    """What :func:`log_dataset` logged: name, full-content SHA-256 and source."""
+
+    def __init__(self, name: str, sha256: str, source: str) -> None:
+        self.name = name
+        self.sha256 = sha256
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"LoggedDataset(name={self.name!r}, sha256={self.sha256!r}, source={self.source!r})"
+
+
+def _is_frame(data: Any) -> bool:
+    return all(hasattr(data, a) for a in ("columns", "dtypes", "itertuples"))
+
+
+def log_dataset(
+    data: str | Path | Sequence[str | Path] | Any,
+    name: str | None = None,
+    source: str | None = None,
+    context: str = "training",
+    targets: str | None = None,
+    registry: Any | None = None,
+) -> LoggedDataset:
+    """Logs ``data`` as an input of the active MLflow run, with its full-content SHA-256.
+
+    Args:
+        data: A file, a folder, several of them, or a pandas DataFrame.
+        name: Dataset name (default: the file or folder name, or ``dataframe``).
+        source: Where the data came from, as recorded on the ledger (default: the
+            absolute path(s); for a DataFrame, ``"dataframe"`` unless given).
+        context: MLflow's input context (``training``, ``validation`` ...).
+        targets: For a DataFrame, the target column (as in ``mlflow.data.from_pandas``).
+        registry: A :class:`~modelledger.sdk.registry.client.RegistryClient` to register the
+            dataset on the ledger now (otherwise the bridge does when it anchors a model).
+
+    Returns:
+        The name, SHA-256 and source that were logged.
+
+    Raises:
+        ValueError: ``data`` is none of the accepted kinds, or a path does not exist.
+    """
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    if _is_frame(data):
+        sha = dataframe_digest(data)
+        label = name or "dataframe"
+        where = source or "dataframe"
+        dataset = mlflow.data.from_pandas(data, source=source, name=label, targets=targets)
+    else:
+        paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
+        if not paths:
+            raise ValueError("log_dataset needs at least one file or folder")
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise ValueError(f"log_dataset: no such file or folder: {', '.join(missing)}")
+        sha = dataset_digest(paths)
+        label = name or paths[0].name
+        where = source or ",".join(str(p.resolve()) for p in paths)
+        dataset = MetaDataset(source=resolve_dataset_source(str(paths[0].resolve())), name=label)
+    mlflow.log_input(dataset, context=context, tags={SHA256_TAG: sha, SOURCE_TAG: where[:2048]})
+    if registry is not None:
+        registry.register_dataset(label, sha, where[:2048])
+    return LoggedDataset(label, sha, where)
