@@ -1,0 +1,109 @@
+"""The outbox: leases, takeover, checkpoints, retries, dead letters, replay detection, durability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox, backoff
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, clock: Clock) -> Outbox:
+    return Outbox(tmp_path / "b" / "outbox.db", max_attempts=3, clock=clock)
+
+
+def test_a_version_is_enqueued_once_and_the_file_is_private(outbox: Outbox) -> None:
+    assert outbox.enqueue("m", "1", "webhook") and not outbox.enqueue("m", "1", "reconciler")
+    assert outbox.counts() == {"pending": 1, "leased": 0, "done": 0, "dead": 0}
+    assert (outbox.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_delivery_id_is_accepted_once_and_creates_its_job_atomically(outbox: Outbox) -> None:
+    assert outbox.accept_delivery("d1", "model_version.created", "m", "1")
+    assert not outbox.accept_delivery("d1", "model_version.created", "m", "1")
+    assert outbox.delivery_seen("d1") and not outbox.delivery_seen("d2")
+    assert [j.key for j in outbox.jobs()] == ["m/1"] and outbox.get("m", "1").origin == "webhook"
+
+
+def test_a_lease_expires_and_another_worker_takes_over_the_checkpoint(outbox: Outbox, clock: Clock) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    a = outbox.lease("worker-a", 60)
+    assert a is not None and a.attempts == 1 and outbox.lease("worker-b", 60) is None
+    a = outbox.checkpoint(a, 60, pointer={"key": "k"})
+    clock.now += 61
+    b = outbox.lease("worker-b", 60)
+    assert b is not None and b.checkpoint == {"pointer": {"key": "k"}} and b.attempts == 2
+    with pytest.raises(LeaseLostError, match="the lease of worker-a is gone"):
+        outbox.checkpoint(a, 60, tx_id="x")
+    with pytest.raises(LeaseLostError):
+        outbox.complete(a)
+    outbox.complete(b, tx_id="t", block=7)
+    assert outbox.get("m", "1").state == "done" and outbox.get("m", "1").checkpoint["block"] == 7
+
+
+def test_transient_failures_back_off_then_die_as_revivable(outbox: Outbox, clock: Clock) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    for attempt in (1, 2):
+        job = outbox.lease("w", 60)
+        after = outbox.retry(job, "peer unavailable")
+        assert after.state == "pending" and after.next_at == clock.now + backoff(attempt)
+        assert outbox.lease("w", 60) is None  # not due yet
+        clock.now = after.next_at
+    job = outbox.lease("w", 60)
+    dead = outbox.retry(job, "peer unavailable")
+    assert dead.state == "dead" and dead.transient and dead.reason == "gave up after 3 attempts: peer unavailable"
+    assert outbox.revive("m", "1", "not on the ledger")
+    assert outbox.get("m", "1").state == "pending" and outbox.get("m", "1").attempts == 0
+
+
+def test_a_permanent_failure_is_not_revived(outbox: Outbox) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    outbox.dead(outbox.lease("w", 60), "INVALID: manifest")
+    assert not outbox.revive("m", "1", "not on the ledger")
+    assert outbox.get("m", "1").state == "dead" and outbox.get("m", "1").reason == "INVALID: manifest"
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff(n) for n in (1, 2, 3, 4, 7, 8, 30)] == [1, 2, 4, 8, 60, 60, 60]
+
+
+def test_orphaned_leases_go_back_to_pending(outbox: Outbox) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    outbox.enqueue("m", "2", "webhook")
+    outbox.lease("host:1:1:0", 300)
+    outbox.lease("host:2:2:0", 300)
+    assert outbox.release_orphans(lambda owner: owner == "host:2:2:0") == ["m/1"]
+    assert {j.key: j.state for j in outbox.jobs()} == {"m/1": "pending", "m/2": "leased"}
+
+
+def test_everything_committed_survives_a_new_process(tmp_path: Path, clock: Clock) -> None:
+    first = Outbox(tmp_path / "o.db", clock=clock)
+    first.accept_delivery("d1", "model_version.created", "m", "1")
+    job = first.checkpoint(first.lease("w", 60), 60, tx_id="abc")
+    del first  # no close: as if the process died
+    second = Outbox(tmp_path / "o.db", clock=clock)
+    assert second.get("m", "1").checkpoint == {"tx_id": "abc"} and second.delivery_seen("d1")
+    assert job.key == "m/1"
+
+
+def test_old_delivery_ids_are_pruned(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept_delivery("old", "model_version.created", "m", "1")
+    clock.now += 1000
+    outbox.accept_delivery("new", "model_version.created", "m", "2")
+    assert outbox.prune_deliveries(clock.now - 600) == 1
+    assert not outbox.delivery_seen("old") and outbox.delivery_seen("new")

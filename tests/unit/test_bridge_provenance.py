@@ -1,0 +1,59 @@
+"""Provenance read from MLflow objects and the model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace as NS
+
+from modelledger.mlops.bridge.provenance import collect, datasets_of, framework_of, libraries_of
+
+SHA = "ab" * 32
+
+
+def test_framework_and_pinned_libraries_come_from_the_model_folder(tmp_path: Path) -> None:
+    (tmp_path / "MLmodel").write_text(
+        "flavors:\n  python_function: {python_version: 3.11.7}\n  xgboost: {code: null, xgb_version: 3.2.0}\n"
+    )
+    (tmp_path / "requirements.txt").write_text(
+        "mlflow==3.17.2\nxgboost==3.2.0\n-r other.txt\nnumpy>=2\nscikit-learn[extra]==1.9.1\n"
+    )
+    assert (framework_of(tmp_path).name, framework_of(tmp_path).version) == ("xgboost", "3.2.0")
+    assert [(lib.name, lib.version) for lib in libraries_of(tmp_path)] == [
+        ("mlflow", "3.17.2"),
+        ("scikit-learn", "1.9.1"),
+        ("xgboost", "3.2.0"),
+    ]
+    assert framework_of(tmp_path / "missing").name == ""
+
+
+def _input(name: str, tags: dict[str, str], source: str = '{"uri": "x"}'):
+    return NS(dataset=NS(name=name, source=source), tags=[NS(key=k, value=v) for k, v in tags.items()])
+
+
+def test_only_inputs_with_a_full_content_digest_become_datasets() -> None:
+    run = NS(
+        inputs=NS(
+            dataset_inputs=[
+                _input("train", {"modelledger.sha256": SHA, "modelledger.source": "s3://data/train.parquet"}),
+                _input("sampled", {"mlflow.data.context": "training"}),
+                _input("bad", {"modelledger.sha256": "XYZ"}),
+                _input("again", {"modelledger.sha256": SHA}),
+            ]
+        )
+    )
+    refs = datasets_of(run)
+    assert [(r.name, r.sha256, r.source) for r in refs] == [("train", SHA, "s3://data/train.parquet")]
+
+
+def test_collect_merges_run_and_logged_model_and_drops_non_finite_metrics(tmp_path: Path) -> None:
+    mv = NS(run_id=None, source="models:/m-1", user_id="")
+    run = NS(
+        info=NS(run_id="r1", user_id="alice"),
+        data=NS(params={"depth": "3", "lr": "0.1"}, metrics={"auc": 0.9, "loss": float("nan")}),
+        inputs=NS(dataset_inputs=[]),
+    )
+    logged = NS(model_id="m-1", params={"lr": "0.2"}, metrics=[NS(key="auc", value=0.95)])
+    p = collect(mv, run, logged, tmp_path)
+    assert (p.mlflow.model_id, p.mlflow.run_id, p.mlflow.source, p.mlflow.user) == ("m-1", "r1", "models:/m-1", "alice")
+    assert [(x.key, x.value) for x in p.params] == [("depth", "3"), ("lr", "0.2")]
+    assert [(x.key, x.value) for x in p.metrics] == [("auc", 0.95)]

@@ -1,0 +1,124 @@
+"""The receiver over a real loopback HTTP server: every answer, and what reaches the outbox."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
+from modelledger.mlops.bridge.webhooks import sign
+
+SECRET = "receiver-secret"
+KNOWN = {("fraud", "1"), ("fraud", "2")}
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox.db")
+
+
+@pytest.fixture
+def port(outbox: Outbox) -> Iterator[int]:
+    woken = []
+
+    def exists(name: str, version: str) -> bool | None:
+        return None if name == "unknowable" else (name, version) in KNOWN
+
+    receiver = Receiver(SECRET, outbox, exists, max_body=4096, freshness=300, on_accept=lambda: woken.append(1))
+    server = make_server(receiver, "127.0.0.1", 0)
+    serve_in_thread(server)
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def post(port: int, body: bytes, headers: dict[str, str], path: str = "/webhooks/mlflow") -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", path, body=body, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read() or b"{}")
+
+
+def signed(name: str, version: str, delivery_id: str, event: tuple[str, str] = ("model_version", "created")):
+    body = json.dumps({"entity": event[0], "action": event[1], "data": {"name": name, "version": version}}).encode()
+    ts = str(int(time.time()))
+    return body, {
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": ts,
+        "X-MLflow-Signature": sign(SECRET, delivery_id, ts, body),
+        "Content-Type": "application/json",
+    }
+
+
+def test_a_valid_delivery_is_committed_then_acknowledged(port: int, outbox: Outbox) -> None:
+    status, body = post(port, *signed("fraud", "1", "d-1"))
+    assert (status, body) == (202, {"status": "accepted", "job": "fraud/1"})
+    assert outbox.get("fraud", "1").state == "pending" and outbox.delivery_seen("d-1")
+
+
+def test_a_replayed_delivery_is_refused_and_changes_nothing(port: int, outbox: Outbox) -> None:
+    body, headers = signed("fraud", "1", "d-1")
+    assert post(port, body, headers)[0] == 202
+    status, answer = post(port, body, headers)
+    assert status == 409 and "duplicate delivery id" in answer["error"]
+    assert len(outbox.jobs()) == 1
+
+
+def test_a_version_the_registry_lacks_is_refused(port: int, outbox: Outbox) -> None:
+    status, answer = post(port, *signed("example_model", "1", "d-x"))
+    assert status == 422 and answer["error"] == "model version example_model/1 is not in the registry"
+    assert outbox.jobs() == [] and not outbox.delivery_seen("d-x")
+
+
+def test_when_the_registry_cannot_be_asked_the_delivery_is_kept(port: int, outbox: Outbox) -> None:
+    assert post(port, *signed("unknowable", "4", "d-u"))[0] == 202
+    assert outbox.get("unknowable", "4") is not None
+
+
+def test_tag_events_are_acknowledged_and_ignored(port: int, outbox: Outbox) -> None:
+    status, answer = post(port, *signed("fraud", "2", "d-t", ("model_version_tag", "set")))
+    assert (status, answer["status"]) == (202, "ignored") and outbox.jobs() == []
+
+
+def test_forged_and_stale_deliveries_are_refused(port: int, outbox: Outbox) -> None:
+    body, headers = signed("fraud", "1", "d-f")
+    assert (
+        post(port, body, {**headers, "X-MLflow-Signature": sign("wrong", "d-f", headers["X-MLflow-Timestamp"], body)})[
+            0
+        ]
+        == 401
+    )
+    old = str(int(time.time()) - 3600)
+    stale = {**headers, "X-MLflow-Timestamp": old, "X-MLflow-Signature": sign(SECRET, "d-f", old, body)}
+    status, answer = post(port, body, stale)
+    assert status == 400 and answer["error"].startswith("stale delivery")
+    assert outbox.jobs() == []
+
+
+def test_oversized_unsized_and_misdirected_requests_are_refused(port: int, outbox: Outbox) -> None:
+    body, headers = signed("fraud", "1", "d-big")
+    big = body + b" " * 5000
+    assert post(port, big, headers)[0] == 413
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.putrequest("POST", "/webhooks/mlflow")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    conn.send(b"0\r\n\r\n")
+    assert conn.getresponse().status == 411
+    assert post(port, body, headers, path="/other")[0] == 404
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("PUT", "/webhooks/mlflow", body=b"{}")
+    assert conn.getresponse().status == 405
+    assert outbox.jobs() == []
+
+
+def test_health_reports_the_outbox(port: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/health")
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["outbox"]["pending"] == 0
