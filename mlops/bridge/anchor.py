@@ -128,6 +128,12 @@ def _is_missing(exc: Exception) -> bool:
     return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
+def logged_model_id(source: str | None) -> str:
+    """The logged-model id of a ``models:/m-<id>`` source (MLflow 3), or ""."""
+    rest = (source or "").removeprefix("models:/")
+    return rest if rest != (source or "") and rest.startswith("m-") and "/" not in rest else ""
+
+
 def storage_uri(pointer: StoragePointer) -> str:
     return f"{pointer.uri}?versionId={pointer.version_id}"
 
@@ -230,7 +236,7 @@ class Anchorer:
         uri = p.allowlist.check(p.mlflow.get_model_version_download_uri(job.name, job.version))
         run = p.mlflow.get_run(mv.run_id) if mv.run_id else None
         logged = None
-        model_id = getattr(mv, "model_id", None)
+        model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)
         if model_id:
             logged = p.mlflow.get_logged_model(model_id)
             if run is None and getattr(logged, "source_run_id", None):

@@ -132,7 +132,7 @@ class MlflowServer:
 
     def __init__(self, settings: MlflowSettings | None = None, s3: S3Settings | None = None) -> None:
         self.settings = settings or MlflowSettings.from_env()
-        self.s3 = s3 or S3Settings(state_dir=self.settings.state_dir)
+        self.s3 = s3 or S3Settings.from_env()
         self.supervisor = ProcessSupervisor(self.settings.mlflow_dir)
 
     @property

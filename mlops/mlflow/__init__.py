@@ -71,7 +71,8 @@ def log_dataset(
         sha = dataframe_digest(data)
         label = name or "dataframe"
         where = source or "dataframe"
-        dataset = mlflow.data.from_pandas(data, source=source, name=label, targets=targets)
+        # ``source`` is free text for the ledger; MLflow would try to resolve it as a URI, so it only goes in the tag.
+        dataset = mlflow.data.from_pandas(data, name=label, targets=targets)
     else:
         paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
         if not paths:

@@ -53,7 +53,7 @@ def network(tmp_path_factory: pytest.TempPathFactory, tools_dir: Path) -> Iterat
     net.clean()
 
 
-def _free_port_pair(low: int = 10000, high: int = 31000) -> int:
+def free_port_pair(low: int = 10000, high: int = 31000) -> int:
     """A port p with p and p + 1 free now, below Linux's ephemeral range."""
     rng = random.Random()
     for _ in range(200):
@@ -69,7 +69,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     settings = S3Settings(
         state_dir=tmp_path_factory.mktemp("s3state"),
         tools_dir=S3Settings.from_env().tools_dir,
-        port=_free_port_pair(),
+        port=free_port_pair(),
         health_timeout=60,
     )
     if not os.access(settings.minio_binary, os.X_OK):

@@ -1,0 +1,311 @@
+"""The MLflow bridge end to end: real Fabric network, MinIO, MLflow server and bridge process.
+
+One stack per module in the session network's state folder: MinIO, the MLflow
+tracking server (SQLite, artifacts on MinIO, webhooks deliverable), the webhook
+installed with a fresh secret, and ``modelledger bridge serve`` as a supervised
+process, restarted by the crash tests with a fault-injection point.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelledger.mlops.bridge.anchor import FAULT_ENV, TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.mlflow_server import MlflowServer
+from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess, install_webhook
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.webhooks import sign
+from modelledger.mlops.store.digest import digest_folder
+from modelledger.mlops.store.index import StoragePointer, read_blob, read_index
+from modelledger.mlops.store.s3server import S3Server, S3Settings, s3_client
+from modelledger.mlops.store.signing import verify_model
+from modelledger.mlops.store.verify import verify_s3
+from modelledger.network import FabricNetwork
+from modelledger.sdk.profile import ConnectionProfile
+from modelledger.sdk.registry.client import NotFound, RegistryClient
+from tests.integration.conftest import free_port_pair
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    network: FabricNetwork
+    s3: S3Server
+    mlflow: MlflowServer
+    bridge: BridgeProcess
+    env: pytest.MonkeyPatch
+    client: Any  # MlflowClient
+    profile: ConnectionProfile
+
+    def registry(self, role: str = "auditor") -> RegistryClient:
+        gw = self.profile.gateway("Org1MSP", role)
+        return RegistryClient(gw.network(self.profile.channel), self.profile.chaincode)
+
+    def outbox(self) -> Outbox:
+        return Outbox(self.bridge.settings.outbox_file)
+
+    def restart_bridge(self, fault: str | None = None) -> None:
+        self.bridge.down()
+        if fault:
+            self.env.setenv(FAULT_ENV, fault)
+        else:
+            self.env.delenv(FAULT_ENV, raising=False)
+        self.bridge.up()
+
+
+@pytest.fixture(scope="module")
+def stack(network: FabricNetwork) -> Iterator[Stack]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    network.chaincode.deploy()
+    env = pytest.MonkeyPatch()
+    state = network.settings.state_dir
+    env.setenv("MODELLEDGER_STATE_DIR", str(state))
+    env.setenv("MODELLEDGER_S3_PORT", str(free_port_pair()))
+    env.setenv("MODELLEDGER_MLFLOW_PORT", str(free_port_pair()))
+    env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
+    env.setenv("MODELLEDGER_BRIDGE_RECONCILE_SECONDS", "3")
+    env.setenv("MODELLEDGER_BRIDGE_WORKERS", "2")
+    s3 = S3Server(S3Settings.from_env())
+    ml = MlflowServer(MlflowSettings.from_env())
+    bridge = BridgeProcess(BridgeSettings.from_env())
+    try:
+        s3.up()
+        ml.up()
+        install_webhook(bridge.settings, ml.settings)
+        bridge.up()
+        prefer_proxied_downloads()
+        mlflow.set_tracking_uri(ml.settings.tracking_uri)
+        client = MlflowClient(tracking_uri=ml.settings.tracking_uri, registry_uri=ml.settings.tracking_uri)
+        profile = ConnectionProfile.load(network.layout.connection_profile)
+        yield Stack(network, s3, ml, bridge, env, client, profile)
+    finally:
+        for step in (bridge.down, ml.down, s3.down):
+            try:
+                step()
+            except Exception as exc:  # keep stopping the rest
+                print(f"teardown: {exc}")
+        env.undo()
+
+
+@pytest.fixture(scope="module")
+def model_uri(stack: Stack) -> str:
+    """One small scikit-learn model, logged once; tests register versions of it."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from modelledger.mlflow import log_dataset
+
+    x = np.random.default_rng(7).random((40, 3))
+    y = (x[:, 0] > 0.5).astype(int)
+    mlflow.set_experiment("bridge-tests")
+    with mlflow.start_run():
+        mlflow.log_params({"C": 0.5, "solver": "lbfgs"})
+        mlflow.log_metric("train_accuracy", 0.9)
+        import pandas as pd
+
+        log_dataset(pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=y), name="tiny-train", source="tests:rng(7)")
+        info = mlflow.sklearn.log_model(LogisticRegression(C=0.5).fit(x, y), name="model")
+    return info.model_uri
+
+
+def register(stack: Stack, name: str, model_uri: str) -> str:
+    import mlflow
+
+    return str(mlflow.register_model(model_uri, name).version)
+
+
+def wait_tags(stack: Stack, name: str, version: str, status: str = "anchored", timeout: float = 120) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    tags: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        tags = stack.client.get_model_version(name, version).tags
+        if tags.get(TAG_STATUS) == status:
+            return tags
+        if tags.get(TAG_STATUS) == "failed" and status != "failed":
+            pytest.fail(f"{name}/{version} failed: {tags.get(TAG_ERROR)}")
+        time.sleep(0.25)
+    job = stack.outbox().get(name, version)
+    pytest.fail(f"{name}/{version} not {status} after {timeout}s: tags {tags}, job {job}; log {stack.bridge.log_path}")
+
+
+def ledger_count(stack: Stack, name: str) -> int:
+    return len([r for r in stack.registry().list_model_versions(name, 1000).records if r.name == name])
+
+
+def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: Stack, model_uri: str) -> None:
+    import mlflow.artifacts
+
+    version = register(stack, "e2e", model_uri)
+    tags = wait_tags(stack, "e2e", version)
+    record = stack.registry().get_model_version("e2e", version)
+    # The manifest the test computes itself from MLflow's copy equals the ledger's.
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=stack.client.get_model_version_download_uri("e2e", version),
+                dst_path=tmp,
+                tracking_uri=stack.mlflow.settings.tracking_uri,
+            )
+        )
+        mine = digest_folder(folder)
+        assert [(f.path, f.size, f.sha256) for f in mine.files] == [
+            (f.path, f.size, f.sha256) for f in record.manifest.files
+        ]
+        assert record.model_digest == mine.model_digest and record.manifest_digest == mine.manifest_digest
+        # The bundle stored beside the files verifies for the registrant recorded on the ledger.
+        s3 = s3_client(stack.s3.settings)
+        pointer = StoragePointer(
+            record.storage.bucket, record.storage.key, record.storage.version_id, record.storage.sha256
+        )
+        index = read_index(s3, pointer)
+        bundle = Path(tmp) / "bundle.json"
+        bundle.write_bytes(b"".join(read_blob(s3, pointer.bucket, index.bundle)))
+        registrar_msp = stack.profile.user_msp("Org1MSP", "registrar")
+        ca_chain = sorted((registrar_msp / "cacerts").iterdir())
+        verify_model(folder, bundle, ca_chain, record.registrant.cert_fingerprint, "registrar", record.model_digest)
+    assert verify_s3(s3, pointer, mine).ok
+    assert tags[TAG_TX] == record.registered_tx_id and tags[TAG_DIGEST] == record.model_digest
+    assert int(tags[TAG_BLOCK]) > 0 and tags[TAG_STORAGE] == f"{pointer.uri}?versionId={pointer.version_id}"
+    assert TAG_ERROR not in tags
+    # Provenance: run params and metrics, the logged dataset with its full SHA-256, framework, registrant.
+    assert {(p.key, p.value) for p in record.params} >= {("C", "0.5"), ("solver", "lbfgs")}
+    assert [(d.name, d.registered) for d in record.datasets] == [("tiny-train", True)]
+    assert record.framework.name == "sklearn" and record.registrant.role == "registrar"
+    assert record.mlflow.source.startswith("models:/m-") and record.mlflow.model_id
+
+
+def test_a_burst_of_50_versions_gives_exactly_50_records(stack: Stack, model_uri: str) -> None:
+    versions = [register(stack, "burst", model_uri) for _ in range(50)]
+    assert len(set(versions)) == 50
+    for v in versions:
+        wait_tags(stack, "burst", v, timeout=300)
+    assert ledger_count(stack, "burst") == 50
+    jobs = [j for j in stack.outbox().jobs() if j.name == "burst"]
+    assert len(jobs) == 50 and {j.state for j in jobs} == {"done"}
+
+
+@pytest.mark.parametrize("fault", ["after-upload", "after-submit", "before-commit-status"])
+def test_a_bridge_killed_mid_job_resumes_with_exactly_one_record(stack: Stack, model_uri: str, fault: str) -> None:
+    name = f"crash-{fault}"
+    stack.restart_bridge(fault)
+    version = register(stack, name, model_uri)
+    deadline = time.monotonic() + 60
+    while stack.bridge.supervisor.running("bridge") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.bridge.supervisor.running("bridge") is None, f"the bridge did not stop at {fault}"
+    job = stack.outbox().get(name, version)
+    assert job is not None and job.state == "leased"  # acknowledged and then interrupted: not lost
+    assert ("pointer" in job.checkpoint) and (("tx_id" in job.checkpoint) == (fault == "before-commit-status"))
+    stack.restart_bridge()
+    wait_tags(stack, name, version)
+    assert ledger_count(stack, name) == 1
+    job = stack.outbox().get(name, version)
+    record = stack.registry().get_model_version(name, version)
+    assert job.state == "done" and job.checkpoint["pointer"]["versionId"] == record.storage.version_id
+
+
+def test_versions_whose_webhooks_were_lost_are_anchored_by_the_reconciler(stack: Stack, model_uri: str) -> None:
+    stack.bridge.down()
+    versions = [register(stack, "lost", model_uri) for _ in range(2)]
+    time.sleep(9)  # MLflow's retries (1 + 3 over ~7 s) are over: the deliveries are gone for good
+    stack.restart_bridge()
+    for v in versions:
+        wait_tags(stack, "lost", v)
+    assert {stack.outbox().get("lost", v).origin for v in versions} == {"reconciler"}
+    assert ledger_count(stack, "lost") == 2
+
+
+def test_while_org2s_peer_is_down_versions_stay_pending_with_a_reason(stack: Stack, model_uri: str) -> None:
+    stack.network.supervisor.stop("peer0-Org2")
+    try:
+        version = register(stack, "peer-down", model_uri)
+        deadline = time.monotonic() + 60
+        tags: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            tags = stack.client.get_model_version("peer-down", version).tags
+            if tags.get(TAG_STATUS) == "pending" and tags.get(TAG_ERROR):
+                break
+            time.sleep(0.25)
+        assert tags.get(TAG_STATUS) == "pending" and tags.get(TAG_ERROR), tags
+        job = stack.outbox().get("peer-down", version)
+        assert job.state in ("pending", "leased") and job.reason
+        with pytest.raises(NotFound):
+            stack.registry().get_model_version("peer-down", version)
+    finally:
+        stack.network.up()
+    wait_tags(stack, "peer-down", version, timeout=150)
+    assert ledger_count(stack, "peer-down") == 1
+
+
+def _post(stack: Stack, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    s = stack.bridge.settings
+    conn = http.client.HTTPConnection(s.host, s.port, timeout=10)
+    conn.request("POST", "/webhooks/mlflow", body=body, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read() or b"{}")
+
+
+def _delivery(secret: str, name: str, version: str, delivery_id: str, ts: int | None = None) -> tuple[bytes, dict]:
+    body = json.dumps(
+        {"entity": "model_version", "action": "created", "data": {"name": name, "version": version}}
+    ).encode()
+    stamp = str(int(time.time()) if ts is None else ts)
+    return body, {
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": stamp,
+        "X-MLflow-Signature": sign(secret, delivery_id, stamp, body),
+        "Content-Type": "application/json",
+    }
+
+
+def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, model_uri: str) -> None:
+    secret = stack.bridge.settings.secret_file.read_text().strip()
+    version = register(stack, "deliveries", model_uri)
+    wait_tags(stack, "deliveries", version)
+    before = [(j.key, j.state, j.attempts) for j in stack.outbox().jobs()]
+    forged = _delivery("not-the-secret", "deliveries", version, "forged-1")
+    assert _post(stack, *forged)[0] == 401
+    stale = _delivery(secret, "deliveries", version, "stale-1", ts=int(time.time()) - 3600)
+    assert _post(stack, *stale)[0] == 400
+    body, headers = _delivery(secret, "deliveries", version, "replay-1")
+    assert _post(stack, body, headers)[0] == 202  # a valid delivery for an anchored version: accepted, a no-op job
+    assert _post(stack, body, headers) == (
+        409,
+        {"error": "duplicate delivery id (replay or retry of an accepted delivery)"},
+    )
+    big = body + b" " * (stack.bridge.settings.max_body + 1)
+    assert _post(stack, big, _delivery(secret, "deliveries", version, "big-1")[1])[0] == 413
+    junk = b"{not json"
+    stamp = str(int(time.time()))
+    signed_junk = {"X-MLflow-Delivery-Id": "junk-1", "X-MLflow-Timestamp": stamp}
+    signed_junk["X-MLflow-Signature"] = sign(secret, "junk-1", stamp, junk)
+    assert _post(stack, junk, signed_junk)[0] == 400
+    # MLflow's own test endpoint sends a signed example payload for a version that does not exist.
+    hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
+    result = stack.client.test_webhook(hook.webhook_id)
+    assert not result.success and result.response_status == 422
+    after = [(j.key, j.state, j.attempts) for j in stack.outbox().jobs()]
+    assert [a for a in after if a[0] != f"deliveries/{version}"] == [
+        b for b in before if b[0] != f"deliveries/{version}"
+    ]
+    assert stack.outbox().get("example_model", "1") is None
+    with pytest.raises(NotFound):
+        stack.registry().get_model_version("example_model", "1")
+    assert ledger_count(stack, "deliveries") == 1
+    assert os.environ.get(FAULT_ENV) is None
