@@ -138,9 +138,10 @@ bench/node/node_modules/.package-lock.json: bench/node/package-lock.json
 	npm ci --prefix bench/node --no-audit --no-fund --loglevel=error
 
 .PHONY: bench
-bench: install tools bench/node/node_modules/.package-lock.json ## Benchmarks: SDK vs official Node client; digests and uploads vs openssl and boto3
+bench: install tools bench/node/node_modules/.package-lock.json ## Benchmarks: SDK vs Node client; digests, uploads vs openssl, boto3; bridge latency vs its parts
 	$(PY) bench/submit_vs_node.py
 	$(PY) bench/store_throughput.py
+	$(PY) bench/bridge_latency.py
 
 # --- quality ------------------------------------------------------------------------------
 .PHONY: test
