@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -37,9 +38,9 @@ from typing import Any
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect
-from modelledger.mlops.store.digest import Manifest, ModelTreeError
+from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
 from modelledger.mlops.store.index import StoragePointer
-from modelledger.mlops.store.signing import SignatureError, sign_model
+from modelledger.mlops.store.signing import sign_model
 from modelledger.mlops.store.source import SourceError, local_folder
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.sdk.gateway.errors import CommitError
@@ -56,8 +57,10 @@ from modelledger.sdk.registry.records import (
     ModelVersionInput,
     Param,
     Storage,
+    from_json,
 )
 from modelledger.sdk.registry.records import Manifest as LedgerManifest
+from modelledger.sdk.registry.records import ModelVersion as LedgerModelVersion
 
 log = logging.getLogger("modelledger.bridge.anchor")
 
@@ -67,6 +70,7 @@ TAG_BLOCK = "ledger.block"
 TAG_ERROR = "ledger.error"
 TAG_DIGEST = "model.digest"
 TAG_STORAGE = "storage.uri"
+TAG_NOTE = "ledger.note"
 
 # Fault injection for the crash tests only: the bridge process exits (as if killed) at this point.
 FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
@@ -158,7 +162,7 @@ class Anchorer:
             return self._dead(job, str(exc))
         except (Invalid, NotAuthorized, Conflict) as exc:
             return self._dead(job, f"the ledger refused the registration: {exc}")
-        except (SourceRefusedError, ModelTreeError, SignatureError) as exc:
+        except (SourceRefusedError, ModelTreeError) as exc:
             return self._dead(job, str(exc))
         except NotReadyError as exc:
             return self._retry(job, str(exc), tag=False)
@@ -169,17 +173,11 @@ class Anchorer:
     def _run(self, job: Job) -> str:
         p = self.parts
         mv = self._model_version(job)
-        if mv.tags.get(TAG_STATUS) != "pending":
-            self._tags(job, {TAG_STATUS: "pending"})
         record = self._on_ledger(job)
         if record is not None:
-            tx_id = record.registered_tx_id
-            block = job.checkpoint.get("block")
-            if block is None or job.checkpoint.get("tx_id") != tx_id:
-                block = block_number_of(p.network, tx_id)
-            st = record.storage
-            pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
-            return self._finish(job, tx_id, int(block), record.model_digest, pointer)
+            return self._already_on_ledger(job, mv, record)
+        if mv.tags.get(TAG_STATUS) != "pending":
+            self._tags(job, {TAG_STATUS: "pending"})
 
         if "pointer" not in job.checkpoint:
             job = self._upload(job, mv)
@@ -204,12 +202,32 @@ class Anchorer:
         except CommitError as exc:
             # MVCC conflicts and the like: retried; the registration is idempotent.
             raise RuntimeError(f"transaction {exc.transaction_id} committed as {exc.code_name}") from exc
-        job = self.outbox.checkpoint(job, self.lease_seconds, block=status.block_number)
-        log.info(
-            "anchored",
-            extra={"job": job.key, "tx_id": commit.transaction_id, "block": status.block_number},
-        )
-        return self._finish(job, commit.transaction_id, status.block_number, manifest.model_digest, pointer)
+        # The record names the transaction that registered it: this one, or (after a resubmission that
+        # only read the stored record back) an earlier one, which the tags must name instead.
+        stored = from_json(LedgerModelVersion, json.loads(commit.result)) if commit.result else None
+        tx_id, block = commit.transaction_id, status.block_number
+        if stored is not None and stored.registered_tx_id and stored.registered_tx_id != tx_id:
+            tx_id, block = stored.registered_tx_id, block_number_of(p.network, stored.registered_tx_id)
+        job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=tx_id, block=block)
+        log.info("anchored", extra={"job": job.key, "tx_id": tx_id, "block": block})
+        return self._finish(job, tx_id, block, manifest.model_digest, pointer)
+
+    def _already_on_ledger(self, job: Job, mv: Any, record: Any) -> str:
+        """The ledger holds the version: tag it, if it is this MLflow version and not a namesake."""
+        ours = (mv.source or "", mv.run_id or "")
+        theirs = (record.mlflow.source, record.mlflow.run_id)
+        if ours[0] != theirs[0] or (ours[1] and theirs[1] and ours[1] != theirs[1]):
+            raise PermanentError(
+                f"the ledger holds {job.key} from another MLflow source ({theirs[0]}, run {theirs[1] or '-'}), "
+                f"not {ours[0]} (a model re-created under a used name?); it cannot be registered again"
+            )
+        tx_id = record.registered_tx_id
+        block = job.checkpoint.get("block")
+        if block is None or job.checkpoint.get("tx_id") != tx_id:
+            block = block_number_of(self.parts.network, tx_id)
+        st = record.storage
+        pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
+        return self._finish(job, tx_id, int(block), record.model_digest, pointer)
 
     def _model_version(self, job: Job) -> Any:
         try:
@@ -244,12 +262,16 @@ class Anchorer:
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             try:
                 with local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri) as folder:
+                    if not list_files(folder):
+                        raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
                     bundle = Path(tmp) / "model.sig.json"
                     sign_model(folder, bundle, p.signing.key, p.signing.certificate, p.signing.chain)
                     result = p.uploader.upload(folder, bundle=bundle, progress=False)
                     prov = collect(mv, run, logged, folder)
             except SourceError as exc:
                 raise RuntimeError(str(exc)) from exc
+        if prov.notes:
+            self._tags(job, {TAG_NOTE: "; ".join(prov.notes)[:4000]})
         for ds in prov.datasets:
             # Conflict: registered before with other metadata; the reference by digest still holds.
             with contextlib.suppress(Conflict):
@@ -286,33 +308,36 @@ class Anchorer:
         self.outbox.complete(job, tx_id=tx_id, block=block)
         return "done"
 
+    # The tags are written while this worker still holds the lease, before the outbox records the
+    # outcome, so that a late tag never overwrites what a worker that took the job over wrote.
     def _retry(self, job: Job, reason: str, tag: bool) -> str:
         log.warning("retrying", extra={"job": job.key, "reason": reason, "attempt": job.attempts})
+        last = job.attempts >= self.outbox.max_attempts
+        if last:
+            self._try_tags(
+                job, {TAG_ERROR: f"gave up after {job.attempts} attempts: {reason}"[:4000], TAG_STATUS: "failed"}
+            )
+        elif tag:
+            self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "pending"})
         try:
-            after = self.outbox.retry(job, reason)
+            return self.outbox.retry(job, reason).state
         except LeaseLostError:
             return "lost"
-        state = after.state
-        try:
-            if state == "dead":
-                self._tags(job, {TAG_STATUS: "failed", TAG_ERROR: after.reason[:4000]})
-            elif tag:
-                self._tags(job, {TAG_STATUS: "pending", TAG_ERROR: reason[:4000]})
-        except Exception as exc:  # MLflow down too: the reconciler tags later
-            log.warning("cannot tag", extra={"job": job.key, "reason": str(exc)})
-        return state
 
     def _dead(self, job: Job, reason: str) -> str:
         log.error("dead-lettered", extra={"job": job.key, "reason": reason})
+        self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "failed"})
         try:
             self.outbox.dead(job, reason)
         except LeaseLostError:
             return "lost"
-        try:
-            self._tags(job, {TAG_STATUS: "failed", TAG_ERROR: reason[:4000]})
-        except Exception as exc:
-            log.warning("cannot tag", extra={"job": job.key, "reason": str(exc)})
         return "dead"
+
+    def _try_tags(self, job: Job, tags: dict[str, str]) -> None:
+        try:
+            self._tags(job, tags)
+        except Exception as exc:  # MLflow down too: the reconciler tags later
+            log.warning("cannot tag", extra={"job": job.key, "reason": str(exc).splitlines()[0] if str(exc) else ""})
 
     def _tags(self, job: Job, tags: dict[str, str], drop: tuple[str, ...] = ()) -> None:
         for key, value in tags.items():

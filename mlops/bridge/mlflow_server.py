@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,8 +63,6 @@ def mlflow_argv(settings: MlflowSettings) -> list[str]:
         "-m",
         "mlflow",
         "server",
-        "--backend-store-uri",
-        settings.backend_store_uri,
         "--serve-artifacts",
         "--artifacts-destination",
         settings.artifacts_destination,
@@ -77,9 +76,11 @@ def mlflow_argv(settings: MlflowSettings) -> list[str]:
 
 
 def mlflow_env(settings: MlflowSettings, s3: S3Settings) -> dict[str, str]:
-    """The server's complete environment: S3 access for artifacts and the webhook settings."""
+    """The server's complete environment: the backend URI (it may hold a password, so not in argv), S3
+    access for artifacts and the webhook settings."""
     creds = read_credentials(s3)
     return {
+        "MLFLOW_BACKEND_STORE_URI": settings.backend_store_uri,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(settings.mlflow_dir),
         "LANG": "C.UTF-8",
@@ -181,8 +182,10 @@ class MlflowServer:
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     def _backend_label(self) -> str:
-        uri = self.settings.backend_store_uri
-        return uri.split("://", 1)[0] if "@" in uri else uri  # never print a password
+        """The backend URI without credentials or query (never print a password)."""
+        parts = urllib.parse.urlsplit(self.settings.backend_store_uri)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
     def _ensure_artifacts_bucket(self) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError

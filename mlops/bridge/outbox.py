@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until  REAL NOT NULL DEFAULT 0,
     reason       TEXT NOT NULL DEFAULT '',
     transient    INTEGER NOT NULL DEFAULT 0,
+    revivals     INTEGER NOT NULL DEFAULT 0,
     checkpoint   TEXT NOT NULL DEFAULT '{}',
     origin       TEXT NOT NULL,
     created_at   REAL NOT NULL,
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 BACKOFF_CAP = 60.0
+MAX_REVIVALS = 3  # the reconciler revives a transiently dead job at most this often
 
 
 class LeaseLostError(Exception):
@@ -89,6 +91,7 @@ class Job:
     lease_until: float
     reason: str
     transient: bool
+    revivals: int
     origin: str
     created_at: float
     updated_at: float
@@ -120,6 +123,9 @@ class Outbox:
             self.path.touch(mode=0o600)
         self._local = threading.local()
         self._db().executescript(SCHEMA)  # idempotent DDL; executescript manages its own transaction
+        columns = {r["name"] for r in self._db().execute("PRAGMA table_info(jobs)").fetchall()}
+        if "revivals" not in columns:  # an outbox made before the column existed
+            self._db().execute("ALTER TABLE jobs ADD COLUMN revivals INTEGER NOT NULL DEFAULT 0")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -192,14 +198,21 @@ class Outbox:
         with self._tx() as db:
             return db.execute("DELETE FROM deliveries WHERE received_at < ?", (older_than,)).rowcount
 
-    def revive(self, name: str, version: str, reason: str) -> bool:
-        """Puts a done or transiently dead job back to pending (the reconciler found it not anchored)."""
+    def revive(self, name: str, version: str, reason: str, not_after: float | None = None) -> bool:
+        """Puts a done or transiently dead job back to pending (the reconciler found it not anchored).
+
+        A transiently dead job is revived at most ``MAX_REVIVALS`` times; a job
+        that changed after ``not_after`` (e.g. finished during the scan that
+        found it) is left alone.
+        """
         now = self.clock()
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, next_at = ?, reason = ?, transient = 0,"
-                " updated_at = ? WHERE key = ? AND (state = 'done' OR (state = 'dead' AND transient = 1))",
-                (now, reason, now, job_key(name, version)),
+                " revivals = revivals + 1, updated_at = ?"
+                " WHERE key = ? AND updated_at <= ? AND (state = 'done'"
+                " OR (state = 'dead' AND transient = 1 AND revivals < ?))",
+                (now, reason, now, job_key(name, version), now if not_after is None else not_after, MAX_REVIVALS),
             )
             return cur.rowcount == 1
 
@@ -222,16 +235,32 @@ class Outbox:
             return gone
 
     def lease(self, owner: str, lease_seconds: float) -> Job | None:
-        """Takes the next ready job (pending and due, or leased with an expired lease), or None."""
+        """Takes the next ready job (pending and due, or leased with an expired lease), or None.
+
+        A job whose tries are used up (e.g. it crashed its worker every time) is
+        dead-lettered here instead of being handed out again.
+        """
         now = self.clock()
         with self._tx() as db:
-            row = db.execute(
-                "SELECT key FROM jobs WHERE (state = 'pending' AND next_at <= ?)"
-                " OR (state = 'leased' AND lease_until < ?) ORDER BY next_at, created_at LIMIT 1",
-                (now, now),
-            ).fetchone()
-            if row is None:
-                return None
+            while True:
+                row = db.execute(
+                    "SELECT key, attempts, reason FROM jobs WHERE (state = 'pending' AND next_at <= ?)"
+                    " OR (state = 'leased' AND lease_until < ?) ORDER BY next_at, created_at LIMIT 1",
+                    (now, now),
+                ).fetchone()
+                if row is None:
+                    return None
+                if row["attempts"] < self.max_attempts:
+                    break
+                db.execute(
+                    "UPDATE jobs SET state = 'dead', transient = 1, reason = ?, lease_owner = '', lease_until = 0,"
+                    " updated_at = ? WHERE key = ?",
+                    (
+                        f"gave up after {row['attempts']} attempts: {row['reason'] or 'the worker stopped mid-job'}",
+                        now,
+                        row["key"],
+                    ),
+                )
             db.execute(
                 "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
                 " updated_at = ? WHERE key = ?",
@@ -244,6 +273,17 @@ class Outbox:
         if row is None or row["state"] != "leased" or row["lease_owner"] != job.lease_owner:
             raise LeaseLostError(f"{job.key}: the lease of {job.lease_owner} is gone")
         return row
+
+    def renew(self, job: Job, lease_seconds: float) -> None:
+        """Extends the lease while the worker is busy (a heartbeat).
+
+        Raises:
+            LeaseLostError: Another worker owns the job now.
+        """
+        now = self.clock()
+        with self._tx() as db:
+            self._owned(db, job)
+            db.execute("UPDATE jobs SET lease_until = ? WHERE key = ?", (now + lease_seconds, job.key))
 
     def checkpoint(self, job: Job, lease_seconds: float, **data: Any) -> Job:
         """Stores step results in the job and renews the lease.

@@ -28,9 +28,18 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^;\s]+)")
 
 
+# The registry chaincode's limits (chaincode/CONTRACT.md); provenance beyond them is left out, and said so.
+MAX_PARAMS = 1000
+MAX_METRICS = 1000
+MAX_LIBRARIES = 200
+MAX_DATASETS = 100
+MAX_PARAM_VALUE = 6000
+MAX_LABEL = 256
+
+
 @dataclass(frozen=True)
 class Provenance:
-    """Everything but the digests and the storage pointer."""
+    """Everything but the digests and the storage pointer; ``notes`` says what did not fit on the ledger."""
 
     mlflow: MLflowSource
     framework: Framework
@@ -38,6 +47,16 @@ class Provenance:
     params: list[Param]
     metrics: list[Metric]
     datasets: list[DatasetRef]
+    notes: tuple[str, ...] = ()
+
+
+def _fit(items: list[Any], keep: Any, limit: int, what: str, notes: list[str]) -> list[Any]:
+    fitting = [x for x in items if keep(x)]
+    if len(fitting) < len(items):
+        notes.append(f"{len(items) - len(fitting)} {what} too long for the ledger left out")
+    if len(fitting) > limit:
+        notes.append(f"{len(fitting) - limit} {what} beyond the first {limit} left out")
+    return fitting[:limit]
 
 
 def framework_of(model_dir: Path) -> Framework:
@@ -114,16 +133,25 @@ def collect(model_version: Any, run: Any | None, logged_model: Any | None, model
         lm_metrics = {m.key: m.value for m in (getattr(logged_model, "metrics", None) or [])}
     run_id = model_version.run_id or (run.info.run_id if run is not None else "")
     user = model_version.user_id or (run.info.user_id if run is not None else "") or ""
+    notes: list[str] = []
+    short = lambda *texts: all(len(t) <= MAX_LABEL for t in texts)  # noqa: E731
+    fits_value = lambda x: len(x.value) <= MAX_PARAM_VALUE  # noqa: E731
+    run_datasets = datasets_of(run) if run is not None else []
+    libraries = _fit(libraries_of(model_dir), lambda x: short(x.name, x.version), MAX_LIBRARIES, "libraries", notes)
+    params = _fit(_params(run_params, lm_params), fits_value, MAX_PARAMS, "params", notes)
+    metrics = _fit(_metrics(run_metrics, lm_metrics), lambda x: True, MAX_METRICS, "metrics", notes)
+    datasets = _fit(run_datasets, lambda x: short(x.name), MAX_DATASETS, "datasets", notes)
     return Provenance(
         mlflow=MLflowSource(
             model_id=getattr(logged_model, "model_id", "") or "",
             run_id=run_id or "",
             source=model_version.source or "",
-            user=user,
+            user=user[:MAX_LABEL],
         ),
         framework=framework_of(model_dir),
-        libraries=libraries_of(model_dir),
-        params=_params(run_params, lm_params),
-        metrics=_metrics(run_metrics, lm_metrics),
-        datasets=datasets_of(run) if run is not None else [],
+        libraries=libraries,
+        params=params,
+        metrics=metrics,
+        datasets=datasets,
+        notes=tuple(notes),
     )

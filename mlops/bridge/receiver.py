@@ -12,7 +12,7 @@
 
 If the registry cannot be asked (MLflow briefly down), the delivery is
 accepted anyway: the worker re-reads the version before doing anything.
-``GET /health`` answers 200 with the outbox counts.
+``GET /health`` answers 200 with the outbox counts (503 if an anchoring worker died).
 """
 
 from __future__ import annotations
@@ -47,28 +47,30 @@ class Receiver:
 
     def __init__(
         self,
-        secret: str,
+        secret: str | Callable[[], str],
         outbox: Outbox,
         version_exists: VersionCheck,
         max_body: int,
         freshness: float,
         on_accept: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        health: Callable[[], dict[str, Any]] = lambda: {"ok": True},
     ) -> None:
-        self.secret = secret
+        self.secret = secret if callable(secret) else (lambda: secret)
         self.outbox = outbox
         self.version_exists = version_exists
         self.max_body = max_body
         self.freshness = freshness
         self.on_accept = on_accept
         self.clock = clock
+        self.health = health
 
     def too_large(self, length: int) -> bool:
         return length > self.max_body
 
     def handle(self, headers: Any, body: bytes) -> Answer:
         try:
-            d = check_delivery(headers, body, self.secret, self.clock(), self.freshness)
+            d = check_delivery(headers, body, self.secret(), self.clock(), self.freshness)
         except DeliveryRejectedError as exc:
             return Answer(exc.status, {"error": exc.reason})
         if d.event != ANCHOR_EVENT:
@@ -104,7 +106,8 @@ def make_server(receiver: Receiver, host: str, port: int) -> ThreadingHTTPServer
             if self.path != "/health":
                 self._send(Answer(404, {"error": "not found"}))
                 return
-            self._send(Answer(200, {"ok": True, "outbox": receiver.outbox.counts()}))
+            state = receiver.health()
+            self._send(Answer(200 if state.get("ok") else 503, {**state, "outbox": receiver.outbox.counts()}))
 
         def do_POST(self) -> None:
             t0 = time.perf_counter()

@@ -62,10 +62,17 @@ def registry_versions(mlflow: Any) -> list[Any]:
 
 
 def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> ReconcileReport:
-    """One scan (see the module docstring)."""
+    """One scan (see the module docstring).
+
+    The registry is read before the ledger, so a version anchored during the
+    scan is seen on the ledger; and a job that changed after the scan started
+    is not revived on the strength of what the scan saw.
+    """
     report = ReconcileReport()
+    started = outbox.clock()
+    versions = registry_versions(mlflow)
     on_ledger = ledger_versions(registry)
-    for mv in registry_versions(mlflow):
+    for mv in versions:
         report.scanned += 1
         if not str(getattr(mv, "status", "READY")).endswith("READY"):
             continue
@@ -84,7 +91,7 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
             log.info("enqueued", extra={"job": name, "reason": reason})
         else:
             job = outbox.get(*key)
-            if job is not None and job.state in ("done", "dead") and outbox.revive(key[0], key[1], reason):
+            if job is not None and job.state in ("done", "dead") and outbox.revive(key[0], key[1], reason, started):
                 report.revived.append(name)
                 log.info("revived", extra={"job": name, "reason": reason})
     return report

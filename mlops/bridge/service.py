@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.mlflow_server import mlflow_env
-from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
@@ -35,7 +36,7 @@ from modelledger.mlops.store.s3server import S3Settings, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.network.errors import NodeFailedError
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import read_or_create_secret, write_private_file
+from modelledger.network.private_files import write_private_file
 from modelledger.network.processes import (
     ProcessSupervisor,
     UpReport,
@@ -101,28 +102,49 @@ def install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bo
     client = mlflow_client(mlflow.tracking_uri)
     secret_file = settings.secret_file
     fresh = rotate or not secret_file.exists()
-    if fresh:
-        write_private_file(secret_file, secrets.token_urlsafe(32) + "\n")
-    secret = read_or_create_secret(secret_file)
+    # A new secret reaches the file only once MLflow holds it, so the two never disagree.
+    secret = secrets.token_urlsafe(32) if fresh else secret_file.read_text().strip()
     existing = [w for w in client.list_webhooks(max_results=100) if w.name == WEBHOOK_NAME]
     events = list(EVENTS)
     if existing:
         hook = existing[0]
         wanted = {str(e) for e in events}
         same = hook.url == settings.webhook_url and {str(e) for e in hook.events} == wanted
-        if same and not fresh:
+        if same and not fresh and hook.status.is_active():
             return f"webhook {hook.webhook_id} already installed for {settings.webhook_url}"
         client.update_webhook(hook.webhook_id, url=settings.webhook_url, events=events, secret=secret, status="ACTIVE")
-        return f"updated webhook {hook.webhook_id} ({'new secret' if fresh else 'url/events'})"
-    hook = client.create_webhook(
-        name=WEBHOOK_NAME,
-        url=settings.webhook_url,
-        events=events,
-        description="ModelLedger: anchors every new model version on the ledger",
-        secret=secret,
-        status="ACTIVE",
-    )
-    return f"created webhook {hook.webhook_id} for {settings.webhook_url}"
+        done = f"updated webhook {hook.webhook_id} ({'new secret' if fresh else 'url/events/status'})"
+    else:
+        hook = client.create_webhook(
+            name=WEBHOOK_NAME,
+            url=settings.webhook_url,
+            events=events,
+            description="ModelLedger: anchors every new model version on the ledger",
+            secret=secret,
+            status="ACTIVE",
+        )
+        done = f"created webhook {hook.webhook_id} for {settings.webhook_url}"
+    if fresh:
+        write_private_file(secret_file, secret + "\n")
+    return done
+
+
+class SecretFile:
+    """The webhook secret, re-read when the file changes (so `bridge install --rotate` needs no restart)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._value = ""
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_ino)
+        with self._lock:
+            if stamp != self._stamp:
+                self._value, self._stamp = self.path.read_text().strip(), stamp
+            return self._value
 
 
 @dataclass
@@ -150,7 +172,7 @@ class Bridge:
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
         prefer_proxied_downloads()
-        secret = s.secret_file.read_text().strip()
+        secret = SecretFile(s.secret_file)
         outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
         client = mlflow_client(self.mlflow.tracking_uri)
         prof = ConnectionProfile.load(self.profile_path)
@@ -173,23 +195,23 @@ class Bridge:
             log.info("took over jobs of a stopped bridge", extra={"jobs": orphans})
 
         def exists(name: str, version: str) -> bool | None:
-            try:
-                client.get_model_version(name, version)
-                return True
-            except Exception as exc:
-                if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-                    return False
-                return None  # cannot tell now; the worker re-reads
+            return registry_has_version(self.mlflow.tracking_uri, name, version)
 
-        receiver = Receiver(secret, outbox, exists, s.max_body, s.freshness, on_accept=wake.set)
+        workers: list[threading.Thread] = []
+
+        def health() -> dict[str, Any]:
+            alive = sum(t.is_alive() for t in workers)
+            return {"ok": alive == s.workers, "workers_alive": alive}
+
+        receiver = Receiver(secret, outbox, exists, s.max_body, s.freshness, on_accept=wake.set, health=health)
         server = make_server(receiver, s.host, s.port)
         serve_in_thread(server)
         log.info("listening", extra={"url": s.webhook_url, "org": s.org, "workers": s.workers})
-        threads = [
+        workers += [
             threading.Thread(target=self._work, args=(Anchorer(parts, outbox, s.lease_seconds), outbox, wake, stop, i))
             for i in range(s.workers)
         ]
-        threads.append(threading.Thread(target=self._reconcile, args=(client, registry, outbox, wake, stop)))
+        threads = [*workers, threading.Thread(target=self._reconcile, args=(client, registry, outbox, wake, stop))]
         for t in threads:
             t.daemon = True
             t.start()
@@ -219,8 +241,30 @@ class Bridge:
                 wake.clear()
                 continue
             t0 = time.perf_counter()
-            state = anchorer.process(job)
+            beat = threading.Event()
+            heart = threading.Thread(target=self._heartbeat, args=(outbox, job, beat), daemon=True)
+            heart.start()
+            try:
+                state = anchorer.process(job)
+            except Exception:  # a bug or a broken outbox: this thread keeps serving; the lease expires
+                log.exception("worker error", extra={"job": job.key})
+                stop.wait(1.0)
+                continue
+            finally:
+                beat.set()
+                heart.join()
             log.info("job", extra={"job": job.key, "state": state, "seconds": round(time.perf_counter() - t0, 3)})
+
+    def _heartbeat(self, outbox: Outbox, job: Any, done: threading.Event) -> None:
+        """Renews the job's lease every third of its length while the worker is busy with it."""
+        period = self.settings.lease_seconds / 3
+        while not done.wait(period):
+            try:
+                outbox.renew(job, self.settings.lease_seconds)
+            except LeaseLostError:
+                return
+            except Exception as exc:
+                log.warning("lease renewal failed", extra={"job": job.key, "reason": str(exc)})
 
     def _reconcile(
         self, client: Any, registry: RegistryClient, outbox: Outbox, wake: threading.Event, stop: threading.Event
@@ -255,6 +299,29 @@ def owner_alive(owner: str) -> bool:
     except ValueError:
         return True
     return str(process_start_time(pid)) == parts[2]
+
+
+def registry_has_version(tracking_uri: str, name: str, version: str, timeout: float = 2.0) -> bool | None:
+    """Asks the registry, quickly and once, whether a version exists: True, False, or None if it cannot tell now.
+
+    Used by the receiver, which must answer MLflow within its 10 s webhook timeout;
+    MLflow's own client would retry for minutes.
+    """
+    query = urllib.parse.urlencode({"name": name, "version": version})
+    url = f"{tracking_uri}/api/2.0/mlflow/model-versions/get?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        try:
+            code = json.loads(exc.read(4096)).get("error_code", "")
+        except ValueError:
+            code = ""
+        return False if code == "RESOURCE_DOES_NOT_EXIST" else None
+    except (urllib.error.URLError, OSError):
+        return None
 
 
 # --------------------------------------------------------------------------- supervision

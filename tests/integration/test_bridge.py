@@ -193,9 +193,13 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
 def test_a_burst_of_50_versions_gives_exactly_50_records(stack: Stack, model_uri: str) -> None:
     versions = [register(stack, "burst", model_uri) for _ in range(50)]
     assert len(set(versions)) == 50
-    for v in versions:
-        wait_tags(stack, "burst", v, timeout=300)
+    tags = {v: wait_tags(stack, "burst", v, timeout=300) for v in versions}
     assert ledger_count(stack, "burst") == 50
+    registry = stack.registry()
+    for v in versions:  # each tag names the transaction that registered its version, and only one did
+        record = registry.get_model_version("burst", v)
+        assert tags[v][TAG_TX] == record.registered_tx_id
+        assert [h.tx_id for h in registry.get_history("burst", v)] == [record.registered_tx_id]
     jobs = [j for j in stack.outbox().jobs() if j.name == "burst"]
     assert len(jobs) == 50 and {j.state for j in jobs} == {"done"}
 
@@ -213,17 +217,23 @@ def test_a_bridge_killed_mid_job_resumes_with_exactly_one_record(stack: Stack, m
     assert job is not None and job.state == "leased"  # acknowledged and then interrupted: not lost
     assert ("pointer" in job.checkpoint) and (("tx_id" in job.checkpoint) == (fault == "before-commit-status"))
     stack.restart_bridge()
-    wait_tags(stack, name, version)
+    tags = wait_tags(stack, name, version)
     assert ledger_count(stack, name) == 1
     job = stack.outbox().get(name, version)
-    record = stack.registry().get_model_version(name, version)
+    registry = stack.registry()
+    record = registry.get_model_version(name, version)
     assert job.state == "done" and job.checkpoint["pointer"]["versionId"] == record.storage.version_id
+    # One registration: the history has one change, and the tags name that transaction.
+    assert [h.tx_id for h in registry.get_history(name, version)] == [record.registered_tx_id]
+    assert tags[TAG_TX] == record.registered_tx_id
 
 
 def test_versions_whose_webhooks_were_lost_are_anchored_by_the_reconciler(stack: Stack, model_uri: str) -> None:
     stack.bridge.down()
     versions = [register(stack, "lost", model_uri) for _ in range(2)]
-    time.sleep(9)  # MLflow's retries (1 + 3 over ~7 s) are over: the deliveries are gone for good
+    time.sleep(
+        14
+    )  # MLflow's retries (1 + 3, backoff 1-4 s plus up to 1 s jitter each) are over: the deliveries are gone
     stack.restart_bridge()
     for v in versions:
         wait_tags(stack, "lost", v)

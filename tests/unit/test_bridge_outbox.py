@@ -94,11 +94,9 @@ def test_orphaned_leases_go_back_to_pending(outbox: Outbox) -> None:
 def test_everything_committed_survives_a_new_process(tmp_path: Path, clock: Clock) -> None:
     first = Outbox(tmp_path / "o.db", clock=clock)
     first.accept_delivery("d1", "model_version.created", "m", "1")
-    job = first.checkpoint(first.lease("w", 60), 60, tx_id="abc")
-    del first  # no close: as if the process died
-    second = Outbox(tmp_path / "o.db", clock=clock)
+    first.checkpoint(first.lease("w", 60), 60, tx_id="abc")
+    second = Outbox(tmp_path / "o.db", clock=clock)  # another connection, as a restarted bridge would open
     assert second.get("m", "1").checkpoint == {"tx_id": "abc"} and second.delivery_seen("d1")
-    assert job.key == "m/1"
 
 
 def test_old_delivery_ids_are_pruned(outbox: Outbox, clock: Clock) -> None:
@@ -107,3 +105,46 @@ def test_old_delivery_ids_are_pruned(outbox: Outbox, clock: Clock) -> None:
     outbox.accept_delivery("new", "model_version.created", "m", "2")
     assert outbox.prune_deliveries(clock.now - 600) == 1
     assert not outbox.delivery_seen("old") and outbox.delivery_seen("new")
+
+
+def test_a_job_that_keeps_stopping_its_worker_is_dead_lettered_at_lease_time(outbox: Outbox, clock: Clock) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    for _ in range(3):  # leased and never finished: the worker died each time
+        assert outbox.lease("w", 60) is not None
+        clock.now += 61
+    assert outbox.lease("w", 60) is None
+    job = outbox.get("m", "1")
+    assert job.state == "dead" and job.transient and job.reason.startswith("gave up after 3 attempts")
+
+
+def test_a_heartbeat_keeps_the_lease(outbox: Outbox, clock: Clock) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.lease("w", 60)
+    for _ in range(5):
+        clock.now += 50
+        outbox.renew(job, 60)
+        assert outbox.lease("other", 60) is None
+    outbox.complete(job)
+
+
+def _die_transiently(outbox: Outbox, clock: Clock) -> None:
+    job = outbox.lease("w", 60)
+    while (after := outbox.retry(job, "peer unavailable")).state != "dead":
+        clock.now = after.next_at
+        job = outbox.lease("w", 60)
+
+
+def test_revivals_skip_jobs_changed_during_the_scan_and_are_capped(outbox: Outbox, clock: Clock) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    scan_started = clock.now
+    clock.now += 5
+    outbox.complete(outbox.lease("w", 60))  # finished while the scan ran
+    assert not outbox.revive("m", "1", "not on the ledger", not_after=scan_started)
+    assert outbox.revive("m", "1", "not on the ledger")  # revival 1
+    _die_transiently(outbox, clock)
+    assert outbox.revive("m", "1", "not on the ledger")  # revival 2
+    _die_transiently(outbox, clock)
+    assert outbox.revive("m", "1", "not on the ledger")  # revival 3
+    _die_transiently(outbox, clock)
+    assert not outbox.revive("m", "1", "not on the ledger")
+    assert outbox.get("m", "1").state == "dead" and outbox.get("m", "1").revivals == 3

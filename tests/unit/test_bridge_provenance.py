@@ -57,3 +57,12 @@ def test_collect_merges_run_and_logged_model_and_drops_non_finite_metrics(tmp_pa
     assert (p.mlflow.model_id, p.mlflow.run_id, p.mlflow.source, p.mlflow.user) == ("m-1", "r1", "models:/m-1", "alice")
     assert [(x.key, x.value) for x in p.params] == [("depth", "3"), ("lr", "0.2")]
     assert [(x.key, x.value) for x in p.metrics] == [("auc", 0.95)]
+
+
+def test_provenance_beyond_the_ledgers_limits_is_left_out_and_said(tmp_path: Path) -> None:
+    mv = NS(run_id="r", source="runs:/r/model", user_id="u")
+    params = {f"p{i:04d}": "v" for i in range(1005)} | {"huge": "x" * 6001}
+    run = NS(info=NS(run_id="r", user_id="u"), data=NS(params=params, metrics={}), inputs=NS(dataset_inputs=[]))
+    p = collect(mv, run, None, tmp_path)
+    assert len(p.params) == 1000 and "huge" not in {x.key for x in p.params}
+    assert p.notes == ("1 params too long for the ledger left out", "5 params beyond the first 1000 left out")

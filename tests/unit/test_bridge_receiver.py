@@ -24,9 +24,12 @@ def outbox(tmp_path: Path) -> Outbox:
 
 
 @pytest.fixture
-def port(outbox: Outbox) -> Iterator[int]:
-    woken = []
+def woken() -> list[int]:
+    return []
 
+
+@pytest.fixture
+def port(outbox: Outbox, woken: list[int]) -> Iterator[int]:
     def exists(name: str, version: str) -> bool | None:
         return None if name == "unknowable" else (name, version) in KNOWN
 
@@ -55,10 +58,11 @@ def signed(name: str, version: str, delivery_id: str, event: tuple[str, str] = (
     }
 
 
-def test_a_valid_delivery_is_committed_then_acknowledged(port: int, outbox: Outbox) -> None:
+def test_a_valid_delivery_is_committed_then_acknowledged(port: int, outbox: Outbox, woken: list[int]) -> None:
     status, body = post(port, *signed("fraud", "1", "d-1"))
     assert (status, body) == (202, {"status": "accepted", "job": "fraud/1"})
     assert outbox.get("fraud", "1").state == "pending" and outbox.delivery_seen("d-1")
+    assert woken == [1]  # the workers were woken for it
 
 
 def test_a_replayed_delivery_is_refused_and_changes_nothing(port: int, outbox: Outbox) -> None:
@@ -69,10 +73,10 @@ def test_a_replayed_delivery_is_refused_and_changes_nothing(port: int, outbox: O
     assert len(outbox.jobs()) == 1
 
 
-def test_a_version_the_registry_lacks_is_refused(port: int, outbox: Outbox) -> None:
+def test_a_version_the_registry_lacks_is_refused(port: int, outbox: Outbox, woken: list[int]) -> None:
     status, answer = post(port, *signed("example_model", "1", "d-x"))
     assert status == 422 and answer["error"] == "model version example_model/1 is not in the registry"
-    assert outbox.jobs() == [] and not outbox.delivery_seen("d-x")
+    assert outbox.jobs() == [] and not outbox.delivery_seen("d-x") and woken == []
 
 
 def test_when_the_registry_cannot_be_asked_the_delivery_is_kept(port: int, outbox: Outbox) -> None:
