@@ -225,8 +225,16 @@ class ProcessSupervisor:
 
     @staticmethod
     def kill(info: ProcessInfo, sig: int) -> None:
-        """Sends ``sig`` to the process if it is still the one recorded."""
+        """Sends ``sig`` to the process if it is still the one recorded, and to the children it started.
+
+        Every supervised process leads its own process group (it was started in a
+        new session), so a server that forks helpers (MLflow's uvicorn) takes them along.
+        """
         if info.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(info.pid) == info.pid:
+                    os.killpg(info.pid, sig)
+                    return
             with contextlib.suppress(ProcessLookupError):
                 os.kill(info.pid, sig)
 

@@ -94,6 +94,8 @@ def mlflow_env(settings: MlflowSettings, s3: S3Settings) -> dict[str, str]:
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": read_or_create_secret(settings.webhook_key_file, _fernet_key),
         "MLFLOW_WEBHOOK_CACHE_TTL": "2",
         "MLFLOW_WEBHOOK_REQUEST_TIMEOUT": "10",
+        # MLflow 3's job runner (GenAI scorers, periodic tasks) starts 8 more processes, ~2 GB: not used here.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -183,9 +185,11 @@ class MlflowServer:
 
     def _backend_label(self) -> str:
         """The backend URI without credentials or query (never print a password)."""
-        parts = urllib.parse.urlsplit(self.settings.backend_store_uri)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+        uri = self.settings.backend_store_uri
+        parts = urllib.parse.urlsplit(uri)
+        if "@" not in parts.netloc and not parts.query:
+            return uri
+        return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
 
     def _ensure_artifacts_bucket(self) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -82,6 +82,7 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
     s3 = S3Server(S3Settings.from_env())
     ml = MlflowServer(MlflowSettings.from_env())
     bridge = BridgeProcess(BridgeSettings.from_env())
+    previous_uri = mlflow.get_tracking_uri()
     try:
         s3.up()
         ml.up()
@@ -98,6 +99,7 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
                 step()
             except Exception as exc:  # keep stopping the rest
                 print(f"teardown: {exc}")
+        mlflow.set_tracking_uri(previous_uri)  # MLflow's setting is process-wide: do not leave it on a stopped server
         env.undo()
 
 

@@ -358,24 +358,30 @@ def test_fetch_writes_the_exact_files_and_refuses_another_manifest(
 
 
 def test_an_mlflow_artifact_uri_is_fetched_privately_and_anchored(
-    client, uploader: ModelUploader, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client, uploader: ModelUploader, model: Path, tmp_path: Path
 ) -> None:
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # An explicit tracking URI: another test module may have pointed MLflow's process-wide setting elsewhere.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment("store-source", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_artifacts(str(model), "model")
+    finally:
+        mlflow.set_tracking_uri(previous)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    experiment = mlflow.create_experiment("store-source", artifact_location=(tmp_path / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_artifacts(str(model), "model")
-    with local_folder(f"runs:/{run.info.run_id}/model", scratch=scratch) as folder:
+    with local_folder(f"runs:/{run.info.run_id}/model", scratch=scratch, tracking_uri=uri) as folder:
         assert folder.is_relative_to(scratch) and (folder.parent.parent.stat().st_mode & 0o777) == 0o700
         result = uploader.upload(folder, progress=False)
     assert result.manifest == digest_folder(model) and verify_s3(client, result.pointer, result.manifest).ok
     assert list(scratch.iterdir()) == []  # the private copy is gone
     with (
         pytest.raises(SourceError, match="cannot fetch runs:/0123456789abcdef/model from MLflow"),
-        local_folder("runs:/0123456789abcdef/model", scratch=scratch),
+        local_folder("runs:/0123456789abcdef/model", scratch=scratch, tracking_uri=uri),
     ):
         pass
     assert list(scratch.iterdir()) == []

@@ -1,0 +1,40 @@
+"""The MLflow server's command line and environment: webhook settings present, no secret in argv."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
+from modelledger.mlops.bridge.settings import MlflowSettings
+from modelledger.mlops.store.s3server import S3Settings, ensure_credentials
+
+PG = "postgresql://mlflow:hunter2@db.internal:5432/mlflow?sslpassword=also-secret"
+
+
+def test_the_backend_uri_and_keys_go_through_the_environment_never_argv(tmp_path: Path) -> None:
+    settings = MlflowSettings(state_dir=tmp_path, backend_uri=PG, port=17950)
+    s3 = S3Settings(state_dir=tmp_path)
+    ensure_credentials(s3)
+    argv = mlflow_argv(settings)
+    env = mlflow_env(settings, s3)
+    assert not any("hunter2" in a or "postgresql" in a for a in argv)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == PG and env["AWS_SECRET_ACCESS_KEY"] not in " ".join(argv)
+    assert env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"] == "http,https" and env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "true"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    key = settings.webhook_key_file
+    assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == key.read_text().strip()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (
+        mlflow_env(settings, s3)["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
+    )
+    assert argv[
+        argv.index("--artifacts-destination") :
+    ][:2] == ["--artifacts-destination", "s3://modelledger-mlflow/artifacts"]
+
+
+def test_the_printed_backend_never_shows_a_password(tmp_path: Path) -> None:
+    label = MlflowServer(MlflowSettings(state_dir=tmp_path, backend_uri=PG))._backend_label()
+    assert label == "postgresql://db.internal:5432/mlflow"
+    sqlite = MlflowServer(MlflowSettings(state_dir=tmp_path))._backend_label()
+    assert sqlite == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
