@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ class Anchorer:
             tx_id, block = stored.registered_tx_id, block_number_of(p.network, stored.registered_tx_id)
         job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=tx_id, block=block)
         log.info("anchored", extra={"job": job.key, "tx_id": tx_id, "block": block})
-        return self._finish(job, tx_id, block, manifest.model_digest, pointer)
+        return self._finish(job, mv.tags, tx_id, block, manifest.model_digest, pointer)
 
     def _already_on_ledger(self, job: Job, mv: Any, record: Any) -> str:
         """The ledger holds the version: tag it, if it is this MLflow version and not a namesake."""
@@ -227,7 +228,7 @@ class Anchorer:
             block = block_number_of(self.parts.network, tx_id)
         st = record.storage
         pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
-        return self._finish(job, tx_id, int(block), record.model_digest, pointer)
+        return self._finish(job, mv.tags, tx_id, int(block), record.model_digest, pointer)
 
     def _model_version(self, job: Job) -> Any:
         try:
@@ -293,18 +294,21 @@ class Anchorer:
         )
 
     # ------------------------------------------------------------------ outcomes
-    def _finish(self, job: Job, tx_id: str, block: int, model_digest: str, pointer: StoragePointer) -> str:
-        self._tags(
-            job,
-            {  # the status last: whoever sees "anchored" finds the other tags already there
-                TAG_TX: tx_id,
-                TAG_BLOCK: str(block),
-                TAG_DIGEST: model_digest,
-                TAG_STORAGE: storage_uri(pointer),
-                TAG_STATUS: "anchored",
-            },
-            drop=(TAG_ERROR,),
-        )
+    def _finish(
+        self, job: Job, known: dict[str, str], tx_id: str, block: int, model_digest: str, pointer: StoragePointer
+    ) -> str:
+        mlflow = self.parts.mlflow
+        if TAG_ERROR in known:
+            try:
+                mlflow.delete_model_version_tag(job.name, job.version, TAG_ERROR)
+            except Exception as exc:
+                if not _is_missing(exc):
+                    raise
+        details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
+        with ThreadPoolExecutor(len(details)) as pool:  # independent requests: in parallel
+            list(pool.map(lambda kv: mlflow.set_model_version_tag(job.name, job.version, *kv), details.items()))
+        # The status last: whoever sees "anchored" finds the other tags already there.
+        mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, "anchored")
         self.outbox.complete(job, tx_id=tx_id, block=block)
         return "done"
 
@@ -339,15 +343,9 @@ class Anchorer:
         except Exception as exc:  # MLflow down too: the reconciler tags later
             log.warning("cannot tag", extra={"job": job.key, "reason": str(exc).splitlines()[0] if str(exc) else ""})
 
-    def _tags(self, job: Job, tags: dict[str, str], drop: tuple[str, ...] = ()) -> None:
+    def _tags(self, job: Job, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.parts.mlflow.set_model_version_tag(job.name, job.version, key, value)
-        for key in drop:
-            try:
-                self.parts.mlflow.delete_model_version_tag(job.name, job.version, key)
-            except Exception as exc:
-                if not _is_missing(exc):
-                    raise
 
 
 def _provenance_json(prov: dict[str, Any]) -> dict[str, Any]:

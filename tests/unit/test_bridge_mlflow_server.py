@@ -28,9 +28,10 @@ def test_the_backend_uri_and_keys_go_through_the_environment_never_argv(tmp_path
     assert (
         mlflow_env(settings, s3)["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
     )
-    assert argv[
-        argv.index("--artifacts-destination") :
-    ][:2] == ["--artifacts-destination", "s3://modelledger-mlflow/artifacts"]
+    assert argv[argv.index("--artifacts-destination") :][:2] == [
+        "--artifacts-destination",
+        "s3://modelledger-mlflow/artifacts",
+    ]
 
 
 def test_the_printed_backend_never_shows_a_password(tmp_path: Path) -> None:

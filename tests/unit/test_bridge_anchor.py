@@ -1,0 +1,124 @@
+"""The anchoring worker's decisions, with fakes for MLflow and the ledger (the real ones: tests/integration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace as NS
+from typing import Any
+
+import pytest
+
+from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id
+from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
+from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.sdk.registry.client import NotFound
+
+
+class FakeMlflow:
+    def __init__(self, source: str = "models:/m-abc", run_id: str = "r1", fail_tags: bool = False) -> None:
+        self.mv = NS(name="m", version="1", source=source, run_id=run_id, status="READY", tags={}, user_id="u")
+        self.calls: list[tuple[str, str]] = []
+        self.fail_tags = fail_tags
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        return self.mv
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        if self.fail_tags:
+            raise ConnectionError("MLflow is down")
+        self.calls.append((key, value))
+        self.mv.tags[key] = value
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        self.calls.append((key, "<deleted>"))
+        self.mv.tags.pop(key, None)
+
+
+class FakeRegistry:
+    def __init__(self, record: Any | None) -> None:
+        self.record = record
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        if self.record is None:
+            raise NotFound("NOT_FOUND: model version m/1")
+        return self.record
+
+
+def record(source: str, run_id: str) -> Any:
+    return NS(
+        registered_tx_id="tx-1",
+        model_digest="d" * 64,
+        mlflow=NS(source=source, run_id=run_id),
+        storage=NS(bucket="b", key="models/x/index.json", version_id="v1", sha256="s" * 64),
+    )
+
+
+def anchorer(tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry) -> tuple[Anchorer, Outbox]:
+    outbox = Outbox(tmp_path / "outbox.db", max_attempts=2)
+    parts = AnchorParts(
+        mlflow=mlflow,
+        registry=registry,  # type: ignore[arg-type]
+        network=None,  # type: ignore[arg-type]
+        uploader=None,  # type: ignore[arg-type]
+        signing=None,  # type: ignore[arg-type]
+        allowlist=ArtifactAllowlist.of("http://127.0.0.1:7950"),
+        tracking_uri="http://127.0.0.1:7950",
+    )
+    return Anchorer(parts, outbox, 60), outbox
+
+
+def test_a_version_already_on_the_ledger_is_tagged_with_the_detail_tags_before_the_status(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["ledger.error"] = "peer down"
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+    assert a.process(job) == "done"
+    keys = [k for k, _ in mlflow.calls]
+    assert keys[0] == "ledger.error" and keys[-1] == "ledger.status" and mlflow.mv.tags["ledger.status"] == "anchored"
+    assert set(keys[1:-1]) == {"ledger.tx_id", "ledger.block", "model.digest", "storage.uri"}
+    assert mlflow.mv.tags["ledger.block"] == "9" and "ledger.error" not in mlflow.mv.tags
+    assert mlflow.mv.tags["storage.uri"] == "s3://b/models/x/index.json?versionId=v1"
+    assert outbox.get("m", "1").state == "done"
+
+
+def test_a_namesake_on_the_ledger_is_a_permanent_conflict(tmp_path: Path) -> None:
+    mlflow = FakeMlflow(source="models:/m-new", run_id="r2")
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-old", "r1")))
+    outbox.enqueue("m", "1", "reconciler")
+    assert a.process(outbox.lease("w", 60)) == "dead"
+    job = outbox.get("m", "1")
+    assert not job.transient and "the ledger holds m/1 from another MLflow source (models:/m-old" in job.reason
+    assert mlflow.mv.tags["ledger.status"] == "failed" and "another MLflow source" in mlflow.mv.tags["ledger.error"]
+
+
+def test_a_missing_version_is_dead_and_an_unreachable_mlflow_is_retried(tmp_path: Path) -> None:
+    class Missing(Exception):
+        error_code = "RESOURCE_DOES_NOT_EXIST"
+
+    class Gone(FakeMlflow):
+        def get_model_version(self, name: str, version: str) -> Any:
+            raise Missing("RESOURCE_DOES_NOT_EXIST: no such version")
+
+    a, outbox = anchorer(tmp_path, Gone(), FakeRegistry(None))
+    outbox.enqueue("m", "1", "webhook")
+    assert a.process(outbox.lease("w", 60)) == "dead"
+    assert outbox.get("m", "1").reason == "model version m/1 is not in the MLflow registry"
+
+    class Down(FakeMlflow):
+        def get_model_version(self, name: str, version: str) -> Any:
+            raise ConnectionError("connection refused")
+
+    a, outbox = anchorer(tmp_path / "2", Down(fail_tags=True), FakeRegistry(None))
+    outbox.enqueue("m", "1", "webhook")
+    assert a.process(outbox.lease("w", 60)) == "pending"
+    job = outbox.get("m", "1")
+    assert job.reason == "ConnectionError: connection refused" and job.state == "pending"
+
+
+@pytest.mark.parametrize(
+    ("source", "model_id"),
+    [("models:/m-1a2b", "m-1a2b"), ("models:/fraud/3", ""), ("runs:/r/model", ""), (None, ""), ("models:/m-x/y", "")],
+)
+def test_the_logged_model_id_is_read_from_a_models_source(source: str | None, model_id: str) -> None:
+    assert logged_model_id(source) == model_id
