@@ -184,7 +184,9 @@ class ModelUploader:
             raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
         total = sum(f.path.stat().st_size for f in files)
         show = sys.stderr.isatty() if progress is None else progress
-        retain_until = dt.datetime.now(dt.UTC) + self.retention
+        # Whole seconds: S3 keeps retention dates to the second, and a date a fraction below the stored
+        # one would read as shortening the lock.
+        retain_until = (dt.datetime.now(dt.UTC) + self.retention).replace(microsecond=0) + dt.timedelta(seconds=1)
         try:
             with _Progress(total, show) as bar:
                 results = self._send_files(files, retain_until, bar.add)
@@ -373,12 +375,19 @@ class ModelUploader:
             pin = (ref.key, ref.version_id)
             if pin in done:
                 continue
-            self.client.put_object_retention(
-                Bucket=self.bucket,
-                Key=ref.key,
-                VersionId=ref.version_id,
-                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain_until},
-            )
+            try:
+                self.client.put_object_retention(
+                    Bucket=self.bucket,
+                    Key=ref.key,
+                    VersionId=ref.version_id,
+                    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain_until},
+                )
+            except ClientError:
+                # Refused as shortening: a concurrent upload extended it further meanwhile. That is fine
+                # only if the lock now lasts at least as long as this upload needs.
+                lock = lock_state(self.client, self.bucket, ref)
+                if not lock.sound or lock.retain_until < retain_until:
+                    raise
             done.add(pin)
 
     def _anchor(
