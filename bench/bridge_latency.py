@@ -135,9 +135,9 @@ def main() -> int:
                     run_id = mlflow.active_run().info.run_id
                 mv = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
                 t0 = time.perf_counter()
-                while client.get_model_version(name, mv.version).tags.get(TAG_STATUS) != "anchored":
-                    if time.perf_counter() - t0 > 300:
-                        raise RuntimeError(f"{name}/{mv.version} not anchored in 300 s; see {bridge.log_path}")
+                while (tags := client.get_model_version(name, mv.version).tags).get(TAG_STATUS) != "anchored":
+                    if tags.get(TAG_STATUS) == "failed" or time.perf_counter() - t0 > 300:
+                        raise RuntimeError(f"{name}/{mv.version} not anchored: {tags}")
                     time.sleep(0.02)
                 took = time.perf_counter() - t0
                 # References, standalone, on the same bytes.

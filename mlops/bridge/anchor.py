@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError
+from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError, resolve_download_uri
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
@@ -252,7 +252,7 @@ class Anchorer:
 
     def _upload(self, job: Job, mv: Any) -> Job:
         p = self.parts
-        uri = p.allowlist.check(p.mlflow.get_model_version_download_uri(job.name, job.version))
+        uri = p.allowlist.check(resolve_download_uri(p.mlflow, job.name, job.version))
         run = p.mlflow.get_run(mv.run_id) if mv.run_id else None
         logged = None
         model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 
@@ -65,3 +66,36 @@ class ArtifactAllowlist:
         if any(enc in path.lower() for enc in ("%2f", "%5c", "%00")):
             raise SourceRefusedError(f"{uri}: percent-encoded separators or NUL")
         return uri
+
+
+def resolve_download_uri(mlflow: Any, name: str, version: str, hops: int = 3) -> str:
+    """Where the version's files really are: the registry's download URI with ``runs:/`` and ``models:/`` resolved.
+
+    For a version registered from ``runs:/<run>/<path>``, MLflow's registry
+    answers with that indirect URI; it stands for the run's artifact location
+    plus the path. ``models:/m-<id>`` stands for the logged model's location.
+
+    Raises:
+        SourceRefusedError: More than ``hops`` indirections, or an indirect URI without a target.
+    """
+    uri = mlflow.get_model_version_download_uri(name, version)
+    for _ in range(hops):
+        parsed = urlparse(uri)
+        rest = (parsed.netloc + parsed.path).strip("/")
+        if parsed.scheme == "runs":
+            run_id, _, path = rest.partition("/")
+            if not run_id:
+                raise SourceRefusedError(f"{uri}: no run id")
+            base = mlflow.get_run(run_id).info.artifact_uri.rstrip("/")
+            uri = f"{base}/{path}" if path else base
+        elif parsed.scheme == "models":
+            first, _, second = rest.partition("/")
+            if first.startswith("m-") and not second:
+                uri = mlflow.get_logged_model(first).artifact_location
+            elif first and second:
+                uri = mlflow.get_model_version_download_uri(first, second)
+            else:
+                raise SourceRefusedError(f"{uri}: not a model version or logged model")
+        else:
+            return uri
+    raise SourceRefusedError(f"{uri}: more than {hops} indirections")

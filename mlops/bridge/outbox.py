@@ -216,6 +216,23 @@ class Outbox:
             )
             return cur.rowcount == 1
 
+    def requeue(self, name: str, version: str, reason: str) -> bool:
+        """An operator's retry: a dead (or done) job starts over, with fresh attempts and no checkpoint.
+
+        Returns:
+            False if the job is pending or leased (it is already being handled).
+        """
+        now = self.clock()
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, revivals = 0, transient = 0, next_at = ?, reason = ?,"
+                " checkpoint = '{}', updated_at = ? WHERE key = ? AND state IN ('dead', 'done')",
+                (now, reason, now, job_key(name, version)),
+            )
+            if cur.rowcount == 0:
+                return self._enqueue(db, name, version, "operator")
+            return True
+
     # ------------------------------------------------------------------ work
     def release_orphans(self, owner_alive: Callable[[str], bool]) -> list[str]:
         """Returns to pending the leased jobs whose owner is known to be gone (a crashed bridge on this host).

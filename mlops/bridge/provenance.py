@@ -35,6 +35,7 @@ MAX_LIBRARIES = 200
 MAX_DATASETS = 100
 MAX_PARAM_VALUE = 6000
 MAX_LABEL = 256
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,24 @@ def _fit(items: list[Any], keep: Any, limit: int, what: str, notes: list[str]) -
 
 
 def framework_of(model_dir: Path) -> Framework:
-    """The model's flavor (other than ``python_function``) and its version, from ``MLmodel``."""
+    """The model's flavor (other than ``python_function``) and its version, from ``MLmodel``.
+
+    The ledger needs both: a model with only the ``python_function`` flavor is
+    that flavor with its Python version, and anything not said is ``unknown``.
+    """
     try:
         doc = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return Framework()
-    flavors: dict[str, Any] = doc.get("flavors") or {}
-    for name, conf in flavors.items():
-        if name == "python_function" or not isinstance(conf, dict):
-            continue
+        return Framework(name=UNKNOWN, version=UNKNOWN)
+    flavors: dict[str, Any] = (doc.get("flavors") or {}) if isinstance(doc, dict) else {}
+    named = [(n, c) for n, c in flavors.items() if isinstance(c, dict)]
+    for name, conf in [
+        *[x for x in named if x[0] != "python_function"],
+        *[x for x in named if x[0] == "python_function"],
+    ]:
         version = next((str(v) for k, v in sorted(conf.items()) if k.endswith("_version") and v), "")
-        return Framework(name=name, version=version)
-    return Framework()
+        return Framework(name=name[:MAX_LABEL], version=(version or UNKNOWN)[:MAX_LABEL])
+    return Framework(name=UNKNOWN, version=UNKNOWN)
 
 
 def libraries_of(model_dir: Path) -> list[Library]:

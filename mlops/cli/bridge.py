@@ -116,6 +116,25 @@ def status(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def retry(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Model version.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Anchor a version again after fixing what made its job fail (a dead job gets fresh attempts)."""
+    settings = _settings(as_json)
+    if not settings.outbox_file.exists():
+        fail(f"no outbox at {settings.outbox_file}: the bridge never ran here", as_json)
+    queued = Outbox(settings.outbox_file).requeue(name, version, "retried by an operator")
+    if not queued:
+        fail(f"{name}/{version} is being worked on or already waiting; see `modelledger bridge jobs`", as_json)
+    if as_json:
+        emit_json({"job": f"{name}/{version}", "state": "pending"})
+    else:
+        console.print(f"{escape(name)}/{escape(version)} queued again; the running bridge picks it up within a second")
+
+
+@app.command()
 def jobs(
     state: Annotated[
         str | None, typer.Option("--state", help="Only jobs in this state (pending, leased, done, dead).")

@@ -192,6 +192,23 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
     assert record.mlflow.source.startswith("models:/m-") and record.mlflow.model_id
 
 
+def test_a_version_registered_from_a_run_path_is_anchored(stack: Stack, tmp_path: Path) -> None:
+    import mlflow
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
+    (folder / "weights.bin").write_bytes(os.urandom(2048))
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), "model")
+    stack.client.create_registered_model("from-run")
+    mv = stack.client.create_model_version("from-run", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    wait_tags(stack, "from-run", mv.version)
+    record = stack.registry().get_model_version("from-run", mv.version)
+    assert record.manifest_digest == digest_folder(folder).manifest_digest
+    assert record.mlflow.source == f"runs:/{run.info.run_id}/model" and record.mlflow.run_id == run.info.run_id
+
+
 def test_a_burst_of_50_versions_gives_exactly_50_records(stack: Stack, model_uri: str) -> None:
     versions = [register(stack, "burst", model_uri) for _ in range(50)]
     assert len(set(versions)) == 50

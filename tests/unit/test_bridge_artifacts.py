@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace as NS
+
 import pytest
 
-from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError
+from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError, resolve_download_uri
 
 ALLOW = ArtifactAllowlist.of("http://127.0.0.1:7950", ["modelledger-mlflow"])
 
@@ -43,3 +45,37 @@ def test_everything_else_is_refused_with_the_rule(uri: str, reason: str) -> None
     with pytest.raises(SourceRefusedError) as info:
         ALLOW.check(uri)
     assert reason in str(info.value)
+
+
+class FakeRegistry:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        return self.uri if (name, version) == ("m", "1") else "mlflow-artifacts:/0/other/artifacts"
+
+    def get_run(self, run_id: str):
+        return NS(info=NS(artifact_uri=f"mlflow-artifacts:/1/{run_id}/artifacts"))
+
+    def get_logged_model(self, model_id: str):
+        return NS(artifact_location=f"mlflow-artifacts:/1/models/{model_id}/artifacts")
+
+
+@pytest.mark.parametrize(
+    ("registered", "concrete"),
+    [
+        ("runs:/abc123/model", "mlflow-artifacts:/1/abc123/artifacts/model"),
+        ("runs:/abc123", "mlflow-artifacts:/1/abc123/artifacts"),
+        ("models:/m-77", "mlflow-artifacts:/1/models/m-77/artifacts"),
+        ("models:/other/2", "mlflow-artifacts:/0/other/artifacts"),
+        ("mlflow-artifacts:/0/x/artifacts", "mlflow-artifacts:/0/x/artifacts"),
+    ],
+)
+def test_indirect_sources_resolve_to_where_the_files_are(registered: str, concrete: str) -> None:
+    assert resolve_download_uri(FakeRegistry(registered), "m", "1") == concrete
+
+
+def test_a_run_path_with_traversal_is_refused_after_resolution() -> None:
+    uri = resolve_download_uri(FakeRegistry("runs:/abc/../../etc"), "m", "1")
+    with pytest.raises(SourceRefusedError, match=r"'\.\.' path segments"):
+        ALLOW.check(uri)

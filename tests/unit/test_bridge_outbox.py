@@ -148,3 +148,15 @@ def test_revivals_skip_jobs_changed_during_the_scan_and_are_capped(outbox: Outbo
     _die_transiently(outbox, clock)
     assert not outbox.revive("m", "1", "not on the ledger")
     assert outbox.get("m", "1").state == "dead" and outbox.get("m", "1").revivals == 3
+
+
+def test_an_operator_can_requeue_a_dead_job_but_not_a_busy_one(outbox: Outbox) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, pointer={"key": "k"})
+    assert not outbox.requeue("m", "1", "retried")  # leased: someone works on it
+    outbox.dead(job, "scheme 'runs' is not an allowed artifact store")
+    assert outbox.requeue("m", "1", "retried by an operator")
+    again = outbox.get("m", "1")
+    assert (again.state, again.attempts, again.reason) == ("pending", 0, "retried by an operator")
+    assert again.checkpoint == {}  # the job starts over: what the failed run produced is recomputed
+    assert outbox.requeue("x", "9", "retried")  # unknown: a new job

@@ -23,7 +23,7 @@ def test_framework_and_pinned_libraries_come_from_the_model_folder(tmp_path: Pat
         ("scikit-learn", "1.9.1"),
         ("xgboost", "3.2.0"),
     ]
-    assert framework_of(tmp_path / "missing").name == ""
+    assert framework_of(tmp_path / "missing").name == "unknown"
 
 
 def _input(name: str, tags: dict[str, str], source: str = '{"uri": "x"}'):
@@ -66,3 +66,11 @@ def test_provenance_beyond_the_ledgers_limits_is_left_out_and_said(tmp_path: Pat
     p = collect(mv, run, None, tmp_path)
     assert len(p.params) == 1000 and "huge" not in {x.key for x in p.params}
     assert p.notes == ("1 params too long for the ledger left out", "5 params beyond the first 1000 left out")
+
+
+def test_the_framework_is_never_blank(tmp_path: Path) -> None:
+    assert (framework_of(tmp_path).name, framework_of(tmp_path).version) == ("unknown", "unknown")
+    (tmp_path / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain, python_version: 3.11.7}\n")
+    assert (framework_of(tmp_path).name, framework_of(tmp_path).version) == ("python_function", "3.11.7")
+    (tmp_path / "MLmodel").write_text("flavors:\n  custom: {}\n")
+    assert (framework_of(tmp_path).name, framework_of(tmp_path).version) == ("custom", "unknown")
