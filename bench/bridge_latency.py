@@ -45,7 +45,7 @@ from modelledger.network.processes import first_busy_port
 from modelledger.network.stack import free_port_base
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
-from modelledger.sdk.registry.records import Manifest, ManifestFile, ModelVersionInput, Storage
+from modelledger.sdk.registry.records import Framework, Manifest, ManifestFile, ModelVersionInput, Storage
 
 MiB = 1024 * 1024
 
@@ -161,6 +161,7 @@ def main() -> int:
                     manifest=Manifest([ManifestFile(f.path, f.sha256, f.size) for f in m.files]),
                     manifest_digest=m.manifest_digest,
                     storage=Storage("bench-plain", f"{name}/{i}/", hashlib.sha256(b"x").hexdigest(), "v"),
+                    framework=Framework("python_function", "unknown"),
                 )
                 t = time.perf_counter()
                 registry.register_model_version(record)
