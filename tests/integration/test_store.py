@@ -424,3 +424,63 @@ def test_the_store_cli_uploads_verifies_and_exits_non_zero_on_a_mismatch(
     assert bad.returncode == 1 and json.loads(bad.stdout)["changed"] == ["data/model.pkl"]
     missing = cli("upload", str(tmp_path / "nope"), "--json")
     assert missing.returncode == 1 and "not a folder" in json.loads(missing.stdout)["error"]
+
+
+class _BeforeIndexPut:
+    """The real client; just before the first conditional index PUT, runs ``hook`` (a concurrent writer)."""
+
+    def __init__(self, client, hook) -> None:
+        self._client = client
+        self._hook = hook
+
+    def put_object(self, **kw):
+        if kw.get("IfNoneMatch") and self._hook is not None:
+            hook, self._hook = self._hook, None
+            hook()
+        return self._client.put_object(**kw)
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def test_an_index_written_concurrently_wins_and_is_returned(client, uploader: ModelUploader, model: Path) -> None:
+    (model / "race.txt").write_text(os.urandom(8).hex())
+    rival: list = []
+    racer = ModelUploader(
+        _BeforeIndexPut(client, lambda: rival.append(uploader.upload(model, progress=False))),
+        uploader.bucket,
+        uploader.retention,
+        chunk_size=CHUNK,
+    )
+    result = racer.upload(model, progress=False)  # its conditional PUT meets the rival's index: 412
+    assert rival and rival[0].created and not result.created
+    assert result.pointer == rival[0].pointer
+
+
+class _HookOnKey(_BeforeIndexPut):
+    """Runs ``hook`` just before the PUT of one key."""
+
+    def __init__(self, client, key: str, hook) -> None:
+        super().__init__(client, hook)
+        self._key = key
+
+    def put_object(self, **kw):
+        if kw["Key"] == self._key and self._hook is not None:
+            hook, self._hook = self._hook, None
+            hook()
+        return self._client.put_object(**kw)
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(client, uploader: ModelUploader, model: Path) -> None:
+    weights = model / "data" / "model.pkl"
+    first_chunk = "blobs/sha256/" + hashlib.sha256(weights.read_bytes()[:CHUNK]).hexdigest()
+
+    def append() -> None:  # the file grows after its first chunk was read and before the rest is
+        with weights.open("ab") as f:
+            f.write(b"appended while being read")
+
+    racer = ModelUploader(
+        _HookOnKey(client, first_chunk, append), uploader.bucket, uploader.retention, chunk_size=CHUNK
+    )
+    with pytest.raises(ModelTreeError, match=r"data/model\.pkl: changed while it was being read"):
+        racer.upload(model, progress=False)
