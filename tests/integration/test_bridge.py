@@ -260,6 +260,19 @@ def test_versions_whose_webhooks_were_lost_are_anchored_by_the_reconciler(stack:
     assert ledger_count(stack, "lost") == 2
 
 
+def test_a_version_written_straight_into_mlflows_database_is_anchored_too(stack: Stack, model_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    # A client on the SQLite file itself, not the server: MLflow fires no webhook for it.
+    db = f"sqlite:///{stack.mlflow.settings.mlflow_dir / 'mlflow.db'}"
+    direct = MlflowClient(tracking_uri=db, registry_uri=db)
+    direct.create_registered_model("direct-sql")
+    mv = direct.create_model_version("direct-sql", model_uri)
+    wait_tags(stack, "direct-sql", str(mv.version))
+    assert stack.outbox().get("direct-sql", str(mv.version)).origin == "reconciler"
+    assert ledger_count(stack, "direct-sql") == 1
+
+
 def test_while_org2s_peer_is_down_versions_stay_pending_with_a_reason(stack: Stack, model_uri: str) -> None:
     stack.network.supervisor.stop("peer0-Org2")
     try:
