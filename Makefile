@@ -1,6 +1,6 @@
 # ModelLedger: every ops entry point.
-#   make demo    bring the network and S3 up and show their status (from a fresh clone)
-#   make test    unit and integration tests (the integration tests start their own network and S3)
+#   make demo    bring the whole stack up, then train, register, anchor and verify a model (from a fresh clone)
+#   make test    chaincode checks, unit and integration tests (the integration tests start their own stack)
 # Run `make help` for the rest.
 
 SHELL := /bin/bash

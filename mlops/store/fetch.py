@@ -18,9 +18,10 @@ def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected
 
     Each chunk is read at its recorded version and checked against its SHA-256,
     each file against its SHA-256, and the whole against ``expected`` (e.g. the
-    manifest on the ledger) before anything is fetched. Files are written with
-    mode 0644 into a folder of mode 0755; on any error ``dest`` is left
-    incomplete and the error says why (remove it before retrying).
+    manifest on the ledger) before anything is fetched. The files are written
+    into a private folder beside ``dest`` that is renamed to ``dest`` (mode
+    0755, files 0644) only once every byte checked; on any error that folder is
+    removed and ``dest`` does not appear.
 
     Returns:
         The manifest of what was written.
