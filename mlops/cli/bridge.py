@@ -22,6 +22,7 @@ from modelledger.mlops.bridge.service import (
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.sdk.gateway.errors import GatewayError
 
 app = typer.Typer(help="The MLflow bridge: webhook, outbox, anchoring worker, reconciler.", no_args_is_help=True)
 
@@ -59,7 +60,7 @@ def serve() -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         Bridge.from_env().serve(stop)
-    except (BridgeError, MlflowServerError, ValueError, OSError) as exc:
+    except (BridgeError, MlflowServerError, GatewayError, ValueError, OSError) as exc:
         fail(str(exc), False)
 
 
