@@ -282,14 +282,36 @@ def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout
         time.sleep(0.2)
 
 
+def check_marked_dir(root: Path, marker: str) -> None:
+    """Refuses a state folder that exists without our ``marker`` file (so it was not made by us).
+
+    Raises:
+        PermissionError: The folder exists without the marker.
+    """
+    if root.exists() and not (root / marker).is_file():
+        raise PermissionError(f"refusing to delete {root}: it has no {marker} marker, so it was not made by us")
+
+
+def claim_marked_dir(root: Path, marker: str, note: str) -> None:
+    """Makes ``root`` a state folder of ours (writing ``marker`` with ``note``), unless it already is.
+
+    Raises:
+        PermissionError: The folder holds files but no marker; nothing is written.
+    """
+    if (root / marker).is_file():
+        return
+    if root.exists() and any(root.iterdir()):
+        raise PermissionError(f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / marker).write_text(note + "\n")
+
+
 def remove_marked_dir(root: Path, marker: str) -> None:
     """Deletes a state folder, but only one that carries our ``marker`` file.
 
     Raises:
         PermissionError: The folder exists without the marker; nothing is deleted.
     """
-    if not root.exists():
-        return
-    if not (root / marker).is_file():
-        raise PermissionError(f"refusing to delete {root}: it has no {marker} marker, so it was not made by us")
-    shutil.rmtree(root)
+    check_marked_dir(root, marker)
+    if root.exists():
+        shutil.rmtree(root)

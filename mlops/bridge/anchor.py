@@ -316,7 +316,7 @@ class Anchorer:
     # outcome, so that a late tag never overwrites what a worker that took the job over wrote.
     def _retry(self, job: Job, reason: str, tag: bool) -> str:
         log.warning("retrying", extra={"job": job.key, "reason": reason, "attempt": job.attempts})
-        last = job.attempts >= self.outbox.max_attempts
+        last = self.outbox.out_of_attempts(job.attempts)
         if last:
             self._try_tags(
                 job, {TAG_ERROR: f"gave up after {job.attempts} attempts: {reason}"[:4000], TAG_STATUS: "failed"}

@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,15 @@ from modelledger.mlops.store.s3server import (
 )
 from modelledger.network.errors import NodeFailedError
 from modelledger.network.private_files import read_or_create_secret
-from modelledger.network.processes import ProcessSupervisor, UpReport, remove_marked_dir, wait_healthy, wait_port_free
+from modelledger.network.processes import (
+    ProcessSupervisor,
+    UpReport,
+    check_marked_dir,
+    claim_marked_dir,
+    remove_marked_dir,
+    wait_healthy,
+    wait_port_free,
+)
 
 PROCESS_NAME = "mlflow"
 STATE_MARKER = ".modelledger-mlflow"
@@ -146,13 +155,13 @@ class MlflowServer:
     def _address(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
 
-    def up(self, say: Any = None) -> UpReport:
+    def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
         """Starts the server unless it runs; creates the artifacts bucket on the stack's MinIO if missing.
 
         Raises:
             MlflowServerError: S3 is not up, the port is taken, or the server exited or never got healthy.
         """
-        say = say or (lambda _m: None)
+        say = progress or (lambda _m: None)
         s = self.settings
         t0 = time.monotonic()
         self._claim_state_dir()
@@ -222,22 +231,26 @@ class MlflowServer:
             raise MlflowServerError(f"MLflow failed: {exc.reason} (log: {self.log_path})") from exc
 
     def _claim_state_dir(self) -> None:
-        root = self.settings.mlflow_dir
-        if (root / STATE_MARKER).is_file():
-            return
-        if root.exists() and any(root.iterdir()):
-            raise MlflowServerError(
-                f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR"
+        try:
+            claim_marked_dir(
+                self.settings.mlflow_dir,
+                STATE_MARKER,
+                "ModelLedger MLflow state; `modelledger mlflow clean` deletes this folder",
             )
-        root.mkdir(parents=True, exist_ok=True)
-        (root / STATE_MARKER).write_text("ModelLedger MLflow state; `modelledger mlflow clean` deletes this folder\n")
+        except PermissionError as exc:
+            raise MlflowServerError(str(exc)) from exc
 
     def down(self) -> list[str]:
         """Stops the server; the database and the artifacts are kept."""
         return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME) else []
 
     def clean(self) -> list[str]:
-        """Stops the server and deletes its state folder (the SQLite database; artifacts stay in S3)."""
+        """Stops the server and deletes its state folder (the SQLite database; artifacts stay in S3).
+
+        Raises:
+            PermissionError: The folder exists without our marker: nothing is stopped or deleted.
+        """
+        check_marked_dir(self.settings.mlflow_dir, STATE_MARKER)
         stopped = self.down()
         remove_marked_dir(self.settings.mlflow_dir, STATE_MARKER)
         return stopped

@@ -127,6 +127,10 @@ class Outbox:
         if "revivals" not in columns:  # an outbox made before the column existed
             self._db().execute("ALTER TABLE jobs ADD COLUMN revivals INTEGER NOT NULL DEFAULT 0")
 
+    def out_of_attempts(self, attempts: int) -> bool:
+        """Whether a job that has been tried ``attempts`` times may not be tried again."""
+        return attempts >= self.max_attempts
+
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
@@ -267,7 +271,7 @@ class Outbox:
                 ).fetchone()
                 if row is None:
                     return None
-                if row["attempts"] < self.max_attempts:
+                if not self.out_of_attempts(row["attempts"]):
                     break
                 db.execute(
                     "UPDATE jobs SET state = 'dead', transient = 1, reason = ?, lease_owner = '', lease_until = 0,"
@@ -335,7 +339,7 @@ class Outbox:
         now = self.clock()
         with self._tx() as db:
             row = self._owned(db, job)
-            if row["attempts"] >= self.max_attempts:
+            if self.out_of_attempts(row["attempts"]):
                 db.execute(
                     "UPDATE jobs SET state = 'dead', transient = 1, reason = ?, lease_owner = '', lease_until = 0,"
                     " updated_at = ? WHERE key = ?",

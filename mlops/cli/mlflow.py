@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, MlflowServerError, MlflowStatus
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import console, emit_json, fail, show_up
 
 app = typer.Typer(help="Run the MLflow tracking server (SQL backend, artifacts on MinIO).", no_args_is_help=True)
 
@@ -36,20 +36,10 @@ def up(as_json: JsonOpt = False) -> None:
             report = srv.up()
         else:
             with console.status("bringing MLflow up…") as spinner:
-                report = srv.up(say=lambda m: spinner.update(m))
+                report = srv.up(progress=lambda m: spinner.update(m))
     except MlflowServerError as exc:
         fail(str(exc), as_json)
-    st = srv.status()
-    if as_json:
-        emit_json({"actions": report.actions, "seconds": round(report.seconds, 2), "status": st.to_dict()})
-        return
-    if report.actions:
-        for a in report.actions:
-            console.print(f"  • {escape(a)}")
-        console.print(f"MLflow up in {report.seconds:.1f}s (ready {report.seconds_to_healthy:.1f}s after start)")
-    else:
-        console.print("MLflow already up and healthy: nothing changed")
-    render_status(st)
+    show_up("MLflow", report, srv.status(), as_json, render_status)
 
 
 @app.command()

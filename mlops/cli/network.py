@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import console, emit_json, fail, show_up
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.stack import NetworkStatus
 
@@ -62,26 +62,7 @@ def up(as_json: JsonOpt = False) -> None:
     except NetworkError as exc:
         fail(str(exc), as_json)
         return
-    st = net.status()
-    if as_json:
-        emit_json(
-            {
-                "actions": report.actions,
-                "seconds": round(report.seconds, 2),
-                "seconds_to_healthy": round(report.seconds_to_healthy, 2),
-                "status": st.to_dict(),
-            }
-        )
-        return
-    if report.actions:
-        for a in report.actions:
-            console.print(f"  • {escape(a)}")
-        console.print(
-            f"network up in {report.seconds:.1f}s (nodes healthy {report.seconds_to_healthy:.1f}s after start)"
-        )
-    else:
-        console.print("network already up and healthy: nothing changed")
-    render_status(st)
+    show_up("network", report, net.status(), as_json, render_status)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -25,3 +26,24 @@ def fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
     else:
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise SystemExit(code)
+
+
+def show_up(what: str, report: Any, status: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """Prints what an ``up`` did (an ``UpReport``) and the status after it: the same shape for every part."""
+    if as_json:
+        emit_json(
+            {
+                "actions": report.actions,
+                "seconds": round(report.seconds, 2),
+                "seconds_to_healthy": round(report.seconds_to_healthy, 2),
+                "status": status.to_dict(),
+            }
+        )
+        return
+    if report.actions:
+        for a in report.actions:
+            console.print(f"  • {escape(a)}")
+        console.print(f"{what} up in {report.seconds:.1f}s (healthy {report.seconds_to_healthy:.1f}s after start)")
+    else:
+        console.print(f"{what} already up and healthy: nothing changed")
+    render(status)

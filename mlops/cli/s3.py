@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import console, emit_json, fail, show_up
 from modelledger.mlops.store.s3server import S3Server, S3ServerError, S3Status
 
 app = typer.Typer(help="Run the S3 server (MinIO) that holds the anchored artifacts.", no_args_is_help=True)
@@ -55,24 +55,7 @@ def up(as_json: JsonOpt = False) -> None:
     except S3ServerError as exc:
         fail(str(exc), as_json)
         return
-    st = srv.status()
-    if as_json:
-        emit_json(
-            {
-                "actions": report.actions,
-                "seconds": round(report.seconds, 2),
-                "seconds_to_healthy": round(report.seconds_to_healthy, 2),
-                "status": st.to_dict(),
-            }
-        )
-        return
-    if report.actions:
-        for a in report.actions:
-            console.print(f"  • {escape(a)}")
-        console.print(f"S3 up in {report.seconds:.1f}s (ready {report.seconds_to_healthy:.1f}s after start)")
-    else:
-        console.print("S3 already up and healthy: nothing changed")
-    render_status(st)
+    show_up("S3", report, srv.status(), as_json, render_status)
 
 
 @app.command()

@@ -49,6 +49,8 @@ from modelledger.network.processes import (
     ProcessInfo,
     ProcessSupervisor,
     UpReport,
+    check_marked_dir,
+    claim_marked_dir,
     remove_marked_dir,
     wait_healthy,
     wait_port_free,
@@ -552,14 +554,14 @@ class S3Server:
             raise S3ServerError(f"MinIO failed: {exc.reason} (log: {self.log_path})") from exc
 
     def _claim_state_dir(self) -> None:
-        root = self.settings.s3_dir
-        marker = root / STATE_MARKER
-        if marker.is_file():
-            return
-        if root.exists() and any(root.iterdir()):
-            raise S3ServerError(f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR")
-        root.mkdir(parents=True, exist_ok=True)
-        marker.write_text("ModelLedger S3 server state; `modelledger s3 clean` deletes this folder\n")
+        try:
+            claim_marked_dir(
+                self.settings.s3_dir,
+                STATE_MARKER,
+                "ModelLedger S3 server state; `modelledger s3 clean` deletes this folder",
+            )
+        except PermissionError as exc:
+            raise S3ServerError(str(exc)) from exc
 
     def connection(self) -> dict[str, Any]:
         """What other tools need to reach the bucket (paths only, never the secret)."""
@@ -589,8 +591,10 @@ class S3Server:
             S3ServerError: The folder exists but carries no marker: nothing is deleted then.
         """
         root = self.settings.s3_dir
-        if root.exists() and not (root / STATE_MARKER).is_file():
-            raise S3ServerError(f"refusing to delete {root}: it has no {STATE_MARKER} marker, so it was not made by us")
+        try:
+            check_marked_dir(root, STATE_MARKER)
+        except PermissionError as exc:
+            raise S3ServerError(str(exc)) from exc
         stopped = self.down()
         remove_marked_dir(root, STATE_MARKER)
         return stopped
