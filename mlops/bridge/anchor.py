@@ -41,7 +41,6 @@ from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
 from modelledger.mlops.store.index import StoragePointer
-from modelledger.mlops.store.signing import sign_model
 from modelledger.mlops.store.source import SourceError, local_folder
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.sdk.gateway.errors import CommitError
@@ -260,6 +259,9 @@ class Anchorer:
             logged = p.mlflow.get_logged_model(model_id)
             if run is None and getattr(logged, "source_run_id", None):
                 run = p.mlflow.get_run(logged.source_run_id)
+        # model-signing takes ~0.3 s to import: only the worker that signs pays for it, not every CLI call.
+        from modelledger.mlops.store.signing import sign_model
+
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             try:
                 with local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri) as folder:
