@@ -31,14 +31,21 @@ import json
 import logging
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError, resolve_download_uri
+from modelledger.mlops.bridge.artifacts import (
+    ArtifactAllowlist,
+    SourceRefusedError,
+    resolve_download_uri,
+    stored_location,
+)
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
-from modelledger.mlops.bridge.provenance import collect
+from modelledger.mlops.bridge.provenance import collect, ledger_datasets
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.source import SourceError, local_folder
@@ -119,6 +126,22 @@ class AnchorParts:
     allowlist: ArtifactAllowlist
     tracking_uri: str
     scratch: Path | None = None
+    # MLflow's --artifacts-destination and a client of that S3 store: artifacts are then read there directly.
+    artifacts_destination: str = ""
+    artifacts_s3: Any | None = None
+
+
+class StepClock:
+    """Seconds spent in each step of one job, for the job's log line (operators see where time goes)."""
+
+    def __init__(self) -> None:
+        self._t = time.perf_counter()
+        self.steps: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.steps[step] = round(self.steps.get(step, 0.0) + now - self._t, 4)
+        self._t = now
 
 
 def _fault(point: str) -> None:
@@ -149,6 +172,8 @@ class Anchorer:
         self.parts = parts
         self.outbox = outbox
         self.lease_seconds = lease_seconds
+        # MLflow and ledger requests that run beside the job's main line (reads, tags).
+        self._side = ThreadPoolExecutor(4, thread_name_prefix="anchor-side")
 
     # ------------------------------------------------------------------ the job
     def process(self, job: Job) -> str:
@@ -172,36 +197,61 @@ class Anchorer:
 
     def _run(self, job: Job) -> str:
         p = self.parts
+        clock = StepClock()
+        # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
+        on_ledger = self._side.submit(self._on_ledger, job)
+        located = self._side.submit(self._locate, job) if "pointer" not in job.checkpoint else None
         mv = self._model_version(job)
-        record = self._on_ledger(job)
+        record = on_ledger.result()
+        clock.lap("read")
         if record is not None:
             return self._already_on_ledger(job, mv, record)
-        if mv.tags.get(TAG_STATUS) != "pending":
-            self._tags(job, {TAG_STATUS: "pending"})
-
-        if "pointer" not in job.checkpoint:
-            job = self._upload(job, mv)
-            _fault("after-upload")
-        pointer = StoragePointer.from_json(job.checkpoint["pointer"])
-        manifest = Manifest.from_json(job.checkpoint["manifest"])
-        record_in = ModelVersionInput(
-            name=job.name,
-            version=job.version,
-            model_digest=manifest.model_digest,
-            manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
-            manifest_digest=manifest.manifest_digest,
-            storage=Storage(pointer.bucket, pointer.key, pointer.sha256, pointer.version_id),
-            **provenance_records(job.checkpoint["provenance"]),
+        # The pending tag is written while the files are fetched; every later tag waits for it (finally).
+        pending = (
+            self._side.submit(self._tags, job, {TAG_STATUS: "pending"})
+            if mv.tags.get(TAG_STATUS) != "pending"
+            else None
         )
-        commit = p.registry.register_model_version_async(record_in)
-        _fault("after-submit")
-        job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)
-        _fault("before-commit-status")
+        early: list[Future[None]] = []
         try:
-            status = commit.wait()
-        except CommitError as exc:
-            # MVCC conflicts and the like: retried; the registration is idempotent.
-            raise RuntimeError(f"transaction {exc.transaction_id} committed as {exc.code_name}") from exc
+            if located is not None:
+                job = self._upload(job, mv, clock, *located.result())
+                _fault("after-upload")
+            if pending is not None:
+                pending.result()
+            pointer = StoragePointer.from_json(job.checkpoint["pointer"])
+            manifest = Manifest.from_json(job.checkpoint["manifest"])
+            record_in = ModelVersionInput(
+                name=job.name,
+                version=job.version,
+                model_digest=manifest.model_digest,
+                manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
+                manifest_digest=manifest.manifest_digest,
+                storage=Storage(pointer.bucket, pointer.key, pointer.sha256, pointer.version_id),
+                **provenance_records(job.checkpoint["provenance"]),
+            )
+            commit = p.registry.register_model_version_async(record_in)
+            clock.lap("submit")
+            _fault("after-submit")
+            job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)
+            _fault("before-commit-status")
+            # While the orderer cuts the block: the tags that do not depend on the outcome (status stays pending).
+            written = {
+                TAG_TX: commit.transaction_id,
+                TAG_DIGEST: manifest.model_digest,
+                TAG_STORAGE: storage_uri(pointer),
+            }
+            early = self._write_tags(job, mv.tags, written)
+            try:
+                status = commit.wait()
+                clock.lap("commit")
+            except CommitError as exc:
+                # MVCC conflicts and the like: retried; the registration is idempotent.
+                raise RuntimeError(f"transaction {exc.transaction_id} committed as {exc.code_name}") from exc
+            for fu in early:
+                fu.result()
+        finally:
+            futures_wait([f for f in (pending, *early) if f is not None])
         # The record names the transaction that registered it: this one, or (after a resubmission that
         # only read the stored record back) an earlier one, which the tags must name instead.
         stored = from_json(LedgerModelVersion, json.loads(commit.result)) if commit.result else None
@@ -209,8 +259,10 @@ class Anchorer:
         if stored is not None and stored.registered_tx_id and stored.registered_tx_id != tx_id:
             tx_id, block = stored.registered_tx_id, block_number_of(p.network, stored.registered_tx_id)
         job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=tx_id, block=block)
-        log.info("anchored", extra={"job": job.key, "tx_id": tx_id, "block": block})
-        return self._finish(job, mv.tags, tx_id, block, manifest.model_digest, pointer)
+        state = self._finish(job, tx_id, block, manifest.model_digest, pointer, written)
+        clock.lap("tags")
+        log.info("anchored", extra={"job": job.key, "tx_id": tx_id, "block": block, "steps": clock.steps})
+        return state
 
     def _already_on_ledger(self, job: Job, mv: Any, record: Any) -> str:
         """The ledger holds the version: tag it, if it is this MLflow version and not a namesake."""
@@ -227,7 +279,7 @@ class Anchorer:
             block = block_number_of(self.parts.network, tx_id)
         st = record.storage
         pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
-        return self._finish(job, mv.tags, tx_id, int(block), record.model_digest, pointer)
+        return self._finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags)
 
     def _model_version(self, job: Job) -> Any:
         try:
@@ -249,36 +301,69 @@ class Anchorer:
         except NotFound:
             return None
 
-    def _upload(self, job: Job, mv: Any) -> Job:
-        p = self.parts
-        uri = p.allowlist.check(resolve_download_uri(p.mlflow, job.name, job.version))
-        run = p.mlflow.get_run(mv.run_id) if mv.run_id else None
+    def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
+        """The run and the logged model behind a version (either may be None); registers the run's datasets.
+
+        The model version's record references its datasets, so they must be
+        on the ledger first; they are registered in parallel, while the model's
+        files are still being fetched and copied.
+        """
+        mlflow = self.parts.mlflow
+        run = mlflow.get_run(mv.run_id) if mv.run_id else None
         logged = None
         model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)
         if model_id:
-            logged = p.mlflow.get_logged_model(model_id)
+            logged = mlflow.get_logged_model(model_id)
             if run is None and getattr(logged, "source_run_id", None):
-                run = p.mlflow.get_run(logged.source_run_id)
+                run = mlflow.get_run(logged.source_run_id)
+        datasets = ledger_datasets(run)
+        if datasets:
+            with ThreadPoolExecutor(min(8, len(datasets)), thread_name_prefix="dataset") as pool:
+                list(pool.map(self._register_dataset, datasets))
+        return run, logged
+
+    def _register_dataset(self, ds: DatasetRef) -> None:
+        # Conflict: registered before with other metadata; the reference by digest still holds.
+        with contextlib.suppress(Conflict):
+            self.parts.registry.register_dataset(ds.name, ds.sha256, ds.source)
+
+    def _locate(self, job: Job) -> tuple[str, Any | None]:
+        """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow)."""
+        p = self.parts
+        uri = p.allowlist.check(resolve_download_uri(p.mlflow, job.name, job.version))
+        if p.artifacts_s3 is not None:
+            direct = stored_location(uri, p.artifacts_destination)
+            if direct.startswith("s3://"):
+                return p.allowlist.check(direct), p.artifacts_s3
+        return uri, None
+
+    def _upload(self, job: Job, mv: Any, clock: StepClock, uri: str, s3: Any | None) -> Job:
+        p = self.parts
+        clock.lap("locate")
         # model-signing takes ~0.3 s to import: only the worker that signs pays for it, not every CLI call.
         from modelledger.mlops.store.signing import sign_model
 
-        with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="mlflow-read") as side,
+            tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp,
+        ):
+            sources = side.submit(self._sources, mv)  # read while the files download
             try:
-                with local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri) as folder:
+                with local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri, s3=s3) as folder:
+                    clock.lap("fetch")
                     if not list_files(folder):
                         raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
                     bundle = Path(tmp) / "model.sig.json"
                     sign_model(folder, bundle, p.signing.key, p.signing.certificate, p.signing.chain)
+                    clock.lap("sign")
                     result = p.uploader.upload(folder, bundle=bundle, progress=False)
+                    clock.lap("upload")
+                    run, logged = sources.result()
                     prov = collect(mv, run, logged, folder)
             except SourceError as exc:
                 raise RuntimeError(str(exc)) from exc
         if prov.notes:
             self._tags(job, {TAG_NOTE: "; ".join(prov.notes)[:4000]})
-        for ds in prov.datasets:
-            # Conflict: registered before with other metadata; the reference by digest still holds.
-            with contextlib.suppress(Conflict):
-                p.registry.register_dataset(ds.name, ds.sha256, ds.source)
         provenance = {
             "mlflow": prov.mlflow,
             "framework": prov.framework,
@@ -287,30 +372,50 @@ class Anchorer:
             "metrics": prov.metrics,
             "datasets": prov.datasets,
         }
-        return self.outbox.checkpoint(
+        job = self.outbox.checkpoint(
             job,
             self.lease_seconds,
             pointer=result.pointer.to_json(),
             manifest=result.manifest.to_json(),
             provenance=_provenance_json(provenance),
         )
+        clock.lap("provenance")
+        return job
 
     # ------------------------------------------------------------------ outcomes
-    def _finish(
-        self, job: Job, known: dict[str, str], tx_id: str, block: int, model_digest: str, pointer: StoragePointer
-    ) -> str:
+    def _write_tags(self, job: Job, known: dict[str, str], tags: dict[str, str]) -> list[Future[None]]:
+        """Starts writing ``tags`` (and removing a stale ``ledger.error``) in parallel; returns the requests."""
         mlflow = self.parts.mlflow
-        if TAG_ERROR in known:
+
+        def drop_error() -> None:
             try:
                 mlflow.delete_model_version_tag(job.name, job.version, TAG_ERROR)
             except Exception as exc:
                 if not _is_missing(exc):
                     raise
+
+        def put(key: str, value: str) -> None:
+            mlflow.set_model_version_tag(job.name, job.version, key, value)
+
+        requests = [self._side.submit(put, k, v) for k, v in tags.items()]
+        return [*requests, self._side.submit(drop_error)] if TAG_ERROR in known else requests
+
+    def _finish(
+        self,
+        job: Job,
+        tx_id: str,
+        block: int,
+        model_digest: str,
+        pointer: StoragePointer,
+        written: dict[str, str],
+        known: dict[str, str] | None = None,
+    ) -> str:
+        """Writes the ledger tags not yet ``written``, then ``ledger.status=anchored``; completes the job."""
         details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
-        with ThreadPoolExecutor(len(details)) as pool:  # independent requests: in parallel
-            list(pool.map(lambda kv: mlflow.set_model_version_tag(job.name, job.version, *kv), details.items()))
+        for fu in self._write_tags(job, known or {}, {k: v for k, v in details.items() if written.get(k) != v}):
+            fu.result()
         # The status last: whoever sees "anchored" finds the other tags already there.
-        mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, "anchored")
+        self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, "anchored")
         self.outbox.complete(job, tx_id=tx_id, block=block)
         return "done"
 

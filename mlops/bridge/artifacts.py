@@ -68,6 +68,20 @@ class ArtifactAllowlist:
         return uri
 
 
+def stored_location(uri: str, destination: str) -> str:
+    """The ``s3://`` location of an ``mlflow-artifacts:/`` URI, given the server's ``--artifacts-destination``.
+
+    Our tracking server stores ``mlflow-artifacts:/<path>`` at
+    ``<destination>/<path>``; reading it there saves the trip through the
+    server. Other URIs (and any URI when ``destination`` is empty) are returned
+    unchanged. Check the result against the allowlist like any other URI.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "mlflow-artifacts" or not destination:
+        return uri
+    return f"{destination.rstrip('/')}/{parsed.path.lstrip('/')}"
+
+
 def resolve_download_uri(mlflow: Any, name: str, version: str, hops: int = 3) -> str:
     """Where the version's files really are: the registry's download URI with ``runs:/`` and ``models:/`` resolved.
 

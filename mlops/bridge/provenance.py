@@ -109,6 +109,15 @@ def datasets_of(run: Any) -> list[DatasetRef]:
     return sorted(refs.values(), key=lambda r: r.sha256)
 
 
+def ledger_datasets(run: Any | None, notes: list[str] | None = None) -> list[DatasetRef]:
+    """The run's datasets that the model's ledger record references (those that fit the chaincode's limits).
+
+    The bridge registers exactly these before the model version; ``notes`` gets what was left out.
+    """
+    found = datasets_of(run) if run is not None else []
+    return _fit(found, lambda x: len(x.name) <= MAX_LABEL, MAX_DATASETS, "datasets", [] if notes is None else notes)
+
+
 def _params(*sources: dict[str, str] | None) -> list[Param]:
     merged: dict[str, str] = {}
     for s in sources:
@@ -143,11 +152,10 @@ def collect(model_version: Any, run: Any | None, logged_model: Any | None, model
     notes: list[str] = []
     short = lambda *texts: all(len(t) <= MAX_LABEL for t in texts)  # noqa: E731
     fits_value = lambda x: len(x.value) <= MAX_PARAM_VALUE  # noqa: E731
-    run_datasets = datasets_of(run) if run is not None else []
     libraries = _fit(libraries_of(model_dir), lambda x: short(x.name, x.version), MAX_LIBRARIES, "libraries", notes)
     params = _fit(_params(run_params, lm_params), fits_value, MAX_PARAMS, "params", notes)
     metrics = _fit(_metrics(run_metrics, lm_metrics), lambda x: True, MAX_METRICS, "metrics", notes)
-    datasets = _fit(run_datasets, lambda x: short(x.name), MAX_DATASETS, "datasets", notes)
+    datasets = ledger_datasets(run, notes)
     return Provenance(
         mlflow=MLflowSource(
             model_id=getattr(logged_model, "model_id", "") or "",

@@ -180,14 +180,18 @@ class Bridge:
         network = gateway.network(prof.channel)
         registry = RegistryClient(network, prof.chaincode)
         retention = s.retention_days or self.s3.retention_days
+        s3 = s3_client(self.s3)
         parts = AnchorParts(
             mlflow=client,
             registry=registry,
             network=network,
-            uploader=ModelUploader(s3_client(self.s3), self.s3.bucket, dt.timedelta(days=retention)),
+            uploader=ModelUploader(s3, self.s3.bucket, dt.timedelta(days=retention)),
             signing=SigningIdentity.from_msp(prof.user_msp(s.org, REGISTRAR_ROLE)),
             allowlist=ArtifactAllowlist.of(self.mlflow.tracking_uri, [self.mlflow.artifacts_bucket]),
             tracking_uri=self.mlflow.tracking_uri,
+            # MLflow's artifacts live on the stack's MinIO: read them there, not through the tracking server.
+            artifacts_destination=self.mlflow.artifacts_destination,
+            artifacts_s3=s3,
         )
         wake = threading.Event()
         orphans = outbox.release_orphans(owner_alive)

@@ -279,14 +279,16 @@ def test_while_org2s_peer_is_down_versions_stay_pending_with_a_reason(stack: Sta
         version = register(stack, "peer-down", model_uri)
         deadline = time.monotonic() + 60
         tags: dict[str, str] = {}
+        job = None
+        # The worker tags the version before it records the retry in the outbox: wait for both.
         while time.monotonic() < deadline:
             tags = stack.client.get_model_version("peer-down", version).tags
-            if tags.get(TAG_STATUS) == "pending" and tags.get(TAG_ERROR):
+            job = stack.outbox().get("peer-down", version)
+            if tags.get(TAG_STATUS) == "pending" and tags.get(TAG_ERROR) and job is not None and job.reason:
                 break
             time.sleep(0.25)
         assert tags.get(TAG_STATUS) == "pending" and tags.get(TAG_ERROR), tags
-        job = stack.outbox().get("peer-down", version)
-        assert job.state in ("pending", "leased") and job.reason
+        assert job is not None and job.state in ("pending", "leased") and job.reason, job
         with pytest.raises(NotFound):
             stack.registry().get_model_version("peer-down", version)
     finally:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace as NS
 
 import pytest
 
-from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, SourceRefusedError, resolve_download_uri
+from modelledger.mlops.bridge.artifacts import (
+    ArtifactAllowlist,
+    SourceRefusedError,
+    resolve_download_uri,
+    stored_location,
+)
 
 ALLOW = ArtifactAllowlist.of("http://127.0.0.1:7950", ["modelledger-mlflow"])
 
@@ -79,3 +85,21 @@ def test_a_run_path_with_traversal_is_refused_after_resolution() -> None:
     uri = resolve_download_uri(FakeRegistry("runs:/abc/../../etc"), "m", "1")
     with pytest.raises(SourceRefusedError, match=r"'\.\.' path segments"):
         ALLOW.check(uri)
+
+
+@pytest.mark.parametrize(
+    ("uri", "stored"),
+    [
+        ("mlflow-artifacts:/1/abc/artifacts/model", "s3://modelledger-mlflow/artifacts/1/abc/artifacts/model"),
+        ("mlflow-artifacts://127.0.0.1:7950/1/m", "s3://modelledger-mlflow/artifacts/1/m"),
+        ("s3://modelledger-mlflow/x", "s3://modelledger-mlflow/x"),
+    ],
+)
+def test_tracking_server_uris_map_to_its_artifacts_destination(uri: str, stored: str) -> None:
+    assert stored_location(uri, "s3://modelledger-mlflow/artifacts/") == stored
+    assert stored_location(uri, "") == uri  # no destination known: through the server
+
+
+def test_a_mapped_location_is_still_checked_against_the_allowlist() -> None:
+    with pytest.raises(SourceRefusedError, match=re.escape("empty, '.' or '..' path segments")):
+        ALLOW.check(stored_location("mlflow-artifacts:/0/../../secret", "s3://modelledger-mlflow/artifacts"))

@@ -1,0 +1,101 @@
+"""Fetching a model tree straight from S3 (fake client; the real MinIO path is in tests/integration)."""
+
+from __future__ import annotations
+
+import io
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from modelledger.mlops.store.digest import ModelTreeError, digest_folder
+from modelledger.mlops.store.source import SourceError, download_s3_tree, local_folder
+
+
+class FakeS3:
+    """Just enough of a boto3 client: list_objects_v2 pages, head_object and get_object."""
+
+    def __init__(self, objects: dict[str, bytes], short: str = "") -> None:
+        self.objects = objects
+        self.short = short  # this key's body comes back one byte short
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+        objects = self.objects
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+                keys = sorted(k for k in objects if k.startswith(Prefix))
+                return [
+                    {"Contents": [{"Key": k, "Size": len(objects[k])} for k in keys[i : i + 2]]}
+                    for i in range(0, len(keys), 2)
+                ]
+
+        return Pages()
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        if Key not in self.objects:
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+        return {"ContentLength": len(self.objects[Key])}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        data = self.objects[Key]
+        return {"Body": io.BytesIO(data[:-1] if Key == self.short else data)}
+
+
+def test_a_folder_is_downloaded_whole_with_private_modes(tmp_path: Path) -> None:
+    s3 = FakeS3({"a/m/MLmodel": b"flavors: {}\n", "a/m/sub/w.bin": b"x" * 1000, "a/m/sub/": b"", "a/mx": b"no"})
+    folder = download_s3_tree(s3, "s3://b/a/m", tmp_path / "model")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == ["MLmodel", "sub/w.bin"]  # the folder marker and the sibling "a/mx" are not part of it
+    assert (folder / "sub" / "w.bin").read_bytes() == b"x" * 1000
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE((folder / "MLmodel").stat().st_mode) == 0o600
+    assert [f.path for f in digest_folder(folder).files] == ["MLmodel", "sub/w.bin"]
+
+
+def test_a_uri_naming_one_object_gives_a_folder_with_that_file(tmp_path: Path) -> None:
+    folder = download_s3_tree(FakeS3({"a/model.pkl": b"pickle"}), "s3://b/a/model.pkl", tmp_path / "model")
+    assert [p.name for p in folder.iterdir()] == ["model.pkl"] and (folder / "model.pkl").read_bytes() == b"pickle"
+
+
+@pytest.mark.parametrize(
+    ("objects", "error", "message"),
+    [
+        ({"a/m/../../etc/x": b"1"}, ModelTreeError, "must not contain empty, '.' or '..' segments"),
+        ({"a/m/x//y": b"1"}, ModelTreeError, "must not contain empty, '.' or '..' segments"),
+        ({"a/m/w": b"1", "a/m/w/x": b"2"}, ModelTreeError, "'w/x' is under a key that is also a file"),
+    ],
+)
+def test_unsafe_trees_are_refused_before_anything_is_written(
+    tmp_path: Path, objects: dict[str, bytes], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        download_s3_tree(FakeS3(objects), "s3://b/a/m", tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_short_read_is_an_error_and_the_scratch_folder_is_removed(tmp_path: Path) -> None:
+    s3 = FakeS3({"a/m/w.bin": b"0123456789"}, short="a/m/w.bin")
+    with (
+        pytest.raises(SourceError, match=re.escape("w.bin came back with 9 bytes, 10 listed")),
+        local_folder("s3://b/a/m", scratch=tmp_path, s3=s3),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_s3_refusals_are_source_errors_naming_the_uri(tmp_path: Path) -> None:
+    class Denied(FakeS3):
+        def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    with pytest.raises(SourceError, match=r"cannot fetch s3://b/a/m from S3: .*AccessDenied"):
+        download_s3_tree(Denied({"a/m/w": b"1"}), "s3://b/a/m", tmp_path / "model")
+
+
+def test_nothing_at_the_uri_gives_an_empty_folder(tmp_path: Path) -> None:
+    folder = download_s3_tree(FakeS3({"other/x": b"1"}), "s3://b/a/m", tmp_path / "model")
+    assert folder.is_dir() and list(folder.iterdir()) == []
