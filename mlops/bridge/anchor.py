@@ -344,7 +344,7 @@ class Anchorer:
         from modelledger.mlops.store.signing import sign_model
 
         with (
-            ThreadPoolExecutor(1, thread_name_prefix="mlflow-read") as side,
+            ThreadPoolExecutor(2, thread_name_prefix="anchor-upload") as side,
             tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp,
         ):
             sources = side.submit(self._sources, mv)  # read while the files download
@@ -354,10 +354,16 @@ class Anchorer:
                     if not list_files(folder):
                         raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
                     bundle = Path(tmp) / "model.sig.json"
-                    sign_model(folder, bundle, p.signing.key, p.signing.certificate, p.signing.chain)
-                    clock.lap("sign")
-                    result = p.uploader.upload(folder, bundle=bundle, progress=False)
-                    clock.lap("upload")
+                    # Signed (another read of the files) while the files upload; the bundle is stored last.
+                    key, cert, chain = p.signing.key, p.signing.certificate, p.signing.chain
+                    signed = side.submit(sign_model, folder, bundle, key, cert, chain)
+
+                    def signed_bundle() -> Path:
+                        signed.result()
+                        return bundle
+
+                    result = p.uploader.upload(folder, bundle=signed_bundle, progress=False)
+                    clock.lap("sign_and_upload")
                     run, logged = sources.result()
                     prov = collect(mv, run, logged, folder)
             except SourceError as exc:

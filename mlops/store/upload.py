@@ -170,18 +170,34 @@ class ModelUploader:
         self.workers = workers
         self.chunk_size = chunk_size
 
-    def upload(self, folder: str | Path, bundle: Path | None = None, progress: bool | None = None) -> UploadResult:
+    def upload(
+        self, folder: str | Path, bundle: Path | Callable[[], Path] | None = None, progress: bool | None = None
+    ) -> UploadResult:
         """Uploads ``folder`` (and its signature bundle, stored beside it) and returns the pointer.
+
+        Args:
+            folder: The model folder.
+            bundle: The signature bundle, or a function returning its path once it
+                is made; it is called after the model's files are sent, so the
+                bundle can be made while they upload.
+            progress: Show a progress bar (default: when stderr is a terminal).
 
         Raises:
             ModelTreeError: The folder holds something unsafe (nothing is uploaded).
-            UploadError: S3 refused a step; no index was written.
+            UploadError: S3 refused a step, or the bundle lies inside the folder; no index was written.
         """
         files = list_files(folder)
         if not files:
             raise UploadError(f"{folder} holds no files: nothing to anchor")
-        if bundle is not None and Path(bundle).resolve().is_relative_to(Path(folder).resolve()):
-            raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
+
+        def bundle_path() -> Path | None:
+            path = bundle() if callable(bundle) else bundle
+            if path is not None and Path(path).resolve().is_relative_to(Path(folder).resolve()):
+                raise UploadError(f"{path}: the signature bundle must not be inside the model folder it signs")
+            return path
+
+        if not callable(bundle):
+            bundle_path()  # refused before anything is sent
         total = sum(f.path.stat().st_size for f in files)
         show = sys.stderr.isatty() if progress is None else progress
         # Whole seconds: S3 keeps retention dates to the second, and a date a fraction below the stored
@@ -192,7 +208,8 @@ class ModelUploader:
                 results = self._send_files(files, retain_until, bar.add)
             sent = [s for _, chunks in results for s in chunks]
             stored = tuple(sf for sf, _ in results)
-            bundle_sent = self._store_blob(Path(bundle).read_bytes(), retain_until) if bundle is not None else None
+            signed = bundle_path()
+            bundle_sent = self._store_blob(Path(signed).read_bytes(), retain_until) if signed is not None else None
             return self._anchor(AnchoredIndex(stored, self.chunk_size), sent, bundle_sent, retain_until)
         except (ClientError, BotoCoreError) as exc:
             raise UploadError(f"S3 refused the upload of {folder}: {exc}") from exc
