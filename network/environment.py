@@ -27,6 +27,12 @@ def env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def env_optional_path(name: str) -> Path | None:
+    """The variable as an absolute path (``~`` expanded), or None when unset."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
 def env_number(name: str, default: N, kind: type[N]) -> N:
     """The variable as an ``int`` or a ``float``, or ``default``.
 

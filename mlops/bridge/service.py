@@ -189,6 +189,7 @@ class Bridge:
             signing=SigningIdentity.from_msp(prof.user_msp(s.org, REGISTRAR_ROLE)),
             allowlist=ArtifactAllowlist.of(self.mlflow.tracking_uri, [self.mlflow.artifacts_bucket]),
             tracking_uri=self.mlflow.tracking_uri,
+            scratch=s.scratch_dir,
             # MLflow's artifacts live on the stack's MinIO: read them there, not through the tracking server.
             artifacts_destination=self.mlflow.artifacts_destination,
             artifacts_s3=s3,

@@ -14,6 +14,7 @@
 | MODELLEDGER_BRIDGE_RECONCILE_SECONDS  | 30                                              |
 | MODELLEDGER_BRIDGE_MAX_ATTEMPTS       | 12 (then the job is dead-lettered)              |
 | MODELLEDGER_BRIDGE_RETENTION_DAYS     | the S3 bucket's retention                       |
+| MODELLEDGER_BRIDGE_SCRATCH_DIR        | the system's temporary folder (fetched models)  |
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelledger.network.environment import env_number, env_path, env_str
+from modelledger.network.environment import env_number, env_optional_path, env_path, env_str
 from modelledger.network.settings import REPO_ROOT
 
 DEFAULT_MLFLOW_PORT = 7950
@@ -115,6 +116,8 @@ class BridgeSettings:
         max_attempts: Attempts of one job before it is dead-lettered.
         retention_days: COMPLIANCE retention of anchored objects (0: the S3 bucket's).
         lease_seconds: How long a worker owns a job before another may take it over.
+        scratch_dir: Where a job's files are fetched (one 0700 folder per job, removed after it);
+            needs free space for the largest model times ``workers``. None: the system's temporary folder.
     """
 
     state_dir: Path = field(default_factory=lambda: REPO_ROOT / ".state")
@@ -128,12 +131,15 @@ class BridgeSettings:
     max_attempts: int = 12
     retention_days: int = 0
     lease_seconds: float = 300.0
+    scratch_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"MODELLEDGER_BRIDGE_PORT must be between 1 and 65535, got {self.port}")
         if self.workers < 1 or self.max_attempts < 1 or self.max_body < 1024:
             raise ValueError("bridge workers and max attempts must be at least 1, max body at least 1024 bytes")
+        if self.scratch_dir is not None and not self.scratch_dir.is_dir():
+            raise ValueError(f"MODELLEDGER_BRIDGE_SCRATCH_DIR {self.scratch_dir} is not a folder")
         if self.freshness < 30:
             raise ValueError("MODELLEDGER_BRIDGE_FRESHNESS must be at least 30 s (MLflow retries over ~7 s)")
 
@@ -149,6 +155,7 @@ class BridgeSettings:
             reconcile_seconds=env_number("MODELLEDGER_BRIDGE_RECONCILE_SECONDS", 30.0, float),
             max_attempts=env_number("MODELLEDGER_BRIDGE_MAX_ATTEMPTS", 12, int),
             retention_days=env_number("MODELLEDGER_BRIDGE_RETENTION_DAYS", 0, int),
+            scratch_dir=env_optional_path("MODELLEDGER_BRIDGE_SCRATCH_DIR"),
         )
 
     @property

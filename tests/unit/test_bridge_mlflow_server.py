@@ -1,12 +1,14 @@
-"""The MLflow server's command line and environment: webhook settings present, no secret in argv."""
+"""The MLflow server's command line and environment (webhook settings present, no secret in argv); bridge settings."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
 
+import pytest
+
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
-from modelledger.mlops.bridge.settings import MlflowSettings
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.store.s3server import S3Settings, ensure_credentials
 
 PG = "postgresql://mlflow:hunter2@db.internal:5432/mlflow?sslpassword=also-secret"
@@ -39,3 +41,15 @@ def test_the_printed_backend_never_shows_a_password(tmp_path: Path) -> None:
     assert label == "postgresql://db.internal:5432/mlflow"
     sqlite = MlflowServer(MlflowSettings(state_dir=tmp_path))._backend_label()
     assert sqlite == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+
+
+def test_the_bridge_scratch_folder_comes_from_the_environment_and_must_exist(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MODELLEDGER_BRIDGE_SCRATCH_DIR", raising=False)
+    assert BridgeSettings.from_env().scratch_dir is None  # the system's temporary folder
+    monkeypatch.setenv("MODELLEDGER_BRIDGE_SCRATCH_DIR", str(tmp_path))
+    assert BridgeSettings.from_env().scratch_dir == tmp_path
+    monkeypatch.setenv("MODELLEDGER_BRIDGE_SCRATCH_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match=r"MODELLEDGER_BRIDGE_SCRATCH_DIR .*/missing is not a folder"):
+        BridgeSettings.from_env()
