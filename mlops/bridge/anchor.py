@@ -3,22 +3,30 @@
 Steps of a job (each durable result is checkpointed in the outbox, so a job
 taken over after a crash resumes where it stopped):
 
-0. re-read the version from the registry (the webhook was only a hint); if the
-   ledger already holds it, skip to the tags;
-1. fetch the artifacts (allowlisted URI, private temporary folder);
-2-4. digest, sign (model-signing bundle, the bridge's registrar identity) and
-   copy to the anchored bucket; checkpoint the pointer and the manifest;
+0. re-read the version from the registry (the webhook was only a hint) and,
+   at the same time, ask the ledger and locate the files; if the ledger
+   already holds the version, skip to the tags;
+1. fetch the artifacts (allowlisted URI, read from MLflow's bucket when it is
+   on this stack's S3, into a private temporary folder); meanwhile read the
+   run and the logged model and tag the version ``pending``;
+2-4. digest and copy to the anchored bucket in one pass while the run's
+   datasets are registered and the model-signing bundle is made (the bridge's
+   registrar identity); checkpoint the pointer, manifest and provenance;
 5. ``RegisterModelVersion`` through the Gateway, endorsed by every
    organisation; checkpoint the transaction id;
-6. wait for its commit status: only VALID counts;
-7. tag the version: ``ledger.status=anchored``, ``ledger.tx_id``,
-   ``ledger.block``, ``model.digest``, ``storage.uri``.
+6. wait for its commit status (only VALID counts) while ``ledger.tx_id``,
+   ``model.digest`` and ``storage.uri`` are written;
+7. ``ledger.block``, then ``ledger.status=anchored`` last.
+
+Every request made beside the main line is awaited before the job's outcome
+is recorded, so no tag of an attempt lands after it.
 
 A resubmitted registration is harmless: identical re-registration is
 idempotent in the chaincode. Refusals (INVALID, NOT_AUTHORIZED, CONFLICT), a
 source outside the allowlist, an unsafe model tree or a version missing from
 the registry are permanent: the job is dead at once and the version tagged
-``ledger.status=failed`` with ``ledger.error``. Anything else (a peer, S3 or
+``ledger.status=failed`` with ``ledger.error`` (the tags of a registration in
+flight removed). Anything else (a peer, S3 or
 MLflow unreachable) is retried with backoff, the version staying ``pending``
 with the last error in ``ledger.error``.
 """
@@ -196,62 +204,67 @@ class Anchorer:
             return self._retry(job, reason, tag=True)
 
     def _run(self, job: Job) -> str:
+        background: list[Future[Any]] = []
+        try:
+            return self._steps(job, background)
+        finally:
+            # Nothing of this job may still be writing once its outcome is recorded (process → _retry/_dead).
+            futures_wait(background)
+
+    def _spawn(self, background: list[Future[Any]], fn: Any, *args: Any) -> Future[Any]:
+        """Runs ``fn(*args)`` beside the job's main line; ``_run`` waits for it before the job ends."""
+        future = self._side.submit(fn, *args)
+        background.append(future)
+        return future
+
+    def _steps(self, job: Job, background: list[Future[Any]]) -> str:
         p = self.parts
         clock = StepClock()
         # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
-        on_ledger = self._side.submit(self._on_ledger, job)
-        located = self._side.submit(self._locate, job) if "pointer" not in job.checkpoint else None
+        on_ledger = self._spawn(background, self._on_ledger, job)
+        located = self._spawn(background, self._locate, job) if "pointer" not in job.checkpoint else None
         mv = self._model_version(job)
         record = on_ledger.result()
         clock.lap("read")
         if record is not None:
-            return self._already_on_ledger(job, mv, record)
-        # The pending tag is written while the files are fetched; every later tag waits for it (finally).
-        pending = (
-            self._side.submit(self._tags, job, {TAG_STATUS: "pending"})
-            if mv.tags.get(TAG_STATUS) != "pending"
-            else None
-        )
-        early: list[Future[None]] = []
-        try:
             if located is not None:
-                job = self._upload(job, mv, clock, *located.result())
-                _fault("after-upload")
-            if pending is not None:
-                pending.result()
-            pointer = StoragePointer.from_json(job.checkpoint["pointer"])
-            manifest = Manifest.from_json(job.checkpoint["manifest"])
-            record_in = ModelVersionInput(
-                name=job.name,
-                version=job.version,
-                model_digest=manifest.model_digest,
-                manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
-                manifest_digest=manifest.manifest_digest,
-                storage=Storage(pointer.bucket, pointer.key, pointer.sha256, pointer.version_id),
-                **provenance_records(job.checkpoint["provenance"]),
-            )
-            commit = p.registry.register_model_version_async(record_in)
-            clock.lap("submit")
-            _fault("after-submit")
-            job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)
-            _fault("before-commit-status")
-            # While the orderer cuts the block: the tags that do not depend on the outcome (status stays pending).
-            written = {
-                TAG_TX: commit.transaction_id,
-                TAG_DIGEST: manifest.model_digest,
-                TAG_STORAGE: storage_uri(pointer),
-            }
-            early = self._write_tags(job, mv.tags, written)
-            try:
-                status = commit.wait()
-                clock.lap("commit")
-            except CommitError as exc:
-                # MVCC conflicts and the like: retried; the registration is idempotent.
-                raise RuntimeError(f"transaction {exc.transaction_id} committed as {exc.code_name}") from exc
-            for fu in early:
-                fu.result()
-        finally:
-            futures_wait([f for f in (pending, *early) if f is not None])
+                located.cancel()  # not needed (if it has not started yet)
+            return self._already_on_ledger(job, mv, record, background)
+        # The pending tag is written while the files are fetched; it must land before any later tag.
+        pending = None
+        if mv.tags.get(TAG_STATUS) != "pending":
+            pending = self._spawn(background, self._tags, job, {TAG_STATUS: "pending"})
+        if located is not None:
+            job = self._upload(job, mv, clock, *located.result(), background)
+            _fault("after-upload")
+        if pending is not None:
+            pending.result()
+        pointer = StoragePointer.from_json(job.checkpoint["pointer"])
+        manifest = Manifest.from_json(job.checkpoint["manifest"])
+        record_in = ModelVersionInput(
+            name=job.name,
+            version=job.version,
+            model_digest=manifest.model_digest,
+            manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
+            manifest_digest=manifest.manifest_digest,
+            storage=Storage(pointer.bucket, pointer.key, pointer.sha256, pointer.version_id),
+            **provenance_records(job.checkpoint["provenance"]),
+        )
+        commit = p.registry.register_model_version_async(record_in)
+        clock.lap("submit")
+        _fault("after-submit")
+        job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)
+        _fault("before-commit-status")
+        # While the orderer cuts the block: the tags that do not depend on the outcome (status stays pending).
+        written = {TAG_TX: commit.transaction_id, TAG_DIGEST: manifest.model_digest, TAG_STORAGE: storage_uri(pointer)}
+        early = self._write_tags(job, mv.tags, written, background)
+        try:
+            status = commit.wait()
+            clock.lap("commit")
+        except CommitError as exc:
+            # MVCC conflicts and the like: retried; the registration is idempotent.
+            raise RuntimeError(f"transaction {exc.transaction_id} committed as {exc.code_name}") from exc
+        _all_done(early)
         # The record names the transaction that registered it: this one, or (after a resubmission that
         # only read the stored record back) an earlier one, which the tags must name instead.
         stored = from_json(LedgerModelVersion, json.loads(commit.result)) if commit.result else None
@@ -259,12 +272,12 @@ class Anchorer:
         if stored is not None and stored.registered_tx_id and stored.registered_tx_id != tx_id:
             tx_id, block = stored.registered_tx_id, block_number_of(p.network, stored.registered_tx_id)
         job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=tx_id, block=block)
-        state = self._finish(job, tx_id, block, manifest.model_digest, pointer, written)
+        state = self._finish(job, tx_id, block, manifest.model_digest, pointer, written, {}, background)
         clock.lap("tags")
         log.info("anchored", extra={"job": job.key, "tx_id": tx_id, "block": block, "steps": clock.steps})
         return state
 
-    def _already_on_ledger(self, job: Job, mv: Any, record: Any) -> str:
+    def _already_on_ledger(self, job: Job, mv: Any, record: Any, background: list[Future[Any]]) -> str:
         """The ledger holds the version: tag it, if it is this MLflow version and not a namesake."""
         ours = (mv.source or "", mv.run_id or "")
         theirs = (record.mlflow.source, record.mlflow.run_id)
@@ -279,7 +292,7 @@ class Anchorer:
             block = block_number_of(self.parts.network, tx_id)
         st = record.storage
         pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
-        return self._finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags)
+        return self._finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags, background)
 
     def _model_version(self, job: Job) -> Any:
         try:
@@ -302,12 +315,7 @@ class Anchorer:
             return None
 
     def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
-        """The run and the logged model behind a version (either may be None); registers the run's datasets.
-
-        The model version's record references its datasets, so they must be
-        on the ledger first; they are registered in parallel, while the model's
-        files are still being fetched and copied.
-        """
+        """The run and the logged model behind a version (either may be None)."""
         mlflow = self.parts.mlflow
         run = mlflow.get_run(mv.run_id) if mv.run_id else None
         logged = None
@@ -316,11 +324,14 @@ class Anchorer:
             logged = mlflow.get_logged_model(model_id)
             if run is None and getattr(logged, "source_run_id", None):
                 run = mlflow.get_run(logged.source_run_id)
-        datasets = ledger_datasets(run)
+        return run, logged
+
+    def _register_datasets(self, sources: Future[tuple[Any | None, Any | None]]) -> None:
+        """Registers the run's datasets, in parallel; the model's record references them, so they go first."""
+        datasets = ledger_datasets(sources.result()[0])
         if datasets:
             with ThreadPoolExecutor(min(8, len(datasets)), thread_name_prefix="dataset") as pool:
                 list(pool.map(self._register_dataset, datasets))
-        return run, logged
 
     def _register_dataset(self, ds: DatasetRef) -> None:
         # Conflict: registered before with other metadata; the reference by digest still holds.
@@ -337,26 +348,31 @@ class Anchorer:
                 return p.allowlist.check(direct), p.artifacts_s3
         return uri, None
 
-    def _upload(self, job: Job, mv: Any, clock: StepClock, uri: str, s3: Any | None) -> Job:
+    def _upload(
+        self, job: Job, mv: Any, clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
+    ) -> Job:
         p = self.parts
         clock.lap("locate")
         # model-signing takes ~0.3 s to import: only the worker that signs pays for it, not every CLI call.
         from modelledger.mlops.store.signing import sign_model
 
-        with (
-            ThreadPoolExecutor(2, thread_name_prefix="anchor-upload") as side,
-            tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp,
-        ):
-            sources = side.submit(self._sources, mv)  # read while the files download
+        sources = self._spawn(background, self._sources, mv)  # read while the files download
+        with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             try:
-                with local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri, s3=s3) as folder:
+                with (
+                    local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri, s3=s3) as folder,
+                    # Joined before the folder is removed (it exits first).
+                    ThreadPoolExecutor(2, thread_name_prefix="anchor-upload") as beside,
+                ):
                     clock.lap("fetch")
                     if not list_files(folder):
                         raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
+                    # Only a sound model tree gets its datasets on the ledger; they are registered (and the
+                    # bundle made, another read of the files) while the files upload. The bundle is stored last.
+                    datasets = beside.submit(self._register_datasets, sources)
                     bundle = Path(tmp) / "model.sig.json"
-                    # Signed (another read of the files) while the files upload; the bundle is stored last.
                     key, cert, chain = p.signing.key, p.signing.certificate, p.signing.chain
-                    signed = side.submit(sign_model, folder, bundle, key, cert, chain)
+                    signed = beside.submit(sign_model, folder, bundle, key, cert, chain)
 
                     def signed_bundle() -> Path:
                         signed.result()
@@ -364,6 +380,7 @@ class Anchorer:
 
                     result = p.uploader.upload(folder, bundle=signed_bundle, progress=False)
                     clock.lap("sign_and_upload")
+                    datasets.result()
                     run, logged = sources.result()
                     prov = collect(mv, run, logged, folder)
             except SourceError as exc:
@@ -389,7 +406,9 @@ class Anchorer:
         return job
 
     # ------------------------------------------------------------------ outcomes
-    def _write_tags(self, job: Job, known: dict[str, str], tags: dict[str, str]) -> list[Future[None]]:
+    def _write_tags(
+        self, job: Job, known: dict[str, str], tags: dict[str, str], background: list[Future[Any]]
+    ) -> list[Future[Any]]:
         """Starts writing ``tags`` (and removing a stale ``ledger.error``) in parallel; returns the requests."""
         mlflow = self.parts.mlflow
 
@@ -403,8 +422,8 @@ class Anchorer:
         def put(key: str, value: str) -> None:
             mlflow.set_model_version_tag(job.name, job.version, key, value)
 
-        requests = [self._side.submit(put, k, v) for k, v in tags.items()]
-        return [*requests, self._side.submit(drop_error)] if TAG_ERROR in known else requests
+        requests = [self._spawn(background, put, k, v) for k, v in tags.items()]
+        return [*requests, self._spawn(background, drop_error)] if TAG_ERROR in known else requests
 
     def _finish(
         self,
@@ -414,12 +433,12 @@ class Anchorer:
         model_digest: str,
         pointer: StoragePointer,
         written: dict[str, str],
-        known: dict[str, str] | None = None,
+        known: dict[str, str],
+        background: list[Future[Any]],
     ) -> str:
         """Writes the ledger tags not yet ``written``, then ``ledger.status=anchored``; completes the job."""
         details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
-        for fu in self._write_tags(job, known or {}, {k: v for k, v in details.items() if written.get(k) != v}):
-            fu.result()
+        _all_done(self._write_tags(job, known, {k: v for k, v in details.items() if written.get(k) != v}, background))
         # The status last: whoever sees "anchored" finds the other tags already there.
         self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, "anchored")
         self.outbox.complete(job, tx_id=tx_id, block=block)
@@ -431,9 +450,7 @@ class Anchorer:
         log.warning("retrying", extra={"job": job.key, "reason": reason, "attempt": job.attempts})
         last = self.outbox.out_of_attempts(job.attempts)
         if last:
-            self._try_tags(
-                job, {TAG_ERROR: f"gave up after {job.attempts} attempts: {reason}"[:4000], TAG_STATUS: "failed"}
-            )
+            self._try_failed(job, f"gave up after {job.attempts} attempts: {reason}")
         elif tag:
             self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "pending"})
         try:
@@ -443,12 +460,28 @@ class Anchorer:
 
     def _dead(self, job: Job, reason: str) -> str:
         log.error("dead-lettered", extra={"job": job.key, "reason": reason})
-        self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "failed"})
+        self._try_failed(job, reason)
         try:
             self.outbox.dead(job, reason)
         except LeaseLostError:
             return "lost"
         return "dead"
+
+    def _try_failed(self, job: Job, reason: str) -> None:
+        """Tags the version failed; first removes the tags written while a registration was in flight.
+
+        A failed version must not name a transaction, digest or copy as if it had been anchored.
+        """
+        try:
+            for key in (TAG_TX, TAG_BLOCK, TAG_DIGEST, TAG_STORAGE):
+                try:
+                    self.parts.mlflow.delete_model_version_tag(job.name, job.version, key)
+                except Exception as exc:
+                    if not _is_missing(exc):
+                        raise
+        except Exception as exc:  # MLflow down too: the reconciler tags later
+            log.warning("cannot untag", extra={"job": job.key, "reason": str(exc).splitlines()[0] if str(exc) else ""})
+        self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "failed"})
 
     def _try_tags(self, job: Job, tags: dict[str, str]) -> None:
         try:
@@ -459,6 +492,13 @@ class Anchorer:
     def _tags(self, job: Job, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.parts.mlflow.set_model_version_tag(job.name, job.version, key, value)
+
+
+def _all_done(futures: list[Future[Any]]) -> None:
+    """Waits for every request, then raises the first failure (none is left running behind an error)."""
+    futures_wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _provenance_json(prov: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config
+
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.mlflow_server import mlflow_env
@@ -180,7 +182,8 @@ class Bridge:
         network = gateway.network(prof.channel)
         registry = RegistryClient(network, prof.chaincode)
         retention = s.retention_days or self.s3.retention_days
-        s3 = s3_client(self.s3)
+        # Each worker has up to 4 downloads or 4 chunk uploads in flight (plus an index or a HEAD).
+        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 6 * s.workers)))
         parts = AnchorParts(
             mlflow=client,
             registry=registry,

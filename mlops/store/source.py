@@ -10,9 +10,11 @@ tracking server).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,54 +93,75 @@ def download_s3_tree(client: Any, uri: str, dest: Path, workers: int = 4) -> Pat
 
     Keys become paths relative to the prefix and must be safe (no ``..``,
     empty segments or backslashes); zero-byte folder markers (keys ending in
-    ``/``) are skipped. A URI that names one object yields ``dest`` holding
-    that file alone. Every file must arrive whole (its listed length).
+    ``/``, the prefix's own among them) are skipped. A URI that names one
+    object yields ``dest`` holding that file alone. Each object is read as it
+    was listed (``If-Match`` its ETag) and must arrive whole.
 
     Raises:
-        SourceError: S3 refused a request, or an object came back short.
-        ModelTreeError: A key is not a safe relative path, or is both a file and a folder.
+        SourceError: Nothing is at the URI, S3 refused a request, or an object
+            changed or came back short (all worth retrying).
+        ModelTreeError: A key is not a safe relative path (or too long a name
+            for this file system), or is both a file and a folder.
     """
     parsed = urlparse(uri)
     bucket, prefix = parsed.netloc, parsed.path.strip("/")
     try:
-        objects: dict[str, int] = {}
+        objects: dict[str, tuple[int, str]] = {}
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(prefix) + 1 :]
-                if rel.endswith("/") and obj.get("Size", 0) == 0:
+                if (not rel or rel.endswith("/")) and obj.get("Size", 0) == 0:
                     continue
-                objects[check_relative_path(rel)] = int(obj["Size"])
+                objects[check_relative_path(rel)] = (int(obj["Size"]), str(obj.get("ETag", "")))
         if not objects:
             try:
                 head = client.head_object(Bucket=bucket, Key=prefix)
             except ClientError as exc:
                 if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise
-            else:
-                objects[check_relative_path(prefix.rsplit("/", 1)[-1])] = int(head["ContentLength"])
-                prefix, _, _ = prefix.rpartition("/")
+                raise SourceError(f"nothing at {uri} (no object, no folder)") from exc
+            objects[check_relative_path(prefix.rsplit("/", 1)[-1])] = (int(head["ContentLength"]), str(head["ETag"]))
+            prefix, _, _ = prefix.rpartition("/")
         names = set(objects)
         clash = next((n for n in names for i in range(len(n)) if n[i] == "/" and n[:i] in names), None)
         if clash is not None:
             raise ModelTreeError(f"{uri}: {clash!r} is under a key that is also a file")
         dest.mkdir(mode=0o700)
+        failed = threading.Event()
 
-        def get(item: tuple[str, int]) -> None:
-            rel, size = item
-            key = f"{prefix}/{rel}" if prefix else rel
-            target = dest / rel
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            body = client.get_object(Bucket=bucket, Key=key)["Body"]
-            got = 0
-            with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-                while chunk := body.read(_READ):
-                    f.write(chunk)
-                    got += len(chunk)
-            if got != size:
-                raise SourceError(f"{uri}: {rel} came back with {got} bytes, {size} listed (changed while read?)")
+        def get(item: tuple[str, tuple[int, str]]) -> None:
+            rel, (size, etag) = item
+            if failed.is_set():
+                return
+            try:
+                key = f"{prefix}/{rel}" if prefix else rel
+                target = dest / rel
+                for folder in reversed([p for p in target.relative_to(dest).parents if p != Path(".")]):
+                    (dest / folder).mkdir(mode=0o700, exist_ok=True)
+                condition = {"IfMatch": etag} if etag else {}
+                got = 0
+                with (
+                    client.get_object(Bucket=bucket, Key=key, **condition)["Body"] as body,
+                    os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f,
+                ):
+                    while not failed.is_set() and (chunk := body.read(_READ)):
+                        f.write(chunk)
+                        got += len(chunk)
+                if got != size and not failed.is_set():
+                    raise SourceError(f"{uri}: {rel} came back with {got} bytes, {size} listed (changed while read?)")
+            except OSError as exc:
+                failed.set()
+                if exc.errno == errno.ENAMETOOLONG:
+                    raise ModelTreeError(f"{rel!r}: a name too long for this file system") from exc
+                raise
+            except BaseException:
+                failed.set()  # the other downloads stop at their next read
+                raise
 
         with ThreadPoolExecutor(max(1, min(workers, len(objects)))) as pool:
             list(pool.map(get, sorted(objects.items())))
         return dest
     except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) in ("PreconditionFailed", "412"):
+            raise SourceError(f"{uri}: an object changed while it was read; fetch again") from exc
         raise SourceError(f"cannot fetch {uri} from S3: {exc}") from exc

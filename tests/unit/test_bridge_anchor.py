@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace as NS
 from typing import Any
@@ -124,3 +125,38 @@ def test_a_missing_version_is_dead_and_an_unreachable_mlflow_is_retried(tmp_path
 )
 def test_the_logged_model_id_is_read_from_a_models_source(source: str | None, model_id: str) -> None:
     assert logged_model_id(source) == model_id
+
+
+def test_a_failed_tag_write_waits_for_the_others_before_the_outcome_is_tagged(tmp_path: Path) -> None:
+    class Flaky(FakeMlflow):
+        def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+            if key == "ledger.tx_id":
+                raise ConnectionError("MLflow 503")
+            if key in ("model.digest", "storage.uri", "ledger.block"):
+                time.sleep(0.2)  # slow requests still running when the failure is known
+            super().set_model_version_tag(name, version, key, value)
+
+        def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+            time.sleep(0.05)
+            super().delete_model_version_tag(name, version, key)
+
+    mlflow = Flaky()
+    mlflow.mv.tags["ledger.error"] = "old"
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+    assert a.process(job) == "pending"
+    calls = list(mlflow.calls)
+    time.sleep(0.5)
+    assert mlflow.calls == calls  # nothing of the failed attempt landed after its outcome
+    assert calls[-2:] == [("ledger.error", "ConnectionError: MLflow 503"), ("ledger.status", "pending")]
+    assert mlflow.mv.tags["ledger.error"] == "ConnectionError: MLflow 503" and "ledger.status" in mlflow.mv.tags
+
+
+def test_a_failed_version_keeps_no_tags_of_a_registration_in_flight(tmp_path: Path) -> None:
+    mlflow = FakeMlflow(source="models:/m-new", run_id="r2")
+    mlflow.mv.tags.update({"ledger.tx_id": "tx-9", "model.digest": "d" * 64, "storage.uri": "s3://b/k?versionId=v"})
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-old", "r1")))
+    outbox.enqueue("m", "1", "reconciler")
+    assert a.process(outbox.lease("w", 60)) == "dead"
+    assert sorted(mlflow.mv.tags) == ["ledger.error", "ledger.status"] and mlflow.mv.tags["ledger.status"] == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import stat
@@ -18,9 +19,14 @@ from modelledger.mlops.store.source import SourceError, download_s3_tree, local_
 class FakeS3:
     """Just enough of a boto3 client: list_objects_v2 pages, head_object and get_object."""
 
-    def __init__(self, objects: dict[str, bytes], short: str = "") -> None:
+    def __init__(self, objects: dict[str, bytes], short: str = "", changed: str = "") -> None:
         self.objects = objects
         self.short = short  # this key's body comes back one byte short
+        self.changed = changed  # this key was overwritten after it was listed
+
+    @staticmethod
+    def etag(data: bytes) -> str:
+        return f'"{hashlib.md5(data).hexdigest()}"'
 
     def get_paginator(self, name: str) -> Any:
         assert name == "list_objects_v2"
@@ -30,7 +36,12 @@ class FakeS3:
             def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
                 keys = sorted(k for k in objects if k.startswith(Prefix))
                 return [
-                    {"Contents": [{"Key": k, "Size": len(objects[k])} for k in keys[i : i + 2]]}
+                    {
+                        "Contents": [
+                            {"Key": k, "Size": len(objects[k]), "ETag": FakeS3.etag(objects[k])}
+                            for k in keys[i : i + 2]
+                        ]
+                    }
                     for i in range(0, len(keys), 2)
                 ]
 
@@ -39,10 +50,20 @@ class FakeS3:
     def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         if Key not in self.objects:
             raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
-        return {"ContentLength": len(self.objects[Key])}
+        return {"ContentLength": len(self.objects[Key]), "ETag": self.etag(self.objects[Key])}
 
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        data = self.objects[Key]
+    def get_object(self, Bucket: str, Key: str, IfMatch: str = "") -> dict[str, Any]:
+        data = self.objects[Key] + (b"!" if Key == self.changed else b"")
+        if IfMatch and IfMatch != self.etag(data):
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "PreconditionFailed",
+                        "Message": "At least one of the pre-conditions you specified did not hold",
+                    }
+                },
+                "GetObject",
+            )
         return {"Body": io.BytesIO(data[:-1] if Key == self.short else data)}
 
 
@@ -89,13 +110,31 @@ def test_a_short_read_is_an_error_and_the_scratch_folder_is_removed(tmp_path: Pa
 
 def test_s3_refusals_are_source_errors_naming_the_uri(tmp_path: Path) -> None:
     class Denied(FakeS3):
-        def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        def get_object(self, Bucket: str, Key: str, IfMatch: str = "") -> dict[str, Any]:
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
 
     with pytest.raises(SourceError, match=r"cannot fetch s3://b/a/m from S3: .*AccessDenied"):
         download_s3_tree(Denied({"a/m/w": b"1"}), "s3://b/a/m", tmp_path / "model")
 
 
-def test_nothing_at_the_uri_gives_an_empty_folder(tmp_path: Path) -> None:
-    folder = download_s3_tree(FakeS3({"other/x": b"1"}), "s3://b/a/m", tmp_path / "model")
-    assert folder.is_dir() and list(folder.iterdir()) == []
+def test_nothing_at_the_uri_is_an_error_worth_retrying(tmp_path: Path) -> None:
+    # The registry may list a version before its files are visible: a SourceError is retried, not dead-lettered.
+    with pytest.raises(SourceError, match=re.escape("nothing at s3://b/a/m (no object, no folder)")):
+        download_s3_tree(FakeS3({"other/x": b"1", "a/mx": b"2"}), "s3://b/a/m", tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+def test_the_prefixs_own_folder_marker_is_skipped(tmp_path: Path) -> None:
+    folder = download_s3_tree(FakeS3({"a/m/": b"", "a/m/w": b"1"}), "s3://b/a/m", tmp_path / "model")
+    assert [p.name for p in folder.iterdir()] == ["w"]
+
+
+def test_an_object_overwritten_after_the_listing_is_an_error_worth_retrying(tmp_path: Path) -> None:
+    s3 = FakeS3({"a/m/MLmodel": b"x", "a/m/w.bin": b"0123456789"}, changed="a/m/w.bin")
+    with pytest.raises(SourceError, match=re.escape("s3://b/a/m: an object changed while it was read; fetch again")):
+        download_s3_tree(s3, "s3://b/a/m", tmp_path / "model")
+
+
+def test_a_name_too_long_for_the_file_system_is_an_unsafe_tree(tmp_path: Path) -> None:
+    with pytest.raises(ModelTreeError, match="a name too long for this file system"):
+        download_s3_tree(FakeS3({"a/m/" + "n" * 300: b"1"}), "s3://b/a/m", tmp_path / "model")
