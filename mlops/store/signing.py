@@ -18,13 +18,15 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from model_signing import hashing as ms_hashing
 from model_signing import signing as ms_signing
 from model_signing import verifying as ms_verifying
+
+from modelledger.mlops.store.digest import Manifest
 
 FABRIC_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 ROLE_ATTRIBUTE = "modelledger.role"
@@ -50,6 +52,8 @@ def _hashing_config() -> ms_hashing.Config:
         ms_hashing.Config()
         .set_ignored_paths(paths=[], ignore_git_paths=False)
         .use_file_serialization(hashing_algorithm="sha256", allow_symlinks=True)
+        # The serializer's own flag is overwritten from this one at hashing time (model-signing 1.1).
+        .set_allow_symlinks(True)
     )
 
 
@@ -78,6 +82,52 @@ def sign_model(model_dir: Path, bundle_path: Path, key: Path, certificate: Path,
         )
     except Exception as exc:  # model-signing raises many types
         raise SignatureError(f"signing {model_dir} failed: {exc}") from exc
+    return bundle_signer(bundle_path)
+
+
+def sign_manifest(
+    manifest: Manifest, bundle_path: Path, key: Path, certificate: Path, chain: list[Path], model_name: str = "model"
+) -> Signer:
+    """Signs a model from its manifest (the files' SHA-256, computed as the bytes were read) into ``bundle_path``.
+
+    The bundle is the one :func:`sign_model` makes from a folder holding those
+    bytes (same in-toto statement: the root digest and every file's digest,
+    file serialization, SHA-256, symlinks followed), without reading the files
+    again: what is signed is exactly what was hashed and stored. It verifies
+    with :func:`verify_model` against such a folder.
+
+    Args:
+        manifest: The model's files, sizes and SHA-256 digests.
+        bundle_path: Where to write the bundle (JSON).
+        key: The signer's private key (PEM).
+        certificate: The signer's certificate (PEM).
+        chain: CA certificates up to the organisation's root.
+        model_name: The statement's informative model name (model-signing uses the folder's name).
+    """
+    # model-signing 1.1 has no public call for "sign these digests"; these are the parts its own
+    # signing.Config.sign uses (pinned version; tests/unit/test_store_signing.py checks the equivalence).
+    from model_signing import manifest as ms_manifest
+    from model_signing._hashing import hashing as ms_digest
+    from model_signing._signing import sign_certificate as ms_certificate
+    from model_signing._signing import signing as ms_signed
+
+    if not chain:
+        raise SignatureError("a certificate chain (the organisation's CA certificate) is required")
+    items = [
+        ms_manifest.FileManifestItem(
+            path=PurePosixPath(f.path), digest=ms_digest.Digest("sha256", bytes.fromhex(f.sha256))
+        )
+        for f in manifest.files
+    ]
+    description = ms_manifest._FileSerialization("sha256", allow_symlinks=True)
+    bundle_path = Path(bundle_path)
+    bundle_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        signer = ms_certificate.Signer(Path(key), Path(certificate), [Path(c) for c in chain])
+        payload = ms_signed.Payload(ms_manifest.Manifest(model_name, items, description))
+        signer.sign(payload).write(bundle_path)
+    except Exception as exc:  # model-signing raises many types
+        raise SignatureError(f"signing the manifest of {model_name} failed: {exc}") from exc
     return bundle_signer(bundle_path)
 
 

@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.signing import SignatureError, bundle_root_digest, sign_model, verify_model
+from modelledger.mlops.store.signing import (
+    SignatureError,
+    bundle_root_digest,
+    sign_manifest,
+    sign_model,
+    verify_model,
+)
 
 ROLE_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 
@@ -134,3 +140,43 @@ def test_bundle_root_digest_matches_ours_when_names_sort_differently_by_segment(
     digest = digest_folder(root).model_digest
     assert bundle_root_digest(bundle) == digest
     verify_model(root, bundle, [pki["ca"]], signer.cert_fingerprint, "registrar", digest)
+
+
+def _statement(bundle: Path) -> dict:
+    import base64
+
+    return json.loads(base64.b64decode(json.loads(bundle.read_text())["dsseEnvelope"]["payload"]))
+
+
+def test_a_bundle_signed_from_the_manifest_is_the_one_made_from_the_folder(pki, model: Path, tmp_path: Path) -> None:
+    from_folder, from_manifest = tmp_path / "folder.json", tmp_path / "manifest.json"
+    sign_model(model, from_folder, pki["registrar_key"], pki["registrar"], [pki["ca"]])
+    manifest = digest_folder(model)
+    signer = sign_manifest(manifest, from_manifest, pki["registrar_key"], pki["registrar"], [pki["ca"]], "model")
+    # The same statement (subject = root digest, every file's digest, the serialization), signed by the registrant.
+    assert _statement(from_manifest) == _statement(from_folder)
+    assert bundle_root_digest(from_manifest) == manifest.model_digest
+    assert (
+        verify_model(
+            model, from_manifest, [pki["ca"]], _fingerprint(pki["registrar"]), "registrar", manifest.model_digest
+        )
+        == signer
+    )
+
+
+def test_a_manifest_bundle_does_not_verify_over_other_bytes(pki, model: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "manifest.json"
+    manifest = digest_folder(model)
+    sign_manifest(manifest, bundle, pki["registrar_key"], pki["registrar"], [pki["ca"]])
+    (model / "model.bin").write_bytes(b"tampered")
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_model(model, bundle, [pki["ca"]], _fingerprint(pki["registrar"]), "registrar", manifest.model_digest)
+
+
+def test_a_model_with_an_in_folder_symlink_signs_and_verifies(pki, model: Path, tmp_path: Path) -> None:
+    (model / "latest.bin").symlink_to("model.bin")  # our digest follows it; so must the bundle
+    bundle = tmp_path / "linked.json"
+    signer = sign_model(model, bundle, pki["registrar_key"], pki["registrar"], [pki["ca"]])
+    manifest = digest_folder(model)
+    assert "latest.bin" in [f.path for f in manifest.files] and bundle_root_digest(bundle) == manifest.model_digest
+    assert verify_model(model, bundle, [pki["ca"]], signer.cert_fingerprint, "registrar", manifest.model_digest)
