@@ -12,9 +12,10 @@ and chaincode, MinIO, MLflow, the bridge), then for a 1 MB and a 100 MB model:
   part checksums, and one ``RegisterModelVersion`` through the SDK (submit and
   commit status). Goals: end to end ≤ 1.1x their sum, and p50 ≤ 2 s for 1 MB.
 - **what the sum leaves out**, also standalone: fetching the version's files
-  from MLflow's bucket (as the bridge does), making the signature bundle, and
-  the two tags written after the commit (``ledger.block``, then
-  ``ledger.status``; the others are written while the block is being cut);
+  from MLflow's bucket (the bridge streams them into the upload instead, so
+  this overlaps), signing the manifest, and the two tags written after the
+  commit (``ledger.block``, then ``ledger.status``; the others are written
+  while the block is being cut);
 - the bridge's own per-step medians, from its log (``anchored`` lines).
 
 Not a test: nothing asserts. Usage: python bench/bridge_latency.py [--runs-small 10] [--runs-large 4]
@@ -43,7 +44,7 @@ from modelledger.mlops.bridge.service import BridgeProcess, install_webhook
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.s3server import S3Server, S3Settings, s3_client
-from modelledger.mlops.store.signing import sign_model
+from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE
 from modelledger.network import FabricNetwork, NetworkSettings
@@ -192,7 +193,7 @@ def main() -> int:
                 )
                 d_fetch = time.perf_counter() - t
                 t = time.perf_counter()
-                sign_model(fetched, work / f"sig-{name}-{i}.json", signing.key, signing.certificate, signing.chain)
+                sign_manifest(m, work / f"sig-{name}-{i}.json", signing.key, signing.certificate, signing.chain)
                 d_sign = time.perf_counter() - t
                 t = time.perf_counter()
                 for k in ("bench.block", "bench.status"):

@@ -40,11 +40,13 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 from modelledger.mlops.bridge.artifacts import (
     ArtifactAllowlist,
@@ -56,8 +58,8 @@ from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect, ledger_datasets
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
 from modelledger.mlops.store.index import StoragePointer
-from modelledger.mlops.store.source import SourceError, local_folder
-from modelledger.mlops.store.upload import ModelUploader
+from modelledger.mlops.store.source import SourceError, download_s3_objects, list_s3_tree, local_folder
+from modelledger.mlops.store.upload import LocalFile, ModelFile, ModelUploader
 from modelledger.sdk.gateway.errors import CommitError
 from modelledger.sdk.gateway.gateway import Network
 from modelledger.sdk.ledger.queries import block_number_of
@@ -86,6 +88,10 @@ TAG_ERROR = "ledger.error"
 TAG_DIGEST = "model.digest"
 TAG_STORAGE = "storage.uri"
 TAG_NOTE = "ledger.note"
+
+# Read from the model's files for the provenance (framework, pinned libraries); larger ones are not read.
+PROVENANCE_FILES = ("MLmodel", "requirements.txt")
+MAX_PROVENANCE_FILE = 1024 * 1024
 
 # Fault injection for the crash tests only: the bridge process exits (as if killed) at this point.
 FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
@@ -348,39 +354,52 @@ class Anchorer:
                 return p.allowlist.check(direct), p.artifacts_s3
         return uri, None
 
+    @contextlib.contextmanager
+    def _model_files(self, job: Job, uri: str, s3: Any | None, scratch: Path) -> Iterator[tuple[list[ModelFile], Path]]:
+        """The version's files, and a folder holding at least its ``MLmodel`` and ``requirements.txt``.
+
+        From MLflow's bucket the files are listed once and streamed into the
+        upload (nothing but the two small provenance files touches the disk);
+        otherwise MLflow's client downloads them into ``scratch``.
+        """
+        if s3 is not None:
+            objects = list_s3_tree(s3, uri)
+            small = [o for o in objects if o.rel in PROVENANCE_FILES and o.size <= MAX_PROVENANCE_FILE]
+            yield list(objects), download_s3_objects(small, scratch / "provenance")
+            return
+        with local_folder(uri, scratch=scratch, tracking_uri=self.parts.tracking_uri) as folder:
+            files = list_files(folder)
+            if not files:
+                raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
+            yield [LocalFile(tf) for tf in files], folder
+
     def _upload(
         self, job: Job, mv: Any, clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
     ) -> Job:
         p = self.parts
         clock.lap("locate")
         # model-signing takes ~0.3 s to import: only the worker that signs pays for it, not every CLI call.
-        from modelledger.mlops.store.signing import sign_model
+        from modelledger.mlops.store.signing import sign_manifest
 
-        sources = self._spawn(background, self._sources, mv)  # read while the files download
+        sources = self._spawn(background, self._sources, mv)  # read while the files are listed and copied
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
+            bundle = Path(tmp) / "model.sig.json"
+
+            def sign(manifest: Manifest) -> Path:
+                # The digests of the bytes just read and stored are what is signed (no second read).
+                name = PurePosixPath(urlparse(uri).path).name or job.name
+                sign_manifest(manifest, bundle, p.signing.key, p.signing.certificate, p.signing.chain, name)
+                return bundle
+
             try:
-                with (
-                    local_folder(uri, scratch=tmp, tracking_uri=p.tracking_uri, s3=s3) as folder,
-                    # Joined before the folder is removed (it exits first).
-                    ThreadPoolExecutor(2, thread_name_prefix="anchor-upload") as beside,
-                ):
+                with self._model_files(job, uri, s3, Path(tmp)) as (files, folder):
                     clock.lap("fetch")
-                    if not list_files(folder):
-                        raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
-                    # Only a sound model tree gets its datasets on the ledger; they are registered (and the
-                    # bundle made, another read of the files) while the files upload. The bundle is stored last.
-                    datasets = beside.submit(self._register_datasets, sources)
-                    bundle = Path(tmp) / "model.sig.json"
-                    key, cert, chain = p.signing.key, p.signing.certificate, p.signing.chain
-                    signed = beside.submit(sign_model, folder, bundle, key, cert, chain)
-
-                    def signed_bundle() -> Path:
-                        signed.result()
-                        return bundle
-
-                    result = p.uploader.upload(folder, bundle=signed_bundle, progress=False)
-                    clock.lap("sign_and_upload")
-                    datasets.result()
+                    # Only a sound model tree gets its datasets on the ledger: registered while the files upload.
+                    with ThreadPoolExecutor(1, thread_name_prefix="anchor-datasets") as beside:
+                        datasets = beside.submit(self._register_datasets, sources)
+                        result = p.uploader.upload_files(files, uri, bundle=sign, progress=False)
+                        clock.lap("upload")
+                        datasets.result()
                     run, logged = sources.result()
                     prov = collect(mv, run, logged, folder)
             except SourceError as exc:

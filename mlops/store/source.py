@@ -15,8 +15,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -88,31 +89,83 @@ def local_folder(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def download_s3_tree(client: Any, uri: str, dest: Path, workers: int = 4) -> Path:
-    """Downloads every object under ``s3://bucket/prefix/`` into ``dest`` (created; files 0600) and returns it.
+@dataclass(frozen=True)
+class S3Object:
+    """One object of a model tree in S3, read once as it was listed (``If-Match`` its ETag)."""
 
-    Keys become paths relative to the prefix and must be safe (no ``..``,
-    empty segments or backslashes); zero-byte folder markers (keys ending in
-    ``/``, the prefix's own among them) are skipped. A URI that names one
-    object yields ``dest`` holding that file alone. Each object is read as it
-    was listed (``If-Match`` its ETag) and must arrive whole.
+    client: Any
+    bucket: str
+    key: str
+    rel: str
+    size: int
+    etag: str
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[_S3Reader]:
+        condition = {"IfMatch": self.etag} if self.etag else {}
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key, **condition)["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _source_error(f"s3://{self.bucket}/{self.key}", exc) from exc
+        with body:
+            yield _S3Reader(self, body)
+
+
+class _S3Reader:
+    """Reads one object's body; any failure of the stream is a :class:`SourceError` (worth retrying)."""
+
+    def __init__(self, obj: S3Object, body: Any) -> None:
+        self._obj, self._body = obj, body
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            raise SourceError(f"reading s3://{self._obj.bucket}/{self._obj.key} failed: {exc}") from exc
+
+    def read(self, size: int, /) -> bytes:
+        return self._guard(lambda: self._body.read(size))  # type: ignore[no-any-return]
+
+    def readinto(self, buffer: Any, /) -> int:
+        return self._guard(lambda: self._body.readinto(buffer))  # type: ignore[no-any-return]
+
+    def finish(self, size_read: int) -> None:
+        if size_read != self._obj.size:
+            raise SourceError(
+                f"s3://{self._obj.bucket}/{self._obj.key}: {size_read} bytes read, {self._obj.size} listed "
+                "(changed while read?)"
+            )
+
+
+def _source_error(uri: str, exc: Exception) -> SourceError:
+    if error_code(exc) in ("PreconditionFailed", "412"):
+        return SourceError(f"{uri}: an object changed while it was read; fetch again")
+    return SourceError(f"cannot fetch {uri} from S3: {exc}")
+
+
+def list_s3_tree(client: Any, uri: str) -> list[S3Object]:
+    """The objects under ``s3://bucket/prefix/`` as a model tree (paths relative to the prefix), in one listing.
+
+    Keys must be safe relative paths (no ``..``, empty segments or
+    backslashes); zero-byte folder markers (keys ending in ``/``, the
+    prefix's own among them) are skipped. A URI that names one object is a
+    tree of that file alone.
 
     Raises:
-        SourceError: Nothing is at the URI, S3 refused a request, or an object
-            changed or came back short (all worth retrying).
-        ModelTreeError: A key is not a safe relative path (or too long a name
-            for this file system), or is both a file and a folder.
+        SourceError: Nothing is at the URI (no object, no folder) or S3 refused the listing (worth retrying).
+        ModelTreeError: A key is not a safe relative path, or is both a file and a folder.
     """
     parsed = urlparse(uri)
     bucket, prefix = parsed.netloc, parsed.path.strip("/")
+    objects: dict[str, S3Object] = {}
     try:
-        objects: dict[str, tuple[int, str]] = {}
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(prefix) + 1 :]
                 if (not rel or rel.endswith("/")) and obj.get("Size", 0) == 0:
                     continue
-                objects[check_relative_path(rel)] = (int(obj["Size"]), str(obj.get("ETag", "")))
+                rel = check_relative_path(rel)
+                objects[rel] = S3Object(client, bucket, obj["Key"], rel, int(obj["Size"]), str(obj.get("ETag", "")))
         if not objects:
             try:
                 head = client.head_object(Bucket=bucket, Key=prefix)
@@ -120,48 +173,65 @@ def download_s3_tree(client: Any, uri: str, dest: Path, workers: int = 4) -> Pat
                 if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise
                 raise SourceError(f"nothing at {uri} (no object, no folder)") from exc
-            objects[check_relative_path(prefix.rsplit("/", 1)[-1])] = (int(head["ContentLength"]), str(head["ETag"]))
-            prefix, _, _ = prefix.rpartition("/")
-        names = set(objects)
-        clash = next((n for n in names for i in range(len(n)) if n[i] == "/" and n[:i] in names), None)
-        if clash is not None:
-            raise ModelTreeError(f"{uri}: {clash!r} is under a key that is also a file")
-        dest.mkdir(mode=0o700)
-        failed = threading.Event()
-
-        def get(item: tuple[str, tuple[int, str]]) -> None:
-            rel, (size, etag) = item
-            if failed.is_set():
-                return
-            try:
-                key = f"{prefix}/{rel}" if prefix else rel
-                target = dest / rel
-                for folder in reversed([p for p in target.relative_to(dest).parents if p != Path(".")]):
-                    (dest / folder).mkdir(mode=0o700, exist_ok=True)
-                condition = {"IfMatch": etag} if etag else {}
-                got = 0
-                with (
-                    client.get_object(Bucket=bucket, Key=key, **condition)["Body"] as body,
-                    os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f,
-                ):
-                    while not failed.is_set() and (chunk := body.read(_READ)):
-                        f.write(chunk)
-                        got += len(chunk)
-                if got != size and not failed.is_set():
-                    raise SourceError(f"{uri}: {rel} came back with {got} bytes, {size} listed (changed while read?)")
-            except OSError as exc:
-                failed.set()
-                if exc.errno == errno.ENAMETOOLONG:
-                    raise ModelTreeError(f"{rel!r}: a name too long for this file system") from exc
-                raise
-            except BaseException:
-                failed.set()  # the other downloads stop at their next read
-                raise
-
-        with ThreadPoolExecutor(max(1, min(workers, len(objects)))) as pool:
-            list(pool.map(get, sorted(objects.items())))
-        return dest
+            rel = check_relative_path(prefix.rsplit("/", 1)[-1])
+            objects[rel] = S3Object(client, bucket, prefix, rel, int(head["ContentLength"]), str(head["ETag"]))
     except (ClientError, BotoCoreError) as exc:
-        if error_code(exc) in ("PreconditionFailed", "412"):
-            raise SourceError(f"{uri}: an object changed while it was read; fetch again") from exc
-        raise SourceError(f"cannot fetch {uri} from S3: {exc}") from exc
+        raise _source_error(uri, exc) from exc
+    names = set(objects)
+    clash = next((n for n in names for i in range(len(n)) if n[i] == "/" and n[:i] in names), None)
+    if clash is not None:
+        raise ModelTreeError(f"{uri}: {clash!r} is under a key that is also a file")
+    return sorted(objects.values(), key=lambda o: o.rel)
+
+
+def download_s3_objects(objects: Sequence[S3Object], dest: Path, workers: int = 4) -> Path:
+    """Downloads listed objects into ``dest`` (created, 0700; files 0600, folders 0700) and returns it.
+
+    Raises:
+        SourceError: An object changed since it was listed, came back short, or S3 refused it.
+        ModelTreeError: A name too long for this file system.
+    """
+    dest.mkdir(mode=0o700)
+    failed = threading.Event()
+
+    def get(obj: S3Object) -> None:
+        if failed.is_set():
+            return
+        try:
+            target = dest / obj.rel
+            for folder in reversed([p for p in Path(obj.rel).parents if p != Path(".")]):
+                (dest / folder).mkdir(mode=0o700, exist_ok=True)
+            got = 0
+            with (
+                obj.open() as body,
+                os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f,
+            ):
+                while not failed.is_set() and (chunk := body.read(_READ)):
+                    f.write(chunk)
+                    got += len(chunk)
+                if not failed.is_set():
+                    body.finish(got)
+        except OSError as exc:
+            failed.set()
+            if exc.errno == errno.ENAMETOOLONG:
+                raise ModelTreeError(f"{obj.rel!r}: a name too long for this file system") from exc
+            raise
+        except BaseException:
+            failed.set()  # the other downloads stop at their next read
+            raise
+
+    with ThreadPoolExecutor(max(1, min(workers, len(objects)))) as pool:
+        list(pool.map(get, objects))
+    return dest
+
+
+def download_s3_tree(client: Any, uri: str, dest: Path, workers: int = 4) -> Path:
+    """Downloads the model tree at ``uri`` (see :func:`list_s3_tree`) into ``dest`` and returns it.
+
+    Raises:
+        SourceError: Nothing is at the URI, S3 refused a request, or an object
+            changed or came back short (all worth retrying).
+        ModelTreeError: A key is not a safe relative path (or too long a name
+            for this file system), or is both a file and a folder.
+    """
+    return download_s3_objects(list_s3_tree(client, uri), dest, workers)

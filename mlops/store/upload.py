@@ -21,20 +21,22 @@ by the retry and expire with their retention.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import Manifest, ModelTreeError, TreeFile, list_files, open_checked
+from modelledger.mlops.store.digest import Manifest, ModelTreeError, TreeFile, list_files, open_checked, path_order
 from modelledger.mlops.store.index import (
     MAX_INDEX_BYTES,
     NOT_THERE,
@@ -70,7 +72,7 @@ def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def _read_part(f: BinaryIO, size: int) -> bytes:
+def _read_part(f: FileReader, size: int) -> bytes:
     """Reads up to ``size`` bytes (fewer only at the end of the file) into one new bytes object."""
     chunks = []
     left = size
@@ -83,7 +85,7 @@ def _read_part(f: BinaryIO, size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _read_into(f: BinaryIO, buf: bytearray) -> int:
+def _read_into(f: FileReader, buf: bytearray) -> int:
     """Fills ``buf`` from ``f`` (short only at the end of the file); returns the byte count."""
     n = 0
     with memoryview(buf) as view:
@@ -143,6 +145,61 @@ class _Sent:
     retain_until: dt.datetime | None
 
 
+class FileReader(Protocol):
+    """One open file of a model, read once from the start: ``read``/``readinto`` and a final check."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def readinto(self, buffer: Any, /) -> int: ...
+
+    def finish(self, size_read: int) -> None:
+        """Raises if the file changed while it was read (``size_read`` bytes were read)."""
+
+
+class ModelFile(Protocol):
+    """A file of a model to anchor: its manifest path, its expected size, and a way to read it once."""
+
+    @property
+    def rel(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self) -> AbstractContextManager[FileReader]: ...
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file of a local model folder (see :func:`~modelledger.mlops.store.digest.list_files`)."""
+
+    tree_file: TreeFile
+
+    @property
+    def rel(self) -> str:
+        return self.tree_file.rel
+
+    @property
+    def size(self) -> int:
+        return self.tree_file.path.stat().st_size
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[FileReader]:
+        with open_checked(self.tree_file) as f:
+            yield _LocalReader(f, self.tree_file.rel, os.fstat(f.fileno()))
+
+
+class _LocalReader:
+    def __init__(self, f: BinaryIO, rel: str, before: os.stat_result) -> None:
+        self._f, self._rel, self._before = f, rel, before
+        self.read, self.readinto = f.read, f.readinto  # type: ignore[method-assign]
+
+    def finish(self, size_read: int) -> None:
+        after = os.fstat(self._f.fileno())
+        same = (after.st_size, after.st_mtime_ns) == (self._before.st_size, self._before.st_mtime_ns)
+        if not same or size_read != after.st_size:
+            raise ModelTreeError(f"{self._rel}: changed while it was being read; upload again once it is stable")
+
+
 class ModelUploader:
     """Uploads model folders to the anchored bucket as content-addressed, locked chunks.
 
@@ -171,15 +228,15 @@ class ModelUploader:
         self.chunk_size = chunk_size
 
     def upload(
-        self, folder: str | Path, bundle: Path | Callable[[], Path] | None = None, progress: bool | None = None
+        self, folder: str | Path, bundle: Path | Callable[[Manifest], Path] | None = None, progress: bool | None = None
     ) -> UploadResult:
         """Uploads ``folder`` (and its signature bundle, stored beside it) and returns the pointer.
 
         Args:
             folder: The model folder.
-            bundle: The signature bundle, or a function returning its path once it
-                is made; it is called after the model's files are sent, so the
-                bundle can be made while they upload.
+            bundle: The signature bundle, or a function that makes it from the
+                manifest (called once every file is read, e.g. with
+                :func:`~modelledger.mlops.store.signing.sign_manifest`) and returns its path.
             progress: Show a progress bar (default: when stderr is a terminal).
 
         Raises:
@@ -189,16 +246,33 @@ class ModelUploader:
         files = list_files(folder)
         if not files:
             raise UploadError(f"{folder} holds no files: nothing to anchor")
+        if isinstance(bundle, Path | str) and Path(bundle).resolve().is_relative_to(Path(folder).resolve()):
+            raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
+        return self.upload_files([LocalFile(tf) for tf in files], str(folder), bundle, progress)
 
-        def bundle_path() -> Path | None:
-            path = bundle() if callable(bundle) else bundle
-            if path is not None and Path(path).resolve().is_relative_to(Path(folder).resolve()):
-                raise UploadError(f"{path}: the signature bundle must not be inside the model folder it signs")
-            return path
+    def upload_files(
+        self,
+        files: Sequence[ModelFile],
+        label: str,
+        bundle: Path | Callable[[Manifest], Path] | None = None,
+        progress: bool | None = None,
+    ) -> UploadResult:
+        """Uploads a model given as its files (local, or streamed from another store), like :meth:`upload`.
 
-        if not callable(bundle):
-            bundle_path()  # refused before anything is sent
-        total = sum(f.path.stat().st_size for f in files)
+        Args:
+            files: The model's files, in any order; at least one.
+            label: What the model is called in errors (its folder or URI).
+            bundle: As for :meth:`upload`.
+            progress: As for :meth:`upload`.
+
+        Raises:
+            ModelTreeError: A file changed while it was read.
+            UploadError: S3 refused a step; no index was written.
+        """
+        if not files:
+            raise UploadError(f"{label} holds no files: nothing to anchor")
+        files = sorted(files, key=lambda f: path_order(f.rel))
+        total = sum(f.size for f in files)
         show = sys.stderr.isatty() if progress is None else progress
         # Whole seconds: S3 keeps retention dates to the second, and a date a fraction below the stored
         # one would read as shortening the lock.
@@ -207,15 +281,15 @@ class ModelUploader:
             with _Progress(total, show) as bar:
                 results = self._send_files(files, retain_until, bar.add)
             sent = [s for _, chunks in results for s in chunks]
-            stored = tuple(sf for sf, _ in results)
-            signed = bundle_path()
+            index = AnchoredIndex(tuple(sf for sf, _ in results), self.chunk_size)
+            signed = bundle(index.manifest) if callable(bundle) else bundle
             bundle_sent = self._store_blob(Path(signed).read_bytes(), retain_until) if signed is not None else None
-            return self._anchor(AnchoredIndex(stored, self.chunk_size), sent, bundle_sent, retain_until)
+            return self._anchor(index, sent, bundle_sent, retain_until)
         except (ClientError, BotoCoreError) as exc:
-            raise UploadError(f"S3 refused the upload of {folder}: {exc}") from exc
+            raise UploadError(f"S3 refused the upload of {label}: {exc}") from exc
 
     def _send_files(
-        self, files: list[TreeFile], retain_until: dt.datetime, on_bytes: Callable[[int], None]
+        self, files: Sequence[ModelFile], retain_until: dt.datetime, on_bytes: Callable[[int], None]
     ) -> list[tuple[StoredFile, list[_Sent]]]:
         """Reads the files in parallel (each once, in order) and stores their chunks in parallel.
 
@@ -250,9 +324,9 @@ class ModelUploader:
                 ThreadPoolExecutor(max(1, min(self.workers, len(files))), thread_name_prefix="s3-read") as readers,
             ):
 
-                def read(tf: TreeFile) -> tuple[StoredFile, list[_Sent]]:
+                def read(mf: ModelFile) -> tuple[StoredFile, list[_Sent]]:
                     try:
-                        return self._read_file(tf, lambda data: senders.submit(send, data), memory, stop)
+                        return self._read_file(mf, lambda data: senders.submit(send, data), memory, stop)
                     except BaseException as exc:
                         failed(exc)
                         raise
@@ -269,7 +343,7 @@ class ModelUploader:
 
     def _read_file(
         self,
-        tf: TreeFile,
+        mf: ModelFile,
         submit: Callable[[bytes | bytearray], Future[_Sent]],
         memory: _ChunkMemory,
         stop: threading.Event,
@@ -278,9 +352,8 @@ class ModelUploader:
         whole = hashlib.sha256()
         size = 0
         futures: list[Future[_Sent]] = []
-        with open_checked(tf) as f:
-            before = os.fstat(f.fileno())
-            expected = before.st_size
+        expected = mf.size
+        with mf.open() as f:
             while not stop.is_set():
                 memory.acquire()
                 try:
@@ -302,15 +375,20 @@ class ModelUploader:
                 del data  # the sender holds the only reference
                 if last:
                     break
-            after = os.fstat(f.fileno())
+            changed: Exception | None = None
+            if not stop.is_set():
+                try:
+                    f.finish(size)
+                except Exception as exc:  # reported once this file's chunks are settled
+                    changed = exc
         sent = [fu.result() for fu in futures]
         if stop.is_set():
             raise _Stopped()
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != after.st_size:
-            raise ModelTreeError(f"{tf.rel}: changed while it was being read; upload again once it is stable")
-        return StoredFile(tf.rel, size, whole.hexdigest(), tuple(s.ref for s in sent)), sent
+        if changed is not None:
+            raise changed
+        return StoredFile(mf.rel, size, whole.hexdigest(), tuple(s.ref for s in sent)), sent
 
-    def _next_chunk(self, f: BinaryIO, memory: _ChunkMemory, left: int) -> bytes | bytearray:
+    def _next_chunk(self, f: FileReader, memory: _ChunkMemory, left: int) -> bytes | bytearray:
         """The next chunk: a reused buffer when a full one is expected, exact-size bytes otherwise."""
         if left < self.chunk_size:
             return _read_part(f, self.chunk_size)
