@@ -16,7 +16,7 @@ from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_fold
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import AnchoredIndex, StoragePointer, StoreError, read_index
 from modelledger.mlops.store.s3server import S3Server, s3_client
-from modelledger.mlops.store.source import SourceError, local_folder
+from modelledger.mlops.store.source import SourceError, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError, b64
 from modelledger.mlops.store.verify import verify_s3
 
@@ -484,3 +484,44 @@ def test_a_file_that_changes_while_it_is_read_is_refused(client, uploader: Model
     )
     with pytest.raises(ModelTreeError, match=r"data/model\.pkl: changed while it was being read"):
         racer.upload(model, progress=False)
+
+
+def _put_tree(client, bucket: str, prefix: str, folder: Path) -> None:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def source_bucket(client) -> str:
+    """A plain bucket (no lock) standing in for MLflow's artifact store."""
+    bucket = "stream-source"
+    client.create_bucket(Bucket=bucket)
+    return bucket
+
+
+def test_a_tree_streamed_from_s3_is_anchored_like_the_folder_it_came_from(
+    client, uploader: ModelUploader, model: Path, source_bucket: str, tmp_path: Path
+) -> None:
+    _put_tree(client, source_bucket, "runs/1/model", model)
+    client.put_object(Bucket=source_bucket, Key="runs/1/model/", Body=b"")  # a console's folder marker
+    client.put_object(Bucket=source_bucket, Key="runs/1/model2/other", Body=b"sibling, not part of it")
+    objects = list_s3_tree(client, f"s3://{source_bucket}/runs/1/model")
+    result = uploader.upload_files(objects, "runs/1/model", progress=False)
+    assert result.manifest == digest_folder(model)  # same bytes, same manifest, nothing staged on disk
+    assert read_index(client, result.pointer).manifest == result.manifest
+    out = tmp_path / "out"
+    fetch_model(client, result.pointer, out)
+    assert digest_folder(out) == digest_folder(model)
+
+
+def test_an_object_replaced_after_the_listing_is_not_anchored(
+    client, uploader: ModelUploader, model: Path, source_bucket: str
+) -> None:
+    _put_tree(client, source_bucket, "runs/2/model", model)
+    objects = list_s3_tree(client, f"s3://{source_bucket}/runs/2/model")
+    client.put_object(Bucket=source_bucket, Key="runs/2/model/requirements.txt", Body=b"torch==9\n")
+    before = _versions(client, uploader.bucket)
+    with pytest.raises(SourceError, match=r"runs/2/model/requirements\.txt: an object changed while it was read"):
+        uploader.upload_files(objects, "runs/2/model", progress=False)
+    written = {k for k, _ in _versions(client, uploader.bucket)} - {k for k, _ in before}
+    assert not any(k.startswith("models/") for k in written)  # no index: nothing anchored
