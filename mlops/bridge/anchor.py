@@ -355,23 +355,33 @@ class Anchorer:
         return uri, None
 
     @contextlib.contextmanager
-    def _model_files(self, job: Job, uri: str, s3: Any | None, scratch: Path) -> Iterator[tuple[list[ModelFile], Path]]:
-        """The version's files, and a folder holding at least its ``MLmodel`` and ``requirements.txt``.
+    def _model_files(
+        self, job: Job, uri: str, s3: Any | None, scratch: Path
+    ) -> Iterator[tuple[list[ModelFile], Path, list[str]]]:
+        """The version's files, a folder holding their ``MLmodel`` and ``requirements.txt``, and notes.
 
         From MLflow's bucket the files are listed once and streamed into the
-        upload (nothing but the two small provenance files touches the disk);
-        otherwise MLflow's client downloads them into ``scratch``.
+        upload (nothing but the two small provenance files touches the disk;
+        larger ones are left out of the provenance, and a note says so);
+        otherwise MLflow's client downloads them into ``scratch``. No files at
+        all is worth retrying: they may not be visible yet.
         """
         if s3 is not None:
             objects = list_s3_tree(s3, uri)
-            small = [o for o in objects if o.rel in PROVENANCE_FILES and o.size <= MAX_PROVENANCE_FILE]
-            yield list(objects), download_s3_objects(small, scratch / "provenance")
+            wanted = [o for o in objects if o.rel in PROVENANCE_FILES]
+            small = [o for o in wanted if o.size <= MAX_PROVENANCE_FILE]
+            notes = [
+                f"{o.rel} over {MAX_PROVENANCE_FILE} bytes not read for the provenance"
+                for o in wanted
+                if o not in small
+            ]
+            yield list(objects), download_s3_objects(small, scratch / "provenance"), notes
             return
         with local_folder(uri, scratch=scratch, tracking_uri=self.parts.tracking_uri) as folder:
             files = list_files(folder)
             if not files:
-                raise PermanentError(f"the artifacts of {job.key} at {uri} hold no files")
-            yield [LocalFile(tf) for tf in files], folder
+                raise SourceError(f"the artifacts of {job.key} at {uri} hold no files")
+            yield [LocalFile(tf) for tf in files], folder, []
 
     def _upload(
         self, job: Job, mv: Any, clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
@@ -392,7 +402,7 @@ class Anchorer:
                 return bundle
 
             try:
-                with self._model_files(job, uri, s3, Path(tmp)) as (files, folder):
+                with self._model_files(job, uri, s3, Path(tmp)) as (files, folder, skipped):
                     clock.lap("fetch")
                     # Only a sound model tree gets its datasets on the ledger: registered while the files upload.
                     with ThreadPoolExecutor(1, thread_name_prefix="anchor-datasets") as beside:
@@ -402,6 +412,7 @@ class Anchorer:
                         datasets.result()
                     run, logged = sources.result()
                     prov = collect(mv, run, logged, folder)
+                    prov = dataclasses.replace(prov, notes=(*prov.notes, *skipped))
             except SourceError as exc:
                 raise RuntimeError(str(exc)) from exc
         if prov.notes:

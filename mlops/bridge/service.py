@@ -182,8 +182,8 @@ class Bridge:
         network = gateway.network(prof.channel)
         registry = RegistryClient(network, prof.chaincode)
         retention = s.retention_days or self.s3.retention_days
-        # Each worker has up to 4 downloads or 4 chunk uploads in flight (plus an index or a HEAD).
-        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 6 * s.workers)))
+        # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
+        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)))
         parts = AnchorParts(
             mlflow=client,
             registry=registry,

@@ -2,8 +2,10 @@
 
 The bundle is an OpenSSF model-signing (sigstore) bundle in certificate mode:
 the registrant's key signs an in-toto statement whose subject is the model's
-root digest and whose predicate lists every file. ``model_signing verify``
-accepts it given the organisation's CA certificate.
+root digest and whose predicate lists every file. ``model_signing verify
+certificate`` accepts it given the organisation's CA certificate and
+``--no-ignore-git-paths`` (every file counts here, git files included; its
+default skips them and then reports them missing).
 
 model-signing's certificate verification checks that the leaf chains to the
 given CA but does not say *which* leaf signed (any identity of that CA passes).

@@ -1,10 +1,12 @@
-"""Where a model to anchor comes from: a local folder, or an MLflow artifact URI fetched into a private folder.
+"""Where a model to anchor comes from: a local folder, an MLflow artifact URI, or objects in S3.
 
-Artifact URIs are fetched with MLflow's own client, except ``s3://`` URIs when
-the caller hands over an S3 client for that store: those are listed once and
-read with parallel GETs straight from S3, which is several times faster than
-MLflow's client for large models (and the bytes do not pass through the
-tracking server).
+Artifact URIs are fetched with MLflow's own client into a private folder,
+except ``s3://`` URIs when the caller hands over an S3 client for that store:
+those are listed once (:func:`list_s3_tree`), and each object is then read
+once, as it was listed, either into a private folder (:func:`download_s3_tree`)
+or straight into an upload (:class:`S3Object` is a
+:class:`~modelledger.mlops.store.upload.ModelFile`), so that the bytes neither
+pass through the tracking server nor touch the disk.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from modelledger.mlops.store.digest import ModelTreeError, check_relative_path
 from modelledger.mlops.store.s3server import error_code
 
 _READ = 8 * 1024 * 1024
+_READINTO = 1024 * 1024
+MAX_NAME_BYTES = 255  # one path segment, as most file systems allow
 
 
 class SourceError(Exception):
@@ -116,6 +120,7 @@ class _S3Reader:
 
     def __init__(self, obj: S3Object, body: Any) -> None:
         self._obj, self._body = obj, body
+        self.size = obj.size
 
     def _guard(self, call: Callable[[], Any]) -> Any:
         try:
@@ -127,7 +132,10 @@ class _S3Reader:
         return self._guard(lambda: self._body.read(size))  # type: ignore[no-any-return]
 
     def readinto(self, buffer: Any, /) -> int:
-        return self._guard(lambda: self._body.readinto(buffer))  # type: ignore[no-any-return]
+        # urllib3 fills a readinto() through a temporary bytes object of the buffer's size: 1 MiB at a
+        # time keeps that temporary small (the uploader loops until its 16 MiB buffer is full).
+        with memoryview(buffer) as view:
+            return self._guard(lambda: self._body.readinto(view[:_READINTO]))  # type: ignore[no-any-return]
 
     def finish(self, size_read: int) -> None:
         if size_read != self._obj.size:
@@ -143,11 +151,18 @@ def _source_error(uri: str, exc: Exception) -> SourceError:
     return SourceError(f"cannot fetch {uri} from S3: {exc}")
 
 
+def _writable(rel: str) -> str:
+    """Refuses names a file system cannot hold: a model that cannot be written out is not anchored."""
+    if any(len(segment.encode("utf-8")) > MAX_NAME_BYTES for segment in rel.split("/")):
+        raise ModelTreeError(f"{rel!r}: a name longer than {MAX_NAME_BYTES} bytes cannot be written to a file system")
+    return rel
+
+
 def list_s3_tree(client: Any, uri: str) -> list[S3Object]:
     """The objects under ``s3://bucket/prefix/`` as a model tree (paths relative to the prefix), in one listing.
 
     Keys must be safe relative paths (no ``..``, empty segments or
-    backslashes); zero-byte folder markers (keys ending in ``/``, the
+    backslashes) with names a file system can hold; zero-byte folder markers (keys ending in ``/``, the
     prefix's own among them) are skipped. A URI that names one object is a
     tree of that file alone.
 
@@ -164,7 +179,7 @@ def list_s3_tree(client: Any, uri: str) -> list[S3Object]:
                 rel = obj["Key"][len(prefix) + 1 :]
                 if (not rel or rel.endswith("/")) and obj.get("Size", 0) == 0:
                     continue
-                rel = check_relative_path(rel)
+                rel = _writable(check_relative_path(rel))
                 objects[rel] = S3Object(client, bucket, obj["Key"], rel, int(obj["Size"]), str(obj.get("ETag", "")))
         if not objects:
             try:
@@ -173,7 +188,7 @@ def list_s3_tree(client: Any, uri: str) -> list[S3Object]:
                 if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise
                 raise SourceError(f"nothing at {uri} (no object, no folder)") from exc
-            rel = check_relative_path(prefix.rsplit("/", 1)[-1])
+            rel = _writable(check_relative_path(prefix.rsplit("/", 1)[-1]))
             objects[rel] = S3Object(client, bucket, prefix, rel, int(head["ContentLength"]), str(head["ETag"]))
     except (ClientError, BotoCoreError) as exc:
         raise _source_error(uri, exc) from exc

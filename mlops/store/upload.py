@@ -148,6 +148,8 @@ class _Sent:
 class FileReader(Protocol):
     """One open file of a model, read once from the start: ``read``/``readinto`` and a final check."""
 
+    size: int  # the bytes expected, as of opening
+
     def read(self, size: int, /) -> bytes: ...
 
     def readinto(self, buffer: Any, /) -> int: ...
@@ -191,6 +193,7 @@ class LocalFile:
 class _LocalReader:
     def __init__(self, f: BinaryIO, rel: str, before: os.stat_result) -> None:
         self._f, self._rel, self._before = f, rel, before
+        self.size = before.st_size
         self.read, self.readinto = f.read, f.readinto  # type: ignore[method-assign]
 
     def finish(self, size_read: int) -> None:
@@ -246,9 +249,20 @@ class ModelUploader:
         files = list_files(folder)
         if not files:
             raise UploadError(f"{folder} holds no files: nothing to anchor")
-        if isinstance(bundle, Path | str) and Path(bundle).resolve().is_relative_to(Path(folder).resolve()):
-            raise UploadError(f"{bundle}: the signature bundle must not be inside the model folder it signs")
-        return self.upload_files([LocalFile(tf) for tf in files], str(folder), bundle, progress)
+        root = Path(folder).resolve()
+
+        def outside(path: Path | str) -> Path:
+            if Path(path).resolve().is_relative_to(root):
+                raise UploadError(f"{path}: the signature bundle must not be inside the model folder it signs")
+            return Path(path)
+
+        checked: Path | Callable[[Manifest], Path] | None = None
+        if callable(bundle):
+            make = bundle
+            checked = lambda manifest: outside(make(manifest))  # noqa: E731
+        elif bundle is not None:
+            checked = outside(bundle)  # refused before anything is sent
+        return self.upload_files([LocalFile(tf) for tf in files], str(folder), checked, progress)
 
     def upload_files(
         self,
@@ -266,8 +280,10 @@ class ModelUploader:
             progress: As for :meth:`upload`.
 
         Raises:
-            ModelTreeError: A file changed while it was read.
+            ModelTreeError: A local file changed while it was read.
             UploadError: S3 refused a step; no index was written.
+            Exception: Whatever a file's reader raises (e.g. ``SourceError`` for an object that
+                changed in its store) or the bundle function (e.g. ``SignatureError``); no index was written.
         """
         if not files:
             raise UploadError(f"{label} holds no files: nothing to anchor")
@@ -352,10 +368,15 @@ class ModelUploader:
         whole = hashlib.sha256()
         size = 0
         futures: list[Future[_Sent]] = []
-        expected = mf.size
+        if stop.is_set():
+            raise _Stopped()  # not even opened (for a remote file, no request) once the upload has failed
         with mf.open() as f:
+            expected = f.size
             while not stop.is_set():
                 memory.acquire()
+                if stop.is_set():
+                    memory.release()
+                    break
                 try:
                     data = self._next_chunk(f, memory, expected - size)
                 except BaseException:

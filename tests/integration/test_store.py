@@ -525,3 +525,34 @@ def test_an_object_replaced_after_the_listing_is_not_anchored(
         uploader.upload_files(objects, "runs/2/model", progress=False)
     written = {k for k, _ in _versions(client, uploader.bucket)} - {k for k, _ in before}
     assert not any(k.startswith("models/") for k in written)  # no index: nothing anchored
+
+
+class _CountingGets:
+    """A client that counts GETs (everything else passes through)."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.gets = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def get_object(self, **kw):
+        self.gets += 1
+        return self._client.get_object(**kw)
+
+
+def test_after_a_failed_object_the_rest_of_the_tree_is_not_read(
+    client, uploader: ModelUploader, source_bucket: str
+) -> None:
+    # f00 is large, so the first reader is still busy with it while f01 fails at once; readers stop taking
+    # objects (each a GET) once the upload failed. (tests/unit/test_store_upload.py pins the exact rule.)
+    client.put_object(Bucket=source_bucket, Key="runs/3/model/f00", Body=os.urandom(6 * CHUNK))
+    for i in range(1, 40):
+        client.put_object(Bucket=source_bucket, Key=f"runs/3/model/f{i:02d}", Body=os.urandom(1024))
+    counting = _CountingGets(client)
+    objects = list_s3_tree(counting, f"s3://{source_bucket}/runs/3/model")
+    client.put_object(Bucket=source_bucket, Key="runs/3/model/f01", Body=b"replaced")
+    with pytest.raises(SourceError, match=r"runs/3/model/f01: an object changed while it was read"):
+        uploader.upload_files(objects, "runs/3/model", progress=False)
+    assert counting.gets < 10  # the readers in flight, not the 40 objects

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import stat
 from pathlib import Path
@@ -138,5 +139,31 @@ def test_an_object_overwritten_after_the_listing_is_an_error_worth_retrying(tmp_
 
 
 def test_a_name_too_long_for_the_file_system_is_an_unsafe_tree(tmp_path: Path) -> None:
-    with pytest.raises(ModelTreeError, match="a name too long for this file system"):
+    with pytest.raises(ModelTreeError, match="a name longer than 255 bytes cannot be written to a file system"):
         download_s3_tree(FakeS3({"a/m/" + "n" * 300: b"1"}), "s3://b/a/m", tmp_path / "model")
+
+
+def test_a_streamed_object_fills_a_chunk_buffer_a_mebibyte_at_a_time(tmp_path: Path) -> None:
+    from modelledger.mlops.store.source import list_s3_tree
+    from modelledger.mlops.store.upload import _read_into
+
+    data = os.urandom(3 * 1024 * 1024 + 5)
+
+    sizes: list[int] = []
+
+    class Body(io.BytesIO):
+        def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+            sizes.append(len(buffer))
+            return super().readinto(buffer)
+
+    class Streaming(FakeS3):
+        def get_object(self, Bucket: str, Key: str, IfMatch: str = "") -> dict[str, Any]:
+            return {"Body": Body(self.objects[Key])}
+
+    (obj,) = list_s3_tree(Streaming({"a/m/w.bin": data}), "s3://b/a/m")
+    buf = bytearray(16 * 1024 * 1024)
+    with obj.open() as reader:
+        assert reader.size == len(data) and _read_into(reader, buf) == len(data)
+        reader.finish(len(data))
+    assert bytes(buf[: len(data)]) == data
+    assert max(sizes) == 1024 * 1024  # urllib3 copies through a temporary of this size, not 16 MiB
