@@ -6,7 +6,8 @@ hash the chunk and store it under its own content address,
 ``blobs/sha256/<hex>``, with ``x-amz-checksum-sha256`` and a COMPLIANCE
 retention, unless a locked version with those exact bytes is already there.
 Nothing is staged or copied afterwards, so the bytes cross the wire once.
-Memory holds at most ``workers`` chunks.
+Memory holds at most ``workers`` chunks (plus, for files streamed from
+S3, a 1 MiB read buffer per reader).
 
 When every file is done the manifest is known: if an index for it already
 exists, that index is the answer (an identical re-upload writes nothing);
