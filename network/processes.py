@@ -315,3 +315,83 @@ def remove_marked_dir(root: Path, marker: str) -> None:
     check_marked_dir(root, marker)
     if root.exists():
         shutil.rmtree(root)
+
+
+class SupervisedServer:
+    """One server process that owns a marked state folder: the shared part of ``up``, ``down`` and ``clean``.
+
+    Subclasses (the S3 and MLflow servers) set the class attributes, pass
+    their state folder, and implement :meth:`_address` and :meth:`_health`;
+    every refusal is raised as their ``error`` type.
+    """
+
+    process: str  # the supervisor's name for the process
+    label: str  # how messages name the server
+    cli: str  # the `modelledger <cli>` command group that manages it
+    error: type[Exception]
+    marker: str  # the file that makes the state folder ours
+    marker_note: str
+    health_timeout: float
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.supervisor = ProcessSupervisor(state_dir)
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file."""
+        return self.supervisor.log_path(self.process)
+
+    @property
+    def _address(self) -> str:
+        """``host:port`` it serves on, recorded with its pid."""
+        raise NotImplementedError
+
+    def _health(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def _run(self, start: Callable[[], None]) -> float:
+        """Calls ``start`` unless the server runs here already; waits until it is healthy.
+
+        Returns:
+            Seconds from the start to healthy (0 if it was already running).
+        """
+        running = self.supervisor.running(self.process)
+        if running is not None and running.tag != self._address:
+            raise self.error(
+                f"{self.label} (pid {running.pid}) runs on {running.tag or 'an unknown address'}, not "
+                f"{self._address} as configured now; run `modelledger {self.cli} down` first"
+            )
+        if running is not None:
+            self._wait_ready()
+            return 0.0
+        start()
+        t0 = time.monotonic()
+        self._wait_ready()
+        return time.monotonic() - t0
+
+    def _wait_ready(self) -> None:
+        try:
+            wait_healthy(self.supervisor, {self.process: self._health}, self.health_timeout, self.label)
+        except NodeFailedError as exc:
+            raise self.error(f"{self.label} failed: {exc.reason} (log: {self.log_path})") from exc
+
+    def _claim_state_dir(self) -> None:
+        try:
+            claim_marked_dir(self.state_dir, self.marker, self.marker_note)
+        except PermissionError as exc:
+            raise self.error(str(exc)) from exc
+
+    def down(self) -> list[str]:
+        """Stops the server (by pid); its state is kept."""
+        return [self.process] if self.supervisor.stop(self.process) else []
+
+    def clean(self) -> list[str]:
+        """Stops the server and deletes its state folder, refusing (before stopping anything) one that is not ours."""
+        try:
+            check_marked_dir(self.state_dir, self.marker)
+            stopped = self.down()
+            remove_marked_dir(self.state_dir, self.marker)
+        except PermissionError as exc:
+            raise self.error(str(exc)) from exc
+        return stopped

@@ -27,7 +27,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from modelledger.mlops.bridge.settings import MlflowSettings
@@ -39,17 +38,8 @@ from modelledger.mlops.store.s3server import (
     read_credentials,
     s3_client,
 )
-from modelledger.network.errors import NodeFailedError
 from modelledger.network.private_files import read_or_create_secret
-from modelledger.network.processes import (
-    ProcessSupervisor,
-    UpReport,
-    check_marked_dir,
-    claim_marked_dir,
-    remove_marked_dir,
-    wait_healthy,
-    wait_port_free,
-)
+from modelledger.network.processes import SupervisedServer, UpReport, wait_port_free
 
 PROCESS_NAME = "mlflow"
 STATE_MARKER = ".modelledger-mlflow"
@@ -139,21 +129,28 @@ class MlflowStatus:
         return {**asdict(self), "ok": self.ok}
 
 
-class MlflowServer:
-    """The tracking server of one state folder: ``up``, ``down``, ``status``, ``clean``."""
+class MlflowServer(SupervisedServer):
+    """The tracking server of one state folder: ``up``, ``down`` (its database is kept), ``status``, ``clean``."""
+
+    process = PROCESS_NAME
+    label = "MLflow"
+    cli = "mlflow"
+    error = MlflowServerError
+    marker = STATE_MARKER
+    marker_note = "ModelLedger MLflow state; `modelledger mlflow clean` deletes this folder"
 
     def __init__(self, settings: MlflowSettings | None = None, s3: S3Settings | None = None) -> None:
         self.settings = settings or MlflowSettings.from_env()
         self.s3 = s3 or S3Settings.from_env()
-        self.supervisor = ProcessSupervisor(self.settings.mlflow_dir)
-
-    @property
-    def log_path(self) -> Path:
-        return self.supervisor.log_path(PROCESS_NAME)
+        self.health_timeout = self.settings.health_timeout
+        super().__init__(self.settings.mlflow_dir)
 
     @property
     def _address(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
+
+    def _health(self) -> tuple[bool, str]:
+        return server_health(self.settings)
 
     def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
         """Starts the server unless it runs; creates the artifacts bucket on the stack's MinIO if missing.
@@ -166,14 +163,8 @@ class MlflowServer:
         t0 = time.monotonic()
         self._claim_state_dir()
         actions = self._ensure_artifacts_bucket()
-        seconds_to_healthy = 0.0
-        running = self.supervisor.running(PROCESS_NAME)
-        if running is not None and running.tag != self._address:
-            raise MlflowServerError(
-                f"MLflow (pid {running.pid}) runs on {running.tag or 'an unknown address'}, not {self._address}; "
-                "run `modelledger mlflow down` first"
-            )
-        if running is None:
+
+        def start() -> None:
             err = wait_port_free(s.host, s.port, 5.0)
             if err is not None:
                 raise MlflowServerError(
@@ -185,11 +176,8 @@ class MlflowServer:
                 PROCESS_NAME, mlflow_argv(s), mlflow_env(s, self.s3), cwd=s.mlflow_dir, tag=self._address
             )
             actions.append(f"started {PROCESS_NAME}")
-            t1 = time.monotonic()
-            self._wait_ready()
-            seconds_to_healthy = time.monotonic() - t1
-        else:
-            self._wait_ready()
+
+        seconds_to_healthy = self._run(start)
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     def _backend_label(self) -> str:
@@ -218,42 +206,6 @@ class MlflowServer:
             raise MlflowServerError(
                 f"the S3 server is not usable for MLflow's artifacts ({exc}); run `make s3-up`"
             ) from exc
-
-    def _wait_ready(self) -> None:
-        try:
-            wait_healthy(
-                self.supervisor,
-                {PROCESS_NAME: lambda: server_health(self.settings)},
-                self.settings.health_timeout,
-                "MLflow",
-            )
-        except NodeFailedError as exc:
-            raise MlflowServerError(f"MLflow failed: {exc.reason} (log: {self.log_path})") from exc
-
-    def _claim_state_dir(self) -> None:
-        try:
-            claim_marked_dir(
-                self.settings.mlflow_dir,
-                STATE_MARKER,
-                "ModelLedger MLflow state; `modelledger mlflow clean` deletes this folder",
-            )
-        except PermissionError as exc:
-            raise MlflowServerError(str(exc)) from exc
-
-    def down(self) -> list[str]:
-        """Stops the server; the database and the artifacts are kept."""
-        return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME) else []
-
-    def clean(self) -> list[str]:
-        """Stops the server and deletes its state folder (the SQLite database; artifacts stay in S3).
-
-        Raises:
-            PermissionError: The folder exists without our marker: nothing is stopped or deleted.
-        """
-        check_marked_dir(self.settings.mlflow_dir, STATE_MARKER)
-        stopped = self.down()
-        remove_marked_dir(self.settings.mlflow_dir, STATE_MARKER)
-        return stopped
 
     def status(self) -> MlflowStatus:
         info = self.supervisor.running(PROCESS_NAME)

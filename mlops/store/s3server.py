@@ -43,18 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.environment import env_number, env_path, env_str
-from modelledger.network.errors import NodeFailedError
 from modelledger.network.private_files import write_private_file
-from modelledger.network.processes import (
-    ProcessInfo,
-    ProcessSupervisor,
-    UpReport,
-    check_marked_dir,
-    claim_marked_dir,
-    remove_marked_dir,
-    wait_healthy,
-    wait_port_free,
-)
+from modelledger.network.processes import ProcessInfo, SupervisedServer, UpReport, wait_port_free
 from modelledger.network.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -469,17 +459,21 @@ class S3Status:
         return {**asdict(self), "ok": self.ok}
 
 
-class S3Server:
-    """The MinIO server of one state folder: ``up``, ``down``, ``status``, ``clean``."""
+class S3Server(SupervisedServer):
+    """The MinIO server of one state folder: ``up``, ``down`` (objects, credentials and certificates are
+    kept), ``status``, ``clean`` (deletes them all)."""
+
+    process = PROCESS_NAME
+    label = "MinIO"
+    cli = "s3"
+    error = S3ServerError
+    marker = STATE_MARKER
+    marker_note = "ModelLedger S3 server state; `modelledger s3 clean` deletes this folder"
 
     def __init__(self, settings: S3Settings | None = None) -> None:
         self.settings = settings or S3Settings.from_env()
-        self.supervisor = ProcessSupervisor(self.settings.s3_dir)
-
-    @property
-    def log_path(self) -> Path:
-        """MinIO's log file."""
-        return self.supervisor.log_path(PROCESS_NAME)
+        self.health_timeout = self.settings.health_timeout
+        super().__init__(self.settings.s3_dir)
 
     def up(self, progress: Progress | None = None) -> UpReport:
         """Brings the server and the anchored bucket up, doing only what is missing.
@@ -500,14 +494,8 @@ class S3Server:
             if not d.is_dir():
                 d.mkdir(parents=True)
                 actions.append(f"created drive {d.relative_to(s.s3_dir)}")
-        seconds_to_healthy = 0.0
-        running = self.supervisor.running(PROCESS_NAME)
-        if running is not None and running.tag != self._address:
-            raise S3ServerError(
-                f"MinIO (pid {running.pid}) runs on {running.tag or 'an unknown address'}, not {self._address} "
-                "as configured now; run `modelledger s3 down` first"
-            )
-        if running is None:
+
+        def start() -> None:
             if not os.access(s.minio_binary, os.X_OK):
                 raise S3ServerError(f"missing MinIO server binary {s.minio_binary}; run `make tools`")
             self._check_ports_free()
@@ -515,11 +503,8 @@ class S3Server:
             env = minio_env(s, read_credentials(s))
             self.supervisor.start(PROCESS_NAME, minio_argv(s), env, cwd=s.s3_dir, tag=self._address)
             actions.append(f"started {PROCESS_NAME}")
-            t_start = time.monotonic()
-            self._wait_ready()
-            seconds_to_healthy = time.monotonic() - t_start
-        else:
-            self._wait_ready()
+
+        seconds_to_healthy = self._run(start)
         say(f"checking bucket {s.bucket}")
         actions += ensure_anchored_bucket(s3_client(s), s)
         if write_if_changed(s.connection_file, self.connection_json()):
@@ -531,6 +516,9 @@ class S3Server:
         """The API address MinIO is started with, recorded in its pid file."""
         return f"{self.settings.host}:{self.settings.port}"
 
+    def _health(self) -> tuple[bool, str]:
+        return server_health(self.settings)
+
     def _check_ports_free(self) -> None:
         s = self.settings
         for port in (s.port, s.console_port):
@@ -541,27 +529,6 @@ class S3Server:
                     f"cannot start MinIO: port {s.host}:{port} is already in use by another program "
                     f"({err.strerror}); stop it or set MODELLEDGER_S3_PORT"
                 )
-
-    def _wait_ready(self) -> None:
-        try:
-            wait_healthy(
-                self.supervisor,
-                {PROCESS_NAME: lambda: server_health(self.settings)},
-                self.settings.health_timeout,
-                "MinIO",
-            )
-        except NodeFailedError as exc:
-            raise S3ServerError(f"MinIO failed: {exc.reason} (log: {self.log_path})") from exc
-
-    def _claim_state_dir(self) -> None:
-        try:
-            claim_marked_dir(
-                self.settings.s3_dir,
-                STATE_MARKER,
-                "ModelLedger S3 server state; `modelledger s3 clean` deletes this folder",
-            )
-        except PermissionError as exc:
-            raise S3ServerError(str(exc)) from exc
 
     def connection(self) -> dict[str, Any]:
         """What other tools need to reach the bucket (paths only, never the secret)."""
@@ -579,25 +546,6 @@ class S3Server:
     def connection_json(self) -> str:
         """:meth:`connection` as the text of ``connection.json``."""
         return json.dumps(self.connection(), indent=2, sort_keys=True) + "\n"
-
-    def down(self) -> list[str]:
-        """Stops MinIO (by pid); data, credentials and certificates are kept."""
-        return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME) else []
-
-    def clean(self) -> list[str]:
-        """Stops MinIO and deletes the S3 state folder, objects included.
-
-        Raises:
-            S3ServerError: The folder exists but carries no marker: nothing is deleted then.
-        """
-        root = self.settings.s3_dir
-        try:
-            check_marked_dir(root, STATE_MARKER)
-        except PermissionError as exc:
-            raise S3ServerError(str(exc)) from exc
-        stopped = self.down()
-        remove_marked_dir(root, STATE_MARKER)
-        return stopped
 
     def status(self) -> S3Status:
         """Health, memory and the anchored bucket's lock settings."""
