@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, MlflowServerError, MlflowStatus
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail, show_up
+from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
 
 app = typer.Typer(help="Run the MLflow tracking server (SQL backend, artifacts on MinIO).", no_args_is_help=True)
 
@@ -30,16 +30,7 @@ def render_status(st: MlflowStatus) -> None:
 @app.command()
 def up(as_json: JsonOpt = False) -> None:
     """Start the tracking server (idempotent; the first start creates its database)."""
-    srv = _server(as_json)
-    try:
-        if as_json:
-            report = srv.up()
-        else:
-            with console.status("bringing MLflow up…") as spinner:
-                report = srv.up(progress=lambda m: spinner.update(m))
-    except MlflowServerError as exc:
-        fail(str(exc), as_json)
-    show_up("MLflow", report, srv.status(), as_json, render_status)
+    bring_up("MLflow", _server(as_json), MlflowServerError, as_json, render_status)
 
 
 @app.command()
@@ -56,12 +47,7 @@ def down(as_json: JsonOpt = False) -> None:
 def status(as_json: JsonOpt = False) -> None:
     """Health of the tracking server; exit 1 if it is not healthy."""
     st = _server(as_json).status()
-    if as_json:
-        emit_json(st.to_dict())
-    else:
-        render_status(st)
-    if not st.ok:
-        raise SystemExit(1)
+    show_status(st, st.ok, as_json, render_status)
 
 
 @app.command()
@@ -69,7 +55,7 @@ def clean(as_json: JsonOpt = False) -> None:
     """Stop the tracking server and delete its state folder (artifacts in S3 stay)."""
     try:
         stopped = _server(as_json).clean()
-    except PermissionError as exc:
+    except MlflowServerError as exc:
         fail(str(exc), as_json)
     if as_json:
         emit_json({"stopped": stopped, "cleaned": True})

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.cli.output import console, emit_json, fail, show_up
+from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.stack import NetworkStatus
 
@@ -52,17 +52,7 @@ def render_status(st: NetworkStatus) -> None:
 @app.command()
 def up(as_json: JsonOpt = False) -> None:
     """Start CAs, enrol identities, start orderers and peers, create and join the channel."""
-    net = _network(as_json)
-    try:
-        if as_json:
-            report = net.up()
-        else:
-            with console.status("bringing the network up…") as spinner:
-                report = net.up(progress=lambda m: spinner.update(m))
-    except NetworkError as exc:
-        fail(str(exc), as_json)
-        return
-    show_up("network", report, net.status(), as_json, render_status)
+    bring_up("network", _network(as_json), NetworkError, as_json, render_status)
 
 
 @app.command()
@@ -90,12 +80,7 @@ def clean(as_json: JsonOpt = False) -> None:
 def status(as_json: JsonOpt = False) -> None:
     """Health, ledger height per channel, memory and channel members of every node."""
     st = _network(as_json).status()
-    if as_json:
-        emit_json(st.to_dict())
-    else:
-        render_status(st)
-    if not st.healthy:
-        raise SystemExit(1)
+    show_status(st, st.healthy, as_json, render_status)
 
 
 @app.command()

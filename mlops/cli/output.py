@@ -47,3 +47,27 @@ def show_up(what: str, report: Any, status: Any, as_json: bool, render: Callable
     else:
         console.print(f"{what} already up and healthy: nothing changed")
     render(status)
+
+
+def bring_up(what: str, server: Any, errors: type[Exception], as_json: bool, render: Callable[[Any], None]) -> None:
+    """The ``up`` command of a part: ``server.up`` (a spinner with its progress on a terminal), its
+    refusals (``errors``) as a one-line failure, then :func:`show_up` with the status after it."""
+    try:
+        if as_json:
+            report = server.up()
+        else:
+            with console.status(f"bringing {what} up…") as spinner:
+                report = server.up(progress=lambda m: spinner.update(m))
+    except errors as exc:
+        fail(str(exc), as_json)
+    show_up(what, report, server.status(), as_json, render)
+
+
+def show_status(status: Any, healthy: bool, as_json: bool, render: Callable[[Any], None]) -> None:
+    """The ``status`` command of a part: JSON or ``render``; exit 1 unless ``healthy``."""
+    if as_json:
+        emit_json(status.to_dict())
+    else:
+        render(status)
+    if not healthy:
+        raise SystemExit(1)

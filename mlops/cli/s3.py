@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail, show_up
+from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
 from modelledger.mlops.store.s3server import S3Server, S3ServerError, S3Status
 
 app = typer.Typer(help="Run the S3 server (MinIO) that holds the anchored artifacts.", no_args_is_help=True)
@@ -45,17 +45,7 @@ def render_status(st: S3Status) -> None:
 @app.command()
 def up(as_json: JsonOpt = False) -> None:
     """Start MinIO (credentials, TLS, drives on first use) and create the anchored bucket (idempotent)."""
-    srv = _server(as_json)
-    try:
-        if as_json:
-            report = srv.up()
-        else:
-            with console.status("bringing S3 up…") as spinner:
-                report = srv.up(progress=lambda m: spinner.update(m))
-    except S3ServerError as exc:
-        fail(str(exc), as_json)
-        return
-    show_up("S3", report, srv.status(), as_json, render_status)
+    bring_up("S3", _server(as_json), S3ServerError, as_json, render_status)
 
 
 @app.command()
@@ -72,12 +62,7 @@ def down(as_json: JsonOpt = False) -> None:
 def status(as_json: JsonOpt = False) -> None:
     """Health, memory and the anchored bucket's Object Lock settings (exit 1 unless all is as configured)."""
     st = _server(as_json).status()
-    if as_json:
-        emit_json(st.to_dict())
-    else:
-        render_status(st)
-    if not st.ok:
-        raise SystemExit(1)
+    show_status(st, st.ok, as_json, render_status)
 
 
 @app.command()
