@@ -39,11 +39,9 @@ from boto3.s3.transfer import TransferConfig
 
 from modelledger.mlops.bridge.anchor import TAG_STATUS, SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
-from modelledger.mlops.bridge.mlflow_server import MlflowServer
-from modelledger.mlops.bridge.service import BridgeProcess, install_webhook
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3server import S3Server, S3Settings, s3_client
+from modelledger.mlops.store.s3server import s3_client
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE
@@ -108,25 +106,18 @@ def main() -> int:
     )
     base = NetworkSettings.from_env()
     net = FabricNetwork(NetworkSettings(state_dir=state, tools_dir=base.tools_dir, port_base=free_port_base()))
-    s3 = S3Server(S3Settings.from_env())
-    ml = MlflowServer(MlflowSettings.from_env())
-    bridge = BridgeProcess(BridgeSettings.from_env())
+    parts = MlflowStack.from_env()
+    s3, ml, bridge = parts.s3, parts.mlflow, parts.bridge
     rows: list[str] = []
     try:
         print("starting a stack of its own (network, chaincode, MinIO, MLflow, bridge)…", flush=True)
         net.up()
         net.chaincode.deploy()
-        s3.up()
-        ml.up()
-        install_webhook(bridge.settings, ml.settings)
-        bridge.up()
-        prefer_proxied_downloads()
+        client = parts.up()
         import mlflow
-        from mlflow import MlflowClient
 
         mlflow.set_tracking_uri(ml.settings.tracking_uri)
         mlflow.set_experiment("bench")
-        client = MlflowClient(tracking_uri=ml.settings.tracking_uri, registry_uri=ml.settings.tracking_uri)
         profile = ConnectionProfile.load(net.layout.connection_profile)
         gw = profile.gateway("Org1MSP", "registrar")
         registry = RegistryClient(gw.network(profile.channel), profile.chaincode)

@@ -23,12 +23,12 @@ import pytest
 from modelledger.mlops.bridge.anchor import FAULT_ENV, TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.outbox import Outbox
-from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess, install_webhook
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
+from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.index import StoragePointer, read_blob, read_index
-from modelledger.mlops.store.s3server import S3Server, S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Server, s3_client
 from modelledger.mlops.store.signing import verify_model
 from modelledger.mlops.store.verify import verify_s3
 from modelledger.network import FabricNetwork
@@ -68,7 +68,6 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(network: FabricNetwork) -> Iterator[Stack]:
     import mlflow
-    from mlflow import MlflowClient
 
     network.chaincode.deploy()
     env = pytest.MonkeyPatch()
@@ -79,26 +78,16 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
     env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
     env.setenv("MODELLEDGER_BRIDGE_RECONCILE_SECONDS", "3")
     env.setenv("MODELLEDGER_BRIDGE_WORKERS", "2")
-    s3 = S3Server(S3Settings.from_env())
-    ml = MlflowServer(MlflowSettings.from_env())
-    bridge = BridgeProcess(BridgeSettings.from_env())
+    parts = MlflowStack.from_env()
     previous_uri = mlflow.get_tracking_uri()
     try:
-        s3.up()
-        ml.up()
-        install_webhook(bridge.settings, ml.settings)
-        bridge.up()
-        prefer_proxied_downloads()
-        mlflow.set_tracking_uri(ml.settings.tracking_uri)
-        client = MlflowClient(tracking_uri=ml.settings.tracking_uri, registry_uri=ml.settings.tracking_uri)
+        client = parts.up()
+        mlflow.set_tracking_uri(parts.mlflow.settings.tracking_uri)
         profile = ConnectionProfile.load(network.layout.connection_profile)
-        yield Stack(network, s3, ml, bridge, env, client, profile)
+        yield Stack(network, parts.s3, parts.mlflow, parts.bridge, env, client, profile)
     finally:
-        for step in (bridge.down, ml.down, s3.down):
-            try:
-                step()
-            except Exception as exc:  # keep stopping the rest
-                print(f"teardown: {exc}")
+        for failure in parts.down():
+            print(f"teardown: {failure}")
         mlflow.set_tracking_uri(previous_uri)  # MLflow's setting is process-wide: do not leave it on a stopped server
         env.undo()
 

@@ -17,10 +17,9 @@ import pytest
 
 from modelledger.mlops.bridge.anchor import TAG_DIGEST, TAG_STATUS, TAG_TX
 from modelledger.mlops.bridge.mlflow_server import PROCESS_NAME, MlflowServer
-from modelledger.mlops.bridge.service import BridgeProcess, install_webhook
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.service import BridgeProcess
+from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3server import S3Server, S3Settings
 from modelledger.network import FabricNetwork
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
@@ -42,13 +41,12 @@ class PgStack:
 @pytest.fixture(scope="module")
 def pg_stack(network: FabricNetwork) -> Iterator[PgStack]:
     import mlflow
-    from mlflow import MlflowClient
 
     network.chaincode.deploy()
     pg = ThrowawayPostgres(port=free_port_pair())
     env = pytest.MonkeyPatch()
     previous_uri = mlflow.get_tracking_uri()
-    s3 = ml = bridge = None
+    parts: MlflowStack | None = None
     try:
         try:
             pg.start()
@@ -59,24 +57,13 @@ def pg_stack(network: FabricNetwork) -> Iterator[PgStack]:
         env.setenv("MODELLEDGER_MLFLOW_PORT", str(free_port_pair()))
         env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
         env.setenv("MODELLEDGER_MLFLOW_BACKEND_URI", pg.uri)
-        s3 = S3Server(S3Settings.from_env())
-        ml = MlflowServer(MlflowSettings.from_env())
-        bridge = BridgeProcess(BridgeSettings.from_env())
-        s3.up()
-        ml.up()
-        install_webhook(bridge.settings, ml.settings)
-        bridge.up()
-        prefer_proxied_downloads()
-        mlflow.set_tracking_uri(ml.settings.tracking_uri)
-        client = MlflowClient(tracking_uri=ml.settings.tracking_uri, registry_uri=ml.settings.tracking_uri)
-        yield PgStack(pg, ml, bridge, client, ConnectionProfile.load(network.layout.connection_profile))
+        parts = MlflowStack.from_env()
+        client = parts.up()
+        mlflow.set_tracking_uri(parts.mlflow.settings.tracking_uri)
+        yield PgStack(pg, parts.mlflow, parts.bridge, client, ConnectionProfile.load(network.layout.connection_profile))
     finally:
-        for part in (bridge, ml, s3):
-            if part is not None:
-                try:
-                    part.down()
-                except Exception as exc:  # keep stopping the rest
-                    print(f"teardown: {exc}")
+        for failure in parts.down() if parts is not None else []:
+            print(f"teardown: {failure}")
         pg.stop()
         mlflow.set_tracking_uri(previous_uri)  # process-wide: never left on a stopped server
         env.undo()

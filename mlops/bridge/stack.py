@@ -1,0 +1,56 @@
+"""MinIO, the MLflow tracking server and the bridge of one state folder, brought up and down together.
+
+``make up`` runs the same steps one CLI command at a time; this is for code
+that needs the whole MLflow side at once (the integration tests, the bridge
+benchmark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelledger.mlops.bridge.mlflow_server import MlflowServer
+from modelledger.mlops.bridge.service import BridgeProcess, install_webhook, mlflow_client
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.store.s3server import S3Server, S3Settings
+
+
+@dataclass
+class MlflowStack:
+    """The three servers, each with its settings from the environment."""
+
+    s3: S3Server
+    mlflow: MlflowServer
+    bridge: BridgeProcess
+
+    @classmethod
+    def from_env(cls) -> MlflowStack:
+        return cls(
+            S3Server(S3Settings.from_env()),
+            MlflowServer(MlflowSettings.from_env()),
+            BridgeProcess(BridgeSettings.from_env()),
+        )
+
+    def up(self) -> Any:
+        """Starts MinIO, MLflow and the bridge (its webhook installed first); returns a client of MLflow.
+
+        This process's MLflow client is also set to download through the server
+        (see :func:`~modelledger.mlops.bridge.settings.prefer_proxied_downloads`).
+        """
+        self.s3.up()
+        self.mlflow.up()
+        install_webhook(self.bridge.settings, self.mlflow.settings)
+        self.bridge.up()
+        prefer_proxied_downloads()
+        return mlflow_client(self.mlflow.settings.tracking_uri)
+
+    def down(self) -> list[str]:
+        """Stops the bridge, MLflow and MinIO (state kept), each even if another fails; returns the failures."""
+        failures = []
+        for part in (self.bridge, self.mlflow, self.s3):
+            try:
+                part.down()
+            except Exception as exc:  # keep stopping the rest
+                failures.append(f"{type(part).__name__}: {exc}")
+        return failures
