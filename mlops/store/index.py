@@ -196,6 +196,11 @@ def read_index(client: Any, pointer: StoragePointer) -> AnchoredIndex:
     Raises:
         StoreError: Unreadable, another SHA-256, or not a valid index.
     """
+    return read_index_sized(client, pointer)[0]
+
+
+def read_index_sized(client: Any, pointer: StoragePointer) -> tuple[AnchoredIndex, int]:
+    """:func:`read_index`, and the size in bytes of the index object (as :func:`referenced` needs it)."""
     try:
         obj = client.get_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)
         if obj.get("ContentLength", 0) > MAX_INDEX_BYTES:
@@ -206,7 +211,7 @@ def read_index(client: Any, pointer: StoragePointer) -> AnchoredIndex:
     if hashlib.sha256(body).hexdigest() != pointer.sha256:
         raise StoreError(f"the index {pointer.uri} does not match the pointer's sha256")
     try:
-        return AnchoredIndex.from_bytes(body)
+        return AnchoredIndex.from_bytes(body), len(body)
     except ValueError as exc:
         raise StoreError(f"{pointer.uri}: {exc}") from exc
 

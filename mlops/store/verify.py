@@ -20,7 +20,7 @@ from modelledger.mlops.store.index import (
     StoreError,
     lock_state,
     read_blob,
-    read_index,
+    read_index_sized,
     referenced,
 )
 from modelledger.mlops.store.s3server import error_code
@@ -104,7 +104,7 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
     as long as the index; any that is not is listed as unprotected.
     """
     try:
-        index = read_index(client, pointer)
+        index, index_size = read_index_sized(client, pointer)
     except StoreError as exc:
         return VerifyReport(error=str(exc))
     actual: list[FileEntry] = []
@@ -132,9 +132,6 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
                     pass
             except StoreError as exc:
                 problems.append(f"signature bundle: {exc}")
-        index_size = int(
-            client.head_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)["ContentLength"]
-        )
         locks = [lock_state(client, pointer.bucket, ref) for ref in referenced(index, pointer, index_size)]
     except (ClientError, BotoCoreError) as exc:
         return VerifyReport(error=f"cannot read the anchored copy at {pointer.uri}: {exc}")
