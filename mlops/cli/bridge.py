@@ -21,7 +21,7 @@ from modelledger.mlops.bridge.service import (
 )
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import console, emit_json, fail, show_cleaned, show_stopped
 from modelledger.sdk.gateway.errors import GatewayError
 
 app = typer.Typer(help="The MLflow bridge: webhook, outbox, anchoring worker, reconciler.", no_args_is_help=True)
@@ -84,21 +84,14 @@ def up(as_json: JsonOpt = False) -> None:
 @app.command()
 def down(as_json: JsonOpt = False) -> None:
     """Stop the bridge; its outbox keeps every job (a restarted bridge resumes them)."""
-    stopped = BridgeProcess(_settings(as_json)).down()
-    if as_json:
-        emit_json({"stopped": stopped})
-    else:
-        console.print("stopped the bridge" if stopped else "the bridge was not running")
+    show_stopped("the bridge", BridgeProcess(_settings(as_json)).down(), as_json)
 
 
 @app.command()
 def clean(as_json: JsonOpt = False) -> None:
     """Stop the bridge and delete its outbox, webhook secret and logs (run `bridge install` again after)."""
-    stopped = BridgeProcess(_settings(as_json)).clean()
-    if as_json:
-        emit_json({"stopped": stopped, "cleaned": True})
-    else:
-        console.print("bridge state deleted")
+    bridge = BridgeProcess(_settings(as_json))
+    show_cleaned("the bridge", bridge.clean(), bridge.settings.bridge_dir, as_json)
 
 
 @app.command()

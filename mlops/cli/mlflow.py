@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, MlflowServerError, MlflowStatus
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
+from modelledger.mlops.cli.output import bring_up, console, fail, show_cleaned, show_status, show_stopped
 
 app = typer.Typer(help="Run the MLflow tracking server (SQL backend, artifacts on MinIO).", no_args_is_help=True)
 
@@ -36,11 +36,7 @@ def up(as_json: JsonOpt = False) -> None:
 @app.command()
 def down(as_json: JsonOpt = False) -> None:
     """Stop the tracking server; its database and artifacts are kept."""
-    stopped = _server(as_json).down()
-    if as_json:
-        emit_json({"stopped": stopped})
-    else:
-        console.print("stopped MLflow" if stopped else "MLflow was not running")
+    show_stopped("MLflow", _server(as_json).down(), as_json)
 
 
 @app.command()
@@ -53,11 +49,9 @@ def status(as_json: JsonOpt = False) -> None:
 @app.command()
 def clean(as_json: JsonOpt = False) -> None:
     """Stop the tracking server and delete its state folder (artifacts in S3 stay)."""
+    srv = _server(as_json)
     try:
-        stopped = _server(as_json).clean()
+        stopped = srv.clean()
     except MlflowServerError as exc:
         fail(str(exc), as_json)
-    if as_json:
-        emit_json({"stopped": stopped, "cleaned": True})
-    else:
-        console.print("MLflow state deleted")
+    show_cleaned("MLflow", stopped, srv.state_dir, as_json)

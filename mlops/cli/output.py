@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -71,3 +72,21 @@ def show_status(status: Any, healthy: bool, as_json: bool, render: Callable[[Any
         render(status)
     if not healthy:
         raise SystemExit(1)
+
+
+def show_stopped(what: str, stopped: list[str], as_json: bool) -> None:
+    """The ``down`` command's answer: what was stopped (nothing, if it was not running)."""
+    if as_json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print(f"stopped {what}" if stopped else f"{what} was not running")
+
+
+def show_cleaned(what: str, stopped: list[str], removed: Path, as_json: bool) -> None:
+    """The ``clean`` command's answer: what was stopped and which state folder was deleted."""
+    if as_json:
+        emit_json({"stopped": stopped, "removed": str(removed)})
+    else:
+        console.print(
+            f"stopped {what} and removed its state {removed}" if stopped else f"removed {what} state {removed}"
+        )

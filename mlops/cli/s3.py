@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
+from modelledger.mlops.cli.output import bring_up, console, fail, show_cleaned, show_status, show_stopped
 from modelledger.mlops.store.s3server import S3Server, S3ServerError, S3Status
 
 app = typer.Typer(help="Run the S3 server (MinIO) that holds the anchored artifacts.", no_args_is_help=True)
@@ -51,11 +51,7 @@ def up(as_json: JsonOpt = False) -> None:
 @app.command()
 def down(as_json: JsonOpt = False) -> None:
     """Stop MinIO (by pid); objects, credentials and certificates are kept."""
-    stopped = _server(as_json).down()
-    if as_json:
-        emit_json({"stopped": stopped})
-    else:
-        console.print("stopped minio" if stopped else "S3: nothing was running")
+    show_stopped("MinIO", _server(as_json).down(), as_json)
 
 
 @app.command()
@@ -73,8 +69,4 @@ def clean(as_json: JsonOpt = False) -> None:
         stopped = srv.clean()
     except S3ServerError as exc:
         fail(str(exc), as_json)
-        return
-    if as_json:
-        emit_json({"stopped": stopped, "removed": str(srv.settings.s3_dir)})
-    else:
-        console.print(f"stopped {len(stopped)} processes; removed {srv.settings.s3_dir}")
+    show_cleaned("MinIO", stopped, srv.state_dir, as_json)
