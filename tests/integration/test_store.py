@@ -479,8 +479,10 @@ def test_a_file_that_changes_while_it_is_read_is_refused(client, uploader: Model
         with weights.open("ab") as f:
             f.write(b"appended while being read")
 
+    # One chunk in memory at a time: the reader waits for the first chunk's PUT (which appends) before it
+    # reads on, so the change always lands mid-read (with more slots it could finish reading first).
     racer = ModelUploader(
-        _HookOnKey(client, first_chunk, append), uploader.bucket, uploader.retention, chunk_size=CHUNK
+        _HookOnKey(client, first_chunk, append), uploader.bucket, uploader.retention, workers=1, chunk_size=CHUNK
     )
     with pytest.raises(ModelTreeError, match=r"data/model\.pkl: changed while it was being read"):
         racer.upload(model, progress=False)
