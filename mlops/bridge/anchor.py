@@ -54,6 +54,7 @@ from modelledger.mlops.bridge.artifacts import (
     resolve_download_uri,
     stored_location,
 )
+from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect, ledger_datasets
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
@@ -307,6 +308,8 @@ class Anchorer:
             if _is_missing(exc):
                 raise PermanentError(f"model version {job.name}/{job.version} is not in the MLflow registry") from exc
             raise
+        if is_prompt(mv):
+            raise PermanentError(f"{job.key} is a version of an MLflow prompt, not a model: prompts are not anchored")
         status = str(getattr(mv, "status", "READY"))
         if status.endswith("FAILED_REGISTRATION"):
             raise PermanentError(f"MLflow failed to register {job.key}")

@@ -9,7 +9,9 @@ with the ledger (what the bridge's identity can read):
   when the job finished): a job is enqueued or revived, and the worker only
   writes the tags.
 
-Versions still being created in MLflow are left to the next scan.
+Versions still being created in MLflow are left to the next scan. Prompt
+versions (MLflow keeps prompts in the model registry) are not models and are
+left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelledger.mlops.bridge.anchor import TAG_STATUS
+from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.sdk.registry.client import RegistryClient
 
@@ -74,7 +77,7 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
     on_ledger = ledger_versions(registry)
     for mv in versions:
         report.scanned += 1
-        if not str(getattr(mv, "status", "READY")).endswith("READY"):
+        if not str(getattr(mv, "status", "READY")).endswith("READY") or is_prompt(mv):
             continue
         key = (mv.name, str(mv.version))
         anchored = (mv.tags or {}).get(TAG_STATUS) == "anchored"

@@ -28,6 +28,7 @@ from botocore.config import Config
 
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
+from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.mlflow_server import mlflow_env
 from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
@@ -176,7 +177,7 @@ class Bridge:
         prefer_proxied_downloads()
         secret = SecretFile(s.secret_file)
         outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
-        client = mlflow_client(self.mlflow.tracking_uri)
+        client = MlflowApi(self.mlflow.tracking_uri)
         prof = ConnectionProfile.load(self.profile_path)
         gateway = prof.gateway(s.org, REGISTRAR_ROLE)
         network = gateway.network(prof.channel)

@@ -160,3 +160,12 @@ def test_a_failed_version_keeps_no_tags_of_a_registration_in_flight(tmp_path: Pa
     outbox.enqueue("m", "1", "reconciler")
     assert a.process(outbox.lease("w", 60)) == "dead"
     assert sorted(mlflow.mv.tags) == ["ledger.error", "ledger.status"] and mlflow.mv.tags["ledger.status"] == "failed"
+
+
+def test_a_prompt_version_is_refused_permanently(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["mlflow.prompt.is_prompt"] = "true"
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(None))
+    outbox.enqueue("m", "1", "reconciler")
+    assert a.process(outbox.lease("w", 60)) == "dead"
+    assert outbox.get("m", "1").reason == "m/1 is a version of an MLflow prompt, not a model: prompts are not anchored"
