@@ -40,7 +40,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
@@ -101,6 +101,14 @@ FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
 
 class PermanentError(Exception):
     """The job cannot succeed by retrying; the message is the reason recorded and tagged."""
+
+
+class _OnLedger(Exception):
+    """The ledger holds the version already: it is only tagged (raised by the reads, caught by the job)."""
+
+    def __init__(self, mv: Any, record: Any) -> None:
+        super().__init__(f"{mv.name}/{mv.version} is on the ledger")
+        self.mv, self.record = mv, record
 
 
 class NotReadyError(Exception):
@@ -228,24 +236,33 @@ class Anchorer:
         p = self.parts
         clock = StepClock()
         # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
+        version = self._spawn(background, self._model_version, job)
         on_ledger = self._spawn(background, self._on_ledger, job)
         located = self._spawn(background, self._locate, job) if "pointer" not in job.checkpoint else None
-        mv = self._model_version(job)
-        record = on_ledger.result()
-        clock.lap("read")
-        if record is not None:
+        due = self._spawn(background, self._due, version, on_ledger)
+        # A version its webhook has just announced is all but never on the ledger yet: its files are
+        # fetched and copied while the reads finish. If it is there after all, the copy was wasted work
+        # but harmless (content-addressed: the same bytes, nothing new written) and nothing is submitted.
+        speculate = located is not None and job.origin == "webhook" and job.attempts <= 1 and job.revivals == 0
+        try:
+            if not speculate:
+                due.result()
+                clock.lap("read")
+            # The pending tag is written while the files are fetched; it must land before any later tag.
+            pending = self._spawn(background, self._pending, job, due)
+            if located is not None:
+                try:
+                    job = self._upload(job, due, clock, *located.result(), background)
+                except Exception:
+                    due.result()  # a refusal by the reads explains more than the copy that went ahead of them
+                    raise
+                _fault("after-upload")
+            mv = due.result()
+            pending.result()
+        except _OnLedger as on:
             if located is not None:
                 located.cancel()  # not needed (if it has not started yet)
-            return self._already_on_ledger(job, mv, record, background)
-        # The pending tag is written while the files are fetched; it must land before any later tag.
-        pending = None
-        if mv.tags.get(TAG_STATUS) != "pending":
-            pending = self._spawn(background, self._tags, job, {TAG_STATUS: "pending"})
-        if located is not None:
-            job = self._upload(job, mv, clock, *located.result(), background)
-            _fault("after-upload")
-        if pending is not None:
-            pending.result()
+            return self._already_on_ledger(job, on.mv, on.record, background)
         pointer = StoragePointer.from_json(job.checkpoint["pointer"])
         manifest = Manifest.from_json(job.checkpoint["manifest"])
         record_in = ModelVersionInput(
@@ -323,6 +340,18 @@ class Anchorer:
         except NotFound:
             return None
 
+    def _due(self, version: Future[Any], on_ledger: Future[Any | None]) -> Any:
+        """The version, if it is to be registered now; raises _OnLedger if the ledger holds it already."""
+        mv = version.result()
+        record = on_ledger.result()
+        if record is not None:
+            raise _OnLedger(mv, record)
+        return mv
+
+    def _pending(self, job: Job, due: Future[Any]) -> None:
+        if due.result().tags.get(TAG_STATUS) != "pending":
+            self._tags(job, {TAG_STATUS: "pending"})
+
     def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
         """The run and the logged model behind a version (either may be None)."""
         mlflow = self.parts.mlflow
@@ -360,14 +389,14 @@ class Anchorer:
     @contextlib.contextmanager
     def _model_files(
         self, job: Job, uri: str, s3: Any | None, scratch: Path
-    ) -> Iterator[tuple[list[ModelFile], Path, list[str]]]:
-        """The version's files, a folder holding their ``MLmodel`` and ``requirements.txt``, and notes.
+    ) -> Iterator[tuple[list[ModelFile], Callable[[], Path], list[str]]]:
+        """The version's files, a call giving the folder of their ``MLmodel`` and ``requirements.txt``, and notes.
 
         From MLflow's bucket the files are listed once and streamed into the
-        upload (nothing but the two small provenance files touches the disk;
-        larger ones are left out of the provenance, and a note says so);
-        otherwise MLflow's client downloads them into ``scratch``. No files at
-        all is worth retrying: they may not be visible yet.
+        upload; only the two small provenance files are downloaded, beside the
+        upload (larger ones are left out of the provenance, and a note says
+        so). Otherwise MLflow's client downloads them into ``scratch``. No
+        files at all is worth retrying: they may not be visible yet.
         """
         if s3 is not None:
             objects = list_s3_tree(s3, uri)
@@ -378,23 +407,28 @@ class Anchorer:
                 for o in wanted
                 if o not in small
             ]
-            yield list(objects), download_s3_objects(small, scratch / "provenance"), notes
+            provenance = self._side.submit(download_s3_objects, small, scratch / "provenance")
+            try:
+                yield list(objects), provenance.result, notes
+            finally:
+                futures_wait([provenance])  # nothing may still write into scratch once it is removed
             return
         with local_folder(uri, scratch=scratch, tracking_uri=self.parts.tracking_uri) as folder:
             files = list_files(folder)
             if not files:
                 raise SourceError(f"the artifacts of {job.key} at {uri} hold no files")
-            yield [LocalFile(tf) for tf in files], folder, []
+            yield [LocalFile(tf) for tf in files], lambda: folder, []
 
     def _upload(
-        self, job: Job, mv: Any, clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
+        self, job: Job, due: Future[Any], clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
     ) -> Job:
         p = self.parts
         clock.lap("locate")
         # model-signing takes ~0.3 s to import: only the worker that signs pays for it, not every CLI call.
         from modelledger.mlops.store.signing import sign_manifest
 
-        sources = self._spawn(background, self._sources, mv)  # read while the files are listed and copied
+        # The run and the logged model are read while the files are listed and copied.
+        sources = self._spawn(background, lambda: self._sources(due.result()))
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             bundle = Path(tmp) / "model.sig.json"
 
@@ -414,7 +448,7 @@ class Anchorer:
                         clock.lap("upload")
                         datasets.result()
                     run, logged = sources.result()
-                    prov = collect(mv, run, logged, folder)
+                    prov = collect(due.result(), run, logged, folder())
                     prov = dataclasses.replace(prov, notes=(*prov.notes, *skipped))
             except SourceError as exc:
                 raise RuntimeError(str(exc)) from exc

@@ -20,9 +20,14 @@ class FakeMlflow:
         self.mv = NS(name="m", version="1", source=source, run_id=run_id, status="READY", tags={}, user_id="u")
         self.calls: list[tuple[str, str]] = []
         self.fail_tags = fail_tags
+        self.located = False
 
     def get_model_version(self, name: str, version: str) -> Any:
         return self.mv
+
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        self.located = True
+        return "file:///etc/model"  # refused by the allowlist: nothing in these tests gets as far as a copy
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         if self.fail_tags:
@@ -169,3 +174,25 @@ def test_a_prompt_version_is_refused_permanently(tmp_path: Path) -> None:
     outbox.enqueue("m", "1", "reconciler")
     assert a.process(outbox.lease("w", 60)) == "dead"
     assert outbox.get("m", "1").reason == "m/1 is a version of an MLflow prompt, not a model: prompts are not anchored"
+
+
+def test_a_webhook_job_goes_ahead_of_its_reads_but_a_version_on_the_ledger_is_only_tagged(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)  # the block: no network here
+    assert a.process(job) == "done"
+    # The files were located before the reads were in (the copy would have gone ahead), yet no
+    # pending tag and no refusal of the source: the ledger's answer decided.
+    assert mlflow.located and "pending" not in [v for _, v in mlflow.calls]
+    assert mlflow.mv.tags["ledger.status"] == "anchored" and outbox.get("m", "1").state == "done"
+
+
+def test_a_refusal_by_the_reads_wins_over_the_copy_that_went_ahead_of_them(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["mlflow.prompt.is_prompt"] = "true"
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(None))
+    outbox.enqueue("m", "1", "webhook")
+    assert a.process(outbox.lease("w", 60)) == "dead"
+    # Not "file:///etc/model is not an allowed artifact store" from the locate that ran ahead.
+    assert outbox.get("m", "1").reason.endswith("is a version of an MLflow prompt, not a model: prompts are not anchored")
