@@ -4,16 +4,19 @@ Each file is read once, in chunks (16 MiB by default). The reader feeds the
 file's SHA-256 as it goes and hands each chunk to a pool of senders, which
 hash the chunk and store it under its own content address,
 ``blobs/sha256/<hex>``, with ``x-amz-checksum-sha256`` and a COMPLIANCE
-retention, unless a locked version with those exact bytes is already there.
+retention, unless a locked version with those exact bytes is already there
+(a HEAD asks first; a blob of at most 1 MiB is sent straight away with
+``If-None-Match: *`` and only checked when its key is taken).
 Nothing is staged or copied afterwards, so the bytes cross the wire once.
 Memory holds at most ``workers`` chunks (plus, for files streamed from
 S3, a 1 MiB read buffer per reader).
 
-When every file is done the manifest is known: if an index for it already
-exists, that index is the answer (an identical re-upload writes nothing);
-otherwise reused chunks get their retention extended to this upload's and the
-index is written last, with ``If-None-Match: *`` so that only the first index
-of a manifest wins. See :mod:`modelledger.mlops.store.index` for the layout.
+When every file is done the manifest is known: reused chunks get their
+retention extended to this upload's, and the index is written last, with
+``If-None-Match: *`` so that only the first index of a manifest wins. If the
+key is taken and holds a sound copy of exactly this index, that copy is the
+answer (an identical re-upload writes no object). See
+:mod:`modelledger.mlops.store.index` for the layout.
 
 An upload that fails midway leaves locked chunks and no index; they are reused
 by the retry and expire with their retention.
@@ -53,6 +56,10 @@ from modelledger.mlops.store.index import (
 from modelledger.mlops.store.s3server import error_code
 
 CHUNK_SIZE = 16 * 1024 * 1024
+# Blobs up to this size are PUT with If-None-Match first (no HEAD): resending one whose key is taken costs little.
+PUT_FIRST_MAX = 1024 * 1024
+# What S3 answers to a conditional write whose condition failed (or raced another write of the key).
+CONDITION_FAILED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
 class UploadError(Exception):
@@ -428,6 +435,15 @@ class ModelUploader:
         digest = hashlib.sha256(data).digest()
         key = blob_key(digest.hex())
         checksum = b64(digest)
+        if len(data) <= PUT_FIRST_MAX:
+            # A small blob is sent at once, on condition that its key is still free (a new model's
+            # blobs nearly always are): one request instead of a HEAD and a PUT. A taken key goes on
+            # to the check below, as a large blob does first.
+            try:
+                return self._put_blob(key, data, digest, retain_until, {"IfNoneMatch": "*"})
+            except ClientError as exc:
+                if error_code(exc) not in CONDITION_FAILED:
+                    raise
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as exc:
@@ -441,17 +457,23 @@ class ModelUploader:
             ):
                 ref = BlobRef(key, digest.hex(), len(data), str(head["VersionId"]))
                 return _Sent(ref, head.get("ObjectLockRetainUntilDate"))
+        return self._put_blob(key, data, digest, retain_until, {})
+
+    def _put_blob(
+        self, key: str, data: bytes | bytearray, digest: bytes, retain_until: dt.datetime, condition: dict[str, str]
+    ) -> _Sent:
         resp = self.client.put_object(
             Bucket=self.bucket,
             Key=key,
             Body=data,
-            ChecksumSHA256=checksum,
+            ChecksumSHA256=b64(digest),
             ObjectLockMode="COMPLIANCE",
             ObjectLockRetainUntilDate=retain_until,
+            **condition,
         )
         return _Sent(BlobRef(key, digest.hex(), len(data), str(resp["VersionId"])), retain_until)
 
-    def _existing(self, index: AnchoredIndex, retain_until: dt.datetime) -> tuple[UploadResult | None, bool]:
+    def _existing(self, index: AnchoredIndex, retain_until: dt.datetime) -> UploadResult | None:
         """The anchored copy of exactly this index (same files, same bundle), if a sound one exists.
 
         The index key's versions are tried oldest first; anyone may write one,
@@ -461,7 +483,7 @@ class ModelUploader:
         ``retain_until`` (a re-anchoring must last as long as a new one).
 
         Returns:
-            The copy (or None), and whether the key has any version at all.
+            The copy, or None.
         """
         key = index_key(index.manifest.manifest_digest)
         versions = []
@@ -482,8 +504,8 @@ class ModelUploader:
             if not all(lock.sound for lock in locks):
                 continue
             self._extend([lock.ref for lock in locks if lock.retain_until < retain_until], retain_until)
-            return UploadResult(pointer, found.manifest, False, found), True
-        return None, bool(versions)
+            return UploadResult(pointer, found.manifest, False, found)
+        return None
 
     def _extend(self, refs: list[BlobRef], retain_until: dt.datetime) -> None:
         """Lengthens the COMPLIANCE retention of these versions to ``retain_until``."""
@@ -511,23 +533,20 @@ class ModelUploader:
         self, index: AnchoredIndex, sent: list[_Sent], bundle: _Sent | None, retain_until: dt.datetime
     ) -> UploadResult:
         index = AnchoredIndex(index.files, index.chunk_size, bundle.ref if bundle else None)
-        existing, key_used = self._existing(index, retain_until)
-        if existing is not None:
-            return existing
         # Chunks shared with older models must stay locked at least as long as this model's index.
         stored = [*sent, *([bundle] if bundle else [])]
         self._extend([s.ref for s in stored if s.retain_until is None or s.retain_until < retain_until], retain_until)
         body = index.to_bytes()
         key = index_key(index.manifest.manifest_digest)
-        # The first index of a manifest is written only if the key is still free, so that a concurrent identical
-        # upload reuses it; a key that only holds other or unsound versions gets one more version.
-        condition = {} if key_used else {"IfNoneMatch": "*"}
+        # The first index of a manifest is written only if the key is still free. A taken key (this
+        # manifest was anchored before, or is being anchored now) is searched for a sound copy of exactly
+        # this index, which is reused; only a key holding other or unsound versions gets one more version.
         try:
-            resp = self._put_index(key, body, retain_until, condition)
+            resp = self._put_index(key, body, retain_until, {"IfNoneMatch": "*"})
         except ClientError as exc:
-            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            if error_code(exc) not in CONDITION_FAILED:
                 raise
-            existing, _ = self._existing(index, retain_until)
+            existing = self._existing(index, retain_until)
             if existing is not None:
                 return existing
             resp = self._put_index(key, body, retain_until, {})

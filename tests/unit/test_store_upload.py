@@ -82,3 +82,48 @@ def test_after_a_broken_stream_no_other_file_is_opened_and_no_index_is_written()
     assert len(opened) < 10, f"{len(opened)} of {len(files)} files opened after the failure"
     assert not [k for k in bucket.keys if k.startswith("models/")]  # nothing anchored
     assert not [t.name for t in threading.enumerate() if t.name.startswith("s3-")]  # no reader or sender left
+
+
+class ConditionalBucket:
+    """Keeps what is PUT, honours If-None-Match, and records each request as (operation, key)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def head_object(self, Key: str, **kw: Any) -> dict[str, Any]:
+        with self._lock:
+            self.requests.append(("HEAD", Key))
+            if Key not in self.objects:
+                raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+            return self.objects[Key]
+
+    def put_object(self, Key: str, Body: Any, **kw: Any) -> dict[str, Any]:
+        with self._lock:
+            self.requests.append(("PUT", Key))
+            if kw.get("IfNoneMatch") == "*" and Key in self.objects:
+                raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "taken"}}, "PutObject")
+            self.objects[Key] = {
+                "VersionId": f"v{len(self.requests)}",
+                "ChecksumSHA256": kw["ChecksumSHA256"],
+                "ContentLength": len(Body),
+                "ObjectLockMode": kw["ObjectLockMode"],
+                "ObjectLockRetainUntilDate": kw["ObjectLockRetainUntilDate"],
+            }
+            return {"VersionId": self.objects[Key]["VersionId"]}
+
+
+def test_small_blobs_are_put_without_a_head_and_a_taken_key_is_checked_and_reused() -> None:
+    bucket = ConditionalBucket()
+    uploader = ModelUploader(bucket, "anchored", dt.timedelta(days=1), workers=1, chunk_size=4 * 1024 * 1024)
+    small, large = b"s" * 1000, b"L" * (1024 * 1024 + 1)
+    first = uploader._store_blob(small, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    assert [op for op, _ in bucket.requests] == ["PUT"]
+    uploader._store_blob(large, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    assert [op for op, _ in bucket.requests] == ["PUT", "HEAD", "PUT"]  # over 1 MiB: asked first
+    bucket.requests.clear()
+    again = uploader._store_blob(small, dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
+    # The conditional PUT is refused, the HEAD finds the locked bytes: reused, nothing written.
+    assert [op for op, _ in bucket.requests] == ["PUT", "HEAD"]
+    assert again.ref == first.ref and again.retain_until == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
