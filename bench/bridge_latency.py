@@ -1,16 +1,21 @@
-"""Benchmark: registration in MLflow → ``ledger.status=anchored``, against the sum of its parts run standalone.
+"""Benchmark: webhook (and registration) in MLflow → ``ledger.status=anchored``, against the sum of its parts.
 
 Starts a stack of its own in a temporary folder on free ports (Fabric network
-and chaincode, MinIO, MLflow, the bridge), then for a 1 MB and a 100 MB model:
+and chaincode, MinIO, MLflow, the bridge), then for a 1 MB and a 100 MB model
+(every version a new model: new bytes, so nothing is deduplicated):
 
-- **end to end**: every version is a new model (new bytes, so nothing is
-  deduplicated); the clock starts when ``create_model_version`` returns (MLflow
-  fires the webhook then) and stops when the ``anchored`` tag is seen (polled
-  every 20 ms, one request per poll); p50 and p95;
+- **webhook → anchored tag**, the latency the goal is set on: from the
+  arrival of the version's webhook at the bridge to MLflow's answer to the
+  ``ledger.status=anchored`` write, both from the bridge's log; p50 and p95;
+- **registration → anchored tag seen**, what a data scientist waits: the
+  clock starts when ``create_model_version`` returns (MLflow fires the webhook
+  then; its delivery takes a few tens of ms more) and stops when the tag is
+  seen (polled every 20 ms, one request per poll); p50 and p95;
 - **references**, measured standalone in the same run on the same files:
   our digest of the folder, a plain boto3 upload of its files with SHA-256
   part checksums, and one ``RegisterModelVersion`` through the SDK (submit and
-  commit status). Goals: end to end ≤ 1.1x their sum, and p50 ≤ 2 s for 1 MB.
+  commit status). Goals: webhook → anchored ≤ 1.1x their sum, and
+  registration → anchored p50 ≤ 2 s for 1 MB.
 - **what the sum leaves out**, also standalone: fetching the version's files
   from MLflow's bucket (the bridge streams them into the upload instead, so
   this overlaps), signing the manifest, and the two tags written after the
@@ -78,15 +83,30 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def bridge_steps(log: Path, model: str) -> str:
-    """Median seconds per step of the bridge's jobs for ``model`` (the first, warm-up version left out)."""
+def bridge_log(log: Path, model: str) -> tuple[str, list[float]]:
+    """From the bridge's log, for ``model`` (the first, warm-up version left out): the median seconds per
+    step, and each version's seconds from its webhook's arrival to its ``anchored`` tag.
+
+    The arrival is the ``delivery`` line's time less its ``ms``; the ``anchored`` line is logged once
+    MLflow has answered the ``ledger.status`` write (and the outbox has recorded the job as done).
+    """
     steps: dict[str, list[float]] = {}
+    arrived: dict[str, float] = {}
+    anchored: dict[str, float] = {}
     for line in log.read_text().splitlines():
         doc = json.loads(line) if line.startswith("{") else {}
-        if doc.get("msg") == "anchored" and doc.get("job", "").startswith(f"{model}/") and doc["job"] != f"{model}/1":
+        job = doc.get("job", "")
+        if not job.startswith(f"{model}/") or job == f"{model}/1":
+            continue
+        at = dt.datetime.fromisoformat(doc["time"]).timestamp()
+        if doc.get("msg") == "delivery" and doc.get("outcome") == "accepted":
+            arrived.setdefault(job, at - doc["ms"] / 1000)
+        elif doc.get("msg") == "anchored":
+            anchored[job] = at
             for step, secs in doc.get("steps", {}).items():
                 steps.setdefault(step, []).append(secs)
-    return " ".join(f"{k} {statistics.median(v):.3f}" for k, v in steps.items())
+    medians = " ".join(f"{k} {statistics.median(v):.3f}" for k, v in steps.items())
+    return medians, [anchored[j] - arrived[j] for j in anchored if j in arrived]
 
 
 def main() -> int:
@@ -207,16 +227,20 @@ def main() -> int:
             ref = statistics.median(ref_digest) + statistics.median(ref_upload) + statistics.median(ref_submit)
             extra = statistics.median(extra_fetch) + statistics.median(extra_sign) + statistics.median(extra_tags)
             p50, p95 = statistics.median(e2e), pct(e2e, 0.95)
+            steps, hooked = bridge_log(bridge.log_path, name)
+            h50, h95 = (statistics.median(hooked), pct(hooked, 0.95)) if hooked else (float("nan"),) * 2
             rows.append(
-                f"  {label:<7} end to end p50 {p50:.2f} s, p95 {p95:.2f} s ({runs} versions)"
+                f"  {label:<7} webhook → anchored tag p50 {h50:.2f} s, p95 {h95:.2f} s ({len(hooked)} versions; "
+                f"from the bridge's log)\n"
+                f"          registration → anchored tag seen p50 {p50:.2f} s, p95 {p95:.2f} s ({runs} versions)"
                 f"{'   goal p50 <= 2 s: ' + ('met' if p50 <= 2 else 'MISSED') if label == '1 MB' else ''}\n"
                 f"          reference sum {ref:.2f} s = digest {statistics.median(ref_digest):.3f} + upload "
                 f"{statistics.median(ref_upload):.3f} + SDK submit {statistics.median(ref_submit):.3f}"
-                f"  →  p50 {p50 / ref:.2f}x (goal <= 1.1)\n"
+                f"  →  webhook p50 {h50 / ref:.2f}x (goal <= 1.1), registration p50 {p50 / ref:.2f}x\n"
                 f"          not in the sum: fetch from MLflow's bucket {statistics.median(extra_fetch):.3f} + sign "
                 f"{statistics.median(extra_sign):.3f} + 2 tags {statistics.median(extra_tags):.3f} = {extra:.2f} s"
-                f"  →  p50 {p50 / (ref + extra):.2f}x of all parts\n"
-                f"          bridge steps (medians): {bridge_steps(bridge.log_path, name)}"
+                f"  →  webhook p50 {h50 / (ref + extra):.2f}x of all parts\n"
+                f"          bridge steps (medians): {steps}"
             )
         gw.close()
     finally:
@@ -226,7 +250,7 @@ def main() -> int:
             except Exception as exc:
                 print(f"cleanup: {exc}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nbridge latency (registration → anchored tag), {dt.date.today()}")
+    print(f"\nbridge latency (webhook or registration → anchored tag), {dt.date.today()}")
     print("\n".join(rows))
     return 0
 

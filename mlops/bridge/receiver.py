@@ -120,6 +120,7 @@ def make_server(receiver: Receiver, host: str, port: int) -> ThreadingHTTPServer
                     "delivery_id": str(self.headers.get("X-MLflow-Delivery-Id", ""))[:128],
                     "outcome": answer.body.get("status") or answer.body.get("error"),
                     "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    **({"job": answer.body["job"]} if "job" in answer.body else {}),
                 },
             )
 
