@@ -433,6 +433,8 @@ class Anchorer:
             bundle = Path(tmp) / "model.sig.json"
 
             def sign(manifest: Manifest) -> Path:
+                # A copy that went ahead of the reads stops here if they refuse it: no bundle, no index.
+                due.result()
                 # The digests of the bytes just read and stored are what is signed (no second read).
                 name = PurePosixPath(urlparse(uri).path).name or job.name
                 sign_manifest(manifest, bundle, p.signing.key, p.signing.certificate, p.signing.chain, name)
