@@ -11,12 +11,14 @@ Nothing is staged or copied afterwards, so the bytes cross the wire once.
 Memory holds at most ``workers`` chunks (plus, for files streamed from
 S3, a 1 MiB read buffer per reader).
 
-When every file is done the manifest is known: reused chunks get their
-retention extended to this upload's, and the index is written last, with
-``If-None-Match: *`` so that only the first index of a manifest wins. If the
-key is taken and holds a sound copy of exactly this index, that copy is the
-answer (an identical re-upload writes no object). See
-:mod:`modelledger.mlops.store.index` for the layout.
+When every file is read the manifest is known: the signature bundle is made
+from it and stored while the last chunks are still being sent. Once every
+chunk is stored, reused chunks get their retention extended to this
+upload's, and the index is written last, with ``If-None-Match: *`` so that
+only the first index of a manifest wins. If the key is taken and holds a
+sound copy of exactly this index, that copy is the answer (an identical
+re-upload writes no object). See :mod:`modelledger.mlops.store.index` for
+the layout.
 
 An upload that fails midway leaves locked chunks and no index; they are reused
 by the retry and expire with their retention.
@@ -36,11 +38,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import Manifest, ModelTreeError, TreeFile, list_files, open_checked, path_order
+from modelledger.mlops.store.digest import (
+    FileEntry,
+    Manifest,
+    ModelTreeError,
+    TreeFile,
+    list_files,
+    open_checked,
+    path_order,
+)
 from modelledger.mlops.store.index import (
     MAX_INDEX_BYTES,
     NOT_THERE,
@@ -56,6 +66,7 @@ from modelledger.mlops.store.index import (
 from modelledger.mlops.store.s3server import error_code
 
 CHUNK_SIZE = 16 * 1024 * 1024
+_T = TypeVar("_T")
 # Blobs up to this size are PUT with If-None-Match first (no HEAD): resending one whose key is taken costs little.
 PUT_FIRST_MAX = 1024 * 1024
 # What S3 answers to a conditional write whose condition failed (or raced another write of the key).
@@ -151,6 +162,28 @@ class _Sent:
 
     ref: BlobRef
     retain_until: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class _ReadFile:
+    """A file read to its end (its digest known) whose chunks may still be on their way to S3."""
+
+    rel: str
+    size: int
+    sha256: str
+    chunks: list[Future[_Sent]]
+    stop: threading.Event
+
+    @property
+    def entry(self) -> FileEntry:
+        return FileEntry(self.rel, self.size, self.sha256)
+
+    def settle(self) -> tuple[StoredFile, list[_Sent]]:
+        """Waits for every chunk; the stored file, or the failure (``_Stopped`` if another part failed)."""
+        sent = [fu.result() for fu in self.chunks]
+        if self.stop.is_set():
+            raise _Stopped()
+        return StoredFile(self.rel, self.size, self.sha256, tuple(s.ref for s in sent)), sent
 
 
 class FileReader(Protocol):
@@ -301,24 +334,38 @@ class ModelUploader:
         # Whole seconds: S3 keeps retention dates to the second, and a date a fraction below the stored
         # one would read as shortening the lock.
         retain_until = (dt.datetime.now(dt.UTC) + self.retention).replace(microsecond=0) + dt.timedelta(seconds=1)
+        def store_bundle(manifest: Manifest, stopped: Callable[[], bool]) -> _Sent | None:
+            signed = bundle(manifest) if callable(bundle) else bundle
+            if signed is None:
+                return None
+            if stopped():
+                raise _Stopped()  # a chunk failed meanwhile: no bundle stored for an upload that will not finish
+            return self._store_blob(Path(signed).read_bytes(), retain_until)
+
         try:
             with _Progress(total, show) as bar:
-                results = self._send_files(files, retain_until, bar.add)
+                # The bundle is made and stored once every file is read, while their last chunks are still sent.
+                results, bundle_sent = self._send_files(files, retain_until, bar.add, store_bundle)
             sent = [s for _, chunks in results for s in chunks]
             index = AnchoredIndex(tuple(sf for sf, _ in results), self.chunk_size)
-            signed = bundle(index.manifest) if callable(bundle) else bundle
-            bundle_sent = self._store_blob(Path(signed).read_bytes(), retain_until) if signed is not None else None
             return self._anchor(index, sent, bundle_sent, retain_until)
         except (ClientError, BotoCoreError) as exc:
             raise UploadError(f"S3 refused the upload of {label}: {exc}") from exc
 
     def _send_files(
-        self, files: Sequence[ModelFile], retain_until: dt.datetime, on_bytes: Callable[[int], None]
-    ) -> list[tuple[StoredFile, list[_Sent]]]:
+        self,
+        files: Sequence[ModelFile],
+        retain_until: dt.datetime,
+        on_bytes: Callable[[int], None],
+        when_read: Callable[[Manifest, Callable[[], bool]], _Sent | None],
+    ) -> tuple[list[tuple[StoredFile, list[_Sent]]], _Sent | None]:
         """Reads the files in parallel (each once, in order) and stores their chunks in parallel.
 
-        At most ``workers`` chunks are in memory. The first failure stops every
-        other reader and sender, and it is the one raised.
+        Once every file is read (the manifest known), ``when_read`` runs while
+        the last chunks are still being stored (it is given a function telling
+        whether the upload has failed meanwhile); its result is returned beside
+        the stored files. At most ``workers`` chunks are in memory. The first
+        failure stops every other reader and sender, and it is the one raised.
         """
         memory = _ChunkMemory(self.workers, self.chunk_size)
         stop = threading.Event()
@@ -342,21 +389,27 @@ class ModelUploader:
             finally:
                 memory.release(data)
 
+        def guarded(fn: Callable[[], _T]) -> _T:
+            try:
+                return fn()
+            except BaseException as exc:
+                failed(exc)
+                raise
+
         try:
             with (
                 ThreadPoolExecutor(self.workers, thread_name_prefix="s3-send") as senders,
                 ThreadPoolExecutor(max(1, min(self.workers, len(files))), thread_name_prefix="s3-read") as readers,
             ):
 
-                def read(mf: ModelFile) -> tuple[StoredFile, list[_Sent]]:
-                    try:
-                        return self._read_file(mf, lambda data: senders.submit(send, data), memory, stop)
-                    except BaseException as exc:
-                        failed(exc)
-                        raise
+                def read(mf: ModelFile) -> _ReadFile:
+                    return guarded(lambda: self._read_file(mf, lambda data: senders.submit(send, data), memory, stop))
 
                 try:
-                    return list(readers.map(read, files))
+                    reads = list(readers.map(read, files))
+                    manifest = Manifest(tuple(r.entry for r in reads))
+                    extra = guarded(lambda: when_read(manifest, stop.is_set))
+                    return [guarded(r.settle) for r in reads], extra
                 except BaseException:
                     stop.set()  # e.g. Ctrl-C in this thread: the pool threads stop at their next chunk
                     raise
@@ -371,7 +424,7 @@ class ModelUploader:
         submit: Callable[[bytes | bytearray], Future[_Sent]],
         memory: _ChunkMemory,
         stop: threading.Event,
-    ) -> tuple[StoredFile, list[_Sent]]:
+    ) -> _ReadFile:
         """Reads one file once: feeds its SHA-256 and hands each chunk to a sender (which frees its slot)."""
         whole = hashlib.sha256()
         size = 0
@@ -410,12 +463,12 @@ class ModelUploader:
                     f.finish(size)
                 except Exception as exc:  # reported once this file's chunks are settled
                     changed = exc
-        sent = [fu.result() for fu in futures]
-        if stop.is_set():
-            raise _Stopped()
+        read = _ReadFile(mf.rel, size, whole.hexdigest(), futures, stop)
+        if stop.is_set() or changed is not None:
+            read.settle()
         if changed is not None:
             raise changed
-        return StoredFile(mf.rel, size, whole.hexdigest(), tuple(s.ref for s in sent)), sent
+        return read
 
     def _next_chunk(self, f: FileReader, memory: _ChunkMemory, left: int) -> bytes | bytearray:
         """The next chunk: a reused buffer when a full one is expected, exact-size bytes otherwise."""

@@ -127,3 +127,55 @@ def test_small_blobs_are_put_without_a_head_and_a_taken_key_is_checked_and_reuse
     # The conditional PUT is refused, the HEAD finds the locked bytes: reused, nothing written.
     assert [op for op, _ in bucket.requests] == ["PUT", "HEAD"]
     assert again.ref == first.ref and again.retain_until == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+def test_the_bundle_is_made_once_every_file_is_read_while_chunks_are_still_being_stored(tmp_path: Any) -> None:
+    bucket = ConditionalBucket()
+    slow = threading.Event()
+    put = bucket.put_object
+
+    def slow_put(**kw: Any) -> dict[str, Any]:
+        if kw["Key"].startswith("blobs/") and kw["Body"][:1] == b"c":
+            slow.wait(5)  # chunk PUTs finish only once the bundle has been made
+        return put(**kw)
+
+    bucket.put_object = slow_put  # type: ignore[method-assign]
+    uploader = ModelUploader(bucket, "anchored", dt.timedelta(days=1), workers=4, chunk_size=1024)
+    files = [StreamedFile("model.bin", b"c" * 3000, [])]
+    made: list[tuple[str, int]] = []
+
+    def sign(manifest: Any) -> Any:
+        stored = [k for op, k in bucket.requests if op == "PUT" and k in bucket.objects]
+        made.append((manifest.files[0].sha256, len(stored)))
+        slow.set()
+        (tmp_path / "b.json").write_bytes(b'{"bundle": 1}')
+        return tmp_path / "b.json"
+
+    result = uploader.upload_files(files, "streamed", bundle=sign, progress=False)
+    assert made == [(result.manifest.files[0].sha256, 0)]  # signed before any chunk was stored
+    assert result.index.bundle is not None and len(result.index.files[0].chunks) == 3
+
+
+def test_a_chunk_that_fails_while_the_bundle_is_made_leaves_no_bundle_and_no_index(tmp_path: Any) -> None:
+    bucket = ConditionalBucket()
+    put = bucket.put_object
+    signing = threading.Event()
+
+    def failing_put(**kw: Any) -> dict[str, Any]:
+        if kw["Body"][:1] == b"c":
+            signing.wait(5)
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "disk full"}}, "PutObject")
+        return put(**kw)
+
+    bucket.put_object = failing_put  # type: ignore[method-assign]
+    uploader = ModelUploader(bucket, "anchored", dt.timedelta(days=1), workers=4, chunk_size=1024)
+
+    def sign(manifest: Any) -> Any:
+        signing.set()
+        time.sleep(0.2)  # the chunk fails meanwhile
+        (tmp_path / "b.json").write_bytes(b'{"bundle": 1}')
+        return tmp_path / "b.json"
+
+    with pytest.raises(Exception, match="disk full"):
+        uploader.upload_files([StreamedFile("model.bin", b"c" * 3000, [])], "streamed", bundle=sign, progress=False)
+    assert bucket.objects == {}  # neither the bundle nor an index
