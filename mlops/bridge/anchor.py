@@ -103,6 +103,10 @@ class PermanentError(Exception):
     """The job cannot succeed by retrying; the message is the reason recorded and tagged."""
 
 
+class NotAModelError(PermanentError):
+    """The registry version is a prompt's: recorded, but no ledger tag is written on it."""
+
+
 class _OnLedger(Exception):
     """The ledger holds the version already: it is only tagged (raised by the reads, caught by the job)."""
 
@@ -206,6 +210,8 @@ class Anchorer:
         except LeaseLostError:
             log.warning("lease lost", extra={"job": job.key})
             return "lost"
+        except NotAModelError as exc:
+            return self._dead(job, str(exc), tag=False)
         except PermanentError as exc:
             return self._dead(job, str(exc))
         except (Invalid, NotAuthorized, Conflict) as exc:
@@ -326,7 +332,7 @@ class Anchorer:
                 raise PermanentError(f"model version {job.name}/{job.version} is not in the MLflow registry") from exc
             raise
         if is_prompt(mv):
-            raise PermanentError(f"{job.key} is a version of an MLflow prompt, not a model: prompts are not anchored")
+            raise NotAModelError(f"{job.key} is a version of an MLflow prompt, not a model: prompts are not anchored")
         status = str(getattr(mv, "status", "READY"))
         if status.endswith("FAILED_REGISTRATION"):
             raise PermanentError(f"MLflow failed to register {job.key}")
@@ -411,6 +417,7 @@ class Anchorer:
             try:
                 yield list(objects), provenance.result, notes
             finally:
+                provenance.cancel()  # not started yet (the upload failed first): never starts
                 futures_wait([provenance])  # nothing may still write into scratch once it is removed
             return
         with local_folder(uri, scratch=scratch, tracking_uri=self.parts.tracking_uri) as folder:
@@ -446,7 +453,8 @@ class Anchorer:
                     # Only a sound model tree gets its datasets on the ledger: registered while the files upload.
                     with ThreadPoolExecutor(1, thread_name_prefix="anchor-datasets") as beside:
                         datasets = beside.submit(self._register_datasets, sources)
-                        result = p.uploader.upload_files(files, uri, bundle=sign, progress=False)
+                        gated = [_UntilRefused(f, due) for f in files]
+                        result = p.uploader.upload_files(gated, uri, bundle=sign, progress=False)
                         clock.lap("upload")
                         datasets.result()
                     run, logged = sources.result()
@@ -527,9 +535,10 @@ class Anchorer:
         except LeaseLostError:
             return "lost"
 
-    def _dead(self, job: Job, reason: str) -> str:
+    def _dead(self, job: Job, reason: str, tag: bool = True) -> str:
         log.error("dead-lettered", extra={"job": job.key, "reason": reason})
-        self._try_failed(job, reason)
+        if tag:
+            self._try_failed(job, reason)
         try:
             self.outbox.dead(job, reason)
         except LeaseLostError:
@@ -561,6 +570,53 @@ class Anchorer:
     def _tags(self, job: Job, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.parts.mlflow.set_model_version_tag(job.name, job.version, key, value)
+
+
+class _UntilRefused:
+    """A model file whose reading stops at its next read once the version's reads have refused it.
+
+    A copy that went ahead of the reads (a just-announced version) then sends
+    no more chunks of a version that is on the ledger, gone, not ready, or a
+    prompt's; whatever the copy had sent is content-addressed and unreferenced.
+    """
+
+    def __init__(self, file: ModelFile, due: Future[Any]) -> None:
+        self._file, self._due = file, due
+
+    @property
+    def rel(self) -> str:
+        return self._file.rel
+
+    @property
+    def size(self) -> int:
+        return self._file.size
+
+    def check(self) -> None:
+        if self._due.done():
+            self._due.result()  # raises the refusal
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Any]:
+        self.check()
+        with self._file.open() as reader:
+            yield _CheckedReader(reader, self.check)
+
+
+class _CheckedReader:
+    def __init__(self, reader: Any, check: Callable[[], None]) -> None:
+        self._reader, self._check = reader, check
+        self.size = reader.size
+
+    def read(self, size: int, /) -> bytes:
+        self._check()
+        return self._reader.read(size)  # type: ignore[no-any-return]
+
+    def readinto(self, buffer: Any, /) -> int:
+        self._check()
+        return self._reader.readinto(buffer)  # type: ignore[no-any-return]
+
+    def finish(self, size_read: int) -> None:
+        self._reader.finish(size_read)
 
 
 def _all_done(futures: list[Future[Any]]) -> None:

@@ -1,14 +1,13 @@
 """The MLflow calls the bridge makes, one HTTP request each.
 
-``MlflowClient``'s registry methods (``get_model_version``,
-``get_model_version_download_uri``, ``set_model_version_tag``,
-``delete_model_version_tag``) first fetch the registered model to refuse
-prompts: two round trips per call. A job makes about ten such calls, several
-of them one after the other between the webhook and the ``anchored`` tag, so
-the bridge calls MLflow's REST stores directly (the same requests, the same
-credentials and TLS settings from the environment, the same entities back)
-and checks for prompts itself, on the version it has read anyway
-(:func:`is_prompt`).
+``MlflowClient``'s ``get_model_version_download_uri``,
+``set_model_version_tag`` and ``delete_model_version_tag`` first fetch the
+registered model to refuse prompts: two round trips per call. A job makes
+about ten such calls, several of them one after the other between the
+webhook and the ``anchored`` tag, so the bridge calls MLflow's REST stores
+directly (the same requests, the same credentials, retries and TLS settings
+from the environment, the same entities back) and checks for prompts
+itself, on the version it reads anyway (:func:`is_prompt`).
 """
 
 from __future__ import annotations

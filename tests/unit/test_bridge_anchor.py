@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import io
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -12,7 +16,9 @@ import pytest
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.store.upload import ModelUploader
 from modelledger.sdk.registry.client import NotFound
+from tests.unit.s3_fakes import ConditionalBucket
 
 
 class FakeMlflow:
@@ -196,3 +202,57 @@ def test_a_refusal_by_the_reads_wins_over_the_copy_that_went_ahead_of_them(tmp_p
     assert a.process(outbox.lease("w", 60)) == "dead"
     # Not "file:///etc/model is not an allowed artifact store" from the locate that ran ahead.
     assert outbox.get("m", "1").reason.endswith("is a version of an MLflow prompt, not a model: prompts are not anchored")
+
+
+class ArtifactBucket:
+    """MLflow's artifact bucket holding one model file; ``read`` is set once the copy starts reading it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.read = threading.Event()
+
+    def get_paginator(self, name: str) -> Any:
+        data = self.data
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": f"{Prefix}model.bin", "Size": len(data), "ETag": '"e1"'}]}]
+
+        return Pages()
+
+    def get_object(self, **kw: Any) -> dict[str, Any]:
+        self.read.set()
+        return {"Body": io.BytesIO(self.data)}
+
+
+def test_a_copy_that_went_ahead_of_the_reads_writes_no_signature_or_index_for_a_version_on_the_ledger(
+    tmp_path: Path,
+) -> None:
+    artifacts = ArtifactBucket(b"w" * (3 * 1024 * 1024))
+
+    class Slow(FakeMlflow):
+        def get_model_version(self, name: str, version: str) -> Any:
+            assert artifacts.read.wait(5), "the copy did not start before the version was read"
+            return self.mv
+
+        def get_model_version_download_uri(self, name: str, version: str) -> str:
+            return "mlflow-artifacts:/1/r1/artifacts/model"
+
+    mlflow = Slow()
+    anchored = ConditionalBucket()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    a.parts = dataclasses.replace(
+        a.parts,
+        uploader=ModelUploader(anchored, "anchored", dt.timedelta(days=1), workers=2, chunk_size=1024 * 1024),
+        allowlist=ArtifactAllowlist.of("http://127.0.0.1:7950", ["modelledger-mlflow"]),
+        artifacts_destination="s3://modelledger-mlflow/artifacts",
+        artifacts_s3=artifacts,
+        scratch=tmp_path,
+    )
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+    assert a.process(job) == "done"
+    assert mlflow.mv.tags["ledger.status"] == "anchored" and "pending" not in [v for _, v in mlflow.calls]
+    # Chunks may have gone out (content-addressed), but no signature bundle and no index.
+    assert anchored.objects and all(k.startswith("blobs/sha256/") for k in anchored.objects)
+    assert len(anchored.objects) <= 3

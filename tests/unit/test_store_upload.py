@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from modelledger.mlops.store.source import SourceError
-from modelledger.mlops.store.upload import ModelUploader
+from modelledger.mlops.store.upload import ModelUploader, UploadError
+from tests.unit.s3_fakes import ConditionalBucket
 
 
 class FakeBucket:
@@ -84,36 +85,6 @@ def test_after_a_broken_stream_no_other_file_is_opened_and_no_index_is_written()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("s3-")]  # no reader or sender left
 
 
-class ConditionalBucket:
-    """Keeps what is PUT, honours If-None-Match, and records each request as (operation, key)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.requests: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-
-    def head_object(self, Key: str, **kw: Any) -> dict[str, Any]:
-        with self._lock:
-            self.requests.append(("HEAD", Key))
-            if Key not in self.objects:
-                raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
-            return self.objects[Key]
-
-    def put_object(self, Key: str, Body: Any, **kw: Any) -> dict[str, Any]:
-        with self._lock:
-            self.requests.append(("PUT", Key))
-            if kw.get("IfNoneMatch") == "*" and Key in self.objects:
-                raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "taken"}}, "PutObject")
-            self.objects[Key] = {
-                "VersionId": f"v{len(self.requests)}",
-                "ChecksumSHA256": kw["ChecksumSHA256"],
-                "ContentLength": len(Body),
-                "ObjectLockMode": kw["ObjectLockMode"],
-                "ObjectLockRetainUntilDate": kw["ObjectLockRetainUntilDate"],
-            }
-            return {"VersionId": self.objects[Key]["VersionId"]}
-
-
 def test_small_blobs_are_put_without_a_head_and_a_taken_key_is_checked_and_reused() -> None:
     bucket = ConditionalBucket()
     uploader = ModelUploader(bucket, "anchored", dt.timedelta(days=1), workers=1, chunk_size=4 * 1024 * 1024)
@@ -179,3 +150,19 @@ def test_a_chunk_that_fails_while_the_bundle_is_made_leaves_no_bundle_and_no_ind
     with pytest.raises(Exception, match="disk full"):
         uploader.upload_files([StreamedFile("model.bin", b"c" * 3000, [])], "streamed", bundle=sign, progress=False)
     assert bucket.objects == {}  # neither the bundle nor an index
+
+
+def test_a_conditional_put_that_fails_for_another_reason_fails_the_upload() -> None:
+    bucket = ConditionalBucket()
+    put = bucket.put_object
+
+    def refusing(**kw: Any) -> dict[str, Any]:
+        if kw.get("IfNoneMatch"):
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no conditional writes"}}, "PutObject")
+        return put(**kw)
+
+    bucket.put_object = refusing  # type: ignore[method-assign]
+    uploader = ModelUploader(bucket, "anchored", dt.timedelta(days=1), workers=1)
+    with pytest.raises(UploadError, match="NotImplemented"):
+        uploader.upload_files([StreamedFile("a", b"x" * 10, [])], "streamed", progress=False)
+    assert bucket.objects == {}  # not taken for "the key is taken", and nothing written unconditionally
