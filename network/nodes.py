@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -144,7 +145,26 @@ def start_node(
 
 
 def node_health(topo: Topology, node: Node, layout: NetworkLayout) -> tuple[bool, str]:
-    """Asks the node's operations endpoint ``/healthz`` (over TLS)."""
+    """Asks the node's operations endpoint ``/healthz`` (over TLS), then checks its gRPC ports listen.
+
+    A peer serves ``/healthz`` before it opens its gRPC port: on a restart it
+    first opens its ledgers, which under load takes long enough for a client
+    to be refused in between.
+    """
+    ok, detail = _healthz(topo, node, layout)
+    if not ok:
+        return ok, detail
+    for port in (node.port, node.admin_port):
+        if port is None:
+            continue
+        try:
+            socket.create_connection((node.host, port), timeout=1).close()
+        except OSError as exc:
+            return False, f"healthy, but port {port} does not accept connections yet ({exc.strerror or exc})"
+    return True, detail
+
+
+def _healthz(topo: Topology, node: Node, layout: NetworkLayout) -> tuple[bool, str]:
     ctx = tls_context(layout.ca_cert(topo.org(node.org).ca))
     url = f"https://{node.operations_address}/healthz"
     try:
