@@ -1,5 +1,7 @@
 """Benchmark: digests and anchored uploads, each as a ratio against a reference run on the same data.
 
+Every comparison is the median of ``--runs`` alternating runs of the reference and ours.
+
 1. single-file digest: our SHA-256 of a 1 GiB file vs ``openssl dgst -sha256`` (goal >= 0.95x its speed);
 2. parallel digest: 8 x 256 MiB files with our thread pool vs openssl over one stream of the same
    bytes (goal >= 1.8x on 2 cores);
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
@@ -47,7 +50,9 @@ def write_random(path: Path, size: int) -> None:
 
 
 def drop_cache_hint(paths: list[Path]) -> None:
-    """Reads the files once so every contender starts from the same (warm) page cache."""
+    """Flushes the files just written and reads them once, so every contender starts from the same warm
+    page cache and no write-back of them competes for the CPU while they are timed."""
+    os.sync()
     for p in paths:
         with p.open("rb") as f:
             while f.read(64 * MiB):
@@ -58,6 +63,15 @@ def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def alternating(runs: int, reference: Callable[[], float], ours: Callable[[], float]) -> tuple[float, float]:
+    """Median seconds of the reference and of ours over ``runs`` alternating runs (machine noise hits both)."""
+    refs, mine = [], []
+    for _ in range(max(1, runs)):
+        refs.append(reference())
+        mine.append(ours())
+    return statistics.median(refs), statistics.median(mine)
 
 
 def openssl(paths: list[Path]) -> float:
@@ -80,7 +94,7 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=3, help="alternating runs of the upload comparison")
+    ap.add_argument("--runs", type=int, default=3, help="alternating runs of each comparison")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every data size (e.g. 0.25 for a quick run)")
     a = ap.parse_args()
     size = lambda n: int(n * a.scale)  # noqa: E731
@@ -96,8 +110,7 @@ def main() -> int:
         big.parent.mkdir()
         write_random(big, size(1024 * MiB))
         drop_cache_hint([big])
-        ref = openssl([big])
-        ours = timed(lambda: sha256_file(big))
+        ref, ours = alternating(a.runs, lambda: openssl([big]), lambda: timed(lambda: sha256_file(big)))
         rows.append(
             (
                 "single-file digest",
@@ -114,8 +127,7 @@ def main() -> int:
         for s in shards:
             write_random(s, size(256 * MiB))
         drop_cache_hint(shards)
-        ref = openssl(shards)
-        ours = timed(lambda: digest_folder(many))
+        ref, ours = alternating(a.runs, lambda: openssl(shards), lambda: timed(lambda: digest_folder(many)))
         total = sum(s.stat().st_size for s in shards)
         rows.append(
             (
