@@ -145,22 +145,30 @@ def start_node(
 
 
 def node_health(topo: Topology, node: Node, layout: NetworkLayout) -> tuple[bool, str]:
-    """Asks the node's operations endpoint ``/healthz`` (over TLS), then checks its gRPC ports listen.
+    """Asks the node's operations endpoint ``/healthz`` (over TLS), then shakes hands on its gRPC ports.
 
-    A peer serves ``/healthz`` before it opens its gRPC port: on a restart it
-    first opens its ledgers, which under load takes long enough for a client
-    to be refused in between.
+    A peer serves ``/healthz`` long before it serves gRPC: on a restart it
+    first opens its ledgers, then listens, and only at the end serves (a
+    connection is accepted into the queue well before a TLS handshake can
+    complete). Under load a client was refused in between, so a node counts
+    as up only once a mutual-TLS handshake (as its org admin) succeeds on its
+    gRPC port and, for an orderer, its admin port.
     """
     ok, detail = _healthz(topo, node, layout)
     if not ok:
         return ok, detail
+    ctx = admin_tls_context(topo, node, layout)
     for port in (node.port, node.admin_port):
         if port is None:
             continue
         try:
-            socket.create_connection((node.host, port), timeout=1).close()
-        except OSError as exc:
-            return False, f"healthy, but port {port} does not accept connections yet ({exc.strerror or exc})"
+            with (
+                socket.create_connection((node.host, port), timeout=2) as sock,
+                ctx.wrap_socket(sock, server_hostname=node.host),
+            ):
+                pass
+        except (OSError, ssl.SSLError) as exc:
+            return False, f"healthy, but port {port} does not serve TLS yet ({exc})"
     return True, detail
 
 

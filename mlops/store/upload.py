@@ -20,8 +20,9 @@ sound copy of exactly this index, that copy is the answer (an identical
 re-upload writes no object). See :mod:`modelledger.mlops.store.index` for
 the layout.
 
-An upload that fails midway leaves locked chunks and no index; they are reused
-by the retry and expire with their retention.
+An upload that fails midway leaves locked chunks (and, if a chunk failed
+after it was stored, its signature bundle) and no index; the chunks are
+reused by the retry, and all of them expire with their retention.
 """
 
 from __future__ import annotations
@@ -335,11 +336,15 @@ class ModelUploader:
         # one would read as shortening the lock.
         retain_until = (dt.datetime.now(dt.UTC) + self.retention).replace(microsecond=0) + dt.timedelta(seconds=1)
         def store_bundle(manifest: Manifest, stopped: Callable[[], bool]) -> _Sent | None:
+            # Not signed, or not stored, once a chunk has failed. A chunk that fails after the bundle is
+            # stored leaves it behind, locked and unreferenced, like the chunks sent before the failure.
+            if stopped():
+                raise _Stopped()
             signed = bundle(manifest) if callable(bundle) else bundle
             if signed is None:
                 return None
             if stopped():
-                raise _Stopped()  # a chunk failed meanwhile: no bundle stored for an upload that will not finish
+                raise _Stopped()
             return self._store_blob(Path(signed).read_bytes(), retain_until)
 
         try:

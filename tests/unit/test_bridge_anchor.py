@@ -180,6 +180,7 @@ def test_a_prompt_version_is_refused_permanently(tmp_path: Path) -> None:
     outbox.enqueue("m", "1", "reconciler")
     assert a.process(outbox.lease("w", 60)) == "dead"
     assert outbox.get("m", "1").reason == "m/1 is a version of an MLflow prompt, not a model: prompts are not anchored"
+    assert mlflow.calls == []  # no ledger tag written on a prompt
 
 
 def test_a_webhook_job_goes_ahead_of_its_reads_but_a_version_on_the_ledger_is_only_tagged(tmp_path: Path) -> None:
@@ -202,14 +203,19 @@ def test_a_refusal_by_the_reads_wins_over_the_copy_that_went_ahead_of_them(tmp_p
     assert a.process(outbox.lease("w", 60)) == "dead"
     # Not "file:///etc/model is not an allowed artifact store" from the locate that ran ahead.
     assert outbox.get("m", "1").reason.endswith("is a version of an MLflow prompt, not a model: prompts are not anchored")
+    assert mlflow.calls == []
 
 
 class ArtifactBucket:
-    """MLflow's artifact bucket holding one model file; ``read`` is set once the copy starts reading it."""
+    """MLflow's artifact bucket holding one model file; ``read`` is set once the copy starts reading it.
+
+    Past its first MiB the file is served only once ``go_on`` is set (and a moment later).
+    """
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.read = threading.Event()
+        self.go_on = threading.Event()
 
     def get_paginator(self, name: str) -> Any:
         data = self.data
@@ -222,17 +228,25 @@ class ArtifactBucket:
 
     def get_object(self, **kw: Any) -> dict[str, Any]:
         self.read.set()
-        return {"Body": io.BytesIO(self.data)}
+        bucket = self
+
+        class Body(io.BytesIO):
+            def readinto(self, buffer: Any) -> int:
+                if self.tell() >= 1024 * 1024 and not bucket.go_on.is_set():
+                    bucket.go_on.wait(5)
+                    time.sleep(0.05)  # the reads' verdict lands meanwhile
+                return super().readinto(buffer)
+
+        return {"Body": Body(self.data)}
 
 
-def test_a_copy_that_went_ahead_of_the_reads_writes_no_signature_or_index_for_a_version_on_the_ledger(
-    tmp_path: Path,
-) -> None:
-    artifacts = ArtifactBucket(b"w" * (3 * 1024 * 1024))
+def test_a_copy_that_went_ahead_of_the_reads_stops_when_they_find_the_version_on_the_ledger(tmp_path: Path) -> None:
+    artifacts = ArtifactBucket(b"".join(bytes([i]) * 1024 * 1024 for i in range(8)))  # eight distinct chunks
 
     class Slow(FakeMlflow):
         def get_model_version(self, name: str, version: str) -> Any:
             assert artifacts.read.wait(5), "the copy did not start before the version was read"
+            artifacts.go_on.set()
             return self.mv
 
         def get_model_version_download_uri(self, name: str, version: str) -> str:
@@ -253,6 +267,6 @@ def test_a_copy_that_went_ahead_of_the_reads_writes_no_signature_or_index_for_a_
     job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
     assert a.process(job) == "done"
     assert mlflow.mv.tags["ledger.status"] == "anchored" and "pending" not in [v for _, v in mlflow.calls]
-    # Chunks may have gone out (content-addressed), but no signature bundle and no index.
+    # The copy stopped at its next read: a chunk or two of the eight went out, no bundle, no index.
     assert anchored.objects and all(k.startswith("blobs/sha256/") for k in anchored.objects)
-    assert len(anchored.objects) <= 3
+    assert len(anchored.objects) < 8

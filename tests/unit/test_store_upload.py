@@ -127,14 +127,17 @@ def test_the_bundle_is_made_once_every_file_is_read_while_chunks_are_still_being
     assert result.index.bundle is not None and len(result.index.files[0].chunks) == 3
 
 
-def test_a_chunk_that_fails_while_the_bundle_is_made_leaves_no_bundle_and_no_index(tmp_path: Any) -> None:
+def test_a_chunk_that_fails_while_the_bundle_is_made_stops_it_from_being_stored_and_leaves_no_index(tmp_path: Any) -> None:
     bucket = ConditionalBucket()
     put = bucket.put_object
     signing = threading.Event()
 
+    failed = threading.Event()
+
     def failing_put(**kw: Any) -> dict[str, Any]:
         if kw["Body"][:1] == b"c":
             signing.wait(5)
+            failed.set()
             raise ClientError({"Error": {"Code": "InternalError", "Message": "disk full"}}, "PutObject")
         return put(**kw)
 
@@ -143,7 +146,8 @@ def test_a_chunk_that_fails_while_the_bundle_is_made_leaves_no_bundle_and_no_ind
 
     def sign(manifest: Any) -> Any:
         signing.set()
-        time.sleep(0.2)  # the chunk fails meanwhile
+        failed.wait(5)  # the chunk fails meanwhile
+        time.sleep(0.05)  # (and its sender marks the upload failed)
         (tmp_path / "b.json").write_bytes(b'{"bundle": 1}')
         return tmp_path / "b.json"
 
