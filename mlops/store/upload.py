@@ -36,6 +36,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,6 +336,7 @@ class ModelUploader:
         # Whole seconds: S3 keeps retention dates to the second, and a date a fraction below the stored
         # one would read as shortening the lock.
         retain_until = (dt.datetime.now(dt.UTC) + self.retention).replace(microsecond=0) + dt.timedelta(seconds=1)
+
         def store_bundle(manifest: Manifest, stopped: Callable[[], bool]) -> _Sent | None:
             # Not signed, or not stored, once a chunk has failed. A chunk that fails after the bundle is
             # stored leaves it behind, locked and unreferenced, like the chunks sent before the failure.
@@ -407,8 +409,19 @@ class ModelUploader:
                 ThreadPoolExecutor(max(1, min(self.workers, len(files))), thread_name_prefix="s3-read") as readers,
             ):
 
+                last = threading.local()  # each reader's previous file
+
                 def read(mf: ModelFile) -> _ReadFile:
-                    return guarded(lambda: self._read_file(mf, lambda data: senders.submit(send, data), memory, stop))
+                    # A reader opens its next file only once its previous file's chunks are stored (one
+                    # file in flight per reader, so a failure leaves few files opened); its last file
+                    # is still being stored when ``when_read`` runs.
+                    previous: _ReadFile | None = getattr(last, "read", None)
+                    if previous is not None:
+                        futures_wait(previous.chunks)
+                    last.read = guarded(
+                        lambda: self._read_file(mf, lambda data: senders.submit(send, data), memory, stop)
+                    )
+                    return last.read
 
                 try:
                     reads = list(readers.map(read, files))
