@@ -13,6 +13,7 @@ import datetime as dt
 import ipaddress
 import json
 import shutil
+import socket
 import ssl
 import urllib.request
 from pathlib import Path
@@ -39,6 +40,22 @@ def tls_context(ca_file: Path, client_cert: Path | None = None, client_key: Path
     if client_cert is not None and client_key is not None:
         ctx.load_cert_chain(str(client_cert), str(client_key))
     return ctx
+
+
+def tls_handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float = 2.0) -> str | None:
+    """Completes a TLS handshake with ``host:port``; None if it succeeded, else why it did not.
+
+    A gRPC server accepts connections into its queue before it serves; only a
+    finished handshake shows that it is serving.
+    """
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            ctx.wrap_socket(sock, server_hostname=host),
+        ):
+            return None
+    except (OSError, ssl.SSLError) as exc:
+        return str(exc)
 
 
 def _hosts_for(host: str, extra: tuple[str, ...] = ()) -> list[str]:

@@ -21,8 +21,6 @@ import io
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import tarfile
 import time
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from modelledger.network.binaries import FabricBinaries
-from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
+from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context, tls_handshake
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
@@ -430,14 +428,8 @@ class ChaincodeDeployment:
         client = self.layout.chaincode_client_tls(org)
         ctx = tls_context(client.ca, client.cert, client.key)
         ep = org.chaincode_server
-        try:
-            with (
-                socket.create_connection((ep.host, ep.port), timeout=2) as sock,
-                ctx.wrap_socket(sock, server_hostname=ep.host),
-            ):
-                return True, "TLS handshake OK"
-        except (OSError, ssl.SSLError) as exc:
-            return False, str(exc)
+        failure = tls_handshake(ep.host, ep.port, ctx)
+        return (True, "TLS handshake OK") if failure is None else (False, failure)
 
     def _wait_servers(self) -> None:
         checks = {server_name(self.topo, o): (lambda o=o: self.server_health(o)) for o in self.topo.application_orgs}

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import ssl
 import urllib.error
 import urllib.request
 
 from modelledger.network.binaries import FabricBinaries
-from modelledger.network.ca import tls_context
+from modelledger.network.ca import tls_context, tls_handshake
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.processes import ProcessInfo, ProcessSupervisor
 from modelledger.network.topology import Node, Topology
@@ -159,16 +158,9 @@ def node_health(topo: Topology, node: Node, layout: NetworkLayout) -> tuple[bool
         return ok, detail
     ctx = admin_tls_context(topo, node, layout)
     for port in (node.port, node.admin_port):
-        if port is None:
-            continue
-        try:
-            with (
-                socket.create_connection((node.host, port), timeout=2) as sock,
-                ctx.wrap_socket(sock, server_hostname=node.host),
-            ):
-                pass
-        except (OSError, ssl.SSLError) as exc:
-            return False, f"healthy, but port {port} does not serve TLS yet ({exc})"
+        failure = tls_handshake(node.host, port, ctx) if port is not None else None
+        if failure is not None:
+            return False, f"healthy, but port {port} does not serve TLS yet ({failure})"
     return True, detail
 
 

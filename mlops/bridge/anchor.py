@@ -247,8 +247,8 @@ class Anchorer:
         located = self._spawn(background, self._locate, job) if "pointer" not in job.checkpoint else None
         due = self._spawn(background, self._due, version, on_ledger)
         # A version its webhook has just announced is all but never on the ledger yet: its files are
-        # fetched and copied while the reads finish. If it is there after all, the copy was wasted work
-        # but harmless (content-addressed: the same bytes, nothing new written) and nothing is submitted.
+        # fetched and copied while the reads finish. If the reads refuse it after all (on the ledger,
+        # gone, not ready, a prompt's), the copy stops at its next read, before any signature or index.
         speculate = located is not None and job.origin == "webhook" and job.attempts <= 1 and job.revivals == 0
         try:
             if not speculate:

@@ -38,7 +38,6 @@ class MlflowApi:
         from mlflow.utils.credentials import get_default_host_creds
 
         creds = partial(get_default_host_creds, tracking_uri)
-        self.tracking_uri = tracking_uri
         self._registry = RegistryStore(creds)
         self._tracking = TrackingStore(creds)
         self._tag = ModelVersionTag

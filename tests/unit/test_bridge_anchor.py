@@ -79,12 +79,17 @@ def anchorer(tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry) -> tupl
     return Anchorer(parts, outbox, 60), outbox
 
 
+def webhook_job_of_block_9(outbox: Outbox) -> Any:
+    """A leased webhook job whose checkpoint already knows the block of tx-1 (no network to ask here)."""
+    outbox.enqueue("m", "1", "webhook")
+    return outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+
+
 def test_a_version_already_on_the_ledger_is_tagged_with_the_detail_tags_before_the_status(tmp_path: Path) -> None:
     mlflow = FakeMlflow()
     mlflow.mv.tags["ledger.error"] = "peer down"
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
-    outbox.enqueue("m", "1", "webhook")
-    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+    job = webhook_job_of_block_9(outbox)
     assert a.process(job) == "done"
     keys = [k for k, _ in mlflow.calls]
     # The details (and removing the stale error) go in parallel, in any order; the status strictly last.
@@ -154,8 +159,7 @@ def test_a_failed_tag_write_waits_for_the_others_before_the_outcome_is_tagged(tm
     mlflow = Flaky()
     mlflow.mv.tags["ledger.error"] = "old"
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
-    outbox.enqueue("m", "1", "webhook")
-    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+    job = webhook_job_of_block_9(outbox)
     assert a.process(job) == "pending"
     calls = list(mlflow.calls)
     time.sleep(0.5)
@@ -186,8 +190,7 @@ def test_a_prompt_version_is_refused_permanently(tmp_path: Path) -> None:
 def test_a_webhook_job_goes_ahead_of_its_reads_but_a_version_on_the_ledger_is_only_tagged(tmp_path: Path) -> None:
     mlflow = FakeMlflow()
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
-    outbox.enqueue("m", "1", "webhook")
-    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)  # the block: no network here
+    job = webhook_job_of_block_9(outbox)
     assert a.process(job) == "done"
     # The files were located before the reads were in (the copy would have gone ahead), yet no
     # pending tag and no refusal of the source: the ledger's answer decided.
@@ -263,8 +266,7 @@ def test_a_copy_that_went_ahead_of_the_reads_stops_when_they_find_the_version_on
         artifacts_s3=artifacts,
         scratch=tmp_path,
     )
-    outbox.enqueue("m", "1", "webhook")
-    job = outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)
+    job = webhook_job_of_block_9(outbox)
     assert a.process(job) == "done"
     assert mlflow.mv.tags["ledger.status"] == "anchored" and "pending" not in [v for _, v in mlflow.calls]
     # The copy stopped at its next read: a chunk or two of the eight went out, no bundle, no index.
