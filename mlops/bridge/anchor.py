@@ -57,7 +57,15 @@ from modelledger.mlops.bridge.artifacts import (
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect, ledger_datasets
-from modelledger.mlops.store.digest import Manifest, ModelTreeError, list_files
+from modelledger.mlops.store.digest import (
+    FileEntry,
+    Manifest,
+    ModelTreeError,
+    digest_files,
+    digest_folder,
+    list_files,
+    manifest_differences,
+)
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.source import SourceError, download_s3_objects, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import LocalFile, ModelFile, ModelUploader
@@ -89,6 +97,7 @@ TAG_ERROR = "ledger.error"
 TAG_DIGEST = "model.digest"
 TAG_STORAGE = "storage.uri"
 TAG_NOTE = "ledger.note"
+TAG_CONFLICT = "conflict"  # the value of ledger.status when the ledger's record is not MLflow's bytes
 
 # Read from the model's files for the provenance (framework, pinned libraries); larger ones are not read.
 PROVENANCE_FILES = ("MLmodel", "requirements.txt")
@@ -97,6 +106,10 @@ MAX_PROVENANCE_FILE = 1024 * 1024
 # Fault injection for the crash tests only: the bridge process exits (as if killed) at this point.
 FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
 FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
+
+
+# Where a version's files are: their allowlisted URI and the S3 client to read it with (None: through MLflow).
+Located = Future[tuple[str, Any | None]]
 
 
 class PermanentError(Exception):
@@ -266,9 +279,7 @@ class Anchorer:
             mv = due.result()
             pending.result()
         except _OnLedger as on:
-            if located is not None:
-                located.cancel()  # not needed (if it has not started yet)
-            return self._already_on_ledger(job, on.mv, on.record, background)
+            return self._already_on_ledger(job, on.mv, on.record, located, background)
         pointer = StoragePointer.from_json(job.checkpoint["pointer"])
         manifest = Manifest.from_json(job.checkpoint["manifest"])
         record_in = ModelVersionInput(
@@ -307,15 +318,20 @@ class Anchorer:
         log.info("anchored", extra={"job": job.key, "tx_id": tx_id, "block": block, "steps": clock.steps})
         return state
 
-    def _already_on_ledger(self, job: Job, mv: Any, record: Any, background: list[Future[Any]]) -> str:
-        """The ledger holds the version: tag it, if it is this MLflow version and not a namesake."""
-        ours = (mv.source or "", mv.run_id or "")
-        theirs = (record.mlflow.source, record.mlflow.run_id)
-        if ours[0] != theirs[0] or (ours[1] and theirs[1] and ours[1] != theirs[1]):
-            raise PermanentError(
-                f"the ledger holds {job.key} from another MLflow source ({theirs[0]}, run {theirs[1] or '-'}), "
-                f"not {ours[0]} (a model re-created under a used name?); it cannot be registered again"
-            )
+    def _already_on_ledger(
+        self, job: Job, mv: Any, record: Any, located: Located | None, background: list[Future[Any]]
+    ) -> str:
+        """The ledger holds the version: tag it ``anchored`` only if the record matches MLflow's bytes.
+
+        Whoever registered the record (this bridge, another registrar, a data
+        scientist calling the chaincode directly), it is trusted only once its
+        manifest equals the manifest of the bytes MLflow holds for the version,
+        computed by this job, and it names this version's MLflow source.
+        Otherwise the version is tagged ``conflict``.
+        """
+        disagreement = self._disagreement(job, mv, record, located)
+        if disagreement:
+            return self._conflict(job, disagreement)
         tx_id = record.registered_tx_id
         block = job.checkpoint.get("block")
         if block is None or job.checkpoint.get("tx_id") != tx_id:
@@ -323,6 +339,73 @@ class Anchorer:
         st = record.storage
         pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
         return self._finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags, background)
+
+    def _disagreement(self, job: Job, mv: Any, record: Any, located: Located | None) -> str:
+        """Why the ledger's record is not this MLflow version's bytes ("" when it is)."""
+        reasons: list[str] = []
+        ours = (mv.source or "", mv.run_id or "")
+        theirs = (record.mlflow.source, record.mlflow.run_id)
+        if ours[0] != theirs[0] or (ours[1] and theirs[1] and ours[1] != theirs[1]):
+            reasons.append(
+                f"it names another MLflow source ({theirs[0] or '-'}, run {theirs[1] or '-'}), not {ours[0]}"
+                " (a model re-created under a used name?)"
+            )
+        held = self._mlflow_manifest(job, located)
+        try:
+            recorded = ledger_manifest(record)
+        except ModelTreeError as exc:
+            reasons.append(f"its manifest is not a valid manifest ({exc})")
+        else:
+            if not recorded.files:
+                reasons.append("it lists no files")
+            diff = manifest_differences(held, recorded)
+            for label, paths in (
+                ("files that differ", diff.changed),
+                ("files only on the ledger", diff.only_second),
+                ("files only in MLflow", diff.only_first),
+            ):
+                if paths:
+                    reasons.append(f"{label}: {_some(paths)}")
+        if not reasons:
+            if record.model_digest != held.model_digest:
+                reasons.append(f"its modelDigest {record.model_digest} is not {held.model_digest}")
+            if record.manifest_digest != held.manifest_digest:
+                reasons.append(f"its manifestDigest {record.manifest_digest} is not {held.manifest_digest}")
+        if not reasons:
+            return ""
+        who = record.registrant
+        return (
+            f"the ledger's record of {job.key} (registered by {who.msp_id or '-'} {who.role or '-'}, certificate "
+            f"{who.cert_fingerprint or '-'}, transaction {record.registered_tx_id or '-'}) does not match the "
+            f"version MLflow holds: {'; '.join(reasons)}"
+        )
+
+    def _mlflow_manifest(self, job: Job, located: Located | None) -> Manifest:
+        """The manifest of the bytes MLflow holds for the version, as this job read them.
+
+        A job that copied the files itself has their manifest in its
+        checkpoint; otherwise the files are read now (streamed, not stored).
+        """
+        if "manifest" in job.checkpoint:
+            return Manifest.from_json(job.checkpoint["manifest"])
+        uri, s3 = located.result() if located is not None else self._locate(job)
+        try:
+            if s3 is not None:
+                return digest_files(list_s3_tree(s3, uri))
+            with local_folder(uri, scratch=self.parts.scratch, tracking_uri=self.parts.tracking_uri) as folder:
+                return digest_folder(folder)
+        except SourceError as exc:
+            raise RuntimeError(str(exc)) from exc
+
+    def _conflict(self, job: Job, reason: str) -> str:
+        """Tags the version ``conflict`` with the reason (no ledger tags of a record that is not its own)."""
+        log.error("conflict", extra={"job": job.key, "reason": reason})
+        self._try_failed(job, reason, status=TAG_CONFLICT)
+        try:
+            self.outbox.conflict(job, reason)
+        except LeaseLostError:
+            return "lost"
+        return "conflict"
 
     def _model_version(self, job: Job) -> Any:
         try:
@@ -545,8 +628,8 @@ class Anchorer:
             return "lost"
         return "dead"
 
-    def _try_failed(self, job: Job, reason: str) -> None:
-        """Tags the version failed; first removes the tags written while a registration was in flight.
+    def _try_failed(self, job: Job, reason: str, status: str = "failed") -> None:
+        """Tags the version ``status`` (failed); first removes the tags written while a registration was in flight.
 
         A failed version must not name a transaction, digest or copy as if it had been anchored.
         """
@@ -559,7 +642,7 @@ class Anchorer:
                         raise
         except Exception as exc:  # MLflow down too: the reconciler tags later
             log.warning("cannot untag", extra={"job": job.key, "reason": str(exc).splitlines()[0] if str(exc) else ""})
-        self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "failed"})
+        self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: status})
 
     def _try_tags(self, job: Job, tags: dict[str, str]) -> None:
         try:
@@ -617,6 +700,17 @@ class _CheckedReader:
 
     def finish(self, size_read: int) -> None:
         self._reader.finish(size_read)
+
+
+def _some(paths: list[str], limit: int = 10) -> str:
+    """Up to ``limit`` paths, and how many more."""
+    shown = ", ".join(paths[:limit])
+    return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"
+
+
+def ledger_manifest(record: Any) -> Manifest:
+    """The manifest of a ledger model-version record, as the store's :class:`Manifest`."""
+    return Manifest(tuple(FileEntry(f.path, f.size, f.sha256) for f in record.manifest.files))
 
 
 def _all_done(futures: list[Future[Any]]) -> None:

@@ -2,7 +2,9 @@
 
 A webhook is acknowledged only after its job is committed here, and a job
 leaves the outbox only as ``done`` (a VALID commit was seen and recorded) or
-``dead`` (with a reason). In between:
+``dead`` (with a reason), or as ``conflict``: the ledger already holds a
+record of the version that does not match the bytes MLflow holds (the
+reason names the files and the record's registrant). In between:
 
 - **Leases.** A worker takes a job for ``lease_seconds``; if it crashes, the
   lease expires and another worker (or the restarted bridge) takes the job
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     key          TEXT PRIMARY KEY,
     name         TEXT NOT NULL,
     version      TEXT NOT NULL,
-    state        TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'done', 'dead')),
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'done', 'dead', 'conflict')),
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_at      REAL NOT NULL,
     lease_owner  TEXT NOT NULL DEFAULT '',
@@ -59,6 +61,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 """
 
+STATES = ("pending", "leased", "done", "dead", "conflict")
 BACKOFF_CAP = 60.0
 MAX_REVIVALS = 3  # the reconciler revives a transiently dead job at most this often
 
@@ -126,6 +129,23 @@ class Outbox:
         columns = {r["name"] for r in self._db().execute("PRAGMA table_info(jobs)").fetchall()}
         if "revivals" not in columns:  # an outbox made before the column existed
             self._db().execute("ALTER TABLE jobs ADD COLUMN revivals INTEGER NOT NULL DEFAULT 0")
+        self._allow_conflict_state()
+
+    def _allow_conflict_state(self) -> None:
+        """An outbox made before the ``conflict`` state: its table is rebuilt with the new CHECK, rows kept."""
+        db = self._db()
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()["sql"]
+        if "'conflict'" in sql:
+            return
+        with self._tx() as tx:
+            tx.execute("ALTER TABLE jobs RENAME TO jobs_before_conflict")
+            tx.execute("DROP INDEX IF EXISTS jobs_ready")
+            for statement in SCHEMA.split(";"):  # not executescript, which would commit mid-way
+                if statement.strip() and "deliveries" not in statement:
+                    tx.execute(statement)
+            columns = ", ".join(r["name"] for r in tx.execute("PRAGMA table_info(jobs_before_conflict)").fetchall())
+            tx.execute(f"INSERT INTO jobs ({columns}) SELECT {columns} FROM jobs_before_conflict")
+            tx.execute("DROP TABLE jobs_before_conflict")
 
     def out_of_attempts(self, attempts: int) -> bool:
         """Whether a job that has been tried ``attempts`` times may not be tried again."""
@@ -221,7 +241,7 @@ class Outbox:
             return cur.rowcount == 1
 
     def requeue(self, name: str, version: str, reason: str) -> bool:
-        """An operator's retry: a dead (or done) job starts over, with fresh attempts and no checkpoint.
+        """An operator's retry: a dead, done or conflict job starts over, with fresh attempts and no checkpoint.
 
         Returns:
             False if the job is pending or leased (it is already being handled).
@@ -230,7 +250,7 @@ class Outbox:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, revivals = 0, transient = 0, next_at = ?, reason = ?,"
-                " checkpoint = '{}', updated_at = ? WHERE key = ? AND state IN ('dead', 'done')",
+                " checkpoint = '{}', updated_at = ? WHERE key = ? AND state IN ('dead', 'done', 'conflict')",
                 (now, reason, now, job_key(name, version)),
             )
             if cur.rowcount == 0:
@@ -364,6 +384,22 @@ class Outbox:
                 (reason, now, job.key),
             )
 
+    def conflict(self, job: Job, reason: str) -> None:
+        """The ledger's record disagrees with MLflow's bytes: the job ends in ``conflict`` with ``reason``.
+
+        Nothing retries it on its own (the ledger record stays as it is); the
+        reconciler reports it at every scan, and an operator's ``requeue``
+        checks it again.
+        """
+        now = self.clock()
+        with self._tx() as db:
+            self._owned(db, job)
+            db.execute(
+                "UPDATE jobs SET state = 'conflict', transient = 0, reason = ?, lease_owner = '', lease_until = 0,"
+                " updated_at = ? WHERE key = ?",
+                (reason, now, job.key),
+            )
+
     # ------------------------------------------------------------------ reading
     def get(self, name: str, version: str) -> Job | None:
         row = self._db().execute("SELECT * FROM jobs WHERE key = ?", (job_key(name, version),)).fetchone()
@@ -378,7 +414,7 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         rows = self._db().execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
-        return {"pending": 0, "leased": 0, "done": 0, "dead": 0} | {r["state"]: r["n"] for r in rows}
+        return dict.fromkeys(STATES, 0) | {r["state"]: r["n"] for r in rows}
 
     def next_due(self) -> float | None:
         """When the next pending job becomes ready (None if none is pending)."""

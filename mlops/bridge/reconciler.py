@@ -6,8 +6,12 @@ with the ledger (what the bridge's identity can read):
 - not on the ledger: a job is enqueued, or a done or transiently dead one is
   revived (a permanently dead job stays dead: its reason does not go away);
 - on the ledger but not tagged ``anchored`` (tags lost, or MLflow was down
-  when the job finished): a job is enqueued or revived, and the worker only
-  writes the tags.
+  when the job finished): a job is enqueued or revived, and the worker
+  compares the record with MLflow's bytes before it writes the tags;
+- on the ledger with a record that does not match MLflow's bytes (its job is
+  in ``conflict``): reported at every scan (a warning in the log and in the
+  scan's report) until an operator deals with it; it is not retried on its
+  own, since the ledger record does not change.
 
 Versions still being created in MLflow are left to the next scan. Prompt
 versions (MLflow keeps prompts in the model registry) are not models and are
@@ -38,6 +42,7 @@ class ReconcileReport:
     on_ledger: int = 0
     enqueued: list[str] = field(default_factory=list)
     revived: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
 
 def ledger_versions(registry: RegistryClient) -> set[tuple[str, str]]:
@@ -80,6 +85,12 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
         if not str(getattr(mv, "status", "READY")).endswith("READY") or is_prompt(mv):
             continue
         key = (mv.name, str(mv.version))
+        name = f"{key[0]}/{key[1]}"
+        job = outbox.get(*key)
+        if job is not None and job.state == "conflict":  # whatever its tags say now
+            report.conflicts.append(name)
+            log.warning("conflict", extra={"job": name, "reason": job.reason})
+            continue
         anchored = (mv.tags or {}).get(TAG_STATUS) == "anchored"
         if key in on_ledger:
             report.on_ledger += 1
@@ -88,13 +99,10 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
             reason = "on the ledger but not tagged anchored"
         else:
             reason = "tagged anchored but absent from the ledger" if anchored else "not on the ledger"
-        name = f"{key[0]}/{key[1]}"
         if outbox.enqueue(key[0], key[1], "reconciler"):
             report.enqueued.append(name)
             log.info("enqueued", extra={"job": name, "reason": reason})
-        else:
-            job = outbox.get(*key)
-            if job is not None and job.state in ("done", "dead") and outbox.revive(key[0], key[1], reason, started):
-                report.revived.append(name)
-                log.info("revived", extra={"job": name, "reason": reason})
+        elif job is not None and job.state in ("done", "dead") and outbox.revive(key[0], key[1], reason, started):
+            report.revived.append(name)
+            log.info("revived", extra={"job": name, "reason": reason})
     return report

@@ -286,7 +286,12 @@ class Bridge:
                     wake.set()
                 log.info(
                     "reconciled",
-                    extra={"scanned": report.scanned, "enqueued": len(report.enqueued), "revived": len(report.revived)},
+                    extra={
+                        "scanned": report.scanned,
+                        "enqueued": len(report.enqueued),
+                        "revived": len(report.revived),
+                        "conflicts": len(report.conflicts),
+                    },
                 )
             except Exception as exc:
                 log.warning(

@@ -131,11 +131,15 @@ def retry(
 @app.command()
 def jobs(
     state: Annotated[
-        str | None, typer.Option("--state", help="Only jobs in this state (pending, leased, done, dead).")
+        str | None, typer.Option("--state", help="Only jobs in this state (pending, leased, done, dead, conflict).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The outbox: every model version the bridge knows, its state, attempts and last reason."""
+    """The outbox: every model version the bridge knows, its state, attempts and last reason.
+
+    A ``conflict`` job is a version whose ledger record does not match the
+    bytes MLflow holds: its reason names the files and the record's registrant.
+    """
     settings = _settings(as_json)
     if not settings.outbox_file.exists():
         fail(f"no outbox at {settings.outbox_file}: the bridge never ran here", as_json)
@@ -149,8 +153,19 @@ def jobs(
         )
         return
     table = Table("job", "state", "attempts", "origin", "tx id", "reason")
+    table.columns[0].overflow = "fold"  # a model name is never cut
     for r in rows:
-        table.add_row(
-            escape(r.key), r.state, str(r.attempts), r.origin, r.checkpoint.get("tx_id", "")[:16], escape(r.reason[:80])
-        )
+        state = "[red]conflict[/]" if r.state == "conflict" else r.state
+        tx_id = r.checkpoint.get("tx_id", "")[:16]
+        reason = "the ledger's record differs (below)" if r.state == "conflict" else r.reason[:80]
+        table.add_row(escape(r.key), state, str(r.attempts), r.origin, tx_id, escape(reason))
     console.print(table)
+    conflicts = [r for r in rows if r.state == "conflict"]
+    if conflicts:
+        # A conflict's reason is shown whole: the files and the registrant it names are the point.
+        console.print(
+            f"[red]{len(conflicts)} version(s) in conflict[/]: the ledger holds a record that is not "
+            "the bytes MLflow holds (docs/bridge.md, conflicts):"
+        )
+        for r in conflicts:
+            console.print(f"- {escape(r.key)}: {escape(r.reason)}")

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 CHUNK = 8 * 1024 * 1024
 HEX = frozenset("0123456789abcdef")
@@ -237,6 +237,67 @@ def digest_folder(folder: str | Path, workers: int | None = None) -> Manifest:
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         results = list(pool.map(sha256_file, files))
     return Manifest(tuple(FileEntry(f.rel, size, digest) for f, (size, digest) in zip(files, results, strict=True)))
+
+
+class ReadableFile(Protocol):
+    """A file read once as a stream: its manifest path and a context manager giving a reader.
+
+    The reader has ``read(size)`` and may have ``finish(size_read)``, which
+    raises if the file changed while it was read (S3 objects and local files
+    of :mod:`~modelledger.mlops.store.upload` and :mod:`~modelledger.mlops.store.source` do).
+    """
+
+    @property
+    def rel(self) -> str: ...
+
+    def open(self) -> Any: ...
+
+
+def sha256_stream(file: ReadableFile, chunk: int = CHUNK) -> FileEntry:
+    """The manifest entry of one file, streamed through one buffer (constant memory)."""
+    h = hashlib.sha256()
+    size = 0
+    with file.open() as reader:
+        while data := reader.read(chunk):
+            h.update(data)
+            size += len(data)
+        finish = getattr(reader, "finish", None)
+        if finish is not None:
+            finish(size)
+    return FileEntry(file.rel, size, h.hexdigest())
+
+
+def digest_files(files: Iterable[ReadableFile], workers: int | None = None) -> Manifest:
+    """The manifest of a model given as files to read (local or S3 objects), hashed in parallel."""
+    items = list(files)
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        return Manifest(tuple(pool.map(sha256_stream, items)))
+
+
+class ManifestDiff(NamedTuple):
+    """The paths in which two manifests differ, each list in manifest order."""
+
+    only_first: list[str]
+    only_second: list[str]
+    changed: list[str]  # in both, with another size or SHA-256
+
+    def __bool__(self) -> bool:
+        return bool(self.only_first or self.only_second or self.changed)
+
+
+def manifest_differences(first: Manifest, second: Manifest) -> ManifestDiff:
+    """What differs between two manifests, file by file (falsy when they are equal)."""
+    a = {f.path: f for f in first.files}
+    b = {f.path: f for f in second.files}
+
+    def ordered(paths: Iterable[str]) -> list[str]:
+        return sorted(paths, key=path_order)
+
+    return ManifestDiff(
+        ordered(a.keys() - b.keys()),
+        ordered(b.keys() - a.keys()),
+        ordered(p for p in a.keys() & b.keys() if a[p] != b[p]),
+    )
 
 
 def dataset_digest(paths: Iterable[str | Path]) -> str:

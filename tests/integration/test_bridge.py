@@ -11,6 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,6 +36,8 @@ from modelledger.mlops.store.verify import verify_s3
 from modelledger.network import FabricNetwork
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
+from modelledger.sdk.registry.records import Manifest as LedgerManifest
+from modelledger.sdk.registry.records import ManifestFile, MLflowSource, ModelVersionInput, Storage
 from tests.integration.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -196,6 +200,77 @@ def test_a_version_registered_from_a_run_path_is_anchored(stack: Stack, tmp_path
     record = stack.registry().get_model_version("from-run", mv.version)
     assert record.manifest_digest == digest_folder(folder).manifest_digest
     assert record.mlflow.source == f"runs:/{run.info.run_id}/model" and record.mlflow.run_id == run.info.run_id
+
+
+def logged_folder(tmp_path: Path, name: str, weights: bytes) -> tuple[Path, str]:
+    """A model folder logged as a run's artifacts; returns the folder and the run id."""
+    import mlflow
+
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
+    (folder / "weights.bin").write_bytes(weights)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), "model")
+    return folder, run.info.run_id
+
+
+def plant(stack: Stack, name: str, source: str, folder: Path) -> None:
+    """A data scientist of the owner org registers name/1 straight on the ledger, with the files of ``folder``."""
+    manifest = digest_folder(folder)
+    ds = stack.registry("data_scientist")
+    ds.register_model_version(
+        ModelVersionInput(
+            name=name,
+            version="1",
+            model_digest=manifest.model_digest,
+            manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
+            manifest_digest=manifest.manifest_digest,
+            storage=Storage("planted-bucket", "planted/index.json", "a" * 64, "v1"),
+            mlflow=MLflowSource(source=source),
+        )
+    )
+
+
+def test_a_record_planted_with_other_bytes_is_tagged_conflict_never_anchored(stack: Stack, tmp_path: Path) -> None:
+    folder, run_id = logged_folder(tmp_path, "served", os.urandom(4096))
+    harmless = tmp_path / "harmless"
+    harmless.mkdir()
+    (harmless / "MLmodel").write_bytes((folder / "MLmodel").read_bytes())
+    (harmless / "weights.bin").write_bytes(b"the copy the approvers would review")
+    source = f"runs:/{run_id}/model"
+    plant(stack, "planted", source, harmless)
+    stack.client.create_registered_model("planted")
+    stack.client.create_model_version("planted", source, run_id=run_id)
+    tags = wait_tags(stack, "planted", "1", status="conflict")
+    reason = tags[TAG_ERROR]
+    assert "files that differ: weights.bin" in reason and "registered by Org1MSP data_scientist" in reason
+    assert not {TAG_TX, TAG_BLOCK, TAG_DIGEST, TAG_STORAGE} & set(tags)
+    job = stack.outbox().get("planted", "1")
+    assert job is not None and job.state == "conflict" and job.reason == reason
+    # The operator's view lists it as a conflict, with the reason whole.
+    env = {"PATH": os.environ["PATH"], "MODELLEDGER_STATE_DIR": os.environ["MODELLEDGER_STATE_DIR"], "COLUMNS": "80"}
+    cli = Path(sys.executable).with_name("modelledger")
+    out = subprocess.run([cli, "bridge", "jobs", "--state", "conflict", "--json"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert [(j["key"], j["state"], j["reason"]) for j in json.loads(out.stdout)] == [("planted/1", "conflict", reason)]
+    text = subprocess.run([cli, "bridge", "jobs"], env=env, capture_output=True, text=True).stdout
+    assert "1 version(s) in conflict" in text and "weights.bin" in text
+    # The reconciler keeps reporting it and never tags it anchored.
+    time.sleep(4)  # one reconcile period (3 s) and more
+    assert stack.client.get_model_version("planted", "1").tags[TAG_STATUS] == "conflict"
+    assert '"conflicts": 1' in stack.bridge.log_path.read_text()
+
+
+def test_a_record_of_the_same_bytes_by_a_data_scientist_is_anchored(stack: Stack, tmp_path: Path) -> None:
+    folder, run_id = logged_folder(tmp_path, "same", os.urandom(4096))
+    source = f"runs:/{run_id}/model"
+    plant(stack, "planted-same", source, folder)
+    stack.client.create_registered_model("planted-same")
+    stack.client.create_model_version("planted-same", source, run_id=run_id)
+    tags = wait_tags(stack, "planted-same", "1")
+    record = stack.registry().get_model_version("planted-same", "1")
+    assert record.registrant.role == "data_scientist" and tags[TAG_DIGEST] == digest_folder(folder).model_digest
 
 
 def test_a_burst_of_50_versions_gives_exactly_50_records(stack: Stack, model_uri: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import io
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.sdk.registry.client import NotFound
 from tests.unit.s3_fakes import ConditionalBucket
@@ -33,7 +35,7 @@ class FakeMlflow:
 
     def get_model_version_download_uri(self, name: str, version: str) -> str:
         self.located = True
-        return "file:///etc/model"  # refused by the allowlist: nothing in these tests gets as far as a copy
+        return "mlflow-artifacts:/1/r1/artifacts/model"  # in FilesBucket (MLflow's artifacts bucket)
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         if self.fail_tags:
@@ -56,16 +58,58 @@ class FakeRegistry:
         return self.record
 
 
-def record(source: str, run_id: str) -> Any:
+# The version's files as MLflow holds them (in FilesBucket).
+MODEL_FILES = {"MLmodel": b"flavors: {}\n", "model.bin": b"weights" * 1000, "data/a-b.txt": b"x"}
+
+
+def manifest_of(files: dict[str, bytes]) -> Manifest:
+    return Manifest(tuple(FileEntry(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in files.items()))
+
+
+def record(
+    source: str,
+    run_id: str,
+    files: dict[str, bytes] | None = None,
+    registrant: tuple[str, str] = ("Org1MSP", "registrar"),
+    model_digest: str | None = None,
+) -> Any:
+    """A ledger record of m/1, by default of exactly the files MLflow holds."""
+    manifest = manifest_of(MODEL_FILES if files is None else files)
     return NS(
         registered_tx_id="tx-1",
-        model_digest="d" * 64,
+        model_digest=model_digest or manifest.model_digest,
+        manifest_digest=manifest.manifest_digest,
+        manifest=NS(files=[NS(path=f.path, sha256=f.sha256, size=f.size) for f in manifest.files]),
         mlflow=NS(source=source, run_id=run_id),
         storage=NS(bucket="b", key="models/x/index.json", version_id="v1", sha256="s" * 64),
+        registrant=NS(msp_id=registrant[0], role=registrant[1], cert_fingerprint="f" * 64),
     )
 
 
-def anchorer(tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry) -> tuple[Anchorer, Outbox]:
+class FilesBucket:
+    """MLflow's artifacts bucket (``s3://modelledger-mlflow/artifacts``) holding the version's files."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.gets = 0
+
+    def get_paginator(self, name: str) -> Any:
+        files = self.files
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": Prefix + rel, "Size": len(b), "ETag": '"e"'} for rel, b in files.items()]}]
+
+        return Pages()
+
+    def get_object(self, Bucket: str, Key: str, **kw: Any) -> dict[str, Any]:
+        self.gets += 1
+        return {"Body": io.BytesIO(self.files[Key.split("/artifacts/model/", 1)[1]])}
+
+
+def anchorer(
+    tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry, files: dict[str, bytes] = MODEL_FILES
+) -> tuple[Anchorer, Outbox]:
     outbox = Outbox(tmp_path / "outbox.db", max_attempts=2)
     parts = AnchorParts(
         mlflow=mlflow,
@@ -73,8 +117,10 @@ def anchorer(tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry) -> tupl
         network=None,  # type: ignore[arg-type]
         uploader=None,  # type: ignore[arg-type]
         signing=None,  # type: ignore[arg-type]
-        allowlist=ArtifactAllowlist.of("http://127.0.0.1:7950"),
+        allowlist=ArtifactAllowlist.of("http://127.0.0.1:7950", ["modelledger-mlflow"]),
         tracking_uri="http://127.0.0.1:7950",
+        artifacts_destination="s3://modelledger-mlflow/artifacts",
+        artifacts_s3=FilesBucket(files),
     )
     return Anchorer(parts, outbox, 60), outbox
 
@@ -101,14 +147,76 @@ def test_a_version_already_on_the_ledger_is_tagged_with_the_detail_tags_before_t
     assert outbox.get("m", "1").state == "done"
 
 
-def test_a_namesake_on_the_ledger_is_a_permanent_conflict(tmp_path: Path) -> None:
+def test_a_namesake_on_the_ledger_is_a_conflict(tmp_path: Path) -> None:
     mlflow = FakeMlflow(source="models:/m-new", run_id="r2")
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-old", "r1")))
     outbox.enqueue("m", "1", "reconciler")
-    assert a.process(outbox.lease("w", 60)) == "dead"
+    assert a.process(outbox.lease("w", 60)) == "conflict"
     job = outbox.get("m", "1")
-    assert not job.transient and "the ledger holds m/1 from another MLflow source (models:/m-old" in job.reason
-    assert mlflow.mv.tags["ledger.status"] == "failed" and "another MLflow source" in mlflow.mv.tags["ledger.error"]
+    assert job.state == "conflict" and "it names another MLflow source (models:/m-old, run r1)" in job.reason
+    assert mlflow.mv.tags["ledger.status"] == "conflict" and "another MLflow source" in mlflow.mv.tags["ledger.error"]
+
+
+def anchored_tags(mlflow: FakeMlflow) -> set[str]:
+    return set(mlflow.mv.tags) & {"ledger.tx_id", "ledger.block", "model.digest", "storage.uri"}
+
+
+def test_a_record_of_other_bytes_is_a_conflict_naming_the_files_and_its_registrant(tmp_path: Path) -> None:
+    # A data scientist registered m/1 directly, with MLflow's source but a harmless copy of other bytes.
+    planted = {**MODEL_FILES, "model.bin": b"harmless", "extra.txt": b"e"}
+    del planted["data/a-b.txt"]
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["ledger.tx_id"] = "tx-old"  # left from an earlier attempt: must not stay
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", planted, ("Org1MSP", "data_scientist"))))
+    assert a.process(webhook_job_of_block_9(outbox)) == "conflict"
+    job = outbox.get("m", "1")
+    assert job.state == "conflict" and not job.transient
+    for part in (
+        "registered by Org1MSP data_scientist, certificate " + "f" * 64,
+        "files that differ: model.bin",
+        "files only on the ledger: extra.txt",
+        "files only in MLflow: data/a-b.txt",
+    ):
+        assert part in job.reason
+    assert mlflow.mv.tags["ledger.status"] == "conflict" and mlflow.mv.tags["ledger.error"] == job.reason
+    assert anchored_tags(mlflow) == set()  # nothing names the record as this version's anchor
+
+
+def test_a_record_listing_no_files_is_a_conflict(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", files={})))
+    assert a.process(webhook_job_of_block_9(outbox)) == "conflict"
+    assert "it lists no files" in outbox.get("m", "1").reason and mlflow.mv.tags["ledger.status"] == "conflict"
+
+
+def test_a_record_with_the_right_files_but_another_model_digest_is_a_conflict(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", model_digest="d" * 64)))
+    assert a.process(webhook_job_of_block_9(outbox)) == "conflict"
+    assert "its modelDigest " + "d" * 64 + " is not " in outbox.get("m", "1").reason
+
+
+def test_a_record_of_the_same_bytes_by_another_registrant_is_anchored(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", registrant=("Org1MSP", "data_scientist"))))
+    outbox.enqueue("m", "1", "reconciler")  # not a webhook's: no copy goes ahead of the reads
+    assert a.process(outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)) == "done"
+    assert mlflow.mv.tags["ledger.status"] == "anchored" and mlflow.mv.tags["model.digest"] == manifest_of(MODEL_FILES).model_digest
+    assert a.parts.artifacts_s3.gets == len(MODEL_FILES)  # MLflow's bytes were read and digested by this job
+
+
+def test_a_job_that_copied_the_files_itself_compares_the_record_with_its_own_manifest(tmp_path: Path) -> None:
+    # After a crash between the copy and the tags: the checkpoint's manifest is of the bytes this job read.
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")), files={})
+    job = webhook_job_of_block_9(outbox)
+    job = outbox.checkpoint(job, 60, manifest=manifest_of(MODEL_FILES).to_json(), pointer={"x": 1})
+    assert a.process(job) == "done" and a.parts.artifacts_s3.gets == 0
+    job = outbox.get("m", "1")
+    outbox.requeue("m", "1", "again")
+    a2, _ = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", files={"model.bin": b"other"})))
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, manifest=manifest_of(MODEL_FILES).to_json(), block=9, tx_id="tx-1")
+    assert a2.process(job) == "conflict"
 
 
 def test_a_missing_version_is_dead_and_an_unreachable_mlflow_is_retried(tmp_path: Path) -> None:
@@ -173,8 +281,8 @@ def test_a_failed_version_keeps_no_tags_of_a_registration_in_flight(tmp_path: Pa
     mlflow.mv.tags.update({"ledger.tx_id": "tx-9", "model.digest": "d" * 64, "storage.uri": "s3://b/k?versionId=v"})
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-old", "r1")))
     outbox.enqueue("m", "1", "reconciler")
-    assert a.process(outbox.lease("w", 60)) == "dead"
-    assert sorted(mlflow.mv.tags) == ["ledger.error", "ledger.status"] and mlflow.mv.tags["ledger.status"] == "failed"
+    assert a.process(outbox.lease("w", 60)) == "conflict"
+    assert sorted(mlflow.mv.tags) == ["ledger.error", "ledger.status"] and mlflow.mv.tags["ledger.status"] == "conflict"
 
 
 def test_a_prompt_version_is_refused_permanently(tmp_path: Path) -> None:
@@ -244,7 +352,8 @@ class ArtifactBucket:
 
 
 def test_a_copy_that_went_ahead_of_the_reads_stops_when_they_find_the_version_on_the_ledger(tmp_path: Path) -> None:
-    artifacts = ArtifactBucket(b"".join(bytes([i]) * 1024 * 1024 for i in range(8)))  # eight distinct chunks
+    data = b"".join(bytes([i]) * 1024 * 1024 for i in range(8))  # eight distinct chunks
+    artifacts = ArtifactBucket(data)
 
     class Slow(FakeMlflow):
         def get_model_version(self, name: str, version: str) -> Any:
@@ -257,7 +366,7 @@ def test_a_copy_that_went_ahead_of_the_reads_stops_when_they_find_the_version_on
 
     mlflow = Slow()
     anchored = ConditionalBucket()
-    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", {"model.bin": data})))
     a.parts = dataclasses.replace(
         a.parts,
         uploader=ModelUploader(anchored, "anchored", dt.timedelta(days=1), workers=2, chunk_size=1024 * 1024),

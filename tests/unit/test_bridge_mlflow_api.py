@@ -115,3 +115,25 @@ def test_the_reconciler_enqueues_model_versions_but_not_prompts_or_versions_bein
     report = reconcile(Registry(), EmptyLedger(), outbox)  # type: ignore[arg-type]
     assert report.scanned == 3 and report.enqueued == ["model/1"]
     assert outbox.get("prompt", "1") is None and outbox.get("model", "2") is None
+
+
+class LedgerOfModel1:
+    def list_model_versions(self, prefix: str, size: int, bookmark: str) -> Any:
+        return NS(records=[NS(name="model", version="1")], bookmark="", fetched=1)
+
+
+def test_the_reconciler_reports_a_conflict_at_every_scan_and_leaves_it_alone(tmp_path: Any) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.enqueue("model", "1", "webhook")
+    outbox.conflict(outbox.lease("w", 60), "the ledger's record of model/1 ... does not match")
+
+    class Tagged(Registry):  # someone tagged it anchored by hand: the conflict is reported all the same
+        def search_model_versions(self, max_results: int, page_token: str | None = None) -> Page:
+            page = super().search_model_versions(max_results, page_token)
+            page[0].tags["ledger.status"] = "anchored"
+            return page
+
+    for registry in (Registry(), Registry(), Tagged()):
+        report = reconcile(registry, LedgerOfModel1(), outbox)  # type: ignore[arg-type]
+        assert report.conflicts == ["model/1"] and report.enqueued == [] and report.revived == []
+        assert outbox.get("model", "1").state == "conflict"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox, backoff
+from modelledger.mlops.bridge.outbox import SCHEMA, LeaseLostError, Outbox, backoff
 
 
 class Clock:
@@ -29,7 +29,7 @@ def outbox(tmp_path: Path, clock: Clock) -> Outbox:
 
 def test_a_version_is_enqueued_once_and_the_file_is_private(outbox: Outbox) -> None:
     assert outbox.enqueue("m", "1", "webhook") and not outbox.enqueue("m", "1", "reconciler")
-    assert outbox.counts() == {"pending": 1, "leased": 0, "done": 0, "dead": 0}
+    assert outbox.counts() == {"pending": 1, "leased": 0, "done": 0, "dead": 0, "conflict": 0}
     assert (outbox.path.stat().st_mode & 0o777) == 0o600
 
 
@@ -160,3 +160,36 @@ def test_an_operator_can_requeue_a_dead_job_but_not_a_busy_one(outbox: Outbox) -
     assert (again.state, again.attempts, again.reason) == ("pending", 0, "retried by an operator")
     assert again.checkpoint == {}  # the job starts over: what the failed run produced is recomputed
     assert outbox.requeue("x", "9", "retried")  # unknown: a new job
+
+
+def test_a_conflict_ends_the_job_until_an_operator_requeues_it(outbox: Outbox) -> None:
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.lease("w", 60)
+    outbox.conflict(job, "the ledger's record differs")
+    assert outbox.get("m", "1").state == "conflict" and outbox.counts()["conflict"] == 1
+    assert outbox.lease("w", 60) is None and not outbox.revive("m", "1", "reconciler")
+    assert outbox.requeue("m", "1", "checked again") and outbox.get("m", "1").state == "pending"
+
+
+def test_an_outbox_made_before_the_conflict_state_takes_it_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    old_schema = SCHEMA.replace(", 'conflict'", "").replace("    revivals     INTEGER NOT NULL DEFAULT 0,\n", "")
+    assert "'conflict'" not in old_schema and "revivals" not in old_schema
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO jobs (key, name, version, state, next_at, origin, created_at, updated_at, checkpoint)"
+        " VALUES ('m/1', 'm', '1', 'done', 1, 'webhook', 1, 2, '{\"tx_id\": \"t\"}')"
+    )
+    db.commit()
+    db.close()
+    outbox = Outbox(path)
+    job = outbox.get("m", "1")
+    assert job is not None and job.state == "done" and job.checkpoint == {"tx_id": "t"} and job.updated_at == 2
+    assert outbox.requeue("m", "1", "again")
+    outbox.conflict(outbox.lease("w", 60), "differs")
+    assert outbox.get("m", "1").state == "conflict"
+    Outbox(path)  # opening it again changes nothing
+    assert outbox.get("m", "1").state == "conflict"
