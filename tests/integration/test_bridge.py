@@ -36,8 +36,8 @@ from modelledger.mlops.store.verify import verify_s3
 from modelledger.network import FabricNetwork
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
+from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
 from modelledger.sdk.registry.records import Manifest as LedgerManifest
-from modelledger.sdk.registry.records import ManifestFile, MLflowSource, ModelVersionInput, Storage
 from tests.integration.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -228,6 +228,7 @@ def plant(stack: Stack, name: str, source: str, folder: Path) -> None:
             manifest_digest=manifest.manifest_digest,
             storage=Storage("planted-bucket", "planted/index.json", "a" * 64, "v1"),
             mlflow=MLflowSource(source=source),
+            framework=Framework("python_function", "1"),
         )
     )
 
