@@ -40,6 +40,8 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		h.ledger.failKeys = map[string]bool{datasetKey(digest("d")): true}
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		expectFailure(t, org1Scientist, "GetDataset", digest("d"))
+		h.ledger.failKeys = map[string]bool{accessSequenceKey("fraud", "3"): true}
+		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 		h.ledger.failKeys = map[string]bool{deploymentKey("prod", "fraud"): true}
 		expectFailure(t, org1Operator, "RecordDeployment", calls["RecordDeployment"]...)
 		expectFailure(t, org1Operator, "GetDeployment", "prod", "fraud")
@@ -90,7 +92,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 
 		h.ledger.state[digestKey(digest("z"), "a", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "FindByDigest", digest("z"))
-		h.ledger.state[accessKey("a", "1", "t", "tx")] = []byte("[")
+		h.ledger.state[accessKey("a", "1", 1)] = []byte("[")
 		expectFailure(t, org1Auditor, "ListAccessLog", "a", "1", int32(10), "")
 		h.ledger.history[modelVersionKey("a", "1")] = nil
 	})
