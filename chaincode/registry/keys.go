@@ -16,7 +16,10 @@ const (
 	objectModel = "modelname"
 	// digest[modelDigest, name, version]: index for FindByDigest.
 	objectDigest = "digest"
-	// dataset[sha256]: a Dataset.
+	// dataset[sha256, mspId]: one organisation's claim on a dataset (a
+	// Dataset). Before 1.3.0 the first registrant's organisation owned the
+	// sha256 under dataset[sha256]; such records are still read, as the
+	// claim of their owner.
 	objectDataset = "dataset"
 	// deployment[environment, name]: an EnvironmentDeployment.
 	objectDeployment = "deployment"
@@ -76,7 +79,12 @@ func digestKey(modelDigest, name, version string) string {
 	return compositeKey(objectDigest, modelDigest, name, padVersion(version))
 }
 
-func datasetKey(sha256 string) string {
+func datasetKey(sha256, mspID string) string {
+	return compositeKey(objectDataset, sha256, mspID)
+}
+
+// legacyDatasetKey is the key of a dataset registered before 1.3.0.
+func legacyDatasetKey(sha256 string) string {
 	return compositeKey(objectDataset, sha256)
 }
 

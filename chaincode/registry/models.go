@@ -90,8 +90,8 @@ func (v *ModelVersion) input() *ModelVersionInput {
 	}
 }
 
-// datasetRefs flags the datasets that are not registered, or refuses them
-// when strictDatasets is on.
+// datasetRefs flags the datasets on which the registrant's organisation has
+// no claim, or refuses them when strictDatasets is on.
 func (t *tx) datasetRefs(refs []DatasetRefInput) ([]DatasetRef, error) {
 	s, err := t.settings()
 	if err != nil {
@@ -99,12 +99,12 @@ func (t *tx) datasetRefs(refs []DatasetRefInput) ([]DatasetRef, error) {
 	}
 	out := make([]DatasetRef, len(refs))
 	for i, ref := range refs {
-		registered, err := t.getJSON(datasetKey(ref.SHA256), &Dataset{})
+		_, registered, err := t.datasetClaim(ref.SHA256, t.caller.mspID)
 		if err != nil {
 			return nil, err
 		}
 		if !registered && s.StrictDatasets {
-			return nil, invalidf("datasets", "dataset %s is not registered (strictDatasets is on)", ref.SHA256)
+			return nil, invalidf("datasets", "dataset %s is not registered by %s (strictDatasets is on)", ref.SHA256, t.caller.mspID)
 		}
 		out[i] = DatasetRef{Name: ref.Name, Registered: registered, SHA256: ref.SHA256, Source: ref.Source}
 	}
