@@ -35,6 +35,9 @@ const (
 	// accessSequenceMarker is the third attribute of the access-log keys
 	// written since 1.3.0.
 	accessSequenceMarker = "seq"
+	// removal[mspId]: an ApprovalSetRemoval, the votes to remove an
+	// organisation from the approval set.
+	objectRemoval = "removal"
 	// settingsKey holds the Settings (a simple key).
 	settingsKey = "settings"
 )
@@ -99,4 +102,8 @@ func accessKey(name, version string, sequence int64) string {
 
 func accessSequenceKey(name, version string) string {
 	return compositeKey(objectAccessSequence, name, padVersion(version))
+}
+
+func removalKey(mspID string) string {
+	return compositeKey(objectRemoval, mspID)
 }

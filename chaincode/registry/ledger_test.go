@@ -45,6 +45,12 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		h.ledger.failKeys = map[string]bool{accessSequenceKey("fraud", "3"): true}
 		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+		h.ledger.failKeys = map[string]bool{removalKey("Org2MSP"): true}
+		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
+		expectFailure(t, org1Admin, "GetApprovalSetRemoval", "Org2MSP")
+		h.ledger.failKeys = map[string]bool{settingsKey: true}
+		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
+		expectFailure(t, org1Admin, "GetApprovalSetRemoval", "Org2MSP")
 		h.ledger.failKeys = map[string]bool{deploymentKey("prod", "fraud"): true}
 		expectFailure(t, org1Operator, "RecordDeployment", calls["RecordDeployment"]...)
 		expectFailure(t, org1Operator, "GetDeployment", "prod", "fraud")
@@ -80,6 +86,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 		expectFailure(t, org1Operator, "RecordDeployment", "fraud", "3", "dev", "https://dev")
 		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")
+		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
 	})
 
 	t.Run("corrupt records", func(t *testing.T) {

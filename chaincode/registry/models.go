@@ -39,7 +39,11 @@ func (c *Contract) RegisterModelVersion(ctx contractapi.TransactionContextInterf
 		}
 		return stored, nil
 	}
-	datasets, err := t.datasetRefs(in.Datasets)
+	s, err := t.settings()
+	if err != nil {
+		return nil, err
+	}
+	datasets, err := t.datasetRefs(in.Datasets, s)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +54,7 @@ func (c *Contract) RegisterModelVersion(ctx contractapi.TransactionContextInterf
 			return nil, err
 		}
 	}
-	v := t.newModelVersion(in, datasets, m.Owner)
+	v := t.newModelVersion(in, datasets, m.Owner, s.ApprovalOrgs)
 	if err := t.putJSON(modelVersionKey(v.Name, v.Version), v); err != nil {
 		return nil, err
 	}
@@ -92,11 +96,7 @@ func (v *ModelVersion) input() *ModelVersionInput {
 
 // datasetRefs flags the datasets on which the registrant's organisation has
 // no claim, or refuses them when strictDatasets is on.
-func (t *tx) datasetRefs(refs []DatasetRefInput) ([]DatasetRef, error) {
-	s, err := t.settings()
-	if err != nil {
-		return nil, err
-	}
+func (t *tx) datasetRefs(refs []DatasetRefInput, s *Settings) ([]DatasetRef, error) {
 	out := make([]DatasetRef, len(refs))
 	for i, ref := range refs {
 		_, registered, err := t.datasetClaim(ref.SHA256, t.caller.mspID)
@@ -111,8 +111,11 @@ func (t *tx) datasetRefs(refs []DatasetRefInput) ([]DatasetRef, error) {
 	return out, nil
 }
 
-func (t *tx) newModelVersion(in *ModelVersionInput, datasets []DatasetRef, owner string) *ModelVersion {
+// newModelVersion builds a REGISTERED version; approvalOrgs is the approval
+// set at its registration, recorded in it.
+func (t *tx) newModelVersion(in *ModelVersionInput, datasets []DatasetRef, owner string, approvalOrgs []string) *ModelVersion {
 	return &ModelVersion{
+		ApprovalOrgs:   approvalOrgs,
 		Approvals:      []Approval{},
 		Datasets:       datasets,
 		Deployments:    []Deployment{},
