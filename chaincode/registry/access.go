@@ -101,13 +101,13 @@ func (c caller) canReadModel(m *Model) bool {
 }
 
 // canReadVersion adds the approvers' right: an approver of an organisation
-// in the approval set may read a version awaiting decisions (REGISTERED) or
-// one its organisation decided on.
+// in the version's approval set may read it while it awaits decisions
+// (REGISTERED), or once its organisation decided on it.
 func (c caller) canReadVersion(m *Model, v *ModelVersion, s *Settings) bool {
 	if c.canReadModel(m) {
 		return true
 	}
-	if !c.isDeciding(s) {
+	if c.role != RoleApprover || !slices.Contains(v.approvalSet(s), c.mspID) {
 		return false
 	}
 	_, decided := v.decisionOf(c.mspID)
@@ -115,7 +115,8 @@ func (c caller) canReadVersion(m *Model, v *ModelVersion, s *Settings) bool {
 }
 
 // isDeciding tells whether the caller is an approver of an organisation in
-// the approval set.
+// the approval set of the settings (which may read some versions of any
+// model: canReadVersion tells which).
 func (c caller) isDeciding(s *Settings) bool {
 	return c.role == RoleApprover && slices.Contains(s.ApprovalOrgs, c.mspID)
 }

@@ -9,17 +9,18 @@ import (
 )
 
 // ApproveModelVersion records the approval of the caller's organisation,
-// which must be in the approval set. The version becomes APPROVED when every
-// organisation of the approval set has approved it. Approving again is
-// idempotent, unless the approval set changed so that every organisation of
-// it has now approved: then the repeat makes the version APPROVED.
-// Approving after rejecting is a CONFLICT. Emits ModelVersionApproved.
+// which must be in the version's approval set (see approvalSet). The version
+// becomes APPROVED when every organisation of that set has approved it.
+// Approving again is idempotent, unless the set shrank so that every
+// organisation of it has now approved: then the repeat makes the version
+// APPROVED. Approving after rejecting is a CONFLICT. Emits
+// ModelVersionApproved.
 func (c *Contract) ApproveModelVersion(ctx contractapi.TransactionContextInterface, name, version, comment string) (*ModelVersion, error) {
 	return decide(ctx, "ApproveModelVersion", DecisionApproved, name, version, comment)
 }
 
 // RejectModelVersion records the rejection of the caller's organisation,
-// which must be in the approval set; the version becomes REJECTED. The
+// which must be in the version's approval set; the version becomes REJECTED. The
 // reason is required. Rejecting again is idempotent; rejecting after
 // approving is a CONFLICT. Emits ModelVersionRejected.
 func (c *Contract) RejectModelVersion(ctx contractapi.TransactionContextInterface, name, version, reason string) (*ModelVersion, error) {
@@ -45,9 +46,14 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 	if err != nil {
 		return nil, err
 	}
+	orgs := v.approvalSet(s)
+	if !slices.Contains(orgs, t.caller.mspID) {
+		return nil, notAuthorized("organisation %s is not in the approval set of model %q version %q (recorded at its registration)",
+			t.caller.mspID, name, version)
+	}
 	if previous, decided := v.decisionOf(t.caller.mspID); decided {
 		if previous.Decision == decision {
-			return t.repeatDecision(v, s)
+			return t.repeatDecision(v, orgs)
 		}
 		return nil, conflict("%s already %s model %q version %q",
 			t.caller.mspID, strings.ToLower(previous.Decision), name, version)
@@ -62,7 +68,7 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 	event := EventModelVersionApproved
 	if decision == DecisionRejected {
 		v.Status, event = StatusRejected, EventModelVersionRejected
-	} else if approvedByAll(v, s.ApprovalOrgs) {
+	} else if approvedByAll(v, orgs) {
 		v.Status = StatusApproved
 	}
 	if err := t.saveVersion(event, v, ""); err != nil {
@@ -73,11 +79,11 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 
 // repeatDecision handles a decision the caller's organisation already
 // recorded. It changes nothing, except that an approval repeated while the
-// version is REGISTERED and every organisation of the current approval set
-// has approved it (the set lost the organisations that had not) makes the
+// version is REGISTERED and every organisation of its approval set orgs has
+// approved it (the set lost the organisations that had not) makes the
 // version APPROVED.
-func (t *tx) repeatDecision(v *ModelVersion, s *Settings) (*ModelVersion, error) {
-	if v.Status != StatusRegistered || !approvedByAll(v, s.ApprovalOrgs) {
+func (t *tx) repeatDecision(v *ModelVersion, orgs []string) (*ModelVersion, error) {
+	if v.Status != StatusRegistered || !approvedByAll(v, orgs) {
 		return v, nil
 	}
 	v.Status = StatusApproved
@@ -97,8 +103,8 @@ func validateDecision(decision, name, version, note string) error {
 	return validateNote("comment", note, maxNoteChars, false)
 }
 
-// approvedByAll tells whether every organisation of the approval set (read
-// when the decision is recorded) has approved v.
+// approvedByAll tells whether every organisation of the version's approval
+// set (read when the decision is recorded) has approved v.
 func approvedByAll(v *ModelVersion, approvalOrgs []string) bool {
 	for _, org := range approvalOrgs {
 		if a, ok := v.decisionOf(org); !ok || a.Decision != DecisionApproved {
@@ -106,6 +112,26 @@ func approvedByAll(v *ModelVersion, approvalOrgs []string) bool {
 		}
 	}
 	return true
+}
+
+// approvalSet returns the organisations whose decisions v needs: those of
+// the set recorded at its registration that are still in the approval set
+// of the settings s. An organisation that joined the approval set later has
+// no say on v; one that left it, or was voted out, no longer has one. When
+// none of the recorded organisations is left (or v records none: it was
+// registered before 1.3.0 or while the settings were unset), the current
+// approval set decides, so that no version waits forever.
+func (v *ModelVersion) approvalSet(s *Settings) []string {
+	var orgs []string
+	for _, org := range v.ApprovalOrgs {
+		if slices.Contains(s.ApprovalOrgs, org) {
+			orgs = append(orgs, org)
+		}
+	}
+	if len(orgs) == 0 {
+		return s.ApprovalOrgs
+	}
+	return orgs
 }
 
 // RevokeModelVersion revokes a version of a model of the caller's

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -115,15 +116,68 @@ func TestDecisionRefusals(t *testing.T) {
 	}
 }
 
-func TestApprovalSetIsReadWhenTheDecisionIsRecorded(t *testing.T) {
+// TestApprovalSetIsRecordedAtRegistration: an organisation that joins the
+// approval set later has no say on the versions registered before; one that
+// leaves it no longer has one.
+func TestApprovalSetIsRecordedAtRegistration(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
-	h.register("fraud", "3")
+	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org2MSP", "Org1MSP"))
+	v := h.register("fraud", "3")
+	if toJSON(t, v.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` {
+		t.Fatalf("approvalOrgs %v", v.ApprovalOrgs)
+	}
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
 	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP")) // Org3 joins the set
-	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))            // Org2 leaves it
-	if v := h.ok(org3Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion); v.Status != StatusApproved {
-		t.Errorf("status %s, want APPROVED once every organisation of the current set approved", v.Status)
+
+	// Org3 can neither read nor decide on version 3 (its approvers may
+	// read only the versions awaiting their decision)...
+	h.refused(org3Approver, `NOT_FOUND: model "fraud" version "3"`, "RejectModelVersion", "fraud", "3", "veto")
+	h.refused(org3Approver, `NOT_FOUND: model "fraud" version "3"`, "GetModelVersion", "fraud", "3")
+	// ...not even once it may read the model.
+	h.grant("fraud", "Org3MSP")
+	h.refused(org3Approver, `NOT_AUTHORIZED: organisation Org3MSP is not in the approval set of model "fraud" version "3" (recorded at its registration)`,
+		"RejectModelVersion", "fraud", "3", "veto")
+	if v := h.ok(org2Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion); v.Status != StatusApproved {
+		t.Errorf("status %s, want APPROVED once Org1 and Org2 approved", v.Status)
+	}
+	// A version registered now needs Org3 too.
+	if v := h.register("fraud", "4"); toJSON(t, v.ApprovalOrgs) != `["Org1MSP","Org2MSP","Org3MSP"]` {
+		t.Errorf("approvalOrgs %v", v.ApprovalOrgs)
+	}
+	h.ok(org1Approver, "ApproveModelVersion", "fraud", "4", "")
+	if v := h.ok(org2Approver, "ApproveModelVersion", "fraud", "4", "").(*ModelVersion); v.Status != StatusRegistered {
+		t.Errorf("status %s without Org3's approval", v.Status)
+	}
+	// An organisation that leaves no longer decides: Org2 leaves, and
+	// version 5 (registered with all three) needs Org1 and Org3 only.
+	h.register("fraud", "5")
+	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP"))
+	h.refused(org2Approver, "NOT_AUTHORIZED: organisation Org2MSP is not in the approval set", "RejectModelVersion", "fraud", "5", "no")
+	h.ok(org1Approver, "ApproveModelVersion", "fraud", "5", "")
+	if v := h.ok(org3Approver, "ApproveModelVersion", "fraud", "5", "").(*ModelVersion); v.Status != StatusApproved {
+		t.Errorf("status %s after Org1 and Org3 approved", v.Status)
+	}
+}
+
+// TestVersionsWithoutARecordedSetUseTheCurrentOne: versions registered
+// before 1.3.0 (no approvalOrgs) or while the settings were unset, and
+// versions none of whose recorded organisations is left in the set, are
+// decided by the current approval set.
+func TestVersionsWithoutARecordedSetUseTheCurrentOne(t *testing.T) {
+	h := newHarness(t)
+	h.register("fraud", "1") // settings unset: no set recorded
+	if v := h.ok(org1Auditor, "GetModelVersion", "fraud", "1").(*ModelVersion); v.ApprovalOrgs != nil ||
+		strings.Contains(h.stored(modelVersionKey("fraud", "1")), "approvalOrgs") {
+		t.Fatalf("approvalOrgs %v", v.ApprovalOrgs)
+	}
+	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP"))
+	h.register("fraud", "2") // recorded set: Org1
+	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org2MSP")) // Org1 leaves
+	for _, version := range []string{"1", "2"} {
+		if v := h.ok(org2Approver, "ApproveModelVersion", "fraud", version, "").(*ModelVersion); v.Status != StatusApproved {
+			t.Errorf("version %s: status %s, want APPROVED by the current set", version, v.Status)
+		}
 	}
 }
 

@@ -10,13 +10,20 @@ import (
 // may not read it, so that a denial tells nothing about the version.
 const deniedReason = "model version not found or no read access"
 
-// AuthorizeArtifactAccess checks that the caller may read a version and
-// appends an entry to the access log either way. When granted it returns
-// the storage pointer, the digests and the status; when denied, the reason.
-// Emits ArtifactAccess. The entry is recorded only when the call is
-// submitted: an evaluate call of it gets the same answer and logs nothing
-// (and the read functions return the storage pointer too), so the log holds
-// the accesses made through ModelLedger's tools, not every possible one.
+// AuthorizeArtifactAccess checks that the caller may read a version and,
+// if the version exists, appends an entry to its access log either way.
+// When granted it returns the storage pointer, the digests and the status;
+// when denied, the reason (the same whether the version does not exist or
+// the caller may not read it). Emits ArtifactAccess when it logs. The entry
+// is recorded only when the call is submitted: an evaluate call of it gets
+// the same answer and logs nothing (and the read functions return the
+// storage pointer too), so the log holds the accesses made through
+// ModelLedger's tools, not every possible one.
+//
+// Each entry takes the next number of its version's sequence, a counter
+// read and written by the same transaction, so the log lists in commit
+// order: two concurrent accesses to one version conflict (Fabric commits
+// one, the other fails MVCC_READ_CONFLICT and must be resubmitted).
 func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInterface, name, version, purpose string) (*ArtifactAccess, error) {
 	t, err := begin(ctx, "AuthorizeArtifactAccess", allRoles()...)
 	if err != nil {
@@ -28,21 +35,30 @@ func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInt
 	if err := validateNote("purpose", purpose, maxNoteChars, false); err != nil {
 		return nil, err
 	}
-	result := &ArtifactAccess{Name: name, Purpose: purpose, TxID: t.id, Version: version}
-	v, _, _, err := t.readableVersion(name, version)
-	switch {
-	case err == nil:
+	result := &ArtifactAccess{Decision: AccessDenied, Name: name, Purpose: purpose, Reason: deniedReason, TxID: t.id, Version: version}
+	v, found, err := t.version(name, version)
+	if err != nil {
+		return nil, err
+	}
+	if !found { // no entry for a version that does not exist
+		return result, nil
+	}
+	_, _, readable, err := t.mayRead(v)
+	if err != nil {
+		return nil, err
+	}
+	if readable {
 		storage := v.Storage
-		result.Decision, result.ManifestDigest, result.ModelDigest = AccessGranted, v.ManifestDigest, v.ModelDigest
+		result.Decision, result.ManifestDigest, result.ModelDigest, result.Reason = AccessGranted, v.ManifestDigest, v.ModelDigest, ""
 		result.Status, result.Storage = v.Status, &storage
-	case ClassOf(err) == NotFound:
-		result.Decision, result.Reason = AccessDenied, deniedReason
-	default:
+	}
+	sequence, err := t.nextAccessSequence(name, version)
+	if err != nil {
 		return nil, err
 	}
 	entry := AccessLogEntry{Actor: t.caller.actor(), Decision: result.Decision, Name: name, Purpose: purpose,
 		Reason: result.Reason, Time: t.time, TxID: t.id, Version: version}
-	if err := t.putJSON(accessKey(name, version, t.time, t.id), entry); err != nil {
+	if err := t.putJSON(accessKey(name, version, sequence), entry); err != nil {
 		return nil, err
 	}
 	event := ArtifactAccessEvent{Decision: result.Decision, MSPID: t.caller.mspID, Name: name, TxID: t.id, Version: version}
@@ -52,9 +68,26 @@ func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInt
 	return result, nil
 }
 
+// nextAccessSequence reads the version's access-log counter, counts one
+// more entry and stores the new count, which it returns (1 for the first
+// entry).
+func (t *tx) nextAccessSequence(name, version string) (int64, error) {
+	key := accessSequenceKey(name, version)
+	var count int64
+	if _, err := t.getJSON(key, &count); err != nil {
+		return 0, err
+	}
+	count++
+	if err := t.putJSON(key, count); err != nil {
+		return 0, err
+	}
+	return count, nil
+}
+
 // ListAccessLog returns a page of the access-log entries of a version (of
-// every version of the model when version is empty), by version, then
-// oldest first.
+// every version of the model when version is empty), by version, then in
+// commit order (entries written before 1.3.0 first, in the order of their
+// transaction timestamps).
 // Auditors may read every log; other roles only the logs of their
 // organisation's models.
 func (c *Contract) ListAccessLog(ctx contractapi.TransactionContextInterface, name, version string, pageSize int32, bookmark string) (*AccessLogPage, error) {

@@ -45,6 +45,7 @@ func New() *Contract {
 func (c *Contract) GetEvaluateTransactions() []string {
 	return []string{
 		"FindByDigest",
+		"GetApprovalSetRemoval",
 		"GetDataset",
 		"GetDeployment",
 		"GetHistory",

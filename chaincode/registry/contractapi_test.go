@@ -201,6 +201,20 @@ func TestEveryFunctionThroughContractAPI(t *testing.T) {
 		t.Errorf("revoked record %s", revoked)
 	}
 	c.mustCall(auditor, "GetHistory", "fraud", "3")
+	// A version registered before 1.3.0 has no approvalOrgs: the field is optional.
+	var legacy map[string]any
+	if err := json.Unmarshal([]byte(c.stored(modelVersionKey("fraud", "3"))), &legacy); err != nil || legacy["approvalOrgs"] == nil {
+		t.Fatalf("stored record %v (%v)", legacy, err)
+	}
+	delete(legacy, "approvalOrgs")
+	c.ledger.state[modelVersionKey("fraud", "3")] = []byte(toJSON(t, legacy))
+	c.mustCall(auditor, "GetModelVersion", "fraud", "3")
+	// Removal votes: with Org3 in the set, Org1's vote to remove Org2 is one of two.
+	c.mustCall(creatorOf(t, "Org3MSP", RoleAdmin), "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
+	c.mustCall(admin, "ProposeApprovalSetRemoval", "Org2MSP", "testing the schema")
+	if got := c.mustCall(auditor, "GetApprovalSetRemoval", "Org2MSP"); !strings.Contains(got, `"needed":2,"removed":false`) {
+		t.Errorf("GetApprovalSetRemoval = %s", got)
+	}
 
 	refusals := []struct {
 		creator  []byte

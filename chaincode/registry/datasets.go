@@ -1,13 +1,20 @@
 package registry
 
 import (
+	"encoding/json"
+	"sort"
+	"strings"
+
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
 
-// RegisterDataset registers a dataset (a JSON DatasetInput), keyed by the
-// SHA-256 of its content and owned by the caller's organisation. An
-// identical registration returns the stored record; the same sha256 with
-// other content is a CONFLICT. Emits DatasetRegistered.
+// RegisterDataset records the claim of the caller's organisation on a
+// dataset (a JSON DatasetInput): the name, source and schema summary it
+// gives the content whose SHA-256 is sha256. Every organisation has its own
+// claim on a sha256, so no organisation can take a dataset's description
+// from another. An identical registration returns the stored claim; the
+// same sha256 with other content, by the same organisation, is a CONFLICT
+// naming the fields that differ. Emits DatasetRegistered.
 func (c *Contract) RegisterDataset(ctx contractapi.TransactionContextInterface, dataset string) (*Dataset, error) {
 	t, err := begin(ctx, "RegisterDataset", RoleDataScientist, RoleRegistrar)
 	if err != nil {
@@ -17,20 +24,20 @@ func (c *Contract) RegisterDataset(ctx contractapi.TransactionContextInterface, 
 	if err != nil {
 		return nil, err
 	}
-	var stored Dataset
-	found, err := t.getJSON(datasetKey(in.SHA256), &stored)
+	stored, found, err := t.datasetClaim(in.SHA256, t.caller.mspID)
 	if err != nil {
 		return nil, err
 	}
 	if found {
-		if stored.Name != in.Name || stored.SchemaSummary != in.SchemaSummary || stored.Source != in.Source {
-			return nil, conflict("dataset %s is already registered with other content", in.SHA256)
+		if differ := stored.differences(in); len(differ) > 0 {
+			return nil, conflict("dataset %s is already registered by %s with other content (differs in %s)",
+				in.SHA256, t.caller.mspID, strings.Join(differ, ", "))
 		}
-		return &stored, nil
+		return stored, nil
 	}
 	d := &Dataset{Name: in.Name, Owner: t.caller.mspID, RegisteredAt: t.time, RegisteredTxID: t.id,
 		Registrant: t.caller.actor(), SchemaSummary: in.SchemaSummary, SHA256: in.SHA256, Source: in.Source}
-	if err := t.putJSON(datasetKey(d.SHA256), d); err != nil {
+	if err := t.putJSON(datasetKey(d.SHA256, d.Owner), d); err != nil {
 		return nil, err
 	}
 	if err := t.emit(EventDatasetRegistered, DatasetEvent{MSPID: t.caller.mspID, Name: d.Name, SHA256: d.SHA256, TxID: t.id}); err != nil {
@@ -39,8 +46,40 @@ func (c *Contract) RegisterDataset(ctx contractapi.TransactionContextInterface, 
 	return d, nil
 }
 
-// GetDataset returns a registered dataset. Any role may read datasets.
-func (c *Contract) GetDataset(ctx contractapi.TransactionContextInterface, sha256 string) (*Dataset, error) {
+// differences names the fields of in that differ from the stored claim d.
+func (d *Dataset) differences(in *DatasetInput) []string {
+	var differ []string
+	if d.Name != in.Name {
+		differ = append(differ, "name")
+	}
+	if d.SchemaSummary != in.SchemaSummary {
+		differ = append(differ, "schemaSummary")
+	}
+	if d.Source != in.Source {
+		differ = append(differ, "source")
+	}
+	return differ
+}
+
+// datasetClaim reads the claim of an organisation on a dataset, with point
+// reads only: its record under dataset[sha256, mspId], or else a record
+// registered before 1.3.0 under dataset[sha256] that the organisation owns.
+func (t *tx) datasetClaim(sha256, mspID string) (*Dataset, bool, error) {
+	d := &Dataset{}
+	found, err := t.getJSON(datasetKey(sha256, mspID), d)
+	if err != nil || found {
+		return d, found, err
+	}
+	found, err = t.getJSON(legacyDatasetKey(sha256), d)
+	if err != nil || !found || d.Owner != mspID {
+		return nil, false, err
+	}
+	return d, true, nil
+}
+
+// GetDataset returns every organisation's claim on a dataset, sorted by
+// organisation (owner). Any role may read datasets.
+func (c *Contract) GetDataset(ctx contractapi.TransactionContextInterface, sha256 string) ([]Dataset, error) {
 	t, err := begin(ctx, "GetDataset", allRoles()...)
 	if err != nil {
 		return nil, err
@@ -48,13 +87,31 @@ func (c *Contract) GetDataset(ctx contractapi.TransactionContextInterface, sha25
 	if err := validateDigest("sha256", sha256); err != nil {
 		return nil, err
 	}
-	var d Dataset
-	found, err := t.getJSON(datasetKey(sha256), &d)
+	// The partial key [sha256] covers dataset[sha256, mspId] and the
+	// dataset[sha256] of a record registered before 1.3.0.
+	it, err := t.stub.GetStateByPartialCompositeKey(objectDataset, []string{sha256})
 	if err != nil {
-		return nil, err
+		return nil, ledgerError("list", objectDataset, err)
 	}
-	if !found {
+	defer it.Close()
+	claims := []Dataset{}
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return nil, ledgerError("list", objectDataset, err)
+		}
+		var d Dataset
+		if err := json.Unmarshal(kv.GetValue(), &d); err != nil {
+			return nil, ledgerError("decode", kv.GetKey(), err)
+		}
+		claims = append(claims, d)
+	}
+	if len(claims) == 0 {
 		return nil, notFound("dataset %s", sha256)
 	}
-	return &d, nil
+	sort.Slice(claims, func(i, j int) bool {
+		a, b := claims[i], claims[j]
+		return a.Owner < b.Owner || (a.Owner == b.Owner && a.RegisteredTxID < b.RegisteredTxID)
+	})
+	return claims, nil
 }

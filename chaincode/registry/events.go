@@ -13,6 +13,8 @@ const (
 	EventAccessRevoked          = "AccessRevoked"
 	EventArtifactAccess         = "ArtifactAccess"
 	EventSettingsChanged        = "SettingsChanged"
+	EventRemovalProposed        = "ApprovalSetRemovalProposed"
+	EventMemberRemoved          = "ApprovalSetMemberRemoved"
 )
 
 // ModelVersionEvent is the payload of the ModelVersion* events. MSPID is the
@@ -57,4 +59,17 @@ type SettingsEvent struct {
 	ApprovalOrgs   []string `json:"approvalOrgs"`
 	StrictDatasets bool     `json:"strictDatasets"`
 	TxID           string   `json:"txId"`
+}
+
+// RemovalEvent is the payload of ApprovalSetRemovalProposed (a vote that
+// does not yet remove the organisation) and ApprovalSetMemberRemoved (the
+// vote that does). MSPID is the organisation voted out; Votes the MSP ids
+// of the organisations that voted for it; ApprovalOrgs the approval set
+// after the call.
+type RemovalEvent struct {
+	ApprovalOrgs []string `json:"approvalOrgs"`
+	MSPID        string   `json:"mspId"`
+	Needed       int      `json:"needed"`
+	TxID         string   `json:"txId"`
+	Votes        []string `json:"votes"`
 }

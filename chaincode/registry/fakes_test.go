@@ -41,6 +41,10 @@ type fakeLedger struct {
 	failRange bool
 	// failWrites makes PutState and SetEvent fail.
 	failWrites bool
+	// nextTime, when set, is the timestamp the client of the next
+	// transaction asserts (then it is cleared); otherwise each transaction
+	// is one second after the previous one.
+	nextTime *time.Time
 }
 
 func newFakeLedger(t *testing.T) *fakeLedger {
@@ -84,6 +88,9 @@ type fakeStub struct {
 func (l *fakeLedger) newStub(function string, submit bool) *fakeStub {
 	l.txCount++
 	at := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC).Add(time.Duration(l.txCount) * time.Second)
+	if l.nextTime != nil {
+		at, l.nextTime = *l.nextTime, nil
+	}
 	return &fakeStub{
 		ledger:   l,
 		function: function,

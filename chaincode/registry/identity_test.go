@@ -14,25 +14,27 @@ import (
 // functionCalls holds valid arguments for every contract function.
 func functionCalls(t *testing.T) map[string][]any {
 	return map[string][]any{
-		"RegisterModelVersion":    {sampleRecord(t, "fraud", "9")},
-		"RegisterDataset":         {toJSON(t, DatasetInput{Name: "d", SHA256: digest("d"), Source: "s3://d"})},
-		"ApproveModelVersion":     {"fraud", "3", ""},
-		"RejectModelVersion":      {"fraud", "3", "no"},
-		"RevokeModelVersion":      {"fraud", "3", "no"},
-		"RecordDeployment":        {"fraud", "3", "prod", "https://e"},
-		"GrantAccess":             {"fraud", "Org2MSP"},
-		"RevokeAccess":            {"fraud", "Org2MSP"},
-		"AuthorizeArtifactAccess": {"fraud", "3", ""},
-		"SetSettings":             {settingsJSON(false, "Org1MSP")},
-		"GetModelVersion":         {"fraud", "3"},
-		"GetModel":                {"fraud"},
-		"ListModelVersions":       {"", int32(10), ""},
-		"FindByDigest":            {digest("x")},
-		"GetHistory":              {"fraud", "3"},
-		"GetDataset":              {digest("d")},
-		"GetDeployment":           {"prod", "fraud"},
-		"ListAccessLog":           {"fraud", "3", int32(10), ""},
-		"GetSettings":             {},
+		"RegisterModelVersion":      {sampleRecord(t, "fraud", "9")},
+		"RegisterDataset":           {toJSON(t, DatasetInput{Name: "d", SHA256: digest("d"), Source: "s3://d"})},
+		"ApproveModelVersion":       {"fraud", "3", ""},
+		"RejectModelVersion":        {"fraud", "3", "no"},
+		"RevokeModelVersion":        {"fraud", "3", "no"},
+		"RecordDeployment":          {"fraud", "3", "prod", "https://e"},
+		"GrantAccess":               {"fraud", "Org2MSP"},
+		"RevokeAccess":              {"fraud", "Org2MSP"},
+		"AuthorizeArtifactAccess":   {"fraud", "3", ""},
+		"SetSettings":               {settingsJSON(false, "Org1MSP")},
+		"ProposeApprovalSetRemoval": {"Org2MSP", "its admin is gone"},
+		"GetApprovalSetRemoval":     {"Org2MSP"},
+		"GetModelVersion":           {"fraud", "3"},
+		"GetModel":                  {"fraud"},
+		"ListModelVersions":         {"", int32(10), ""},
+		"FindByDigest":              {digest("x")},
+		"GetHistory":                {"fraud", "3"},
+		"GetDataset":                {digest("d")},
+		"GetDeployment":             {"prod", "fraud"},
+		"ListAccessLog":             {"fraud", "3", int32(10), ""},
+		"GetSettings":               {},
 	}
 }
 
@@ -40,15 +42,16 @@ func functionCalls(t *testing.T) map[string][]any {
 func allowedRoles(t *testing.T) map[string][]string {
 	writers := []string{RoleDataScientist, RoleRegistrar}
 	allowed := map[string][]string{
-		"RegisterModelVersion": writers,
-		"RegisterDataset":      writers,
-		"ApproveModelVersion":  {RoleApprover},
-		"RejectModelVersion":   {RoleApprover},
-		"RevokeModelVersion":   {RoleAdmin, RoleApprover},
-		"RecordDeployment":     {RoleOperator},
-		"GrantAccess":          {RoleAdmin},
-		"RevokeAccess":         {RoleAdmin},
-		"SetSettings":          {RoleAdmin},
+		"RegisterModelVersion":      writers,
+		"RegisterDataset":           writers,
+		"ApproveModelVersion":       {RoleApprover},
+		"RejectModelVersion":        {RoleApprover},
+		"RevokeModelVersion":        {RoleAdmin, RoleApprover},
+		"RecordDeployment":          {RoleOperator},
+		"GrantAccess":               {RoleAdmin},
+		"RevokeAccess":              {RoleAdmin},
+		"SetSettings":               {RoleAdmin},
+		"ProposeApprovalSetRemoval": {RoleAdmin},
 	}
 	for name := range functionCalls(t) {
 		if _, ok := allowed[name]; !ok {

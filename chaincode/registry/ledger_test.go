@@ -35,11 +35,22 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Admin, "SetSettings", settingsJSON(false, "Org1MSP"))
 		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
 		expectFailure(t, org1Auditor, "ListModelVersions", "", int32(10), "")
-		h.ledger.failKeys = map[string]bool{datasetKey(datasetTx): true}
+		h.ledger.failKeys = map[string]bool{datasetKey(datasetTx, "Org1MSP"): true}
 		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
-		h.ledger.failKeys = map[string]bool{datasetKey(digest("d")): true}
+		h.ledger.failKeys = map[string]bool{legacyDatasetKey(datasetTx): true}
+		expectFailure(t, org1Scientist, "RegisterModelVersion", calls["RegisterModelVersion"]...)
+		h.ledger.failKeys = map[string]bool{datasetKey(digest("d"), "Org1MSP"): true}
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
-		expectFailure(t, org1Scientist, "GetDataset", digest("d"))
+		h.ledger.failKeys = map[string]bool{legacyDatasetKey(digest("d")): true}
+		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
+		h.ledger.failKeys = map[string]bool{accessSequenceKey("fraud", "3"): true}
+		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+		h.ledger.failKeys = map[string]bool{removalKey("Org2MSP"): true}
+		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
+		expectFailure(t, org1Admin, "GetApprovalSetRemoval", "Org2MSP")
+		h.ledger.failKeys = map[string]bool{settingsKey: true}
+		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
+		expectFailure(t, org1Admin, "GetApprovalSetRemoval", "Org2MSP")
 		h.ledger.failKeys = map[string]bool{deploymentKey("prod", "fraud"): true}
 		expectFailure(t, org1Operator, "RecordDeployment", calls["RecordDeployment"]...)
 		expectFailure(t, org1Operator, "GetDeployment", "prod", "fraud")
@@ -61,6 +72,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Auditor, "FindByDigest", digest("x"))
 		expectFailure(t, org1Auditor, "GetHistory", "fraud", "3")
 		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "", int32(10), "")
+		expectFailure(t, org1Auditor, "GetDataset", digest("d"))
 	})
 
 	t.Run("writes", func(t *testing.T) {
@@ -74,6 +86,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 		expectFailure(t, org1Operator, "RecordDeployment", "fraud", "3", "dev", "https://dev")
 		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")
+		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
 	})
 
 	t.Run("corrupt records", func(t *testing.T) {
@@ -90,8 +103,10 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 
 		h.ledger.state[digestKey(digest("z"), "a", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "FindByDigest", digest("z"))
-		h.ledger.state[accessKey("a", "1", "t", "tx")] = []byte("[")
+		h.ledger.state[accessKey("a", "1", 1)] = []byte("[")
 		expectFailure(t, org1Auditor, "ListAccessLog", "a", "1", int32(10), "")
+		h.ledger.state[datasetKey(digest("y"), "Org1MSP")] = []byte("[")
+		expectFailure(t, org1Auditor, "GetDataset", digest("y"))
 		h.ledger.history[modelVersionKey("a", "1")] = nil
 	})
 }

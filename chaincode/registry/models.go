@@ -39,7 +39,11 @@ func (c *Contract) RegisterModelVersion(ctx contractapi.TransactionContextInterf
 		}
 		return stored, nil
 	}
-	datasets, err := t.datasetRefs(in.Datasets)
+	s, err := t.settings()
+	if err != nil {
+		return nil, err
+	}
+	datasets, err := t.datasetRefs(in.Datasets, s)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +54,7 @@ func (c *Contract) RegisterModelVersion(ctx contractapi.TransactionContextInterf
 			return nil, err
 		}
 	}
-	v := t.newModelVersion(in, datasets, m.Owner)
+	v := t.newModelVersion(in, datasets, m.Owner, s.ApprovalOrgs)
 	if err := t.putJSON(modelVersionKey(v.Name, v.Version), v); err != nil {
 		return nil, err
 	}
@@ -90,29 +94,28 @@ func (v *ModelVersion) input() *ModelVersionInput {
 	}
 }
 
-// datasetRefs flags the datasets that are not registered, or refuses them
-// when strictDatasets is on.
-func (t *tx) datasetRefs(refs []DatasetRefInput) ([]DatasetRef, error) {
-	s, err := t.settings()
-	if err != nil {
-		return nil, err
-	}
+// datasetRefs flags the datasets on which the registrant's organisation has
+// no claim, or refuses them when strictDatasets is on.
+func (t *tx) datasetRefs(refs []DatasetRefInput, s *Settings) ([]DatasetRef, error) {
 	out := make([]DatasetRef, len(refs))
 	for i, ref := range refs {
-		registered, err := t.getJSON(datasetKey(ref.SHA256), &Dataset{})
+		_, registered, err := t.datasetClaim(ref.SHA256, t.caller.mspID)
 		if err != nil {
 			return nil, err
 		}
 		if !registered && s.StrictDatasets {
-			return nil, invalidf("datasets", "dataset %s is not registered (strictDatasets is on)", ref.SHA256)
+			return nil, invalidf("datasets", "dataset %s is not registered by %s (strictDatasets is on)", ref.SHA256, t.caller.mspID)
 		}
 		out[i] = DatasetRef{Name: ref.Name, Registered: registered, SHA256: ref.SHA256, Source: ref.Source}
 	}
 	return out, nil
 }
 
-func (t *tx) newModelVersion(in *ModelVersionInput, datasets []DatasetRef, owner string) *ModelVersion {
+// newModelVersion builds a REGISTERED version; approvalOrgs is the approval
+// set at its registration, recorded in it.
+func (t *tx) newModelVersion(in *ModelVersionInput, datasets []DatasetRef, owner string, approvalOrgs []string) *ModelVersion {
 	return &ModelVersion{
+		ApprovalOrgs:   approvalOrgs,
 		Approvals:      []Approval{},
 		Datasets:       datasets,
 		Deployments:    []Deployment{},

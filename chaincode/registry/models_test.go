@@ -159,7 +159,7 @@ func TestRegisterModelVersionFlagsUnregisteredDatasets(t *testing.T) {
 func TestStrictDatasetsRefusesUnregisteredDatasets(t *testing.T) {
 	h := newHarness(t)
 	h.ok(org1Admin, "SetSettings", settingsJSON(true, "Org1MSP"))
-	h.refused(org1Scientist, "INVALID: datasets: dataset "+datasetTx+" is not registered (strictDatasets is on)",
+	h.refused(org1Scientist, "INVALID: datasets: dataset "+datasetTx+" is not registered by Org1MSP (strictDatasets is on)",
 		"RegisterModelVersion", sampleRecord(t, "fraud", "3"))
 
 	h.ok(org1Scientist, "RegisterDataset", toJSON(t, DatasetInput{Name: "transactions-2026-10", SHA256: datasetTx, Source: "s3://data/tx.parquet"}))

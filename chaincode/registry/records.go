@@ -168,7 +168,11 @@ type Revocation struct {
 }
 
 // ModelVersion is the ledger record of one registered model version.
+// ApprovalOrgs is the approval set when it was registered (sorted); it is
+// absent from versions registered before 1.3.0 or while the settings were
+// unset.
 type ModelVersion struct {
+	ApprovalOrgs   []string     `json:"approvalOrgs,omitempty" metadata:",optional"`
 	Approvals      []Approval   `json:"approvals"`
 	Datasets       []DatasetRef `json:"datasets"`
 	Deployments    []Deployment `json:"deployments"`
@@ -260,6 +264,28 @@ type Settings struct {
 	ApprovalOrgs   []string `json:"approvalOrgs"`
 	LastChange     *Change  `json:"lastChange,omitempty" metadata:",optional"`
 	StrictDatasets bool     `json:"strictDatasets"`
+}
+
+// RemovalVote is the vote of one organisation (by one of its admins) to
+// remove another from the approval set.
+type RemovalVote struct {
+	Actor  Actor  `json:"actor"`
+	MSPID  string `json:"mspId"`
+	Reason string `json:"reason"`
+	Time   string `json:"time"`
+	TxID   string `json:"txId"`
+}
+
+// ApprovalSetRemoval is the proposal to remove an organisation (MSPID) from
+// the approval set: the votes of the other organisations of the set (one
+// per organisation, sorted by MSPID) and the number of votes it needs, a
+// strict majority of the other organisations. Removed tells whether the
+// last vote removed it (the proposal is then deleted from the ledger).
+type ApprovalSetRemoval struct {
+	MSPID   string        `json:"mspId"`
+	Needed  int           `json:"needed"`
+	Removed bool          `json:"removed"`
+	Votes   []RemovalVote `json:"votes"`
 }
 
 // ModelRef names a model version.

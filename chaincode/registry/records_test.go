@@ -16,7 +16,7 @@ func recordTypes() []any {
 		ModelVersion{}, ModelVersionInput{}, Model{}, Dataset{}, DatasetInput{}, EnvironmentDeployment{},
 		DeployedVersion{}, Settings{}, SettingsInput{}, ModelRef{}, ModelVersionPage{}, HistoryEntry{},
 		AccessLogEntry{}, AccessLogPage{}, ArtifactAccess{}, ModelVersionEvent{}, DatasetEvent{},
-		AccessEvent{}, ArtifactAccessEvent{}, SettingsEvent{},
+		AccessEvent{}, ArtifactAccessEvent{}, SettingsEvent{}, ApprovalSetRemoval{}, RemovalEvent{},
 	}
 }
 

@@ -117,21 +117,31 @@ func (t *tx) readableVersion(name, version string) (*ModelVersion, *Model, *Sett
 	if !found {
 		return nil, nil, nil, versionNotFound(name, version)
 	}
-	m, found, err := t.model(name)
+	m, s, readable, err := t.mayRead(v)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if !found {
-		return nil, nil, nil, ledgerError("read", modelKey(name), errMissingModel)
-	}
-	s, err := t.settings()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if !t.caller.canReadVersion(m, v, s) {
+	if !readable {
 		return nil, nil, nil, versionNotFound(name, version)
 	}
 	return v, m, s, nil
+}
+
+// mayRead loads the model of an existing version and the settings, and
+// tells whether the caller may read the version.
+func (t *tx) mayRead(v *ModelVersion) (*Model, *Settings, bool, error) {
+	m, found, err := t.model(v.Name)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !found {
+		return nil, nil, false, ledgerError("read", modelKey(v.Name), errMissingModel)
+	}
+	s, err := t.settings()
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return m, s, t.caller.canReadVersion(m, v, s), nil
 }
 
 // readableModel loads a model the caller may read; a missing or unreadable

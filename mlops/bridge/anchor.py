@@ -461,9 +461,24 @@ class Anchorer:
                 list(pool.map(self._register_dataset, datasets))
 
     def _register_dataset(self, ds: DatasetRef) -> None:
-        # Conflict: registered before with other metadata; the reference by digest still holds.
-        with contextlib.suppress(Conflict):
+        """Records this organisation's claim on one of the run's datasets.
+
+        Every organisation has its own claim on a sha256 (chaincode 1.3.0), so an
+        identical claim returns at once and a ``Conflict`` means that this
+        organisation claimed the sha256 before with another name, source or schema
+        summary (the chaincode's message names them). That earlier claim stands:
+        the model's record references the dataset by digest, and the chaincode
+        marks the reference registered from the organisation's own claim, not from
+        anything the bridge decides. The differing description is logged as a
+        warning; it is not recorded on the ledger.
+        """
+        try:
             self.parts.registry.register_dataset(ds.name, ds.sha256, ds.source)
+        except Conflict as exc:
+            log.warning(
+                "dataset claimed before with another description",
+                extra={"sha256": ds.sha256, "dataset": ds.name, "source": ds.source, "reason": exc.message},
+            )
 
     def _locate(self, job: Job) -> tuple[str, Any | None]:
         """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow)."""

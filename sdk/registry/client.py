@@ -20,6 +20,7 @@ from modelledger.sdk.gateway.gateway import Contract, Network
 from modelledger.sdk.gateway.transaction import Commit, Status
 from modelledger.sdk.registry.records import (
     AccessLogPage,
+    ApprovalSetRemoval,
     ArtifactAccess,
     Dataset,
     DeployedVersion,
@@ -193,7 +194,13 @@ class RegistryClient:
         return from_json(Model, self._submit("RevokeAccess", name, msp_id))
 
     def authorize_artifact_access(self, name: str, version: str, purpose: str = "") -> ArtifactAccess:
-        """Records the access on the ledger (a submitted transaction) and returns the decision."""
+        """Records the access on the ledger (a submitted transaction) and returns the decision.
+
+        Nothing is logged for a version that does not exist (the answer is the same
+        ``DENIED``). Concurrent accesses to one version conflict on its log's counter:
+        one commits, the others raise :class:`~modelledger.sdk.gateway.errors.CommitError` with code
+        ``MVCC_READ_CONFLICT`` and are not retried here; call again.
+        """
         return from_json(ArtifactAccess, self._submit("AuthorizeArtifactAccess", name, version, purpose))
 
     def list_access_log(self, name: str, version: str = "", page_size: int = 100, bookmark: str = "") -> AccessLogPage:
@@ -201,13 +208,19 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ datasets and settings
     def register_dataset(self, name: str, sha256: str, source: str, schema_summary: str = "") -> Dataset:
+        """Records the caller's organisation's claim on a dataset (idempotent for identical content).
+
+        Raises:
+            Conflict: The organisation claimed this sha256 before with other content.
+        """
         body = json.dumps(
             {"name": name, "schemaSummary": schema_summary, "sha256": sha256, "source": source}, sort_keys=True
         )
         return from_json(Dataset, self._submit("RegisterDataset", body))
 
-    def get_dataset(self, sha256: str) -> Dataset:
-        return from_json(Dataset, self._evaluate("GetDataset", sha256))
+    def get_dataset(self, sha256: str) -> list[Dataset]:
+        """Every organisation's claim on a dataset, sorted by organisation (``NotFound`` when none)."""
+        return [from_json(Dataset, d) for d in self._evaluate("GetDataset", sha256) or []]
 
     def get_settings(self) -> Settings:
         return from_json(Settings, self._evaluate("GetSettings"))
@@ -215,3 +228,11 @@ class RegistryClient:
     def set_settings(self, approval_orgs: Sequence[str], strict_datasets: bool = False) -> Settings:
         body = json.dumps({"approvalOrgs": list(approval_orgs), "strictDatasets": strict_datasets})
         return from_json(Settings, self._submit("SetSettings", body))
+
+    def propose_approval_set_removal(self, msp_id: str, reason: str) -> ApprovalSetRemoval:
+        """Votes (as an admin of a member) to remove another member; ``removed`` once a majority agreed."""
+        return from_json(ApprovalSetRemoval, self._submit("ProposeApprovalSetRemoval", msp_id, reason))
+
+    def get_approval_set_removal(self, msp_id: str) -> ApprovalSetRemoval:
+        """The pending votes to remove ``msp_id`` that count, and the votes needed (``NotFound`` when none)."""
+        return from_json(ApprovalSetRemoval, self._evaluate("GetApprovalSetRemoval", msp_id))

@@ -199,7 +199,12 @@ class ModelVersionInput:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """A registered model version as the ledger holds it."""
+    """A registered model version as the ledger holds it.
+
+    ``approval_orgs`` is the approval set when it was registered (empty for a
+    version registered before chaincode 1.3.0 or while the settings were unset:
+    then the current approval set decides).
+    """
 
     name: str = ""
     version: str = ""
@@ -218,6 +223,7 @@ class ModelVersion:
     registrant: Actor = field(default_factory=Actor)
     registered_at: str = ""
     registered_tx_id: str = ""
+    approval_orgs: list[str] = field(default_factory=list)
     approvals: list[Approval] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     revocation: Revocation | None = None
@@ -238,6 +244,8 @@ class Model:
 
 @dataclass(frozen=True)
 class Dataset:
+    """One organisation's claim on a dataset: ``owner`` is the claiming organisation's MSP id."""
+
     name: str = ""
     sha256: str = ""
     source: str = ""
@@ -267,6 +275,27 @@ class Settings:
     approval_orgs: list[str] = field(default_factory=list)
     strict_datasets: bool = False
     last_change: Change | None = None
+
+
+@dataclass(frozen=True)
+class RemovalVote:
+    """One organisation's vote (by one of its admins) to remove another from the approval set."""
+
+    msp_id: str = ""
+    reason: str = ""
+    actor: Actor = field(default_factory=Actor)
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalSetRemoval:
+    """The votes to remove ``msp_id`` from the approval set; ``removed`` once the last one removed it."""
+
+    msp_id: str = ""
+    needed: int = 0
+    removed: bool = False
+    votes: list[RemovalVote] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -7,23 +7,29 @@ file order on the session's network and each uses its own model names.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from fabric_protos.gateway import gateway_pb2
 
 from modelledger.network import FabricNetwork
 from modelledger.network.ca import tls_context
 from modelledger.network.chaincode import ChaincodeDeployment, server_name
 from modelledger.network.lifecycle import ChaincodeCallError, PeerCLI
 from modelledger.network.topology import Organization
+from modelledger.sdk import ConnectionProfile
+from modelledger.sdk.gateway.errors import EndorseError
+from modelledger.sdk.gateway.transaction import Proposal, build_proposal
 
 pytestmark = pytest.mark.integration
 
@@ -259,6 +265,93 @@ def test_revoked_version_cannot_be_deployed(cli: PeerCLI, org1: Organization, or
     assert out == 'CONFLICT: model "churn" version "2" is already revoked'
     # prod still runs version 1.
     assert json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))["version"] == "1"
+
+
+# ---------------------------------------------------------------------- access log and datasets
+def submit_dated(network: FabricNetwork, msp_id: str, role: str, function: str, args: list[str], at: float) -> dict:
+    """Submits through the Gateway with the transaction timestamp ``at`` (seconds since the epoch) in the proposal."""
+    profile = ConnectionProfile.load(network.layout.connection_profile)
+    with profile.gateway(msp_id, role) as gw:
+        tx_id, proposal_bytes = build_proposal(
+            gw.identity, profile.channel, profile.chaincode, function, [a.encode() for a in args], timestamp=at
+        )
+        proposed = gateway_pb2.ProposedTransaction(transaction_id=tx_id)
+        proposed.proposal.proposal_bytes = proposal_bytes
+        commit = Proposal(gw.stub, gw.signing, profile.channel, proposed, gw.options).endorse().submit()
+        assert commit.wait().code_name == "VALID"
+        return json.loads(commit.result)
+
+
+def test_access_log_lists_in_commit_order_whatever_time_the_client_claims(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization, org2: Organization
+) -> None:
+    register(cli, org1, "access-order", "1", seed="access-order")
+    cli.invoke(org1, "admin", "GrantAccess", ["access-order", "Org2MSP"])
+    cli.invoke(org1, "operator", "AuthorizeArtifactAccess", ["access-order", "1", "first"])
+    # Ten minutes back: the peers refuse a proposal dated outside their peer.authentication.timewindow
+    # (Fabric's default, 15 minutes; a proposal dated 1999 is refused at endorsement).
+    back = time.time() - 600
+    dated = submit_dated(
+        network,
+        "Org2MSP",
+        "data_scientist",
+        "AuthorizeArtifactAccess",
+        ["access-order", "1", "second, dated 10 minutes back"],
+        at=back,
+    )
+    assert dated["decision"] == "GRANTED"
+    cli.invoke(org1, "auditor", "AuthorizeArtifactAccess", ["access-order", "1", "third"])
+    log = json.loads(cli.query(org1, "auditor", "ListAccessLog", ["access-order", "1", "10", ""]))
+    assert [(e["purpose"], e["actor"]["mspId"]) for e in log["records"]] == [
+        ("first", "Org1MSP"),
+        ("second, dated 10 minutes back", "Org2MSP"),
+        ("third", "Org1MSP"),
+    ]
+    times = [e["time"] for e in log["records"]]
+    assert times[1].startswith(dt.datetime.fromtimestamp(int(back), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    assert times[1] < times[0] < times[2]  # the client's times are kept, not used for the order
+    too_early = dt.datetime(1999, 1, 1, tzinfo=dt.UTC).timestamp()
+    with pytest.raises(EndorseError, match="incorrect timestamp"):
+        submit_dated(
+            network, "Org2MSP", "data_scientist", "AuthorizeArtifactAccess", ["access-order", "1", ""], too_early
+        )
+    # A version that does not exist: the same answer as an unreadable one, and no entry.
+    missing = json.loads(
+        cli.invoke(org2, "data_scientist", "AuthorizeArtifactAccess", ["access-order", "9", "probe"]).payload
+    )
+    assert missing["decision"] == "DENIED" and missing["reason"] == "model version not found or no read access"
+    assert json.loads(cli.query(org1, "auditor", "ListAccessLog", ["access-order", "9", "10", ""]))["records"] == []
+
+
+def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
+    digest = sha("per-org dataset")
+    own = {"name": "transactions-2027-01", "schemaSummary": "", "sha256": digest, "source": "s3://data/tx.parquet"}
+    mine = json.loads(cli.invoke(org1, "registrar", "RegisterDataset", [json.dumps(own)]).payload)
+    # Org2 cannot take the sha256 with a misleading description: it records its own claim beside Org1's.
+    squat = {**own, "name": "harmless-sample", "source": "s3://elsewhere/sample.csv"}
+    theirs = json.loads(cli.invoke(org2, "data_scientist", "RegisterDataset", [json.dumps(squat)]).payload)
+    assert (mine["owner"], theirs["owner"]) == ("Org1MSP", "Org2MSP")
+    claims = json.loads(cli.query(org2, "auditor", "GetDataset", [digest]))
+    assert [(c["owner"], c["name"]) for c in claims] == [("Org1MSP", own["name"]), ("Org2MSP", squat["name"])]
+    # The same claim again is idempotent; another description by the same organisation is a CONFLICT.
+    again = json.loads(cli.invoke(org1, "data_scientist", "RegisterDataset", [json.dumps(own)]).payload)
+    assert again == mine
+    out = refusal(lambda: cli.invoke(org1, "registrar", "RegisterDataset", [json.dumps({**own, "source": "s3://x"})]))
+    assert out == f"CONFLICT: dataset {digest} is already registered by Org1MSP with other content (differs in source)"
+    # A model's reference counts its own organisation's claim, and the version records its approval set.
+    record = model_record("per-org-datasets", "1", seed="per-org")
+    record["datasets"] = [
+        {"name": "transactions-2027-01", "sha256": digest, "source": "s3://data/tx.parquet"},
+        {"name": "labels", "sha256": sha("claimed by Org2 only"), "source": "s3://data/labels.csv"},
+    ]
+    cli.invoke(org2, "data_scientist", "RegisterDataset", [json.dumps({**own, "sha256": sha("claimed by Org2 only")})])
+    result = cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(record)])
+    registered = json.loads(result.payload)
+    assert {d["sha256"]: d["registered"] for d in registered["datasets"]} == {
+        digest: True,
+        sha("claimed by Org2 only"): False,
+    }
+    assert registered["approvalOrgs"] == ["Org1MSP", "Org2MSP"]
 
 
 # ---------------------------------------------------------------------- upgrade

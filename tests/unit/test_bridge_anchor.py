@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import logging
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.mlops.store.upload import ModelUploader
-from modelledger.sdk.registry.client import NotFound
+from modelledger.sdk.registry.client import Conflict, Invalid, NotFound
+from modelledger.sdk.registry.records import DatasetRef
 from tests.unit.s3_fakes import ConditionalBucket
 
 
@@ -381,3 +383,47 @@ def test_a_copy_that_went_ahead_of_the_reads_stops_when_they_find_the_version_on
     # The copy stopped at its next read: a chunk or two of the eight went out, no bundle, no index.
     assert anchored.objects and all(k.startswith("blobs/sha256/") for k in anchored.objects)
     assert len(anchored.objects) < 8
+
+
+class ClaimingRegistry(FakeRegistry):
+    """Answers ``RegisterDataset`` as chaincode 1.3.0 does for the bridge's organisation (Org1MSP)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.claims: dict[str, tuple[str, str]] = {}
+
+    def register_dataset(self, name: str, sha256: str, source: str, schema_summary: str = "") -> Any:
+        claim = self.claims.setdefault(sha256, (name, source))
+        if claim != (name, source):
+            raise Conflict(
+                f"CONFLICT: dataset {sha256} is already registered by Org1MSP with other content (differs in name)"
+            )
+        return NS(name=claim[0], sha256=sha256, source=claim[1], owner="Org1MSP")
+
+
+def test_a_dataset_claimed_before_with_another_description_is_a_warning_not_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, _ = anchorer(tmp_path, FakeMlflow(), ClaimingRegistry())  # type: ignore[arg-type]
+    ds = DatasetRef(name="transactions", sha256="a" * 64, source="s3://data/tx.parquet")
+    with caplog.at_level(logging.WARNING, logger="modelledger.bridge.anchor"):
+        a._register_dataset(ds)
+        a._register_dataset(ds)  # the same claim again: idempotent, nothing to say
+        assert caplog.records == []
+        a._register_dataset(dataclasses.replace(ds, name="tx-renamed"))
+    (warning,) = caplog.records
+    assert warning.getMessage() == "dataset claimed before with another description"
+    assert warning.__dict__["reason"] == (
+        f"CONFLICT: dataset {'a' * 64} is already registered by Org1MSP with other content (differs in name)"
+    )
+    assert (warning.__dict__["sha256"], warning.__dict__["dataset"]) == ("a" * 64, "tx-renamed")
+
+
+def test_any_other_refusal_of_a_dataset_is_raised(tmp_path: Path) -> None:
+    class Refusing(FakeRegistry):
+        def register_dataset(self, name: str, sha256: str, source: str, schema_summary: str = "") -> Any:
+            raise Invalid("INVALID: source: must not be blank")
+
+    a, _ = anchorer(tmp_path, FakeMlflow(), Refusing(None))
+    with pytest.raises(Invalid):
+        a._register_dataset(DatasetRef(name="d", sha256="a" * 64, source=" "))
