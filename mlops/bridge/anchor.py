@@ -453,14 +453,20 @@ class Anchorer:
                 run = mlflow.get_run(logged.source_run_id)
         return run, logged
 
-    def _register_datasets(self, sources: Future[tuple[Any | None, Any | None]]) -> None:
-        """Registers the run's datasets, in parallel; the model's record references them, so they go first."""
-        datasets = ledger_datasets(sources.result()[0])
-        if datasets:
-            with ThreadPoolExecutor(min(8, len(datasets)), thread_name_prefix="dataset") as pool:
-                list(pool.map(self._register_dataset, datasets))
+    def _register_datasets(self, sources: Future[tuple[Any | None, Any | None]]) -> list[str]:
+        """Registers the run's datasets, in parallel; the model's record references them, so they go first.
 
-    def _register_dataset(self, ds: DatasetRef) -> None:
+        Returns:
+            Notes for the version's ``ledger.note`` tag: datasets this organisation claimed before with
+            another description.
+        """
+        datasets = ledger_datasets(sources.result()[0])
+        if not datasets:
+            return []
+        with ThreadPoolExecutor(min(8, len(datasets)), thread_name_prefix="dataset") as pool:
+            return [note for note in pool.map(self._register_dataset, datasets) if note]
+
+    def _register_dataset(self, ds: DatasetRef) -> str:
         """Records this organisation's claim on one of the run's datasets.
 
         Every organisation has its own claim on a sha256 (chaincode 1.3.0), so an
@@ -470,7 +476,8 @@ class Anchorer:
         the model's record references the dataset by digest, and the chaincode
         marks the reference registered from the organisation's own claim, not from
         anything the bridge decides. The differing description is logged as a
-        warning; it is not recorded on the ledger.
+        warning and returned as a note (the version's ``ledger.note`` tag); it is
+        not recorded on the ledger.
         """
         try:
             self.parts.registry.register_dataset(ds.name, ds.sha256, ds.source)
@@ -479,6 +486,8 @@ class Anchorer:
                 "dataset claimed before with another description",
                 extra={"sha256": ds.sha256, "dataset": ds.name, "source": ds.source, "reason": exc.message},
             )
+            return f"dataset {ds.name} ({ds.sha256[:12]}…) was claimed before with another description: {exc.message}"
+        return ""
 
     def _locate(self, job: Job) -> tuple[str, Any | None]:
         """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow)."""
@@ -554,10 +563,10 @@ class Anchorer:
                         gated = [_UntilRefused(f, due) for f in files]
                         result = p.uploader.upload_files(gated, uri, bundle=sign, progress=False)
                         clock.lap("upload")
-                        datasets.result()
+                        dataset_notes = datasets.result()
                     run, logged = sources.result()
                     prov = collect(due.result(), run, logged, folder())
-                    prov = dataclasses.replace(prov, notes=(*prov.notes, *skipped))
+                    prov = dataclasses.replace(prov, notes=(*prov.notes, *skipped, *dataset_notes))
             except SourceError as exc:
                 raise RuntimeError(str(exc)) from exc
         if prov.notes:

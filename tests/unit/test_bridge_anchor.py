@@ -407,10 +407,12 @@ def test_a_dataset_claimed_before_with_another_description_is_a_warning_not_a_fa
     a, _ = anchorer(tmp_path, FakeMlflow(), ClaimingRegistry())  # type: ignore[arg-type]
     ds = DatasetRef(name="transactions", sha256="a" * 64, source="s3://data/tx.parquet")
     with caplog.at_level(logging.WARNING, logger="modelledger.bridge.anchor"):
-        a._register_dataset(ds)
-        a._register_dataset(ds)  # the same claim again: idempotent, nothing to say
+        assert a._register_dataset(ds) == ""
+        assert a._register_dataset(ds) == ""  # the same claim again: idempotent, nothing to say
         assert caplog.records == []
-        a._register_dataset(dataclasses.replace(ds, name="tx-renamed"))
+        note = a._register_dataset(dataclasses.replace(ds, name="tx-renamed"))
+    # The note goes to the version's ledger.note tag, so the data scientist sees it too.
+    assert note.startswith("dataset tx-renamed (aaaaaaaaaaaa…) was claimed before with another description: CONFLICT")
     (warning,) = caplog.records
     assert warning.getMessage() == "dataset claimed before with another description"
     assert warning.__dict__["reason"] == (
