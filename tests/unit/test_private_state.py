@@ -28,6 +28,7 @@ from modelledger.network.private_files import make_private_dir, write_private_fi
 from modelledger.network.processes import ProcessSupervisor, claim_marked_dir
 from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
+from tests.private_state import shared_entries
 
 
 @pytest.fixture(autouse=True)
@@ -41,17 +42,6 @@ def usual_umask() -> Iterator[None]:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
-
-
-def shared_entries(root: Path) -> list[str]:
-    """Every file or folder under ``root`` (itself included) that group or others may access at all."""
-    found = [] if mode(root) & 0o077 == 0 else [f"{root} {oct(mode(root))}"]
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(folder) / name
-            if mode(p) & 0o077:
-                found.append(f"{p.relative_to(root)} {oct(mode(p))}")
-    return found
 
 
 def test_a_new_state_folder_and_its_parents_are_created_0700(tmp_path: Path) -> None:
