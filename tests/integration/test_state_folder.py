@@ -49,4 +49,7 @@ def test_nothing_in_the_state_folder_is_accessible_to_group_or_others(request: p
 
     missing = [f"{kind} ({pattern})" for kind, pattern in KINDS.items() if not any(state.glob(pattern))]
     assert missing == [], f"the walk would not cover these in {state}"
-    assert shared_entries(state) == [], f"accessible to group or others under {state}"
+    shared = shared_entries(state)
+    assert not shared, f"{len(shared)} entries under {state} are accessible to group or others:\n" + "\n".join(
+        shared[:60]
+    )
