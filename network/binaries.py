@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelledger.network.errors import CommandError, ToolsMissingError
+from modelledger.network.private_files import PRIVATE_UMASK
 
 REQUIRED = (
     "peer",
@@ -63,7 +64,7 @@ class FabricBinaries:
         timeout: float = 120.0,
         cwd: Path | None = None,
     ) -> str:
-        """Runs a tool to completion and returns its combined output.
+        """Runs a tool to completion (with umask 077) and returns its combined output.
 
         Args:
             name: The tool, e.g. ``"peer"``.
@@ -90,7 +91,15 @@ class FabricBinaries:
             return text
 
         try:
-            proc = subprocess.run(argv, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                argv,
+                env=full_env,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                umask=PRIVATE_UMASK,
+            )
         except subprocess.TimeoutExpired as exc:
             out = "".join(
                 (part.decode(errors="replace") if isinstance(part, bytes) else part)

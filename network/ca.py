@@ -27,7 +27,7 @@ from modelledger.network.binaries import FabricBinaries
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import read_or_create_secret
+from modelledger.network.private_files import make_private_dir, read_or_create_secret, write_private_file
 from modelledger.network.processes import ProcessInfo, ProcessSupervisor
 from modelledger.network.topology import CA, ROLE_ATTRIBUTE, Organization
 
@@ -80,11 +80,9 @@ def _load_ca_key(home: Path, ca_cert: x509.Certificate) -> ec.EllipticCurvePriva
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey, key_path: Path) -> None:
-    key_path.parent.mkdir(parents=True, exist_ok=True)
-    key_path.touch(mode=0o600)
-    key_path.chmod(0o600)
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private_file(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
 
 
@@ -118,8 +116,7 @@ def issue_tls_certificate(
         .sign(ca_key, hashes.SHA256())
     )
     _write_key(key, key_path)
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[str]) -> None:
@@ -149,8 +146,7 @@ def create_tls_ca(
         .sign(key, hashes.SHA256())
     )
     _write_key(key, key_path)
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
 
@@ -175,7 +171,9 @@ class CAServer:
         if self.initialized:
             return
         secret = read_or_create_secret(self.layout.secret_file(self.org.name, BOOTSTRAP_ADMIN))
-        self.home.mkdir(parents=True, exist_ok=True)
+        # The server writes the bootstrap password into fabric-ca-server-config.yaml: it runs with
+        # umask 077 (see FabricBinaries.run), so the file is 0600 from its creation, in a 0700 home.
+        make_private_dir(self.home)
         if not self.layout.ca_cert(self.ca).is_file():
             self.bins.run(
                 "fabric-ca-server",
@@ -194,7 +192,6 @@ class CAServer:
                 env={"FABRIC_CA_SERVER_BOOT": f"{BOOTSTRAP_ADMIN}:{secret}"},
                 secrets=(secret,),
             )
-            (self.home / "fabric-ca-server-config.yaml").chmod(0o600)
         tls = self.layout.ca_tls(self.ca)
         issue_server_tls(self.home, tls.cert, tls.key, _hosts_for(self.ca.host, (f"ca.{self.org.domain}",)))
 
@@ -264,7 +261,7 @@ class CAClient:
 
     def _enroll(self, name: str, secret: str, msp_dir: Path, home: Path, extra: list[str]) -> None:
         url = f"https://{name}:{secret}@{self.ca.host}:{self.ca.port}"
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(home)
         self.bins.run(
             "fabric-ca-client",
             ["enroll", "--home", str(home), "-M", str(msp_dir), *self._common(), *extra],
@@ -334,11 +331,9 @@ class CAClient:
         keys = sorted((work / "msp" / "keystore").glob("*"))
         if len(keys) != 1:
             raise NetworkError(f"expected one TLS key for {name}, found {len(keys)}")
-        out_cert.parent.mkdir(parents=True, exist_ok=True)
-        out_key.touch(mode=0o600)
-        out_key.write_bytes(keys[0].read_bytes())
-        shutil.copyfile(work / "msp" / "signcerts" / "cert.pem", out_cert)
-        shutil.copyfile(self.tls_root, out_ca)
+        write_private_file(out_key, keys[0].read_bytes())
+        write_private_file(out_cert, (work / "msp" / "signcerts" / "cert.pem").read_bytes())
+        write_private_file(out_ca, self.tls_root.read_bytes())
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -366,7 +361,7 @@ def normalize_msp(msp_dir: Path) -> None:
         raise NetworkError(f"{msp_dir}/cacerts is empty after enrolment")
     if cacerts[0].name != "ca.pem":
         cacerts[0].replace(msp_dir / "cacerts" / "ca.pem")
-    (msp_dir / "config.yaml").write_text(NODE_OU_CONFIG)
+    write_private_file(msp_dir / "config.yaml", NODE_OU_CONFIG)
 
 
 def write_org_msp(msp_dir: Path, ca_cert: Path) -> None:

@@ -34,6 +34,7 @@ from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_con
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
+from modelledger.network.private_files import PRIVATE_UMASK, make_private_dir, write_private_file
 from modelledger.network.processes import ProcessSupervisor, wait_healthy, wait_port_free
 from modelledger.network.settings import REPO_ROOT
 from modelledger.network.topology import Organization, Topology
@@ -75,11 +76,16 @@ def build_binary(out: Path, src: Path = CHAINCODE_SOURCE) -> bool:
     go = shutil.which("go")
     if go is None:
         raise ChaincodeError("the `go` command is not on PATH; it is needed to build the chaincode")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out.parent)
     tmp = out.with_suffix(".tmp")
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
     proc = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(tmp), "."], cwd=src, env=env, capture_output=True, text=True
+        [go, "build", "-trimpath", "-o", str(tmp), "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        umask=PRIVATE_UMASK,
     )
     if proc.returncode != 0:
         raise ChaincodeError(f"go build in {src} failed:\n{(proc.stdout + proc.stderr).strip()[-3000:]}")
@@ -143,11 +149,8 @@ class DeploymentRecord:
             raise ChaincodeError(f"{path} is not a valid deployment record: {exc}") from exc
 
     def save(self, path: Path) -> None:
-        """Writes the record atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        """Writes the record atomically (0600)."""
+        write_private_file(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
 
 @dataclass
@@ -312,9 +315,7 @@ class ChaincodeDeployment:
             data = ccaas_package(name, self._connection(org))
             if not pkg_path.is_file() or pkg_path.read_bytes() != data:
                 # The package holds the peers' TLS client key: owner-only, like every key file.
-                pkg_path.parent.mkdir(parents=True, exist_ok=True)
-                pkg_path.touch(mode=0o600)
-                pkg_path.write_bytes(data)
+                write_private_file(pkg_path, data)
             pkg_path.chmod(0o600)
             pid = package_id(name, data)
             package_ids[org.name] = pid

@@ -22,6 +22,7 @@ from modelledger.network.configuration import CHANNEL_PROFILE
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import orderer_channels, peer_admin_env
+from modelledger.network.private_files import make_private_dir, write_private_file
 from modelledger.network.topology import Node, Organization, Topology
 
 
@@ -30,7 +31,7 @@ def create_genesis_block(topo: Topology, layout: NetworkLayout, bins: FabricBina
     block = layout.channel_block(topo.channel)
     if block.is_file():
         return False
-    block.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(block.parent)
     tmp = block.with_suffix(".tmp")
     bins.run(
         "configtxgen",
@@ -125,7 +126,7 @@ def _decode(bins: FabricBinaries, msg_type: str, data: Path) -> Any:
 
 def _encode(bins: FabricBinaries, msg_type: str, doc: Any, out: Path) -> None:
     src = out.with_suffix(".json")
-    src.write_text(json.dumps(doc))
+    write_private_file(src, json.dumps(doc))
     bins.run("configtxlator", ["proto_encode", "--input", str(src), "--type", msg_type, "--output", str(out)])
 
 

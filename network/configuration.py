@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from modelledger.network.layout import NetworkLayout
+from modelledger.network.private_files import write_private_file
 from modelledger.network.settings import PACKAGE_DIR
 from modelledger.network.topology import Organization, Topology
 
@@ -24,13 +25,10 @@ CHANNEL_PROFILE = "ModelLedgerChannel"
 
 
 def write_if_changed(path: Path, text: str) -> bool:
-    """Writes ``text`` to ``path`` unless it already holds exactly that; returns True if written."""
+    """Writes ``text`` to ``path`` (0600, atomically) unless it already holds exactly that; True if written."""
     if path.is_file() and path.read_text() == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_private_file(path, text)
     return True
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import tls_context, tls_handshake
 from modelledger.network.layout import NetworkLayout
+from modelledger.network.private_files import make_private_dir
 from modelledger.network.processes import ProcessInfo, ProcessSupervisor
 from modelledger.network.topology import Node, Topology
 
@@ -137,7 +138,7 @@ def start_node(
     topo: Topology, node: Node, layout: NetworkLayout, bins: FabricBinaries, sup: ProcessSupervisor
 ) -> ProcessInfo:
     """Starts an orderer or peer (a no-op if it already runs)."""
-    layout.ledger_dir(node).mkdir(parents=True, exist_ok=True)
+    make_private_dir(layout.ledger_dir(node))
     if node.kind == "orderer":
         return sup.start(node.id, [bins.path("orderer")], orderer_env(topo, node, layout))
     return sup.start(node.id, [bins.path("peer"), "node", "start"], peer_env(topo, node, layout))

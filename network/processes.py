@@ -4,6 +4,9 @@ Each process is started in its own session with its output appended to a log
 file, and its pid written to ``pids/<name>.pid`` together with the kernel's
 start time for that pid. Stopping checks both, so a pid that was reused by an
 unrelated program is never signalled.
+
+Every process is started with umask 077 (``PRIVATE_UMASK``) and its folder,
+pid file and log are private to our user (see ``private_files``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelledger.network.errors import NodeFailedError
+from modelledger.network.private_files import (
+    PRIVATE_UMASK,
+    make_private_dir,
+    open_private_log,
+    write_private_file,
+)
 
 HealthCheck = Callable[[], tuple[bool, str]]
 
@@ -110,6 +119,7 @@ class ProcessSupervisor:
     """Keeps track of named processes under ``<root>/pids`` and ``<root>/logs``."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.pid_dir = root / "pids"
         self.log_dir = root / "logs"
 
@@ -149,7 +159,10 @@ class ProcessSupervisor:
     def start(
         self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None, tag: str = ""
     ) -> ProcessInfo:
-        """Starts ``argv`` detached, unless ``name`` already runs.
+        """Starts ``argv`` detached with umask 077, unless ``name`` already runs.
+
+        The supervisor's folder is made (or set) 0700 first, and the process's
+        pid file and log are 0600, so nothing of it is readable by other users.
 
         Args:
             name: Process name, used for the pid and log files.
@@ -164,10 +177,10 @@ class ProcessSupervisor:
         existing = self.running(name)
         if existing is not None:
             return existing
-        self.pid_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.root, tighten=True)
+        make_private_dir(self.pid_dir)
         log = self.log_path(name)
-        with log.open("ab") as out:
+        with os.fdopen(open_private_log(log), "ab") as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting {name}\n".encode())
             out.flush()
             proc = subprocess.Popen(
@@ -178,6 +191,7 @@ class ProcessSupervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         start_time = None
         for _ in range(50):
@@ -187,9 +201,9 @@ class ProcessSupervisor:
             time.sleep(0.01)
         if start_time is None:
             start_time = -1  # exited at once; recorded so the log can be pointed at
-        tmp = self._pid_file(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "start_time": start_time, "argv0": argv[0], "tag": tag}))
-        tmp.replace(self._pid_file(name))
+        write_private_file(
+            self._pid_file(name), json.dumps({"pid": proc.pid, "start_time": start_time, "argv0": argv[0], "tag": tag})
+        )
         # Popen objects are dropped on purpose: the process outlives this one.
         # Reap it if it exits while we are still running, so it does not linger as a zombie.
         _ZOMBIE_GUARD.append(proc)
@@ -293,17 +307,20 @@ def check_marked_dir(root: Path, marker: str) -> None:
 
 
 def claim_marked_dir(root: Path, marker: str, note: str) -> None:
-    """Makes ``root`` a state folder of ours (writing ``marker`` with ``note``), unless it already is.
+    """Makes ``root`` a private (0700) state folder of ours, writing ``marker`` with ``note`` unless it is there.
+
+    Missing parents (the state folder itself) are created 0700 too.
 
     Raises:
         PermissionError: The folder holds files but no marker; nothing is written.
     """
-    if (root / marker).is_file():
-        return
-    if root.exists() and any(root.iterdir()):
-        raise PermissionError(f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / marker).write_text(note + "\n")
+    if not (root / marker).is_file():
+        if root.exists() and any(root.iterdir()):
+            raise PermissionError(
+                f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR"
+            )
+        write_private_file(root / marker, note + "\n")
+    make_private_dir(root, tighten=True)
 
 
 def remove_marked_dir(root: Path, marker: str) -> None:

@@ -40,6 +40,7 @@ from modelledger.network.nodes import (
     peer_heights,
     start_node,
 )
+from modelledger.network.private_files import make_private_dir, write_private_file
 from modelledger.network.processes import (
     HealthCheck,
     ProcessInfo,
@@ -335,7 +336,7 @@ class FabricNetwork:
         return hashlib.sha256(repr(self.topology).encode()).hexdigest()
 
     def _claim_state_dir(self) -> None:
-        """Marks the state folder as ours, or checks it was made for this same topology."""
+        """Marks the state folder as ours (0700), or checks it was made for this same topology."""
         root = self.layout.root
         marker = root / STATE_MARKER
         if root.exists() and any(root.iterdir()) and not marker.is_file():
@@ -347,9 +348,9 @@ class FabricNetwork:
                     f"the network in {root} was generated for a different topology or port base; "
                     "run `make clean` first, or use another MODELLEDGER_STATE_DIR"
                 )
-            return
-        root.mkdir(parents=True, exist_ok=True)
-        marker.write_text(self._fingerprint() + "\n")
+        else:
+            write_private_file(marker, self._fingerprint() + "\n")
+        make_private_dir(root, tighten=True)
 
     # ------------------------------------------------------------------ status
     def status(self, with_members: bool = True) -> NetworkStatus:

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.environment import env_number, env_path, env_str
-from modelledger.network.private_files import write_private_file
+from modelledger.network.private_files import make_private_dir, write_private_file
 from modelledger.network.processes import ProcessInfo, SupervisedServer, UpReport, wait_port_free
 from modelledger.network.settings import REPO_ROOT
 
@@ -492,7 +492,7 @@ class S3Server(SupervisedServer):
         actions += ensure_tls(s)
         for d in s.drives:
             if not d.is_dir():
-                d.mkdir(parents=True)
+                make_private_dir(d)
                 actions.append(f"created drive {d.relative_to(s.s3_dir)}")
 
         def start() -> None:
