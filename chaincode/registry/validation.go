@@ -79,6 +79,8 @@ func validateModelVersion(in *ModelVersionInput) error {
 		func() error { return validateDatasetRefs(in.Datasets) },
 		func() error { return validateMLflow(in.MLflow) },
 		func() error { return validateStorage(in.Storage) },
+		// Last: a record is refused for its digests only when every field is well formed.
+		func() error { return validateManifestDigests(in) },
 	}
 	return firstError(checks)
 }

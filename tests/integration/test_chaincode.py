@@ -19,6 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.network import FabricNetwork
 from modelledger.network.ca import tls_context
 from modelledger.network.chaincode import ChaincodeDeployment, server_name
@@ -33,26 +34,25 @@ def sha(text: str) -> str:
 
 
 def model_record(name: str, version: str, seed: str = "") -> dict:
-    """A complete RegisterModelVersion input; ``seed`` changes the digests."""
-    files = [
-        {"path": "MLmodel", "sha256": sha(f"{seed}MLmodel"), "size": 412},
-        {"path": "model.pkl", "sha256": sha(f"{seed}model.pkl"), "size": 52_113},
-    ]
+    """A complete RegisterModelVersion input; ``seed`` changes the files, hence the digests (computed from them)."""
+    manifest = Manifest(
+        (FileEntry("MLmodel", 412, sha(f"{seed}MLmodel")), FileEntry("model.pkl", 52_113, sha(f"{seed}model.pkl")))
+    )
     return {
         "datasets": [{"name": "transactions-2026-10", "sha256": sha("dataset"), "source": "s3://data/tx.parquet"}],
         "framework": {"name": "sklearn", "version": "1.6.1"},
         "libraries": [{"name": "numpy", "version": "2.2.0"}],
-        "manifest": {"files": files},
-        "manifestDigest": sha(f"{seed}manifest"),
+        "manifest": manifest.to_json(),
+        "manifestDigest": manifest.manifest_digest,
         "metrics": [{"key": "auc", "value": 0.93}],
         "mlflow": {"runId": "0123456789abcdef0123456789abcdef", "source": "models:/m-0123456789"},
-        "modelDigest": sha(f"{seed}model"),
+        "modelDigest": manifest.model_digest,
         "name": name,
         "params": [{"key": "max_depth", "value": "6"}],
         "storage": {
             "bucket": "anchored",
-            "key": f"sha256/{sha(seed + 'model')}/",
-            "sha256": sha(f"{seed}manifest"),
+            "key": f"models/{manifest.manifest_digest}/index.json",
+            "sha256": sha(f"{seed}index"),
             "versionId": "v1",
         },
         "version": version,
@@ -291,3 +291,21 @@ def test_upgrade_to_changed_source_keeps_all_state(
     assert json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))["version"] == "1"
     # And the upgraded chaincode still writes.
     register(cli, org1, "after-upgrade", "1")
+
+
+def test_digests_that_do_not_belong_to_the_manifest_are_refused(cli: PeerCLI, org1: Organization) -> None:
+    good = model_record("digest-check", "1", seed="digest-check")
+    other = model_record("digest-check", "1", seed="digest-other")
+    for field in ("modelDigest", "manifestDigest"):
+        body = json.dumps({**good, field: other[field]})
+        out = refusal(lambda body=body: cli.invoke(org1, "registrar", "RegisterModelVersion", [body]))
+        assert out.startswith(f"INVALID: {field}: does not match manifest.files: their ") and out.endswith(good[field])
+    # Nothing was written: no version, no digest index entry.
+    out = refusal(lambda: get_model(cli, org1, "auditor", "digest-check", "1"))
+    assert out == 'NOT_FOUND: model "digest-check" version "1"'
+    assert json.loads(cli.query(org1, "auditor", "FindByDigest", [other["modelDigest"]])) == []
+    assert json.loads(cli.query(org1, "auditor", "FindByDigest", [good["modelDigest"]])) == []
+    register(cli, org1, "digest-check", "1", seed="digest-check")
+    found = json.loads(cli.query(org1, "auditor", "FindByDigest", [good["modelDigest"]]))
+    assert found == [{"name": "digest-check", "version": "1"}]
+
