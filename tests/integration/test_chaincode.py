@@ -293,6 +293,41 @@ def test_upgrade_to_changed_source_keeps_all_state(
     register(cli, org1, "after-upgrade", "1")
 
 
+def test_upgrade_keeps_records_whose_digests_and_names_an_earlier_version_did_not_check(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization, tmp_path: Path
+) -> None:
+    """Contract 1.3.0 checks digests and the name class of new registrations only: records stored before stay."""
+    real = Path(__file__).resolve().parents[2] / "chaincode"
+    # The chaincode as 1.2.0 validated registrations: neither the digests nor the 1.3.0 name class.
+    src = tmp_path / "chaincode"
+    shutil.copytree(real, src, ignore=shutil.ignore_patterns("*_test.go", "testdata"))
+    validation = src / "registry" / "validation.go"
+    text = validation.read_text()
+    unchecked = text.replace("func() error { return validateManifestDigests(in) },", "").replace(
+        'return validateNewModelName("name", in.Name)', 'return validateModelName("name", in.Name)'
+    )
+    assert unchecked.count("validateManifestDigests(") == text.count("validateManifestDigests(") - 1
+    assert 'validateNewModelName("name", in.Name)' not in unchecked
+    validation.write_text(unchecked)
+
+    def deploy(source: Path) -> None:
+        ChaincodeDeployment(
+            network.topology, network.layout, network.bins, network.supervisor, 90, source=source
+        ).deploy(upgrade=True)
+
+    deploy(src)
+    old = {**model_record("legacy ", "1", seed="legacy"), "modelDigest": sha("made up"), "manifestDigest": sha("up")}
+    stored = json.loads(cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(old)]).payload)
+    deploy(real)
+    assert get_model(cli, org1, "auditor", "legacy ", "1") == stored
+    assert json.loads(cli.query(org1, "auditor", "FindByDigest", [sha("made up")])) == [
+        {"name": "legacy ", "version": "1"}
+    ]
+    # The same registration now: refused, the name first.
+    out = refusal(lambda: cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(old)]))
+    assert out == "INVALID: name: must not start or end with a space"
+
+
 def test_digests_that_do_not_belong_to_the_manifest_are_refused(cli: PeerCLI, org1: Organization) -> None:
     good = model_record("digest-check", "1", seed="digest-check")
     other = model_record("digest-check", "1", seed="digest-other")
@@ -309,3 +344,13 @@ def test_digests_that_do_not_belong_to_the_manifest_are_refused(cli: PeerCLI, or
     found = json.loads(cli.query(org1, "auditor", "FindByDigest", [good["modelDigest"]]))
     assert found == [{"name": "digest-check", "version": "1"}]
 
+
+def test_names_outside_the_name_class_are_refused(cli: PeerCLI, org1: Organization) -> None:
+    for name, rule in [
+        ("bidi\u202eevil", "must not contain Unicode format characters (Cf: bidi controls, zero-width characters)"),
+        ("trailing ", "must not start or end with a space"),
+        ("team/model", "must not contain '/' or ':'"),
+    ]:
+        body = json.dumps(model_record(name, "1"))
+        out = refusal(lambda body=body: cli.invoke(org1, "registrar", "RegisterModelVersion", [body]))
+        assert out == f"INVALID: name: {rule}"
