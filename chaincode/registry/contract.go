@@ -20,7 +20,7 @@ import (
 const ContractName = "registry"
 
 // ContractVersion is the version of the interface in CONTRACT.md.
-const ContractVersion = "1.2.0"
+const ContractVersion = "1.3.0"
 
 // Contract is the registry contract. Its exported methods are the chaincode
 // functions.

@@ -23,6 +23,23 @@ import (
 // peers (clocks, randomness, the host) or that invite concurrency.
 var forbiddenImports = []string{"time", "math/rand", "math/rand/v2", "crypto/rand", "os", "net", "io/ioutil", "sync"}
 
+// mapOrderFuncs are the functions that visit a map's entries in the
+// map's (random) iteration order and let the caller see that order: the
+// iterators of package maps, the functions of package maps that call back
+// in that order, and reflect's map iteration. Keyed by types.Func.FullName.
+var mapOrderFuncs = map[string]bool{
+	"maps.All":                 true,
+	"maps.Keys":                true,
+	"maps.Values":              true,
+	"maps.DeleteFunc":          true,
+	"maps.EqualFunc":           true,
+	"(reflect.Value).MapKeys":  true,
+	"(reflect.Value).MapRange": true,
+	"(reflect.Value).Seq":      true, // on a map value: its keys in map order
+	"(reflect.Value).Seq2":     true,
+	"(*reflect.MapIter).Reset": true,
+}
+
 func isForbiddenImport(path string) bool {
 	for _, f := range forbiddenImports {
 		if path == f || strings.HasPrefix(path, f+"/") {
@@ -34,7 +51,10 @@ func isForbiddenImport(path string) bool {
 
 // determinismFindings checks type-checked files against the determinism
 // rules of the contract: no forbidden imports, no go statements, no
-// package-level variables and no range over a map (whose order is random).
+// package-level variables and no iteration over a map (whose order is
+// random): no range over a map, and no use (call, function value or method
+// expression) of a function of mapOrderFuncs. info must record Types and
+// Uses.
 func determinismFindings(fset *token.FileSet, files []*ast.File, info *types.Info) []string {
 	type finding struct {
 		pos token.Position
@@ -64,6 +84,10 @@ func determinismFindings(fset *token.FileSet, files []*ast.File, info *types.Inf
 					if _, isMap := tv.Type.Underlying().(*types.Map); isMap {
 						report(n.Pos(), "ranges over a map (%s)", tv.Type)
 					}
+				}
+			case *ast.Ident:
+				if fn, ok := info.Uses[n].(*types.Func); ok && mapOrderFuncs[fn.Origin().FullName()] {
+					report(n.Pos(), "uses %s, which visits a map in its random order", fn.Origin().FullName())
 				}
 			}
 			return true
@@ -114,7 +138,7 @@ func loadPackage(t *testing.T, dir string) (*token.FileSet, []*ast.File, *types.
 		}
 		return os.Open(file)
 	})
-	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}}
+	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}, Uses: map[*ast.Ident]types.Object{}}
 	conf := types.Config{Importer: imp}
 	if _, err := conf.Check(files[0].Name.Name, fset, files, info); err != nil {
 		t.Fatalf("type-checking %s: %v", dir, err)
@@ -199,6 +223,82 @@ func f(m map[string]int, idx index, s []int) int {
 		`bad.go:16: starts a goroutine`,
 		`bad.go:17: ranges over a map (map[string]int)`,
 		`bad.go:20: ranges over a map (bad.index)`,
+	}, "\n")
+	if got != want {
+		t.Errorf("findings:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestDeterminismCheckFindsMapIterationByFunctions proves the check on map
+// iteration that no range statement shows: the iterators and callbacks of
+// package maps and reflect's map iteration, however they are referred to;
+// and that it leaves alone the functions that do not reveal a map's order
+// and namesakes of other packages.
+func TestDeterminismCheckFindsMapIterationByFunctions(t *testing.T) {
+	dir := t.TempDir()
+	src := `package bad
+
+import (
+	"maps"
+	mp "maps"
+	"reflect"
+	"slices"
+)
+
+type own struct{}
+
+func (own) MapRange() {}
+
+func Keys(m map[string]int) []string { return nil }
+
+func f(m map[string]int, v reflect.Value) {
+	_ = slices.Collect(maps.Keys(m))
+	_ = slices.Sorted(maps.Keys(m))
+	for range maps.Values(m) {
+	}
+	for k, x := range mp.All(m) {
+		_, _ = k, x
+	}
+	keys := maps.Keys[map[string]int]
+	_ = keys
+	maps.DeleteFunc(m, func(string, int) bool { return false })
+	_ = maps.EqualFunc(m, m, func(a, b int) bool { return a == b })
+	it := v.MapRange()
+	_ = it
+	_ = v.MapKeys()
+	_ = reflect.Value.MapKeys(v)
+	for range v.Seq() {
+	}
+	var iter reflect.MapIter
+	iter.Reset(v)
+	_ = maps.Clone(m)
+	maps.Copy(m, m)
+	_ = maps.Equal(m, m)
+	own{}.MapRange()
+	_ = Keys(m)
+	_ = v.Len()
+}
+`
+	for name, content := range map[string]string{"bad.go": src, "go.mod": "module bad\n\ngo 1.24\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fset, files, info := loadPackage(t, dir)
+	got := strings.Join(determinismFindings(fset, files, info), "\n")
+	want := strings.Join([]string{
+		`bad.go:17: uses maps.Keys, which visits a map in its random order`,
+		`bad.go:18: uses maps.Keys, which visits a map in its random order`,
+		`bad.go:19: uses maps.Values, which visits a map in its random order`,
+		`bad.go:21: uses maps.All, which visits a map in its random order`,
+		`bad.go:24: uses maps.Keys, which visits a map in its random order`,
+		`bad.go:26: uses maps.DeleteFunc, which visits a map in its random order`,
+		`bad.go:27: uses maps.EqualFunc, which visits a map in its random order`,
+		`bad.go:28: uses (reflect.Value).MapRange, which visits a map in its random order`,
+		`bad.go:30: uses (reflect.Value).MapKeys, which visits a map in its random order`,
+		`bad.go:31: uses (reflect.Value).MapKeys, which visits a map in its random order`,
+		`bad.go:32: uses (reflect.Value).Seq, which visits a map in its random order`,
+		`bad.go:35: uses (*reflect.MapIter).Reset, which visits a map in its random order`,
 	}, "\n")
 	if got != want {
 		t.Errorf("findings:\n%s\nwant:\n%s", got, want)

@@ -33,10 +33,31 @@ func digest(label string) string {
 // datasetTx is the dataset the sample model versions were trained on.
 var datasetTx = digest("dataset transactions-2026-10")
 
+// manifestDigests returns the model digest and the manifest digest of
+// files, as RegisterModelVersion computes them (testdata/digest_vectors.json
+// proves that computation against the Python side).
+func manifestDigests(files []ManifestFile) (model, manifest string) {
+	order := digestOrder(files)
+	model, err := modelDigestOf(files, order)
+	if err != nil {
+		panic(err)
+	}
+	return model, manifestDigestOf(files, order)
+}
+
+// withDigests returns in with the digests of its manifest (and the storage
+// key named after the model digest): a version whose digests belong to its
+// files.
+func withDigests(in ModelVersionInput) ModelVersionInput {
+	in.ModelDigest, in.ManifestDigest = manifestDigests(in.Manifest.Files)
+	in.Storage.Key = "sha256/" + in.ModelDigest + "/"
+	return in
+}
+
 // sampleInput returns a valid model version, with lists deliberately out of
-// order.
+// order; its content depends on name and version.
 func sampleInput(name, version string) ModelVersionInput {
-	return ModelVersionInput{
+	return withDigests(ModelVersionInput{
 		Datasets: []DatasetRefInput{
 			{Name: "transactions-2026-10", SHA256: datasetTx, Source: "s3://data/tx.parquet"},
 		},
@@ -47,16 +68,13 @@ func sampleInput(name, version string) ModelVersionInput {
 			{Path: "MLmodel", SHA256: digest("MLmodel " + name + version), Size: 321},
 			{Path: "conda/env.yaml", SHA256: digest("env " + name + version), Size: 0},
 		}},
-		ManifestDigest: digest("manifest " + name + version),
-		Metrics:        []Metric{{Key: "f1", Value: 0.81}, {Key: "auc", Value: 0.93}},
-		MLflow:         MLflow{RunID: "0123456789abcdef0123456789abcdef", Source: "models:/m-abc"},
-		ModelDigest:    digest("model " + name + " " + version),
-		Name:           name,
-		Params:         []Param{{Key: "n_estimators", Value: "200"}, {Key: "max_depth", Value: "6"}},
-		Storage: Storage{Bucket: "anchored", Key: "sha256/" + digest("model "+name+" "+version) + "/",
-			SHA256: digest("archive " + name + version), VersionID: "3f1c"},
+		Metrics: []Metric{{Key: "f1", Value: 0.81}, {Key: "auc", Value: 0.93}},
+		MLflow:  MLflow{RunID: "0123456789abcdef0123456789abcdef", Source: "models:/m-abc"},
+		Name:    name,
+		Params:  []Param{{Key: "n_estimators", Value: "200"}, {Key: "max_depth", Value: "6"}},
+		Storage: Storage{Bucket: "anchored", SHA256: digest("archive " + name + version), VersionID: "3f1c"},
 		Version: version,
-	}
+	})
 }
 
 func toJSON(t *testing.T, v any) string {
@@ -74,13 +92,29 @@ func sampleRecord(t *testing.T, name, version string) string {
 }
 
 // editRecord returns the sample record as generic JSON changed by edit.
+// A digest that edit leaves as it was is recomputed from the edited
+// manifest (when the manifest still decodes), so that an edit of the files
+// tests the rule it breaks, not the digests; set a digest to test those.
 func editRecord(t *testing.T, edit func(m map[string]any)) string {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(sampleRecord(t, "fraud", "3")), &m); err != nil {
 		t.Fatal(err)
 	}
+	model, manifest := m["modelDigest"], m["manifestDigest"]
 	edit(m)
+	var files struct {
+		Manifest Manifest `json:"manifest"`
+	}
+	if err := json.Unmarshal([]byte(toJSON(t, m)), &files); err == nil && validateManifest(files.Manifest) == nil {
+		newModel, newManifest := manifestDigests(files.Manifest.Files)
+		if m["modelDigest"] == model {
+			m["modelDigest"] = newModel
+		}
+		if m["manifestDigest"] == manifest {
+			m["manifestDigest"] = newManifest
+		}
+	}
 	return toJSON(t, m)
 }
 

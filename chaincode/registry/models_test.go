@@ -98,7 +98,8 @@ func TestRegisterModelVersionRefusals(t *testing.T) {
 	h := newHarness(t)
 	h.register("fraud", "3")
 	otherDigest := sampleInput("fraud", "3")
-	otherDigest.ModelDigest = digest("another model")
+	otherDigest.Manifest.Files[0].SHA256 = digest("another model.pkl")
+	otherDigest = withDigests(otherDigest)
 	otherContent := sampleInput("fraud", "3")
 	otherContent.Metrics[0].Value = 0.5
 

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,11 +192,20 @@ func TestFindByDigest(t *testing.T) {
 	h := newHarness(t)
 	shared := sampleInput("fraud", "3")
 	h.ok(org1Scientist, "RegisterModelVersion", toJSON(t, shared))
+	// The same files under another name; and the same contents under other
+	// file names, which the root digest does not cover.
 	copyOf := sampleInput("fraud-copy", "1")
-	copyOf.ModelDigest = shared.ModelDigest
-	h.ok(org1Scientist, "RegisterModelVersion", toJSON(t, copyOf))
+	copyOf.Manifest = shared.Manifest
+	h.ok(org1Scientist, "RegisterModelVersion", toJSON(t, withDigests(copyOf)))
 	theirs := sampleInput("theirs", "2")
-	theirs.ModelDigest = shared.ModelDigest
+	theirs.Manifest.Files = slices.Clone(shared.Manifest.Files)
+	for i := range theirs.Manifest.Files {
+		theirs.Manifest.Files[i].Path = "renamed/" + theirs.Manifest.Files[i].Path
+	}
+	theirs = withDigests(theirs)
+	if theirs.ModelDigest != shared.ModelDigest || theirs.ManifestDigest == shared.ManifestDigest {
+		t.Fatalf("renaming files changed the model digest or kept the manifest digest")
+	}
 	h.ok(org2Scientist, "RegisterModelVersion", toJSON(t, theirs))
 	h.register("other", "1")
 

@@ -67,7 +67,7 @@ func modelVersionListLimit(path string) (int, string) {
 
 func validateModelVersion(in *ModelVersionInput) error {
 	checks := []func() error{
-		func() error { return validateModelName("name", in.Name) },
+		func() error { return validateNewModelName("name", in.Name) },
 		func() error { return validateVersion("version", in.Version) },
 		func() error { return validateDigest("modelDigest", in.ModelDigest) },
 		func() error { return validateDigest("manifestDigest", in.ManifestDigest) },
@@ -79,6 +79,8 @@ func validateModelVersion(in *ModelVersionInput) error {
 		func() error { return validateDatasetRefs(in.Datasets) },
 		func() error { return validateMLflow(in.MLflow) },
 		func() error { return validateStorage(in.Storage) },
+		// Last: a record is refused for its digests only when every field is well formed.
+		func() error { return validateManifestDigests(in) },
 	}
 	return firstError(checks)
 }
@@ -171,11 +173,38 @@ func checkUnique[T any](items []T, key func(T) string, list, field string) error
 	return nil
 }
 
+// validateNewModelName applies the name class of model versions
+// registered from 1.3.0 on: the rules of validateModelName, then no Unicode
+// format character (category Cf, which holds the bidi controls and the
+// zero-width characters) and no space character at either end, so that a
+// name shows as what it is. The bridge applies the same class, written once
+// in Python in sdk/registry/names.py; testdata/name_vectors.json proves both
+// agree.
+func validateNewModelName(p, name string) error {
+	if err := validateModelName(p, name); err != nil {
+		return err
+	}
+	first, _ := utf8.DecodeRuneInString(name)
+	last, _ := utf8.DecodeLastRuneInString(name)
+	switch {
+	case strings.IndexFunc(name, isFormatChar) >= 0:
+		return invalid(p, "must not contain Unicode format characters (Cf: bidi controls, zero-width characters)")
+	case isSpaceChar(first) || isSpaceChar(last):
+		return invalid(p, "must not start or end with a space")
+	}
+	return nil
+}
+
 // validateModelName applies MLflow's registered-model name rules, plus
-// those the ledger keys need.
+// those the ledger keys need: the rules every name registered before 1.3.0
+// passed. Functions that look a model up by name apply these (so that the
+// versions registered before 1.3.0 stay reachable); RegisterModelVersion
+// applies validateNewModelName.
 func validateModelName(p, name string) error {
 	switch {
-	case strings.TrimSpace(name) == "":
+	case !utf8.ValidString(name):
+		return invalid(p, "must be valid UTF-8")
+	case strings.TrimFunc(name, isSpaceChar) == "":
 		return invalid(p, "must not be blank")
 	case utf8.RuneCountInString(name) > maxModelNameChars:
 		return invalid(p, "must be at most 256 characters")
@@ -393,6 +422,37 @@ func validatePageSize(pageSize int32) error {
 func isBucketName(s string) bool {
 	return len(s) >= 3 && len(s) <= 63 && isLowerAlnum(s[0]) && isLowerAlnum(s[len(s)-1]) &&
 		allBytes(s, func(b byte) bool { return isLowerAlnum(b) || b == '.' || b == '-' })
+}
+
+// isFormatChar reports whether r is a Unicode format character (category
+// Cf) of Unicode 15.0, written out so that the answer never depends on the
+// Go release (peers built with different releases must agree, and so must
+// the Python side). Cf holds every bidi control (U+061C, U+200E, U+200F,
+// U+202A–U+202E, U+2066–U+2069). TestIsFormatCharIsUnicodeCf checks the
+// table against the unicode package of the Go release that runs the tests.
+func isFormatChar(r rune) bool {
+	switch {
+	case r == 0x00AD, r >= 0x0600 && r <= 0x0605, r == 0x061C, r == 0x06DD, r == 0x070F,
+		r >= 0x0890 && r <= 0x0891, r == 0x08E2, r == 0x180E, r >= 0x200B && r <= 0x200F,
+		r >= 0x202A && r <= 0x202E, r >= 0x2060 && r <= 0x2064, r >= 0x2066 && r <= 0x206F,
+		r == 0xFEFF, r >= 0xFFF9 && r <= 0xFFFB, r == 0x110BD, r == 0x110CD,
+		r >= 0x13430 && r <= 0x1343F, r >= 0x1BCA0 && r <= 0x1BCA3, r >= 0x1D173 && r <= 0x1D17A,
+		r == 0xE0001, r >= 0xE0020 && r <= 0xE007F:
+		return true
+	}
+	return false
+}
+
+// isSpaceChar reports whether r has the Unicode White_Space property (a
+// stable set; the controls among them, tab to carriage return and U+0085,
+// included): a name made of them only is blank.
+func isSpaceChar(r rune) bool {
+	switch {
+	case r >= 0x0009 && r <= 0x000D, r == 0x0020, r == 0x0085, r == 0x00A0, r == 0x1680,
+		r >= 0x2000 && r <= 0x200A, r == 0x2028, r == 0x2029, r == 0x202F, r == 0x205F, r == 0x3000:
+		return true
+	}
+	return false
 }
 
 // hasControl reports whether s holds a control character (Unicode Cc, a

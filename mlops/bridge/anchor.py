@@ -56,7 +56,7 @@ from modelledger.mlops.bridge.artifacts import (
 )
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
-from modelledger.mlops.bridge.provenance import collect, ledger_datasets
+from modelledger.mlops.bridge.provenance import collect, ledger_datasets, ledger_name
 from modelledger.mlops.store.digest import (
     FileEntry,
     Manifest,
@@ -73,6 +73,7 @@ from modelledger.sdk.gateway.errors import CommitError
 from modelledger.sdk.gateway.gateway import Network
 from modelledger.sdk.ledger.queries import block_number_of
 from modelledger.sdk.registry.client import Conflict, Invalid, NotAuthorized, NotFound, RegistryClient
+from modelledger.sdk.registry.names import InvalidNameError
 from modelledger.sdk.registry.records import (
     DatasetRef,
     Framework,
@@ -416,6 +417,10 @@ class Anchorer:
             raise
         if is_prompt(mv):
             raise NotAModelError(f"{job.key} is a version of an MLflow prompt, not a model: prompts are not anchored")
+        try:
+            ledger_name(mv)
+        except InvalidNameError as exc:
+            raise PermanentError(f"{job.key} cannot be anchored: the ledger refuses its {exc}") from exc
         status = str(getattr(mv, "status", "READY"))
         if status.endswith("FAILED_REGISTRATION"):
             raise PermanentError(f"MLflow failed to register {job.key}")

@@ -8,6 +8,10 @@
   :func:`modelledger.mlflow.log_dataset` logged with a full-content SHA-256
   (input tags ``modelledger.sha256`` and ``modelledger.source``). Inputs
   logged otherwise carry only MLflow's sampled digest and are left out.
+
+The model's name and version must be in the ledger's name class
+(:mod:`modelledger.sdk.registry.names`, the chaincode's rule):
+:func:`ledger_name` says so before anything is read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from modelledger.sdk.registry.names import check_model_name, check_model_version
 from modelledger.sdk.registry.records import DatasetRef, Framework, Library, Metric, MLflowSource, Param
 
 SHA256_TAG = "modelledger.sha256"
@@ -49,6 +54,19 @@ class Provenance:
     metrics: list[Metric]
     datasets: list[DatasetRef]
     notes: tuple[str, ...] = ()
+
+
+def ledger_name(model_version: Any) -> tuple[str, str]:
+    """The name and version under which the ledger records an MLflow model version.
+
+    Args:
+        model_version: MLflow's ``ModelVersion`` (``name``, ``version``).
+
+    Raises:
+        InvalidNameError: The name or version is outside the ledger's name class: the
+            chaincode would refuse the registration, so nothing is worth fetching or signing.
+    """
+    return check_model_name(str(model_version.name)), check_model_version(str(model_version.version))
 
 
 def _fit(items: list[Any], keep: Any, limit: int, what: str, notes: list[str]) -> list[Any]:
@@ -140,7 +158,11 @@ def collect(model_version: Any, run: Any | None, logged_model: Any | None, model
         run: The run that produced the model, or None.
         logged_model: MLflow 3's ``LoggedModel`` behind a ``models:/m-…`` source, or None.
         model_dir: The fetched model folder.
+
+    Raises:
+        InvalidNameError: See :func:`ledger_name`.
     """
+    ledger_name(model_version)
     run_params = run.data.params if run is not None else None
     run_metrics = run.data.metrics if run is not None else None
     lm_params = getattr(logged_model, "params", None) if logged_model is not None else None

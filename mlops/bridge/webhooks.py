@@ -6,8 +6,9 @@ with ``X-MLflow-Delivery-Id`` and ``X-MLflow-Timestamp`` (unix seconds). Its
 retries resend the same three headers. :func:`check_delivery` accepts a
 delivery only if the signature matches the raw bytes (compared in constant
 time), the timestamp is within the freshness window, and the body is a JSON
-object of a known event. Replays are caught by the outbox (delivery ids are
-stored with the job they create).
+object of a known event about a model name and version that the ledger
+accepts (:mod:`modelledger.sdk.registry.names`). Replays are caught by the
+outbox (delivery ids are stored with the job they create).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from modelledger.sdk.registry.names import InvalidNameError, check_model_name, check_model_version
 
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
@@ -37,7 +40,6 @@ EVENTS = (
 ANCHOR_EVENT = "model_version.created"
 
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_VERSION = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
 class DeliveryRejectedError(Exception):
@@ -114,8 +116,14 @@ def check_delivery(headers: Any, body: bytes, secret: str, now: float, freshness
         raise DeliveryRejectedError(400, f"unexpected event {event!r}")
     data = doc["data"]
     name, version = data.get("name"), data.get("version")
-    if not isinstance(name, str) or not name or len(name) > 256 or any(ord(c) < 32 for c in name):
+    if not isinstance(name, str):
         raise DeliveryRejectedError(400, "data.name is missing or not a model name")
-    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+    if not isinstance(version, str):
         raise DeliveryRejectedError(400, "data.version is missing or not a version number")
+    try:
+        check_model_name(name, "data.name")
+        check_model_version(version, "data.version")
+    except InvalidNameError as exc:
+        # Refused here, before anything is enqueued, downloaded or signed: the ledger would refuse it last.
+        raise DeliveryRejectedError(400, f"{exc} (the ledger's rule: this version cannot be anchored)") from exc
     return Delivery(delivery_id, ts, event, name, version, data)

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.gateway import gateway_pb2
 
+from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.network import FabricNetwork
 from modelledger.network.ca import tls_context
 from modelledger.network.chaincode import ChaincodeDeployment, server_name
@@ -39,26 +40,25 @@ def sha(text: str) -> str:
 
 
 def model_record(name: str, version: str, seed: str = "") -> dict:
-    """A complete RegisterModelVersion input; ``seed`` changes the digests."""
-    files = [
-        {"path": "MLmodel", "sha256": sha(f"{seed}MLmodel"), "size": 412},
-        {"path": "model.pkl", "sha256": sha(f"{seed}model.pkl"), "size": 52_113},
-    ]
+    """A complete RegisterModelVersion input; ``seed`` changes the files, hence the digests (computed from them)."""
+    manifest = Manifest(
+        (FileEntry("MLmodel", 412, sha(f"{seed}MLmodel")), FileEntry("model.pkl", 52_113, sha(f"{seed}model.pkl")))
+    )
     return {
         "datasets": [{"name": "transactions-2026-10", "sha256": sha("dataset"), "source": "s3://data/tx.parquet"}],
         "framework": {"name": "sklearn", "version": "1.6.1"},
         "libraries": [{"name": "numpy", "version": "2.2.0"}],
-        "manifest": {"files": files},
-        "manifestDigest": sha(f"{seed}manifest"),
+        "manifest": manifest.to_json(),
+        "manifestDigest": manifest.manifest_digest,
         "metrics": [{"key": "auc", "value": 0.93}],
         "mlflow": {"runId": "0123456789abcdef0123456789abcdef", "source": "models:/m-0123456789"},
-        "modelDigest": sha(f"{seed}model"),
+        "modelDigest": manifest.model_digest,
         "name": name,
         "params": [{"key": "max_depth", "value": "6"}],
         "storage": {
             "bucket": "anchored",
-            "key": f"sha256/{sha(seed + 'model')}/",
-            "sha256": sha(f"{seed}manifest"),
+            "key": f"models/{manifest.manifest_digest}/index.json",
+            "sha256": sha(f"{seed}index"),
             "versionId": "v1",
         },
         "version": version,
@@ -384,3 +384,66 @@ def test_upgrade_to_changed_source_keeps_all_state(
     assert json.loads(cli.query(org1, "operator", "GetDeployment", ["prod", "churn"]))["version"] == "1"
     # And the upgraded chaincode still writes.
     register(cli, org1, "after-upgrade", "1")
+
+
+def test_upgrade_keeps_records_whose_digests_and_names_an_earlier_version_did_not_check(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization, tmp_path: Path
+) -> None:
+    """Contract 1.3.0 checks digests and the name class of new registrations only: records stored before stay."""
+    real = Path(__file__).resolve().parents[2] / "chaincode"
+    # The chaincode as 1.2.0 validated registrations: neither the digests nor the 1.3.0 name class.
+    src = tmp_path / "chaincode"
+    shutil.copytree(real, src, ignore=shutil.ignore_patterns("*_test.go", "testdata"))
+    validation = src / "registry" / "validation.go"
+    text = validation.read_text()
+    unchecked = text.replace("func() error { return validateManifestDigests(in) },", "").replace(
+        'return validateNewModelName("name", in.Name)', 'return validateModelName("name", in.Name)'
+    )
+    assert unchecked.count("validateManifestDigests(") == text.count("validateManifestDigests(") - 1
+    assert 'validateNewModelName("name", in.Name)' not in unchecked
+    validation.write_text(unchecked)
+
+    def deploy(source: Path) -> None:
+        ChaincodeDeployment(
+            network.topology, network.layout, network.bins, network.supervisor, 90, source=source
+        ).deploy(upgrade=True)
+
+    deploy(src)
+    old = {**model_record("legacy ", "1", seed="legacy"), "modelDigest": sha("made up"), "manifestDigest": sha("up")}
+    stored = json.loads(cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(old)]).payload)
+    deploy(real)
+    assert get_model(cli, org1, "auditor", "legacy ", "1") == stored
+    assert json.loads(cli.query(org1, "auditor", "FindByDigest", [sha("made up")])) == [
+        {"name": "legacy ", "version": "1"}
+    ]
+    # The same registration now: refused, the name first.
+    out = refusal(lambda: cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(old)]))
+    assert out == "INVALID: name: must not start or end with a space"
+
+
+def test_digests_that_do_not_belong_to_the_manifest_are_refused(cli: PeerCLI, org1: Organization) -> None:
+    good = model_record("digest-check", "1", seed="digest-check")
+    other = model_record("digest-check", "1", seed="digest-other")
+    for field in ("modelDigest", "manifestDigest"):
+        body = json.dumps({**good, field: other[field]})
+        out = refusal(lambda body=body: cli.invoke(org1, "registrar", "RegisterModelVersion", [body]))
+        assert out.startswith(f"INVALID: {field}: does not match manifest.files: their ") and out.endswith(good[field])
+    # Nothing was written: no version, no digest index entry.
+    out = refusal(lambda: get_model(cli, org1, "auditor", "digest-check", "1"))
+    assert out == 'NOT_FOUND: model "digest-check" version "1"'
+    assert json.loads(cli.query(org1, "auditor", "FindByDigest", [other["modelDigest"]])) == []
+    assert json.loads(cli.query(org1, "auditor", "FindByDigest", [good["modelDigest"]])) == []
+    register(cli, org1, "digest-check", "1", seed="digest-check")
+    found = json.loads(cli.query(org1, "auditor", "FindByDigest", [good["modelDigest"]]))
+    assert found == [{"name": "digest-check", "version": "1"}]
+
+
+def test_names_outside_the_name_class_are_refused(cli: PeerCLI, org1: Organization) -> None:
+    for name, rule in [
+        ("bidi\u202eevil", "must not contain Unicode format characters (Cf: bidi controls, zero-width characters)"),
+        ("trailing ", "must not start or end with a space"),
+        ("team/model", "must not contain '/' or ':'"),
+    ]:
+        body = json.dumps(model_record(name, "1"))
+        out = refusal(lambda body=body: cli.invoke(org1, "registrar", "RegisterModelVersion", [body]))
+        assert out == f"INVALID: name: {rule}"

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from fabric_protos.common import ledger_pb2
 
+from modelledger.mlops.store.digest import FileEntry
+from modelledger.mlops.store.digest import Manifest as FilesManifest
 from modelledger.network import FabricNetwork
 from modelledger.network.chaincode import ChaincodeDeployment
 from modelledger.network.lifecycle import PeerCLI
@@ -37,14 +39,16 @@ def sha(text: str) -> str:
 
 
 def version_input(name: str, version: str, seed: str = "") -> ModelVersionInput:
+    """A version of one file (its content depends on name, version and seed), with the digests of that file."""
+    files = FilesManifest((FileEntry("model.pkl", 2048, sha(f"{seed}{name}{version}file")),))
     return ModelVersionInput(
         name=name,
         version=version,
-        model_digest=sha(f"{seed}{name}{version}model"),
-        manifest=Manifest([ManifestFile("model.pkl", sha(f"{seed}{name}{version}file"), 2048)]),
-        manifest_digest=sha(f"{seed}{name}{version}manifest"),
+        model_digest=files.model_digest,
+        manifest=Manifest([ManifestFile(f.path, f.sha256, f.size) for f in files.files]),
+        manifest_digest=files.manifest_digest,
         storage=Storage(
-            "anchored", f"sha256/{sha(seed + name + version)}/", sha(f"{seed}{name}{version}manifest"), "v1"
+            "anchored", f"models/{files.manifest_digest}/index.json", sha(f"{seed}{name}{version}index"), "v1"
         ),
         mlflow=MLflowSource("", f"models:/m-{sha(name)[:8]}"),
         framework=Framework("sklearn", "1.6.1"),

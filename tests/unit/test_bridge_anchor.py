@@ -297,6 +297,18 @@ def test_a_prompt_version_is_refused_permanently(tmp_path: Path) -> None:
     assert mlflow.calls == []  # no ledger tag written on a prompt
 
 
+def test_a_name_the_ledger_refuses_is_dead_before_anything_is_fetched(tmp_path: Path) -> None:
+    mlflow = FakeMlflow()
+    mlflow.mv.name = "team/fraud"
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(None))
+    outbox.enqueue("team/fraud", "1", "reconciler")
+    assert a.process(outbox.lease("w", 60)) == "dead"
+    job = outbox.get("team/fraud", "1")
+    want = "team/fraud/1 cannot be anchored: the ledger refuses its name: must not contain '/' or ':'"
+    assert not job.transient and job.reason == want
+    assert mlflow.mv.tags == {"ledger.status": "failed", "ledger.error": want}
+
+
 def test_a_webhook_job_goes_ahead_of_its_reads_but_a_version_on_the_ledger_is_only_tagged(tmp_path: Path) -> None:
     mlflow = FakeMlflow()
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace as NS
 
-from modelledger.mlops.bridge.provenance import collect, datasets_of, framework_of, libraries_of
+import pytest
+
+from modelledger.mlops.bridge.provenance import collect, datasets_of, framework_of, ledger_name, libraries_of
+from modelledger.sdk.registry.names import InvalidNameError
 
 SHA = "ab" * 32
 
@@ -46,7 +49,7 @@ def test_only_inputs_with_a_full_content_digest_become_datasets() -> None:
 
 
 def test_collect_merges_run_and_logged_model_and_drops_non_finite_metrics(tmp_path: Path) -> None:
-    mv = NS(run_id=None, source="models:/m-1", user_id="")
+    mv = NS(name="m", version="1", run_id=None, source="models:/m-1", user_id="")
     run = NS(
         info=NS(run_id="r1", user_id="alice"),
         data=NS(params={"depth": "3", "lr": "0.1"}, metrics={"auc": 0.9, "loss": float("nan")}),
@@ -60,7 +63,7 @@ def test_collect_merges_run_and_logged_model_and_drops_non_finite_metrics(tmp_pa
 
 
 def test_provenance_beyond_the_ledgers_limits_is_left_out_and_said(tmp_path: Path) -> None:
-    mv = NS(run_id="r", source="runs:/r/model", user_id="u")
+    mv = NS(name="m", version="1", run_id="r", source="runs:/r/model", user_id="u")
     params = {f"p{i:04d}": "v" for i in range(1005)} | {"huge": "x" * 6001}
     run = NS(info=NS(run_id="r", user_id="u"), data=NS(params=params, metrics={}), inputs=NS(dataset_inputs=[]))
     p = collect(mv, run, None, tmp_path)
@@ -74,3 +77,15 @@ def test_the_framework_is_never_blank(tmp_path: Path) -> None:
     assert (framework_of(tmp_path).name, framework_of(tmp_path).version) == ("python_function", "3.11.7")
     (tmp_path / "MLmodel").write_text("flavors:\n  custom: {}\n")
     assert (framework_of(tmp_path).name, framework_of(tmp_path).version) == ("custom", "unknown")
+
+
+def test_a_name_or_version_outside_the_ledgers_class_has_no_provenance(tmp_path: Path) -> None:
+    assert ledger_name(NS(name="fraud", version=3)) == ("fraud", "3")
+    for name, version, error in [
+        ("team/fraud", "1", "name: must not contain '/' or ':'"),
+        ("fraud\u2066", "1", "name: must not contain Unicode format characters"),
+        ("fraud", "12345678901", "version: must be a positive decimal integer"),
+    ]:
+        mv = NS(name=name, version=version, run_id="r", source="runs:/r/model", user_id="u")
+        with pytest.raises(InvalidNameError, match="^" + error.replace("(", r"\(")):
+            collect(mv, None, None, tmp_path)

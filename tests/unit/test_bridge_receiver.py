@@ -29,8 +29,15 @@ def woken() -> list[int]:
 
 
 @pytest.fixture
-def port(outbox: Outbox, woken: list[int]) -> Iterator[int]:
+def asked() -> list[tuple[str, str]]:
+    """The versions the receiver asked the registry about."""
+    return []
+
+
+@pytest.fixture
+def port(outbox: Outbox, woken: list[int], asked: list[tuple[str, str]]) -> Iterator[int]:
     def exists(name: str, version: str) -> bool | None:
+        asked.append((name, version))
         return None if name == "unknowable" else (name, version) in KNOWN
 
     receiver = Receiver(SECRET, outbox, exists, max_body=4096, freshness=300, on_accept=lambda: woken.append(1))
@@ -77,6 +84,29 @@ def test_a_version_the_registry_lacks_is_refused(port: int, outbox: Outbox, woke
     status, answer = post(port, *signed("example_model", "1", "d-x"))
     assert status == 422 and answer["error"] == "model version example_model/1 is not in the registry"
     assert outbox.jobs() == [] and not outbox.delivery_seen("d-x") and woken == []
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "error"),
+    [
+        ("team/fraud", "1", "data.name: must not contain '/' or ':'"),
+        ("fraud:v2", "1", "data.name: must not contain '/' or ':'"),
+        ("fraud", "1234567890123456789", "data.version: must be a positive decimal integer without leading zeros"),
+        ("fraud", "12345678901", "data.version: must be a positive decimal integer without leading zeros"),
+        ("fraud\u200b", "1", "data.name: must not contain Unicode format characters (Cf"),
+        ("\u202efraud", "1", "data.name: must not contain Unicode format characters (Cf"),
+        ("fraud ", "1", "data.name: must not start or end with a space"),
+        ("\u00a0fraud", "1", "data.name: must not start or end with a space"),
+    ],
+)
+def test_a_name_or_version_the_ledger_refuses_is_refused_at_once(
+    port: int, outbox: Outbox, woken: list[int], asked: list[tuple[str, str]], name: str, version: str, error: str
+) -> None:
+    status, answer = post(port, *signed(name, version, "d-n"))
+    assert status == 400 and answer["error"].startswith(error), answer
+    assert answer["error"].endswith("(the ledger's rule: this version cannot be anchored)")
+    # Nothing enqueued, the delivery not recorded, no worker woken, the registry not even asked.
+    assert outbox.jobs() == [] and not outbox.delivery_seen("d-n") and woken == [] and asked == []
 
 
 def test_when_the_registry_cannot_be_asked_the_delivery_is_kept(port: int, outbox: Outbox) -> None:

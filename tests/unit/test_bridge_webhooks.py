@@ -94,6 +94,12 @@ def _signed(body: bytes) -> tuple[dict[str, str], bytes]:
         (b'{"entity": "model_version", "action": "created", "data": {"name": "m", "version": "01"}}', "data.version"),
         (b'{"entity": "model_version", "action": "created", "data": {"name": "m", "version": 1}}', "data.version"),
         (b'{"entity": "model_version", "action": "created", "data": {"name": "a\\nb", "version": "1"}}', "data.name"),
+        (b'{"entity": "model_version", "action": "created", "data": {"name": "", "version": "1"}}', "data.name"),
+        (b'{"entity": "model_version", "action": "created", "data": {"name": "a/b", "version": "1"}}', "data.name"),
+        (
+            b'{"entity": "model_version", "action": "created", "data": {"name": "m", "version": "10000000000"}}',
+            "data.version",
+        ),
     ],
 )
 def test_signed_but_malformed_deliveries_are_refused_with_400(body: bytes, reason: str) -> None:
