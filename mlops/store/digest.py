@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
 CHUNK = 8 * 1024 * 1024
+MAX_PATH_CHARS = 4096  # the chaincode's limit on a manifest path (chaincode/CONTRACT.md)
 HEX = frozenset("0123456789abcdef")
 
 
@@ -119,11 +120,19 @@ class Manifest:
 def check_relative_path(path: str) -> str:
     """Accepts only a normalised relative POSIX path inside the folder; returns it.
 
+    The rule is the chaincode's for ``manifest.files[].path``, so a model the
+    bridge reads is never refused by the ledger after its upload.
+
     Raises:
-        ModelTreeError: Absolute, empty, ``.``/``..`` segments, backslashes or NUL.
+        ModelTreeError: Absolute, empty, ``.``/``..`` segments, backslashes, control characters
+            (C0, DEL, C1) or over 4096 characters.
     """
-    if not path or path.startswith("/") or "\\" in path or "\0" in path:
+    if not path or path.startswith("/") or "\\" in path:
         raise ModelTreeError(f"{path!r}: must be a relative path with '/' separators")
+    if any(c < " " or "\x7f" <= c < "\xa0" for c in path):
+        raise ModelTreeError(f"{path!r}: must not contain control characters")
+    if len(path) > MAX_PATH_CHARS:
+        raise ModelTreeError(f"{path[:40]!r}...: must be at most {MAX_PATH_CHARS} characters")
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise ModelTreeError(f"{path!r}: must not contain empty, '.' or '..' segments")

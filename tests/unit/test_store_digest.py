@@ -94,6 +94,17 @@ def test_traversal_and_absolute_names_are_refused(bad: str) -> None:
         Manifest((FileEntry(bad, 1, "0" * 64),))
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("a\x00b", "control"), ("a\nb", "control"), ("tab\there", "control"), ("del\x7f", "control"),
+     ("c1\x85", "control"), ("x" * 4097, "at most 4096")],
+)
+def test_paths_the_chaincode_would_refuse_are_refused_before_any_upload(bad: str, message: str) -> None:
+    with pytest.raises(ModelTreeError, match=message):
+        check_relative_path(bad)
+    assert check_relative_path("x" * 4096) and check_relative_path("naïve/ünïcode\xa0ok")
+
+
 def test_manifest_rules() -> None:
     with pytest.raises(ModelTreeError, match="listed twice"):
         Manifest((FileEntry("a", 1, "0" * 64), FileEntry("a", 1, "0" * 64)))
