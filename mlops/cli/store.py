@@ -133,8 +133,9 @@ def _verified(result: Verification, as_json: bool) -> None:
     else:
         verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
         console.print(f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}")
+        marks = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
         for c in result.checks:
-            console.print(f"  {'[green]ok[/]' if c.ok else '[red]FAILED[/]'} {c.name}: {escape(c.detail)}")
+            console.print(f"  {marks[c.ok]} {c.name}: {escape(c.detail)}")
     if not result.ok:
         raise SystemExit(1)
 

@@ -23,7 +23,8 @@ reported in text and in ``--json``):
   exactly the record's files and digests.
 
 :func:`verify_version` makes every check (none is skipped because another
-failed), so a report names every problem at once.
+failed, except those that need a verified signature when there is none:
+they are listed as not made), so a report names every problem at once.
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ class Verification:
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.ok is False]
 
+    @property
+    def unchecked(self) -> list[Check]:
+        """Checks that could not be made (those that need a verified signature, when there is none)."""
+        return [c for c in self.checks if c.ok is None]
+
     def check(self, name: str) -> Check:
         """The check named ``name``."""
         return next(c for c in self.checks if c.name == name)
@@ -154,6 +160,7 @@ class Verification:
             "ok": self.ok,
             "checks": [c.to_json() for c in self.checks],
             "failed": [c.name for c in self.failed],
+            "unchecked": [c.name for c in self.unchecked],
         }
 
 
@@ -198,12 +205,12 @@ def _signer_checks(
 ) -> list[Check]:
     record = evidence.record
     if statement is None:
-        not_made = f"no verified signature ({why})"
+        not_made = "not made: there is no verified signature to check"
         return [
             Check(SIGNATURE, False, why),
-            Check(SIGNER_CHAIN, False, not_made),
-            Check(SIGNER_IDENTITY, False, not_made),
-            Check(SIGNED_DIGEST, False, not_made),
+            Check(SIGNER_CHAIN, None, not_made),
+            Check(SIGNER_IDENTITY, None, not_made),
+            Check(SIGNED_DIGEST, None, not_made),
         ]
     cert = statement.certificate
     signer = f"{describe(cert)}, role {statement.signer.role or '(none)'}"
