@@ -7,7 +7,9 @@
    as a data scientist would;
 3. wait for the bridge to anchor it (the MLflow tags say so);
 4. as an auditor, print the ledger record and the S3 pointer, and verify both
-   the model MLflow serves and the anchored copy against the ledger;
+   the model MLflow serves and the anchored copy against the ledger: bytes,
+   signature, signer (the registrant, an identity of its organisation) and
+   status, the one verification every command uses;
 5. tamper with a copy of the model and show the verification naming the file.
 """
 
@@ -26,14 +28,12 @@ from rich.table import Table
 
 from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.settings import MlflowSettings, prefer_proxied_downloads
-from modelledger.mlops.store.digest import Manifest
-from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.settings import NetworkSettings
 from modelledger.sdk.profile import ConnectionProfile
-from modelledger.sdk.registry.client import RegistryClient
 
 MODEL_NAME = "breast-cancer-xgb"
 
@@ -133,7 +133,8 @@ def run(console: Console | None = None) -> int:
         _step(console, 3, "A compliance officer (Org1 auditor) reads the ledger record")
         profile = ConnectionProfile.load(NetworkLayout(NetworkSettings.from_env().network_dir).connection_profile)
         with profile.gateway("Org1MSP", "auditor") as gw:
-            record = RegistryClient(gw.network(profile.channel), profile.chaincode).get_model_version(name, version)
+            evidence = ledger_evidence(gw.network(profile.channel), profile.chaincode, name, version)
+        record = evidence.record
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_row("model digest", record.model_digest)
         table.add_row("manifest", f"{record.manifest_digest} ({len(record.manifest.files)} files)")
@@ -152,15 +153,15 @@ def run(console: Console | None = None) -> int:
         table.add_row("registrant", f"{record.registrant.role}@{record.registrant.msp_id}")
         table.add_row("status", f"{record.status}, tx {record.registered_tx_id[:16]}… at {record.registered_at}")
         console.print(table)
-        expected = Manifest.from_json({"files": [f.__dict__ for f in record.manifest.files]})
-        s = record.storage
-        pointer = StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
+        pointer = evidence.pointer
         if tags.get(TAG_STORAGE, "").split("?")[0] != pointer.uri:
             raise DemoError(f"the MLflow tag storage.uri {tags.get(TAG_STORAGE)} is not the ledger's pointer")
 
-        _step(console, 4, "Verification: the model MLflow serves and the anchored copy, byte for byte")
+        _step(console, 4, "Verification: bytes, signature, signer and status of what MLflow serves and of the copy")
         import mlflow.artifacts
 
+        s3 = s3_client(S3Settings.from_env())
+        bundle, no_bundle = anchored_bundle(s3, pointer)
         work = Path(tempfile.mkdtemp(prefix="modelledger-demo-"))
         try:
             # The version's artifact location, as the bridge read it. (A `models:/name/version` download
@@ -172,12 +173,18 @@ def run(console: Console | None = None) -> int:
                     tracking_uri=mlflow_settings.tracking_uri,
                 )
             )
-            report = verify_folder(served, expected)
-            console.print(f"   model from MLflow vs ledger: {'[green]ok[/]' if report.ok else '[red]MISMATCH[/]'}")
-            anchored = verify_s3(s3_client(S3Settings.from_env()), pointer, expected)
-            console.print(f"   anchored S3 copy vs ledger:  {'[green]ok[/]' if anchored.ok else '[red]MISMATCH[/]'}")
-            if not (report.ok and anchored.ok):
-                raise DemoError(f"verification failed: {report.to_json()} {anchored.to_json()}")
+            results = [
+                verify_version(evidence, bundle, lambda m: verify_folder(served, m), "model from MLflow", no_bundle),
+                verify_version(evidence, bundle, lambda m: verify_s3(s3, pointer, m), "anchored S3 copy", no_bundle),
+            ]
+            for result in results:
+                verdict = "[green]verified[/]" if result.ok else "[red]NOT VERIFIED[/]"
+                console.print(f"   {result.target} vs ledger: {verdict} ({', '.join(c.name for c in result.checks)})")
+            signer = results[1].check(SIGNER_IDENTITY).detail
+            console.print(f"   {signer}")
+            failed = [r.summary() for r in results if not r.ok]
+            if failed:
+                raise DemoError(f"verification failed: {' | '.join(failed)}")
 
             _step(console, 5, "Tampering: one flipped byte in a copy of the model")
             tampered = work / "tampered"
@@ -186,12 +193,11 @@ def run(console: Console | None = None) -> int:
             data = bytearray(target.read_bytes())
             data[len(data) // 2] ^= 0x01
             target.write_bytes(bytes(data))
-            bad = verify_folder(tampered, expected)
+            bad = verify_version(evidence, bundle, lambda m: verify_folder(tampered, m), "tampered copy", no_bundle)
             if bad.ok:
                 raise DemoError("the tampered copy verified: this must never happen")
-            console.print(
-                f"   verification [red]fails[/]: changed {bad.changed}, missing {bad.missing}, extra {bad.extra}"
-            )
+            for c in bad.failed:
+                console.print(f"   verification [red]fails[/]: {c.name}: {c.detail}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     except DemoError as exc:

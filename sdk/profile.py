@@ -106,14 +106,24 @@ class ConnectionProfile:
             options.append(("grpc.ssl_target_name_override", peer.ssl_target_name))
         return grpc.secure_channel(peer.address, grpc.ssl_channel_credentials(root_certificates=root), options)
 
-    def gateway(self, msp_id: str, role: str, peer: str | None = None, options: CallOptions | None = None) -> Gateway:
-        """Connects as ``role`` of ``msp_id`` to one of its peers (the first unless named)."""
-        peers = self.peers(msp_id)
-        if not peers:
-            raise ConnectionSettingsError(f"{msp_id} has no peers in {self.path}")
-        chosen = next((p for p in peers if p.name == peer), None) if peer else peers[0]
-        if chosen is None:
-            raise ConnectionSettingsError(f"{msp_id} has no peer named {peer!r}")
+    def gateway(
+        self,
+        msp_id: str,
+        role: str,
+        peer: str | PeerEndpoint | None = None,
+        options: CallOptions | None = None,
+    ) -> Gateway:
+        """Connects as ``role`` of ``msp_id`` to one of its peers (the first unless named), or to ``peer``
+        given as an endpoint of any organisation (e.g. to read another organisation's copy of the blocks)."""
+        if isinstance(peer, PeerEndpoint):
+            chosen: PeerEndpoint | None = peer
+        else:
+            peers = self.peers(msp_id)
+            if not peers:
+                raise ConnectionSettingsError(f"{msp_id} has no peers in {self.path}")
+            chosen = next((p for p in peers if p.name == peer), None) if peer else peers[0]
+            if chosen is None:
+                raise ConnectionSettingsError(f"{msp_id} has no peer named {peer!r}")
         identity, signer = load_msp(msp_id, self.user_msp(msp_id, role))
         gateway = connect(identity, signer, self.grpc_channel(chosen), options)
         gateway.owns_channel = True

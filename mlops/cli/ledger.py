@@ -1,20 +1,23 @@
-"""``modelledger ledger``: the channel's height and an end-to-end check of its hash chain."""
+"""``modelledger ledger``: the channel's height and an end-to-end check of its chain."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
+from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, default_profile_path, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.events import blocks
-from modelledger.sdk.ledger.blocks import ChainBreak, read_block_files, verify_chain
+from modelledger.sdk.ledger.audit import UNSIGNED, LedgerReport, LivePeer, audit
+from modelledger.sdk.ledger.blocks import read_block_files
 from modelledger.sdk.ledger.queries import chain_info
+from modelledger.sdk.profile import ConnectionProfile
 
 app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
 
@@ -42,6 +45,33 @@ def height(
         console.print(f"channel {channel}: height {h}, current block hash {current}")
 
 
+def _live_peers(
+    prof: ConnectionProfile, org: str, role: str, skip: str, stack: ExitStack
+) -> tuple[list[LivePeer], list[str]]:
+    """Every peer of the profile but ``skip``, read as ``role`` of ``org``, and those that cannot be connected to."""
+    peers: list[LivePeer] = []
+    unreachable: list[str] = []
+    for msp in prof.application_msp_ids():
+        for endpoint in prof.peers(msp):
+            if endpoint.name == skip:
+                continue
+            name = f"{endpoint.name} ({msp}, {endpoint.address})"
+            try:
+                gw = stack.enter_context(prof.gateway(org, role, endpoint))
+            except GatewayError as exc:
+                unreachable.append(f"{name}: {exc}")
+                continue
+            net = gw.network(prof.channel)
+            peers.append(
+                LivePeer(
+                    name,
+                    lambda net=net: chain_info(net).height,  # type: ignore[misc]
+                    lambda a, b, net=net: blocks(net, a, b, timeout=max(300.0, (b + 1) * 0.05)),  # type: ignore[misc]
+                )
+            )
+    return peers, unreachable
+
+
 @app.command()
 def verify(
     block_dir: Annotated[
@@ -53,40 +83,55 @@ def verify(
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fetch every block from genesis and check each data hash and previous-hash link.
+    """Check the chain from genesis: hash links, each block's orderer signatures, and agreement with live peers.
 
-    Exits 1 and names the first broken block if the chain does not hold.
+    Without --block-dir, the organisation's peer's chain is read and compared
+    with the other organisations' peers; with it, the copy is compared with
+    every peer of the connection profile. Exits 1 and names the failing block
+    and check; a check that could not be made (no live peer reachable) is
+    listed as not made.
     """
-    try:
-        if block_dir is not None:
-            source = str(block_dir)
-            report = verify_chain(read_block_files(block_dir))
-        else:
-            h, _, channel = _height(org, role, profile)
-            prof, gw = open_gateway(org, role, profile)
-            with gw:
-                source = f"channel {channel} via {prof.peers(org)[0].address}"
-                report = verify_chain(blocks(gw.network(channel), 0, h - 1, timeout=max(300.0, h * 0.05)))
-            if report.broken is None and report.blocks != h:
-                report.broken = ChainBreak(report.blocks, f"only {report.blocks} of {h} blocks could be read")
-    except GatewayError as exc:
-        fail(str(exc), as_json)
-        return
-    broken = report.broken
+    with ExitStack() as stack:
+        try:
+            if block_dir is not None:
+                source = str(block_dir)
+                try:
+                    prof = ConnectionProfile.load(profile or default_profile_path())
+                    peers, unreachable = _live_peers(prof, org, role, "", stack)
+                except GatewayError as exc:
+                    peers, unreachable = [], [str(exc)]
+                report = audit(source, read_block_files(block_dir), peers, unreachable)
+            else:
+                prof, gw = open_gateway(org, role, profile)
+                stack.enter_context(gw)
+                network = gw.network(prof.channel)
+                h = chain_info(network).height
+                mine = prof.peers(org)[0]
+                source = f"channel {prof.channel} via {mine.name} ({org}, {mine.address})"
+                peers, unreachable = _live_peers(prof, org, role, mine.name, stack)
+                report = audit(
+                    source,
+                    blocks(network, 0, h - 1, timeout=max(300.0, h * 0.05)),
+                    peers,
+                    unreachable,
+                    source_height=lambda: chain_info(network).height,
+                    expected=h,
+                )
+        except GatewayError as exc:
+            fail(str(exc), as_json)
+            return
     if as_json:
-        emit_json(
-            {
-                "ok": report.ok,
-                "source": source,
-                "blocks_verified": report.blocks,
-                "last_block_hash": report.last_hash,
-                "broken_block": broken.block_number if broken else None,
-                "reason": broken.reason if broken else None,
-            }
-        )
-    elif broken:
-        console.print(f"[red]broken[/] at block {broken.block_number}: {escape(broken.reason)} ({escape(source)})")
+        emit_json(report.to_json())
     else:
-        console.print(f"[green]ok[/]: {report.blocks} blocks from genesis, last block hash {report.last_hash}")
+        _print(report)
     if not report.ok:
         raise SystemExit(1)
+
+
+def _print(report: LedgerReport) -> None:
+    marks = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
+    verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
+    console.print(f"{verdict}: {escape(report.source)}")
+    for c in report.checks:
+        console.print(f"  {marks[c.ok]} {c.name}: {escape(c.detail)}")
+    console.print(f"  [dim]{escape(UNSIGNED)}[/]")

@@ -15,14 +15,19 @@ from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_g
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
-from modelledger.mlops.store.fetch import fetch_model
-from modelledger.mlops.store.index import StoragePointer, StoreError
+from modelledger.mlops.store.fetch import fetch_verified
 from modelledger.mlops.store.s3server import S3Settings, s3_client
 from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError
+from modelledger.mlops.store.verification import (
+    LedgerEvidence,
+    Verification,
+    anchored_bundle,
+    ledger_evidence,
+    verify_version,
+)
 from modelledger.mlops.store.verify import VerifyReport, verify_folder, verify_s3
 from modelledger.sdk.gateway.errors import GatewayError
-from modelledger.sdk.registry.client import RegistryClient
 
 app = typer.Typer(help="Digest, anchor (write-once S3) and verify model artifacts.", no_args_is_help=True)
 
@@ -89,23 +94,13 @@ def upload(
     console.print(f"{state}: {p.uri} version {p.version_id}")
 
 
-def _expected(
-    manifest: Path | None, ledger: tuple[str, str] | None, org: str, role: str, profile: Path | None, as_json: bool
-) -> tuple[Manifest, StoragePointer | None]:
-    """The expected manifest (from a file or the ledger) and, from the ledger, the S3 pointer."""
-    if (manifest is None) == (ledger is None):
-        fail("give exactly one of --manifest FILE or --ledger NAME VERSION", as_json, code=2)
+def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None, as_json: bool) -> LedgerEvidence:
+    """The ledger record of NAME VERSION and the registrant organisation's MSP, read as ``role`` of ``org``."""
     try:
-        if manifest is not None:
-            return Manifest.from_json(json.loads(manifest.read_text())), None
-        assert ledger is not None
         prof, gw = open_gateway(org, role, profile)
         with gw:
-            mv = RegistryClient(gw.network(prof.channel), prof.chaincode).get_model_version(*ledger)
-        s = mv.storage
-        expected = Manifest.from_json({"files": [f.__dict__ for f in mv.manifest.files]})
-        return expected, StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
-    except (GatewayError, ModelTreeError, OSError, ValueError) as exc:
+            return ledger_evidence(gw.network(prof.channel), prof.chaincode, *ledger)
+    except GatewayError as exc:
         fail(str(exc), as_json)
 
 
@@ -113,7 +108,7 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
     if as_json:
         emit_json({"target": what, **report.to_json()})
     elif report.ok:
-        console.print(f"[green]ok[/]: {escape(what)} matches")
+        console.print(f"[green]ok[/]: {escape(what)} matches the manifest (bytes only: no signer or ledger check)")
     else:
         console.print(f"[red]mismatch[/]: {escape(what)}")
         if report.error:
@@ -131,33 +126,75 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+def _verified(result: Verification, as_json: bool) -> None:
+    """Prints a verification against the ledger (every check); exits 1 unless it holds."""
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
+        console.print(f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}")
+        marks = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
+        for c in result.checks:
+            console.print(f"  {marks[c.ok]} {c.name}: {escape(c.detail)}")
+    if not result.ok:
+        raise SystemExit(1)
+
+
 @app.command()
 def verify(
     folder: Annotated[Path | None, typer.Argument(help="Model folder (default: the anchored copy in S3).")] = None,
-    manifest: Annotated[Path | None, typer.Option("--manifest", help="Expected manifest (JSON).")] = None,
+    manifest: Annotated[Path | None, typer.Option("--manifest", help="Expected manifest (JSON): bytes only.")] = None,
     ledger: Annotated[
-        tuple[str, str] | None, typer.Option("--ledger", help="NAME VERSION: expect what the ledger recorded.")
+        tuple[str, str] | None, typer.Option("--ledger", help="NAME VERSION: verify against the ledger record.")
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="With --ledger and a folder: this signature bundle, not the anchored copy's."),
     ] = None,
     org: OrgOpt = "Org1MSP",
     role: RoleOpt = "auditor",
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a folder, or the anchored S3 copy, against a manifest; exit 1 on any difference.
+    """Verify a folder, or the anchored S3 copy, against the ledger (or only its bytes against a manifest).
 
-    With --ledger, the expected manifest and the S3 pointer come from the ledger.
+    With --ledger, "verified" means every check holds: the bytes are the
+    ledger's manifest, the signature bundle verifies, its signer is the
+    registrant the ledger names (certificate fingerprint and role) and an
+    identity of the registrant's organisation as the channel configuration
+    defines it, it signs the ledger's model digest, and the version is not
+    revoked. Each check is listed; exit 1 if any fails. With --manifest, only
+    the bytes are compared.
     """
-    expected, pointer = _expected(manifest, ledger, org, role, profile, as_json)
-    if folder is not None:
+    if (manifest is None) == (ledger is None):
+        fail("give exactly one of --manifest FILE or --ledger NAME VERSION", as_json, code=2)
+    if manifest is not None:
+        if folder is None:
+            fail("without --ledger, give the model folder to verify", as_json, code=2)
+        try:
+            expected = Manifest.from_json(json.loads(manifest.read_text()))
+        except (ModelTreeError, OSError, ValueError) as exc:
+            fail(f"{manifest}: {exc}", as_json)
         _report(verify_folder(folder, expected), str(folder), as_json)
-    elif pointer is not None:
-        _report(
-            verify_s3(s3_client(S3Settings.from_env()), pointer, expected),
-            f"s3://{pointer.bucket}/{pointer.key}",
-            as_json,
-        )
+        return
+    if bundle is not None and folder is None:
+        fail("--bundle needs a model folder (the anchored copy is verified with its own bundle)", as_json, code=2)
+    assert ledger is not None
+    evidence = _evidence(ledger, org, role, profile, as_json)
+    pointer = evidence.pointer
+    client = s3_client(S3Settings.from_env())
+    if bundle is not None:
+        try:
+            signature, why = bundle.read_bytes(), ""
+        except OSError as exc:
+            fail(f"cannot read the signature bundle {bundle}: {exc.strerror}", as_json)
     else:
-        fail("without --ledger, give the model folder to verify", as_json, code=2)
+        signature, why = anchored_bundle(client, pointer)
+    if folder is not None:
+        result = verify_version(evidence, signature, lambda m: verify_folder(folder, m), str(folder), why)
+    else:
+        result = verify_version(evidence, signature, lambda m: verify_s3(client, pointer, m), pointer.uri, why)
+    _verified(result, as_json)
 
 
 @app.command()
@@ -169,17 +206,22 @@ def fetch(
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fetch the anchored copy of a model version into DEST, checking every byte against the ledger."""
-    expected, pointer = _expected(None, ledger, org, role, profile, as_json)
-    assert pointer is not None
+    """Fetch the anchored copy of a model version into DEST, only if it verifies against the ledger in full.
+
+    The same checks as `store verify --ledger`; DEST appears only if all hold.
+    """
+    evidence = _evidence(ledger, org, role, profile, as_json)
     try:
-        m = fetch_model(s3_client(S3Settings.from_env()), pointer, dest, expected)
-    except (StoreError, OSError) as exc:
+        result = fetch_verified(s3_client(S3Settings.from_env()), evidence, dest)
+    except OSError as exc:
         fail(str(exc), as_json)
-        return
     if as_json:
-        emit_json(
-            {"dest": str(dest), "files": len(m.files), "bytes": m.total_size, "manifest_digest": m.manifest_digest}
-        )
-        return
-    console.print(f"fetched {len(m.files)} files ({m.total_size} bytes) into {escape(str(dest))}: matches the ledger")
+        emit_json({"dest": str(dest), **result.to_json()})
+        if not result.ok:
+            raise SystemExit(1)
+    elif result.ok:
+        n = len(evidence.record.manifest.files)
+        console.print(f"fetched {n} files into {escape(str(dest))}: verified against the ledger")
+    else:
+        console.print(f"[red]not fetched[/]: {escape(str(dest))} was not created")
+        _verified(result, as_json)

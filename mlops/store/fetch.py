@@ -1,4 +1,4 @@
-"""Reading an anchored model back into a folder, checking every byte on the way."""
+"""Reading an anchored model back into a folder, checking every byte on the way (and, from the ledger, all of it)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from modelledger.mlops.store.digest import Manifest, check_relative_path
 from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
+from modelledger.mlops.store.verification import LedgerEvidence, Verification, anchored_bundle, verify_version
+from modelledger.mlops.store.verify import VerifyReport, compare
 
 
 def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected: Manifest | None = None) -> Manifest:
@@ -59,3 +63,41 @@ def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest
+
+
+def fetch_verified(client: Any, evidence: LedgerEvidence, dest: str | Path) -> Verification:
+    """Fetches a version's anchored copy into ``dest`` only if it verifies against the ledger in full.
+
+    The copy is read (every byte checked, see :func:`fetch_model`) into a
+    private folder beside ``dest`` and verified with
+    :func:`~modelledger.mlops.store.verification.verify_version` (bytes,
+    signature, signer, ledger status); ``dest`` appears only if every check
+    holds, otherwise nothing is left behind.
+
+    Raises:
+        FileExistsError: ``dest`` exists.
+        OSError: The folder beside ``dest`` cannot be made.
+    """
+    root = Path(dest)
+    if root.exists() or root.is_symlink():
+        raise FileExistsError(f"{root} exists; fetch into a new folder")
+    pointer = evidence.pointer
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.verify-", dir=root.parent))
+    try:
+        fetched = staging / "model"
+
+        def content(expected: Manifest) -> VerifyReport:
+            try:
+                return compare(fetch_model(client, pointer, fetched, expected), expected)
+            except StoreError as exc:
+                return VerifyReport(error=str(exc))
+            except (ClientError, BotoCoreError) as exc:
+                return VerifyReport(error=f"cannot read the anchored copy at {pointer.uri}: {exc}")
+
+        bundle, why = anchored_bundle(client, pointer)
+        result = verify_version(evidence, bundle, content, f"{pointer.uri} fetched into {root}", why)
+        if result.ok:
+            fetched.rename(root)
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -9,24 +9,24 @@ default skips them and then reports them missing).
 
 model-signing's certificate verification checks that the leaf chains to the
 given CA but does not say *which* leaf signed (any identity of that CA passes).
-:func:`verify_model` therefore also pins the signer: the bundle's leaf
-certificate must be the registrant's (same SHA-256 fingerprint, same
-``modelledger.role`` attribute) recorded on the ledger, and the signed root
-digest must equal the expected model digest.
+:func:`open_bundle` therefore only checks the signature and says what it
+covers and who made it; :mod:`modelledger.mlops.store.verification` decides
+whether that signer is the registrant the ledger names.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from model_signing import hashing as ms_hashing
 from model_signing import signing as ms_signing
-from model_signing import verifying as ms_verifying
 
 from modelledger.mlops.store.digest import Manifest
 
@@ -95,8 +95,7 @@ def sign_manifest(
     The bundle is the one :func:`sign_model` makes from a folder holding those
     bytes (same in-toto statement: the root digest and every file's digest,
     file serialization, SHA-256, symlinks followed), without reading the files
-    again: what is signed is exactly what was hashed and stored. It verifies
-    with :func:`verify_model` against such a folder.
+    again: what is signed is exactly what was hashed and stored.
 
     Args:
         manifest: The model's files, sizes and SHA-256 digests.
@@ -173,37 +172,80 @@ def bundle_root_digest(bundle_path: Path) -> str:
         raise SignatureError(f"{bundle_path}: not a model-signing bundle ({exc})") from exc
 
 
-def verify_model(
-    model_dir: Path,
-    bundle_path: Path,
-    ca_chain: list[Path],
-    expected_fingerprint: str,
-    expected_role: str,
-    expected_model_digest: str,
-) -> Signer:
-    """Verifies the bundle over ``model_dir`` against the CA chain and pins its signer.
+@dataclass(frozen=True)
+class SignedStatement:
+    """What a bundle's signature covers, once model-signing verified it under its leaf certificate.
+
+    Attributes:
+        signer: Who the leaf certificate names.
+        certificate: The leaf certificate (whose key made the signature).
+        root_digest: The model digest the statement's subject names.
+        files: Every ``(path, sha256)`` the statement lists, sorted by path.
+    """
+
+    signer: Signer
+    certificate: x509.Certificate
+    root_digest: str
+    files: tuple[tuple[str, str], ...]
+
+
+def _leaf_key_verifier() -> Any:
+    """model-signing's certificate verifier, minus its chain check (the caller checks the chain against the MSP)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from model_signing._signing import sign_certificate as ms_certificate
+
+    class LeafKeyVerifier(ms_certificate.Verifier):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._log_fingerprints = False
+
+        def _verify_certificates(self, material: Any, log_fingerprints: bool = False) -> ec.EllipticCurvePublicKey:
+            chain = material.x509_certificate_chain.certificates
+            if not chain:
+                raise ValueError("the bundle carries no signing certificate")
+            leaf = x509.load_der_x509_certificate(chain[0].raw_bytes)
+            try:
+                usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+            except x509.ExtensionNotFound as exc:
+                raise ValueError("the signing certificate has no key usage") from exc
+            if not usage.digital_signature:
+                raise ValueError("the signing certificate may not be used for signatures (key usage)")
+            key = leaf.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise ValueError(f"the signing certificate holds a {type(key).__name__}, not an EC key")
+            return key
+
+    return LeafKeyVerifier()
+
+
+def open_bundle(data: bytes) -> SignedStatement:
+    """Checks a bundle's signature with model-signing and returns what it signs.
+
+    model-signing verifies the DSSE envelope's signature over the in-toto
+    statement with the key of the bundle's leaf certificate, and that the
+    statement's subject is the root digest of the files it lists. Whether
+    that certificate is to be trusted (its CA, its fingerprint) is for the
+    caller to decide: see :mod:`modelledger.mlops.store.verification`.
 
     Raises:
-        SignatureError: The signature, the files, the signer or the digest do not match.
+        SignatureError: The bundle cannot be read or its signature does not verify; the message says why.
     """
-    try:
-        (
-            ms_verifying.Config()
-            .use_certificate_verifier(certificate_chain=ca_chain)
-            .set_hashing_config(_hashing_config())
-            .verify(model_dir, bundle_path)
-        )
-    except Exception as exc:  # model-signing raises ValueError and others
-        raise SignatureError(f"signature over {model_dir} does not verify: {exc}") from exc
-    signer = bundle_signer(bundle_path)
-    if signer.cert_fingerprint != expected_fingerprint:
-        raise SignatureError(
-            f"bundle signed by certificate {signer.cert_fingerprint[:16]}… ({signer.subject}), "
-            f"not by the registrant {expected_fingerprint[:16]}…"
-        )
-    if signer.role != expected_role:
-        raise SignatureError(f"bundle signer has role {signer.role!r}, the registrant {expected_role!r}")
-    root = bundle_root_digest(bundle_path)
-    if root != expected_model_digest:
-        raise SignatureError(f"bundle signs model digest {root}, expected {expected_model_digest}")
-    return signer
+    from model_signing._signing import sign_sigstore_pb as ms_bundle
+
+    with tempfile.TemporaryDirectory(prefix="modelledger-bundle-") as tmp:
+        path = Path(tmp) / "bundle.json"
+        path.write_bytes(data)
+        try:
+            bundle = ms_bundle.Signature.read(path)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SignatureError(f"not a model-signing bundle: {exc}") from exc
+        try:
+            signed = _leaf_key_verifier().verify(bundle)
+        except Exception as exc:  # model-signing raises ValueError, KeyError, InvalidSignature and others
+            raise SignatureError(
+                f"model-signing does not verify the bundle's signature: {exc or type(exc).__name__}"
+            ) from exc
+        signer = bundle_signer(path)
+        leaf = _leaf(_read_bundle(path))
+        root = bundle_root_digest(path)
+    files = tuple(sorted((d.identifier, d.digest.digest_hex) for d in signed.resource_descriptors()))
+    return SignedStatement(signer, leaf, root, files)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fabric_protos.common import ledger_pb2
+from fabric_protos.common import common_pb2, ledger_pb2
 
 from modelledger.mlops.store.digest import FileEntry
 from modelledger.mlops.store.digest import Manifest as FilesManifest
@@ -172,39 +172,85 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
 
 
-def test_ledger_verify_passes_and_names_an_altered_block(
+def _checks(doc: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in doc["checks"]}
+
+
+def test_ledger_verify_checks_links_signatures_and_the_other_peers(
     network: FabricNetwork, profile: ConnectionProfile, tmp_path: Path
 ) -> None:
+    client(profile, "Org1MSP", "registrar").register_dataset("ledger-verify", sha("ledger-verify"), "s3://l/v")
+    network.wait_heights_converged(timeout=60)
     live = _cli("ledger", "verify", "--profile", str(profile.path), "--json")
     assert live.returncode == 0, live.stdout + live.stderr
     report = json.loads(live.stdout)
-    assert report["ok"] is True and report["blocks_verified"] >= 5
     height = json.loads(_cli("ledger", "height", "--profile", str(profile.path), "--json").stdout)["height"]
-    assert report["blocks_verified"] == height
+    assert report["ok"] is True and report["blocks_verified"] == height >= 5
+    assert report["blocks_signed"] == height - 1 and report["unchecked"] == []
+    checks = _checks(report)
+    assert list(checks) == ["hash-chain", "orderer-signatures", "height", "same-blocks", "validation-flags"]
+    assert all(c["ok"] for c in checks.values())
+    assert [p.split(" ")[0] for p in report["compared_with"]] == ["peer0-Org2"]  # the other organisation's peer
+    assert "TRANSACTIONS_FILTER" in report["unsigned"]
 
-    # A copy of the peer's block files, re-encoded identically, then with one byte of block 3 changed.
+    # A copy of the peer's block files, re-encoded identically: compared with both organisations' peers.
     source = (
         network.layout.ledger_dir(network.topology.peers[0]) / "ledgersData" / "chains" / "chains" / profile.channel
     )
     blocks = list(read_block_files(source))
+    assert len(blocks) == height
     copy = tmp_path / "copy"
     copy.mkdir()
     encoded = [serialize_block(b) for b in blocks]
     original = b"".join(_varint(len(e)) + e for e in encoded)
     assert (source / "blockfile_000000").read_bytes()[: len(original)] == original
-    assert _cli("ledger", "verify", "--block-dir", str(copy), "--json").returncode == 1  # empty folder: no blocks
-    (copy / "blockfile_000000").write_bytes(original)
-    assert _cli("ledger", "verify", "--block-dir", str(copy), "--json").returncode == 0
-    victim = blocks[3]
-    entry = bytearray(victim.data.data[0])
-    entry[len(entry) // 2] ^= 0x01
-    victim.data.data[0] = bytes(entry)
-    encoded[3] = serialize_block(victim)
-    (copy / "blockfile_000000").write_bytes(b"".join(_varint(len(e)) + e for e in encoded))
-    broken = _cli("ledger", "verify", "--block-dir", str(copy), "--json")
-    assert broken.returncode == 1
-    doc = json.loads(broken.stdout)
-    assert doc["ok"] is False and doc["broken_block"] == 3 and "data does not match" in doc["reason"]
+
+    def verify_copy(chain: list[bytes], *extra: str) -> tuple[int, dict]:
+        (copy / "blockfile_000000").write_bytes(b"".join(_varint(len(e)) + e for e in chain))
+        done = _cli("ledger", "verify", "--block-dir", str(copy), "--profile", str(profile.path), "--json", *extra)
+        return done.returncode, json.loads(done.stdout)
+
+    rc, doc = verify_copy(encoded)
+    assert rc == 0 and doc["ok"] and len(doc["compared_with"]) == 2, doc
+
+    # One flipped byte in block 3's orderer signature: named, with its check.
+    victim = common_pb2.Block()
+    victim.CopyFrom(blocks[3])
+    md = common_pb2.Metadata.FromString(victim.metadata.metadata[common_pb2.SIGNATURES])
+    sig = bytearray(md.signatures[0].signature)
+    sig[len(sig) // 2] ^= 0x01
+    md.signatures[0].signature = bytes(sig)
+    victim.metadata.metadata[common_pb2.SIGNATURES] = md.SerializeToString()
+    rc, doc = verify_copy([*encoded[:3], serialize_block(victim), *encoded[4:]])
+    assert rc == 1 and doc["broken_block"] == 3
+    assert _checks(doc)["orderer-signatures"]["ok"] is False
+    assert _checks(doc)["orderer-signatures"]["detail"].startswith("block 3: ")
+
+    # A copy missing its newest blocks is sound on its own, and behind the live peers.
+    rc, doc = verify_copy(encoded[:-2])
+    assert rc == 1 and _checks(doc)["hash-chain"]["ok"] and _checks(doc)["orderer-signatures"]["ok"]
+    assert _checks(doc)["height"]["ok"] is False and "behind the live peer" in _checks(doc)["height"]["detail"]
+    assert f"blocks {height - 2}-{height - 1} are missing" in _checks(doc)["height"]["detail"]
+
+    # A validation flag flipped in the copy: no one signs it, the other peers' copies contradict it.
+    last = common_pb2.Block()
+    last.CopyFrom(blocks[-1])
+    flags = bytearray(last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    flags[0] = 11 if flags[0] == 0 else 0
+    last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flags)
+    rc, doc = verify_copy([*encoded[:-1], serialize_block(last)])
+    assert rc == 1 and _checks(doc)["orderer-signatures"]["ok"] and _checks(doc)["same-blocks"]["ok"]
+    flagged = _checks(doc)["validation-flags"]
+    assert flagged["ok"] is False and f"block {height - 1} vs peer0-Org1" in flagged["detail"]
+    assert f"block {height - 1} vs peer0-Org2" in flagged["detail"]
+
+    # With no peer to ask, the copy's own checks hold and the others are listed as not made.
+    rc, doc = verify_copy(encoded, "--profile", str(tmp_path / "no-profile.yaml"))
+    assert rc == 0 and doc["unchecked"] == ["height", "same-blocks", "validation-flags"]
+    assert "no live peer reachable" in _checks(doc)["height"]["detail"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _cli("ledger", "verify", "--block-dir", str(empty), "--json").returncode == 1  # no block files
 
 
 def test_block_events_stream_new_blocks_with_decoded_transactions(profile: ConnectionProfile) -> None:

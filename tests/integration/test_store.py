@@ -558,3 +558,121 @@ def test_after_a_failed_object_the_rest_of_the_tree_is_not_read(
     with pytest.raises(SourceError, match=r"runs/3/model/f01: an object changed while it was read"):
         uploader.upload_files(objects, "runs/3/model", progress=False)
     assert counting.gets < 10  # the readers in flight, not the 40 objects
+
+
+def _store_cli(s3_server: S3Server, *args: str) -> tuple[int, dict]:
+    import json
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "MODELLEDGER_STATE_DIR": str(s3_server.settings.state_dir),
+        "MODELLEDGER_S3_PORT": str(s3_server.settings.port),
+    }
+    cmd = [sys.executable, "-m", "modelledger.mlops.cli", "store", *args, "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(f"no JSON from {args}: {done.stdout}{done.stderr}") from None
+
+
+def test_verified_means_the_registrants_signature_on_every_path(
+    network, s3_server: S3Server, uploader: ModelUploader, model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from modelledger.mlops.bridge.anchor import SigningIdentity
+    from modelledger.mlops.store.signing import sign_manifest, sign_model
+    from modelledger.sdk import ConnectionProfile
+    from modelledger.sdk.registry import RegistryClient
+    from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
+    from modelledger.sdk.registry.records import Manifest as LedgerManifest
+
+    network.chaincode.deploy()
+    profile = ConnectionProfile.load(network.layout.connection_profile)
+    registrar = SigningIdentity.from_msp(profile.user_msp("Org1MSP", "registrar"))
+    scientist = SigningIdentity.from_msp(profile.user_msp("Org1MSP", "data_scientist"))
+    name = f"signed-{os.urandom(4).hex()}"
+
+    def anchor(folder: Path, version: str, signer: SigningIdentity) -> None:
+        """Uploads ``folder`` signed by ``signer`` and registers it as the bridge's registrar would."""
+
+        def bundle(manifest: Manifest) -> Path:
+            path = tmp_path / f"bundle-{version}.json"
+            sign_manifest(manifest, path, signer.key, signer.certificate, signer.chain)
+            return path
+
+        up = uploader.upload(folder, bundle=bundle, progress=False)
+        p, m = up.pointer, up.manifest
+        with profile.gateway("Org1MSP", "registrar") as gw:
+            RegistryClient(gw.network(profile.channel), profile.chaincode).register_model_version(
+                ModelVersionInput(
+                    name=name,
+                    version=version,
+                    model_digest=m.model_digest,
+                    manifest=LedgerManifest([ManifestFile(f.path, f.sha256, f.size) for f in m.files]),
+                    manifest_digest=m.manifest_digest,
+                    storage=Storage(p.bucket, p.key, p.sha256, p.version_id),
+                    mlflow=MLflowSource("", f"models:/{name}"),
+                    framework=Framework("sklearn", "1.6.1"),
+                )
+            )
+
+    def checks(doc: dict) -> dict[str, dict]:
+        return {c["name"]: c for c in doc["checks"]}
+
+    ledger = ["--profile", str(profile.path), "--ledger", name]
+    anchor(model, "1", registrar)
+    for args in ([], [str(model)]):
+        rc, doc = _store_cli(s3_server, "verify", *args, *ledger, "1")
+        assert rc == 0 and doc["ok"] and doc["failed"] == [], doc
+        assert list(checks(doc)) == [
+            "ledger-status",
+            "ledger-manifest",
+            "bytes",
+            "signature",
+            "signer-chain",
+            "signer-identity",
+            "signed-digest",
+        ]
+        assert "CN=registrar" in checks(doc)["signer-identity"]["detail"]
+    rc, doc = _store_cli(s3_server, "fetch", str(tmp_path / "fetched"), *ledger, "1")
+    assert rc == 0 and doc["ok"] and digest_folder(tmp_path / "fetched") == digest_folder(model)
+
+    # A tampered folder re-signed by another valid identity of the same organisation: refused, the signer named.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(model, tampered)
+    with (tampered / "data" / "model.pkl").open("r+b") as f:
+        f.write(b"\x00tampered")
+    resigned = tmp_path / "resigned.json"
+    sign_model(tampered, resigned, scientist.key, scientist.certificate, scientist.chain)
+    rc, doc = _store_cli(s3_server, "verify", str(tampered), *ledger, "1", "--bundle", str(resigned))
+    assert rc == 1 and not doc["ok"]
+    assert doc["failed"] == ["bytes", "signer-identity", "signed-digest"] and doc["changed"] == ["data/model.pkl"]
+    assert checks(doc)["signer-chain"]["ok"]  # a genuine Org1 identity: only the registrant pin catches it
+    detail = checks(doc)["signer-identity"]["detail"]
+    assert "CN=data_scientist" in detail and "role data_scientist" in detail
+    assert "not by the registrant registrar@Org1MSP" in detail
+
+    # Intact bytes on the ledger, but the anchored copy's bundle is the data scientist's: no path says verified.
+    other = tmp_path / "other"
+    shutil.copytree(model, other)
+    (other / "MLmodel").write_text("flavors:\n  sklearn: {}\n" + os.urandom(8).hex())
+    anchor(other, "2", scientist)
+    rc, doc = _store_cli(s3_server, "verify", *ledger, "2")
+    assert rc == 1 and doc["failed"] == ["signer-identity"] and doc["changed"] == []
+    assert "CN=data_scientist" in checks(doc)["signer-identity"]["detail"]
+    rc, doc = _store_cli(s3_server, "verify", str(other), *ledger, "2")
+    assert rc == 1 and doc["failed"] == ["signer-identity"]
+    rc, doc = _store_cli(s3_server, "fetch", str(tmp_path / "refused"), *ledger, "2")
+    assert rc == 1 and doc["failed"] == ["signer-identity"]
+    assert not (tmp_path / "refused").exists() and not list(tmp_path.glob(".refused.*"))
+
+    # A revoked version no longer verifies, whatever its bytes and signature.
+    with profile.gateway("Org1MSP", "approver") as gw:
+        RegistryClient(gw.network(profile.channel), profile.chaincode).revoke(name, "1", "withdrawn in a test")
+    rc, doc = _store_cli(s3_server, "verify", *ledger, "1")
+    assert rc == 1 and doc["failed"] == ["ledger-status"]
+    assert "withdrawn in a test" in checks(doc)["ledger-status"]["detail"]

@@ -355,11 +355,11 @@ def test_checkpointer_rejects_a_corrupt_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- Deliver, offline signing across processes
 def test_blocks_streams_until_the_stop_block_and_fails_if_cut_short(fake: FakeServer, ident) -> None:
     from modelledger.sdk.gateway.events import EventsError, blocks
-    from tests.unit.test_sdk_ledger import make_chain
+    from tests.unit.test_sdk_ledger import real_chain
 
     identity, key = ident
     network = connect(identity, signer_for(key), fake.channel).network("mlops")
-    fake.deliver.blocks = make_chain(6)
+    fake.deliver.blocks = real_chain()[:6]
     assert [b.header.number for b in blocks(network, 1, 4, timeout=5)] == [1, 2, 3, 4]
     envelope = fake.deliver.envelopes[0]
     _verify(identity, envelope.payload, envelope.signature)

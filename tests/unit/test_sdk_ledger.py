@@ -1,80 +1,201 @@
-"""The ledger reader: header hashes, hash-chain verification, block files, decoding."""
+"""The ledger reader: header hashes, the hash chain, orderer signatures, block files, decoding, peer comparison.
+
+The chains here are real: ``tests/unit/data/ledger/org{1,2}/blockfile_000000``
+are the block files of Org1's and Org2's peers of a network brought up by
+``tests/unit/data/ledger/capture_blocks.py`` (genesis, a channel configuration
+update, the chaincode's lifecycle, a valid and an invalid transaction).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
 
+from modelledger.sdk.ledger.audit import HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS, LivePeer, audit
 from modelledger.sdk.ledger.blocks import (
+    HASH_CHAIN,
+    ORDERER_SIGNATURES,
     LedgerError,
     _varint,
     data_hash,
     decode_block,
+    header_bytes,
     header_hash,
     read_block_files,
     serialize_block,
     verify_chain,
 )
-from tests.unit.sdk_fakes import make_identity, prepared_envelope
+from modelledger.sdk.ledger.config import ChannelConfig, config_envelope
+from tests.unit.sdk_fakes import prepared_envelope
+
+DATA = Path(__file__).parent / "data" / "ledger"
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
-def make_chain(n: int) -> list[common_pb2.Block]:
-    """A valid chain of ``n`` blocks with one transaction each."""
-    chain: list[common_pb2.Block] = []
-    previous = b""
-    for i in range(n):
-        block = common_pb2.Block()
-        block.data.data.append(prepared_envelope("mlops", f"tx{i}", f"result {i}".encode()).SerializeToString())
-        block.header.number = i
-        block.header.previous_hash = previous
-        block.header.data_hash = data_hash(block)
-        block.metadata.metadata.extend([b"", b"", bytes([0]), b""])
-        previous = header_hash(block.header)
-        chain.append(block)
-    return chain
+def real_chain(org: str = "org1") -> list[common_pb2.Block]:
+    return list(read_block_files(DATA / org))
+
+
+def first_endorser_block(chain: list[common_pb2.Block]) -> common_pb2.Block:
+    return next(b for b in chain if b.header.number > 0 and config_envelope(b) is None)
+
+
+def signature_metadata(block: common_pb2.Block) -> common_pb2.Metadata:
+    return common_pb2.Metadata.FromString(block.metadata.metadata[common_pb2.SIGNATURES])
+
+
+def set_signature_metadata(block: common_pb2.Block, md: common_pb2.Metadata) -> None:
+    block.metadata.metadata[common_pb2.SIGNATURES] = md.SerializeToString()
 
 
 def test_header_hash_is_sha256_of_the_der_sequence() -> None:
     header = common_pb2.BlockHeader(number=128, previous_hash=b"\x01" * 32, data_hash=b"\x02" * 32)
     # SEQUENCE { INTEGER 128 (two bytes: 00 80), OCTET STRING 32, OCTET STRING 32 }
     der = bytes([0x30, 4 + 34 + 34, 0x02, 0x02, 0x00, 0x80, 0x04, 32]) + b"\x01" * 32 + bytes([0x04, 32]) + b"\x02" * 32
-    assert header_hash(header) == hashlib.sha256(der).digest()
+    assert header_bytes(header) == der and header_hash(header) == hashlib.sha256(der).digest()
     genesis = common_pb2.BlockHeader(number=0, data_hash=b"\x03" * 32)
     der0 = bytes([0x30, 3 + 2 + 34, 0x02, 0x01, 0x00, 0x04, 0x00, 0x04, 32]) + b"\x03" * 32
     assert header_hash(genesis) == hashlib.sha256(der0).digest()
 
 
-def test_a_valid_chain_verifies() -> None:
-    report = verify_chain(make_chain(5))
-    assert report.ok and report.blocks == 5 and report.broken is None
+def test_a_real_chain_verifies_its_links_and_every_orderer_signature() -> None:
+    chain = real_chain()
+    report = verify_chain(chain)
+    assert report.ok and report.broken is None and report.blocks == len(chain) >= 6
+    assert report.signed == len(chain) - 1  # every block but the genesis block
+    configs = [b.header.number for b in chain if config_envelope(b) is not None]
+    assert report.config_blocks == configs and len(configs) == 2  # genesis, then one configuration update
+    assert [c.name for c in report.checks()] == [HASH_CHAIN, ORDERER_SIGNATURES]
+    assert all(c.ok for c in report.checks())
+    # The update's configuration is the one in force after it (the orderer organisation's MSP, for one).
+    later = ChannelConfig.from_block(chain[configs[1]])
+    assert later.block_number == configs[1] and later.orderer_orgs == ("OrdererMSP",)
+    assert set(later.application_orgs) == {"Org1MSP", "Org2MSP"}
+
+
+@pytest.mark.parametrize("where", ["signature", "signature header", "signed value"])
+def test_a_flipped_byte_in_the_signature_metadata_names_the_block_and_check(where: str) -> None:
+    chain = real_chain()
+    victim = first_endorser_block(chain)
+    md = signature_metadata(victim)
+    if where == "signed value":
+        md.value = md.value[:-1] + bytes([md.value[-1] ^ 0x01])
+    else:
+        field = "signature" if where == "signature" else "signature_header"
+        raw = bytearray(getattr(md.signatures[0], field))
+        raw[len(raw) // 2] ^= 0x01
+        setattr(md.signatures[0], field, bytes(raw))
+    set_signature_metadata(victim, md)
+    report = verify_chain(chain)
+    assert report.broken is not None and report.broken.block_number == victim.header.number
+    assert report.broken.check == ORDERER_SIGNATURES
+    assert report.blocks == victim.header.number + 1  # its hash links still hold: the header is unchanged
+    failed = [c for c in report.checks() if c.ok is False]
+    assert [c.name for c in failed] == [ORDERER_SIGNATURES]
+    assert failed[0].detail.startswith(f"block {victim.header.number}: ")
+
+
+def test_a_high_s_signature_is_refused_although_it_is_mathematically_valid() -> None:
+    chain = real_chain()
+    victim = first_endorser_block(chain)
+    md = signature_metadata(victim)
+    r, s = decode_dss_signature(md.signatures[0].signature)
+    md.signatures[0].signature = encode_dss_signature(r, P256_ORDER - s)
+    set_signature_metadata(victim, md)
+    report = verify_chain(chain)
+    assert report.broken is not None and report.broken.block_number == victim.header.number
+    assert "not in low-S form" in report.broken.reason
+
+
+def test_a_block_re_signed_by_an_identity_outside_the_orderer_organisation_fails() -> None:
+    chain = real_chain()
+    victim = first_endorser_block(chain)
+    # A well-formed, valid signature over the right bytes, by a self-made "OrdererMSP" identity.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "orderer"), x509.NameAttribute(NameOID.COMMON_NAME, "o")]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    creator = identities_pb2.SerializedIdentity(
+        mspid="OrdererMSP", id_bytes=cert.public_bytes(serialization.Encoding.PEM)
+    ).SerializeToString()
+    md = signature_metadata(victim)
+    sh = common_pb2.SignatureHeader(creator=creator, nonce=b"n" * 24).SerializeToString()
+    sig = key.sign(md.value + sh + header_bytes(victim.header), ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(sig)
+    sig = encode_dss_signature(r, min(s, P256_ORDER - s))
+    del md.signatures[:]
+    md.signatures.add(signature_header=sh, signature=sig)
+    set_signature_metadata(victim, md)
+    report = verify_chain(chain)
+    assert report.broken is not None and report.broken.check == ORDERER_SIGNATURES
+    assert "/Channel/Orderer/BlockValidation" in report.broken.reason
+    assert "does not chain to a root certificate of OrdererMSP" in report.broken.reason
+
+
+def test_unsigned_metadata_changes_go_unnoticed_by_the_chain_alone() -> None:
+    # What no one signs: a validation flag flipped in a copy still verifies on its own.
+    chain = real_chain()
+    victim = first_endorser_block(chain)
+    flags = bytearray(victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    flags[0] = 10 if flags[0] == 0 else 0
+    victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flags)
+    assert verify_chain(chain).ok
 
 
 @pytest.mark.parametrize("victim", [0, 2, 4])
 def test_altered_data_names_its_block(victim: int) -> None:
-    chain = make_chain(5)
+    chain = real_chain()
     chain[victim].data.data[0] = chain[victim].data.data[0][:-1] + b"X"
     report = verify_chain(chain)
     assert not report.ok
     assert report.broken is not None and report.broken.block_number == victim
-    assert "data does not match" in report.broken.reason
+    assert report.broken.check == HASH_CHAIN and "data does not match" in report.broken.reason
     assert report.blocks == victim
 
 
-def test_a_rewritten_header_breaks_the_next_link() -> None:
-    chain = make_chain(4)
-    # Rewrite block 1 consistently (new data, new data hash): block 2 no longer links to it.
-    chain[1].data.data[0] = b"forged"
-    chain[1].header.data_hash = data_hash(chain[1])
+def test_a_consistently_rewritten_block_fails_its_own_orderer_signature() -> None:
+    chain = real_chain()
+    victim = first_endorser_block(chain)
+    n = victim.header.number
+    # New data and a matching data hash: the links to earlier blocks still hold, the orderer's signature does not.
+    victim.data.data[0] = b"forged"
+    victim.header.data_hash = data_hash(victim)
     report = verify_chain(chain)
-    assert report.broken is not None and report.broken.block_number == 2
-    assert "does not match block 1's header hash" in report.broken.reason
+    assert report.broken is not None and report.broken.block_number == n
+    assert report.broken.check == ORDERER_SIGNATURES and "the signature does not verify" in report.broken.reason
+
+
+def test_the_copies_of_two_peers_differ_only_in_the_orderer_who_signed() -> None:
+    # Each orderer signs the blocks it writes, so two peers' copies may carry different signatures for
+    # the same block (the metadata SIGNATURES entry); the signed header and the peers' flags agree.
+    org1, org2 = real_chain("org1"), real_chain("org2")
+    assert [header_hash(b.header) for b in org1] == [header_hash(b.header) for b in org2]
+    assert all(verify_chain(c).ok for c in (org1, org2))
 
 
 def test_missing_block_is_named() -> None:
-    chain = make_chain(4)
+    chain = real_chain()
     del chain[2]
     report = verify_chain(chain)
     assert report.broken is not None and report.broken.reason == "expected block 2, found block 3"
@@ -85,12 +206,13 @@ def test_no_blocks_is_not_ok() -> None:
 
 
 def test_block_files_are_read_in_order(tmp_path: Path) -> None:
-    chain = make_chain(6)
+    chain = real_chain()
     raw = [serialize_block(b) for b in chain]
+    assert (DATA / "org1" / "blockfile_000000").read_bytes() == b"".join(_varint(len(r)) + r for r in raw)
     (tmp_path / "blockfile_000000").write_bytes(b"".join(_varint(len(r)) + r for r in raw[:4]))
     (tmp_path / "blockfile_000001").write_bytes(b"".join(_varint(len(r)) + r for r in raw[4:]) + b"\0" * 16)
     read = list(read_block_files(tmp_path))
-    assert [b.header.number for b in read] == list(range(6))
+    assert [b.header.number for b in read] == list(range(len(chain)))
     assert read == chain
     assert verify_chain(read).ok
     (tmp_path / "blockfile_000001").write_bytes(_varint(500) + b"short")
@@ -101,15 +223,77 @@ def test_block_files_are_read_in_order(tmp_path: Path) -> None:
 
 
 def test_decode_block_names_creator_chaincode_and_validation_code() -> None:
+    from tests.unit.sdk_fakes import make_identity
+
     identity, _ = make_identity("Org2MSP", "auditor")
-    block = make_chain(1)[0]
-    env = common_pb2.Envelope.FromString(block.data.data[0])
+    block = common_pb2.Block()
+    env = prepared_envelope("mlops", "tx0", b"result")
     payload = common_pb2.Payload.FromString(env.payload)
     sh = common_pb2.SignatureHeader(creator=identity.serialize(), nonce=b"n")
     payload.header.signature_header = sh.SerializeToString()
     env.payload = payload.SerializeToString()
-    block.data.data[0] = env.SerializeToString()
-    block.metadata.metadata[2] = bytes([10])  # ENDORSEMENT_POLICY_FAILURE
+    block.data.data.append(env.SerializeToString())
+    block.metadata.metadata.extend([b"", b"", bytes([10]), b""])  # ENDORSEMENT_POLICY_FAILURE
     (tx,) = decode_block(block)
     assert (tx.tx_id, tx.type, tx.validation_code) == ("tx0", "ENDORSER_TRANSACTION", "ENDORSEMENT_POLICY_FAILURE")
     assert (tx.creator.msp_id, tx.creator.subject) == ("Org2MSP", "CN=auditor")
+
+
+def test_the_real_chain_holds_a_valid_and_an_invalid_transaction() -> None:
+    codes = {t.validation_code for b in real_chain() for t in decode_block(b)}
+    assert {"VALID", "ENDORSEMENT_POLICY_FAILURE"} <= codes
+
+
+def peer(name: str, chain: list[common_pb2.Block]) -> LivePeer:
+    return LivePeer(name, lambda: len(chain), lambda a, b: iter(chain[a : b + 1]))
+
+
+def by_name(report, name: str):
+    return next(c for c in report.checks if c.name == name)
+
+
+def test_a_copy_agrees_with_the_other_organisations_peer() -> None:
+    report = audit("org1 copy", real_chain("org1"), [peer("peer0-Org2", real_chain("org2"))])
+    assert report.ok and [c.name for c in report.checks] == [
+        HASH_CHAIN,
+        ORDERER_SIGNATURES,
+        HEIGHT,
+        SAME_BLOCKS,
+        VALIDATION_FLAGS,
+    ]
+    assert report.to_json()["unchecked"] == [] and report.compared_with == [
+        f"peer0-Org2 (blocks 0-{report.chain.blocks - 1})"
+    ]
+
+
+def test_a_truncated_copy_is_reported_behind_the_live_peer() -> None:
+    full = real_chain()
+    report = audit("truncated copy", full[:-2], [peer("peer0-Org1", real_chain())])
+    assert not report.ok and report.chain.ok  # what it holds is sound; it is not all there is
+    height = by_name(report, HEIGHT)
+    assert height.ok is False and "behind the live peer peer0-Org1" in height.detail
+    assert f"blocks {len(full) - 2}-{len(full) - 1} are missing" in height.detail
+    assert by_name(report, SAME_BLOCKS).ok and by_name(report, VALIDATION_FLAGS).ok
+
+
+def test_flags_differing_between_peers_are_reported_with_block_and_transaction() -> None:
+    mine = real_chain("org1")
+    theirs = real_chain("org2")
+    victim = first_endorser_block(mine)
+    flags = bytearray(victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    before = flags[0]
+    flags[0] = 0 if before else 11  # VALID <-> MVCC_READ_CONFLICT
+    victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flags)
+    report = audit("org1 copy", mine, [peer("peer0-Org2", theirs)])
+    assert report.chain.ok and not report.ok
+    check = by_name(report, VALIDATION_FLAGS)
+    assert check.ok is False
+    assert f"block {victim.header.number} vs peer0-Org2: the validation flags differ (tx 0:" in check.detail
+    assert by_name(report, SAME_BLOCKS).ok
+
+
+def test_with_no_live_peer_the_checks_that_need_one_are_listed_as_not_made() -> None:
+    report = audit("copy", real_chain(), [], ["peer0-Org1: connection refused"])
+    assert report.ok  # nothing failed, but three checks could not be made, and say why
+    assert report.to_json()["unchecked"] == [HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS]
+    assert all("no live peer reachable (peer0-Org1: connection refused)" in c.detail for c in report.unchecked)

@@ -1,0 +1,292 @@
+"""What "verified" means, in one function that every product path calls.
+
+A model version is verified when all of these hold (each is a named check,
+reported in text and in ``--json``):
+
+- ``ledger-status``: the ledger record is not ``REVOKED`` (its current status);
+- ``ledger-manifest``: the record's ``modelDigest`` and ``manifestDigest`` are
+  those of its own manifest;
+- ``bytes``: the bytes (a folder, or the anchored copy re-read in full) are
+  exactly the record's manifest (and, for the anchored copy, every object is
+  still COMPLIANCE-locked);
+- ``signature``: model-signing verifies the signature bundle (the DSSE
+  signature over its in-toto statement, under the key of its leaf certificate);
+- ``signer-chain``: that certificate is a valid identity of the registrant's
+  organisation, as the channel configuration in force defines it (its MSP's
+  root and intermediate CAs, CRLs and NodeOUs, read from the peer with
+  ``cscc GetChannelConfig``; see :class:`~modelledger.sdk.ledger.msp.MspTrust`);
+- ``signer-identity``: it is the registrant's own certificate: its SHA-256
+  fingerprint is the record's ``registrant.certFingerprint`` and its role
+  attribute the record's ``registrant.role`` (another identity of the same
+  organisation fails here, and is named);
+- ``signed-digest``: the statement signs the record's ``modelDigest`` and lists
+  exactly the record's files and digests.
+
+:func:`verify_version` makes every check (none is skipped because another
+failed, except those that need a verified signature when there is none:
+they are listed as not made), so a report names every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from modelledger.mlops.store.digest import FileEntry, Manifest, ModelTreeError
+from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
+from modelledger.mlops.store.signing import SignatureError, SignedStatement, open_bundle
+from modelledger.mlops.store.verify import VerifyReport
+from modelledger.sdk.gateway.gateway import Network
+from modelledger.sdk.ledger.checks import Check, all_hold
+from modelledger.sdk.ledger.config import channel_config
+from modelledger.sdk.ledger.msp import MspError, MspTrust, describe
+from modelledger.sdk.registry.client import RegistryClient
+from modelledger.sdk.registry.records import ModelVersion
+
+LEDGER_STATUS = "ledger-status"
+LEDGER_MANIFEST = "ledger-manifest"
+BYTES = "bytes"
+SIGNATURE = "signature"
+SIGNER_CHAIN = "signer-chain"
+SIGNER_IDENTITY = "signer-identity"
+SIGNED_DIGEST = "signed-digest"
+REVOKED = "REVOKED"
+
+
+def ledger_manifest(record: ModelVersion) -> Manifest:
+    """The manifest a ledger record holds.
+
+    Raises:
+        ModelTreeError: The record's manifest is not a valid manifest.
+    """
+    return Manifest(tuple(FileEntry(f.path, f.size, f.sha256) for f in record.manifest.files))
+
+
+def ledger_pointer(record: ModelVersion) -> StoragePointer:
+    """The anchored copy a ledger record points at."""
+    s = record.storage
+    return StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
+
+
+@dataclass(frozen=True)
+class LedgerEvidence:
+    """What the ledger says about a version: its record, and the registrant organisation's MSP.
+
+    Attributes:
+        record: The ledger record.
+        registrant_msp: The registrant organisation's MSP in the channel configuration in force, or None
+            when it cannot be had (``msp_error`` says why; the ``signer-chain`` check then fails).
+        msp_error: Why there is no MSP.
+    """
+
+    record: ModelVersion
+    registrant_msp: MspTrust | None
+    msp_error: str = ""
+
+    @property
+    def pointer(self) -> StoragePointer:
+        return ledger_pointer(self.record)
+
+
+def ledger_evidence(network: Network, chaincode: str, name: str, version: str) -> LedgerEvidence:
+    """Reads a version's record and the registrant organisation's MSP (from the channel configuration in force).
+
+    Raises:
+        GatewayError: The record cannot be read (e.g. ``NotFound``), or the configuration cannot be queried.
+    """
+    record = RegistryClient(network, chaincode).get_model_version(name, version)
+    config = channel_config(network)
+    try:
+        return LedgerEvidence(record, config.msp(record.registrant.msp_id))
+    except MspError as exc:
+        return LedgerEvidence(record, None, str(exc))
+
+
+def anchored_bundle(client: Any, pointer: StoragePointer) -> tuple[bytes | None, str]:
+    """The signature bundle stored with the anchored copy, or None and why there is none."""
+    try:
+        index = read_index(client, pointer)
+        if index.bundle is None:
+            return None, f"the anchored copy {pointer.uri} holds no signature bundle"
+        return b"".join(read_blob(client, pointer.bucket, index.bundle)), ""
+    except StoreError as exc:
+        return None, f"the signature bundle cannot be read: {exc}"
+    except (ClientError, BotoCoreError) as exc:
+        return None, f"the signature bundle cannot be read from {pointer.uri}: {exc}"
+
+
+@dataclass
+class Verification:
+    """The outcome of :func:`verify_version`: every check, and the byte comparison in detail."""
+
+    target: str
+    name: str
+    version: str
+    checks: list[Check]
+    content: VerifyReport = field(default_factory=VerifyReport)
+
+    @property
+    def ok(self) -> bool:
+        return all_hold(self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.ok is False]
+
+    @property
+    def unchecked(self) -> list[Check]:
+        """Checks that could not be made (those that need a verified signature, when there is none)."""
+        return [c for c in self.checks if c.ok is None]
+
+    def check(self, name: str) -> Check:
+        """The check named ``name``."""
+        return next(c for c in self.checks if c.name == name)
+
+    def summary(self) -> str:
+        """One line: verified, or the failing checks with their details."""
+        if self.ok:
+            return f"{self.target}: verified against the ledger record of {self.name}/{self.version}"
+        return f"{self.target}: NOT verified: " + "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.content.to_json(),
+            "target": self.target,
+            "model": self.name,
+            "version": self.version,
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+            "failed": [c.name for c in self.failed],
+            "unchecked": [c.name for c in self.unchecked],
+        }
+
+
+def _status(record: ModelVersion) -> Check:
+    if record.status == REVOKED:
+        reason = record.revocation.reason if record.revocation else ""
+        return Check(LEDGER_STATUS, False, f"the version is REVOKED on the ledger: {reason}")
+    return Check(LEDGER_STATUS, True, f"{record.status} on the ledger (not revoked)")
+
+
+def _record_digests(record: ModelVersion) -> tuple[Check, Manifest | None]:
+    try:
+        m = ledger_manifest(record)
+    except ModelTreeError as exc:
+        return Check(LEDGER_MANIFEST, False, f"the record's manifest is not valid: {exc}"), None
+    wrong = [
+        f"{field} {have} is not its manifest's {want}"
+        for field, have, want in (
+            ("modelDigest", record.model_digest, m.model_digest),
+            ("manifestDigest", record.manifest_digest, m.manifest_digest),
+        )
+        if have != want
+    ]
+    if wrong:
+        return Check(LEDGER_MANIFEST, False, "; ".join(wrong)), m
+    return Check(LEDGER_MANIFEST, True, f"{len(m.files)} files, model digest {m.model_digest}"), m
+
+
+def _bytes(report: VerifyReport) -> Check:
+    if report.ok:
+        return Check(BYTES, True, "every file matches the ledger's manifest")
+    parts = [
+        f"{label}: {', '.join(paths)}" for label, paths in report.to_json().items() if isinstance(paths, list) and paths
+    ]
+    if report.error:
+        parts.insert(0, report.error)
+    return Check(BYTES, False, "; ".join(parts))
+
+
+def _signer_checks(
+    statement: SignedStatement | None, why: str, evidence: LedgerEvidence, manifest: Manifest | None
+) -> list[Check]:
+    record = evidence.record
+    if statement is None:
+        not_made = "not made: there is no verified signature to check"
+        return [
+            Check(SIGNATURE, False, why),
+            Check(SIGNER_CHAIN, None, not_made),
+            Check(SIGNER_IDENTITY, None, not_made),
+            Check(SIGNED_DIGEST, None, not_made),
+        ]
+    cert = statement.certificate
+    signer = f"{describe(cert)}, role {statement.signer.role or '(none)'}"
+    checks = [Check(SIGNATURE, True, f"model-signing verifies the bundle signed by {signer}")]
+    registrant = record.registrant
+    if evidence.registrant_msp is None:
+        checks.append(
+            Check(SIGNER_CHAIN, False, f"the registrant's organisation {registrant.msp_id}: {evidence.msp_error}")
+        )
+    else:
+        try:
+            chain = evidence.registrant_msp.chain(cert)
+            checks.append(
+                Check(
+                    SIGNER_CHAIN,
+                    True,
+                    f"the signer is an identity of {registrant.msp_id} (chains to "
+                    f"{chain[-1].subject.rfc4514_string()} of the channel configuration)",
+                )
+            )
+        except MspError as exc:
+            checks.append(Check(SIGNER_CHAIN, False, f"not an identity of the registrant's {registrant.msp_id}: {exc}"))
+    if statement.signer.cert_fingerprint == registrant.cert_fingerprint and statement.signer.role == registrant.role:
+        checks.append(Check(SIGNER_IDENTITY, True, f"signed by the registrant {signer}"))
+    else:
+        checks.append(
+            Check(
+                SIGNER_IDENTITY,
+                False,
+                f"signed by {signer}, not by the registrant {registrant.role}@{registrant.msp_id} "
+                f"(certificate sha256 {registrant.cert_fingerprint[:16]}…)",
+            )
+        )
+    wrong = []
+    if statement.root_digest != record.model_digest:
+        wrong.append(f"it signs model digest {statement.root_digest}, the ledger records {record.model_digest}")
+    if manifest is not None:
+        listed = dict(statement.files)
+        want = {f.path: f.sha256 for f in manifest.files}
+        differ = sorted(p for p in listed.keys() | want.keys() if listed.get(p) != want.get(p))
+        if differ:
+            wrong.append(f"the files it lists differ from the ledger's manifest: {', '.join(differ[:10])}")
+    checks.append(
+        Check(SIGNED_DIGEST, False, "; ".join(wrong))
+        if wrong
+        else Check(SIGNED_DIGEST, True, f"signs the ledger's model digest {record.model_digest} and its files")
+    )
+    return checks
+
+
+def verify_version(
+    evidence: LedgerEvidence,
+    bundle: bytes | None,
+    content: Callable[[Manifest], VerifyReport],
+    target: str,
+    no_bundle: str = "no signature bundle was given",
+) -> Verification:
+    """Verifies bytes and signature against a ledger record: the one definition of "verified".
+
+    Args:
+        evidence: The ledger record and the registrant organisation's MSP (:func:`ledger_evidence`).
+        bundle: The signature bundle (e.g. :func:`anchored_bundle`), None if there is none.
+        no_bundle: Why there is none (reported by the ``signature`` check).
+        content: Compares the bytes with the ledger's manifest (e.g. ``verify_folder``, ``verify_s3``).
+        target: What is verified, for messages.
+    """
+    record = evidence.record
+    status = _status(record)
+    digests, manifest = _record_digests(record)
+    report = content(manifest) if manifest is not None else VerifyReport(error="the ledger's manifest is not valid")
+    statement: SignedStatement | None = None
+    why = no_bundle if bundle is None else ""
+    if bundle is not None:
+        try:
+            statement = open_bundle(bundle)
+        except SignatureError as exc:
+            why = str(exc)
+    checks = [status, digests, _bytes(report), *_signer_checks(statement, why, evidence, manifest)]
+    return Verification(target, record.name, record.version, checks, report)

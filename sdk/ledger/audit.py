@@ -1,0 +1,170 @@
+"""``ledger verify``: a copy of the chain checked on its own, then against live peers.
+
+On its own (:func:`~modelledger.sdk.ledger.blocks.verify_chain`), a copy
+proves that its blocks link from genesis and that the orderers signed each of
+them. It cannot prove that it is complete (a copy missing its newest blocks
+is a valid prefix), nor that the metadata no one signs (each transaction's
+validation code, the commit hash) is what the peers wrote. Those need another
+copy: :func:`audit` compares with every live peer it can reach and names the
+checks it could not make when it reaches none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fabric_protos.common import common_pb2
+
+from modelledger.sdk.gateway.errors import GatewayError
+from modelledger.sdk.ledger.blocks import ChainBreak, ChainReport, compare_copies, verify_chain
+from modelledger.sdk.ledger.checks import Check, all_hold
+
+HEIGHT = "height"
+SAME_BLOCKS = "same-blocks"
+VALIDATION_FLAGS = "validation-flags"
+
+UNSIGNED = (
+    "No one signs a block's TRANSACTIONS_FILTER (the validation code of each transaction, written by each peer "
+    "as it commits the block) nor its COMMIT_HASH (that peer's running hash over those codes and the state "
+    "updates), nor the deprecated LAST_CONFIG and ORDERER metadata entries: a copy can change them and still "
+    "verify on its own. Only another organisation's copy can contradict them."
+)
+
+
+@dataclass(frozen=True)
+class LivePeer:
+    """A peer to compare with: its name, its height now, and a reader of its blocks ``start..stop``."""
+
+    name: str
+    height: Callable[[], int]
+    blocks: Callable[[int, int], Iterable[common_pb2.Block]]
+
+
+@dataclass
+class LedgerReport:
+    """What :func:`audit` found: the chain on its own, then each comparison."""
+
+    source: str
+    chain: ChainReport
+    checks: list[Check]
+    compared_with: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed (a check that could not be made is listed, not failed)."""
+        return self.chain.ok and all_hold(self.checks)
+
+    @property
+    def unchecked(self) -> list[Check]:
+        """The checks that could not be made."""
+        return [c for c in self.checks if c.ok is None]
+
+    def to_json(self) -> dict[str, object]:
+        broken = self.chain.broken
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "blocks_verified": self.chain.blocks,
+            "blocks_signed": self.chain.signed,
+            "config_blocks": self.chain.config_blocks,
+            "last_block_hash": self.chain.last_hash,
+            "broken_block": broken.block_number if broken else None,
+            "reason": broken.reason if broken else None,
+            "checks": [c.to_json() for c in self.checks],
+            "unchecked": [c.name for c in self.unchecked],
+            "compared_with": self.compared_with,
+            "unsigned": UNSIGNED,
+        }
+
+
+def audit(
+    source: str,
+    blocks: Iterable[common_pb2.Block],
+    peers: list[LivePeer],
+    unreachable: list[str] | None = None,
+    source_height: Callable[[], int] | None = None,
+    expected: int | None = None,
+) -> LedgerReport:
+    """Verifies a copy of the chain, then compares it with live peers.
+
+    Args:
+        source: What the copy is (for messages).
+        blocks: The copy's blocks from 0.
+        peers: Live peers to compare with (another organisation's, when the copy is a peer's own).
+        unreachable: Peers that could not even be connected to, with the reason.
+        source_height: When the copy is itself a live peer, its height now: the copy is behind another
+            peer only if that peer is higher than the source still is after reading both (new blocks
+            commit meanwhile).
+        expected: How many blocks the copy must hold (a live source's height when it was asked).
+    """
+    chain = verify_chain(blocks)
+    if chain.broken is None and expected is not None and chain.blocks != expected:
+        chain.broken = ChainBreak(chain.blocks, f"only {chain.blocks} of {expected} blocks could be read")
+    report = LedgerReport(source, chain, chain.checks())
+    missed = list(unreachable or [])
+    height = len(chain.summaries)
+    heights: dict[str, int] = {}
+    for peer in peers:
+        try:
+            heights[peer.name] = peer.height()
+        except GatewayError as exc:
+            missed.append(f"{peer.name}: {exc}")
+    if not heights:
+        why = "; ".join(missed) or "none was given"
+        for name in (HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS):
+            report.checks.append(Check(name, None, f"not made: no live peer reachable ({why})"))
+        return report
+    report.checks.append(_height_check(height, heights, source_height))
+    forks: list[str] = []
+    flags: list[str] = []
+    compared: list[str] = []
+    for peer in peers:
+        if peer.name not in heights or height == 0:
+            continue
+        upto = min(height, heights[peer.name])
+        try:
+            differences = compare_copies(chain.summaries[:upto], peer.blocks(0, upto - 1)) if upto else []
+        except GatewayError as exc:
+            missed.append(f"{peer.name}: {exc}")
+            continue
+        compared.append(f"{peer.name} (blocks 0-{upto - 1})")
+        for d in differences:
+            target = forks if "header hashes" in d.what else flags
+            target.append(f"block {d.block_number} vs {peer.name}: {d.what}")
+    report.compared_with = compared
+    if not compared:
+        why = "; ".join(missed)
+        report.checks.append(Check(SAME_BLOCKS, None, f"not made: no peer's blocks could be read ({why})"))
+        report.checks.append(Check(VALIDATION_FLAGS, None, f"not made: no peer's blocks could be read ({why})"))
+        return report
+    seen = ", ".join(compared)
+    report.checks.append(
+        Check(SAME_BLOCKS, False, "; ".join(forks)) if forks else Check(SAME_BLOCKS, True, f"same blocks as {seen}")
+    )
+    report.checks.append(
+        Check(VALIDATION_FLAGS, False, "; ".join(flags))
+        if flags
+        else Check(VALIDATION_FLAGS, True, f"same validation flags and commit hashes as {seen}")
+    )
+    return report
+
+
+def _height_check(height: int, heights: dict[str, int], source_height: Callable[[], int] | None) -> Check:
+    now = height
+    if source_height is not None:
+        try:
+            now = max(height, source_height())
+        except GatewayError:
+            now = height
+    ahead = {name: h for name, h in heights.items() if h > now}
+    seen = ", ".join(f"{name} {h}" for name, h in sorted(heights.items()))
+    if not ahead:
+        return Check(HEIGHT, True, f"height {height}; live peers: {seen}")
+    name, top = max(ahead.items(), key=lambda item: item[1])
+    return Check(
+        HEIGHT,
+        False,
+        f"behind the live peer {name}: the copy ends at block {height - 1} (height {height}), the peer's height is "
+        f"{top}, so blocks {height}-{top - 1} are missing from it (live peers: {seen})",
+    )

@@ -1,0 +1,209 @@
+"""The one verification against the ledger: every check, and each one failing alone (real crypto, no servers)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from modelledger.mlops.store.digest import FileEntry, Manifest, digest_folder
+from modelledger.mlops.store.signing import sign_manifest
+from modelledger.mlops.store.verification import (
+    BYTES,
+    LEDGER_MANIFEST,
+    LEDGER_STATUS,
+    SIGNATURE,
+    SIGNED_DIGEST,
+    SIGNER_CHAIN,
+    SIGNER_IDENTITY,
+    LedgerEvidence,
+    Verification,
+    verify_version,
+)
+from modelledger.mlops.store.verify import verify_folder
+from modelledger.sdk.ledger.msp import MspError, MspTrust
+from modelledger.sdk.registry.records import Actor, ModelVersion, Revocation, Storage
+from modelledger.sdk.registry.records import Manifest as LedgerManifest
+from modelledger.sdk.registry.records import ManifestFile as LedgerFile
+from tests.unit.pki_fakes import fingerprint, make_cert, write_pair
+
+ALL = [LEDGER_STATUS, LEDGER_MANIFEST, BYTES, SIGNATURE, SIGNER_CHAIN, SIGNER_IDENTITY, SIGNED_DIGEST]
+ORG1_OUS = (("client", "client"), ("peer", "peer"), ("admin", "admin"), ("orderer", "orderer"))
+
+
+@pytest.fixture
+def org1(tmp_path: Path) -> dict:
+    ca = make_cert("ca.org1", ca=True)
+    out: dict = {"ca": ca, "trust": MspTrust("Org1MSP", (ca[1],), node_ous=ORG1_OUS)}
+    for name, role in (("registrar", "registrar"), ("data_scientist", "data_scientist")):
+        issued = make_cert(name, issuer=ca, role=role, ou="client")
+        out[name] = issued
+        out[f"{name}_files"] = write_pair(tmp_path, name, *issued)
+    out["ca_file"] = write_pair(tmp_path, "ca", *ca)[1]
+    return out
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    root = tmp_path / "model"
+    (root / "data").mkdir(parents=True)
+    (root / "MLmodel").write_text("flavors: {}\n")
+    (root / "data" / "model.pkl").write_bytes(os.urandom(2048))
+    return root
+
+
+def record_for(manifest: Manifest, signer: x509.Certificate, role: str = "registrar") -> ModelVersion:
+    """The ledger record the bridge would have registered for ``manifest``, signed by ``signer``."""
+    return ModelVersion(
+        name="m",
+        version="1",
+        owner="Org1MSP",
+        status="REGISTERED",
+        model_digest=manifest.model_digest,
+        manifest=LedgerManifest([LedgerFile(f.path, f.sha256, f.size) for f in manifest.files]),
+        manifest_digest=manifest.manifest_digest,
+        storage=Storage("anchored", f"models/{manifest.manifest_digest}/index.json", "0" * 64, "v1"),
+        registrant=Actor(fingerprint(signer), "Org1MSP", role),
+    )
+
+
+def sign(manifest: Manifest, files: tuple[Path, Path], ca_file: Path, tmp_path: Path) -> bytes:
+    bundle = tmp_path / f"bundle-{os.urandom(4).hex()}.json"
+    sign_manifest(manifest, bundle, files[0], files[1], [ca_file], "model")
+    return bundle.read_bytes()
+
+
+def run(evidence: LedgerEvidence, bundle: bytes | None, folder: Path) -> Verification:
+    return verify_version(evidence, bundle, lambda m: verify_folder(folder, m), str(folder), "no bundle in the copy")
+
+
+def failing(result: Verification) -> list[str]:
+    return [c.name for c in result.failed]
+
+
+@pytest.fixture
+def good(org1, model: Path, tmp_path: Path) -> tuple[LedgerEvidence, bytes]:
+    manifest = digest_folder(model)
+    bundle = sign(manifest, org1["registrar_files"], org1["ca_file"], tmp_path)
+    return LedgerEvidence(record_for(manifest, org1["registrar"][1]), org1["trust"]), bundle
+
+
+def test_a_registrant_signed_intact_version_verifies_on_every_check(good, model: Path) -> None:
+    evidence, bundle = good
+    result = run(evidence, bundle, model)
+    assert result.ok and [c.name for c in result.checks] == ALL and all(c.ok for c in result.checks)
+    assert "CN=registrar" in result.check(SIGNER_IDENTITY).detail
+    doc = result.to_json()
+    assert doc["ok"] is True and doc["failed"] == [] and [c["name"] for c in doc["checks"]] == ALL
+
+
+def test_a_revoked_version_fails_ledger_status(good, model: Path) -> None:
+    evidence, bundle = good
+    revoked = dataclasses.replace(evidence.record, status="REVOKED", revocation=Revocation(reason="leaked data"))
+    result = run(dataclasses.replace(evidence, record=revoked), bundle, model)
+    assert failing(result) == [LEDGER_STATUS] and "leaked data" in result.check(LEDGER_STATUS).detail
+
+
+def test_a_record_whose_digest_is_not_its_manifests_fails_ledger_manifest(good, model: Path) -> None:
+    evidence, bundle = good
+    record = dataclasses.replace(evidence.record, manifest_digest="f" * 64)
+    result = run(dataclasses.replace(evidence, record=record), bundle, model)
+    assert failing(result) == [LEDGER_MANIFEST] and "manifestDigest" in result.check(LEDGER_MANIFEST).detail
+
+
+def test_changed_bytes_fail_bytes_and_name_the_file(good, model: Path) -> None:
+    evidence, bundle = good
+    (model / "data" / "model.pkl").write_bytes(b"tampered")
+    result = run(evidence, bundle, model)
+    assert failing(result) == [BYTES] and result.check(BYTES).detail == "changed: data/model.pkl"
+    assert result.to_json()["changed"] == ["data/model.pkl"]
+
+
+def test_a_broken_signature_fails_signature(good, model: Path) -> None:
+    evidence, bundle = good
+    doc = json.loads(bundle)
+    sig = bytearray(base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"]))
+    sig[12] ^= 0x01
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    result = run(evidence, json.dumps(doc).encode(), model)
+    assert failing(result) == [SIGNATURE] and not result.ok
+    assert "model-signing does not verify" in result.check(SIGNATURE).detail
+    assert result.to_json()["unchecked"] == [SIGNER_CHAIN, SIGNER_IDENTITY, SIGNED_DIGEST]
+    assert "no verified signature" in result.check(SIGNER_IDENTITY).detail
+    missing = run(evidence, None, model)
+    assert failing(missing) == [SIGNATURE] and missing.check(SIGNATURE).detail == "no bundle in the copy"
+
+
+def test_a_signer_from_another_ca_fails_signer_chain(org1, model: Path, tmp_path: Path) -> None:
+    # The record names this very certificate, so only the organisation's CA can tell it is not Org1's.
+    foreign_ca = make_cert("ca.elsewhere", ca=True)
+    impostor = make_cert("registrar", issuer=foreign_ca, role="registrar", ou="client")
+    files = write_pair(tmp_path, "impostor", *impostor)
+    ca_file = write_pair(tmp_path, "foreign", *foreign_ca)[1]
+    manifest = digest_folder(model)
+    evidence = LedgerEvidence(record_for(manifest, impostor[1]), org1["trust"])
+    result = run(evidence, sign(manifest, files, ca_file, tmp_path), model)
+    assert failing(result) == [SIGNER_CHAIN]
+    assert "does not chain to a root certificate of Org1MSP" in result.check(SIGNER_CHAIN).detail
+    unknown = LedgerEvidence(evidence.record, None, "Org9MSP is not an organisation of the channel")
+    assert failing(run(unknown, sign(manifest, files, ca_file, tmp_path), model)) == [SIGNER_CHAIN]
+
+
+def test_another_identity_of_the_same_organisation_fails_signer_identity_and_is_named(
+    org1, good, model: Path, tmp_path: Path
+) -> None:
+    evidence, _ = good
+    bundle = sign(digest_folder(model), org1["data_scientist_files"], org1["ca_file"], tmp_path)
+    result = run(evidence, bundle, model)
+    assert failing(result) == [SIGNER_IDENTITY]
+    detail = result.check(SIGNER_IDENTITY).detail
+    assert "signed by CN=data_scientist,OU=client" in detail and "role data_scientist" in detail
+    assert "not by the registrant registrar@Org1MSP" in detail
+    assert fingerprint(org1["data_scientist"][1])[:16] in detail
+    # The role is pinned too: the registrant's certificate with another role on record does not pass.
+    wrong_role = dataclasses.replace(
+        evidence.record, registrant=dataclasses.replace(evidence.record.registrant, role="x")
+    )
+    assert failing(run(dataclasses.replace(evidence, record=wrong_role), good[1], model)) == [SIGNER_IDENTITY]
+
+
+def test_a_bundle_over_other_files_fails_signed_digest(org1, good, model: Path, tmp_path: Path) -> None:
+    evidence, _ = good
+    manifest = digest_folder(model)
+    other = Manifest((*manifest.files, FileEntry("extra.txt", 1, "a" * 64)))
+    result = run(evidence, sign(other, org1["registrar_files"], org1["ca_file"], tmp_path), model)
+    assert failing(result) == [SIGNED_DIGEST]
+    detail = result.check(SIGNED_DIGEST).detail
+    assert f"it signs model digest {other.model_digest}" in detail and "extra.txt" in detail
+
+
+def test_msp_trust_refuses_a_ca_a_revoked_and_a_role_less_certificate(org1) -> None:
+    trust: MspTrust = org1["trust"]
+    ca_key, ca_cert = org1["ca"]
+    with pytest.raises(MspError, match="is a CA certificate"):
+        trust.chain(ca_cert)
+    no_ou = make_cert("nobody", issuer=org1["ca"])[1]
+    with pytest.raises(MspError, match="exactly one of the organisational units"):
+        trust.chain(no_ou)
+    victim = org1["data_scientist"][1]
+    assert trust.chain(victim) == [victim, ca_cert]
+    now = dt.datetime.now(dt.UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=1))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(victim.serial_number).revocation_date(now).build()
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    with pytest.raises(MspError, match="is revoked by a CRL of Org1MSP"):
+        dataclasses.replace(trust, crls=(crl,)).chain(victim)
