@@ -58,7 +58,6 @@ from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import collect, ledger_datasets, ledger_name
 from modelledger.mlops.store.digest import (
-    FileEntry,
     Manifest,
     ModelTreeError,
     digest_files,
@@ -69,6 +68,7 @@ from modelledger.mlops.store.digest import (
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.source import SourceError, download_s3_objects, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import LocalFile, ModelFile, ModelUploader
+from modelledger.mlops.store.verification import ledger_manifest, ledger_pointer
 from modelledger.sdk.gateway.errors import CommitError
 from modelledger.sdk.gateway.gateway import Network
 from modelledger.sdk.ledger.queries import block_number_of
@@ -337,8 +337,7 @@ class Anchorer:
         block = job.checkpoint.get("block")
         if block is None or job.checkpoint.get("tx_id") != tx_id:
             block = block_number_of(self.parts.network, tx_id)
-        st = record.storage
-        pointer = StoragePointer(st.bucket, st.key, st.version_id, st.sha256)
+        pointer = ledger_pointer(record)
         return self._finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags, background)
 
     def _disagreement(self, job: Job, mv: Any, record: Any, located: Located | None) -> str:
@@ -735,11 +734,6 @@ def _some(paths: list[str], limit: int = 10) -> str:
     """Up to ``limit`` paths, and how many more."""
     shown = ", ".join(paths[:limit])
     return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"
-
-
-def ledger_manifest(record: Any) -> Manifest:
-    """The manifest of a ledger model-version record, as the store's :class:`Manifest`."""
-    return Manifest(tuple(FileEntry(f.path, f.size, f.sha256) for f in record.manifest.files))
 
 
 def _all_done(futures: list[Future[Any]]) -> None:

@@ -29,10 +29,9 @@ from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
 from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.index import StoragePointer, read_blob, read_index
 from modelledger.mlops.store.s3server import S3Server, s3_client
-from modelledger.mlops.store.signing import verify_model
-from modelledger.mlops.store.verify import verify_s3
+from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, ledger_pointer, verify_version
+from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
@@ -163,18 +162,17 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
             (f.path, f.size, f.sha256) for f in record.manifest.files
         ]
         assert record.model_digest == mine.model_digest and record.manifest_digest == mine.manifest_digest
-        # The bundle stored beside the files verifies for the registrant recorded on the ledger.
+        # The whole verification (status, bytes, bundle, signer = registrant) holds for both copies.
         s3 = s3_client(stack.s3.settings)
-        pointer = StoragePointer(
-            record.storage.bucket, record.storage.key, record.storage.version_id, record.storage.sha256
-        )
-        index = read_index(s3, pointer)
-        bundle = Path(tmp) / "bundle.json"
-        bundle.write_bytes(b"".join(read_blob(s3, pointer.bucket, index.bundle)))
-        registrar_msp = stack.profile.user_msp("Org1MSP", "registrar")
-        ca_chain = sorted((registrar_msp / "cacerts").iterdir())
-        verify_model(folder, bundle, ca_chain, record.registrant.cert_fingerprint, "registrar", record.model_digest)
-    assert verify_s3(s3, pointer, mine).ok
+        pointer = ledger_pointer(record)
+        gw = stack.profile.gateway("Org1MSP", "auditor")
+        evidence = ledger_evidence(gw.network(stack.profile.channel), stack.profile.chaincode, "e2e", version)
+        bundle, no_bundle = anchored_bundle(s3, pointer)
+        for result in (
+            verify_version(evidence, bundle, lambda m: verify_folder(folder, m), "MLflow's copy", no_bundle),
+            verify_version(evidence, bundle, lambda m: verify_s3(s3, pointer, m), "anchored copy", no_bundle),
+        ):
+            assert result.ok, result.summary()
     assert tags[TAG_TX] == record.registered_tx_id and tags[TAG_DIGEST] == record.model_digest
     assert int(tags[TAG_BLOCK]) > 0 and tags[TAG_STORAGE] == f"{pointer.uri}?versionId={pointer.version_id}"
     assert TAG_ERROR not in tags
