@@ -56,7 +56,7 @@ from modelledger.mlops.bridge.artifacts import (
 )
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
-from modelledger.mlops.bridge.provenance import collect, ledger_datasets, ledger_name
+from modelledger.mlops.bridge.provenance import Provenance, collect, ledger_datasets, ledger_name
 from modelledger.mlops.store.digest import (
     Manifest,
     ModelTreeError,
@@ -69,6 +69,7 @@ from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.source import SourceError, download_s3_objects, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import LocalFile, ModelFile, ModelUploader
 from modelledger.mlops.store.verification import ledger_manifest, ledger_pointer
+from modelledger.mlops.store.verify import verify_s3
 from modelledger.sdk.gateway.errors import CommitError
 from modelledger.sdk.gateway.gateway import Network
 from modelledger.sdk.ledger.queries import block_number_of
@@ -127,6 +128,14 @@ class _OnLedger(Exception):
     def __init__(self, mv: Any, record: Any) -> None:
         super().__init__(f"{mv.name}/{mv.version} is on the ledger")
         self.mv, self.record = mv, record
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What MLflow holds for a version, as the bridge would register it: the manifest and the provenance JSON."""
+
+    manifest: Manifest
+    provenance: dict[str, Any]
 
 
 class NotReadyError(Exception):
@@ -292,7 +301,14 @@ class Anchorer:
             storage=Storage(pointer.bucket, pointer.key, pointer.sha256, pointer.version_id),
             **provenance_records(job.checkpoint["provenance"]),
         )
-        commit = p.registry.register_model_version_async(record_in)
+        try:
+            commit = p.registry.register_model_version_async(record_in)
+        except Conflict:
+            # Registered by someone else between the reads and this submit: compared like any record found there.
+            record = self._on_ledger(job)
+            if record is None:
+                raise
+            return self._already_on_ledger(job, mv, record, located, background)
         clock.lap("submit")
         _fault("after-submit")
         job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)
@@ -341,16 +357,15 @@ class Anchorer:
         return self._finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags, background)
 
     def _disagreement(self, job: Job, mv: Any, record: Any, located: Located | None) -> str:
-        """Why the ledger's record is not this MLflow version's bytes ("" when it is)."""
-        reasons: list[str] = []
-        ours = (mv.source or "", mv.run_id or "")
-        theirs = (record.mlflow.source, record.mlflow.run_id)
-        if ours[0] != theirs[0] or (ours[1] and theirs[1] and ours[1] != theirs[1]):
-            reasons.append(
-                f"it names another MLflow source ({theirs[0] or '-'}, run {theirs[1] or '-'}), not {ours[0]}"
-                " (a model re-created under a used name?)"
-            )
-        held = self._mlflow_manifest(job, located)
+        """Why the ledger's record is not what the bridge would register for this MLflow version ("" when it is).
+
+        Compared: the manifest, file by file, and both digests; the MLflow
+        source, run, logged model and user; the framework, libraries, params,
+        metrics and training datasets; and the storage pointer, which must be a
+        sound, locked copy of those files in the anchored bucket.
+        """
+        held = self._held(job, mv, record, located)
+        reasons = provenance_differences(record, held.provenance)
         try:
             recorded = ledger_manifest(record)
         except ModelTreeError as exc:
@@ -358,7 +373,7 @@ class Anchorer:
         else:
             if not recorded.files:
                 reasons.append("it lists no files")
-            diff = manifest_differences(held, recorded)
+            diff = manifest_differences(held.manifest, recorded)
             for label, paths in (
                 ("files that differ", diff.changed),
                 ("files only on the ledger", diff.only_second),
@@ -366,11 +381,14 @@ class Anchorer:
             ):
                 if paths:
                     reasons.append(f"{label}: {_some(paths)}")
-        if not reasons:
-            if record.model_digest != held.model_digest:
-                reasons.append(f"its modelDigest {record.model_digest} is not {held.model_digest}")
-            if record.manifest_digest != held.manifest_digest:
-                reasons.append(f"its manifestDigest {record.manifest_digest} is not {held.manifest_digest}")
+            if not diff and recorded.files:
+                for field, theirs, ours in (
+                    ("modelDigest", record.model_digest, held.manifest.model_digest),
+                    ("manifestDigest", record.manifest_digest, held.manifest.manifest_digest),
+                ):
+                    if theirs != ours:
+                        reasons.append(f"its {field} {theirs} is not {ours}")
+                reasons += self._copy_problems(record, held.manifest)
         if not reasons:
             return ""
         who = record.registrant
@@ -380,22 +398,60 @@ class Anchorer:
             f"version MLflow holds: {'; '.join(reasons)}"
         )
 
-    def _mlflow_manifest(self, job: Job, located: Located | None) -> Manifest:
-        """The manifest of the bytes MLflow holds for the version, as this job read them.
+    def _copy_problems(self, record: Any, manifest: Manifest) -> list[str]:
+        """What is wrong with the record's storage pointer as the write-once copy of ``manifest`` ([] if nothing)."""
+        uploader = self.parts.uploader
+        pointer = ledger_pointer(record)
+        if pointer.bucket != uploader.bucket:
+            return [f"its storage is in bucket {pointer.bucket!r}, not the anchored bucket {uploader.bucket!r}"]
+        report = verify_s3(uploader.client, pointer, manifest)
+        if report.ok:
+            return []
+        found = report.error or "; ".join(
+            f"{what}: {_some(paths)}"
+            for what, paths in (
+                ("changed", report.changed),
+                ("missing", report.missing),
+                ("extra", report.extra),
+                ("not locked", report.unprotected),
+            )
+            if paths
+        )
+        return [f"its storage {pointer.uri} is not a sound write-once copy of the files ({found})"]
 
-        A job that copied the files itself has their manifest in its
-        checkpoint; otherwise the files are read now (streamed, not stored).
+    def _held(self, job: Job, mv: Any, record: Any, located: Located | None) -> _Held:
+        """The manifest and provenance of what MLflow holds for the version, as this job reads them now.
+
+        A job that copied the files itself, in this run, has both in its
+        checkpoint (read from the bytes it stored), unless its checkpoint names
+        another transaction than the record's or the job was revived (MLflow's
+        artifacts may have changed since): then, and for any other job, the
+        files are read again (streamed, not stored) and the run re-read.
         """
-        if "manifest" in job.checkpoint:
-            return Manifest.from_json(job.checkpoint["manifest"])
+        cp = job.checkpoint
+        if (
+            "manifest" in cp
+            and "provenance" in cp
+            and job.revivals == 0
+            and cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
+        ):
+            return _Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
         uri, s3 = located.result() if located is not None else self._locate(job)
+        run, logged = self._sources(mv)
         try:
-            if s3 is not None:
-                return digest_files(list_s3_tree(s3, uri))
-            with local_folder(uri, scratch=self.parts.scratch, tracking_uri=self.parts.tracking_uri) as folder:
-                return digest_folder(folder)
+            with tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp:
+                if s3 is not None:
+                    objects = list_s3_tree(s3, uri)
+                    manifest = digest_files(objects)
+                    small = [o for o in objects if o.rel in PROVENANCE_FILES and o.size <= MAX_PROVENANCE_FILE]
+                    prov = collect(mv, run, logged, download_s3_objects(small, Path(tmp) / "provenance"))
+                else:
+                    with local_folder(uri, scratch=tmp, tracking_uri=self.parts.tracking_uri) as folder:
+                        manifest = digest_folder(folder)
+                        prov = collect(mv, run, logged, folder)
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc
+        return _Held(manifest, provenance_doc(prov))
 
     def _conflict(self, job: Job, reason: str) -> str:
         """Tags the version ``conflict`` with the reason (no ledger tags of a record that is not its own)."""
@@ -575,20 +631,12 @@ class Anchorer:
                 raise RuntimeError(str(exc)) from exc
         if prov.notes:
             self._tags(job, {TAG_NOTE: "; ".join(prov.notes)[:4000]})
-        provenance = {
-            "mlflow": prov.mlflow,
-            "framework": prov.framework,
-            "libraries": prov.libraries,
-            "params": prov.params,
-            "metrics": prov.metrics,
-            "datasets": prov.datasets,
-        }
         job = self.outbox.checkpoint(
             job,
             self.lease_seconds,
             pointer=result.pointer.to_json(),
             manifest=result.manifest.to_json(),
-            provenance=_provenance_json(provenance),
+            provenance=provenance_doc(prov),
         )
         clock.lap("provenance")
         return job
@@ -743,8 +791,9 @@ def _all_done(futures: list[Future[Any]]) -> None:
         future.result()
 
 
-def _provenance_json(prov: dict[str, Any]) -> dict[str, Any]:
-    """The provenance as plain JSON for the checkpoint, rebuilt into records when the job resumes."""
+def provenance_doc(prov: Provenance) -> dict[str, Any]:
+    """The provenance as plain JSON (the checkpoint's form), rebuilt into records by :func:`provenance_records`."""
+    fields = ("mlflow", "framework", "libraries", "params", "metrics", "datasets")
 
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
@@ -753,7 +802,7 @@ def _provenance_json(prov: dict[str, Any]) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v
 
-    return {k: plain(v) for k, v in prov.items()}
+    return {k: plain(getattr(prov, k)) for k in fields}
 
 
 def provenance_records(doc: dict[str, Any]) -> dict[str, Any]:
@@ -766,3 +815,39 @@ def provenance_records(doc: dict[str, Any]) -> dict[str, Any]:
         "metrics": [Metric(**x) for x in doc["metrics"]],
         "datasets": [DatasetRef(**x) for x in doc["datasets"]],
     }
+
+
+def _rows(items: list[Any], fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    return sorted(tuple(getattr(x, f) for f in fields) for x in items)
+
+
+def provenance_differences(record: Any, doc: dict[str, Any]) -> list[str]:
+    """How a ledger record's provenance differs from ``doc`` (what the bridge reads from MLflow), [] if not."""
+    want = provenance_records(doc)
+    out: list[str] = []
+    got_src, want_src = record.mlflow, want["mlflow"]
+    if (got_src.source, got_src.run_id) != (want_src.source, want_src.run_id):
+        out.append(
+            f"it names another MLflow source ({got_src.source or '-'}, run {got_src.run_id or '-'}), not "
+            f"{want_src.source} (run {want_src.run_id or '-'}; a model re-created under a used name?)"
+        )
+    elif (got_src.model_id, got_src.user) != (want_src.model_id, want_src.user):
+        out.append(
+            f"its MLflow logged model and user ({got_src.model_id or '-'}, {got_src.user or '-'}) are not "
+            f"{want_src.model_id or '-'}, {want_src.user or '-'}"
+        )
+    if (record.framework.name, record.framework.version) != (want["framework"].name, want["framework"].version):
+        out.append(f"its framework {record.framework.name} {record.framework.version} is not "
+                   f"{want['framework'].name} {want['framework'].version}")
+    for what, fields, key in (
+        ("libraries", ("name", "version"), "name"),
+        ("params", ("key", "value"), "key"),
+        ("metrics", ("key", "value"), "key"),
+        ("datasets", ("name", "sha256", "source"), "sha256"),
+    ):
+        got, expected = _rows(getattr(record, what), fields), _rows(want[what], fields)
+        if got != expected:
+            at = fields.index(key)
+            differing = sorted({str(r[at]) for r in set(got) ^ set(expected)})
+            out.append(f"its {what} differ from MLflow's ({_some(differing)})")
+    return out

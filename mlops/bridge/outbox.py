@@ -133,11 +133,15 @@ class Outbox:
 
     def _allow_conflict_state(self) -> None:
         """An outbox made before the ``conflict`` state: its table is rebuilt with the new CHECK, rows kept."""
-        db = self._db()
-        sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()["sql"]
-        if "'conflict'" in sql:
+        def done(db: sqlite3.Connection) -> bool:
+            sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()["sql"]
+            return "'conflict'" in sql
+
+        if done(self._db()):
             return
         with self._tx() as tx:
+            if done(tx):  # another process migrated it meanwhile
+                return
             tx.execute("ALTER TABLE jobs RENAME TO jobs_before_conflict")
             tx.execute("DROP INDEX IF EXISTS jobs_ready")
             for statement in SCHEMA.split(";"):  # not executescript, which would commit mid-way

@@ -6,7 +6,9 @@ with the ledger (what the bridge's identity can read):
 - not on the ledger: a job is enqueued, or a done or transiently dead one is
   revived (a permanently dead job stays dead: its reason does not go away);
 - on the ledger but not tagged ``anchored`` (tags lost, or MLflow was down
-  when the job finished): a job is enqueued or revived, and the worker
+  when the job finished), or tagged ``anchored`` although this bridge's
+  outbox holds no finished job for the ledger's transaction (MLflow tags are
+  anyone's to write): a job is enqueued or revived, and the worker
   compares the record with MLflow's bytes before it writes the tags;
 - on the ledger with a record that does not match MLflow's bytes (its job is
   in ``conflict``): reported at every scan (a warning in the log and in the
@@ -24,9 +26,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelledger.mlops.bridge.anchor import TAG_STATUS
+from modelledger.mlops.bridge.anchor import TAG_STATUS, TAG_TX
 from modelledger.mlops.bridge.mlflow_api import is_prompt
-from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.sdk.registry.client import RegistryClient
 
 log = logging.getLogger("modelledger.bridge.reconciler")
@@ -45,13 +47,13 @@ class ReconcileReport:
     conflicts: list[str] = field(default_factory=list)
 
 
-def ledger_versions(registry: RegistryClient) -> set[tuple[str, str]]:
-    """Every (name, version) on the ledger that the caller may read."""
-    found: set[tuple[str, str]] = set()
+def ledger_versions(registry: RegistryClient) -> dict[tuple[str, str], str]:
+    """Every (name, version) on the ledger that the caller may read, with the transaction that registered it."""
+    found: dict[tuple[str, str], str] = {}
     bookmark = ""
     while True:
         page = registry.list_model_versions("", PAGE, bookmark)
-        found |= {(r.name, r.version) for r in page.records}
+        found |= {(r.name, r.version): r.registered_tx_id for r in page.records}
         if not page.bookmark or page.fetched == 0:
             return found
         bookmark = page.bookmark
@@ -67,6 +69,11 @@ def registry_versions(mlflow: Any) -> list[Any]:
         token = page.token
         if not token:
             return out
+
+
+def _anchored_by_this_bridge(job: Job | None, tx_id: str, tags: dict[str, str]) -> bool:
+    """Whether this bridge's outbox finished the version on the ledger's record (anyone can write MLflow tags)."""
+    return job is not None and job.state == "done" and job.checkpoint.get("tx_id") == tx_id == tags.get(TAG_TX)
 
 
 def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> ReconcileReport:
@@ -91,12 +98,13 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
             report.conflicts.append(name)
             log.warning("conflict", extra={"job": name, "reason": job.reason})
             continue
-        anchored = (mv.tags or {}).get(TAG_STATUS) == "anchored"
+        tags = mv.tags or {}
+        anchored = tags.get(TAG_STATUS) == "anchored"
         if key in on_ledger:
             report.on_ledger += 1
-            if anchored:
+            if anchored and _anchored_by_this_bridge(job, on_ledger[key], tags):
                 continue
-            reason = "on the ledger but not tagged anchored"
+            reason = "tagged anchored, but not by this bridge" if anchored else "on the ledger but not tagged anchored"
         else:
             reason = "tagged anchored but absent from the ledger" if anchored else "not on the ledger"
         if outbox.enqueue(key[0], key[1], "reconciler"):

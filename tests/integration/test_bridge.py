@@ -261,15 +261,36 @@ def test_a_record_planted_with_other_bytes_is_tagged_conflict_never_anchored(sta
     assert '"conflicts": 1' in stack.bridge.log_path.read_text()
 
 
-def test_a_record_of_the_same_bytes_by_a_data_scientist_is_anchored(stack: Stack, tmp_path: Path) -> None:
+def test_a_record_of_the_right_bytes_with_a_made_up_copy_and_provenance_is_a_conflict(
+    stack: Stack, tmp_path: Path
+) -> None:
     folder, run_id = logged_folder(tmp_path, "same", os.urandom(4096))
     source = f"runs:/{run_id}/model"
-    plant(stack, "planted-same", source, folder)
+    plant(stack, "planted-same", source, folder)  # no run id, a storage pointer outside the anchored bucket
     stack.client.create_registered_model("planted-same")
     stack.client.create_model_version("planted-same", source, run_id=run_id)
-    tags = wait_tags(stack, "planted-same", "1")
-    record = stack.registry().get_model_version("planted-same", "1")
-    assert record.registrant.role == "data_scientist" and tags[TAG_DIGEST] == digest_folder(folder).model_digest
+    reason = wait_tags(stack, "planted-same", "1", status="conflict")[TAG_ERROR]
+    assert "files that differ" not in reason and "registered by Org1MSP data_scientist" in reason
+    assert f"it names another MLflow source ({source}, run -)" in reason
+    assert "its storage is in bucket 'planted-bucket', not the anchored bucket" in reason
+
+
+def test_the_bridges_own_record_checked_again_from_scratch_stays_anchored(stack: Stack, model_uri: str) -> None:
+    # bridge retry clears the job's checkpoint: the worker reads MLflow's bytes, run, logged model and
+    # datasets again and compares every field of the ledger's record, and the anchored copy in full.
+    version = register(stack, "recheck", model_uri)
+    wait_tags(stack, "recheck", version)
+    before = stack.outbox().get("recheck", version)
+    assert before is not None and stack.outbox().requeue("recheck", version, "checked again by the test")
+    deadline = time.monotonic() + 120
+    job = stack.outbox().get("recheck", version)
+    while time.monotonic() < deadline and (job.state != "done" or job.updated_at == before.updated_at):
+        assert job.state not in ("dead", "conflict"), job.reason
+        time.sleep(0.25)
+        job = stack.outbox().get("recheck", version)
+    assert job.state == "done" and job.checkpoint["tx_id"] == before.checkpoint["tx_id"]
+    assert stack.client.get_model_version("recheck", version).tags[TAG_STATUS] == "anchored"
+    assert ledger_count(stack, "recheck") == 1
 
 
 def test_a_burst_of_50_versions_gives_exactly_50_records(stack: Stack, model_uri: str) -> None:

@@ -15,13 +15,17 @@ from typing import Any
 
 import pytest
 
-from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id
+from modelledger.mlops.bridge import anchor as anchor_module
+from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id, provenance_doc
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.provenance import Provenance
 from modelledger.mlops.store.digest import FileEntry, Manifest
+from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.upload import ModelUploader
+from modelledger.mlops.store.verify import VerifyReport
 from modelledger.sdk.registry.client import Conflict, Invalid, NotFound
-from modelledger.sdk.registry.records import DatasetRef
+from modelledger.sdk.registry.records import DatasetRef, Framework, Library, Metric, MLflowSource, Param
 from tests.unit.s3_fakes import ConditionalBucket
 
 
@@ -38,6 +42,16 @@ class FakeMlflow:
     def get_model_version_download_uri(self, name: str, version: str) -> str:
         self.located = True
         return "mlflow-artifacts:/1/r1/artifacts/model"  # in FilesBucket (MLflow's artifacts bucket)
+
+    def get_run(self, run_id: str) -> Any:
+        return NS(
+            data=NS(params={"C": "0.5"}, metrics={"accuracy": 0.9}),
+            info=NS(run_id=run_id, user_id="u"),
+            inputs=NS(dataset_inputs=[DATASET_INPUT]),
+        )
+
+    def get_logged_model(self, model_id: str) -> Any:
+        return NS(model_id=model_id, params={}, metrics=[], source_run_id="r1")
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         if self.fail_tags:
@@ -68,24 +82,48 @@ def manifest_of(files: dict[str, bytes]) -> Manifest:
     return Manifest(tuple(FileEntry(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in files.items()))
 
 
+# A training dataset the run logged with modelledger.mlflow.log_dataset (full-content SHA-256 in its input tags).
+DATASET_INPUT = NS(
+    dataset=NS(name="train", source="s3://data/train.csv"),
+    tags=[NS(key="modelledger.sha256", value="c" * 64), NS(key="modelledger.source", value="s3://data/train.csv")],
+)
+
+
 def record(
     source: str,
     run_id: str,
     files: dict[str, bytes] | None = None,
     registrant: tuple[str, str] = ("Org1MSP", "registrar"),
     model_digest: str | None = None,
+    **provenance: Any,
 ) -> Any:
-    """A ledger record of m/1, by default of exactly the files MLflow holds."""
+    """A ledger record of m/1, by default of exactly the files and provenance MLflow holds (FakeMlflow's run)."""
     manifest = manifest_of(MODEL_FILES if files is None else files)
+    fields = {
+        "mlflow": MLflowSource(model_id=logged_model_id(source), run_id=run_id, source=source, user="u"),
+        "framework": Framework("unknown", "unknown"),  # MODEL_FILES' MLmodel names no flavor
+        "libraries": [],
+        "params": [Param("C", "0.5")],
+        "metrics": [Metric("accuracy", 0.9)],
+        "datasets": [DatasetRef(name="train", sha256="c" * 64, source="s3://data/train.csv", registered=True)],
+    } | provenance
     return NS(
         registered_tx_id="tx-1",
         model_digest=model_digest or manifest.model_digest,
         manifest_digest=manifest.manifest_digest,
         manifest=NS(files=[NS(path=f.path, sha256=f.sha256, size=f.size) for f in manifest.files]),
-        mlflow=NS(source=source, run_id=run_id),
-        storage=NS(bucket="b", key="models/x/index.json", version_id="v1", sha256="s" * 64),
+        storage=NS(bucket="anchored", key="models/x/index.json", version_id="v1", sha256="s" * 64),
         registrant=NS(msp_id=registrant[0], role=registrant[1], cert_fingerprint="f" * 64),
+        **fields,
     )
+
+
+@pytest.fixture(autouse=True)
+def anchored_copies(monkeypatch: pytest.MonkeyPatch) -> dict[str, VerifyReport]:
+    """verify_s3 of the anchored copy a record points at (real S3: tests/integration): sound unless a test says."""
+    reports: dict[str, VerifyReport] = {}
+    monkeypatch.setattr(anchor_module, "verify_s3", lambda client, pointer, manifest: reports.get(pointer.key, VerifyReport()))
+    return reports
 
 
 class FilesBucket:
@@ -117,7 +155,7 @@ def anchorer(
         mlflow=mlflow,
         registry=registry,  # type: ignore[arg-type]
         network=None,  # type: ignore[arg-type]
-        uploader=None,  # type: ignore[arg-type]
+        uploader=NS(bucket="anchored", client=None),  # type: ignore[arg-type]
         signing=None,  # type: ignore[arg-type]
         allowlist=ArtifactAllowlist.of("http://127.0.0.1:7950", ["modelledger-mlflow"]),
         tracking_uri="http://127.0.0.1:7950",
@@ -145,7 +183,7 @@ def test_a_version_already_on_the_ledger_is_tagged_with_the_detail_tags_before_t
     assert sorted(keys[:-1]) == ["ledger.block", "ledger.error", "ledger.tx_id", "model.digest", "storage.uri"]
     assert ("ledger.error", "<deleted>") in mlflow.calls
     assert mlflow.mv.tags["ledger.block"] == "9" and "ledger.error" not in mlflow.mv.tags
-    assert mlflow.mv.tags["storage.uri"] == "s3://b/models/x/index.json?versionId=v1"
+    assert mlflow.mv.tags["storage.uri"] == "s3://anchored/models/x/index.json?versionId=v1"
     assert outbox.get("m", "1").state == "done"
 
 
@@ -204,21 +242,112 @@ def test_a_record_of_the_same_bytes_by_another_registrant_is_anchored(tmp_path: 
     outbox.enqueue("m", "1", "reconciler")  # not a webhook's: no copy goes ahead of the reads
     assert a.process(outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)) == "done"
     assert mlflow.mv.tags["ledger.status"] == "anchored" and mlflow.mv.tags["model.digest"] == manifest_of(MODEL_FILES).model_digest
-    assert a.parts.artifacts_s3.gets == len(MODEL_FILES)  # MLflow's bytes were read and digested by this job
+    # MLflow's bytes were read and digested by this job (and MLmodel once more, for the provenance).
+    assert a.parts.artifacts_s3.gets == len(MODEL_FILES) + 1
 
 
-def test_a_job_that_copied_the_files_itself_compares_the_record_with_its_own_manifest(tmp_path: Path) -> None:
-    # After a crash between the copy and the tags: the checkpoint's manifest is of the bytes this job read.
+def own_checkpoint(rec: Any) -> dict[str, Any]:
+    """What a job that copied MODEL_FILES itself checkpointed: their manifest and the provenance it read."""
+    fields = ("mlflow", "framework", "libraries", "params", "metrics", "datasets")
+    prov = Provenance(**{k: getattr(record("models:/m-abc", "r1"), k) for k in fields})
+    return {"manifest": manifest_of(MODEL_FILES).to_json(), "provenance": provenance_doc(prov)}
+
+
+def test_a_job_that_copied_the_files_itself_compares_the_record_with_its_own_checkpoint(tmp_path: Path) -> None:
+    # After a crash between the copy and the tags: the checkpoint holds what this job read and stored.
     mlflow = FakeMlflow()
     a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")), files={})
-    job = webhook_job_of_block_9(outbox)
-    job = outbox.checkpoint(job, 60, manifest=manifest_of(MODEL_FILES).to_json(), pointer={"x": 1})
-    assert a.process(job) == "done" and a.parts.artifacts_s3.gets == 0
-    job = outbox.get("m", "1")
+    job = outbox.checkpoint(webhook_job_of_block_9(outbox), 60, **own_checkpoint(record("models:/m-abc", "r1")))
+    assert a.process(job) == "done" and a.parts.artifacts_s3.gets == 0  # nothing read again
     outbox.requeue("m", "1", "again")
     a2, _ = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", files={"model.bin": b"other"})))
-    job = outbox.checkpoint(outbox.lease("w", 60), 60, manifest=manifest_of(MODEL_FILES).to_json(), block=9, tx_id="tx-1")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), block=9, tx_id="tx-1")
     assert a2.process(job) == "conflict"
+
+
+@pytest.mark.parametrize("stale", ["revived", "other-transaction"])
+def test_a_revived_job_or_one_of_another_transaction_reads_mlflows_bytes_again(tmp_path: Path, stale: str) -> None:
+    # The checkpoint says the files were MODEL_FILES, but MLflow now holds other bytes: they are what counts.
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")), files={"model.bin": b"now"})
+    outbox.enqueue("m", "1", "reconciler")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), block=9)
+    if stale == "revived":
+        outbox.complete(job, tx_id="tx-1")
+        assert outbox.revive("m", "1", "tags lost")
+        job = outbox.lease("w", 60)
+    else:
+        job = outbox.checkpoint(job, 60, tx_id="tx-0")
+    assert a.process(job) == "conflict" and a.parts.artifacts_s3.gets > 0
+    assert "files only in MLflow: model.bin" not in outbox.get("m", "1").reason  # model.bin is in both
+    assert "files that differ: model.bin" in outbox.get("m", "1").reason
+
+
+@pytest.mark.parametrize(
+    ("planted", "named"),
+    [
+        ({"datasets": []}, "its datasets differ from MLflow's (" + "c" * 64 + ")"),
+        ({"metrics": [Metric("accuracy", 0.99)]}, "its metrics differ from MLflow's (accuracy)"),
+        ({"params": [Param("C", "0.5"), Param("extra", "1")]}, "its params differ from MLflow's (extra)"),
+        ({"framework": Framework("sklearn", "1.5")}, "its framework sklearn 1.5 is not unknown unknown"),
+        ({"libraries": [Library("torch", "2")]}, "its libraries differ from MLflow's (torch)"),
+        (
+            {"mlflow": MLflowSource(model_id="m-abc", run_id="", source="models:/m-abc", user="u")},
+            "it names another MLflow source (models:/m-abc, run -)",
+        ),
+        (
+            {"mlflow": MLflowSource(model_id="m-zzz", run_id="r1", source="models:/m-abc", user="u")},
+            "its MLflow logged model and user (m-zzz, u) are not m-abc, u",
+        ),
+    ],
+)
+def test_a_record_of_the_right_bytes_with_made_up_provenance_is_a_conflict(
+    tmp_path: Path, planted: dict[str, Any], named: str
+) -> None:
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1", **planted)))
+    assert a.process(webhook_job_of_block_9(outbox)) == "conflict"
+    assert named in outbox.get("m", "1").reason and mlflow.mv.tags["ledger.status"] == "conflict"
+
+
+def test_a_record_whose_storage_is_not_a_sound_anchored_copy_is_a_conflict(
+    tmp_path: Path, anchored_copies: dict[str, VerifyReport]
+) -> None:
+    foreign = record("models:/m-abc", "r1")
+    foreign.storage = NS(bucket="planted-bucket", key="k", version_id="v", sha256="s" * 64)
+    a, outbox = anchorer(tmp_path, FakeMlflow(), FakeRegistry(foreign))
+    assert a.process(webhook_job_of_block_9(outbox)) == "conflict"
+    assert "its storage is in bucket 'planted-bucket', not the anchored bucket 'anchored'" in outbox.get("m", "1").reason
+    anchored_copies["models/x/index.json"] = VerifyReport(missing=["model.bin"], unprotected=["blobs/sha256/ab"])
+    a, outbox = anchorer(tmp_path / "2", FakeMlflow(), FakeRegistry(record("models:/m-abc", "r1")))
+    assert a.process(webhook_job_of_block_9(outbox)) == "conflict"
+    assert (
+        "its storage s3://anchored/models/x/index.json is not a sound write-once copy of the files "
+        "(missing: model.bin; not locked: blobs/sha256/ab)"
+    ) in outbox.get("m", "1").reason
+
+
+def test_a_record_registered_by_someone_else_between_the_reads_and_the_submit_is_compared(tmp_path: Path) -> None:
+    class FrontRun(FakeRegistry):
+        """NotFound when the job reads; CONFLICT at its submit: a data scientist registered m/1 in between."""
+
+        def __init__(self, planted: Any) -> None:
+            super().__init__(None)
+            self.planted = planted
+
+        def register_model_version_async(self, record_in: Any) -> Any:
+            self.record = self.planted
+            raise Conflict("CONFLICT: model version m/1 is already registered with other content")
+
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FrontRun(record("models:/m-abc", "r1", files={"x": b"planted"})))
+    outbox.enqueue("m", "1", "reconciler")
+    # The job resumes after its copy (pointer checkpointed): it submits, and the CONFLICT leads to the comparison.
+    pointer = StoragePointer("anchored", "models/x/index.json", "v1", "s" * 64).to_json()
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), pointer=pointer)
+    state = a.process(job)
+    assert state == "conflict", outbox.get("m", "1").reason
+    assert "files only on the ledger: x" in outbox.get("m", "1").reason
 
 
 def test_a_missing_version_is_dead_and_an_unreachable_mlflow_is_retried(tmp_path: Path) -> None:

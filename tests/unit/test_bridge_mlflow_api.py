@@ -119,7 +119,7 @@ def test_the_reconciler_enqueues_model_versions_but_not_prompts_or_versions_bein
 
 class LedgerOfModel1:
     def list_model_versions(self, prefix: str, size: int, bookmark: str) -> Any:
-        return NS(records=[NS(name="model", version="1")], bookmark="", fetched=1)
+        return NS(records=[NS(name="model", version="1", registered_tx_id="tx-1")], bookmark="", fetched=1)
 
 
 def test_the_reconciler_reports_a_conflict_at_every_scan_and_leaves_it_alone(tmp_path: Any) -> None:
@@ -137,3 +137,35 @@ def test_the_reconciler_reports_a_conflict_at_every_scan_and_leaves_it_alone(tmp
         report = reconcile(registry, LedgerOfModel1(), outbox)  # type: ignore[arg-type]
         assert report.conflicts == ["model/1"] and report.enqueued == [] and report.revived == []
         assert outbox.get("model", "1").state == "conflict"
+
+
+class TaggedAnchored(Registry):
+    """model/1 tagged anchored, with ledger.tx_id tx-1: by this bridge, or by anyone with MLflow write access."""
+
+    def search_model_versions(self, max_results: int, page_token: str | None = None) -> Page:
+        page = super().search_model_versions(max_results, page_token)
+        page[0].tags.update({"ledger.status": "anchored", "ledger.tx_id": "tx-1"})
+        return page
+
+
+def test_a_version_tagged_anchored_by_someone_else_is_checked_by_the_worker(tmp_path: Any) -> None:
+    # A record planted on the ledger and a version created with the anchored tags, its webhook lost.
+    outbox = Outbox(tmp_path / "outbox.db")
+    report = reconcile(TaggedAnchored(), LedgerOfModel1(), outbox)  # type: ignore[arg-type]
+    assert report.enqueued == ["model/1"] and outbox.get("model", "1").state == "pending"
+
+
+def test_a_version_this_bridge_anchored_is_left_alone_unless_its_transaction_differs(tmp_path: Any) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.enqueue("model", "1", "webhook")
+    outbox.complete(outbox.lease("w", 60), tx_id="tx-1", block=3)
+    report = reconcile(TaggedAnchored(), LedgerOfModel1(), outbox)  # type: ignore[arg-type]
+    assert report.enqueued == [] and report.revived == [] and outbox.get("model", "1").state == "done"
+
+    class OtherTransaction(LedgerOfModel1):  # the ledger's record is not the one this bridge's job finished
+        def list_model_versions(self, prefix: str, size: int, bookmark: str) -> Any:
+            return NS(records=[NS(name="model", version="1", registered_tx_id="tx-2")], bookmark="", fetched=1)
+
+    outbox.clock = lambda: 9e9  # (a later scan)
+    report = reconcile(TaggedAnchored(), OtherTransaction(), outbox)  # type: ignore[arg-type]
+    assert report.revived == ["model/1"] and outbox.get("model", "1").state == "pending"

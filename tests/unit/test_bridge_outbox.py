@@ -193,3 +193,7 @@ def test_an_outbox_made_before_the_conflict_state_takes_it_and_keeps_its_jobs(tm
     assert outbox.get("m", "1").state == "conflict"
     Outbox(path)  # opening it again changes nothing
     assert outbox.get("m", "1").state == "conflict"
+    db = sqlite3.connect(path)
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'")}
+    assert "jobs_ready" in indexes and db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs_before_conflict'").fetchone()
