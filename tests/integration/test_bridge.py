@@ -24,7 +24,7 @@ import pytest
 
 from modelledger.mlops.bridge.anchor import FAULT_ENV, TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
-from modelledger.mlops.bridge.outbox import Outbox
+from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
 from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.webhooks import sign
@@ -138,6 +138,16 @@ def wait_tags(stack: Stack, name: str, version: str, status: str = "anchored", t
     pytest.fail(f"{name}/{version} not {status} after {timeout}s: tags {tags}, job {job}; log {stack.bridge.log_path}")
 
 
+def wait_job(stack: Stack, name: str, version: str, state: str, timeout: float = 30) -> Job:
+    deadline = time.monotonic() + timeout
+    job = stack.outbox().get(name, version)
+    while (job is None or job.state != state) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = stack.outbox().get(name, version)
+    assert job is not None and job.state == state, job
+    return job
+
+
 def ledger_count(stack: Stack, name: str) -> int:
     return len([r for r in stack.registry().list_model_versions(name, 1000).records if r.name == name])
 
@@ -245,8 +255,8 @@ def test_a_record_planted_with_other_bytes_is_tagged_conflict_never_anchored(sta
     reason = tags[TAG_ERROR]
     assert "files that differ: weights.bin" in reason and "registered by Org1MSP data_scientist" in reason
     assert not {TAG_TX, TAG_BLOCK, TAG_DIGEST, TAG_STORAGE} & set(tags)
-    job = stack.outbox().get("planted", "1")
-    assert job is not None and job.state == "conflict" and job.reason == reason
+    job = wait_job(stack, "planted", "1", "conflict")  # (recorded just after its tags)
+    assert job.reason == reason
     # The operator's view lists it as a conflict, with the reason whole.
     env = {"PATH": os.environ["PATH"], "MODELLEDGER_STATE_DIR": os.environ["MODELLEDGER_STATE_DIR"], "COLUMNS": "80"}
     cli = Path(sys.executable).with_name("modelledger")
