@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.bridge.settings import MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.settings import MlflowSettings
 from modelledger.mlops.store.digest import Manifest
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.s3server import S3Settings, s3_client
@@ -114,7 +114,6 @@ def wait_anchored(
 def run(console: Console | None = None) -> int:
     """Runs the demo on the stack described by the environment; returns the exit code."""
     console = console or Console()
-    prefer_proxied_downloads()
     # MLflow's hints about schema inference and dataset sources are noise here.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
     logging.getLogger("mlflow").setLevel(logging.WARNING)

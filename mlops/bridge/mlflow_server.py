@@ -5,9 +5,14 @@ time under ``<state>/mlflow/pids``, output in ``logs/mlflow.log``) with:
 
 - ``--backend-store-uri``: SQLite in the state folder, or the PostgreSQL URI
   in ``MODELLEDGER_MLFLOW_BACKEND_URI`` (needs ``pip install psycopg2-binary``);
-- ``--artifacts-destination s3://<bucket>/artifacts`` with ``--serve-artifacts``:
-  clients upload and download through the server (``mlflow-artifacts:/``), so
-  they need no S3 credentials and the URIs resolve from any host;
+- ``--artifacts-destination modelledger-s3://<bucket>/artifacts`` with
+  ``--serve-artifacts``: the artifacts live in ``s3://<bucket>/artifacts`` and
+  every client uploads and downloads through the server (``mlflow-artifacts:/``),
+  so it needs no S3 credentials, no trust in MinIO's CA, and the URIs resolve from
+  any host. The ``modelledger-s3`` repository
+  (:mod:`modelledger.mlops.bridge.proxied_artifacts`) is what makes the server
+  advertise no presigned S3 URLs, which stock MLflow 3.17 clients would otherwise
+  use for every download and for uploads from 500 MiB on;
 - the webhook settings MLflow needs to deliver to a loopback receiver at all,
   set for this local stack only: ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https``,
   ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true``, a stable
@@ -64,7 +69,7 @@ def mlflow_argv(settings: MlflowSettings) -> list[str]:
         "server",
         "--serve-artifacts",
         "--artifacts-destination",
-        settings.artifacts_destination,
+        settings.server_artifacts_destination,
         "--host",
         settings.host,
         "--port",

@@ -33,7 +33,7 @@ from modelledger.mlops.bridge.mlflow_server import mlflow_env
 from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.bridge.webhooks import EVENTS
 from modelledger.mlops.store.s3server import S3Settings, s3_client
 from modelledger.mlops.store.upload import ModelUploader
@@ -174,7 +174,6 @@ class Bridge:
         s = self.settings
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
-        prefer_proxied_downloads()
         secret = SecretFile(s.secret_file)
         outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
         client = MlflowApi(self.mlflow.tracking_uri)

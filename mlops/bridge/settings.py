@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,17 +29,8 @@ DEFAULT_MLFLOW_PORT = 7950
 DEFAULT_BRIDGE_PORT = 7960
 DEFAULT_ARTIFACTS_BUCKET = "modelledger-mlflow"
 WEBHOOK_PATH = "/webhooks/mlflow"
-
-
-def prefer_proxied_downloads() -> None:
-    """Makes this process's MLflow client download artifacts through the tracking server.
-
-    MLflow 3.17 clients otherwise ask the server for presigned S3 URLs (it
-    advertises them for any S3 destination) and fetch from the S3 endpoint
-    directly, which other hosts cannot reach and whose private CA they do not
-    trust. An explicit setting in the environment wins.
-    """
-    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+# The tracking server's artifact repository: S3 without presigned URLs (see modelledger.mlops.bridge.proxied_artifacts).
+PROXIED_S3_SCHEME = "modelledger-s3"
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,14 @@ class MlflowSettings:
 
     @property
     def artifacts_destination(self) -> str:
+        """Where MLflow's artifacts are stored: ``s3://<bucket>/artifacts``."""
         return f"s3://{self.artifacts_bucket}/artifacts"
+
+    @property
+    def server_artifacts_destination(self) -> str:
+        """The same location as the server's ``--artifacts-destination``: under the ``modelledger-s3`` scheme,
+        whose repository gives clients no presigned URL, so they all transfer through the server."""
+        return f"{PROXIED_S3_SCHEME}://{self.artifacts_bucket}/artifacts"
 
     @property
     def webhook_key_file(self) -> Path:

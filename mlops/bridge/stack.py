@@ -12,7 +12,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.service import BridgeProcess, install_webhook, mlflow_client
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.store.s3server import S3Server, S3Settings
 
 
@@ -33,16 +33,11 @@ class MlflowStack:
         )
 
     def up(self) -> Any:
-        """Starts MinIO, MLflow and the bridge (its webhook installed first); returns a client of MLflow.
-
-        This process's MLflow client is also set to download through the server
-        (see :func:`~modelledger.mlops.bridge.settings.prefer_proxied_downloads`).
-        """
+        """Starts MinIO, MLflow and the bridge (its webhook installed first); returns a client of MLflow."""
         self.s3.up()
         self.mlflow.up()
         install_webhook(self.bridge.settings, self.mlflow.settings)
         self.bridge.up()
-        prefer_proxied_downloads()
         return mlflow_client(self.mlflow.settings.tracking_uri)
 
     def down(self) -> list[str]:

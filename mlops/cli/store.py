@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.bridge.settings import prefer_proxied_downloads
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
@@ -70,7 +69,6 @@ def upload(
     try:
         if not is_artifact_uri(source) and not Path(source).is_dir():
             raise ModelTreeError(f"{source}: not a folder (give a model folder or an MLflow artifact URI)")
-        prefer_proxied_downloads()
         with local_folder(source) as folder:
             result = uploader.upload(folder, bundle=bundle)
     except (ModelTreeError, UploadError, SourceError, OSError) as exc:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,3 +345,75 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
         stack.registry().get_model_version("example_model", "1")
     assert ledger_count(stack, "deliveries") == 1
     assert os.environ.get(FAULT_ENV) is None
+
+
+# A data scientist's script: stock MLflow, nothing from this project, run in its own process.
+STOCK_CLIENT = """
+import json, os, sys
+import mlflow
+from mlflow.artifacts import download_artifacts
+
+name, version, run_uri, out = sys.argv[1:5]
+result = {
+    "models": download_artifacts(f"models:/{name}/{version}", dst_path=os.path.join(out, "models")),
+    "runs": download_artifacts(run_uri, dst_path=os.path.join(out, "runs")),
+}
+big = os.path.join(out, "big.bin")
+with open(big, "wb") as f:
+    f.write(os.urandom(3 * 1024 * 1024))
+mlflow.set_experiment("stock-client")
+with mlflow.start_run() as run:
+    mlflow.log_artifact(big)
+result["run_id"] = run.info.run_id
+print(json.dumps(result))
+"""
+
+
+def stock_client_env(stack: Stack, home: Path, **settings: str) -> dict[str, str]:
+    """Only what a data scientist sets: the tracking URI (and what is given); not this process's environment."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "MLFLOW_TRACKING_URI": stack.mlflow.settings.tracking_uri,
+        **settings,
+    }
+
+
+def test_a_stock_mlflow_client_downloads_and_uploads_through_the_tracking_server(stack: Stack, tmp_path: Path) -> None:
+    import mlflow
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
+    (folder / "weights.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), "model")
+    run_uri = f"runs:/{run.info.run_id}/model"
+    stack.client.create_registered_model("stock-client")
+    mv = stack.client.create_model_version("stock-client", run_uri, run_id=run.info.run_id)
+    tags = wait_tags(stack, "stock-client", mv.version)
+    record = stack.registry().get_model_version("stock-client", mv.version)
+    # What the server tells clients: no presigned S3 transfers (MLflow 3.17 decides from this alone).
+    with urllib.request.urlopen(f"{stack.mlflow.settings.tracking_uri}/api/3.0/mlflow/server-info", timeout=10) as r:
+        info = json.load(r)
+    assert (info["multipart_downloads_enabled"], info["multipart_uploads_enabled"]) == (False, False)
+
+    script, home, out = tmp_path / "client.py", tmp_path / "home", tmp_path / "out"
+    script.write_text(STOCK_CLIENT)
+    home.mkdir()
+    # The 3 MiB upload is above the lowered multipart threshold (the default is 500 MiB).
+    env = stock_client_env(stack, home, MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=str(1024 * 1024))
+    argv = [sys.executable, str(script), "stock-client", mv.version, run_uri, str(out)]
+    # Generous: it takes seconds; a client that cannot reach its presigned URLs retries for minutes.
+    proc = subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for uri in ("models", "runs"):  # the bytes the client got are the ones the ledger vouches for
+        got = digest_folder(Path(result[uri]))
+        assert [(f.path, f.size, f.sha256) for f in got.files] == [
+            (f.path, f.size, f.sha256) for f in record.manifest.files
+        ], uri
+        assert (got.model_digest, got.manifest_digest) == (record.model_digest, record.manifest_digest), uri
+    assert tags[TAG_DIGEST] == record.model_digest
+    back = mlflow.artifacts.download_artifacts(f"runs:/{result['run_id']}/big.bin", dst_path=str(tmp_path / "back"))
+    assert Path(back).read_bytes() == (out / "big.bin").read_bytes()

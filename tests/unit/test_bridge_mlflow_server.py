@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
+from modelledger.mlops.bridge.proxied_artifacts import s3_uri
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.store.s3server import S3Settings, ensure_credentials
 
@@ -32,8 +33,24 @@ def test_the_backend_uri_and_keys_go_through_the_environment_never_argv(tmp_path
     )
     assert argv[argv.index("--artifacts-destination") :][:2] == [
         "--artifacts-destination",
-        "s3://modelledger-mlflow/artifacts",
+        "modelledger-s3://modelledger-mlflow/artifacts",
     ]
+
+
+def test_the_servers_artifact_repository_offers_clients_no_presigned_url() -> None:
+    """MLflow advertises presigned transfers from the repository's class alone: ours has none of those interfaces."""
+    from mlflow.store.artifact import artifact_repo as base
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    destination = MlflowSettings().server_artifacts_destination
+    repo = get_artifact_repository(destination)  # through the package's entry point, as the server resolves it
+    for interface in (base.MultipartDownloadMixin, base.MultipartUploadMixin, base.PresignedUploadMixin):
+        assert not isinstance(repo, interface), interface.__name__
+    assert repo._s3.artifact_uri == MlflowSettings().artifacts_destination == "s3://modelledger-mlflow/artifacts"
+    trace = get_artifact_repository(f"{destination}/1/traces/tr-1/artifacts")  # how the server builds trace paths
+    assert trace._s3.artifact_uri == "s3://modelledger-mlflow/artifacts/1/traces/tr-1/artifacts"
+    with pytest.raises(ValueError, match="not a modelledger-s3:// artifact URI"):
+        s3_uri("s3://modelledger-mlflow/artifacts")
 
 
 def test_the_printed_backend_never_shows_a_password(tmp_path: Path) -> None:
