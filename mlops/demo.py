@@ -28,7 +28,7 @@ from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TA
 from modelledger.mlops.bridge.settings import MlflowSettings
 from modelledger.mlops.store.digest import Manifest
 from modelledger.mlops.store.index import StoragePointer
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.settings import NetworkSettings
@@ -173,7 +173,7 @@ def run(console: Console | None = None) -> int:
             )
             report = verify_folder(served, expected)
             console.print(f"   model from MLflow vs ledger: {'[green]ok[/]' if report.ok else '[red]MISMATCH[/]'}")
-            anchored = verify_s3(s3_client(S3Settings.from_env()), pointer, expected)
+            anchored = verify_s3(s3_client(S3Settings.from_env(), user=S3User.AUDITOR), pointer, expected)
             console.print(f"   anchored S3 copy vs ledger:  {'[green]ok[/]' if anchored.ok else '[red]MISMATCH[/]'}")
             if not (report.ok and anchored.ok):
                 raise DemoError(f"verification failed: {report.to_json()} {anchored.to_json()}")

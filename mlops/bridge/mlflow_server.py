@@ -35,14 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from modelledger.mlops.bridge.settings import MlflowSettings
-from modelledger.mlops.store.s3server import (
-    REGION,
-    S3ServerError,
-    S3Settings,
-    error_code,
-    read_credentials,
-    s3_client,
-)
+from modelledger.mlops.store.s3server import S3ServerError, S3Settings, S3User, aws_env, read_user_credentials
 from modelledger.network.private_files import read_or_create_secret
 from modelledger.network.processes import SupervisedServer, UpReport, wait_port_free
 
@@ -81,18 +74,14 @@ def mlflow_argv(settings: MlflowSettings) -> list[str]:
 
 def mlflow_env(settings: MlflowSettings, s3: S3Settings) -> dict[str, str]:
     """The server's complete environment: the backend URI (it may hold a password, so not in argv), S3
-    access for artifacts and the webhook settings."""
-    creds = read_credentials(s3)
+    access for artifacts as MLflow's own S3 user (its credential file, not the key) and the webhook settings."""
     return {
         "MLFLOW_BACKEND_STORE_URI": settings.backend_store_uri,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(settings.mlflow_dir),
         "LANG": "C.UTF-8",
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url,
-        "AWS_ACCESS_KEY_ID": creds.access_key,
-        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CA_BUNDLE": str(s3.ca_file),
+        **aws_env(s3, S3User.MLFLOW),
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": read_or_create_secret(settings.webhook_key_file, _fernet_key),
@@ -158,16 +147,20 @@ class MlflowServer(SupervisedServer):
         return server_health(self.settings)
 
     def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
-        """Starts the server unless it runs; creates the artifacts bucket on the stack's MinIO if missing.
+        """Starts the server unless it runs (its bucket and S3 user come from ``make s3-up``).
 
         Raises:
-            MlflowServerError: S3 is not up, the port is taken, or the server exited or never got healthy.
+            MlflowServerError: S3 was never set up, the port is taken, or the server exited or never got healthy.
         """
         say = progress or (lambda _m: None)
         s = self.settings
         t0 = time.monotonic()
         self._claim_state_dir()
-        actions = self._ensure_artifacts_bucket()
+        try:
+            read_user_credentials(self.s3, S3User.MLFLOW)
+        except S3ServerError as exc:
+            raise MlflowServerError(f"MLflow has no S3 user yet ({exc})") from exc
+        actions: list[str] = []
 
         def start() -> None:
             err = wait_port_free(s.host, s.port, 5.0)
@@ -192,25 +185,6 @@ class MlflowServer(SupervisedServer):
         if "@" not in parts.netloc and not parts.query:
             return uri
         return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
-
-    def _ensure_artifacts_bucket(self) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket = self.settings.artifacts_bucket
-        try:
-            client = s3_client(self.s3)
-            try:
-                client.head_bucket(Bucket=bucket)
-                return []
-            except ClientError as exc:
-                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                    raise
-            client.create_bucket(Bucket=bucket)
-            return [f"created bucket {bucket} for MLflow artifacts"]
-        except (ClientError, BotoCoreError, S3ServerError) as exc:
-            raise MlflowServerError(
-                f"the S3 server is not usable for MLflow's artifacts ({exc}); run `make s3-up`"
-            ) from exc
 
     def status(self) -> MlflowStatus:
         info = self.supervisor.running(PROCESS_NAME)

@@ -7,6 +7,7 @@ in ``<state>/bridge/pids``, JSON log lines in ``logs/bridge.log``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -29,13 +30,12 @@ from botocore.config import Config
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
-from modelledger.mlops.bridge.mlflow_server import mlflow_env
 from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.bridge.webhooks import EVENTS
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Settings, S3User, aws_env, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.network.errors import NodeFailedError
 from modelledger.network.layout import NetworkLayout
@@ -183,7 +183,7 @@ class Bridge:
         registry = RegistryClient(network, prof.chaincode)
         retention = s.retention_days or self.s3.retention_days
         # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
-        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)))
+        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)), user=S3User.BRIDGE)
         parts = AnchorParts(
             mlflow=client,
             registry=registry,
@@ -366,14 +366,9 @@ class BridgeProcess:
         if err is not None:
             raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
         env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
-        # Artifacts in the MLflow bucket may be read directly (s3://) with the stack's credentials.
-        env.update(
-            {
-                k: v
-                for k, v in mlflow_env(MlflowSettings(state_dir=s.state_dir), S3Settings(state_dir=s.state_dir)).items()
-                if k.startswith(("AWS_", "MLFLOW_S3"))
-            }
-        )
+        # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
+        s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)
+        env.update({**aws_env(s3, S3User.BRIDGE), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url})
         argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
         self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir)
         t1 = time.monotonic()

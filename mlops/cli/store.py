@@ -16,7 +16,7 @@ from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import StoragePointer, StoreError
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError
 from modelledger.mlops.store.verify import VerifyReport, verify_folder, verify_s3
@@ -65,7 +65,10 @@ def upload(
 ) -> None:
     """Copy a model into the anchored bucket (one read, locked content-addressed chunks); print the pointer."""
     settings = S3Settings.from_env()
-    uploader = ModelUploader(s3_client(settings), settings.bucket, retention=dt.timedelta(days=settings.retention_days))
+    # Writing anchored copies is the bridge's work: its S3 user (no delete) is the one that may.
+    uploader = ModelUploader(
+        s3_client(settings, user=S3User.BRIDGE), settings.bucket, retention=dt.timedelta(days=settings.retention_days)
+    )
     try:
         if not is_artifact_uri(source) and not Path(source).is_dir():
             raise ModelTreeError(f"{source}: not a folder (give a model folder or an MLflow artifact URI)")
@@ -150,7 +153,7 @@ def verify(
         _report(verify_folder(folder, expected), str(folder), as_json)
     elif pointer is not None:
         _report(
-            verify_s3(s3_client(S3Settings.from_env()), pointer, expected),
+            verify_s3(s3_client(S3Settings.from_env(), user=S3User.AUDITOR), pointer, expected),
             f"s3://{pointer.bucket}/{pointer.key}",
             as_json,
         )
@@ -171,7 +174,7 @@ def fetch(
     expected, pointer = _expected(None, ledger, org, role, profile, as_json)
     assert pointer is not None
     try:
-        m = fetch_model(s3_client(S3Settings.from_env()), pointer, dest, expected)
+        m = fetch_model(s3_client(S3Settings.from_env(), user=S3User.AUDITOR), pointer, dest, expected)
     except (StoreError, OSError) as exc:
         fail(str(exc), as_json)
         return

@@ -31,7 +31,7 @@ from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.index import StoragePointer, read_blob, read_index
-from modelledger.mlops.store.s3server import S3Server, s3_client
+from modelledger.mlops.store.s3server import S3Server, S3User, s3_client
 from modelledger.mlops.store.signing import verify_model
 from modelledger.mlops.store.verify import verify_s3
 from modelledger.network import FabricNetwork
@@ -77,6 +77,7 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
     state = network.settings.state_dir
     env.setenv("MODELLEDGER_STATE_DIR", str(state))
     env.setenv("MODELLEDGER_S3_PORT", str(free_port_pair()))
+    env.setenv("MODELLEDGER_S3_RETENTION_DAYS", "1")  # short, explicitly: the default is 10 years
     env.setenv("MODELLEDGER_MLFLOW_PORT", str(free_port_pair()))
     env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
     env.setenv("MODELLEDGER_BRIDGE_RECONCILE_SECONDS", "3")
@@ -163,7 +164,7 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
         ]
         assert record.model_digest == mine.model_digest and record.manifest_digest == mine.manifest_digest
         # The bundle stored beside the files verifies for the registrant recorded on the ledger.
-        s3 = s3_client(stack.s3.settings)
+        s3 = s3_client(stack.s3.settings, user=S3User.AUDITOR)
         pointer = StoragePointer(
             record.storage.bucket, record.storage.key, record.storage.version_id, record.storage.sha256
         )

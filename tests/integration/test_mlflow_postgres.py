@@ -54,6 +54,7 @@ def pg_stack(network: FabricNetwork) -> Iterator[PgStack]:
             pytest.fail(str(exc), pytrace=False)
         env.setenv("MODELLEDGER_STATE_DIR", str(network.settings.state_dir))
         env.setenv("MODELLEDGER_S3_PORT", str(free_port_pair()))
+        env.setenv("MODELLEDGER_S3_RETENTION_DAYS", "1")  # short, explicitly: the default is 10 years
         env.setenv("MODELLEDGER_MLFLOW_PORT", str(free_port_pair()))
         env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
         env.setenv("MODELLEDGER_MLFLOW_BACKEND_URI", pg.uri)

@@ -10,7 +10,7 @@ import pytest
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
 from modelledger.mlops.bridge.proxied_artifacts import s3_uri
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
-from modelledger.mlops.store.s3server import S3Settings, ensure_credentials
+from modelledger.mlops.store.s3server import S3Settings, S3User, ensure_credentials, read_credentials
 
 PG = "postgresql://mlflow:hunter2@db.internal:5432/mlflow?sslpassword=also-secret"
 
@@ -22,7 +22,11 @@ def test_the_backend_uri_and_keys_go_through_the_environment_never_argv(tmp_path
     argv = mlflow_argv(settings)
     env = mlflow_env(settings, s3)
     assert not any("hunter2" in a or "postgresql" in a for a in argv)
-    assert env["MLFLOW_BACKEND_STORE_URI"] == PG and env["AWS_SECRET_ACCESS_KEY"] not in " ".join(argv)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == PG
+    # MLflow's own S3 user, named by its credential file: no key in the environment, none of the root's.
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == str(s3.user_credentials_file(S3User.MLFLOW))
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    assert read_credentials(s3).secret_key not in " ".join([*argv, *env.values()])
     assert env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"] == "http,https" and env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "true"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     key = settings.webhook_key_file
