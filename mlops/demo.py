@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
 from modelledger.mlops.bridge.settings import MlflowSettings
 from modelledger.mlops.store.digest import Manifest
 from modelledger.mlops.store.index import StoragePointer
@@ -118,6 +120,10 @@ def run(console: Console | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow_settings = MlflowSettings.from_env()
+    # The data scientist's side runs as the stack's data scientist (MLflow's own authentication),
+    # unless the environment already names an MLflow user.
+    if not os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        act_as(mlflow_settings, MlflowUser.SCIENTIST)
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)

@@ -30,6 +30,14 @@ from botocore.config import Config
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
+from modelledger.mlops.bridge.mlflow_auth import (
+    MlflowAuthError,
+    MlflowCredentials,
+    MlflowUser,
+    act_as,
+    acting_as,
+    read_user,
+)
 from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
@@ -99,9 +107,18 @@ def mlflow_client(tracking_uri: str) -> Any:
 def install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bool = False) -> str:
     """Creates (or updates) the bridge's webhook in MLflow with a generated secret; returns what was done.
 
-    The secret is kept 0600 in ``<state>/bridge/webhook-secret``; ``rotate``
-    makes a new one. MLflow stores it encrypted and never shows it again.
+    It acts as the bridge's MLflow user (MLflow 3.17 lets only admins manage
+    webhooks). The secret is kept 0600 in ``<state>/bridge/webhook-secret``;
+    ``rotate`` makes a new one. MLflow stores it encrypted and never shows it again.
     """
+    try:
+        with acting_as(mlflow, MlflowUser.BRIDGE):
+            return _install_webhook(settings, mlflow, rotate)
+    except MlflowAuthError as exc:
+        raise BridgeError(str(exc)) from exc
+
+
+def _install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bool) -> str:
     client = mlflow_client(mlflow.tracking_uri)
     secret_file = settings.secret_file
     fresh = rotate or not secret_file.exists()
@@ -174,6 +191,12 @@ class Bridge:
         s = self.settings
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
+        # This process's MLflow client is the bridge's MLflow user from now on.
+        try:
+            act_as(self.mlflow, MlflowUser.BRIDGE)
+            mlflow_user = read_user(self.mlflow, MlflowUser.BRIDGE)
+        except MlflowAuthError as exc:
+            raise BridgeError(str(exc)) from exc
         secret = SecretFile(s.secret_file)
         outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
         client = MlflowApi(self.mlflow.tracking_uri)
@@ -203,7 +226,7 @@ class Bridge:
             log.info("took over jobs of a stopped bridge", extra={"jobs": orphans})
 
         def exists(name: str, version: str) -> bool | None:
-            return registry_has_version(self.mlflow.tracking_uri, name, version)
+            return registry_has_version(self.mlflow.tracking_uri, name, version, mlflow_user)
 
         workers: list[threading.Thread] = []
 
@@ -309,16 +332,19 @@ def owner_alive(owner: str) -> bool:
     return str(process_start_time(pid)) == parts[2]
 
 
-def registry_has_version(tracking_uri: str, name: str, version: str, timeout: float = 2.0) -> bool | None:
+def registry_has_version(
+    tracking_uri: str, name: str, version: str, user: MlflowCredentials, timeout: float = 2.0
+) -> bool | None:
     """Asks the registry, quickly and once, whether a version exists: True, False, or None if it cannot tell now.
 
     Used by the receiver, which must answer MLflow within its 10 s webhook timeout;
-    MLflow's own client would retry for minutes.
+    MLflow's own client would retry for minutes. It asks as ``user``.
     """
     query = urllib.parse.urlencode({"name": name, "version": version})
     url = f"{tracking_uri}/api/2.0/mlflow/model-versions/get?{query}"
+    req = urllib.request.Request(url, headers={"Authorization": user.header()})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status == 200
     except urllib.error.HTTPError as exc:
         if exc.code == 404:

@@ -91,6 +91,11 @@ class MlflowSettings:
         return f"{PROXIED_S3_SCHEME}://{self.artifacts_bucket}/{MLFLOW_ARTIFACTS_PREFIX}"
 
     @property
+    def flask_key_file(self) -> Path:
+        """The secret key of MLflow's Flask app (0600; basic-auth needs one that all workers share)."""
+        return self.mlflow_dir / "flask-secret.key"
+
+    @property
     def webhook_key_file(self) -> Path:
         """The Fernet key MLflow encrypts stored webhook secrets with (0600)."""
         return self.mlflow_dir / "webhook-encryption.key"

@@ -26,14 +26,20 @@ class MlflowStack:
 
     @classmethod
     def from_env(cls) -> MlflowStack:
+        bridge = BridgeSettings.from_env()
         return cls(
             S3Server(S3Settings.from_env()),
-            MlflowServer(MlflowSettings.from_env()),
-            BridgeProcess(BridgeSettings.from_env()),
+            MlflowServer(MlflowSettings.from_env(), webhook_target=bridge.webhook_url),
+            BridgeProcess(bridge),
         )
 
     def up(self) -> Any:
-        """Starts MinIO, MLflow and the bridge (its webhook installed first); returns a client of MLflow."""
+        """Starts MinIO, MLflow and the bridge (its webhook installed first); returns a client of MLflow.
+
+        The client is this process's: it acts as whichever MLflow user the
+        environment names (``MLFLOW_TRACKING_USERNAME``; see
+        :mod:`~modelledger.mlops.bridge.mlflow_auth`).
+        """
         self.s3.up()
         self.mlflow.up()
         install_webhook(self.bridge.settings, self.mlflow.settings)

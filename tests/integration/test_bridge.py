@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from modelledger.mlops.bridge.anchor import FAULT_ENV, TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
@@ -86,6 +88,8 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
     previous_uri = mlflow.get_tracking_uri()
     try:
         client = parts.up()
+        for key, value in user_env(parts.mlflow.settings, MlflowUser.SCIENTIST).items():
+            env.setenv(key, value)  # this process is the stack's data scientist (MLflow's authentication is on)
         mlflow.set_tracking_uri(parts.mlflow.settings.tracking_uri)
         profile = ConnectionProfile.load(network.layout.connection_profile)
         yield Stack(network, parts.s3, parts.mlflow, parts.bridge, env, client, profile)
@@ -334,8 +338,9 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
     signed_junk["X-MLflow-Signature"] = sign(secret, "junk-1", stamp, junk)
     assert _post(stack, junk, signed_junk)[0] == 400
     # MLflow's own test endpoint sends a signed example payload for a version that does not exist.
-    hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
-    result = stack.client.test_webhook(hook.webhook_id)
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):  # MLflow 3.17: webhooks are admin-only
+        hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
+        result = stack.client.test_webhook(hook.webhook_id)
     assert not result.success and result.response_status == 422
     after = [(j.key, j.state, j.attempts) for j in stack.outbox().jobs()]
     assert [a for a in after if a[0] != f"deliveries/{version}"] == [
@@ -371,11 +376,12 @@ print(json.dumps(result))
 
 
 def stock_client_env(stack: Stack, home: Path, **settings: str) -> dict[str, str]:
-    """Only what a data scientist sets: the tracking URI (and what is given); not this process's environment."""
+    """Only what a data scientist sets: MLflow's standard tracking URI, username and password as the stack
+    keeps them for its data scientist (and what is given); not this process's environment."""
     return {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
-        "MLFLOW_TRACKING_URI": stack.mlflow.settings.tracking_uri,
+        **user_env(stack.mlflow.settings, MlflowUser.SCIENTIST),
         **settings,
     }
 
@@ -420,3 +426,93 @@ def test_a_stock_mlflow_client_downloads_and_uploads_through_the_tracking_server
     assert tags[TAG_DIGEST] == record.model_digest
     back = mlflow.artifacts.download_artifacts(f"runs:/{result['run_id']}/big.bin", dst_path=str(tmp_path / "back"))
     assert Path(back).read_bytes() == (out / "big.bin").read_bytes()
+
+
+def _rest(
+    stack: Stack, method: str, path: str, body: dict | None = None, user: MlflowUser | None = None
+) -> tuple[int, str]:
+    """One raw request to the tracking server, anonymous or as one of the stack's MLflow users: (status, body)."""
+    headers = {"Content-Type": "application/json"}
+    if user is not None:
+        headers["Authorization"] = read_user(stack.mlflow.settings, user).header()
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{stack.mlflow.settings.tracking_uri}{path}", data, headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def test_mlflow_refuses_anonymous_clients_and_serves_the_stacks_data_scientist(stack: Stack, tmp_path: Path) -> None:
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _rest(stack, "GET", search)[0] == 401
+    assert _rest(stack, "GET", search, user=MlflowUser.SCIENTIST)[0] == 200
+    # A stock client with the tracking URI alone is refused; with the stack's data scientist it works.
+    script = "import mlflow; print(len(mlflow.search_experiments()))"
+    home = tmp_path / "home"
+    home.mkdir()
+    anonymous = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "MLFLOW_TRACKING_URI": stack.mlflow.settings.tracking_uri,
+    }
+    proc = subprocess.run([sys.executable, "-c", script], env=anonymous, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "401" in proc.stderr, proc.stderr[-2000:]
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=stock_client_env(stack, home), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and int(proc.stdout.strip()) >= 1, proc.stderr[-2000:]
+
+
+def test_only_the_bridges_url_can_be_a_webhook_target(stack: Stack) -> None:
+    bridge_url = stack.bridge.settings.webhook_url
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
+    hooks, one = "/api/2.0/mlflow/webhooks", f"/api/2.0/mlflow/webhooks/{hook.webhook_id}"
+    elsewhere = "http://127.0.0.1:9/collect"
+    create = {"name": "elsewhere", "url": elsewhere, "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]}
+    # Anonymous clients can neither create, repoint, disable nor delete a webhook.
+    for method, path, body in (
+        ("POST", hooks, create),
+        ("PATCH", one, {"url": elsewhere}),
+        ("PATCH", one, {"status": "DISABLED"}),
+        ("DELETE", one, None),
+    ):
+        assert _rest(stack, method, path, body)[0] == 401, (method, path, body)
+    # A data scientist is no MLflow admin: MLflow 3.17 lets only admins manage webhooks.
+    assert _rest(stack, "POST", hooks, create, MlflowUser.SCIENTIST)[0] == 403
+    assert _rest(stack, "PATCH", one, {"url": elsewhere}, MlflowUser.SCIENTIST)[0] == 403
+    # Admins (MLflow's and the bridge's) may not name another URL either: this stack's rule.
+    for admin in (MlflowUser.ADMIN, MlflowUser.BRIDGE):
+        for method, path, body in (("POST", hooks, create), ("PATCH", one, {"url": elsewhere, "secret": "s" * 32})):
+            status, text = _rest(stack, method, path, body, admin)
+            assert status == 403 and "webhooks may only point at the ModelLedger bridge" in text, (admin, method, text)
+    # The bridge's URL itself is accepted.
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        second = stack.client.create_webhook(name="second", url=bridge_url, events=["model_version.created"])
+        stack.client.delete_webhook(second.webhook_id)
+        after = [(w.name, w.url, w.status.is_active()) for w in stack.client.list_webhooks()]
+    assert after == [(WEBHOOK_NAME, bridge_url, True)]
+
+
+def test_mlflow_lets_a_data_scientist_rewrite_ledger_tags_on_their_own_versions(stack: Stack, model_uri: str) -> None:
+    """Measured limit of MLflow 3.17 (docs/guarantees.md): tags are a mirror; the ledger is what counts."""
+    version = register(stack, "own-tags", model_uri)
+    wait_tags(stack, "own-tags", version)
+    record = stack.registry().get_model_version("own-tags", version)
+    # The creator of a registered model holds MANAGE on it, and MLflow cannot reserve tag keys.
+    stack.client.set_model_version_tag("own-tags", version, TAG_DIGEST, "0" * 64)
+    assert stack.client.get_model_version("own-tags", version).tags[TAG_DIGEST] == "0" * 64
+    assert stack.registry().get_model_version("own-tags", version).model_digest == record.model_digest
+    # Another user's version is read-only to them (default permission READ).
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        stack.client.create_registered_model("admins-model")
+    status, _ = _rest(
+        stack,
+        "POST",
+        "/api/2.0/mlflow/registered-models/set-tag",
+        {"name": "admins-model", "key": TAG_STATUS, "value": "anchored"},
+        MlflowUser.SCIENTIST,
+    )
+    assert status == 403

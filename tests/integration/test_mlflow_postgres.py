@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from modelledger.mlops.bridge.anchor import TAG_DIGEST, TAG_STATUS, TAG_TX
+from modelledger.mlops.bridge.mlflow_auth import MlflowUser, user_env
 from modelledger.mlops.bridge.mlflow_server import PROCESS_NAME, MlflowServer
 from modelledger.mlops.bridge.service import BridgeProcess
 from modelledger.mlops.bridge.stack import MlflowStack
@@ -60,6 +61,8 @@ def pg_stack(network: FabricNetwork) -> Iterator[PgStack]:
         env.setenv("MODELLEDGER_MLFLOW_BACKEND_URI", pg.uri)
         parts = MlflowStack.from_env()
         client = parts.up()
+        for key, value in user_env(parts.mlflow.settings, MlflowUser.SCIENTIST).items():
+            env.setenv(key, value)  # this process is the stack's data scientist (MLflow's authentication is on)
         mlflow.set_tracking_uri(parts.mlflow.settings.tracking_uri)
         yield PgStack(pg, parts.mlflow, parts.bridge, client, ConnectionProfile.load(network.layout.connection_profile))
     finally:
