@@ -47,7 +47,7 @@ from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3server import s3_client
+from modelledger.mlops.store.s3server import S3User, s3_client
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE
@@ -143,7 +143,7 @@ def main() -> int:
         profile = ConnectionProfile.load(net.layout.connection_profile)
         gw = profile.gateway("Org1MSP", "registrar")
         registry = RegistryClient(gw.network(profile.channel), profile.chaincode)
-        s3c = s3_client(s3.settings)
+        s3c = s3_client(s3.settings, user=S3User.ROOT)  # creates a scratch bucket: administration
         s3c.create_bucket(Bucket="bench-plain")
         signing = SigningIdentity.from_msp(profile.user_msp("Org1MSP", "registrar"))
         cfg = TransferConfig(multipart_threshold=CHUNK_SIZE, multipart_chunksize=CHUNK_SIZE, max_concurrency=4)

@@ -32,7 +32,7 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 
 from modelledger.mlops.store.digest import digest_folder, sha256_file
-from modelledger.mlops.store.s3server import S3Server, S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Server, S3Settings, S3User, s3_client
 from modelledger.mlops.store.upload import CHUNK_SIZE, ModelUploader
 from modelledger.network.processes import first_busy_port
 
@@ -83,10 +83,10 @@ def openssl(paths: list[Path]) -> float:
 ANCHOR_CHILD = """
 import datetime as dt, sys
 from pathlib import Path
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 settings = S3Settings(state_dir=Path(sys.argv[2]), tools_dir=S3Settings.from_env().tools_dir, port=int(sys.argv[3]))
-uploader = ModelUploader(s3_client(settings), settings.bucket, dt.timedelta(seconds=60))
+uploader = ModelUploader(s3_client(settings, user=S3User.BRIDGE), settings.bucket, dt.timedelta(seconds=60))
 uploader.upload(sys.argv[1], progress=False)
 print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
@@ -143,7 +143,7 @@ def main() -> int:
         # each); the upload without any checksum is printed too. Each anchored run gets a new locked bucket
         # (the same bytes again would be a no-op), each plain run a new key.
         server.up()
-        client = s3_client(settings)
+        client = s3_client(settings, user=S3User.ROOT)  # creates scratch buckets: administration
         client.create_bucket(Bucket="bench-plain")
         cfg = TransferConfig(multipart_threshold=CHUNK_SIZE, multipart_chunksize=CHUNK_SIZE, max_concurrency=4)
         sha = {"ChecksumAlgorithm": "SHA256"}

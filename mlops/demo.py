@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -27,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.bridge.settings import MlflowSettings, prefer_proxied_downloads
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
+from modelledger.mlops.bridge.settings import MlflowSettings
+from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network.layout import NetworkLayout
@@ -114,11 +116,14 @@ def wait_anchored(
 def run(console: Console | None = None) -> int:
     """Runs the demo on the stack described by the environment; returns the exit code."""
     console = console or Console()
-    prefer_proxied_downloads()
     # MLflow's hints about schema inference and dataset sources are noise here.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow_settings = MlflowSettings.from_env()
+    # The data scientist's side runs as the stack's data scientist (MLflow's own authentication),
+    # unless the environment already names an MLflow user.
+    if not os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        act_as(mlflow_settings, MlflowUser.SCIENTIST)
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
@@ -160,7 +165,7 @@ def run(console: Console | None = None) -> int:
         _step(console, 4, "Verification: bytes, signature, signer and status of what MLflow serves and of the copy")
         import mlflow.artifacts
 
-        s3 = s3_client(S3Settings.from_env())
+        s3 = s3_client(S3Settings.from_env(), user=S3User.AUDITOR)
         bundle, no_bundle = anchored_bundle(s3, pointer)
         work = Path(tempfile.mkdtemp(prefix="modelledger-demo-"))
         try:

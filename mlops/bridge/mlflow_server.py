@@ -5,16 +5,26 @@ time under ``<state>/mlflow/pids``, output in ``logs/mlflow.log``) with:
 
 - ``--backend-store-uri``: SQLite in the state folder, or the PostgreSQL URI
   in ``MODELLEDGER_MLFLOW_BACKEND_URI`` (needs ``pip install psycopg2-binary``);
-- ``--artifacts-destination s3://<bucket>/artifacts`` with ``--serve-artifacts``:
-  clients upload and download through the server (``mlflow-artifacts:/``), so
-  they need no S3 credentials and the URIs resolve from any host;
+- ``--artifacts-destination modelledger-s3://<bucket>/artifacts`` with
+  ``--serve-artifacts``: the artifacts live in ``s3://<bucket>/artifacts`` and
+  every client uploads and downloads through the server (``mlflow-artifacts:/``),
+  so it needs no S3 credentials, no trust in MinIO's CA, and the URIs resolve from
+  any host. The ``modelledger-s3`` repository
+  (:mod:`modelledger.mlops.bridge.proxied_artifacts`) is what makes the server
+  advertise no presigned S3 URLs, which stock MLflow 3.17 clients would otherwise
+  use for every download and for uploads from 500 MiB on;
 - the webhook settings MLflow needs to deliver to a loopback receiver at all,
   set for this local stack only: ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https``,
   ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true``, a stable
   ``MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY`` (a Fernet key kept 0600 in the state
   folder; without it every worker makes its own and stored webhooks become
   unreadable) and ``MLFLOW_WEBHOOK_CACHE_TTL=2`` (a new webhook is used within
-  2 s instead of 60).
+  2 s instead of 60);
+- ``--app-name basic-auth``: MLflow's own authentication, configured by
+  :mod:`modelledger.mlops.bridge.mlflow_auth` (its users, their 0600 credential
+  files, and the rule that a webhook may only point at the bridge's URL). The
+  admin's bootstrap password and the Flask secret key reach the server in its
+  environment, never in argv.
 """
 
 from __future__ import annotations
@@ -29,15 +39,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from modelledger.mlops.bridge.settings import MlflowSettings
-from modelledger.mlops.store.s3server import (
-    REGION,
-    S3ServerError,
-    S3Settings,
-    error_code,
-    read_credentials,
-    s3_client,
+from modelledger.mlops.bridge.mlflow_auth import (
+    WEBHOOK_TARGET_ENV,
+    MlflowAuthError,
+    MlflowUser,
+    auth_config,
+    auth_config_file,
+    ensure_user_files,
+    ensure_users,
+    read_user,
 )
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
+from modelledger.mlops.store.s3server import S3ServerError, S3Settings, S3User, aws_env, read_user_credentials
+from modelledger.network.configuration import write_if_changed
 from modelledger.network.private_files import read_or_create_secret
 from modelledger.network.processes import SupervisedServer, UpReport, wait_port_free
 
@@ -64,30 +78,34 @@ def mlflow_argv(settings: MlflowSettings) -> list[str]:
         "server",
         "--serve-artifacts",
         "--artifacts-destination",
-        settings.artifacts_destination,
+        settings.server_artifacts_destination,
         "--host",
         settings.host,
         "--port",
         str(settings.port),
         "--workers",
         "1",
+        "--app-name",
+        "basic-auth",
     ]
 
 
-def mlflow_env(settings: MlflowSettings, s3: S3Settings) -> dict[str, str]:
+def mlflow_env(settings: MlflowSettings, s3: S3Settings, webhook_target: str) -> dict[str, str]:
     """The server's complete environment: the backend URI (it may hold a password, so not in argv), S3
-    access for artifacts and the webhook settings."""
-    creds = read_credentials(s3)
+    access for artifacts as MLflow's own S3 user (its credential file, not the key), the authentication
+    settings (the admin's bootstrap password, the Flask secret key), the webhook settings and the one URL
+    a webhook may point at (``webhook_target``, the bridge's)."""
     return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_config_file(settings)),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": read_user(settings, MlflowUser.ADMIN).password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": read_or_create_secret(settings.flask_key_file),
+        WEBHOOK_TARGET_ENV: webhook_target,
         "MLFLOW_BACKEND_STORE_URI": settings.backend_store_uri,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(settings.mlflow_dir),
         "LANG": "C.UTF-8",
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url,
-        "AWS_ACCESS_KEY_ID": creds.access_key,
-        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CA_BUNDLE": str(s3.ca_file),
+        **aws_env(s3, S3User.MLFLOW),
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": read_or_create_secret(settings.webhook_key_file, _fernet_key),
@@ -139,9 +157,12 @@ class MlflowServer(SupervisedServer):
     marker = STATE_MARKER
     marker_note = "ModelLedger MLflow state; `modelledger mlflow clean` deletes this folder"
 
-    def __init__(self, settings: MlflowSettings | None = None, s3: S3Settings | None = None) -> None:
+    def __init__(
+        self, settings: MlflowSettings | None = None, s3: S3Settings | None = None, webhook_target: str | None = None
+    ) -> None:
         self.settings = settings or MlflowSettings.from_env()
         self.s3 = s3 or S3Settings.from_env()
+        self.webhook_target = webhook_target or BridgeSettings.from_env().webhook_url
         self.health_timeout = self.settings.health_timeout
         super().__init__(self.settings.mlflow_dir)
 
@@ -153,16 +174,24 @@ class MlflowServer(SupervisedServer):
         return server_health(self.settings)
 
     def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
-        """Starts the server unless it runs; creates the artifacts bucket on the stack's MinIO if missing.
+        """Starts the server unless it runs (its bucket and S3 user come from ``make s3-up``), then creates
+        the MLflow users that are missing (see :mod:`~modelledger.mlops.bridge.mlflow_auth`).
 
         Raises:
-            MlflowServerError: S3 is not up, the port is taken, or the server exited or never got healthy.
+            MlflowServerError: S3 was never set up, the port is taken, the server exited or never got
+                healthy, or it refused to set up the users.
         """
         say = progress or (lambda _m: None)
         s = self.settings
         t0 = time.monotonic()
         self._claim_state_dir()
-        actions = self._ensure_artifacts_bucket()
+        try:
+            read_user_credentials(self.s3, S3User.MLFLOW)
+        except S3ServerError as exc:
+            raise MlflowServerError(f"MLflow has no S3 user yet ({exc})") from exc
+        actions = ensure_user_files(s)
+        if write_if_changed(auth_config_file(s), auth_config(s)):
+            actions.append(f"wrote {auth_config_file(s).name}")
 
         def start() -> None:
             err = wait_port_free(s.host, s.port, 5.0)
@@ -173,11 +202,19 @@ class MlflowServer(SupervisedServer):
                 )
             say(f"starting MLflow on {s.tracking_uri} (backend {self._backend_label()})")
             self.supervisor.start(
-                PROCESS_NAME, mlflow_argv(s), mlflow_env(s, self.s3), cwd=s.mlflow_dir, tag=self._address
+                PROCESS_NAME,
+                mlflow_argv(s),
+                mlflow_env(s, self.s3, self.webhook_target),
+                cwd=s.mlflow_dir,
+                tag=self._address,
             )
             actions.append(f"started {PROCESS_NAME}")
 
         seconds_to_healthy = self._run(start)
+        try:
+            actions += ensure_users(s)
+        except MlflowAuthError as exc:
+            raise MlflowServerError(f"{exc} (log: {self.log_path})") from exc
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     def _backend_label(self) -> str:
@@ -187,25 +224,6 @@ class MlflowServer(SupervisedServer):
         if "@" not in parts.netloc and not parts.query:
             return uri
         return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
-
-    def _ensure_artifacts_bucket(self) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket = self.settings.artifacts_bucket
-        try:
-            client = s3_client(self.s3)
-            try:
-                client.head_bucket(Bucket=bucket)
-                return []
-            except ClientError as exc:
-                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                    raise
-            client.create_bucket(Bucket=bucket)
-            return [f"created bucket {bucket} for MLflow artifacts"]
-        except (ClientError, BotoCoreError, S3ServerError) as exc:
-            raise MlflowServerError(
-                f"the S3 server is not usable for MLflow's artifacts ({exc}); run `make s3-up`"
-            ) from exc
 
     def status(self) -> MlflowStatus:
         info = self.supervisor.running(PROCESS_NAME)

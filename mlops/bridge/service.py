@@ -7,6 +7,7 @@ in ``<state>/bridge/pids``, JSON log lines in ``logs/bridge.log``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -29,13 +30,20 @@ from botocore.config import Config
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
-from modelledger.mlops.bridge.mlflow_server import mlflow_env
+from modelledger.mlops.bridge.mlflow_auth import (
+    MlflowAuthError,
+    MlflowCredentials,
+    MlflowUser,
+    act_as,
+    acting_as,
+    read_user,
+)
 from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.bridge.webhooks import EVENTS
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Settings, S3User, aws_env, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.network.errors import NodeFailedError
 from modelledger.network.layout import NetworkLayout
@@ -99,9 +107,18 @@ def mlflow_client(tracking_uri: str) -> Any:
 def install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bool = False) -> str:
     """Creates (or updates) the bridge's webhook in MLflow with a generated secret; returns what was done.
 
-    The secret is kept 0600 in ``<state>/bridge/webhook-secret``; ``rotate``
-    makes a new one. MLflow stores it encrypted and never shows it again.
+    It acts as the bridge's MLflow user (MLflow 3.17 lets only admins manage
+    webhooks). The secret is kept 0600 in ``<state>/bridge/webhook-secret``;
+    ``rotate`` makes a new one. MLflow stores it encrypted and never shows it again.
     """
+    try:
+        with acting_as(mlflow, MlflowUser.BRIDGE):
+            return _install_webhook(settings, mlflow, rotate)
+    except MlflowAuthError as exc:
+        raise BridgeError(str(exc)) from exc
+
+
+def _install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bool) -> str:
     client = mlflow_client(mlflow.tracking_uri)
     secret_file = settings.secret_file
     fresh = rotate or not secret_file.exists()
@@ -174,7 +191,12 @@ class Bridge:
         s = self.settings
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
-        prefer_proxied_downloads()
+        # This process's MLflow client is the bridge's MLflow user from now on.
+        try:
+            act_as(self.mlflow, MlflowUser.BRIDGE)
+            mlflow_user = read_user(self.mlflow, MlflowUser.BRIDGE)
+        except MlflowAuthError as exc:
+            raise BridgeError(str(exc)) from exc
         secret = SecretFile(s.secret_file)
         outbox = Outbox(s.outbox_file, max_attempts=s.max_attempts)
         client = MlflowApi(self.mlflow.tracking_uri)
@@ -184,7 +206,7 @@ class Bridge:
         registry = RegistryClient(network, prof.chaincode)
         retention = s.retention_days or self.s3.retention_days
         # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
-        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)))
+        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)), user=S3User.BRIDGE)
         parts = AnchorParts(
             mlflow=client,
             registry=registry,
@@ -204,7 +226,7 @@ class Bridge:
             log.info("took over jobs of a stopped bridge", extra={"jobs": orphans})
 
         def exists(name: str, version: str) -> bool | None:
-            return registry_has_version(self.mlflow.tracking_uri, name, version)
+            return registry_has_version(self.mlflow.tracking_uri, name, version, mlflow_user)
 
         workers: list[threading.Thread] = []
 
@@ -315,16 +337,19 @@ def owner_alive(owner: str) -> bool:
     return str(process_start_time(pid)) == parts[2]
 
 
-def registry_has_version(tracking_uri: str, name: str, version: str, timeout: float = 2.0) -> bool | None:
+def registry_has_version(
+    tracking_uri: str, name: str, version: str, user: MlflowCredentials, timeout: float = 2.0
+) -> bool | None:
     """Asks the registry, quickly and once, whether a version exists: True, False, or None if it cannot tell now.
 
     Used by the receiver, which must answer MLflow within its 10 s webhook timeout;
-    MLflow's own client would retry for minutes.
+    MLflow's own client would retry for minutes. It asks as ``user``.
     """
     query = urllib.parse.urlencode({"name": name, "version": version})
     url = f"{tracking_uri}/api/2.0/mlflow/model-versions/get?{query}"
+    req = urllib.request.Request(url, headers={"Authorization": user.header()})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status == 200
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -372,14 +397,9 @@ class BridgeProcess:
         if err is not None:
             raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
         env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
-        # Artifacts in the MLflow bucket may be read directly (s3://) with the stack's credentials.
-        env.update(
-            {
-                k: v
-                for k, v in mlflow_env(MlflowSettings(state_dir=s.state_dir), S3Settings(state_dir=s.state_dir)).items()
-                if k.startswith(("AWS_", "MLFLOW_S3"))
-            }
-        )
+        # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
+        s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)
+        env.update({**aws_env(s3, S3User.BRIDGE), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url})
         argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
         self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir)
         t1 = time.monotonic()

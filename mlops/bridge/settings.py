@@ -19,28 +19,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelledger.mlops.bridge.proxied_artifacts import PROXIED_S3_SCHEME
+from modelledger.mlops.store.s3server import DEFAULT_MLFLOW_BUCKET, MLFLOW_ARTIFACTS_PREFIX, MLFLOW_BUCKET_ENV
 from modelledger.network.environment import env_number, env_optional_path, env_path, env_str
 from modelledger.network.settings import REPO_ROOT
 
 DEFAULT_MLFLOW_PORT = 7950
 DEFAULT_BRIDGE_PORT = 7960
-DEFAULT_ARTIFACTS_BUCKET = "modelledger-mlflow"
 WEBHOOK_PATH = "/webhooks/mlflow"
-
-
-def prefer_proxied_downloads() -> None:
-    """Makes this process's MLflow client download artifacts through the tracking server.
-
-    MLflow 3.17 clients otherwise ask the server for presigned S3 URLs (it
-    advertises them for any S3 destination) and fetch from the S3 endpoint
-    directly, which other hosts cannot reach and whose private CA they do not
-    trust. An explicit setting in the environment wins.
-    """
-    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
 
 
 @dataclass(frozen=True)
@@ -61,7 +50,7 @@ class MlflowSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_MLFLOW_PORT
     backend_uri: str = ""
-    artifacts_bucket: str = DEFAULT_ARTIFACTS_BUCKET
+    artifacts_bucket: str = DEFAULT_MLFLOW_BUCKET
     health_timeout: float = 180.0
 
     def __post_init__(self) -> None:
@@ -74,7 +63,7 @@ class MlflowSettings:
             state_dir=env_path("MODELLEDGER_STATE_DIR", REPO_ROOT / ".state"),
             port=env_number("MODELLEDGER_MLFLOW_PORT", DEFAULT_MLFLOW_PORT, int),
             backend_uri=env_str("MODELLEDGER_MLFLOW_BACKEND_URI", ""),
-            artifacts_bucket=env_str("MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET", DEFAULT_ARTIFACTS_BUCKET),
+            artifacts_bucket=env_str(MLFLOW_BUCKET_ENV, DEFAULT_MLFLOW_BUCKET),
             health_timeout=env_number("MODELLEDGER_MLFLOW_HEALTH_TIMEOUT", 180.0, float),
         )
 
@@ -92,7 +81,19 @@ class MlflowSettings:
 
     @property
     def artifacts_destination(self) -> str:
-        return f"s3://{self.artifacts_bucket}/artifacts"
+        """Where MLflow's artifacts are stored: ``s3://<bucket>/artifacts``."""
+        return f"s3://{self.artifacts_bucket}/{MLFLOW_ARTIFACTS_PREFIX}"
+
+    @property
+    def server_artifacts_destination(self) -> str:
+        """The same location as the server's ``--artifacts-destination``: under the ``modelledger-s3`` scheme,
+        whose repository gives clients no presigned URL, so they all transfer through the server."""
+        return f"{PROXIED_S3_SCHEME}://{self.artifacts_bucket}/{MLFLOW_ARTIFACTS_PREFIX}"
+
+    @property
+    def flask_key_file(self) -> Path:
+        """The secret key of MLflow's Flask app (0600; basic-auth needs one that all workers share)."""
+        return self.mlflow_dir / "flask-secret.key"
 
     @property
     def webhook_key_file(self) -> Path:

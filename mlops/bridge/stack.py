@@ -12,7 +12,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.service import BridgeProcess, install_webhook, mlflow_client
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings, prefer_proxied_downloads
+from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.store.s3server import S3Server, S3Settings
 
 
@@ -26,23 +26,24 @@ class MlflowStack:
 
     @classmethod
     def from_env(cls) -> MlflowStack:
+        bridge = BridgeSettings.from_env()
         return cls(
             S3Server(S3Settings.from_env()),
-            MlflowServer(MlflowSettings.from_env()),
-            BridgeProcess(BridgeSettings.from_env()),
+            MlflowServer(MlflowSettings.from_env(), webhook_target=bridge.webhook_url),
+            BridgeProcess(bridge),
         )
 
     def up(self) -> Any:
         """Starts MinIO, MLflow and the bridge (its webhook installed first); returns a client of MLflow.
 
-        This process's MLflow client is also set to download through the server
-        (see :func:`~modelledger.mlops.bridge.settings.prefer_proxied_downloads`).
+        The client is this process's: it acts as whichever MLflow user the
+        environment names (``MLFLOW_TRACKING_USERNAME``; see
+        :mod:`~modelledger.mlops.bridge.mlflow_auth`).
         """
         self.s3.up()
         self.mlflow.up()
         install_webhook(self.bridge.settings, self.mlflow.settings)
         self.bridge.up()
-        prefer_proxied_downloads()
         return mlflow_client(self.mlflow.settings.tracking_uri)
 
     def down(self) -> list[str]:

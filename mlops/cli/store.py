@@ -10,13 +10,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.bridge.settings import prefer_proxied_downloads
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_verified
-from modelledger.mlops.store.s3server import S3Settings, s3_client
+from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError
 from modelledger.mlops.store.verification import (
@@ -71,11 +70,13 @@ def upload(
 ) -> None:
     """Copy a model into the anchored bucket (one read, locked content-addressed chunks); print the pointer."""
     settings = S3Settings.from_env()
-    uploader = ModelUploader(s3_client(settings), settings.bucket, retention=dt.timedelta(days=settings.retention_days))
+    # Writing anchored copies is the bridge's work: its S3 user (no delete) is the one that may.
+    uploader = ModelUploader(
+        s3_client(settings, user=S3User.BRIDGE), settings.bucket, retention=dt.timedelta(days=settings.retention_days)
+    )
     try:
         if not is_artifact_uri(source) and not Path(source).is_dir():
             raise ModelTreeError(f"{source}: not a folder (give a model folder or an MLflow artifact URI)")
-        prefer_proxied_downloads()
         with local_folder(source) as folder:
             result = uploader.upload(folder, bundle=bundle)
     except (ModelTreeError, UploadError, SourceError, OSError) as exc:
@@ -182,7 +183,7 @@ def verify(
     assert ledger is not None
     evidence = _evidence(ledger, org, role, profile, as_json)
     pointer = evidence.pointer
-    client = s3_client(S3Settings.from_env())
+    client = s3_client(S3Settings.from_env(), user=S3User.AUDITOR)
     if bundle is not None:
         try:
             signature, why = bundle.read_bytes(), ""
@@ -212,7 +213,7 @@ def fetch(
     """
     evidence = _evidence(ledger, org, role, profile, as_json)
     try:
-        result = fetch_verified(s3_client(S3Settings.from_env()), evidence, dest)
+        result = fetch_verified(s3_client(S3Settings.from_env(), user=S3User.AUDITOR), evidence, dest)
     except OSError as exc:
         fail(str(exc), as_json)
     if as_json:

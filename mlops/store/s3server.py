@@ -4,12 +4,17 @@
 key and secret, generated once into a mode-0600 file), a private TLS CA and a
 server certificate for ``127.0.0.1``/``localhost``, four drive folders (so
 erasure coding has parity), the ``minio`` process (supervised by pid like the
-Fabric nodes), and the anchored bucket with Object Lock and a default
-retention in COMPLIANCE mode. On a healthy server it changes nothing.
+Fabric nodes), the anchored bucket with Object Lock and a default retention in
+COMPLIANCE mode, MLflow's artifacts bucket, and one MinIO user per holder with
+a policy that allows only its work (:class:`S3User`, :func:`user_policy`). The
+root credentials serve only this administration. On a healthy server it
+changes nothing.
 
-Everything else speaks S3 through :func:`s3_client`, a boto3 client that
-verifies TLS against our CA; nothing MinIO-specific is needed, so the same
-code runs against AWS S3.
+Everything else speaks S3 through :func:`s3_client` as one of those users, a
+boto3 client that verifies TLS against our CA; nothing MinIO-specific is
+needed there, so the same code runs against AWS S3. Users and policies are
+made with MinIO's admin API through MinIO's own Python SDK (``minio``'s
+``MinioAdmin``, plain HTTPS; no ``mc`` binary).
 
 | variable                       | default                |
 |--------------------------------|------------------------|
@@ -17,13 +22,16 @@ code runs against AWS S3.
 | MODELLEDGER_TOOLS_DIR          | <repo>/.tools          |
 | MODELLEDGER_S3_PORT            | 7900 (console: port + 1) |
 | MODELLEDGER_S3_BUCKET          | modelledger-anchored   |
-| MODELLEDGER_S3_RETENTION_DAYS  | 1                      |
+| MODELLEDGER_S3_RETENTION_DAYS  | 3653 (10 years)        |
+| MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET | modelledger-mlflow |
 | MODELLEDGER_HEALTH_TIMEOUT     | 60 (seconds)           |
 """
 
 from __future__ import annotations
 
+import configparser
 import datetime as dt
+import enum
 import json
 import os
 import re
@@ -57,7 +65,13 @@ DRIVE_COUNT = 4
 RETENTION_MODE = "COMPLIANCE"
 DEFAULT_PORT = 7900
 DEFAULT_BUCKET = "modelledger-anchored"
-DEFAULT_RETENTION_DAYS = 1
+# Ten years, leap days included: a common record-keeping period for audit evidence (COMPLIANCE mode:
+# nobody, root included, can delete a version or shorten its retention before then).
+DEFAULT_RETENTION_DAYS = 3653
+# MLflow's artifacts: ``s3://<bucket>/<prefix>/…`` (the tracking server's --artifacts-destination).
+MLFLOW_BUCKET_ENV = "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET"
+DEFAULT_MLFLOW_BUCKET = "modelledger-mlflow"
+MLFLOW_ARTIFACTS_PREFIX = "artifacts"
 # Written into the S3 state folder by ``up``; ``clean`` deletes only a folder that carries it.
 STATE_MARKER = ".modelledger-s3"
 # ``up`` issues a new server certificate when the current one expires sooner than this.
@@ -73,6 +87,19 @@ class S3ServerError(Exception):
     """The S3 server or the anchored bucket could not be set up, started or queried."""
 
 
+class S3User(enum.StrEnum):
+    """Who holds an S3 credential. Each holds only its own, and its policy allows only its work."""
+
+    ROOT = "root"
+    """Administers MinIO (users, policies, buckets): ``s3 up`` only."""
+    MLFLOW = "mlflow"
+    """The tracking server: reads and writes its artifact prefix, nothing else."""
+    BRIDGE = "bridge"
+    """The bridge and ``store upload``: write and retain anchored copies (no delete), read MLflow's artifacts."""
+    AUDITOR = "auditor"
+    """Read-only on the anchored bucket: ``store verify``/``fetch``, ``s3 status``, the demo's checks, auditors."""
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """Where the S3 server lives, where it listens, and the anchored bucket's settings.
@@ -84,6 +111,7 @@ class S3Settings:
         bucket: The anchored-artifacts bucket (Object Lock, versioning, default retention).
         retention_days: The bucket's default COMPLIANCE retention in whole days (S3 counts
             default retention in days; uploads can set a shorter per-object retain-until date).
+        mlflow_bucket: The bucket of MLflow's artifacts (under ``MLFLOW_ARTIFACTS_PREFIX``).
         health_timeout: Seconds ``up`` waits for the server to report ready.
         host: The loopback address the server listens on.
     """
@@ -95,15 +123,18 @@ class S3Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     health_timeout: float = 60.0
     host: str = "127.0.0.1"
+    mlflow_bucket: str = DEFAULT_MLFLOW_BUCKET
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65534:
             raise ValueError(f"MODELLEDGER_S3_PORT must be between 1 and 65534, got {self.port}")
-        if not _BUCKET_NAME.match(self.bucket) or ".." in self.bucket:
-            raise ValueError(
-                f"MODELLEDGER_S3_BUCKET {self.bucket!r} is not a valid S3 bucket name "
-                "(3-63 lowercase letters, digits, '-' or '.')"
-            )
+        for var, bucket in (("MODELLEDGER_S3_BUCKET", self.bucket), (MLFLOW_BUCKET_ENV, self.mlflow_bucket)):
+            if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+                raise ValueError(
+                    f"{var} {bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '-' or '.')"
+                )
+        if self.bucket == self.mlflow_bucket:
+            raise ValueError(f"MODELLEDGER_S3_BUCKET and {MLFLOW_BUCKET_ENV} must differ, both are {self.bucket!r}")
         if self.retention_days < 1:
             raise ValueError(f"MODELLEDGER_S3_RETENTION_DAYS must be at least 1, got {self.retention_days}")
 
@@ -121,6 +152,7 @@ class S3Settings:
             bucket=env_str("MODELLEDGER_S3_BUCKET", DEFAULT_BUCKET),
             retention_days=env_number("MODELLEDGER_S3_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, int),
             health_timeout=env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
+            mlflow_bucket=env_str(MLFLOW_BUCKET_ENV, DEFAULT_MLFLOW_BUCKET),
         )
 
     # --- where things are -------------------------------------------------------------
@@ -163,6 +195,18 @@ class S3Settings:
     def credentials_file(self) -> Path:
         """The root access key and secret (JSON, 0600)."""
         return self.s3_dir / "credentials.json"
+
+    @property
+    def users_dir(self) -> Path:
+        """The folder (0700) of the users' credential files."""
+        return self.s3_dir / "users"
+
+    def user_credentials_file(self, user: S3User) -> Path:
+        """Where ``user``'s key is kept (0600): the root's JSON file, or an AWS shared-credentials file
+        (``[default]`` profile) that boto3 and MLflow read through ``AWS_SHARED_CREDENTIALS_FILE``."""
+        if user is S3User.ROOT:
+            return self.credentials_file
+        return self.users_dir / f"{user.value}.credentials"
 
     @property
     def connection_file(self) -> Path:
@@ -208,6 +252,38 @@ def read_credentials(settings: S3Settings) -> S3Credentials:
         raise S3ServerError(f"no S3 credentials at {path}; run `make s3-up` first") from exc
     except (OSError, ValueError, KeyError) as exc:
         raise S3ServerError(f"cannot read S3 credentials from {path}: {exc}") from exc
+
+
+def read_user_credentials(settings: S3Settings, user: S3User) -> S3Credentials:
+    """The credentials of ``user``, as ``up`` wrote them.
+
+    Raises:
+        S3ServerError: The file is missing or damaged (run ``make s3-up``).
+    """
+    if user is S3User.ROOT:
+        return read_credentials(settings)
+    path = settings.user_credentials_file(user)
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(path.read_text(), source=str(path))
+        section = parser["default"]
+        return S3Credentials(section["aws_access_key_id"], section["aws_secret_access_key"])
+    except FileNotFoundError as exc:
+        raise S3ServerError(f"no S3 credentials for {user.value} at {path}; run `make s3-up` first") from exc
+    except (OSError, configparser.Error, KeyError) as exc:
+        raise S3ServerError(f"cannot read S3 credentials of {user.value} from {path}: {exc}") from exc
+
+
+def aws_env(settings: S3Settings, user: S3User) -> dict[str, str]:
+    """The environment under which a child process's boto3 (MLflow's S3 client too) acts as ``user``.
+
+    It names the credential file; the key itself is never in an environment, a command line or a log.
+    """
+    return {
+        "AWS_SHARED_CREDENTIALS_FILE": str(settings.user_credentials_file(user)),
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CA_BUNDLE": str(settings.ca_file),
+    }
 
 
 def ensure_credentials(settings: S3Settings) -> bool:
@@ -336,12 +412,12 @@ def client_config(config: Config | None = None) -> Config:
     return base.merge(config) if config is not None else base
 
 
-def s3_client(settings: S3Settings | None = None, config: Config | None = None) -> BaseClient:
-    """A boto3 S3 client for the server of ``settings`` (default: from the environment).
+def s3_client(settings: S3Settings | None = None, config: Config | None = None, *, user: S3User) -> BaseClient:
+    """A boto3 S3 client for the server of ``settings`` (default: from the environment), acting as ``user``.
 
     TLS is verified against ``settings.ca_file``; credentials come from the
-    file ``up`` wrote. ``config`` (a ``botocore.config.Config``) is merged on
-    top of :func:`client_config`, e.g. to raise ``max_pool_connections``.
+    file ``up`` wrote for ``user``. ``config`` (a ``botocore.config.Config``)
+    is merged on top of :func:`client_config`, e.g. to raise ``max_pool_connections``.
 
     Raises:
         S3ServerError: No credentials yet (the server was never brought up).
@@ -349,7 +425,7 @@ def s3_client(settings: S3Settings | None = None, config: Config | None = None) 
     import boto3
 
     s = settings or S3Settings.from_env()
-    creds = read_credentials(s)
+    creds = read_user_credentials(s, user)
     return boto3.session.Session().client(
         "s3",
         endpoint_url=s.endpoint_url,
@@ -433,6 +509,202 @@ def bucket_state(client: BaseClient, bucket: str) -> dict[str, Any]:
     }
 
 
+def ensure_mlflow_bucket(client: BaseClient, settings: S3Settings) -> list[str]:
+    """Creates MLflow's artifacts bucket (plain: MLflow deletes and overwrites its artifacts) unless present.
+
+    Raises:
+        S3ServerError: S3 refused a call.
+    """
+    from botocore.exceptions import ClientError
+
+    bucket = settings.mlflow_bucket
+    try:
+        try:
+            client.head_bucket(Bucket=bucket)
+            return []
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        client.create_bucket(Bucket=bucket)
+        return [f"created bucket {bucket} for MLflow's artifacts"]
+    except ClientError as exc:
+        raise S3ServerError(f"S3 refused a call while setting up bucket {bucket}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- users and policies
+USER_PREFIX = "modelledger-"
+
+
+def policy_name(user: S3User) -> str:
+    """The name of ``user``'s MinIO policy (also its access key id)."""
+    return f"{USER_PREFIX}{user.value}"
+
+
+def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
+    """The IAM policy of ``user``: exactly what its work needs, nothing else.
+
+    - MLflow: list, read, write and delete under ``<mlflow bucket>/artifacts/``; nothing elsewhere.
+    - The bridge: write new versions into the anchored bucket with a retention
+      (``PutObjectRetention`` also lets it extend one; COMPLIANCE mode refuses any
+      shortening, to everyone), read them back; list and read MLflow's artifacts.
+      No delete, no bucket settings (so it cannot lower the default retention).
+    - The auditor: read the anchored bucket, its versions, retentions and lock settings.
+
+    Raises:
+        ValueError: ``user`` is the root, which has no policy.
+    """
+    anchored, mlflow = f"arn:aws:s3:::{settings.bucket}", f"arn:aws:s3:::{settings.mlflow_bucket}"
+    artifacts = f"{mlflow}/{MLFLOW_ARTIFACTS_PREFIX}/*"
+    list_artifacts = {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": [mlflow],
+        "Condition": {"StringLike": {"s3:prefix": [MLFLOW_ARTIFACTS_PREFIX, f"{MLFLOW_ARTIFACTS_PREFIX}/*"]}},
+    }
+    statements: dict[S3User, list[dict[str, Any]]] = {
+        S3User.MLFLOW: [
+            list_artifacts,
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:AbortMultipartUpload",
+                    "s3:DeleteObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject",
+                ],
+                "Resource": [artifacts],
+            },
+        ],
+        S3User.BRIDGE: [
+            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": [anchored]},
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:GetObjectRetention",
+                    "s3:GetObjectVersion",
+                    "s3:PutObject",
+                    "s3:PutObjectRetention",
+                ],
+                "Resource": [f"{anchored}/*"],
+            },
+            list_artifacts,
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [artifacts]},
+        ],
+        S3User.AUDITOR: [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetBucketObjectLockConfiguration",
+                    "s3:GetBucketVersioning",
+                    "s3:ListBucket",
+                    "s3:ListBucketVersions",
+                ],
+                "Resource": [anchored],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectVersion"],
+                "Resource": [f"{anchored}/*"],
+            },
+        ],
+    }
+    if user not in statements:
+        raise ValueError(f"the {user.value} user has no policy: it administers MinIO")
+    return {"Version": "2012-10-17", "Statement": statements[user]}
+
+
+def _canonical_policy(policy: dict[str, Any]) -> str:
+    """A policy in a form that ignores the order MinIO gives back lists and keys in."""
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return sorted((norm(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+        return value
+
+    return json.dumps(norm(policy), sort_keys=True)
+
+
+def _admin(settings: S3Settings) -> Any:
+    """MinIO's admin client (``minio.MinioAdmin``) as the root, TLS verified against our CA."""
+    import urllib3
+    from minio import MinioAdmin
+    from minio.credentials import StaticProvider
+
+    root = read_credentials(settings)
+    http = urllib3.PoolManager(
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=str(settings.ca_file),
+        timeout=urllib3.Timeout(connect=10, read=60),
+        retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+    return MinioAdmin(
+        endpoint=f"{settings.host}:{settings.port}",
+        credentials=StaticProvider(root.access_key, root.secret_key),
+        region=REGION,
+        http_client=http,
+    )
+
+
+def _admin_read(call: Callable[[], str]) -> dict[str, Any] | None:
+    """The JSON an admin query returns, or None when MinIO has no such user or policy (HTTP 404)."""
+    from minio.error import MinioAdminException
+
+    try:
+        return json.loads(call())
+    except MinioAdminException as exc:
+        if exc._code == "404":
+            return None
+        raise
+
+
+def ensure_users(settings: S3Settings) -> list[str]:
+    """Creates the MLflow, bridge and auditor users with their policies, doing only what is missing.
+
+    A user's secret is generated once into its 0600 credential file; the user
+    is (re)created from that file whenever MinIO does not know it.
+
+    Returns:
+        What was done (empty if all was in place).
+
+    Raises:
+        S3ServerError: MinIO refused or could not be reached.
+    """
+    import urllib3.exceptions
+    from minio.error import MinioAdminException
+
+    actions: list[str] = []
+    settings.users_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.users_dir.chmod(0o700)
+    admin = _admin(settings)
+    try:
+        for user in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR):
+            name, path = policy_name(user), settings.user_credentials_file(user)
+            fresh = not path.exists()
+            if fresh:
+                key = secrets.token_hex(20)
+                write_private_file(path, f"[default]\naws_access_key_id = {name}\naws_secret_access_key = {key}\n")
+                actions.append(f"generated S3 credentials for {user.value}")
+            creds = read_user_credentials(settings, user)
+            want = user_policy(settings, user)
+            have = _admin_read(lambda name=name: admin.policy_info(name))
+            if have is None or _canonical_policy(have) != _canonical_policy(want):
+                admin.policy_add(name, policy=want)
+                actions.append(f"set S3 policy {name}")
+            info = _admin_read(lambda creds=creds: admin.user_info(creds.access_key))
+            if fresh or info is None:
+                admin.user_add(creds.access_key, creds.secret_key)
+                actions.append(f"created S3 user {creds.access_key}")
+            if info is None or info.get("policyName") != name or info.get("status") != "enabled":
+                admin.policy_set(name, user=creds.access_key)
+    except (MinioAdminException, urllib3.exceptions.HTTPError, ValueError) as exc:
+        raise S3ServerError(f"MinIO refused to set up its users and policies: {exc}") from exc
+    return actions
+
+
 # --------------------------------------------------------------------------- the server
 @dataclass
 class S3Status:
@@ -505,8 +777,11 @@ class S3Server(SupervisedServer):
             actions.append(f"started {PROCESS_NAME}")
 
         seconds_to_healthy = self._run(start)
-        say(f"checking bucket {s.bucket}")
-        actions += ensure_anchored_bucket(s3_client(s), s)
+        say(f"checking buckets {s.bucket} and {s.mlflow_bucket}, users and policies")
+        root = s3_client(s, user=S3User.ROOT)
+        actions += ensure_anchored_bucket(root, s)
+        actions += ensure_mlflow_bucket(root, s)
+        actions += ensure_users(s)
         if write_if_changed(s.connection_file, self.connection_json()):
             actions.append("wrote connection.json")
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
@@ -540,6 +815,8 @@ class S3Server(SupervisedServer):
             "bucket": s.bucket,
             "ca_file": str(s.ca_file),
             "credentials_file": str(s.credentials_file),
+            "mlflow_bucket": s.mlflow_bucket,
+            "users": {u.value: str(s.user_credentials_file(u)) for u in S3User if u is not S3User.ROOT},
             "object_lock": {"mode": RETENTION_MODE, "default_retention_days": s.retention_days},
         }
 
@@ -555,7 +832,7 @@ class S3Server(SupervisedServer):
         bucket: dict[str, Any] = {"bucket": s.bucket}
         if ok:
             try:
-                bucket = bucket_state(s3_client(s), s.bucket)
+                bucket = bucket_state(s3_client(s, user=S3User.AUDITOR), s.bucket)
                 bucket["ok"] = (
                     bucket["object_lock"] == "Enabled"
                     and bucket["versioning"] == "Enabled"

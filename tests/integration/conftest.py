@@ -70,6 +70,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         state_dir=tmp_path_factory.mktemp("s3state"),
         tools_dir=S3Settings.from_env().tools_dir,
         port=free_port_pair(),
+        retention_days=1,  # short, explicitly: the default is 10 years
         health_timeout=60,
     )
     if not os.access(settings.minio_binary, os.X_OK):

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +25,14 @@ from typing import Any
 import pytest
 
 from modelledger.mlops.bridge.anchor import FAULT_ENV, TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
 from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3server import S3Server, s3_client
+from modelledger.mlops.store.s3server import S3Server, S3User, s3_client
 from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, ledger_pointer, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
@@ -77,6 +80,7 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
     state = network.settings.state_dir
     env.setenv("MODELLEDGER_STATE_DIR", str(state))
     env.setenv("MODELLEDGER_S3_PORT", str(free_port_pair()))
+    env.setenv("MODELLEDGER_S3_RETENTION_DAYS", "1")  # short, explicitly: the default is 10 years
     env.setenv("MODELLEDGER_MLFLOW_PORT", str(free_port_pair()))
     env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
     env.setenv("MODELLEDGER_BRIDGE_RECONCILE_SECONDS", "3")
@@ -85,6 +89,8 @@ def stack(network: FabricNetwork) -> Iterator[Stack]:
     previous_uri = mlflow.get_tracking_uri()
     try:
         client = parts.up()
+        for key, value in user_env(parts.mlflow.settings, MlflowUser.SCIENTIST).items():
+            env.setenv(key, value)  # this process is the stack's data scientist (MLflow's authentication is on)
         mlflow.set_tracking_uri(parts.mlflow.settings.tracking_uri)
         profile = ConnectionProfile.load(network.layout.connection_profile)
         yield Stack(network, parts.s3, parts.mlflow, parts.bridge, env, client, profile)
@@ -173,7 +179,7 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
         ]
         assert record.model_digest == mine.model_digest and record.manifest_digest == mine.manifest_digest
         # The whole verification (status, bytes, bundle, signer = registrant) holds for both copies.
-        s3 = s3_client(stack.s3.settings)
+        s3 = s3_client(stack.s3.settings, user=S3User.AUDITOR)
         pointer = ledger_pointer(record)
         gw = stack.profile.gateway("Org1MSP", "auditor")
         evidence = ledger_evidence(gw.network(stack.profile.channel), stack.profile.chaincode, "e2e", version)
@@ -435,8 +441,9 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
     signed_junk["X-MLflow-Signature"] = sign(secret, "junk-1", stamp, junk)
     assert _post(stack, junk, signed_junk)[0] == 400
     # MLflow's own test endpoint sends a signed example payload for a version that does not exist.
-    hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
-    result = stack.client.test_webhook(hook.webhook_id)
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):  # MLflow 3.17: webhooks are admin-only
+        hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
+        result = stack.client.test_webhook(hook.webhook_id)
     assert not result.success and result.response_status == 422
     after = [(j.key, j.state, j.attempts) for j in stack.outbox().jobs()]
     assert [a for a in after if a[0] != f"deliveries/{version}"] == [
@@ -447,3 +454,168 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
         stack.registry().get_model_version("example_model", "1")
     assert ledger_count(stack, "deliveries") == 1
     assert os.environ.get(FAULT_ENV) is None
+
+
+# A data scientist's script: stock MLflow, nothing from this project, run in its own process.
+STOCK_CLIENT = """
+import json, os, sys
+import mlflow
+from mlflow.artifacts import download_artifacts
+
+name, version, run_uri, out = sys.argv[1:5]
+result = {
+    "models": download_artifacts(f"models:/{name}/{version}", dst_path=os.path.join(out, "models")),
+    "runs": download_artifacts(run_uri, dst_path=os.path.join(out, "runs")),
+}
+big = os.path.join(out, "big.bin")
+with open(big, "wb") as f:
+    f.write(os.urandom(3 * 1024 * 1024))
+mlflow.set_experiment("stock-client")
+with mlflow.start_run() as run:
+    mlflow.log_artifact(big)
+result["run_id"] = run.info.run_id
+print(json.dumps(result))
+"""
+
+
+def stock_client_env(stack: Stack, home: Path, **settings: str) -> dict[str, str]:
+    """Only what a data scientist sets: MLflow's standard tracking URI, username and password as the stack
+    keeps them for its data scientist (and what is given); not this process's environment."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        **user_env(stack.mlflow.settings, MlflowUser.SCIENTIST),
+        **settings,
+    }
+
+
+def test_a_stock_mlflow_client_downloads_and_uploads_through_the_tracking_server(stack: Stack, tmp_path: Path) -> None:
+    import mlflow
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
+    (folder / "weights.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), "model")
+    run_uri = f"runs:/{run.info.run_id}/model"
+    stack.client.create_registered_model("stock-client")
+    mv = stack.client.create_model_version("stock-client", run_uri, run_id=run.info.run_id)
+    tags = wait_tags(stack, "stock-client", mv.version)
+    record = stack.registry().get_model_version("stock-client", mv.version)
+    # What the server tells clients: no presigned S3 transfers (MLflow 3.17 decides from this alone).
+    with urllib.request.urlopen(f"{stack.mlflow.settings.tracking_uri}/api/3.0/mlflow/server-info", timeout=10) as r:
+        info = json.load(r)
+    assert (info["multipart_downloads_enabled"], info["multipart_uploads_enabled"]) == (False, False)
+
+    script, home, out = tmp_path / "client.py", tmp_path / "home", tmp_path / "out"
+    script.write_text(STOCK_CLIENT)
+    home.mkdir()
+    # The 3 MiB upload is above the lowered multipart threshold (the default is 500 MiB).
+    env = stock_client_env(stack, home, MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=str(1024 * 1024))
+    argv = [sys.executable, str(script), "stock-client", mv.version, run_uri, str(out)]
+    # Generous: it takes seconds; a client that cannot reach its presigned URLs retries for minutes.
+    proc = subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # MLflow's client writes a `registered_model_meta` file (name and version) into a models:/ download.
+    (Path(result["models"]) / "registered_model_meta").unlink()
+    for uri in ("models", "runs"):  # the bytes the client got are the ones the ledger vouches for
+        got = digest_folder(Path(result[uri]))
+        assert [(f.path, f.size, f.sha256) for f in got.files] == [
+            (f.path, f.size, f.sha256) for f in record.manifest.files
+        ], uri
+        assert (got.model_digest, got.manifest_digest) == (record.model_digest, record.manifest_digest), uri
+    assert tags[TAG_DIGEST] == record.model_digest
+    back = mlflow.artifacts.download_artifacts(f"runs:/{result['run_id']}/big.bin", dst_path=str(tmp_path / "back"))
+    assert Path(back).read_bytes() == (out / "big.bin").read_bytes()
+
+
+def _rest(
+    stack: Stack, method: str, path: str, body: dict | None = None, user: MlflowUser | None = None
+) -> tuple[int, str]:
+    """One raw request to the tracking server, anonymous or as one of the stack's MLflow users: (status, body)."""
+    headers = {"Content-Type": "application/json"}
+    if user is not None:
+        headers["Authorization"] = read_user(stack.mlflow.settings, user).header()
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{stack.mlflow.settings.tracking_uri}{path}", data, headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def test_mlflow_refuses_anonymous_clients_and_serves_the_stacks_data_scientist(stack: Stack, tmp_path: Path) -> None:
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _rest(stack, "GET", search)[0] == 401
+    assert _rest(stack, "GET", search, user=MlflowUser.SCIENTIST)[0] == 200
+    # A stock client with the tracking URI alone is refused; with the stack's data scientist it works.
+    script = "import mlflow; print(len(mlflow.search_experiments()))"
+    home = tmp_path / "home"
+    home.mkdir()
+    anonymous = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "MLFLOW_TRACKING_URI": stack.mlflow.settings.tracking_uri,
+    }
+    proc = subprocess.run([sys.executable, "-c", script], env=anonymous, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "401" in proc.stderr, proc.stderr[-2000:]
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=stock_client_env(stack, home), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and int(proc.stdout.strip()) >= 1, proc.stderr[-2000:]
+
+
+def test_only_the_bridges_url_can_be_a_webhook_target(stack: Stack) -> None:
+    bridge_url = stack.bridge.settings.webhook_url
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
+    hooks, one = "/api/2.0/mlflow/webhooks", f"/api/2.0/mlflow/webhooks/{hook.webhook_id}"
+    elsewhere = "http://127.0.0.1:9/collect"
+    create = {"name": "elsewhere", "url": elsewhere, "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]}
+    # Anonymous clients can neither create, repoint, disable nor delete a webhook.
+    for method, path, body in (
+        ("POST", hooks, create),
+        ("PATCH", one, {"url": elsewhere}),
+        ("PATCH", one, {"status": "DISABLED"}),
+        ("DELETE", one, None),
+    ):
+        assert _rest(stack, method, path, body)[0] == 401, (method, path, body)
+    # A data scientist is no MLflow admin: MLflow 3.17 lets only admins manage webhooks.
+    assert _rest(stack, "POST", hooks, create, MlflowUser.SCIENTIST)[0] == 403
+    assert _rest(stack, "PATCH", one, {"url": elsewhere}, MlflowUser.SCIENTIST)[0] == 403
+    # Admins (MLflow's and the bridge's) may not name another URL either: this stack's rule.
+    for admin in (MlflowUser.ADMIN, MlflowUser.BRIDGE):
+        for method, path, body in (("POST", hooks, create), ("PATCH", one, {"url": elsewhere, "secret": "s" * 32})):
+            status, text = _rest(stack, method, path, body, admin)
+            assert status == 403 and "webhooks may only point at the ModelLedger bridge" in text, (admin, method, text)
+    # The bridge's URL itself is accepted.
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        second = stack.client.create_webhook(name="second", url=bridge_url, events=["model_version.created"])
+        stack.client.delete_webhook(second.webhook_id)
+        after = [(w.name, w.url, w.status.is_active()) for w in stack.client.list_webhooks()]
+    assert after == [(WEBHOOK_NAME, bridge_url, True)]
+
+
+def test_mlflow_lets_a_data_scientist_rewrite_ledger_tags_on_their_own_versions(stack: Stack, model_uri: str) -> None:
+    """Measured limit of MLflow 3.17 (docs/guarantees.md): tags are a mirror; the ledger is what counts."""
+    version = register(stack, "own-tags", model_uri)
+    wait_tags(stack, "own-tags", version)
+    record = stack.registry().get_model_version("own-tags", version)
+    # The creator of a registered model holds MANAGE on it, and MLflow cannot reserve tag keys.
+    stack.client.set_model_version_tag("own-tags", version, TAG_DIGEST, "0" * 64)
+    assert stack.client.get_model_version("own-tags", version).tags[TAG_DIGEST] == "0" * 64
+    assert stack.registry().get_model_version("own-tags", version).model_digest == record.model_digest
+    # Another user's version is read-only to them (default permission READ).
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        stack.client.create_registered_model("admins-model")
+    status, _ = _rest(
+        stack,
+        "POST",
+        "/api/2.0/mlflow/registered-models/set-tag",
+        {"name": "admins-model", "key": TAG_STATUS, "value": "anchored"},
+        MlflowUser.SCIENTIST,
+    )
+    assert status == 403

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from modelledger.mlops.bridge.anchor import TAG_DIGEST, TAG_STATUS, TAG_TX
+from modelledger.mlops.bridge.mlflow_auth import MlflowUser, user_env
 from modelledger.mlops.bridge.mlflow_server import PROCESS_NAME, MlflowServer
 from modelledger.mlops.bridge.service import BridgeProcess
 from modelledger.mlops.bridge.stack import MlflowStack
@@ -54,11 +55,14 @@ def pg_stack(network: FabricNetwork) -> Iterator[PgStack]:
             pytest.fail(str(exc), pytrace=False)
         env.setenv("MODELLEDGER_STATE_DIR", str(network.settings.state_dir))
         env.setenv("MODELLEDGER_S3_PORT", str(free_port_pair()))
+        env.setenv("MODELLEDGER_S3_RETENTION_DAYS", "1")  # short, explicitly: the default is 10 years
         env.setenv("MODELLEDGER_MLFLOW_PORT", str(free_port_pair()))
         env.setenv("MODELLEDGER_BRIDGE_PORT", str(free_port_pair()))
         env.setenv("MODELLEDGER_MLFLOW_BACKEND_URI", pg.uri)
         parts = MlflowStack.from_env()
         client = parts.up()
+        for key, value in user_env(parts.mlflow.settings, MlflowUser.SCIENTIST).items():
+            env.setenv(key, value)  # this process is the stack's data scientist (MLflow's authentication is on)
         mlflow.set_tracking_uri(parts.mlflow.settings.tracking_uri)
         yield PgStack(pg, parts.mlflow, parts.bridge, client, ConnectionProfile.load(network.layout.connection_profile))
     finally:

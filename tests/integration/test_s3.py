@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from modelledger.mlops.store.s3server import S3Server, read_credentials, s3_client
+from modelledger.mlops.store.s3server import (
+    S3Server,
+    S3User,
+    bucket_state,
+    read_credentials,
+    read_user_credentials,
+    s3_client,
+)
 from modelledger.network.ca import tls_context
 
 pytestmark = pytest.mark.integration
@@ -53,7 +60,7 @@ def test_server_is_ready_over_tls_verified_with_our_ca(s3_server: S3Server) -> N
 
 def test_bucket_has_compliance_default_retention_and_versioning(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s)
+    client = s3_client(s, user=S3User.ROOT)
     lock = client.get_object_lock_configuration(Bucket=s.bucket)["ObjectLockConfiguration"]
     assert lock == {
         "ObjectLockEnabled": "Enabled",
@@ -64,7 +71,7 @@ def test_bucket_has_compliance_default_retention_and_versioning(s3_server: S3Ser
 
 def test_an_object_without_explicit_retention_gets_the_default(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s)
+    client = s3_client(s, user=S3User.ROOT)
     put = client.put_object(Bucket=s.bucket, Key="defaults/a.bin", Body=b"default retention")
     head = client.head_object(Bucket=s.bucket, Key="defaults/a.bin", VersionId=put["VersionId"])
     assert head["ObjectLockMode"] == "COMPLIANCE"
@@ -75,7 +82,7 @@ def test_an_object_without_explicit_retention_gets_the_default(s3_server: S3Serv
 
 def test_the_server_checks_the_sha256_checksum_sent_with_an_object(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s)
+    client = s3_client(s, user=S3User.ROOT)
     body = b"checked bytes"
     put = client.put_object(Bucket=s.bucket, Key="checksum/ok.bin", Body=body, ChecksumSHA256=_sha256_b64(body))
     assert put["ChecksumSHA256"] == _sha256_b64(body)
@@ -88,7 +95,7 @@ def test_the_server_checks_the_sha256_checksum_sent_with_an_object(s3_server: S3
 
 def test_a_locked_version_cannot_be_deleted_nor_its_retention_shortened(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s)
+    client = s3_client(s, user=S3User.ROOT)
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
     put = client.put_object(
         Bucket=s.bucket,
@@ -138,22 +145,28 @@ def test_a_locked_version_cannot_be_deleted_nor_its_retention_shortened(s3_serve
 
 def test_credentials_are_private_and_the_secret_is_in_no_log_or_command_line(s3_server: S3Server) -> None:
     s = s3_server.settings
-    secret = read_credentials(s).secret_key
-    assert stat.S_IMODE(s.credentials_file.stat().st_mode) == 0o600
+    secrets = [read_user_credentials(s, u).secret_key for u in S3User]
+    assert read_credentials(s).secret_key == secrets[0]
+    assert len(set(secrets)) == len(S3User)
+    for user in S3User:
+        assert stat.S_IMODE(s.user_credentials_file(user).stat().st_mode) == 0o600, user
+    assert stat.S_IMODE(s.users_dir.stat().st_mode) == 0o700
     logs = sorted(s3_server.supervisor.log_dir.glob("*.log"))
     assert logs and logs[0].stat().st_size > 0
-    for path in [*logs, *s3_server.supervisor.pid_dir.glob("*"), s.connection_file]:
-        assert secret not in path.read_text(errors="replace"), path
     info = s3_server.supervisor.running("minio")
     assert info is not None
-    assert secret.encode() not in Path(f"/proc/{info.pid}/cmdline").read_bytes()
+    for secret in secrets:
+        for path in [*logs, *s3_server.supervisor.pid_dir.glob("*"), s.connection_file]:
+            assert secret not in path.read_text(errors="replace"), path
+        assert secret.encode() not in Path(f"/proc/{info.pid}/cmdline").read_bytes()
     assert json.loads(s.connection_file.read_text())["credentials_file"] == str(s.credentials_file)
 
 
 def test_up_again_changes_nothing(s3_server: S3Server) -> None:
     s = s3_server.settings
     pid = s3_server.supervisor.running("minio").pid  # type: ignore[union-attr]
-    files = {p: p.read_bytes() for p in [s.credentials_file, s.ca_file, s.server_cert_file, s.connection_file]}
+    users = [s.user_credentials_file(u) for u in S3User]
+    files = {p: p.read_bytes() for p in [*users, s.ca_file, s.server_cert_file, s.connection_file]}
     report = s3_server.up()
     assert report.actions == []
     assert s3_server.supervisor.running("minio").pid == pid  # type: ignore[union-attr]
@@ -162,7 +175,7 @@ def test_up_again_changes_nothing(s3_server: S3Server) -> None:
 
 def test_down_then_up_keeps_objects_and_settings(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s)
+    client = s3_client(s, user=S3User.ROOT)
     put = client.put_object(Bucket=s.bucket, Key="restart/kept.bin", Body=b"survives a restart")
     assert s3_server.down() == ["minio"]
     assert not s3_server.status().running
@@ -173,3 +186,79 @@ def test_down_then_up_keeps_objects_and_settings(s3_server: S3Server) -> None:
     got = client.get_object(Bucket=s.bucket, Key="restart/kept.bin", VersionId=put["VersionId"])
     assert got["Body"].read() == b"survives a restart"
     assert s3_server.status().ok
+
+
+def _refused(call) -> str:
+    with pytest.raises(ClientError) as exc:
+        call()
+    return _code(exc)
+
+
+def test_each_credential_is_refused_outside_its_policy(s3_server: S3Server) -> None:
+    s = s3_server.settings
+    mlflow, bridge, auditor = (s3_client(s, user=u) for u in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR))
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
+    lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
+    anchored = {"Bucket": s.bucket, "Key": "policy/model.bin"}
+    artifact = {"Bucket": s.mlflow_bucket, "Key": "artifacts/1/run/model.pkl"}
+    elsewhere = {"Bucket": s.mlflow_bucket, "Key": "elsewhere/x.bin"}
+
+    # Each does its work.
+    version = bridge.put_object(**anchored, Body=b"anchored", **lock)["VersionId"]
+    mlflow.put_object(**artifact, Body=b"artifact")
+    assert mlflow.get_object(**artifact)["Body"].read() == b"artifact"
+    assert [o["Key"] for o in mlflow.list_objects_v2(Bucket=s.mlflow_bucket, Prefix="artifacts/1/")["Contents"]] == [
+        artifact["Key"]
+    ]
+    assert bridge.get_object(**artifact)["Body"].read() == b"artifact"
+    assert bridge.get_object(**anchored, VersionId=version)["Body"].read() == b"anchored"
+    longer = {"Mode": "COMPLIANCE", "RetainUntilDate": until + dt.timedelta(minutes=5)}
+    bridge.put_object_retention(**anchored, VersionId=version, Retention=longer)
+    assert auditor.get_object(**anchored, VersionId=version)["Body"].read() == b"anchored"
+    assert auditor.get_object_retention(**anchored, VersionId=version)["Retention"] == longer
+    assert bucket_state(auditor, s.bucket)["retention_mode"] == "COMPLIANCE"
+
+    # MLflow: its own artifact prefix only; nothing of the anchored bucket.
+    assert _refused(lambda: mlflow.get_object(**anchored, VersionId=version)) == "AccessDenied"
+    assert _refused(lambda: mlflow.list_objects_v2(Bucket=s.bucket)) == "AccessDenied"
+    assert _refused(lambda: mlflow.put_object(**anchored, Body=b"x")) == "AccessDenied"
+    assert _refused(lambda: mlflow.put_object(**elsewhere, Body=b"x")) == "AccessDenied"
+    assert _refused(lambda: mlflow.list_objects_v2(Bucket=s.mlflow_bucket)) == "AccessDenied"
+    assert _refused(lambda: mlflow.create_bucket(Bucket="mlflow-made")) == "AccessDenied"
+
+    # The bridge: no delete (not even a delete marker), no shorter retention, no bucket settings, no MLflow writes.
+    assert _refused(lambda: bridge.delete_object(**anchored)) == "AccessDenied"
+    assert _refused(lambda: bridge.delete_object(**anchored, VersionId=version)) in ("AccessDenied", "InvalidRequest")
+    shorter = {"Mode": "COMPLIANCE", "RetainUntilDate": until - dt.timedelta(minutes=4)}
+    assert _refused(lambda: bridge.put_object_retention(**anchored, VersionId=version, Retention=shorter)) in (
+        "AccessDenied",
+        "InvalidRequest",
+    )
+    assert auditor.get_object_retention(**anchored, VersionId=version)["Retention"] == longer
+    one_day = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}}
+    assert (
+        _refused(lambda: bridge.put_object_lock_configuration(Bucket=s.bucket, ObjectLockConfiguration=one_day))
+        == "AccessDenied"
+    )
+    assert (
+        _refused(lambda: bridge.put_bucket_versioning(Bucket=s.bucket, VersioningConfiguration={"Status": "Suspended"}))
+        == "AccessDenied"
+    )
+    assert _refused(lambda: bridge.put_object(**artifact, Body=b"x")) == "AccessDenied"
+    assert _refused(lambda: bridge.delete_object(**artifact)) == "AccessDenied"
+
+    # The auditor: reads only.
+    assert _refused(lambda: auditor.put_object(Bucket=s.bucket, Key="policy/other.bin", Body=b"x")) == "AccessDenied"
+    assert _refused(lambda: auditor.delete_object(**anchored)) == "AccessDenied"
+    assert (
+        _refused(lambda: auditor.put_object_retention(**anchored, VersionId=version, Retention=longer))
+        == "AccessDenied"
+    )
+    assert _refused(lambda: auditor.get_object(**artifact)) == "AccessDenied"
+
+    # Nothing changed: one version, MLflow's artifact intact, the bucket's lock as configured.
+    root = s3_client(s, user=S3User.ROOT)
+    versions = root.list_object_versions(Bucket=s.bucket, Prefix=anchored["Key"])
+    assert [v["VersionId"] for v in versions.get("Versions", [])] == [version] and not versions.get("DeleteMarkers")
+    assert root.get_object(**artifact)["Body"].read() == b"artifact"
+    assert bucket_state(root, s.bucket)["retention_days"] == s.retention_days

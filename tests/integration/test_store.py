@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import AnchoredIndex, StoragePointer, StoreError, read_index
-from modelledger.mlops.store.s3server import S3Server, s3_client
+from modelledger.mlops.store.s3server import S3Server, S3User, s3_client
 from modelledger.mlops.store.source import SourceError, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError, b64
 from modelledger.mlops.store.verify import verify_s3
@@ -28,13 +28,16 @@ CHUNK = 5 * MiB
 
 @pytest.fixture(scope="module")
 def client(s3_server: S3Server):
-    return s3_client(s3_server.settings)
+    """The root: the tests also tamper with stored objects."""
+    return s3_client(s3_server.settings, user=S3User.ROOT)
 
 
 @pytest.fixture(scope="module")
-def uploader(client, s3_server: S3Server) -> ModelUploader:
-    # Short retention keeps the test bucket's locks brief; small chunks so that a file spans several.
-    return ModelUploader(client, s3_server.settings.bucket, retention=dt.timedelta(seconds=30), chunk_size=CHUNK)
+def uploader(s3_server: S3Server) -> ModelUploader:
+    # As the bridge (its policy allows what uploads need, no delete). Short retention keeps the test
+    # bucket's locks brief; small chunks so that a file spans several.
+    bridge = s3_client(s3_server.settings, user=S3User.BRIDGE)
+    return ModelUploader(bridge, s3_server.settings.bucket, retention=dt.timedelta(seconds=30), chunk_size=CHUNK)
 
 
 @pytest.fixture
@@ -119,7 +122,7 @@ def test_a_shared_file_is_stored_once_and_its_lock_extended(
     other.mkdir()
     os.link(model / "data" / "model.pkl", other / "weights.pkl")
     (other / "config.json").write_text('{"retrained": true}')
-    longer = ModelUploader(client, uploader.bucket, retention=dt.timedelta(seconds=90), chunk_size=CHUNK)
+    longer = ModelUploader(uploader.client, uploader.bucket, retention=dt.timedelta(seconds=90), chunk_size=CHUNK)
     before = _versions(client, uploader.bucket)
     second = longer.upload(other, progress=False)
     reused = next(f for f in second.index.files if f.path == "weights.pkl")
@@ -303,11 +306,11 @@ def test_junk_or_unsound_index_versions_do_not_block_anchoring(
     assert uploader.upload(model, progress=False).pointer == result.pointer
 
 
-def test_an_expired_copy_is_anchored_again(client, s3_server: S3Server, model: Path) -> None:
+def test_an_expired_copy_is_anchored_again(client, uploader: ModelUploader, s3_server: S3Server, model: Path) -> None:
     import time
 
     (model / "unique.txt").write_text(os.urandom(16).hex())  # a chunk no other test shares (and extends)
-    brief = ModelUploader(client, s3_server.settings.bucket, retention=dt.timedelta(seconds=2), chunk_size=CHUNK)
+    brief = ModelUploader(uploader.client, s3_server.settings.bucket, retention=dt.timedelta(seconds=2), chunk_size=CHUNK)
     first = brief.upload(model, progress=False)
     time.sleep(3)
     # Retention over: a chunk version can now be deleted, and the old copy is no longer whole.
@@ -315,7 +318,7 @@ def test_an_expired_copy_is_anchored_again(client, s3_server: S3Server, model: P
     client.delete_object(Bucket=first.pointer.bucket, Key=gone.key, VersionId=gone.version_id)
     report = verify_s3(client, first.pointer, first.manifest)
     assert report.missing == ["unique.txt"] and any("is gone" in u for u in report.unprotected)
-    again = ModelUploader(client, s3_server.settings.bucket, retention=dt.timedelta(seconds=30), chunk_size=CHUNK)
+    again = ModelUploader(uploader.client, s3_server.settings.bucket, retention=dt.timedelta(seconds=30), chunk_size=CHUNK)
     second = again.upload(model, progress=False)
     assert second.created and second.pointer.version_id != first.pointer.version_id
     assert verify_s3(client, second.pointer, second.manifest).ok

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from modelledger.mlops.bridge.mlflow_auth import (
+    MlflowUser,
+    acting_as,
+    auth_config,
+    auth_config_file,
+    ensure_user_files,
+    read_user,
+    webhook_target_refusal,
+)
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
+from modelledger.mlops.bridge.proxied_artifacts import s3_uri
 from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
-from modelledger.mlops.store.s3server import S3Settings, ensure_credentials
+from modelledger.mlops.store.s3server import S3Settings, S3User, ensure_credentials, read_credentials
 
 PG = "postgresql://mlflow:hunter2@db.internal:5432/mlflow?sslpassword=also-secret"
 
@@ -18,22 +29,52 @@ def test_the_backend_uri_and_keys_go_through_the_environment_never_argv(tmp_path
     settings = MlflowSettings(state_dir=tmp_path, backend_uri=PG, port=17950)
     s3 = S3Settings(state_dir=tmp_path)
     ensure_credentials(s3)
+    ensure_user_files(settings)
     argv = mlflow_argv(settings)
-    env = mlflow_env(settings, s3)
+    env = mlflow_env(settings, s3, "http://127.0.0.1:17960/webhooks/mlflow")
     assert not any("hunter2" in a or "postgresql" in a for a in argv)
-    assert env["MLFLOW_BACKEND_STORE_URI"] == PG and env["AWS_SECRET_ACCESS_KEY"] not in " ".join(argv)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == PG
+    # MLflow's own S3 user, named by its credential file: no key in the environment, none of the root's.
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == str(s3.user_credentials_file(S3User.MLFLOW))
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    assert read_credentials(s3).secret_key not in " ".join([*argv, *env.values()])
+    # MLflow's own authentication: basic-auth with our configuration; its secrets in the environment only.
+    assert argv[argv.index("--app-name") + 1] == "basic-auth"
+    admin = read_user(settings, MlflowUser.ADMIN)
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == admin.password and admin.password not in " ".join(argv)
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(auth_config_file(settings))
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == settings.flask_key_file.read_text().strip()
+    assert stat.S_IMODE(settings.flask_key_file.stat().st_mode) == 0o600
+    assert env["MODELLEDGER_MLFLOW_WEBHOOK_TARGET"] == "http://127.0.0.1:17960/webhooks/mlflow"
     assert env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"] == "http,https" and env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "true"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     key = settings.webhook_key_file
     assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == key.read_text().strip()
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert (
-        mlflow_env(settings, s3)["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
+        mlflow_env(settings, s3, "")["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
+        == env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
     )
     assert argv[argv.index("--artifacts-destination") :][:2] == [
         "--artifacts-destination",
-        "s3://modelledger-mlflow/artifacts",
+        "modelledger-s3://modelledger-mlflow/artifacts",
     ]
+
+
+def test_the_servers_artifact_repository_offers_clients_no_presigned_url() -> None:
+    """MLflow advertises presigned transfers from the repository's class alone: ours has none of those interfaces."""
+    from mlflow.store.artifact import artifact_repo as base
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    destination = MlflowSettings().server_artifacts_destination
+    repo = get_artifact_repository(destination)  # through the package's entry point, as the server resolves it
+    for interface in (base.MultipartDownloadMixin, base.MultipartUploadMixin, base.PresignedUploadMixin):
+        assert not isinstance(repo, interface), interface.__name__
+    assert repo._s3.artifact_uri == MlflowSettings().artifacts_destination == "s3://modelledger-mlflow/artifacts"
+    trace = get_artifact_repository(f"{destination}/1/traces/tr-1/artifacts")  # how the server builds trace paths
+    assert trace._s3.artifact_uri == "s3://modelledger-mlflow/artifacts/1/traces/tr-1/artifacts"
+    with pytest.raises(ValueError, match="not a modelledger-s3:// artifact URI"):
+        s3_uri("s3://modelledger-mlflow/artifacts")
 
 
 def test_the_printed_backend_never_shows_a_password(tmp_path: Path) -> None:
@@ -53,3 +94,67 @@ def test_the_bridge_scratch_folder_comes_from_the_environment_and_must_exist(
     monkeypatch.setenv("MODELLEDGER_BRIDGE_SCRATCH_DIR", str(tmp_path / "missing"))
     with pytest.raises(ValueError, match=r"MODELLEDGER_BRIDGE_SCRATCH_DIR .*/missing is not a folder"):
         BridgeSettings.from_env()
+
+
+def test_each_mlflow_user_has_a_random_password_in_a_private_file(tmp_path: Path) -> None:
+    settings = MlflowSettings(state_dir=tmp_path, port=17950)
+    assert ensure_user_files(settings) == [f"generated MLflow credentials for {u.value}" for u in MlflowUser]
+    assert ensure_user_files(settings) == []
+    folder = tmp_path / "mlflow" / "users"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    passwords = set()
+    for user in MlflowUser:
+        path = folder / f"{user.value}.env"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        creds = read_user(settings, user)
+        assert creds.username == user.value and len(creds.password) >= 24 and creds.password not in repr(creds)
+        assert path.read_text().splitlines()[0] == "MLFLOW_TRACKING_URI=http://127.0.0.1:17950"
+        passwords.add(creds.password)
+    assert len(passwords) == len(MlflowUser)
+    assert [u.value for u in MlflowUser if u.is_admin] == ["admin", "modelledger-bridge"]
+    # The server's configuration holds no password; its user store lives in the state folder.
+    config = auth_config(settings)
+    assert not any(p in config for p in passwords)
+    assert f"database_uri = sqlite:///{tmp_path / 'mlflow' / 'basic_auth.db'}" in config
+    assert "default_permission = READ" in config
+    assert "authorization_function = modelledger.mlops.bridge.mlflow_auth:authenticate" in config
+
+
+def test_acting_as_a_user_restores_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = MlflowSettings(state_dir=tmp_path)
+    ensure_user_files(settings)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "someone")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with acting_as(settings, MlflowUser.BRIDGE) as creds:
+        assert os.environ["MLFLOW_TRACKING_USERNAME"] == "modelledger-bridge" == creds.username
+        assert os.environ["MLFLOW_TRACKING_PASSWORD"] == creds.password
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "someone" and "MLFLOW_TRACKING_PASSWORD" not in os.environ
+
+
+BRIDGE_URL = "http://127.0.0.1:7960/webhooks/mlflow"
+CREATE, UPDATE = "/api/2.0/mlflow/webhooks", "/api/2.0/mlflow/webhooks/<webhook_id>"
+
+
+@pytest.mark.parametrize(
+    ("method", "rule", "body", "target", "refusal"),
+    [
+        ("POST", CREATE, {"name": "x", "url": BRIDGE_URL}, BRIDGE_URL, None),
+        ("POST", CREATE, {"name": "x", "url": "http://10.0.0.5/steal"}, BRIDGE_URL, "webhooks may only point at"),
+        ("POST", CREATE, {"name": "x", "url": BRIDGE_URL + "/"}, BRIDGE_URL, "webhooks may only point at"),
+        ("POST", "/ajax-api/2.0/mlflow/webhooks", {"url": "https://evil.example"}, BRIDGE_URL, "may only point"),
+        ("POST", CREATE, {"name": "x"}, BRIDGE_URL, "webhooks may only point at"),
+        ("POST", CREATE, None, BRIDGE_URL, "must have a JSON body"),
+        ("POST", CREATE, {"url": BRIDGE_URL}, "", "no webhook target is allowed"),
+        ("PATCH", UPDATE, {"url": "http://127.0.0.1:9/other"}, BRIDGE_URL, "webhooks may only point at"),
+        ("PATCH", UPDATE, {"status": "DISABLED"}, BRIDGE_URL, None),  # keeps the stored URL
+        ("PATCH", UPDATE, {"url": BRIDGE_URL, "secret": "s"}, BRIDGE_URL, None),
+        ("DELETE", UPDATE, None, BRIDGE_URL, None),
+        ("POST", UPDATE + "/test", None, BRIDGE_URL, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"url": "x"}, BRIDGE_URL, None),
+    ],
+)
+def test_a_webhook_may_only_point_at_the_bridge(
+    method: str, rule: str, body: object, target: str, refusal: str | None
+) -> None:
+    got = webhook_target_refusal(method, rule, body, target)
+    assert got == refusal if refusal is None else refusal in (got or "")

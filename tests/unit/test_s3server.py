@@ -18,6 +18,8 @@ from modelledger.mlops.store.s3server import (
     S3Server,
     S3ServerError,
     S3Settings,
+    S3User,
+    aws_env,
     client_config,
     ensure_credentials,
     ensure_tls,
@@ -25,6 +27,7 @@ from modelledger.mlops.store.s3server import (
     minio_env,
     read_credentials,
     s3_client,
+    user_policy,
 )
 
 
@@ -33,11 +36,13 @@ def _settings(tmp_path: Path, **kw: object) -> S3Settings:
 
 
 def test_defaults_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("S3_PORT", "S3_BUCKET", "S3_RETENTION_DAYS", "HEALTH_TIMEOUT"):
+    for var in ("S3_PORT", "S3_BUCKET", "S3_RETENTION_DAYS", "HEALTH_TIMEOUT", "MLFLOW_ARTIFACTS_BUCKET"):
         monkeypatch.delenv(f"MODELLEDGER_{var}", raising=False)
     monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path / "state"))
     s = S3Settings.from_env()
-    assert (s.port, s.console_port, s.bucket, s.retention_days) == (7900, 7901, "modelledger-anchored", 1)
+    # Ten years of COMPLIANCE retention (leap days included) unless a demo or test says otherwise.
+    assert (s.port, s.console_port, s.bucket, s.retention_days) == (7900, 7901, "modelledger-anchored", 3653)
+    assert s.mlflow_bucket == "modelledger-mlflow"
     assert s.endpoint_url == "https://127.0.0.1:7900"
     assert s.s3_dir == tmp_path / "state" / "s3"
     assert s.drives == [tmp_path / "state" / "s3" / "data" / f"d{i}" for i in (1, 2, 3, 4)]
@@ -65,6 +70,8 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("MODELLEDGER_S3_RETENTION_DAYS", "1.5", "MODELLEDGER_S3_RETENTION_DAYS must be an integer, got '1.5'"),
         ("MODELLEDGER_S3_BUCKET", "Anchored", "MODELLEDGER_S3_BUCKET 'Anchored' is not a valid S3 bucket name"),
         ("MODELLEDGER_S3_BUCKET", "a..b", "MODELLEDGER_S3_BUCKET 'a..b' is not a valid S3 bucket name"),
+        ("MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET", "ML", "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET 'ML' is not a valid S3 bucket"),
+        ("MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET", "modelledger-anchored", "MODELLEDGER_S3_BUCKET and MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET must differ"),
     ],
 )
 def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str) -> None:
@@ -90,7 +97,46 @@ def test_credentials_are_random_0600_and_generated_once(tmp_path: Path) -> None:
 
 def test_missing_credentials_say_to_bring_s3_up(tmp_path: Path) -> None:
     with pytest.raises(S3ServerError, match=r"no S3 credentials at .*credentials.json; run `make s3-up` first"):
-        s3_client(_settings(tmp_path))
+        s3_client(_settings(tmp_path), user=S3User.ROOT)
+    with pytest.raises(
+        S3ServerError, match=r"no S3 credentials for auditor at .*/s3/users/auditor.credentials; run `make s3-up` first"
+    ):
+        s3_client(_settings(tmp_path), user=S3User.AUDITOR)
+
+
+def test_a_child_process_gets_the_path_of_its_users_credentials_never_a_key(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    env = aws_env(s, S3User.BRIDGE)
+    assert env == {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "s3" / "users" / "bridge.credentials"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CA_BUNDLE": str(s.ca_file),
+    }
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
+
+
+def _actions(policy: dict) -> set[tuple[str, str]]:
+    return {(a, r) for st in policy["Statement"] for a in st["Action"] for r in st["Resource"]}
+
+
+def test_each_users_policy_allows_only_its_work(tmp_path: Path) -> None:
+    s = _settings(tmp_path, bucket="anchored", mlflow_bucket="mlflow-art")
+    mlflow, bridge, auditor = (user_policy(s, u) for u in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR))
+    # MLflow: its prefix of its bucket only (listing limited to that prefix too).
+    assert {r for _, r in _actions(mlflow)} == {"arn:aws:s3:::mlflow-art", "arn:aws:s3:::mlflow-art/artifacts/*"}
+    listing = next(st for st in mlflow["Statement"] if st["Action"] == ["s3:ListBucket"])
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["artifacts", "artifacts/*"]}}
+    # Nobody but the root deletes anchored copies or changes the anchored bucket's settings.
+    for policy in (mlflow, bridge, auditor):
+        for action, resource in _actions(policy):
+            if resource.startswith("arn:aws:s3:::anchored"):
+                assert "Delete" not in action and "Bypass" not in action and not action.startswith("s3:PutBucket")
+                assert action != "s3:PutBucketObjectLockConfiguration"
+    assert ("s3:PutObject", "arn:aws:s3:::anchored/*") in _actions(bridge)
+    assert ("s3:GetObject", "arn:aws:s3:::mlflow-art/artifacts/*") in _actions(bridge)
+    assert all(a.startswith(("s3:Get", "s3:List")) for a, _ in _actions(auditor))
+    with pytest.raises(ValueError, match="the root user has no policy"):
+        user_policy(s, S3User.ROOT)
 
 
 def test_tls_files_follow_minio_layout_and_chain_to_the_ca(tmp_path: Path) -> None:
@@ -150,7 +196,7 @@ def test_client_configuration(tmp_path: Path) -> None:
     s = _settings(tmp_path, port=17900)
     ensure_credentials(s)
     ensure_tls(s)
-    client = s3_client(s)
+    client = s3_client(s, user=S3User.ROOT)
     cfg = client.meta.config
     assert client.meta.endpoint_url == "https://127.0.0.1:17900"
     assert client.meta.region_name == "us-east-1"
@@ -181,6 +227,8 @@ def test_connection_file_names_paths_not_the_secret(tmp_path: Path) -> None:
         "bucket": "anchored",
         "ca_file": str(s.ca_file),
         "credentials_file": str(s.credentials_file),
+        "mlflow_bucket": "modelledger-mlflow",
+        "users": {u: str(tmp_path / "s3" / "users" / f"{u}.credentials") for u in ("mlflow", "bridge", "auditor")},
         "object_lock": {"mode": "COMPLIANCE", "default_retention_days": 3},
     }
 

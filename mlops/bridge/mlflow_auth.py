@@ -1,0 +1,284 @@
+"""MLflow's own authentication in the stack: its users, their credential files, and who may be a webhook target.
+
+``make mlflow-up`` runs ``mlflow server --app-name basic-auth`` (MLflow 3.17's
+basic authentication) with ``basic_auth.ini`` written into the MLflow state
+folder: its own SQLite user store there, ``default_permission = READ`` (a user
+reads what others log and manages what it creates), and :func:`authenticate`
+as the ``authorization_function``: MLflow's basic-auth check, plus one rule of
+this stack, that a webhook may only be created with, or repointed to, the
+bridge's URL (MLflow 3.17 lets any admin name any URL).
+
+The users, each with a random password in a 0600 file
+``<state>/mlflow/users/<name>.env`` (``MLFLOW_TRACKING_URI``,
+``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``: MLflow's standard
+variables, so ``set -a; . <file>; set +a`` makes a shell that user):
+
+- ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others, nothing else does;
+- ``modelledger-bridge``: the bridge. An MLflow admin, because MLflow 3.17 lets
+  only admins manage webhooks, and the bridge tags every version of every model;
+- ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import enum
+import json
+import os
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelledger.network.private_files import write_private_file
+
+if TYPE_CHECKING:
+    from modelledger.mlops.bridge.settings import MlflowSettings
+
+# The server's environment names the one URL a webhook may point at (the bridge's receiver).
+WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
+AUTHORIZATION_FUNCTION = "modelledger.mlops.bridge.mlflow_auth:authenticate"
+TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+class MlflowAuthError(Exception):
+    """An MLflow user could not be read, created or checked (the message says what to do)."""
+
+
+class MlflowUser(enum.StrEnum):
+    """The stack's MLflow users; the value is the username."""
+
+    ADMIN = "admin"
+    BRIDGE = "modelledger-bridge"
+    SCIENTIST = "data-scientist"
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether MLflow treats the user as an administrator."""
+        return self in (MlflowUser.ADMIN, MlflowUser.BRIDGE)
+
+
+@dataclass(frozen=True)
+class MlflowCredentials:
+    """One MLflow user's name and password; ``repr`` never shows the password."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def header(self) -> str:
+        """The HTTP ``Authorization`` header value (basic)."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+def user_file(settings: MlflowSettings, user: MlflowUser) -> Path:
+    """Where ``user``'s credentials are kept (0600, in the 0700 ``users`` folder)."""
+    return settings.mlflow_dir / "users" / f"{user.value}.env"
+
+
+def auth_config_file(settings: MlflowSettings) -> Path:
+    """MLflow's basic-auth configuration (``MLFLOW_AUTH_CONFIG_PATH``); it holds no secret."""
+    return settings.mlflow_dir / "basic_auth.ini"
+
+
+def auth_config(settings: MlflowSettings) -> str:
+    """The text of :func:`auth_config_file`. The admin's password reaches the server through its environment."""
+    return (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{settings.mlflow_dir / 'basic_auth.db'}\n"
+        f"admin_username = {MlflowUser.ADMIN.value}\n"
+        f"authorization_function = {AUTHORIZATION_FUNCTION}\n"
+        "grant_default_workspace_access = false\n"
+    )
+
+
+def ensure_user_files(settings: MlflowSettings) -> list[str]:
+    """Generates a random password for each user that has no file yet, and keeps each file's tracking URI
+    that of the server now (a changed port); returns what was done."""
+    folder = settings.mlflow_dir / "users"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    actions = []
+    for user in MlflowUser:
+        path = user_file(settings, user)
+        fresh = not path.exists()
+        password = secrets.token_urlsafe(24) if fresh else read_user(settings, user).password
+        text = (
+            f"MLFLOW_TRACKING_URI={settings.tracking_uri}\n"
+            f"MLFLOW_TRACKING_USERNAME={user.value}\n"
+            f"MLFLOW_TRACKING_PASSWORD={password}\n"
+        )
+        if fresh or path.read_text() != text:
+            write_private_file(path, text)
+            actions.append(
+                f"{'generated' if fresh else 'updated the tracking URI of'} MLflow credentials for {user.value}"
+            )
+    return actions
+
+
+def read_user(settings: MlflowSettings, user: MlflowUser) -> MlflowCredentials:
+    """The credentials of ``user``.
+
+    Raises:
+        MlflowAuthError: The file is missing or damaged (run ``make mlflow-up``).
+    """
+    path = user_file(settings, user)
+    try:
+        pairs = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return MlflowCredentials(pairs["MLFLOW_TRACKING_USERNAME"], pairs["MLFLOW_TRACKING_PASSWORD"])
+    except FileNotFoundError as exc:
+        raise MlflowAuthError(f"no MLflow credentials for {user.value} at {path}; run `make mlflow-up`") from exc
+    except (OSError, KeyError, ValueError) as exc:
+        raise MlflowAuthError(f"cannot read the MLflow credentials of {user.value} from {path}: {exc}") from exc
+
+
+def user_env(settings: MlflowSettings, user: MlflowUser) -> dict[str, str]:
+    """MLflow's standard client variables for ``user`` on this stack's server."""
+    creds = read_user(settings, user)
+    return dict(zip(TRACKING_VARIABLES, (settings.tracking_uri, creds.username, creds.password), strict=True))
+
+
+def act_as(settings: MlflowSettings, user: MlflowUser) -> None:
+    """Makes this process's MLflow client ``user`` from now on (a process that is that user: the bridge)."""
+    os.environ.update(user_env(settings, user))
+
+
+@contextlib.contextmanager
+def acting_as(settings: MlflowSettings, user: MlflowUser) -> Iterator[MlflowCredentials]:
+    """Makes this process's MLflow client ``user`` for the ``with`` block, then restores the variables."""
+    saved = {k: os.environ.get(k) for k in TRACKING_VARIABLES}
+    act_as(settings, user)
+    try:
+        yield read_user(settings, user)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _call(
+    settings: MlflowSettings, creds: MlflowCredentials | None, method: str, path: str, body: dict | None = None
+) -> tuple[int, dict[str, Any]]:
+    """One REST call to the tracking server: (HTTP status, JSON body)."""
+    req = urllib.request.Request(
+        f"{settings.tracking_uri}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": creds.header()} if creds else {})},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            doc = json.loads(exc.read() or b"{}")
+        except ValueError:
+            doc = {}
+        return exc.code, doc if isinstance(doc, dict) else {}
+
+
+def ensure_users(settings: MlflowSettings) -> list[str]:
+    """Creates the bridge's and the data scientist's MLflow users as the admin, doing only what is missing.
+
+    A user whose password no longer matches its file gets the file's password;
+    the bridge is made an admin.
+
+    Raises:
+        MlflowAuthError: The server refused (e.g. it runs without authentication: restart it).
+    """
+    admin = read_user(settings, MlflowUser.ADMIN)
+    actions = []
+    for user in (MlflowUser.BRIDGE, MlflowUser.SCIENTIST):
+        creds = read_user(settings, user)
+        query = urllib.parse.urlencode({"username": creds.username})
+        status, doc = _call(settings, admin, "GET", f"/api/2.0/mlflow/users/get?{query}")
+        if status == 404:
+            status, doc = _call(
+                settings,
+                admin,
+                "POST",
+                "/api/2.0/mlflow/users/create",
+                {"username": creds.username, "password": creds.password},
+            )
+            if status != 200:
+                raise MlflowAuthError(f"MLflow refused to create user {creds.username}: HTTP {status} {doc}")
+            actions.append(f"created MLflow user {creds.username}")
+            is_admin = False
+        elif status == 200:
+            is_admin = bool(doc.get("user", {}).get("is_admin"))
+            if _call(settings, creds, "GET", "/api/2.0/mlflow/users/current")[0] == 401:
+                body = {"username": creds.username, "password": creds.password}
+                status, doc = _call(settings, admin, "PATCH", "/api/2.0/mlflow/users/update-password", body)
+                if status != 200:
+                    raise MlflowAuthError(f"MLflow refused a new password for {creds.username}: HTTP {status} {doc}")
+                actions.append(f"reset the MLflow password of {creds.username} to its file's")
+        else:
+            raise MlflowAuthError(
+                f"MLflow's user API answered HTTP {status} {doc} (is the server running without authentication? "
+                "run `modelledger mlflow down` and `make mlflow-up`)"
+            )
+        if is_admin != user.is_admin:
+            body = {"username": creds.username, "is_admin": user.is_admin}
+            status, doc = _call(settings, admin, "PATCH", "/api/2.0/mlflow/users/update-admin", body)
+            if status != 200:
+                raise MlflowAuthError(f"MLflow refused to set admin={user.is_admin} for {creds.username}: {doc}")
+            actions.append(f"made {creds.username} an MLflow {'admin' if user.is_admin else 'user'}")
+    return actions
+
+
+# --------------------------------------------------------------------------- inside the tracking server
+_WEBHOOK_CREATE = ("POST", "/mlflow/webhooks")
+_WEBHOOK_UPDATE = ("PATCH", "/mlflow/webhooks/<webhook_id>")
+
+
+def webhook_target_refusal(method: str, rule: str, body: Any, target: str) -> str | None:
+    """Why a webhook request must be refused (None if it may go on): it would create a webhook for,
+    or repoint one to, another URL than ``target``.
+
+    Args:
+        method: The HTTP method.
+        rule: The Flask URL rule the request matched (e.g. ``/api/2.0/mlflow/webhooks/<webhook_id>``).
+        body: The request's JSON body (None if it has none or it does not parse).
+        target: The one URL webhooks may point at; empty refuses every webhook target.
+    """
+    creates = (method, rule.endswith(_WEBHOOK_CREATE[1])) == (_WEBHOOK_CREATE[0], True)
+    updates = (method, rule.endswith(_WEBHOOK_UPDATE[1])) == (_WEBHOOK_UPDATE[0], True)
+    if not (creates or updates):
+        return None
+    if not isinstance(body, dict):
+        return "a webhook request must have a JSON body"
+    if updates and "url" not in body:
+        return None  # keeps the stored URL
+    url = body.get("url")
+    if not target:
+        return f"no webhook target is allowed on this server ({WEBHOOK_TARGET_ENV} is not set)"
+    if url != target:
+        return f"webhooks may only point at the ModelLedger bridge ({target}), not {url!r}"
+    return None
+
+
+def authenticate() -> Any:
+    """MLflow's ``authorization_function`` in this stack: MLflow's basic-auth check, then
+    :func:`webhook_target_refusal` (403) for an authenticated request."""
+    from flask import jsonify, request
+    from mlflow.server.auth import authenticate_request_basic_auth
+
+    result = authenticate_request_basic_auth()
+    rule = request.url_rule.rule if request.url_rule is not None else ""
+    if not hasattr(result, "username"):  # a 401 response: not authenticated
+        return result
+    reason = webhook_target_refusal(
+        request.method, rule, request.get_json(force=True, silent=True), os.environ.get(WEBHOOK_TARGET_ENV, "")
+    )
+    if reason is None:
+        return result
+    resp = jsonify({"error_code": "PERMISSION_DENIED", "message": reason})
+    resp.status_code = 403
+    return resp
