@@ -9,7 +9,7 @@ import (
 // organisations votes it out.
 func TestMajorityRemovesAMemberWhoseAdminIsGone(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "GhostMSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP", "GhostMSP")
 	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "GhostMSP", "Org3MSP"))
 	h.register("fraud", "3")
 	for _, approver := range []*fakeIdentity{org1Approver, org2Approver, org3Approver} {
@@ -71,7 +71,7 @@ func TestMajorityRemovesAMemberWhoseAdminIsGone(t *testing.T) {
 // members, so a set of two is not deadlocked by a defunct member.
 func TestOneOtherMemberRemovesInASetOfTwo(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "DefunctMSP"))
+	h.joinApprovalSet(false, "Org1MSP", "DefunctMSP")
 	h.register("fraud", "3")
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
 	if p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "DefunctMSP", "left the consortium").(*ApprovalSetRemoval); !p.Removed || p.Needed != 1 {
@@ -87,7 +87,7 @@ func TestOneOtherMemberRemovesInASetOfTwo(t *testing.T) {
 // suffice for the smaller set.
 func TestOnlyVotesOfCurrentMembersCount(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP", "GhostMSP", "Ghost2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP", "Org3MSP", "GhostMSP", "Ghost2MSP")
 	h.ok(org2Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone") // 4 others: 3 votes needed
 	h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
 	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP", "GhostMSP", "Ghost2MSP")) // Org2 leaves
@@ -125,7 +125,7 @@ func TestRemovalRefusals(t *testing.T) {
 	h := newHarness(t)
 	h.refused(org1Admin, "NOT_AUTHORIZED: organisation Org1MSP is not in the approval set; only the admins of its other organisations may vote to remove a member",
 		"ProposeApprovalSetRemoval", "Org2MSP", "gone")
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	tests := []struct {
 		name string
 		who  *fakeIdentity
