@@ -10,6 +10,7 @@ import (
 func TestLedgerFailuresAreReported(t *testing.T) {
 	h := newHarness(t)
 	h.approved("fraud", "3")
+	h.joinApprovalSet(false, "Org3MSP") // a set of three, in which a member can be voted out
 	h.ok(org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 	calls := functionCalls(t)
 	expectFailure := func(t *testing.T, who *fakeIdentity, function string, args ...any) {
@@ -82,7 +83,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "RegisterModelVersion", sampleRecord(t, "new", "1"))
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		expectFailure(t, org1Admin, "GrantAccess", "fraud", "Org2MSP")
-		expectFailure(t, org1Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
+		expectFailure(t, org1Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "Org3MSP"))
 		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 		expectFailure(t, org1Operator, "RecordDeployment", "fraud", "3", "dev", "https://dev")
 		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")

@@ -230,9 +230,13 @@ class RegistryClient:
         return from_json(Settings, self._submit("SetSettings", body))
 
     def propose_approval_set_removal(self, msp_id: str, reason: str) -> ApprovalSetRemoval:
-        """Votes (as an admin of a member) to remove another member; ``removed`` once a majority agreed."""
+        """Votes (as an admin of a member) to remove another member; ``removed`` once a majority of the set agreed.
+
+        Raises:
+            Conflict: ``msp_id`` is not in the set, or the set has two members (no vote can remove one).
+        """
         return from_json(ApprovalSetRemoval, self._submit("ProposeApprovalSetRemoval", msp_id, reason))
 
     def get_approval_set_removal(self, msp_id: str) -> ApprovalSetRemoval:
-        """The pending votes to remove ``msp_id`` that count, and the votes needed (``NotFound`` when none)."""
+        """The open proposal to remove ``msp_id`` (``NotFound`` when none, or the settings changed since it opened)."""
         return from_json(ApprovalSetRemoval, self._evaluate("GetApprovalSetRemoval", msp_id))

@@ -290,9 +290,17 @@ class RemovalVote:
 
 @dataclass(frozen=True)
 class ApprovalSetRemoval:
-    """The votes to remove ``msp_id`` from the approval set; ``removed`` once the last one removed it."""
+    """The open proposal to remove ``msp_id`` from the approval set; ``removed`` once the last vote removed it.
+
+    ``approval_orgs`` is the approval set when the proposal opened (``msp_id``
+    included) and ``settings_tx_id`` the transaction that had last changed the
+    settings then: any later change of the settings voids the proposal.
+    ``needed`` is a majority of that whole set.
+    """
 
     msp_id: str = ""
+    approval_orgs: list[str] = field(default_factory=list)
+    settings_tx_id: str = ""
     needed: int = 0
     removed: bool = False
     votes: list[RemovalVote] = field(default_factory=list)
