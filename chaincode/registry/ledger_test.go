@@ -44,8 +44,8 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		h.ledger.failKeys = map[string]bool{legacyDatasetKey(digest("d")): true}
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
-		h.ledger.failKeys = map[string]bool{accessSequenceKey("fraud", "3"): true}
-		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+		h.ledger.failKeys = map[string]bool{accessEntryKey("fraud", "3", "tx0009"): true}
+		expectFailure(t, org1Scientist, "ListAccessLog", "fraud", "3", int32(10), "")
 		h.ledger.failKeys = map[string]bool{removalKey("Org2MSP"): true}
 		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
 		expectFailure(t, org1Admin, "GetApprovalSetRemoval", "Org2MSP")
@@ -104,8 +104,18 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 
 		h.ledger.state[digestKey(digest("z"), "a", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "FindByDigest", digest("z"))
-		h.ledger.state[accessKey("a", "1", 1)] = []byte("[")
+		h.ledger.state[compositeKey(objectAccess, "a", padVersion("1"), "seq", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "ListAccessLog", "a", "1", int32(10), "")
+		h.ledger.state[compositeKey(objectAccess, "b", padVersion("1"))] = []byte("{}")
+		expectFailure(t, org1Auditor, "ListAccessLog", "b", "", int32(10), "")
+		h.ledger.state[compositeKey(objectAccessHead, "c")] = []byte(`"x"`)
+		expectFailure(t, org1Auditor, "ListAccessLog", "c", "", int32(10), "")
+		savedEntry := h.ledger.state[accessEntryKey("fraud", "3", "tx0009")]
+		h.ledger.state[accessEntryKey("fraud", "3", "tx0009")] = []byte("[")
+		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "3", int32(10), "")
+		delete(h.ledger.state, accessEntryKey("fraud", "3", "tx0009"))
+		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "3", int32(10), "")
+		h.ledger.state[accessEntryKey("fraud", "3", "tx0009")] = savedEntry
 		h.ledger.state[datasetKey(digest("y"), "Org1MSP")] = []byte("[")
 		expectFailure(t, org1Auditor, "GetDataset", digest("y"))
 		h.ledger.history[modelVersionKey("a", "1")] = nil

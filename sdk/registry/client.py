@@ -197,9 +197,7 @@ class RegistryClient:
         """Records the access on the ledger (a submitted transaction) and returns the decision.
 
         Nothing is logged for a version that does not exist (the answer is the same
-        ``DENIED``). Concurrent accesses to one version conflict on its log's counter:
-        one commits, the others raise :class:`~modelledger.sdk.gateway.errors.CommitError` with code
-        ``MVCC_READ_CONFLICT`` and are not retried here; call again.
+        ``DENIED``). Concurrent accesses to one version do not conflict with each other.
         """
         return from_json(ArtifactAccess, self._submit("AuthorizeArtifactAccess", name, version, purpose))
 

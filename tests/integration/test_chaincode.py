@@ -323,6 +323,34 @@ def test_access_log_lists_in_commit_order_whatever_time_the_client_claims(
     assert json.loads(cli.query(org1, "auditor", "ListAccessLog", ["access-order", "9", "10", ""]))["records"] == []
 
 
+def test_concurrent_accesses_to_one_version_all_commit(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization, org2: Organization
+) -> None:
+    """Accesses endorsed before any of them commits (model-server replicas, an outsider's denied probes) all commit."""
+    register(cli, org1, "access-concurrent", "1", seed="access-concurrent")
+    profile = ConnectionProfile.load(network.layout.connection_profile)
+    callers = [("Org1MSP", "operator"), ("Org2MSP", "data_scientist"), ("Org1MSP", "operator"), ("Org1MSP", "auditor")]
+    gateways = [profile.gateway(msp, role) for msp, role in callers]
+    try:
+        contracts = [gw.network(profile.channel).contract(profile.chaincode) for gw in gateways]
+        # Every access is endorsed first, so none of them saw another's writes (a shared
+        # counter read by each made all but one fail MVCC_READ_CONFLICT), then all are submitted.
+        endorsed = [
+            c.new_proposal("AuthorizeArtifactAccess", ["access-concurrent", "1", f"replica {i}"]).endorse()
+            for i, c in enumerate(contracts)
+        ]
+        commits = [tx.submit() for tx in endorsed]
+        assert [c.wait().code_name for c in commits] == ["VALID"] * len(callers)
+    finally:
+        for gw in gateways:
+            gw.close()
+    decisions = [json.loads(tx.result)["decision"] for tx in endorsed]
+    assert decisions == ["GRANTED", "DENIED", "GRANTED", "GRANTED"]
+    log = json.loads(cli.query(org1, "auditor", "ListAccessLog", ["access-concurrent", "1", "10", ""]))
+    assert sorted(e["purpose"] for e in log["records"]) == [f"replica {i}" for i in range(len(callers))]
+    assert {e["txId"] for e in log["records"]} == {tx.transaction_id for tx in endorsed}
+
+
 def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
     digest = sha("per-org dataset")
     own = {"name": "transactions-2027-01", "schemaSummary": "", "sha256": digest, "source": "s3://data/tx.parquet"}
