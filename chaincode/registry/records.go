@@ -114,7 +114,10 @@ type DatasetRefInput struct {
 }
 
 // DatasetRef is a training dataset as stored in a ModelVersion. Registered
-// is false when the dataset was not registered when the model was (a flag).
+// is true when the registrant's organisation had claimed the dataset with
+// the reference's name and source when the model was registered; false (a
+// flag) when it had no claim on the sha256, or one with another name or
+// source.
 type DatasetRef struct {
 	Name       string `json:"name"`
 	Registered bool   `json:"registered"`

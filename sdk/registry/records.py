@@ -137,7 +137,12 @@ class Storage:
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A training dataset of a model version; ``registered`` is False when it was flagged."""
+    """A training dataset of a model version.
+
+    ``registered`` is True when the registrant's organisation had claimed the
+    sha256 with this name and source; False (flagged) when it had no claim, or
+    one with another name or source.
+    """
 
     name: str = ""
     sha256: str = ""

@@ -371,13 +371,17 @@ def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Or
     record["datasets"] = [
         {"name": "transactions-2027-01", "sha256": digest, "source": "s3://data/tx.parquet"},
         {"name": "labels", "sha256": sha("claimed by Org2 only"), "source": "s3://data/labels.csv"},
+        {"name": "features", "sha256": sha("claimed by Org1 as another"), "source": "s3://data/features.csv"},
     ]
     cli.invoke(org2, "data_scientist", "RegisterDataset", [json.dumps({**own, "sha256": sha("claimed by Org2 only")})])
+    other = {**own, "name": "features-v0", "sha256": sha("claimed by Org1 as another"), "source": "s3://data/features.csv"}
+    cli.invoke(org1, "registrar", "RegisterDataset", [json.dumps(other)])
     result = cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(record)])
     registered = json.loads(result.payload)
     assert {d["sha256"]: d["registered"] for d in registered["datasets"]} == {
         digest: True,
         sha("claimed by Org2 only"): False,
+        sha("claimed by Org1 as another"): False,  # Org1's claim names it features-v0
     }
     assert registered["approvalOrgs"] == ["Org1MSP", "Org2MSP"]
 
