@@ -165,6 +165,7 @@ func TestEveryFunctionThroughContractAPI(t *testing.T) {
 	c.mustCall(auditor, "GetSettings")
 	c.mustCall(scientist, "RegisterDataset", toJSON(t, DatasetInput{Name: "tx", SHA256: datasetTx, Source: "s3://d"}))
 	c.mustCall(auditor, "GetDataset", datasetTx)
+	c.mustCall(auditor, "GetDatasetClaims", datasetTx)
 	registered := c.mustCall(scientist, "registry:RegisterModelVersion", record)
 	if !strings.Contains(registered, `"status":"REGISTERED"`) {
 		t.Errorf("RegisterModelVersion = %s", registered)

@@ -74,6 +74,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Auditor, "GetHistory", "fraud", "3")
 		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "", int32(10), "")
 		expectFailure(t, org1Auditor, "GetDataset", digest("d"))
+		expectFailure(t, org1Auditor, "GetDatasetClaims", digest("d"))
 	})
 
 	t.Run("writes", func(t *testing.T) {

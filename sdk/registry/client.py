@@ -216,9 +216,16 @@ class RegistryClient:
         )
         return from_json(Dataset, self._submit("RegisterDataset", body))
 
-    def get_dataset(self, sha256: str) -> list[Dataset]:
+    def get_dataset(self, sha256: str) -> Dataset:
+        """One claim on a dataset: this organisation's, else the first one by MSP id (``NotFound`` when none).
+
+        The shape of chaincode 1.2.0; :meth:`get_dataset_claims` returns every claim.
+        """
+        return from_json(Dataset, self._evaluate("GetDataset", sha256))
+
+    def get_dataset_claims(self, sha256: str) -> list[Dataset]:
         """Every organisation's claim on a dataset, sorted by organisation (``NotFound`` when none)."""
-        return [from_json(Dataset, d) for d in self._evaluate("GetDataset", sha256) or []]
+        return [from_json(Dataset, d) for d in self._evaluate("GetDatasetClaims", sha256) or []]
 
     def get_settings(self) -> Settings:
         return from_json(Settings, self._evaluate("GetSettings"))

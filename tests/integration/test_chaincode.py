@@ -359,8 +359,11 @@ def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Or
     squat = {**own, "name": "harmless-sample", "source": "s3://elsewhere/sample.csv"}
     theirs = json.loads(cli.invoke(org2, "data_scientist", "RegisterDataset", [json.dumps(squat)]).payload)
     assert (mine["owner"], theirs["owner"]) == ("Org1MSP", "Org2MSP")
-    claims = json.loads(cli.query(org2, "auditor", "GetDataset", [digest]))
+    claims = json.loads(cli.query(org2, "auditor", "GetDatasetClaims", [digest]))
     assert [(c["owner"], c["name"]) for c in claims] == [("Org1MSP", own["name"]), ("Org2MSP", squat["name"])]
+    # GetDataset keeps chaincode 1.2.0's shape, one object: the caller's organisation's claim.
+    assert json.loads(cli.query(org2, "auditor", "GetDataset", [digest])) == theirs
+    assert json.loads(cli.query(org1, "auditor", "GetDataset", [digest])) == mine
     # The same claim again is idempotent; another description by the same organisation is a CONFLICT.
     again = json.loads(cli.invoke(org1, "data_scientist", "RegisterDataset", [json.dumps(own)]).payload)
     assert again == mine
