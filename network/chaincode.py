@@ -126,6 +126,29 @@ def server_name(topo: Topology, org: Organization) -> str:
     return f"{topo.chaincode}-{org.name}"
 
 
+def settings_joins(settings: dict[str, Any], msp_ids: list[str], deployment_tx_id: str) -> list[str]:
+    """The organisations the deployment makes join the approval set, each through its own admin.
+
+    Args:
+        settings: The ledger's settings (``GetSettings``; ``{}`` or without
+            ``lastChange`` while unset).
+        msp_ids: The topology's application organisations.
+        deployment_tx_id: The transaction of the last settings change the
+            deployment made ("" if none).
+
+    Returns:
+        The MSP ids of ``msp_ids`` missing from the approval set, in order,
+        while the settings are unset or were last changed by the deployment
+        itself; nothing once anyone else changed them (then they are the
+        organisations' admins' to change).
+    """
+    last = (settings.get("lastChange") or {}).get("txId", "")
+    if last and last != deployment_tx_id:
+        return []
+    present = set(settings.get("approvalOrgs") or [])
+    return [msp for msp in msp_ids if msp not in present]
+
+
 # ---------------------------------------------------------------------- deployment record
 @dataclass
 class DeploymentRecord:
@@ -137,6 +160,8 @@ class DeploymentRecord:
     source_digest: str
     binary: str
     package_ids: dict[str, str]
+    # The transaction of the last settings change the deployment made (see ``settings_joins``).
+    settings_tx_id: str = ""
 
     @classmethod
     def load(cls, path: Path) -> DeploymentRecord | None:
@@ -335,7 +360,9 @@ class ChaincodeDeployment:
                     actions.append(f"approved sequence {sequence} for {org.name}")
 
         # 4. Servers, on the binary of the definition about to be (or already) committed.
-        DeploymentRecord(name, version, sequence, digest, str(binary), package_ids).save(self.layout.chaincode_record)
+        settings_tx_id = record.settings_tx_id if record is not None else ""
+        saved = DeploymentRecord(name, version, sequence, digest, str(binary), package_ids, settings_tx_id)
+        saved.save(self.layout.chaincode_record)
         for org in self.topo.application_orgs:
             if self._start_server(org, binary, package_ids[org.name]):
                 actions.append(f"started {server_name(self.topo, org)}")
@@ -352,8 +379,7 @@ class ChaincodeDeployment:
             actions.append(f"committed {name} {version} (sequence {sequence})")
 
         # 6. Channel settings, then every peer answers.
-        if self._ensure_settings():
-            actions.append("set the channel settings (approval organisations)")
+        actions += self._ensure_settings(saved)
         warnings += self._check_settings()
         self._wait_callable()
         return DeployReport(name, version, sequence, actions, time.monotonic() - t0, warnings)
@@ -436,20 +462,36 @@ class ChaincodeDeployment:
         checks = {server_name(self.topo, o): (lambda o=o: self.server_health(o)) for o in self.topo.application_orgs}
         wait_healthy(self.supervisor, checks, self.health_timeout, "chaincode server")
 
-    def _ensure_settings(self) -> bool:
-        """Sets the approval set to every application organisation, once.
+    def _ensure_settings(self, record: DeploymentRecord) -> list[str]:
+        """Puts every application organisation in the approval set, each through its own admin.
 
-        Settings that were ever set (they carry ``lastChange``) belong to the
-        organisations' admins from then on and are left alone.
+        The chaincode lets an admin add only its own organisation, from the first
+        ``SetSettings`` on; so the first organisation's admin sets the settings
+        naming itself, then each other organisation's admin joins. The last
+        change made here is kept in the deployment record: a later deployment
+        completes an interrupted bootstrap (or joins an organisation added to the
+        topology), but settings that anyone changed since belong to the
+        organisations' admins and are left alone (see ``settings_joins``).
+
+        Returns:
+            What it did, as action lines.
         """
-        org = self.topo.application_orgs[0]
-        current = self._retry_query(lambda: self.cli.query(org, "admin", "GetSettings", []))
+        first = self.topo.application_orgs[0]
+        current = self._retry_query(lambda: self.cli.query(first, "admin", "GetSettings", []))
         settings = json.loads(current) if current else {}
-        if settings.get("lastChange"):
-            return False
-        body = {"approvalOrgs": sorted(o.msp_id for o in self.topo.application_orgs), "strictDatasets": False}
-        self.cli.invoke(org, "admin", "SetSettings", [json.dumps(body, sort_keys=True)])
-        return True
+        joining = settings_joins(settings, [o.msp_id for o in self.topo.application_orgs], record.settings_tx_id)
+        actions = []
+        for org in self.topo.application_orgs:
+            if org.msp_id not in joining:
+                continue
+            orgs = sorted({*(settings.get("approvalOrgs") or []), org.msp_id})
+            body = {"approvalOrgs": orgs, "strictDatasets": bool(settings.get("strictDatasets"))}
+            result = self.cli.invoke(org, "admin", "SetSettings", [json.dumps(body, sort_keys=True)])
+            settings = json.loads(result.payload)
+            record.settings_tx_id = settings["lastChange"]["txId"]
+            record.save(self.layout.chaincode_record)
+            actions.append(f"{org.msp_id} joined the approval set (its admin's SetSettings)")
+        return actions
 
     def _check_settings(self) -> list[str]:
         """Warns when the stored approval set differs from the topology's organisations."""

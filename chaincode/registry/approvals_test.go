@@ -7,7 +7,7 @@ import (
 
 func TestApprovalByEveryOrganisationApproves(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org2MSP", "Org1MSP"))
+	h.joinApprovalSet(false, "Org2MSP", "Org1MSP")
 	h.register("fraud", "3")
 
 	v := h.ok(org2Approver, "ApproveModelVersion", "fraud", "3", "looks good").(*ModelVersion)
@@ -15,7 +15,7 @@ func TestApprovalByEveryOrganisationApproves(t *testing.T) {
 		t.Fatalf("after one of two approvals: status %s, %d approvals", v.Status, len(v.Approvals))
 	}
 	if ev := h.lastEvent(); ev.Name != EventModelVersionApproved ||
-		ev.Payload != `{"mspId":"Org2MSP","name":"fraud","status":"REGISTERED","txId":"tx0003","version":"3"}` {
+		ev.Payload != `{"mspId":"Org2MSP","name":"fraud","status":"REGISTERED","txId":"tx0005","version":"3"}` {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	v = h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion)
@@ -26,14 +26,14 @@ func TestApprovalByEveryOrganisationApproves(t *testing.T) {
 		t.Errorf("approvals not sorted by MSP id: %+v", v.Approvals)
 	}
 	want := Approval{Actor: org2Approver.actor(), Comment: "looks good", Decision: DecisionApproved, MSPID: "Org2MSP",
-		Time: "2026-03-01T10:00:03.123456789Z", TxID: "tx0003"}
+		Time: "2026-03-01T10:00:05.123456789Z", TxID: "tx0005"}
 	if v.Approvals[1] != want {
 		t.Errorf("approval %+v, want %+v", v.Approvals[1], want)
 	}
-	if v.LastChange.Action != "ApproveModelVersion" || v.LastChange.TxID != "tx0004" {
+	if v.LastChange.Action != "ApproveModelVersion" || v.LastChange.TxID != "tx0006" {
 		t.Errorf("lastChange %+v", v.LastChange)
 	}
-	if h.lastEvent().Payload != `{"mspId":"Org1MSP","name":"fraud","status":"APPROVED","txId":"tx0004","version":"3"}` {
+	if h.lastEvent().Payload != `{"mspId":"Org1MSP","name":"fraud","status":"APPROVED","txId":"tx0006","version":"3"}` {
 		t.Errorf("event %s", h.lastEvent().Payload)
 	}
 
@@ -49,14 +49,14 @@ func TestApprovalByEveryOrganisationApproves(t *testing.T) {
 
 func TestRejectionRejects(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.register("fraud", "3")
 	v := h.ok(org1Approver, "RejectModelVersion", "fraud", "3", "leaks the label").(*ModelVersion)
 	if v.Status != StatusRejected || v.Approvals[0].Decision != DecisionRejected || v.Approvals[0].Comment != "leaks the label" {
 		t.Fatalf("status %s, approvals %+v", v.Status, v.Approvals)
 	}
 	if ev := h.lastEvent(); ev.Name != EventModelVersionRejected ||
-		ev.Payload != `{"mspId":"Org1MSP","name":"fraud","status":"REJECTED","txId":"tx0003","version":"3"}` {
+		ev.Payload != `{"mspId":"Org1MSP","name":"fraud","status":"REJECTED","txId":"tx0005","version":"3"}` {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	h.ok(org1Approver, "RejectModelVersion", "fraud", "3", "again")
@@ -76,7 +76,7 @@ func TestDecisionRefusals(t *testing.T) {
 	h.register("fraud", "3")
 	h.refused(org1Approver, "NOT_AUTHORIZED: organisation Org1MSP is not in the approval set",
 		"ApproveModelVersion", "fraud", "3", "")
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 
 	tests := []struct {
 		name     string
@@ -121,7 +121,7 @@ func TestDecisionRefusals(t *testing.T) {
 // leaves it no longer has one.
 func TestApprovalSetIsRecordedAtRegistration(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org2MSP", "Org1MSP"))
+	h.joinApprovalSet(false, "Org2MSP", "Org1MSP")
 	v := h.register("fraud", "3")
 	if toJSON(t, v.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` {
 		t.Fatalf("approvalOrgs %v", v.ApprovalOrgs)
@@ -183,7 +183,7 @@ func TestVersionsWithoutARecordedSetUseTheCurrentOne(t *testing.T) {
 
 func TestRepeatedApprovalCompletesAfterAnOrganisationLeaves(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
 	h.register("fraud", "3")
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
@@ -256,7 +256,7 @@ func TestRevocationIsFinal(t *testing.T) {
 
 func TestRevokeRefusals(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.register("fraud", "3")
 	h.ok(org2Approver, "ApproveModelVersion", "fraud", "3", "")
 	tests := []struct {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -20,10 +21,12 @@ const deniedReason = "model version not found or no read access"
 // storage pointer too), so the log holds the accesses made through
 // ModelLedger's tools, not every possible one.
 //
-// Each entry takes the next number of its version's sequence, a counter
-// read and written by the same transaction, so the log lists in commit
-// order: two concurrent accesses to one version conflict (Fabric commits
-// one, the other fails MVCC_READ_CONFLICT and must be resubmitted).
+// The entry gets a key of its own, accessentry[name, version, txId], and
+// the transaction writes the version's head key accesshead[name, version]
+// without reading it: no access reads a key that another access writes, so
+// concurrent accesses to a version never conflict (neither does a denied
+// access with a granted one). ListAccessLog lists the entries in the order
+// the head's writes were committed.
 func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInterface, name, version, purpose string) (*ArtifactAccess, error) {
 	t, err := begin(ctx, "AuthorizeArtifactAccess", allRoles()...)
 	if err != nil {
@@ -52,13 +55,12 @@ func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInt
 		result.Decision, result.ManifestDigest, result.ModelDigest, result.Reason = AccessGranted, v.ManifestDigest, v.ModelDigest, ""
 		result.Status, result.Storage = v.Status, &storage
 	}
-	sequence, err := t.nextAccessSequence(name, version)
-	if err != nil {
-		return nil, err
-	}
 	entry := AccessLogEntry{Actor: t.caller.actor(), Decision: result.Decision, Name: name, Purpose: purpose,
 		Reason: result.Reason, Time: t.time, TxID: t.id, Version: version}
-	if err := t.putJSON(accessKey(name, version, sequence), entry); err != nil {
+	if err := t.putJSON(accessEntryKey(name, version, t.id), entry); err != nil {
+		return nil, err
+	}
+	if err := t.putJSON(accessHeadKey(name, padVersion(version)), t.id); err != nil {
 		return nil, err
 	}
 	event := ArtifactAccessEvent{Decision: result.Decision, MSPID: t.caller.mspID, Name: name, TxID: t.id, Version: version}
@@ -68,28 +70,14 @@ func (c *Contract) AuthorizeArtifactAccess(ctx contractapi.TransactionContextInt
 	return result, nil
 }
 
-// nextAccessSequence reads the version's access-log counter, counts one
-// more entry and stores the new count, which it returns (1 for the first
-// entry).
-func (t *tx) nextAccessSequence(name, version string) (int64, error) {
-	key := accessSequenceKey(name, version)
-	var count int64
-	if _, err := t.getJSON(key, &count); err != nil {
-		return 0, err
-	}
-	count++
-	if err := t.putJSON(key, count); err != nil {
-		return 0, err
-	}
-	return count, nil
-}
-
 // ListAccessLog returns a page of the access-log entries of a version (of
 // every version of the model when version is empty), by version, then in
-// commit order (entries written before 1.3.0 first, in the order of their
-// transaction timestamps).
-// Auditors may read every log; other roles only the logs of their
-// organisation's models.
+// commit order: first the entries of the older layouts (1.2.0's, in the
+// order of their transaction timestamps, then those an unreleased build of
+// 1.3.0 numbered), then the entries since, in the order the version's head
+// key was written (its history). The bookmark is the key of the first
+// entry of the next page. Auditors may read every log; other roles only the
+// logs of their organisation's models.
 func (c *Contract) ListAccessLog(ctx contractapi.TransactionContextInterface, name, version string, pageSize int32, bookmark string) (*AccessLogPage, error) {
 	t, err := begin(ctx, "ListAccessLog", allRoles()...)
 	if err != nil {
@@ -102,7 +90,8 @@ func (c *Contract) ListAccessLog(ctx contractapi.TransactionContextInterface, na
 	if err := validatePageSize(pageSize); err != nil {
 		return nil, err
 	}
-	if err := validateBookmark(bookmark, objectAccess, attributes); err != nil {
+	start, err := t.accessBookmark(attributes, bookmark)
+	if err != nil {
 		return nil, err
 	}
 	if t.caller.role != RoleAuditor {
@@ -114,7 +103,7 @@ func (c *Contract) ListAccessLog(ctx contractapi.TransactionContextInterface, na
 			return nil, notAuthorized("only auditors and the owner organisation of model %q may read its access log", name)
 		}
 	}
-	return t.listAccessLog(attributes, pageSize, bookmark)
+	return t.listAccessLog(attributes, pageSize, start)
 }
 
 func accessLogAttributes(name, version string) ([]string, error) {
@@ -130,23 +119,235 @@ func accessLogAttributes(name, version string) ([]string, error) {
 	return []string{name, padVersion(version)}, nil
 }
 
-func (t *tx) listAccessLog(attributes []string, pageSize int32, bookmark string) (*AccessLogPage, error) {
-	it, meta, err := t.stub.GetStateByPartialCompositeKeyWithPagination(objectAccess, attributes, pageSize, bookmark)
+// accessPosition is where a page of the access log starts: at the version
+// (padded) and, within it, at an entry of the older layouts (its key) or at
+// an entry of the current one (its txId). The zero position is the start.
+type accessPosition struct {
+	version string
+	oldKey  string
+	txID    string
+}
+
+// accessBookmark reads a bookmark of ListAccessLog: the key of an entry of
+// the listing, of either layout.
+func (t *tx) accessBookmark(attributes []string, bookmark string) (accessPosition, error) {
+	if bookmark == "" {
+		return accessPosition{}, nil
+	}
+	for _, object := range []string{objectAccess, objectAccessEntry} {
+		if validateBookmark(bookmark, object, attributes) != nil {
+			continue
+		}
+		_, keyAttributes, err := t.stub.SplitCompositeKey(bookmark)
+		if err != nil || len(keyAttributes) < 3 {
+			break
+		}
+		if object == objectAccess {
+			return accessPosition{version: keyAttributes[1], oldKey: bookmark}, nil
+		}
+		if len(keyAttributes) == 3 {
+			return accessPosition{version: keyAttributes[1], txID: keyAttributes[2]}, nil
+		}
+	}
+	return accessPosition{}, invalid("bookmark", "does not belong to this listing")
+}
+
+// accessItem is an entry of the listing with its key.
+type accessItem struct {
+	key     string
+	version string // as in keys (padded)
+	entry   AccessLogEntry
+}
+
+func (t *tx) listAccessLog(attributes []string, pageSize int32, start accessPosition) (*AccessLogPage, error) {
+	heads, err := t.accessHeads(attributes, start.version)
 	if err != nil {
-		return nil, ledgerError("list", objectAccess, err)
+		return nil, err
+	}
+	oldStart := start.oldKey
+	if oldStart == "" && start.version != "" {
+		oldStart = compositeKey(objectAccess, attributes[0], start.version)
+	}
+	old := &oldAccessEntries{t: t, attributes: attributes, next: oldStart, chunk: pageSize + 1}
+	want := int(pageSize) + 1 // one more than the page: its key is the bookmark
+	var items []accessItem
+	for len(items) < want {
+		next, err := old.peek()
+		if err != nil {
+			return nil, err
+		}
+		var version string
+		switch {
+		case next != nil && (len(heads) == 0 || next.version <= heads[0]):
+			version = next.version
+		case len(heads) > 0:
+			version = heads[0]
+		default:
+			return accessPage(items, want), nil
+		}
+		// The older layouts' entries of the version, unless the page starts
+		// at an entry of the current layout (after them).
+		for next != nil && next.version == version && len(items) < want {
+			if start.txID == "" || version != start.version {
+				items = append(items, *next)
+			}
+			old.pop()
+			if next, err = old.peek(); err != nil {
+				return nil, err
+			}
+		}
+		if len(items) < want && len(heads) > 0 && heads[0] == version {
+			from := ""
+			if version == start.version {
+				from = start.txID
+			}
+			entries, err := t.accessEntries(attributes[0], version, from, want-len(items))
+			if err != nil {
+				return nil, err
+			}
+			items, heads = append(items, entries...), heads[1:]
+		}
+	}
+	return accessPage(items, want), nil
+}
+
+// accessPage makes the page of items, of which there are want (one more
+// than the page: its key is the bookmark) or fewer (the last page).
+func accessPage(items []accessItem, want int) *AccessLogPage {
+	page := &AccessLogPage{Records: []AccessLogEntry{}}
+	if len(items) == want {
+		page.Bookmark, items = items[want-1].key, items[:want-1]
+	}
+	for _, item := range items {
+		page.Records = append(page.Records, item.entry)
+	}
+	page.Fetched = int32(len(page.Records))
+	return page
+}
+
+// accessHeads returns the versions (padded) of the listing that have
+// entries of the current layout, from version from on, in order.
+func (t *tx) accessHeads(attributes []string, from string) ([]string, error) {
+	it, err := t.stub.GetStateByPartialCompositeKey(objectAccessHead, attributes)
+	if err != nil {
+		return nil, ledgerError("list", objectAccessHead, err)
 	}
 	defer it.Close()
-	page := &AccessLogPage{Bookmark: meta.GetBookmark(), Fetched: meta.GetFetchedRecordsCount(), Records: []AccessLogEntry{}}
+	var versions []string
 	for it.HasNext() {
 		kv, err := it.Next()
 		if err != nil {
-			return nil, ledgerError("list", objectAccess, err)
+			return nil, ledgerError("list", objectAccessHead, err)
 		}
-		var entry AccessLogEntry
-		if err := json.Unmarshal(kv.GetValue(), &entry); err != nil {
-			return nil, ledgerError("decode", kv.GetKey(), err)
+		_, keyAttributes, err := t.stub.SplitCompositeKey(kv.GetKey())
+		if err != nil || len(keyAttributes) != 2 {
+			return nil, ledgerError("decode", kv.GetKey(), errBadKey)
 		}
-		page.Records = append(page.Records, entry)
+		if keyAttributes[1] >= from {
+			versions = append(versions, keyAttributes[1])
+		}
 	}
-	return page, nil
+	return versions, nil
+}
+
+// accessEntries returns up to limit entries of the current layout of a
+// version, in commit order, from the entry of transaction from on (from
+// the first when from is empty). The order is that of the writes of the
+// version's head key, which Fabric's history returns newest first by block
+// and transaction within the block; GetHistoryForKey is run by this
+// evaluate function only, never by a write.
+func (t *tx) accessEntries(name, paddedVersion, from string, limit int) ([]accessItem, error) {
+	head := accessHeadKey(name, paddedVersion)
+	it, err := t.stub.GetHistoryForKey(head)
+	if err != nil {
+		return nil, ledgerError("read history of", head, err)
+	}
+	defer it.Close()
+	var txIDs []string
+	for it.HasNext() {
+		km, err := it.Next()
+		if err != nil {
+			return nil, ledgerError("read history of", head, err)
+		}
+		txIDs = append(txIDs, km.GetTxId())
+	}
+	slices.Reverse(txIDs)
+	first := 0
+	if from != "" {
+		if first = slices.Index(txIDs, from); first < 0 {
+			return nil, invalid("bookmark", "does not belong to this listing")
+		}
+	}
+	var items []accessItem
+	for _, txID := range txIDs[first:] {
+		if len(items) == limit {
+			break
+		}
+		key := compositeKey(objectAccessEntry, name, paddedVersion, txID)
+		item := accessItem{key: key, version: paddedVersion}
+		found, err := t.getJSON(key, &item.entry)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, ledgerError("read", key, errMissingAccessEntry)
+		}
+		items = append(items, item)
+	}
+	return items, nil
+}
+
+// oldAccessEntries reads the entries of the older layouts of the listing in
+// key order, a chunk at a time, from the key next on.
+type oldAccessEntries struct {
+	t          *tx
+	attributes []string
+	next       string // the key the next chunk starts at
+	chunk      int32
+	buffer     []accessItem
+	done       bool
+}
+
+// peek returns the next entry without consuming it; nil at the end.
+func (o *oldAccessEntries) peek() (*accessItem, error) {
+	if len(o.buffer) == 0 && !o.done {
+		if err := o.fetch(); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.buffer) == 0 {
+		return nil, nil
+	}
+	return &o.buffer[0], nil
+}
+
+func (o *oldAccessEntries) pop() {
+	o.buffer = o.buffer[1:]
+}
+
+func (o *oldAccessEntries) fetch() error {
+	started := o.next
+	it, meta, err := o.t.stub.GetStateByPartialCompositeKeyWithPagination(objectAccess, o.attributes, o.chunk, o.next)
+	if err != nil {
+		return ledgerError("list", objectAccess, err)
+	}
+	defer it.Close()
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return ledgerError("list", objectAccess, err)
+		}
+		_, keyAttributes, err := o.t.stub.SplitCompositeKey(kv.GetKey())
+		if err != nil || len(keyAttributes) < 3 {
+			return ledgerError("decode", kv.GetKey(), errBadKey)
+		}
+		item := accessItem{key: kv.GetKey(), version: keyAttributes[1]}
+		if err := json.Unmarshal(kv.GetValue(), &item.entry); err != nil {
+			return ledgerError("decode", kv.GetKey(), err)
+		}
+		o.buffer = append(o.buffer, item)
+	}
+	o.next = meta.GetBookmark()
+	o.done = o.next == "" || o.next == started // the last test guards against a ledger that does not advance
+	return nil
 }

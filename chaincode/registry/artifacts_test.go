@@ -49,22 +49,28 @@ func TestAuthorizeArtifactAccessLogsEveryDecision(t *testing.T) {
 	if second.Decision != AccessDenied || second.Actor != org2Scientist.actor() || second.Reason == "" || second.TxID != denied.TxID {
 		t.Errorf("second entry %+v", second)
 	}
-	if stored := h.stored(accessKey("fraud", "3", 2)); stored != `{"actor":{"certFingerprint":"`+org2Scientist.actor().CertFingerprint+
+	if stored := h.stored(accessEntryKey("fraud", "3", denied.TxID)); stored != `{"actor":{"certFingerprint":"`+org2Scientist.actor().CertFingerprint+
 		`","mspId":"Org2MSP","role":"data_scientist"},"decision":"DENIED","name":"fraud","purpose":"","reason":"model version not found or no read access","time":"`+
 		second.Time+`","txId":"`+denied.TxID+`","version":"3"}` {
 		t.Errorf("stored entry %s", stored)
 	}
-	if got := h.stored(accessSequenceKey("fraud", "3")); got != "2" {
-		t.Errorf("the sequence of version 3 is %s, want 2", got)
+	if got := h.stored(accessHeadKey("fraud", padVersion("3"))); got != `"`+denied.TxID+`"` {
+		t.Errorf("the head of version 3 is %s, want the last entry's txId", got)
 	}
 	h.register("fraud", "4")
-	h.ok(org1Auditor, "AuthorizeArtifactAccess", "fraud", "4", "")
+	access4 := h.ok(org1Auditor, "AuthorizeArtifactAccess", "fraud", "4", "").(*ArtifactAccess)
+	// An access writes its entry and the head and reads no key of the log.
+	for key := range h.last.readKeys {
+		if strings.HasPrefix(key, compositeKey(objectAccessHead)) || strings.HasPrefix(key, compositeKey(objectAccessEntry)) {
+			t.Errorf("an access read %q", key)
+		}
+	}
 	all := h.ok(org1Admin, "ListAccessLog", "fraud", "", int32(10), "").(*AccessLogPage)
 	if len(all.Records) != 3 || all.Records[2].Version != "4" || all.Records[2].Actor != org1Auditor.actor() {
 		t.Errorf("access log of every version: %+v", all.Records)
 	}
-	if h.stored(accessKey("fraud", "4", 1)) == "" {
-		t.Error("version 4 has its own sequence")
+	if h.stored(accessHeadKey("fraud", padVersion("4"))) != `"`+access4.TxID+`"` {
+		t.Error("version 4 has its own head")
 	}
 }
 
@@ -98,29 +104,76 @@ func TestAccessLogListsInCommitOrder(t *testing.T) {
 	}
 }
 
-// TestAccessLogKeepsEntriesOfTheOldLayout: entries written before 1.3.0,
-// keyed by [name, version, time, txId], are still listed, before the
-// entries written since and in the order of their times.
-func TestAccessLogKeepsEntriesOfTheOldLayout(t *testing.T) {
+// TestConcurrentAccessesToOneVersionAllCommit: accesses to one version
+// endorsed at the same time (model-server replicas, or anyone's denied
+// accesses) all commit: none reads a key another writes.
+func TestConcurrentAccessesToOneVersionAllCommit(t *testing.T) {
 	h := newHarness(t)
 	h.register("fraud", "3")
-	for i, at := range []string{"2027-01-01T00:00:00.000000000Z", "2026-12-01T00:00:00.000000000Z"} {
-		entry := AccessLogEntry{Actor: org1Operator.actor(), Decision: AccessGranted, Name: "fraud", Purpose: "old " + at,
-			Time: at, TxID: fmt.Sprintf("old%d", i), Version: "3"}
-		h.ledger.state[compositeKey(objectAccess, "fraud", padVersion("3"), at, entry.TxID)] = []byte(toJSON(t, entry))
+	var stubs []*fakeStub
+	for i, who := range []*fakeIdentity{org1Operator, org2Scientist, org1Operator, org3Auditor} {
+		stub, _, err := h.endorse(who, "AuthorizeArtifactAccess", "fraud", "3", fmt.Sprintf("replica %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stubs = append(stubs, stub)
 	}
-	h.ok(org1Operator, "AuthorizeArtifactAccess", "fraud", "3", "new 1")
-	h.ok(org1Operator, "AuthorizeArtifactAccess", "fraud", "3", "new 2")
-
+	if invalid := h.commitBlock(stubs...); len(invalid) != 0 {
+		t.Fatalf("invalidated (MVCC_READ_CONFLICT): %v", invalid)
+	}
 	page := h.ok(org1Auditor, "ListAccessLog", "fraud", "3", int32(10), "").(*AccessLogPage)
-	want := "old 2026-12-01T00:00:00.000000000Z|old 2027-01-01T00:00:00.000000000Z|new 1|new 2"
-	if got := purposes(page); got != want {
-		t.Errorf("listed %q, want %q", got, want)
+	if got := purposes(page); got != "replica 0|replica 1|replica 2|replica 3" {
+		t.Errorf("listed %q, want the block's order", got)
 	}
-	first := h.ok(org1Auditor, "ListAccessLog", "fraud", "3", int32(2), "").(*AccessLogPage)
-	rest := h.ok(org1Auditor, "ListAccessLog", "fraud", "3", int32(2), first.Bookmark).(*AccessLogPage)
-	if purposes(first)+"|"+purposes(rest) != want || rest.Bookmark != "" {
-		t.Errorf("paged across the layouts: %q then %q", purposes(first), purposes(rest))
+	if page.Records[1].Decision != AccessDenied {
+		t.Errorf("the outsider's access %+v", page.Records[1])
+	}
+}
+
+// TestAccessLogKeepsEntriesOfTheOlderLayouts: entries written before 1.3.0
+// (keyed by [name, version, time, txId]) and by an unreleased build of
+// 1.3.0 (keyed by [name, version, "seq", sequence]) are still listed,
+// before the entries written since, and every page size gives the same
+// order across layouts and versions.
+func TestAccessLogKeepsEntriesOfTheOlderLayouts(t *testing.T) {
+	h := newHarness(t)
+	h.register("fraud", "3")
+	h.register("fraud", "4")
+	h.register("fraud", "10")
+	plant := func(version, purpose string, attributes ...string) {
+		entry := AccessLogEntry{Actor: org1Operator.actor(), Decision: AccessGranted, Name: "fraud", Purpose: purpose,
+			Time: "2026-01-01T00:00:00.000000000Z", TxID: "old-" + purpose, Version: version}
+		key := compositeKey(objectAccess, append([]string{"fraud", padVersion(version)}, attributes...)...)
+		h.ledger.state[key] = []byte(toJSON(t, entry))
+	}
+	for i, at := range []string{"2027-01-01T00:00:00.000000000Z", "2026-12-01T00:00:00.000000000Z"} {
+		plant("3", "1.2.0 "+at, at, fmt.Sprintf("old%d", i))
+	}
+	plant("3", "seq 2", "seq", fmt.Sprintf("%020d", 2))
+	plant("3", "seq 1", "seq", fmt.Sprintf("%020d", 1))
+	plant("10", "seq 10/1", "seq", fmt.Sprintf("%020d", 1))                // version 10 has no entry of the current layout
+	h.ok(org1Operator, "AuthorizeArtifactAccess", "fraud", "4", "new 4/1") // version 4 has only entries of the current layout
+	h.ok(org1Operator, "AuthorizeArtifactAccess", "fraud", "3", "new 3/1")
+	h.ok(org1Operator, "AuthorizeArtifactAccess", "fraud", "3", "new 3/2")
+
+	want3 := "1.2.0 2026-12-01T00:00:00.000000000Z|1.2.0 2027-01-01T00:00:00.000000000Z|seq 1|seq 2|new 3/1|new 3/2"
+	if got := purposes(h.ok(org1Auditor, "ListAccessLog", "fraud", "3", int32(10), "").(*AccessLogPage)); got != want3 {
+		t.Errorf("listed %q, want %q", got, want3)
+	}
+	wantAll := want3 + "|new 4/1|seq 10/1"
+	for size := int32(1); size <= 8; size++ {
+		var seen []string
+		pages := 0
+		for bookmark, first := "", true; first || bookmark != ""; first = false {
+			p := h.ok(org1Auditor, "ListAccessLog", "fraud", "", size, bookmark).(*AccessLogPage)
+			if p.Fetched != int32(len(p.Records)) || len(p.Records) > int(size) || (p.Bookmark != "" && len(p.Records) != int(size)) {
+				t.Fatalf("page size %d: page %+v", size, p)
+			}
+			seen, bookmark, pages = append(seen, purposes(p)), p.Bookmark, pages+1
+		}
+		if got := strings.Join(seen, "|"); got != wantAll || pages != (8+int(size)-1)/int(size) {
+			t.Errorf("page size %d: %d pages, listed %q, want %q", size, pages, got, wantAll)
+		}
 	}
 }
 
@@ -162,7 +215,16 @@ func TestListAccessLogRules(t *testing.T) {
 	h.refused(org1Scientist, "INVALID: pageSize: must be from 1 to 1000", "ListAccessLog", "fraud", "3", int32(0), "")
 	h.refused(org1Scientist, "INVALID: pageSize: must be from 1 to 1000", "ListAccessLog", "fraud", "3", int32(1001), "")
 	h.refused(org1Scientist, "INVALID: bookmark: does not belong to this listing", "ListAccessLog", "fraud", "3", int32(10),
-		accessKey("fraud", "4", 1))
+		accessEntryKey("fraud", "4", "tx0001"))
+	h.refused(org1Scientist, "INVALID: bookmark: does not belong to this listing", "ListAccessLog", "fraud", "3", int32(10),
+		compositeKey(objectAccessEntry, "fraud", padVersion("3")))
+	h.refused(org1Scientist, "INVALID: bookmark: does not belong to this listing", "ListAccessLog", "fraud", "3", int32(10),
+		compositeKey(objectAccessEntry, "fraud", padVersion("3"), "tx", "extra"))
+	h.refused(org1Scientist, "INVALID: bookmark: does not belong to this listing", "ListAccessLog", "fraud", "3", int32(10),
+		compositeKey(objectAccess, "fraud", padVersion("3")))
+	// A well-formed bookmark naming a transaction that logged nothing here.
+	h.refused(org1Scientist, "INVALID: bookmark: does not belong to this listing", "ListAccessLog", "fraud", "3", int32(10),
+		accessEntryKey("fraud", "3", "tx9999"))
 	h.refused(org1Scientist, "INVALID: version: must be a positive decimal integer without leading zeros, at most 10 digits",
 		"ListAccessLog", "fraud", "x", int32(10), "")
 	h.refused(org1Scientist, "INVALID: name: must not be blank", "ListAccessLog", "", "", int32(10), "")

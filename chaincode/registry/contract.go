@@ -47,6 +47,7 @@ func (c *Contract) GetEvaluateTransactions() []string {
 		"FindByDigest",
 		"GetApprovalSetRemoval",
 		"GetDataset",
+		"GetDatasetClaims",
 		"GetDeployment",
 		"GetHistory",
 		"GetModel",

@@ -160,10 +160,12 @@ func TestEveryFunctionThroughContractAPI(t *testing.T) {
 	if got := c.mustCall(auditor, "GetSettings"); got != `{"approvalOrgs":[],"strictDatasets":false}` {
 		t.Errorf("GetSettings = %s", got)
 	}
-	c.mustCall(admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	c.mustCall(admin, "SetSettings", settingsJSON(false, "Org1MSP"))
+	c.mustCall(creatorOf(t, "Org2MSP", RoleAdmin), "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
 	c.mustCall(auditor, "GetSettings")
 	c.mustCall(scientist, "RegisterDataset", toJSON(t, DatasetInput{Name: "tx", SHA256: datasetTx, Source: "s3://d"}))
 	c.mustCall(auditor, "GetDataset", datasetTx)
+	c.mustCall(auditor, "GetDatasetClaims", datasetTx)
 	registered := c.mustCall(scientist, "registry:RegisterModelVersion", record)
 	if !strings.Contains(registered, `"status":"REGISTERED"`) {
 		t.Errorf("RegisterModelVersion = %s", registered)

@@ -77,9 +77,11 @@ func (t *tx) datasetClaim(sha256, mspID string) (*Dataset, bool, error) {
 	return d, true, nil
 }
 
-// GetDataset returns every organisation's claim on a dataset, sorted by
-// organisation (owner). Any role may read datasets.
-func (c *Contract) GetDataset(ctx contractapi.TransactionContextInterface, sha256 string) ([]Dataset, error) {
+// GetDataset returns one claim on a dataset, in the shape of 1.2.0 (one
+// Dataset): the claim of the caller's organisation when it has one,
+// otherwise that of the organisation first in MSP-id order (its owner).
+// GetDatasetClaims returns every claim. Any role may read datasets.
+func (c *Contract) GetDataset(ctx contractapi.TransactionContextInterface, sha256 string) (*Dataset, error) {
 	t, err := begin(ctx, "GetDataset", allRoles()...)
 	if err != nil {
 		return nil, err
@@ -87,6 +89,34 @@ func (c *Contract) GetDataset(ctx contractapi.TransactionContextInterface, sha25
 	if err := validateDigest("sha256", sha256); err != nil {
 		return nil, err
 	}
+	claims, err := t.datasetClaims(sha256)
+	if err != nil {
+		return nil, err
+	}
+	for i := range claims {
+		if claims[i].Owner == t.caller.mspID {
+			return &claims[i], nil
+		}
+	}
+	return &claims[0], nil
+}
+
+// GetDatasetClaims returns every organisation's claim on a dataset, sorted
+// by organisation (owner). Any role may read datasets.
+func (c *Contract) GetDatasetClaims(ctx contractapi.TransactionContextInterface, sha256 string) ([]Dataset, error) {
+	t, err := begin(ctx, "GetDatasetClaims", allRoles()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDigest("sha256", sha256); err != nil {
+		return nil, err
+	}
+	return t.datasetClaims(sha256)
+}
+
+// datasetClaims lists the claims on a dataset sorted by owner (a range
+// query: evaluate functions only); NOT_FOUND when there is none.
+func (t *tx) datasetClaims(sha256 string) ([]Dataset, error) {
 	// The partial key [sha256] covers dataset[sha256, mspId] and the
 	// dataset[sha256] of a record registered before 1.3.0.
 	it, err := t.stub.GetStateByPartialCompositeKey(objectDataset, []string{sha256})

@@ -28,8 +28,11 @@ func TestRegisterDataset(t *testing.T) {
 	if *again != want || len(h.ledger.events) != events || h.last.wrote() {
 		t.Errorf("an identical registration changed something: %+v", again)
 	}
-	if got := h.ok(org3Auditor, "GetDataset", datasetTx).([]Dataset); len(got) != 1 || got[0] != want {
+	if got := h.ok(org3Auditor, "GetDataset", datasetTx).(*Dataset); *got != want {
 		t.Errorf("GetDataset = %+v", got)
+	}
+	if got := h.ok(org3Auditor, "GetDatasetClaims", datasetTx).([]Dataset); len(got) != 1 || got[0] != want {
+		t.Errorf("GetDatasetClaims = %+v", got)
 	}
 
 	other := in
@@ -63,8 +66,10 @@ func TestRegisterDataset(t *testing.T) {
 		})
 	}
 	h.use(t)
-	h.refused(org1Auditor, "NOT_FOUND: dataset "+digest("none"), "GetDataset", digest("none"))
-	h.refused(org1Auditor, "INVALID: sha256: must be 64 lowercase hex characters", "GetDataset", "")
+	for _, function := range []string{"GetDataset", "GetDatasetClaims"} {
+		h.refused(org1Auditor, "NOT_FOUND: dataset "+digest("none"), function, digest("none"))
+		h.refused(org1Auditor, "INVALID: sha256: must be 64 lowercase hex characters", function, "")
+	}
 }
 
 // TestEveryOrganisationHasItsOwnDatasetClaim: another organisation cannot
@@ -92,10 +97,17 @@ func TestEveryOrganisationHasItsOwnDatasetClaim(t *testing.T) {
 	if v := h.register("fraud", "4"); !v.Datasets[0].Registered {
 		t.Error("Org1's own claim did not count for its model")
 	}
-	claims := h.ok(org2Scientist, "GetDataset", datasetTx).([]Dataset)
+	claims := h.ok(org2Scientist, "GetDatasetClaims", datasetTx).([]Dataset)
 	if len(claims) != 2 || claims[0].Owner != "Org1MSP" || claims[0].Name != own.Name ||
 		claims[1].Owner != "Org2MSP" || claims[1].Name != squat.Name {
-		t.Errorf("GetDataset = %+v", claims)
+		t.Errorf("GetDatasetClaims = %+v", claims)
+	}
+	// GetDataset keeps the 1.2.0 shape, one Dataset: the caller's
+	// organisation's claim, otherwise the first organisation's.
+	for who, owner := range map[*fakeIdentity]string{org2Scientist: "Org2MSP", org1Auditor: "Org1MSP", org3Auditor: "Org1MSP"} {
+		if got := h.ok(who, "GetDataset", datasetTx).(*Dataset); got.Owner != owner {
+			t.Errorf("GetDataset as %s: the claim of %s, want %s's", who.mspID, got.Owner, owner)
+		}
 	}
 }
 
@@ -121,9 +133,12 @@ func TestDatasetsRegisteredBefore130AreTheirOwnersClaims(t *testing.T) {
 	}
 	// Org2 records its own claim beside it.
 	h.ok(org2Scientist, "RegisterDataset", toJSON(t, changed))
-	claims := h.ok(org3Auditor, "GetDataset", datasetTx).([]Dataset)
+	claims := h.ok(org3Auditor, "GetDatasetClaims", datasetTx).([]Dataset)
 	if len(claims) != 2 || claims[0] != legacy || claims[1].Owner != "Org2MSP" || claims[1].Name != "renamed" {
-		t.Errorf("GetDataset = %+v", claims)
+		t.Errorf("GetDatasetClaims = %+v", claims)
+	}
+	if got := h.ok(org3Auditor, "GetDataset", datasetTx).(*Dataset); *got != legacy {
+		t.Errorf("GetDataset = %+v", got)
 	}
 	if h.stored(datasetKey(datasetTx, "Org2MSP")) == "" || h.stored(legacyDatasetKey(datasetTx)) != toJSON(t, legacy) {
 		t.Error("keys")

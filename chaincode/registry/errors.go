@@ -89,6 +89,14 @@ const errMissingModel = constError("the model record of an existing version is m
 // the contract never writes.
 const errMissingVersion = constError("the version of a digest index entry is missing")
 
+// errMissingAccessEntry reports a write of an access-log head whose entry
+// is missing, which the contract never writes.
+const errMissingAccessEntry = constError("the access-log entry of a head write is missing")
+
+// errBadKey reports a composite key of the contract's objects with too few
+// attributes, which the contract never writes.
+const errBadKey = constError("the key does not have the attributes of its object")
+
 // constError is an error that can be a constant.
 type constError string
 

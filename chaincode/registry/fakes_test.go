@@ -79,10 +79,11 @@ type fakeStub struct {
 	writes   map[string][]byte
 	deletes  map[string]bool
 	events   []fakeEvent
-	creator  []byte   // for cid, in tests that go through contractapi
-	args     []string // function and parameters, idem
-	reads    int      // state reads and queries
-	queries  int      // range, history and pagination queries
+	creator  []byte          // for cid, in tests that go through contractapi
+	args     []string        // function and parameters, idem
+	reads    int             // state reads and queries
+	queries  int             // range, history and pagination queries
+	readKeys map[string]bool // the keys GetState read: the read set Fabric validates
 }
 
 func (l *fakeLedger) newStub(function string, submit bool) *fakeStub {
@@ -99,6 +100,7 @@ func (l *fakeLedger) newStub(function string, submit bool) *fakeStub {
 		ts:       timestamppb.New(at),
 		writes:   map[string][]byte{},
 		deletes:  map[string]bool{},
+		readKeys: map[string]bool{},
 	}
 }
 
@@ -120,6 +122,7 @@ func (s *fakeStub) GetFunctionAndParameters() (string, []string) {
 // read its own writes.
 func (s *fakeStub) GetState(key string) ([]byte, error) {
 	s.reads++
+	s.readKeys[key] = true
 	if key == "" {
 		return nil, errors.New("empty key")
 	}
@@ -388,6 +391,17 @@ func (h *harness) use(t *testing.T) {
 // write emits none.
 func (h *harness) invoke(who cid.ClientIdentity, function string, args ...any) (any, error) {
 	h.t.Helper()
+	stub, result, err := h.endorse(who, function, args...)
+	if err == nil {
+		stub.commit()
+	}
+	return result, err
+}
+
+// endorse runs the contract function as invoke does, without committing
+// its writes (see commitBlock).
+func (h *harness) endorse(who cid.ClientIdentity, function string, args ...any) (*fakeStub, any, error) {
+	h.t.Helper()
 	method := reflect.ValueOf(h.contract).MethodByName(function)
 	if !method.IsValid() {
 		h.t.Fatalf("no contract function %s", function)
@@ -411,7 +425,7 @@ func (h *harness) invoke(who cid.ClientIdentity, function string, args ...any) (
 		if ClassOf(err) != "" && (stub.wrote() || len(stub.events) > 0) {
 			h.t.Errorf("%s refused (%v) after writing %d keys and emitting %d events", function, err, len(stub.writes), len(stub.events))
 		}
-		return result, err
+		return stub, result, err
 	}
 	switch {
 	case stub.wrote() && len(stub.events) != 1:
@@ -419,8 +433,35 @@ func (h *harness) invoke(who cid.ClientIdentity, function string, args ...any) (
 	case !stub.wrote() && len(stub.events) != 0:
 		h.t.Errorf("%s wrote nothing but emitted %d events", function, len(stub.events))
 	}
-	stub.commit()
-	return result, nil
+	return stub, result, nil
+}
+
+// commitBlock validates and commits transactions endorsed together (none
+// of them saw the others' writes), in order, as a Fabric peer validates a
+// block: a transaction that read a key an earlier one of the block wrote
+// is invalidated (MVCC_READ_CONFLICT) and changes nothing. It returns the
+// ids of the invalidated transactions.
+func (h *harness) commitBlock(stubs ...*fakeStub) []string {
+	written := map[string]bool{}
+	var invalid []string
+	for _, s := range stubs {
+		conflict := false
+		for key := range s.readKeys {
+			conflict = conflict || written[key]
+		}
+		if conflict {
+			invalid = append(invalid, s.txID)
+			continue
+		}
+		for key := range s.writes {
+			written[key] = true
+		}
+		for key := range s.deletes {
+			written[key] = true
+		}
+		s.commit()
+	}
+	return invalid
 }
 
 // ok invokes a function that must succeed and returns its result.

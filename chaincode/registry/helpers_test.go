@@ -138,6 +138,21 @@ func settingsJSON(strict bool, orgs ...string) string {
 	return string(b)
 }
 
+// joinApprovalSet makes each organisation of orgs join the approval set
+// through its own admin, in order, the first one setting the settings (an
+// admin may add its own organisation only); every call sets strict. It
+// returns the settings after the last call.
+func (h *harness) joinApprovalSet(strict bool, orgs ...string) *Settings {
+	h.t.Helper()
+	current := h.ok(org1Auditor, "GetSettings").(*Settings).ApprovalOrgs
+	var s *Settings
+	for _, org := range orgs {
+		current = append(current, org)
+		s = h.ok(identity(org, RoleAdmin), "SetSettings", settingsJSON(strict, current...)).(*Settings)
+	}
+	return s
+}
+
 // register registers a sample version as Org1's data scientist.
 func (h *harness) register(name, version string) *ModelVersion {
 	h.t.Helper()
@@ -148,7 +163,7 @@ func (h *harness) register(name, version string) *ModelVersion {
 // approves a sample version.
 func (h *harness) approved(name, version string) *ModelVersion {
 	h.t.Helper()
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.register(name, version)
 	h.ok(org1Approver, "ApproveModelVersion", name, version, "")
 	return h.ok(org2Approver, "ApproveModelVersion", name, version, "fine").(*ModelVersion)

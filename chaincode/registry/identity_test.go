@@ -32,6 +32,7 @@ func functionCalls(t *testing.T) map[string][]any {
 		"FindByDigest":              {digest("x")},
 		"GetHistory":                {"fraud", "3"},
 		"GetDataset":                {digest("d")},
+		"GetDatasetClaims":          {digest("d")},
 		"GetDeployment":             {"prod", "fraud"},
 		"ListAccessLog":             {"fraud", "3", int32(10), ""},
 		"GetSettings":               {},

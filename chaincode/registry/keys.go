@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
@@ -23,18 +22,22 @@ const (
 	objectDataset = "dataset"
 	// deployment[environment, name]: an EnvironmentDeployment.
 	objectDeployment = "deployment"
-	// access[name, version, "seq", sequence]: an AccessLogEntry; the
-	// sequence (the version's count of entries, 20 digits) lists a version's
-	// entries in commit order. Before 1.3.0 entries were keyed
-	// access[name, version, time, txId]; those keys are still listed, first
-	// (a time starts with a digit or "-", which sort before "seq").
+	// accessentry[name, version, txId]: an AccessLogEntry, the entry the
+	// transaction txId logged (one key per transaction: accesses never
+	// read or write a key another access writes, so they never conflict).
+	objectAccessEntry = "accessentry"
+	// accesshead[name, version]: the txId of the version's latest
+	// access-log entry. Every access writes it without reading it (a blind
+	// write); its history (GetHistoryForKey, in commit order) lists the
+	// version's entries in the order they were committed.
+	objectAccessHead = "accesshead"
+	// access[...]: the entries of the older layouts, still listed, never
+	// written: access[name, version, time, txId] (1.2.0), and
+	// access[name, version, "seq", sequence] (an unreleased build of 1.3.0
+	// that numbered a version's entries with a counter, accessseq[name,
+	// version], read and written by every access). A time starts with a
+	// digit or "-", which sort before "seq".
 	objectAccess = "access"
-	// accessseq[name, version]: the number of access-log entries of a
-	// version, the last sequence used.
-	objectAccessSequence = "accessseq"
-	// accessSequenceMarker is the third attribute of the access-log keys
-	// written since 1.3.0.
-	accessSequenceMarker = "seq"
 	// removal[mspId]: an ApprovalSetRemoval, the votes to remove an
 	// organisation from the approval set.
 	objectRemoval = "removal"
@@ -43,10 +46,6 @@ const (
 )
 
 const versionKeyDigits = 10
-
-// sequenceKeyDigits is the width of an access-log sequence in keys: any
-// int64 fits.
-const sequenceKeyDigits = 20
 
 // compositeKey builds a key from attributes the caller validated (no U+0000
 // or U+10FFFF), so the shim cannot refuse it; should it ever, the empty key
@@ -95,13 +94,13 @@ func deploymentKey(environment, name string) string {
 	return compositeKey(objectDeployment, environment, name)
 }
 
-func accessKey(name, version string, sequence int64) string {
-	return compositeKey(objectAccess, name, padVersion(version), accessSequenceMarker,
-		padLeft(strconv.FormatInt(sequence, 10), sequenceKeyDigits))
+func accessEntryKey(name, version, txID string) string {
+	return compositeKey(objectAccessEntry, name, padVersion(version), txID)
 }
 
-func accessSequenceKey(name, version string) string {
-	return compositeKey(objectAccessSequence, name, padVersion(version))
+// accessHeadKey takes the version as it appears in keys (padded).
+func accessHeadKey(name, paddedVersion string) string {
+	return compositeKey(objectAccessHead, name, paddedVersion)
 }
 
 func removalKey(mspID string) string {

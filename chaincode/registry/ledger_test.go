@@ -10,6 +10,7 @@ import (
 func TestLedgerFailuresAreReported(t *testing.T) {
 	h := newHarness(t)
 	h.approved("fraud", "3")
+	h.joinApprovalSet(false, "Org3MSP") // a set of three, in which a member can be voted out
 	h.ok(org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 	calls := functionCalls(t)
 	expectFailure := func(t *testing.T, who *fakeIdentity, function string, args ...any) {
@@ -43,8 +44,8 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		h.ledger.failKeys = map[string]bool{legacyDatasetKey(digest("d")): true}
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
-		h.ledger.failKeys = map[string]bool{accessSequenceKey("fraud", "3"): true}
-		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
+		h.ledger.failKeys = map[string]bool{accessEntryKey("fraud", "3", "tx0009"): true}
+		expectFailure(t, org1Scientist, "ListAccessLog", "fraud", "3", int32(10), "")
 		h.ledger.failKeys = map[string]bool{removalKey("Org2MSP"): true}
 		expectFailure(t, org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "gone")
 		expectFailure(t, org1Admin, "GetApprovalSetRemoval", "Org2MSP")
@@ -73,6 +74,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Auditor, "GetHistory", "fraud", "3")
 		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "", int32(10), "")
 		expectFailure(t, org1Auditor, "GetDataset", digest("d"))
+		expectFailure(t, org1Auditor, "GetDatasetClaims", digest("d"))
 	})
 
 	t.Run("writes", func(t *testing.T) {
@@ -82,7 +84,7 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 		expectFailure(t, org1Scientist, "RegisterModelVersion", sampleRecord(t, "new", "1"))
 		expectFailure(t, org1Scientist, "RegisterDataset", calls["RegisterDataset"]...)
 		expectFailure(t, org1Admin, "GrantAccess", "fraud", "Org2MSP")
-		expectFailure(t, org1Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP"))
+		expectFailure(t, org1Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "Org3MSP"))
 		expectFailure(t, org1Scientist, "AuthorizeArtifactAccess", "fraud", "3", "")
 		expectFailure(t, org1Operator, "RecordDeployment", "fraud", "3", "dev", "https://dev")
 		expectFailure(t, org1Admin, "RevokeModelVersion", "fraud", "3", "x")
@@ -103,8 +105,18 @@ func TestLedgerFailuresAreReported(t *testing.T) {
 
 		h.ledger.state[digestKey(digest("z"), "a", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "FindByDigest", digest("z"))
-		h.ledger.state[accessKey("a", "1", 1)] = []byte("[")
+		h.ledger.state[compositeKey(objectAccess, "a", padVersion("1"), "seq", "1")] = []byte("[")
 		expectFailure(t, org1Auditor, "ListAccessLog", "a", "1", int32(10), "")
+		h.ledger.state[compositeKey(objectAccess, "b", padVersion("1"))] = []byte("{}")
+		expectFailure(t, org1Auditor, "ListAccessLog", "b", "", int32(10), "")
+		h.ledger.state[compositeKey(objectAccessHead, "c")] = []byte(`"x"`)
+		expectFailure(t, org1Auditor, "ListAccessLog", "c", "", int32(10), "")
+		savedEntry := h.ledger.state[accessEntryKey("fraud", "3", "tx0009")]
+		h.ledger.state[accessEntryKey("fraud", "3", "tx0009")] = []byte("[")
+		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "3", int32(10), "")
+		delete(h.ledger.state, accessEntryKey("fraud", "3", "tx0009"))
+		expectFailure(t, org1Auditor, "ListAccessLog", "fraud", "3", int32(10), "")
+		h.ledger.state[accessEntryKey("fraud", "3", "tx0009")] = savedEntry
 		h.ledger.state[datasetKey(digest("y"), "Org1MSP")] = []byte("[")
 		expectFailure(t, org1Auditor, "GetDataset", digest("y"))
 		h.ledger.history[modelVersionKey("a", "1")] = nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strings"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -94,17 +95,28 @@ func (v *ModelVersion) input() *ModelVersionInput {
 	}
 }
 
-// datasetRefs flags the datasets on which the registrant's organisation has
-// no claim, or refuses them when strictDatasets is on.
+// datasetRefs flags the datasets the registrant's organisation has not
+// claimed as the reference describes them (no claim on the sha256, or a
+// claim with another name or source), or refuses them when strictDatasets
+// is on.
 func (t *tx) datasetRefs(refs []DatasetRefInput, s *Settings) ([]DatasetRef, error) {
 	out := make([]DatasetRef, len(refs))
 	for i, ref := range refs {
-		_, registered, err := t.datasetClaim(ref.SHA256, t.caller.mspID)
+		claim, claimed, err := t.datasetClaim(ref.SHA256, t.caller.mspID)
 		if err != nil {
 			return nil, err
 		}
+		var differ []string
+		if claimed { // the schema summary is not part of a reference: the claim's own never differs
+			differ = claim.differences(&DatasetInput{Name: ref.Name, SchemaSummary: claim.SchemaSummary, SHA256: ref.SHA256, Source: ref.Source})
+		}
+		registered := claimed && len(differ) == 0
 		if !registered && s.StrictDatasets {
-			return nil, invalidf("datasets", "dataset %s is not registered by %s (strictDatasets is on)", ref.SHA256, t.caller.mspID)
+			if !claimed {
+				return nil, invalidf("datasets", "dataset %s is not registered by %s (strictDatasets is on)", ref.SHA256, t.caller.mspID)
+			}
+			return nil, invalidf("datasets", "dataset %s is registered by %s with another description (differs in %s; strictDatasets is on)",
+				ref.SHA256, t.caller.mspID, strings.Join(differ, ", "))
 		}
 		out[i] = DatasetRef{Name: ref.Name, Registered: registered, SHA256: ref.SHA256, Source: ref.Source}
 	}

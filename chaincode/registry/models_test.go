@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -167,6 +168,42 @@ func TestStrictDatasetsRefusesUnregisteredDatasets(t *testing.T) {
 	v := h.register("fraud", "3")
 	if !v.Datasets[0].Registered {
 		t.Error("dataset not marked registered")
+	}
+}
+
+// TestADatasetReferenceIsRegisteredOnlyAsItsOrganisationClaimedIt: a
+// reference whose name or source differs from the registrant
+// organisation's claim on the sha256 is flagged (refused with
+// strictDatasets), whatever the schema summary.
+func TestADatasetReferenceIsRegisteredOnlyAsItsOrganisationClaimedIt(t *testing.T) {
+	h := newHarness(t)
+	claim := DatasetInput{Name: "transactions-2026-10", SchemaSummary: "amount: float", SHA256: datasetTx, Source: "s3://data/tx.parquet"}
+	h.ok(org1Scientist, "RegisterDataset", toJSON(t, claim))
+	ref := func(name, source string) string { // a new version, 9
+		in := sampleInput("fraud", "9")
+		in.Datasets = []DatasetRefInput{{Name: name, SHA256: datasetTx, Source: source}}
+		return toJSON(t, in)
+	}
+	for i, tc := range []struct {
+		name, source string
+		registered   bool
+	}{
+		{claim.Name, claim.Source, true},
+		{"harmless-sample", claim.Source, false},
+		{claim.Name, "s3://elsewhere/sample.csv", false},
+	} {
+		in := sampleInput("fraud", strconv.Itoa(i+1))
+		in.Datasets = []DatasetRefInput{{Name: tc.name, SHA256: datasetTx, Source: tc.source}}
+		v := h.ok(org1Scientist, "RegisterModelVersion", toJSON(t, in)).(*ModelVersion)
+		if v.Datasets[0].Registered != tc.registered {
+			t.Errorf("reference %q %q: registered %v, want %v", tc.name, tc.source, v.Datasets[0].Registered, tc.registered)
+		}
+	}
+	h.joinApprovalSet(true, "Org1MSP")
+	h.refused(org1Scientist, "INVALID: datasets: dataset "+datasetTx+" is registered by Org1MSP with another description (differs in name, source; strictDatasets is on)",
+		"RegisterModelVersion", ref("harmless-sample", "s3://elsewhere/sample.csv"))
+	if v := h.ok(org1Scientist, "RegisterModelVersion", ref(claim.Name, claim.Source)).(*ModelVersion); !v.Datasets[0].Registered {
+		t.Errorf("the claimed reference under strictDatasets: %+v", v.Datasets)
 	}
 }
 

@@ -149,7 +149,7 @@ func TestListModelVersionsHidesUnreadableModels(t *testing.T) {
 
 func TestApproversReadVersionsAwaitingTheirDecision(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.register("fraud", "1")
 	h.register("fraud", "2")
 	h.register("fraud", "3")
@@ -258,7 +258,7 @@ func TestGetHistory(t *testing.T) {
 // commit order, not the timestamps the clients asserted.
 func TestGetHistoryIsInCommitOrder(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.register("fraud", "3")
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
 	h.ok(org2Approver, "ApproveModelVersion", "fraud", "3", "")

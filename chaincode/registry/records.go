@@ -114,7 +114,10 @@ type DatasetRefInput struct {
 }
 
 // DatasetRef is a training dataset as stored in a ModelVersion. Registered
-// is false when the dataset was not registered when the model was (a flag).
+// is true when the registrant's organisation had claimed the dataset with
+// the reference's name and source when the model was registered; false (a
+// flag) when it had no claim on the sha256, or one with another name or
+// source.
 type DatasetRef struct {
 	Name       string `json:"name"`
 	Registered bool   `json:"registered"`
@@ -277,15 +280,21 @@ type RemovalVote struct {
 }
 
 // ApprovalSetRemoval is the proposal to remove an organisation (MSPID) from
-// the approval set: the votes of the other organisations of the set (one
-// per organisation, sorted by MSPID) and the number of votes it needs, a
-// strict majority of the other organisations. Removed tells whether the
-// last vote removed it (the proposal is then deleted from the ledger).
+// the approval set. ApprovalOrgs is the approval set when the proposal
+// opened (sorted, MSPID included) and SettingsTxID the transaction that had
+// last changed the settings then: the proposal is open only while the
+// settings are unchanged since. Votes are those of the other organisations
+// of that set (one per organisation, sorted by MSPID); Needed is the number
+// of votes that removes MSPID, a majority of the whole set. Removed tells
+// whether the last vote removed it (the proposal is then deleted from the
+// ledger).
 type ApprovalSetRemoval struct {
-	MSPID   string        `json:"mspId"`
-	Needed  int           `json:"needed"`
-	Removed bool          `json:"removed"`
-	Votes   []RemovalVote `json:"votes"`
+	ApprovalOrgs []string      `json:"approvalOrgs"`
+	MSPID        string        `json:"mspId"`
+	Needed       int           `json:"needed"`
+	Removed      bool          `json:"removed"`
+	SettingsTxID string        `json:"settingsTxId"`
+	Votes        []RemovalVote `json:"votes"`
 }
 
 // ModelRef names a model version.

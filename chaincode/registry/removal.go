@@ -9,21 +9,27 @@ import (
 
 // ProposeApprovalSetRemoval records the vote of the caller's organisation to
 // remove another organisation, mspId, from the approval set: the way out
-// when a member's admin is gone (a defunct or made-up MSP that would
+// when a member's admin is gone (a defunct organisation that would
 // otherwise block every approval), since an organisation otherwise leaves
 // the set only through its own admin. The caller must be an admin of an
 // organisation of the set other than mspId, which must be in it; the reason
 // is required.
 //
-// The vote that makes a strict majority of the other organisations of the
-// set (n/2 + 1 of them, n counting every member but mspId) removes mspId:
-// only the votes of organisations still in the set count. A vote by an
-// organisation that already voted is idempotent, unless the votes now
-// suffice (the set shrank): then it removes. A removed organisation's admin
-// can rejoin the set with SetSettings, like any organisation on the
-// channel. Emits ApprovalSetRemovalProposed, or ApprovalSetMemberRemoved
-// with the vote that removes (which also deletes the proposal and changes
-// the settings).
+// A proposal opens with the first vote and records the approval set of that
+// moment and the transaction that last changed the settings. It removes
+// mspId with the vote that makes a majority of that whole set, mspId
+// included although it never votes: n/2 + 1 votes (rounded down) of a set
+// of n. A set of two therefore cannot remove a member by vote (CONFLICT):
+// the one other member is not a majority. Any change of the settings after
+// the proposal opened (a member joining, leaving or removed, strictDatasets
+// switched) voids its votes: the next vote opens a new proposal under the
+// new settings, so the voters are always exactly the members of the set the
+// proposal counts, and an organisation that left and rejoined must vote
+// again. A vote by an organisation that already voted on the open proposal
+// is idempotent. A removed organisation's admin can rejoin the set with
+// SetSettings, like any organisation on the channel. Emits
+// ApprovalSetRemovalProposed, or ApprovalSetMemberRemoved with the vote
+// that removes (which also deletes the proposal and changes the settings).
 func (c *Contract) ProposeApprovalSetRemoval(ctx contractapi.TransactionContextInterface, mspID, reason string) (*ApprovalSetRemoval, error) {
 	t, err := begin(ctx, "ProposeApprovalSetRemoval", RoleAdmin)
 	if err != nil {
@@ -49,19 +55,26 @@ func (c *Contract) ProposeApprovalSetRemoval(ctx contractapi.TransactionContextI
 	if !slices.Contains(s.ApprovalOrgs, mspID) {
 		return nil, conflict("%s is not in the approval set", mspID)
 	}
-	p, _, err := t.removal(mspID, s)
+	needed := removalVotesNeeded(len(s.ApprovalOrgs))
+	if voters := len(s.ApprovalOrgs) - 1; voters < needed {
+		return nil, conflict("the approval set has %d members: removing one takes %d votes and only %d other member can vote; "+
+			"in a set of two a member leaves only through its own admin, or through a change of the chaincode by the channel's admins",
+			len(s.ApprovalOrgs), needed, voters)
+	}
+	p, _, err := t.pendingRemoval(mspID, s)
 	if err != nil {
 		return nil, err
 	}
-	voted := slices.ContainsFunc(p.Votes, func(v RemovalVote) bool { return v.MSPID == t.caller.mspID })
-	if !voted {
-		p.Votes = append(p.Votes, RemovalVote{Actor: t.caller.actor(), MSPID: t.caller.mspID, Reason: reason, Time: t.time, TxID: t.id})
-		sort.Slice(p.Votes, func(i, j int) bool { return p.Votes[i].MSPID < p.Votes[j].MSPID })
+	if p == nil {
+		p = &ApprovalSetRemoval{ApprovalOrgs: slices.Clone(s.ApprovalOrgs), MSPID: mspID, Needed: needed,
+			SettingsTxID: s.changeTxID(), Votes: []RemovalVote{}}
 	}
+	if slices.ContainsFunc(p.Votes, func(v RemovalVote) bool { return v.MSPID == t.caller.mspID }) {
+		return p, nil
+	}
+	p.Votes = append(p.Votes, RemovalVote{Actor: t.caller.actor(), MSPID: t.caller.mspID, Reason: reason, Time: t.time, TxID: t.id})
+	sort.Slice(p.Votes, func(i, j int) bool { return p.Votes[i].MSPID < p.Votes[j].MSPID })
 	if len(p.Votes) < p.Needed {
-		if voted {
-			return p, nil
-		}
 		if err := t.putJSON(removalKey(mspID), p); err != nil {
 			return nil, err
 		}
@@ -85,29 +98,40 @@ func (c *Contract) ProposeApprovalSetRemoval(ctx contractapi.TransactionContextI
 	return p, nil
 }
 
-// removal reads the proposal to remove mspID (an empty one when there is
-// none) as it stands with the settings s: the votes of the organisations
-// still in the approval set, and the votes needed, a strict majority of the
-// set's other organisations.
-func (t *tx) removal(mspID string, s *Settings) (*ApprovalSetRemoval, bool, error) {
+// removalVotesNeeded is the number of votes that removes a member from an
+// approval set of n organisations (the member included): a majority of the
+// whole set, n/2 + 1, which is at least 2 for any set that has a member to
+// remove besides the voter.
+func removalVotesNeeded(n int) int {
+	return n/2 + 1
+}
+
+// changeTxID is the id of the transaction that last changed the settings
+// ("" while they are unset).
+func (s *Settings) changeTxID() string {
+	if s.LastChange == nil {
+		return ""
+	}
+	return s.LastChange.TxID
+}
+
+// pendingRemoval reads the proposal to remove mspID. It returns the
+// proposal when one is stored and still open under the settings s (they
+// have not changed since it opened), nil otherwise; void is the transaction
+// that last changed the settings when a stored proposal is void for that
+// reason ("" otherwise). A proposal stored by an earlier build without
+// settingsTxId is void.
+func (t *tx) pendingRemoval(mspID string, s *Settings) (p *ApprovalSetRemoval, void string, err error) {
 	stored := &ApprovalSetRemoval{}
 	found, err := t.getJSON(removalKey(mspID), stored)
-	if err != nil {
-		return nil, false, err
+	if err != nil || !found {
+		return nil, "", err
 	}
-	others := 0
-	for _, org := range s.ApprovalOrgs {
-		if org != mspID {
-			others++
-		}
+	if stored.SettingsTxID == "" || stored.SettingsTxID != s.changeTxID() {
+		return nil, s.changeTxID(), nil
 	}
-	p := &ApprovalSetRemoval{MSPID: mspID, Needed: others/2 + 1, Votes: []RemovalVote{}}
-	for _, v := range stored.Votes {
-		if v.MSPID != mspID && slices.Contains(s.ApprovalOrgs, v.MSPID) {
-			p.Votes = append(p.Votes, v)
-		}
-	}
-	return p, found, nil
+	stored.ApprovalOrgs, stored.Votes = nonNil(stored.ApprovalOrgs), nonNil(stored.Votes)
+	return stored, "", nil
 }
 
 func (t *tx) emitRemoval(event string, p *ApprovalSetRemoval, approvalOrgs []string) error {
@@ -118,10 +142,10 @@ func (t *tx) emitRemoval(event string, p *ApprovalSetRemoval, approvalOrgs []str
 	return t.emit(event, RemovalEvent{ApprovalOrgs: approvalOrgs, MSPID: p.MSPID, Needed: p.Needed, TxID: t.id, Votes: voters})
 }
 
-// GetApprovalSetRemoval returns the proposal to remove an organisation from
-// the approval set as it stands: the votes that count (of organisations
-// still in the set) and the votes needed. NOT_FOUND when none is pending.
-// Any role may read it.
+// GetApprovalSetRemoval returns the open proposal to remove an organisation
+// from the approval set: the set it counts, its votes and the votes needed.
+// NOT_FOUND when none is open (none was made, or the settings changed since
+// it opened, which voids it). Any role may read it.
 func (c *Contract) GetApprovalSetRemoval(ctx contractapi.TransactionContextInterface, mspID string) (*ApprovalSetRemoval, error) {
 	t, err := begin(ctx, "GetApprovalSetRemoval", allRoles()...)
 	if err != nil {
@@ -134,11 +158,15 @@ func (c *Contract) GetApprovalSetRemoval(ctx contractapi.TransactionContextInter
 	if err != nil {
 		return nil, err
 	}
-	p, found, err := t.removal(mspID, s)
+	p, void, err := t.pendingRemoval(mspID, s)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
+	if void != "" {
+		return nil, notFound("no removal of %s from the approval set is proposed since the settings last changed (transaction %s); "+
+			"the votes cast before are void", mspID, void)
+	}
+	if p == nil {
 		return nil, notFound("no removal of %s from the approval set is proposed", mspID)
 	}
 	return p, nil

@@ -4,13 +4,14 @@ import (
 	"testing"
 )
 
-// TestMajorityRemovesAMemberWhoseAdminIsGone: a made-up MSP in the
-// approval set blocks every version until a strict majority of the other
-// organisations votes it out.
-func TestMajorityRemovesAMemberWhoseAdminIsGone(t *testing.T) {
+// TestMajorityOfTheWholeSetRemovesAMemberWhoseAdminIsGone: a member whose
+// admin is gone blocks every version until a majority of the whole set
+// (the member included, although it does not vote) votes it out.
+func TestMajorityOfTheWholeSetRemovesAMemberWhoseAdminIsGone(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "GhostMSP"))
-	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "GhostMSP", "Org3MSP"))
+	// GhostMSP joined through its own admin, who is gone since.
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP", "GhostMSP", "Org3MSP")
+	settingsTx := h.last.txID
 	h.register("fraud", "3")
 	for _, approver := range []*fakeIdentity{org1Approver, org2Approver, org3Approver} {
 		h.ok(approver, "ApproveModelVersion", "fraud", "3", "")
@@ -19,15 +20,16 @@ func TestMajorityRemovesAMemberWhoseAdminIsGone(t *testing.T) {
 		t.Fatalf("status %s while GhostMSP has not approved", v.Status)
 	}
 
-	// Three other members: two votes needed.
-	p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "GhostMSP", "no such organisation on the channel").(*ApprovalSetRemoval)
-	want := ApprovalSetRemoval{MSPID: "GhostMSP", Needed: 2, Votes: []RemovalVote{{Actor: org1Admin.actor(), MSPID: "Org1MSP",
-		Reason: "no such organisation on the channel", Time: h.last.ts.AsTime().UTC().Format(timeLayout), TxID: h.last.txID}}}
+	// A set of four: three votes needed (4/2 + 1), whatever GhostMSP does.
+	p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "GhostMSP", "admin unreachable since March").(*ApprovalSetRemoval)
+	want := ApprovalSetRemoval{ApprovalOrgs: []string{"GhostMSP", "Org1MSP", "Org2MSP", "Org3MSP"}, MSPID: "GhostMSP", Needed: 3,
+		SettingsTxID: settingsTx, Votes: []RemovalVote{{Actor: org1Admin.actor(), MSPID: "Org1MSP",
+			Reason: "admin unreachable since March", Time: h.last.ts.AsTime().UTC().Format(timeLayout), TxID: h.last.txID}}}
 	if toJSON(t, p) != toJSON(t, want) {
 		t.Errorf("proposal:\n got %s\nwant %s", toJSON(t, p), toJSON(t, want))
 	}
 	if ev := h.lastEvent(); ev.Name != EventRemovalProposed ||
-		ev.Payload != `{"approvalOrgs":["GhostMSP","Org1MSP","Org2MSP","Org3MSP"],"mspId":"GhostMSP","needed":2,"txId":"`+h.last.txID+`","votes":["Org1MSP"]}` {
+		ev.Payload != `{"approvalOrgs":["GhostMSP","Org1MSP","Org2MSP","Org3MSP"],"mspId":"GhostMSP","needed":3,"txId":"`+h.last.txID+`","votes":["Org1MSP"]}` {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	if got := h.ok(org2Approver, "GetApprovalSetRemoval", "GhostMSP").(*ApprovalSetRemoval); toJSON(t, got) != toJSON(t, want) {
@@ -39,13 +41,17 @@ func TestMajorityRemovesAMemberWhoseAdminIsGone(t *testing.T) {
 		h.last.wrote() || len(h.ledger.events) != events {
 		t.Errorf("a repeated vote changed something: %s", toJSON(t, again))
 	}
+	// Two votes of four are half the set, not a majority.
+	if p := h.ok(org2Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone").(*ApprovalSetRemoval); p.Removed || len(p.Votes) != 2 {
+		t.Fatalf("second vote: %s", toJSON(t, p))
+	}
 
-	removed := h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "admin unreachable").(*ApprovalSetRemoval)
-	if !removed.Removed || len(removed.Votes) != 2 || removed.Votes[1].MSPID != "Org3MSP" {
-		t.Fatalf("second vote: %s", toJSON(t, removed))
+	removed := h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone").(*ApprovalSetRemoval)
+	if !removed.Removed || len(removed.Votes) != 3 || removed.Votes[2].MSPID != "Org3MSP" {
+		t.Fatalf("third vote: %s", toJSON(t, removed))
 	}
 	if ev := h.lastEvent(); ev.Name != EventMemberRemoved ||
-		ev.Payload != `{"approvalOrgs":["Org1MSP","Org2MSP","Org3MSP"],"mspId":"GhostMSP","needed":2,"txId":"`+h.last.txID+`","votes":["Org1MSP","Org3MSP"]}` {
+		ev.Payload != `{"approvalOrgs":["Org1MSP","Org2MSP","Org3MSP"],"mspId":"GhostMSP","needed":3,"txId":"`+h.last.txID+`","votes":["Org1MSP","Org2MSP","Org3MSP"]}` {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	s := h.ok(org1Auditor, "GetSettings").(*Settings)
@@ -63,61 +69,88 @@ func TestMajorityRemovesAMemberWhoseAdminIsGone(t *testing.T) {
 		t.Errorf("status %s after GhostMSP was removed", v.Status)
 	}
 	// A removed organisation whose admin is back rejoins through its own admin.
-	ghostAdmin := identity("GhostMSP", RoleAdmin)
-	h.ok(ghostAdmin, "SetSettings", settingsJSON(false, "GhostMSP", "Org1MSP", "Org2MSP", "Org3MSP"))
+	h.joinApprovalSet(false, "GhostMSP")
 }
 
-// TestOneOtherMemberRemovesInASetOfTwo: the majority is of the other
-// members, so a set of two is not deadlocked by a defunct member.
-func TestOneOtherMemberRemovesInASetOfTwo(t *testing.T) {
+// TestASetOfTwoCannotRemoveAMemberByVote: one member of two is no majority,
+// so it can neither vote the other out nor then approve alone.
+func TestASetOfTwoCannotRemoveAMemberByVote(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "DefunctMSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP")
 	h.register("fraud", "3")
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
-	if p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "DefunctMSP", "left the consortium").(*ApprovalSetRemoval); !p.Removed || p.Needed != 1 {
-		t.Fatalf("proposal %s", toJSON(t, p))
-	}
-	if v := h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion); v.Status != StatusApproved {
-		t.Errorf("status %s", v.Status)
+	h.refused(org1Admin, "CONFLICT: the approval set has 2 members: removing one takes 2 votes and only 1 other member can vote; "+
+		"in a set of two a member leaves only through its own admin, or through a change of the chaincode by the channel's admins",
+		"ProposeApprovalSetRemoval", "Org2MSP", "left the consortium")
+	if v := h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "").(*ModelVersion); v.Status != StatusRegistered {
+		t.Errorf("status %s without Org2's approval", v.Status)
 	}
 }
 
-// TestOnlyVotesOfCurrentMembersCount: a vote stops counting when its
-// organisation leaves the set, and a repeated vote removes once the votes
-// suffice for the smaller set.
-func TestOnlyVotesOfCurrentMembersCount(t *testing.T) {
+// TestHalfTheSetCannotShrinkIt: the votes needed are a majority of the
+// whole set, not of the members other than the one voted on, so half of a
+// set of four cannot remove the others one by one.
+func TestHalfTheSetCannotShrinkIt(t *testing.T) {
 	h := newHarness(t)
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP", "GhostMSP", "Ghost2MSP"))
-	h.ok(org2Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone") // 4 others: 3 votes needed
-	h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
-	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP", "GhostMSP", "Ghost2MSP")) // Org2 leaves
-	p := h.ok(org1Auditor, "GetApprovalSetRemoval", "GhostMSP").(*ApprovalSetRemoval)
-	if p.Needed != 2 || len(p.Votes) != 1 || p.Votes[0].MSPID != "Org3MSP" {
-		t.Fatalf("after Org2 left: %s", toJSON(t, p))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP", "Org3MSP", "Org4MSP")
+	h.ok(org1Admin, "ProposeApprovalSetRemoval", "Org3MSP", "outvoted")
+	if p := h.ok(org2Admin, "ProposeApprovalSetRemoval", "Org3MSP", "outvoted").(*ApprovalSetRemoval); p.Removed || p.Needed != 3 {
+		t.Fatalf("two votes of four removed Org3MSP: %s", toJSON(t, p))
 	}
-	// Org3 votes again: still one vote of two.
-	h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
-	if h.last.wrote() {
-		t.Error("a repeated vote wrote")
-	}
-	// Ghost2MSP is removed by Org1 and Org3 (3 others: 2 votes)...
-	h.ok(org1Admin, "ProposeApprovalSetRemoval", "Ghost2MSP", "gone")
-	h.ok(org3Admin, "ProposeApprovalSetRemoval", "Ghost2MSP", "gone")
-	// ...so for GhostMSP two others remain, and Org3's standing vote plus
-	// Org1's make two.
-	if p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone").(*ApprovalSetRemoval); !p.Removed {
-		t.Fatalf("proposal %s", toJSON(t, p))
-	}
-	if s := h.ok(org1Auditor, "GetSettings").(*Settings); toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org3MSP"]` {
+	if s := h.ok(org1Auditor, "GetSettings").(*Settings); len(s.ApprovalOrgs) != 4 {
 		t.Errorf("approval set %v", s.ApprovalOrgs)
 	}
-	// With the set shrunk to two, one repeated vote suffices.
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP")) // idempotent
-	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP", "Org3MSP"))
-	h.ok(org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "testing") // 2 others: 2 votes needed
-	h.ok(org3Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
-	if p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "Org2MSP", "testing").(*ApprovalSetRemoval); !p.Removed || p.Needed != 1 {
-		t.Errorf("repeated vote once it suffices: %s", toJSON(t, p))
+}
+
+// TestVotesAreVoidOnceTheSettingsChange: a proposal counts the votes cast
+// under the settings it opened with. An organisation that joins later
+// cannot add its vote to earlier ones, one that left and rejoined must vote
+// again, and any other change of the settings voids the votes too.
+func TestVotesAreVoidOnceTheSettingsChange(t *testing.T) {
+	h := newHarness(t)
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP", "Org3MSP", "GhostMSP")
+	org4Admin := identity("Org4MSP", RoleAdmin)
+
+	// Org2 and Org3 vote (two of the three needed); Org2 leaves and rejoins.
+	h.ok(org2Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
+	h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
+	h.ok(org2Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org3MSP", "GhostMSP"))
+	h.joinApprovalSet(false, "Org2MSP")
+	rejoined := h.last.txID
+	h.refused(org1Auditor, "NOT_FOUND: no removal of GhostMSP from the approval set is proposed since the settings last changed (transaction "+
+		rejoined+"); the votes cast before are void", "GetApprovalSetRemoval", "GhostMSP")
+	// Org1's vote opens a new proposal: it does not make three with the void ones.
+	p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone").(*ApprovalSetRemoval)
+	if p.Removed || len(p.Votes) != 1 || p.Votes[0].MSPID != "Org1MSP" || p.SettingsTxID != rejoined || p.Needed != 3 {
+		t.Fatalf("after Org2 rejoined: %s", toJSON(t, p))
+	}
+
+	// Org4 joins and votes at once: a new proposal under the new set of
+	// five, Org1's vote void, one vote of three.
+	h.joinApprovalSet(false, "Org4MSP")
+	p = h.ok(org4Admin, "ProposeApprovalSetRemoval", "GhostMSP", "never seen them").(*ApprovalSetRemoval)
+	if p.Removed || len(p.Votes) != 1 || p.Votes[0].MSPID != "Org4MSP" || p.Needed != 3 ||
+		toJSON(t, p.ApprovalOrgs) != `["GhostMSP","Org1MSP","Org2MSP","Org3MSP","Org4MSP"]` {
+		t.Fatalf("after Org4 joined: %s", toJSON(t, p))
+	}
+
+	// Switching strictDatasets voids the votes as well.
+	h.ok(org2Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
+	h.ok(org3Admin, "SetSettings", settingsJSON(true, "Org1MSP", "Org2MSP", "Org3MSP", "Org4MSP", "GhostMSP"))
+	if p := h.ok(org1Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone").(*ApprovalSetRemoval); len(p.Votes) != 1 {
+		t.Fatalf("after strictDatasets changed: %s", toJSON(t, p))
+	}
+	h.ok(org2Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone")
+	if p := h.ok(org3Admin, "ProposeApprovalSetRemoval", "GhostMSP", "gone").(*ApprovalSetRemoval); !p.Removed {
+		t.Fatalf("three votes of five under unchanged settings: %s", toJSON(t, p))
+	}
+
+	// A proposal stored without settingsTxId (by a build before this rule)
+	// is void too.
+	h.ledger.state[removalKey("Org4MSP")] = []byte(`{"mspId":"Org4MSP","needed":2,"removed":false,"votes":[{"actor":` +
+		toJSON(t, org1Admin.actor()) + `,"mspId":"Org1MSP","reason":"old","time":"2026-03-01T10:00:00.000000000Z","txId":"old"}]}`)
+	if p := h.ok(org2Admin, "ProposeApprovalSetRemoval", "Org4MSP", "testing").(*ApprovalSetRemoval); len(p.Votes) != 1 || p.Votes[0].MSPID != "Org2MSP" {
+		t.Errorf("a proposal without settingsTxId counted: %s", toJSON(t, p))
 	}
 }
 
@@ -125,7 +158,7 @@ func TestRemovalRefusals(t *testing.T) {
 	h := newHarness(t)
 	h.refused(org1Admin, "NOT_AUTHORIZED: organisation Org1MSP is not in the approval set; only the admins of its other organisations may vote to remove a member",
 		"ProposeApprovalSetRemoval", "Org2MSP", "gone")
-	h.ok(org1Admin, "SetSettings", settingsJSON(false, "Org1MSP", "Org2MSP"))
+	h.joinApprovalSet(false, "Org1MSP", "Org2MSP", "GhostMSP")
 	tests := []struct {
 		name string
 		who  *fakeIdentity

@@ -1,20 +1,23 @@
 package registry
 
 import (
-	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 	"slices"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
 
 // SetSettings sets the channel settings (a JSON SettingsInput).
 //
-// While no settings are set any admin may set them: the deployer sets them
-// right after committing the chaincode. Afterwards an organisation joins or
-// leaves the approval set only through its own admin: a call may add or
-// remove the caller's organisation and no other. The caller's organisation
-// must be in the current approval set, unless the call adds it (joining);
-// strictDatasets may be changed by such a caller, alone or with joining or
-// leaving. Setting the same values again is idempotent. Emits
-// SettingsChanged.
+// An organisation joins or leaves the approval set only through its own
+// admin, from the very first call: a call may add or remove the caller's
+// organisation and no other. So the first call, while no settings are set,
+// names the caller's organisation alone, and the other organisations join
+// through their own admins; no admin can put a made-up or another
+// organisation in the set. The caller's organisation must be in the current
+// approval set, unless the call adds it (joining); strictDatasets may be
+// changed by such a caller, alone or with joining or leaving. Setting the
+// same values again is idempotent. Another organisation is removed only by
+// the vote of ProposeApprovalSetRemoval. Emits SettingsChanged.
 func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, settings string) (*Settings, error) {
 	t, err := begin(ctx, "SetSettings", RoleAdmin)
 	if err != nil {
@@ -28,13 +31,11 @@ func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, sett
 	if err != nil {
 		return nil, err
 	}
-	if current.LastChange != nil {
-		if err := t.caller.mayChangeSettings(current, in); err != nil {
-			return nil, err
-		}
-		if slices.Equal(current.ApprovalOrgs, in.ApprovalOrgs) && current.StrictDatasets == in.StrictDatasets {
-			return current, nil
-		}
+	if err := t.caller.mayChangeSettings(current, in); err != nil {
+		return nil, err
+	}
+	if slices.Equal(current.ApprovalOrgs, in.ApprovalOrgs) && current.StrictDatasets == in.StrictDatasets {
+		return current, nil
 	}
 	change := t.change()
 	s := &Settings{ApprovalOrgs: in.ApprovalOrgs, LastChange: &change, StrictDatasets: in.StrictDatasets}
@@ -48,9 +49,11 @@ func (c *Contract) SetSettings(ctx contractapi.TransactionContextInterface, sett
 	return s, nil
 }
 
-// mayChangeSettings applies the governance of set settings: the caller's
+// mayChangeSettings applies the governance of the settings: the caller's
 // organisation must be in the current approval set or join it with this
-// call, and the call may add or remove no organisation but the caller's.
+// call, and the call may add or remove no organisation but the caller's
+// (while the settings are unset the set is empty, so the first call names
+// the caller's organisation alone).
 func (c caller) mayChangeSettings(current *Settings, in *SettingsInput) error {
 	member := slices.Contains(current.ApprovalOrgs, c.mspID)
 	if !member && !slices.Contains(in.ApprovalOrgs, c.mspID) {

@@ -10,12 +10,31 @@ func TestSettings(t *testing.T) {
 	h.refused(org1Approver, `NOT_AUTHORIZED: role "approver" of Org1MSP may not call SetSettings (allowed: admin)`,
 		"SetSettings", settingsJSON(false, "Org1MSP"))
 
-	// While unset, any admin may set them.
-	s := h.ok(org3Admin, "SetSettings", settingsJSON(true, "Org2MSP", "Org1MSP")).(*Settings)
-	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` || !s.StrictDatasets || s.LastChange == nil || s.LastChange.Actor != org3Admin.actor() {
+	// The first call names the caller's own organisation alone: no admin can
+	// put another or a made-up organisation in the set, even while it is empty.
+	before := h.ledger.snapshot()
+	h.refused(org3Admin, "NOT_AUTHORIZED: an admin of Org3MSP may not add GhostMSP to the approval set; an organisation joins it only through its own admin",
+		"SetSettings", settingsJSON(true, "Org3MSP", "GhostMSP"))
+	h.refused(org3Admin, "NOT_AUTHORIZED: an admin of Org3MSP may not add Org1MSP to the approval set; an organisation joins it only through its own admin",
+		"SetSettings", settingsJSON(true, "Org1MSP", "Org3MSP"))
+	h.refused(org3Admin, "NOT_AUTHORIZED: organisation Org3MSP is not in the approval set; only the admins of its organisations may change the settings, "+
+		"and an admin of another organisation may only add its own", "SetSettings", settingsJSON(true, "Org1MSP"))
+	if toJSON(t, h.ledger.snapshot()) != toJSON(t, before) {
+		t.Fatal("a refused first call changed the ledger")
+	}
+	s := h.ok(org1Admin, "SetSettings", settingsJSON(true, "Org1MSP")).(*Settings)
+	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP"]` || !s.StrictDatasets || s.LastChange == nil || s.LastChange.Actor != org1Admin.actor() {
 		t.Fatalf("settings %s", toJSON(t, s))
 	}
-	if ev := h.lastEvent(); ev.Name != EventSettingsChanged || ev.Payload != `{"approvalOrgs":["Org1MSP","Org2MSP"],"strictDatasets":true,"txId":"tx0003"}` {
+	if ev := h.lastEvent(); ev.Name != EventSettingsChanged || ev.Payload != `{"approvalOrgs":["Org1MSP"],"strictDatasets":true,"txId":"`+h.last.txID+`"}` {
+		t.Errorf("event %s %s", ev.Name, ev.Payload)
+	}
+	// Org2 joins through its own admin.
+	s = h.ok(org2Admin, "SetSettings", settingsJSON(true, "Org2MSP", "Org1MSP")).(*Settings)
+	if toJSON(t, s.ApprovalOrgs) != `["Org1MSP","Org2MSP"]` || !s.StrictDatasets || s.LastChange.Actor != org2Admin.actor() {
+		t.Fatalf("settings %s", toJSON(t, s))
+	}
+	if ev := h.lastEvent(); ev.Name != EventSettingsChanged || ev.Payload != `{"approvalOrgs":["Org1MSP","Org2MSP"],"strictDatasets":true,"txId":"`+h.last.txID+`"}` {
 		t.Errorf("event %s %s", ev.Name, ev.Payload)
 	}
 	if got := h.ok(org1Auditor, "GetSettings").(*Settings); toJSON(t, got) != toJSON(t, s) {

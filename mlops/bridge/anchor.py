@@ -533,11 +533,12 @@ class Anchorer:
         identical claim returns at once and a ``Conflict`` means that this
         organisation claimed the sha256 before with another name, source or schema
         summary (the chaincode's message names them). That earlier claim stands:
-        the model's record references the dataset by digest, and the chaincode
-        marks the reference registered from the organisation's own claim, not from
-        anything the bridge decides. The differing description is logged as a
-        warning and returned as a note (the version's ``ledger.note`` tag); it is
-        not recorded on the ledger.
+        the model's record references the dataset by digest with the run's name
+        and source, and the chaincode marks that reference ``registered`` only if
+        the claim says the same (so here it is flagged ``registered: false``, and
+        refused while ``strictDatasets`` is on). The differing description is
+        logged as a warning and returned as a note (the version's ``ledger.note``
+        tag).
         """
         try:
             self.parts.registry.register_dataset(ds.name, ds.sha256, ds.source)

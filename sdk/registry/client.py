@@ -197,9 +197,7 @@ class RegistryClient:
         """Records the access on the ledger (a submitted transaction) and returns the decision.
 
         Nothing is logged for a version that does not exist (the answer is the same
-        ``DENIED``). Concurrent accesses to one version conflict on its log's counter:
-        one commits, the others raise :class:`~modelledger.sdk.gateway.errors.CommitError` with code
-        ``MVCC_READ_CONFLICT`` and are not retried here; call again.
+        ``DENIED``). Concurrent accesses to one version do not conflict with each other.
         """
         return from_json(ArtifactAccess, self._submit("AuthorizeArtifactAccess", name, version, purpose))
 
@@ -218,9 +216,16 @@ class RegistryClient:
         )
         return from_json(Dataset, self._submit("RegisterDataset", body))
 
-    def get_dataset(self, sha256: str) -> list[Dataset]:
+    def get_dataset(self, sha256: str) -> Dataset:
+        """One claim on a dataset: this organisation's, else the first one by MSP id (``NotFound`` when none).
+
+        The shape of chaincode 1.2.0; :meth:`get_dataset_claims` returns every claim.
+        """
+        return from_json(Dataset, self._evaluate("GetDataset", sha256))
+
+    def get_dataset_claims(self, sha256: str) -> list[Dataset]:
         """Every organisation's claim on a dataset, sorted by organisation (``NotFound`` when none)."""
-        return [from_json(Dataset, d) for d in self._evaluate("GetDataset", sha256) or []]
+        return [from_json(Dataset, d) for d in self._evaluate("GetDatasetClaims", sha256) or []]
 
     def get_settings(self) -> Settings:
         return from_json(Settings, self._evaluate("GetSettings"))
@@ -230,9 +235,13 @@ class RegistryClient:
         return from_json(Settings, self._submit("SetSettings", body))
 
     def propose_approval_set_removal(self, msp_id: str, reason: str) -> ApprovalSetRemoval:
-        """Votes (as an admin of a member) to remove another member; ``removed`` once a majority agreed."""
+        """Votes (as an admin of a member) to remove another member; ``removed`` once a majority of the set agreed.
+
+        Raises:
+            Conflict: ``msp_id`` is not in the set, or the set has two members (no vote can remove one).
+        """
         return from_json(ApprovalSetRemoval, self._submit("ProposeApprovalSetRemoval", msp_id, reason))
 
     def get_approval_set_removal(self, msp_id: str) -> ApprovalSetRemoval:
-        """The pending votes to remove ``msp_id`` that count, and the votes needed (``NotFound`` when none)."""
+        """The open proposal to remove ``msp_id`` (``NotFound`` when none, or the settings changed since it opened)."""
         return from_json(ApprovalSetRemoval, self._evaluate("GetApprovalSetRemoval", msp_id))

@@ -8,6 +8,7 @@ Unknown fields from a newer chaincode are ignored when reading.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -137,7 +138,12 @@ class Storage:
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A training dataset of a model version; ``registered`` is False when it was flagged."""
+    """A training dataset of a model version.
+
+    ``registered`` is True when the registrant's organisation had claimed the
+    sha256 with this name and source; False (flagged) when it had no claim, or
+    one with another name or source.
+    """
 
     name: str = ""
     sha256: str = ""
@@ -290,9 +296,17 @@ class RemovalVote:
 
 @dataclass(frozen=True)
 class ApprovalSetRemoval:
-    """The votes to remove ``msp_id`` from the approval set; ``removed`` once the last one removed it."""
+    """The open proposal to remove ``msp_id`` from the approval set; ``removed`` once the last vote removed it.
+
+    ``approval_orgs`` is the approval set when the proposal opened (``msp_id``
+    included) and ``settings_tx_id`` the transaction that had last changed the
+    settings then: any later change of the settings voids the proposal.
+    ``needed`` is a majority of that whole set.
+    """
 
     msp_id: str = ""
+    approval_orgs: list[str] = field(default_factory=list)
+    settings_tx_id: str = ""
     needed: int = 0
     removed: bool = False
     votes: list[RemovalVote] = field(default_factory=list)
@@ -358,3 +372,109 @@ class ArtifactAccess:
     @property
     def granted(self) -> bool:
         return self.decision == "GRANTED"
+
+
+# ---------------------------------------------------------------------- event payloads
+@dataclass(frozen=True)
+class ModelVersionEvent:
+    """Payload of the ``ModelVersion*`` events: ``msp_id`` is the caller's organisation, ``status`` the new status.
+
+    ``environment`` is set for ``ModelVersionDeployed`` only.
+    """
+
+    name: str = ""
+    version: str = ""
+    status: str = ""
+    msp_id: str = ""
+    environment: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetEvent:
+    """Payload of ``DatasetRegistered``: ``msp_id`` is the claiming organisation."""
+
+    name: str = ""
+    sha256: str = ""
+    msp_id: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class AccessEvent:
+    """Payload of ``AccessGranted`` and ``AccessRevoked``: ``msp_id`` is the organisation whose access changed."""
+
+    name: str = ""
+    msp_id: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class ArtifactAccessEvent:
+    """Payload of ``ArtifactAccess``: ``msp_id`` is the caller's organisation."""
+
+    name: str = ""
+    version: str = ""
+    decision: str = ""
+    msp_id: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class SettingsEvent:
+    """Payload of ``SettingsChanged``."""
+
+    approval_orgs: list[str] = field(default_factory=list)
+    strict_datasets: bool = False
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
+class RemovalEvent:
+    """Payload of ``ApprovalSetRemovalProposed`` and ``ApprovalSetMemberRemoved``.
+
+    ``msp_id`` is the organisation voted out, ``votes`` the MSP ids that voted for it,
+    ``approval_orgs`` the approval set after the call.
+    """
+
+    msp_id: str = ""
+    needed: int = 0
+    votes: list[str] = field(default_factory=list)
+    approval_orgs: list[str] = field(default_factory=list)
+    tx_id: str = ""
+
+
+EVENT_PAYLOADS: dict[str, type] = {
+    "ModelVersionRegistered": ModelVersionEvent,
+    "ModelVersionApproved": ModelVersionEvent,
+    "ModelVersionRejected": ModelVersionEvent,
+    "ModelVersionRevoked": ModelVersionEvent,
+    "ModelVersionDeployed": ModelVersionEvent,
+    "DatasetRegistered": DatasetEvent,
+    "AccessGranted": AccessEvent,
+    "AccessRevoked": AccessEvent,
+    "ArtifactAccess": ArtifactAccessEvent,
+    "SettingsChanged": SettingsEvent,
+    "ApprovalSetRemovalProposed": RemovalEvent,
+    "ApprovalSetMemberRemoved": RemovalEvent,
+}
+"""The payload record of each event the registry chaincode emits, by event name."""
+
+
+def event_payload(name: str, payload: bytes) -> Any:
+    """The typed payload of a registry chaincode event.
+
+    Raises:
+        ValueError: ``name`` is not an event of the registry chaincode, or the payload is not a JSON object.
+    """
+    cls = EVENT_PAYLOADS.get(name)
+    if cls is None:
+        known = ", ".join(sorted(EVENT_PAYLOADS))
+        raise ValueError(f"{name!r} is not an event of the registry chaincode (one of: {known})")
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        raise ValueError(f"the payload of event {name} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"the payload of event {name} is not a JSON object")
+    return from_json(cls, data)

@@ -323,6 +323,34 @@ def test_access_log_lists_in_commit_order_whatever_time_the_client_claims(
     assert json.loads(cli.query(org1, "auditor", "ListAccessLog", ["access-order", "9", "10", ""]))["records"] == []
 
 
+def test_concurrent_accesses_to_one_version_all_commit(
+    network: FabricNetwork, cli: PeerCLI, org1: Organization, org2: Organization
+) -> None:
+    """Accesses endorsed before any of them commits (model-server replicas, an outsider's denied probes) all commit."""
+    register(cli, org1, "access-concurrent", "1", seed="access-concurrent")
+    profile = ConnectionProfile.load(network.layout.connection_profile)
+    callers = [("Org1MSP", "operator"), ("Org2MSP", "data_scientist"), ("Org1MSP", "operator"), ("Org1MSP", "auditor")]
+    gateways = [profile.gateway(msp, role) for msp, role in callers]
+    try:
+        contracts = [gw.network(profile.channel).contract(profile.chaincode) for gw in gateways]
+        # Every access is endorsed first, so none of them saw another's writes (a shared
+        # counter read by each made all but one fail MVCC_READ_CONFLICT), then all are submitted.
+        endorsed = [
+            c.new_proposal("AuthorizeArtifactAccess", ["access-concurrent", "1", f"replica {i}"]).endorse()
+            for i, c in enumerate(contracts)
+        ]
+        commits = [tx.submit() for tx in endorsed]
+        assert [c.wait().code_name for c in commits] == ["VALID"] * len(callers)
+    finally:
+        for gw in gateways:
+            gw.close()
+    decisions = [json.loads(tx.result)["decision"] for tx in endorsed]
+    assert decisions == ["GRANTED", "DENIED", "GRANTED", "GRANTED"]
+    log = json.loads(cli.query(org1, "auditor", "ListAccessLog", ["access-concurrent", "1", "10", ""]))
+    assert sorted(e["purpose"] for e in log["records"]) == [f"replica {i}" for i in range(len(callers))]
+    assert {e["txId"] for e in log["records"]} == {tx.transaction_id for tx in endorsed}
+
+
 def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Organization, org2: Organization) -> None:
     digest = sha("per-org dataset")
     own = {"name": "transactions-2027-01", "schemaSummary": "", "sha256": digest, "source": "s3://data/tx.parquet"}
@@ -331,8 +359,11 @@ def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Or
     squat = {**own, "name": "harmless-sample", "source": "s3://elsewhere/sample.csv"}
     theirs = json.loads(cli.invoke(org2, "data_scientist", "RegisterDataset", [json.dumps(squat)]).payload)
     assert (mine["owner"], theirs["owner"]) == ("Org1MSP", "Org2MSP")
-    claims = json.loads(cli.query(org2, "auditor", "GetDataset", [digest]))
+    claims = json.loads(cli.query(org2, "auditor", "GetDatasetClaims", [digest]))
     assert [(c["owner"], c["name"]) for c in claims] == [("Org1MSP", own["name"]), ("Org2MSP", squat["name"])]
+    # GetDataset keeps chaincode 1.2.0's shape, one object: the caller's organisation's claim.
+    assert json.loads(cli.query(org2, "auditor", "GetDataset", [digest])) == theirs
+    assert json.loads(cli.query(org1, "auditor", "GetDataset", [digest])) == mine
     # The same claim again is idempotent; another description by the same organisation is a CONFLICT.
     again = json.loads(cli.invoke(org1, "data_scientist", "RegisterDataset", [json.dumps(own)]).payload)
     assert again == mine
@@ -343,13 +374,17 @@ def test_every_organisation_records_its_own_dataset_claim(cli: PeerCLI, org1: Or
     record["datasets"] = [
         {"name": "transactions-2027-01", "sha256": digest, "source": "s3://data/tx.parquet"},
         {"name": "labels", "sha256": sha("claimed by Org2 only"), "source": "s3://data/labels.csv"},
+        {"name": "features", "sha256": sha("claimed by Org1 as another"), "source": "s3://data/features.csv"},
     ]
     cli.invoke(org2, "data_scientist", "RegisterDataset", [json.dumps({**own, "sha256": sha("claimed by Org2 only")})])
+    other = {**own, "name": "features-v0", "sha256": sha("claimed by Org1 as another"), "source": "s3://data/features.csv"}
+    cli.invoke(org1, "registrar", "RegisterDataset", [json.dumps(other)])
     result = cli.invoke(org1, "registrar", "RegisterModelVersion", [json.dumps(record)])
     registered = json.loads(result.payload)
     assert {d["sha256"]: d["registered"] for d in registered["datasets"]} == {
         digest: True,
         sha("claimed by Org2 only"): False,
+        sha("claimed by Org1 as another"): False,  # Org1's claim names it features-v0
     }
     assert registered["approvalOrgs"] == ["Org1MSP", "Org2MSP"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gzip
 import io
 import json
@@ -22,6 +23,7 @@ from modelledger.network.chaincode import (
     definition_version,
     package_id,
     plan_deployment,
+    settings_joins,
     source_digest,
 )
 from modelledger.network.errors import CommandError, TopologyError
@@ -141,6 +143,27 @@ def test_deployment_record_round_trip_and_corruption(tmp_path: Path) -> None:
     path.write_text('{"name": "registry"}')
     with pytest.raises(ChaincodeError, match="is not a valid deployment record"):
         DeploymentRecord.load(path)
+
+    # A record written before settings_tx_id existed still loads.
+    old = {k: v for k, v in dataclasses.asdict(rec).items() if k != "settings_tx_id"}
+    path.write_text(json.dumps(old))
+    assert DeploymentRecord.load(path) == rec
+
+
+def test_every_organisation_joins_the_approval_set_through_its_own_admin() -> None:
+    """The deployment adds the topology's organisations one by one, only while it is the last to change the settings."""
+    orgs = ["Org1MSP", "Org2MSP", "Org3MSP"]
+    unset = {"approvalOrgs": [], "strictDatasets": False}
+    assert settings_joins(unset, orgs, "") == orgs
+    assert settings_joins({}, orgs, "") == orgs
+    # Interrupted after Org1 set the settings: the next deployment completes the bootstrap.
+    ours = {"approvalOrgs": ["Org1MSP"], "lastChange": {"txId": "t1"}, "strictDatasets": False}
+    assert settings_joins(ours, orgs, "t1") == ["Org2MSP", "Org3MSP"]
+    # Someone else changed the settings since (another admin set them first, an organisation left...): left alone.
+    assert settings_joins(ours, orgs, "t0") == []
+    assert settings_joins(ours, orgs, "") == []
+    complete = {"approvalOrgs": orgs, "lastChange": {"txId": "t3"}}
+    assert settings_joins(complete, orgs, "t3") == []
 
 
 @pytest.mark.parametrize(

@@ -298,6 +298,27 @@ def test_registry_client_decodes_records(fake: FakeServer, ident) -> None:
     assert isinstance(mv.metrics[0].value, float) and mv.revocation is None
 
 
+def test_registry_client_reads_one_dataset_claim_or_every_claim(fake: FakeServer, ident) -> None:
+    """``get_dataset`` keeps chaincode 1.2.0's shape (one claim); ``get_dataset_claims`` lists them all."""
+    identity, key = ident
+    client = RegistryClient(connect(identity, signer_for(key), fake.channel).network("mlops"))
+    claim = {
+        "name": "tx",
+        "owner": "Org1MSP",
+        "sha256": "a" * 64,
+        "source": "s3://d",
+        "registrant": {"mspId": "Org1MSP"},
+    }
+    fake.gateway.result = json.dumps(claim).encode()
+    one = client.get_dataset("a" * 64)
+    assert (one.owner, one.name, one.registrant.msp_id) == ("Org1MSP", "tx", "Org1MSP")
+    fake.gateway.result = json.dumps([claim, {**claim, "owner": "Org2MSP", "name": "other"}]).encode()
+    claims = client.get_dataset_claims("a" * 64)
+    assert [(c.owner, c.name) for c in claims] == [("Org1MSP", "tx"), ("Org2MSP", "other")]
+    called = [invocation_args(r.proposed_transaction)[0] for r in fake.gateway.requests["Evaluate"]]
+    assert called == [b"GetDataset", b"GetDatasetClaims"]
+
+
 # ---------------------------------------------------------------------- events and checkpoints
 def _make_events(block: int, tx_ids: tuple[str, ...]) -> gateway_pb2.ChaincodeEventsResponse:
     from fabric_protos.peer import chaincode_event_pb2
