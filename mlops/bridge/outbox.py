@@ -379,29 +379,26 @@ class Outbox:
 
     def dead(self, job: Job, reason: str) -> None:
         """A permanent failure: the job is dead-lettered with ``reason`` (the reconciler leaves it)."""
-        now = self.clock()
-        with self._tx() as db:
-            self._owned(db, job)
-            db.execute(
-                "UPDATE jobs SET state = 'dead', transient = 0, reason = ?, lease_owner = '', lease_until = 0,"
-                " updated_at = ? WHERE key = ?",
-                (reason, now, job.key),
-            )
+        self._end(job, "dead", reason)
 
     def conflict(self, job: Job, reason: str) -> None:
-        """The ledger's record disagrees with MLflow's bytes: the job ends in ``conflict`` with ``reason``.
+        """The ledger's record disagrees with MLflow's version: the job ends in ``conflict`` with ``reason``.
 
         Nothing retries it on its own (the ledger record stays as it is); the
         reconciler reports it at every scan, and an operator's ``requeue``
         checks it again.
         """
+        self._end(job, "conflict", reason)
+
+    def _end(self, job: Job, state: str, reason: str) -> None:
+        """Ends a leased job in ``state`` (``dead`` or ``conflict``) for good, with ``reason``."""
         now = self.clock()
         with self._tx() as db:
             self._owned(db, job)
             db.execute(
-                "UPDATE jobs SET state = 'conflict', transient = 0, reason = ?, lease_owner = '', lease_until = 0,"
+                "UPDATE jobs SET state = ?, transient = 0, reason = ?, lease_owner = '', lease_until = 0,"
                 " updated_at = ? WHERE key = ?",
-                (reason, now, job.key),
+                (state, reason, now, job.key),
             )
 
     # ------------------------------------------------------------------ reading
