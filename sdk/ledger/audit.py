@@ -3,10 +3,13 @@
 On its own (:func:`~modelledger.sdk.ledger.blocks.verify_chain`), a copy
 proves that its blocks link from genesis and that the orderers signed each of
 them. It cannot prove that it is complete (a copy missing its newest blocks
-is a valid prefix), nor that the metadata no one signs (each transaction's
-validation code, the commit hash) is what the peers wrote. Those need another
-copy: :func:`audit` compares with every live peer it can reach and names the
-checks it could not make when it reaches none.
+is a valid prefix), that its newest blocks are the network's (under Raft any
+member of the orderer organisation can sign a block, so blocks appended to a
+copy verify on their own), nor that the metadata no one signs (each
+transaction's validation code, the commit hash) is what the peers wrote.
+Those need another copy: :func:`audit` compares with every live peer it can
+reach, fails a copy behind a peer or ahead of every peer, and names the
+checks it could not make (and the blocks it could not compare).
 """
 
 from __future__ import annotations
@@ -115,23 +118,41 @@ def audit(
         for name in (HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS):
             report.checks.append(Check(name, None, f"not made: no live peer reachable ({why})"))
         return report
-    report.checks.append(_height_check(height, heights, source_height))
+    reach: dict[str, int] = {}  # per peer: blocks 0..n-1 of the copy compared with it
     forks: list[str] = []
     flags: list[str] = []
-    compared: list[str] = []
-    for peer in peers:
-        if peer.name not in heights or height == 0:
-            continue
-        upto = min(height, heights[peer.name])
+
+    def compare(peer: LivePeer, start: int, stop: int) -> None:
+        """Compares the copy's blocks ``start..stop-1`` with the peer's."""
         try:
-            differences = compare_copies(chain.summaries[:upto], peer.blocks(0, upto - 1)) if upto else []
+            differences = compare_copies(chain.summaries[start:stop], peer.blocks(start, stop - 1))
         except GatewayError as exc:
             missed.append(f"{peer.name}: {exc}")
-            continue
-        compared.append(f"{peer.name} (blocks 0-{upto - 1})")
+            return
+        reach[peer.name] = stop
         for d in differences:
             target = forks if "header hashes" in d.what else flags
             target.append(f"block {d.block_number} vs {peer.name}: {d.what}")
+
+    for peer in peers:
+        if peer.name in heights and height > 0 and min(height, heights[peer.name]) > 0:
+            compare(peer, 0, min(height, heights[peer.name]))
+    if height > max(heights.values()):
+        # No peer held the copy's newest blocks when asked. A live source's peers may only lag (a block
+        # committed meanwhile): ask again, and compare what they hold now. A copy still ahead fails below.
+        for peer in peers:
+            if peer.name not in heights:
+                continue
+            try:
+                heights[peer.name] = max(heights[peer.name], peer.height())
+            except GatewayError as exc:
+                missed.append(f"{peer.name}: {exc}")
+                continue
+            done = reach.get(peer.name, 0)
+            if min(height, heights[peer.name]) > done:
+                compare(peer, done, min(height, heights[peer.name]))
+    report.checks.append(_height_check(height, heights, source_height))
+    compared = [f"{name} (blocks 0-{n - 1})" for name, n in reach.items()]
     report.compared_with = compared
     if not compared:
         why = "; ".join(missed)
@@ -139,32 +160,56 @@ def audit(
         report.checks.append(Check(VALIDATION_FLAGS, None, f"not made: no peer's blocks could be read ({why})"))
         return report
     seen = ", ".join(compared)
-    report.checks.append(
-        Check(SAME_BLOCKS, False, "; ".join(forks)) if forks else Check(SAME_BLOCKS, True, f"same blocks as {seen}")
-    )
-    report.checks.append(
-        Check(VALIDATION_FLAGS, False, "; ".join(flags))
-        if flags
-        else Check(VALIDATION_FLAGS, True, f"same validation flags and commit hashes as {seen}")
-    )
+    covered = max(reach.values())
+    rest = f"; blocks {covered}-{height - 1} were compared with no peer: {_uncompared(height, heights)}"
+    if forks:
+        report.checks.append(Check(SAME_BLOCKS, False, "; ".join(forks)))
+    elif covered < height:
+        report.checks.append(Check(SAME_BLOCKS, None, f"not made for every block: same blocks as {seen}{rest}"))
+    else:
+        report.checks.append(Check(SAME_BLOCKS, True, f"same blocks as {seen}"))
+    if flags:
+        report.checks.append(Check(VALIDATION_FLAGS, False, "; ".join(flags)))
+    elif covered < height:
+        report.checks.append(
+            Check(VALIDATION_FLAGS, None, f"not made for every block: same flags and commit hashes as {seen}{rest}")
+        )
+    else:
+        report.checks.append(Check(VALIDATION_FLAGS, True, f"same validation flags and commit hashes as {seen}"))
     return report
 
 
+def _uncompared(height: int, heights: dict[str, int]) -> str:
+    if max(heights.values()) < height:
+        return "no live peer holds them"
+    return "the peers that hold them could not send them"
+
+
 def _height_check(height: int, heights: dict[str, int], source_height: Callable[[], int] | None) -> Check:
+    """Fails a copy behind a live peer (blocks missing from it) or ahead of every live peer (blocks no peer holds)."""
     now = height
     if source_height is not None:
         try:
             now = max(height, source_height())
         except GatewayError:
             now = height
-    ahead = {name: h for name, h in heights.items() if h > now}
+    behind = {name: h for name, h in heights.items() if h > now}
     seen = ", ".join(f"{name} {h}" for name, h in sorted(heights.items()))
-    if not ahead:
-        return Check(HEIGHT, True, f"height {height}; live peers: {seen}")
-    name, top = max(ahead.items(), key=lambda item: item[1])
-    return Check(
-        HEIGHT,
-        False,
-        f"behind the live peer {name}: the copy ends at block {height - 1} (height {height}), the peer's height is "
-        f"{top}, so blocks {height}-{top - 1} are missing from it (live peers: {seen})",
-    )
+    if behind:
+        name, top = max(behind.items(), key=lambda item: item[1])
+        return Check(
+            HEIGHT,
+            False,
+            f"behind the live peer {name}: the copy ends at block {height - 1} (height {height}), the peer's height "
+            f"is {top}, so blocks {height}-{top - 1} are missing from it (live peers: {seen})",
+        )
+    name, top = max(heights.items(), key=lambda item: item[1])
+    if top < height:
+        return Check(
+            HEIGHT,
+            False,
+            f"ahead of every live peer: the copy holds blocks {top}-{height - 1} (height {height}), but the highest "
+            f"live peer, {name}, is at height {top}; a copy cannot be ahead of the network, and no peer vouches for "
+            f"those blocks (live peers: {seen})",
+        )
+    return Check(HEIGHT, True, f"height {height}; live peers: {seen}")

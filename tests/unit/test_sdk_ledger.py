@@ -297,3 +297,28 @@ def test_with_no_live_peer_the_checks_that_need_one_are_listed_as_not_made() -> 
     assert report.ok  # nothing failed, but three checks could not be made, and say why
     assert report.to_json()["unchecked"] == [HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS]
     assert all("no live peer reachable (peer0-Org1: connection refused)" in c.detail for c in report.unchecked)
+
+
+def test_a_copy_ahead_of_every_live_peer_fails_height_and_its_extra_blocks_are_not_vouched_for() -> None:
+    # Under Raft any member of the orderer organisation can sign a block: blocks appended to a copy verify on
+    # their own. A peer at height 5 vouches for blocks 0-4 only; a copy of 8 blocks cannot be ahead of the network.
+    full = real_chain()
+    report = audit("copy with extra blocks", full, [peer("peer0-Org2", real_chain("org2")[:5])])
+    assert report.chain.ok and not report.ok
+    height = by_name(report, HEIGHT)
+    assert height.ok is False and "ahead of every live peer" in height.detail
+    assert f"the copy holds blocks 5-{len(full) - 1}" in height.detail and "peer0-Org2, is at height 5" in height.detail
+    for name in (SAME_BLOCKS, VALIDATION_FLAGS):
+        check = by_name(report, name)
+        assert check.ok is None and f"blocks 5-{len(full) - 1} were compared with no peer" in check.detail
+    assert report.compared_with == ["peer0-Org2 (blocks 0-4)"]
+
+
+def test_a_live_peer_that_only_lagged_is_asked_again_and_compared_in_full() -> None:
+    # A live source's peer may be a block behind when first asked (a block committed meanwhile).
+    full, theirs = real_chain(), real_chain("org2")
+    answers = iter([len(full) - 1, len(full)])
+    lagging = LivePeer("peer0-Org2", lambda: next(answers), lambda a, b: iter(theirs[a : b + 1]))
+    report = audit("live copy", full, [lagging])
+    assert report.ok and by_name(report, HEIGHT).ok and by_name(report, VALIDATION_FLAGS).ok
+    assert report.compared_with == [f"peer0-Org2 (blocks 0-{len(full) - 1})"]
