@@ -9,7 +9,13 @@ copy verify on their own), nor that the metadata no one signs (each
 transaction's validation code, the commit hash) is what the peers wrote.
 Those need another copy: :func:`audit` compares with every live peer it can
 reach, fails a copy behind a peer or ahead of every peer, and names the
-checks it could not make (and the blocks it could not compare).
+checks it could not make (and the blocks it could not compare). The genesis
+block is the unsigned anchor of everything else: ``genesis`` compares it with
+a genesis block known out of band (:class:`GenesisAnchor`).
+
+The verdict (:func:`~modelledger.sdk.ledger.checks.verdict`) is ``ok`` only
+when every check was made and held, ``failed`` when one failed, and
+``incomplete`` when none failed but one could not be made.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from fabric_protos.common import common_pb2
 
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.ledger.blocks import ChainBreak, ChainReport, compare_copies, verify_chain
-from modelledger.sdk.ledger.checks import Check, all_hold
+from modelledger.sdk.ledger.checks import OK, Check, verdict
 
+GENESIS = "genesis"
 HEIGHT = "height"
 SAME_BLOCKS = "same-blocks"
 VALIDATION_FLAGS = "validation-flags"
@@ -44,6 +51,20 @@ class LivePeer:
     blocks: Callable[[int, int], Iterable[common_pb2.Block]]
 
 
+@dataclass(frozen=True)
+class GenesisAnchor:
+    """The channel's genesis block header hash, known out of band, or why there is none.
+
+    Attributes:
+        header_hash: The genesis block's header hash, or None when none is known.
+        source: Where it comes from (e.g. the genesis block file configtxgen wrote, or a pinned value);
+            when there is none, why.
+    """
+
+    header_hash: bytes | None
+    source: str
+
+
 @dataclass
 class LedgerReport:
     """What :func:`audit` found: the chain on its own, then each comparison."""
@@ -54,9 +75,14 @@ class LedgerReport:
     compared_with: list[str] = field(default_factory=list)
 
     @property
+    def verdict(self) -> str:
+        """``ok`` (every check made and held), ``failed`` (one failed) or ``incomplete`` (one not made)."""
+        return verdict(self.checks)  # a broken chain is a failed check
+
+    @property
     def ok(self) -> bool:
-        """True when no check failed (a check that could not be made is listed, not failed)."""
-        return self.chain.ok and all_hold(self.checks)
+        """True only when every check was made and held."""
+        return self.verdict == OK
 
     @property
     def unchecked(self) -> list[Check]:
@@ -67,10 +93,12 @@ class LedgerReport:
         broken = self.chain.broken
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "source": self.source,
             "blocks_verified": self.chain.blocks,
             "blocks_signed": self.chain.signed,
             "config_blocks": self.chain.config_blocks,
+            "genesis_block_hash": self.chain.summaries[0].header_hash.hex() if self.chain.summaries else None,
             "last_block_hash": self.chain.last_hash,
             "broken_block": broken.block_number if broken else None,
             "reason": broken.reason if broken else None,
@@ -88,6 +116,7 @@ def audit(
     unreachable: list[str] | None = None,
     source_height: Callable[[], int] | None = None,
     expected: int | None = None,
+    genesis: GenesisAnchor | None = None,
 ) -> LedgerReport:
     """Verifies a copy of the chain, then compares it with live peers.
 
@@ -100,11 +129,12 @@ def audit(
             peer only if that peer is higher than the source still is after reading both (new blocks
             commit meanwhile).
         expected: How many blocks the copy must hold (a live source's height when it was asked).
+        genesis: The genesis block known out of band; without one, ``genesis`` is not made.
     """
     chain = verify_chain(blocks)
     if chain.broken is None and expected is not None and chain.blocks != expected:
         chain.broken = ChainBreak(chain.blocks, f"only {chain.blocks} of {expected} blocks could be read")
-    report = LedgerReport(source, chain, chain.checks())
+    report = LedgerReport(source, chain, [*chain.checks(), _genesis_check(chain, genesis)])
     missed = list(unreachable or [])
     height = len(chain.summaries)
     heights: dict[str, int] = {}
@@ -177,6 +207,23 @@ def audit(
     else:
         report.checks.append(Check(VALIDATION_FLAGS, True, f"same validation flags and commit hashes as {seen}"))
     return report
+
+
+def _genesis_check(chain: ChainReport, anchor: GenesisAnchor | None) -> Check:
+    if anchor is None or anchor.header_hash is None:
+        why = anchor.source if anchor is not None else "none was given"
+        return Check(GENESIS, None, f"not made: no genesis block known out of band ({why})")
+    if not chain.summaries:
+        return Check(GENESIS, None, "not made: the copy's genesis block could not be read")
+    mine = chain.summaries[0].header_hash
+    if mine != anchor.header_hash:
+        return Check(
+            GENESIS,
+            False,
+            f"block 0's header hash {mine.hex()} is not {anchor.header_hash.hex()}, the genesis block's of "
+            f"{anchor.source}: the copy is another channel's, or a forged history",
+        )
+    return Check(GENESIS, True, f"block 0 is the genesis block of {anchor.source} (header hash {mine.hex()})")
 
 
 def _uncompared(height: int, heights: dict[str, int]) -> str:

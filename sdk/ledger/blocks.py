@@ -361,6 +361,22 @@ def _code(flags: bytes, i: int) -> str:
     return validation_code_name(flags[i]) if i < len(flags) else "absent"
 
 
+def read_block(path: str | Path) -> common_pb2.Block:
+    """A block stored as one marshalled ``common.Block`` (as configtxgen writes a channel's genesis block).
+
+    Raises:
+        LedgerError: The file cannot be read or is not a block.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"cannot read the block file {path}: {exc.strerror}") from exc
+    try:
+        return common_pb2.Block.FromString(data)
+    except Exception as exc:  # protobuf's DecodeError
+        raise LedgerError(f"{path} is not a block: {exc}") from exc
+
+
 def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
     """Reads blocks from a peer's block files (``blockfile_000000``, ...) or a copy of them.
 

@@ -21,7 +21,15 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 
-from modelledger.sdk.ledger.audit import HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS, LivePeer, audit
+from modelledger.sdk.ledger.audit import (
+    GENESIS,
+    HEIGHT,
+    SAME_BLOCKS,
+    VALIDATION_FLAGS,
+    GenesisAnchor,
+    LivePeer,
+    audit,
+)
 from modelledger.sdk.ledger.blocks import (
     HASH_CHAIN,
     ORDERER_SIGNATURES,
@@ -244,6 +252,11 @@ def test_the_real_chain_holds_a_valid_and_an_invalid_transaction() -> None:
     assert {"VALID", "ENDORSEMENT_POLICY_FAILURE"} <= codes
 
 
+def anchor() -> GenesisAnchor:
+    """The real chain's genesis block, as if known out of band."""
+    return GenesisAnchor(header_hash(real_chain()[0].header), "the test network's genesis block")
+
+
 def peer(name: str, chain: list[common_pb2.Block]) -> LivePeer:
     return LivePeer(name, lambda: len(chain), lambda a, b: iter(chain[a : b + 1]))
 
@@ -253,10 +266,11 @@ def by_name(report, name: str):
 
 
 def test_a_copy_agrees_with_the_other_organisations_peer() -> None:
-    report = audit("org1 copy", real_chain("org1"), [peer("peer0-Org2", real_chain("org2"))])
-    assert report.ok and [c.name for c in report.checks] == [
+    report = audit("org1 copy", real_chain("org1"), [peer("peer0-Org2", real_chain("org2"))], genesis=anchor())
+    assert report.ok and report.verdict == "ok" and [c.name for c in report.checks] == [
         HASH_CHAIN,
         ORDERER_SIGNATURES,
+        GENESIS,
         HEIGHT,
         SAME_BLOCKS,
         VALIDATION_FLAGS,
@@ -268,7 +282,7 @@ def test_a_copy_agrees_with_the_other_organisations_peer() -> None:
 
 def test_a_truncated_copy_is_reported_behind_the_live_peer() -> None:
     full = real_chain()
-    report = audit("truncated copy", full[:-2], [peer("peer0-Org1", real_chain())])
+    report = audit("truncated copy", full[:-2], [peer("peer0-Org1", real_chain())], genesis=anchor())
     assert not report.ok and report.chain.ok  # what it holds is sound; it is not all there is
     height = by_name(report, HEIGHT)
     assert height.ok is False and "behind the live peer peer0-Org1" in height.detail
@@ -292,11 +306,38 @@ def test_flags_differing_between_peers_are_reported_with_block_and_transaction()
     assert by_name(report, SAME_BLOCKS).ok
 
 
-def test_with_no_live_peer_the_checks_that_need_one_are_listed_as_not_made() -> None:
-    report = audit("copy", real_chain(), [], ["peer0-Org1: connection refused"])
-    assert report.ok  # nothing failed, but three checks could not be made, and say why
-    assert report.to_json()["unchecked"] == [HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS]
+def test_with_no_live_peer_the_verdict_is_incomplete_and_names_the_checks_not_made() -> None:
+    report = audit("copy", real_chain(), [], ["peer0-Org1: connection refused"], genesis=anchor())
+    assert not report.ok and report.verdict == "incomplete"  # nothing failed, but three checks could not be made
+    doc = report.to_json()
+    assert doc["ok"] is False and doc["verdict"] == "incomplete"
+    assert doc["unchecked"] == [HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS]
     assert all("no live peer reachable (peer0-Org1: connection refused)" in c.detail for c in report.unchecked)
+    # A failure wins over a check not made.
+    chain = real_chain()
+    chain[3].data.data[0] = b"changed"
+    assert audit("copy", chain, [], genesis=anchor()).verdict == "failed"
+
+
+def test_the_genesis_block_is_compared_with_the_one_known_out_of_band() -> None:
+    chain = real_chain()
+    peers = [peer("peer0-Org2", real_chain("org2"))]
+    good = by_name(audit("copy", chain, peers, genesis=anchor()), GENESIS)
+    assert good.ok and header_hash(chain[0].header).hex() in good.detail
+    assert audit("copy", chain, peers, genesis=anchor()).to_json()["genesis_block_hash"] == header_hash(
+        chain[0].header
+    ).hex()
+    # Another channel's (or a forged) history verifies on its own: only the anchor tells.
+    other = GenesisAnchor(hashlib.sha256(b"another channel").digest(), "--genesis-hash")
+    report = audit("copy", chain, peers, genesis=other)
+    assert report.chain.ok and report.verdict == "failed"
+    wrong = by_name(report, GENESIS)
+    assert wrong.ok is False and "is not " + other.header_hash.hex() in wrong.detail  # type: ignore[union-attr]
+    # None known: the check is not made, and the verdict is incomplete although everything else held.
+    missing = audit("copy", chain, peers, genesis=GenesisAnchor(None, "/state/channel/x.block does not exist"))
+    assert missing.verdict == "incomplete" and missing.to_json()["unchecked"] == [GENESIS]
+    assert "/state/channel/x.block does not exist" in by_name(missing, GENESIS).detail
+    assert audit("copy", chain, peers).verdict == "incomplete"
 
 
 def test_a_copy_ahead_of_every_live_peer_fails_height_and_its_extra_blocks_are_not_vouched_for() -> None:
@@ -319,6 +360,6 @@ def test_a_live_peer_that_only_lagged_is_asked_again_and_compared_in_full() -> N
     full, theirs = real_chain(), real_chain("org2")
     answers = iter([len(full) - 1, len(full)])
     lagging = LivePeer("peer0-Org2", lambda: next(answers), lambda a, b: iter(theirs[a : b + 1]))
-    report = audit("live copy", full, [lagging])
+    report = audit("live copy", full, [lagging], genesis=anchor())
     assert report.ok and by_name(report, HEIGHT).ok and by_name(report, VALIDATION_FLAGS).ok
     assert report.compared_with == [f"peer0-Org2 (blocks 0-{len(full) - 1})"]
