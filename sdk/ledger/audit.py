@@ -152,15 +152,25 @@ def audit(
     forks: list[str] = []
     flags: list[str] = []
 
+    short: list[str] = []  # peers that sent fewer blocks than asked for, and why
+
     def compare(peer: LivePeer, start: int, stop: int) -> None:
         """Compares the copy's blocks ``start..stop-1`` with the peer's."""
         try:
-            differences = compare_copies(chain.summaries[start:stop], peer.blocks(start, stop - 1))
+            comparison = compare_copies(chain.summaries[start:stop], peer.blocks(start, stop - 1))
         except GatewayError as exc:
             missed.append(f"{peer.name}: {exc}")
+            short.append(f"{peer.name} (asked for blocks {start}-{stop - 1}: {exc})")
             return
-        reach[peer.name] = stop
-        for d in differences:
+        if not comparison.complete:
+            end = start + comparison.compared
+            short.append(
+                f"{peer.name} (asked for blocks {start}-{stop - 1}, compared up to block {end - 1}: {comparison.note})"
+            )
+            missed.append(f"{peer.name}: {comparison.note}")
+        if start + comparison.compared > 0:
+            reach[peer.name] = start + comparison.compared
+        for d in comparison.differences:
             target = forks if "header hashes" in d.what else flags
             target.append(f"block {d.block_number} vs {peer.name}: {d.what}")
 
@@ -191,7 +201,7 @@ def audit(
         return report
     seen = ", ".join(compared)
     covered = max(reach.values())
-    rest = f"; blocks {covered}-{height - 1} were compared with no peer: {_uncompared(height, heights)}"
+    rest = f"; blocks {covered}-{height - 1} were compared with no peer: {_uncompared(height, heights, short)}"
     if forks:
         report.checks.append(Check(SAME_BLOCKS, False, "; ".join(forks)))
     elif covered < height:
@@ -226,10 +236,10 @@ def _genesis_check(chain: ChainReport, anchor: GenesisAnchor | None) -> Check:
     return Check(GENESIS, True, f"block 0 is the genesis block of {anchor.source} (header hash {mine.hex()})")
 
 
-def _uncompared(height: int, heights: dict[str, int]) -> str:
+def _uncompared(height: int, heights: dict[str, int], short: list[str]) -> str:
     if max(heights.values()) < height:
         return "no live peer holds them"
-    return "the peers that hold them could not send them"
+    return "the peers that hold them did not send them all: " + "; ".join(short)
 
 
 def _height_check(height: int, heights: dict[str, int], source_height: Callable[[], int] | None) -> Check:

@@ -327,19 +327,48 @@ class Disagreement:
     what: str
 
 
-def compare_copies(mine: list[BlockSummary], theirs: Iterable[common_pb2.Block]) -> list[Disagreement]:
+@dataclass
+class Comparison:
+    """What :func:`compare_copies` found: the differences, and how many of the blocks asked for were compared.
+
+    Attributes:
+        differences: Where the copies differ.
+        asked: How many blocks were to be compared.
+        compared: How many were (from the first): fewer when the other copy's stream ended early or
+            sent another block than the one due.
+        note: Why fewer were compared.
+    """
+
+    differences: list[Disagreement]
+    asked: int
+    compared: int
+    note: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.compared == self.asked
+
+
+def compare_copies(mine: list[BlockSummary], theirs: Iterable[common_pb2.Block]) -> Comparison:
     """Compares a verified copy's blocks with another copy's (e.g. a peer of another organisation).
 
     Both must have the same header hash (the same orderer-signed block) and the
     same unsigned commit metadata: the validation code of every transaction and
-    the commit hash. ``theirs`` is read up to the end of ``mine`` at most.
+    the commit hash. ``theirs`` must send ``mine``'s blocks in order; it is read
+    up to the end of ``mine`` at most, and the blocks it did not send are
+    counted, not assumed equal.
     """
     out: list[Disagreement] = []
-    by_number = {s.number: s for s in mine}
+    compared = 0
+    note = ""
     for block in theirs:
-        m = by_number.get(block.header.number)
-        if m is None:
+        if compared == len(mine):
             break
+        m = mine[compared]
+        if block.header.number != m.number:
+            note = f"it sent block {block.header.number} where block {m.number} was due"
+            break
+        compared += 1
         t = summarize(block)
         if t.header_hash != m.header_hash:
             out.append(Disagreement(m.number, "the header hashes differ (another block under the same number)"))
@@ -352,9 +381,11 @@ def compare_copies(mine: list[BlockSummary], theirs: Iterable[common_pb2.Block])
             out.append(Disagreement(m.number, f"the validation flags differ ({codes})"))
         elif t.commit_hash != m.commit_hash:
             out.append(Disagreement(m.number, "the commit hashes differ"))
-        if block.header.number >= mine[-1].number:
+        if compared == len(mine):
             break
-    return out
+    if compared < len(mine) and not note:
+        note = f"its stream ended after {compared} of the {len(mine)} blocks asked for"
+    return Comparison(out, len(mine), compared, note)
 
 
 def _code(flags: bytes, i: int) -> str:

@@ -363,3 +363,24 @@ def test_a_live_peer_that_only_lagged_is_asked_again_and_compared_in_full() -> N
     report = audit("live copy", full, [lagging], genesis=anchor())
     assert report.ok and by_name(report, HEIGHT).ok and by_name(report, VALIDATION_FLAGS).ok
     assert report.compared_with == [f"peer0-Org2 (blocks 0-{len(full) - 1})"]
+
+
+def test_a_peer_stream_that_ends_early_does_not_vouch_for_the_blocks_it_did_not_send() -> None:
+    # The copy's newest block has a flipped flag; the peer claims the full height but sends 3 blocks only.
+    mine, theirs = real_chain("org1"), real_chain("org2")
+    last = mine[-1]
+    flags = bytearray(last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    flags[0] = 11 if flags[0] == 0 else 0
+    last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flags)
+    cut = LivePeer("peer0-Org2", lambda: len(theirs), lambda a, b: iter(theirs[a : min(b + 1, 3)]))
+    report = audit("org1 copy", mine, [cut], genesis=anchor())
+    assert report.chain.ok and not report.ok and report.verdict == "incomplete"
+    for name in (SAME_BLOCKS, VALIDATION_FLAGS):
+        check = by_name(report, name)
+        assert check.ok is None and f"blocks 3-{len(mine) - 1} were compared with no peer" in check.detail
+        assert "its stream ended after 3 of the 8 blocks asked for" in check.detail
+    assert report.compared_with == ["peer0-Org2 (blocks 0-2)"]
+    # A stream that skips a block is cut where it skipped.
+    skipping = LivePeer("peer0-Org2", lambda: len(theirs), lambda a, b: iter(theirs[:2] + theirs[3:]))
+    check = by_name(audit("org1 copy", mine, [skipping], genesis=anchor()), VALIDATION_FLAGS)
+    assert check.ok is None and "it sent block 3 where block 2 was due" in check.detail
