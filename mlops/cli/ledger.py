@@ -60,16 +60,17 @@ def _live_peers(
         for endpoint in prof.peers(msp):
             if endpoint.name == skip:
                 continue
-            name = f"{endpoint.name} ({msp}, {endpoint.address})"
+            name = f"{endpoint.name} ({endpoint.address})"
             try:
                 gw = stack.enter_context(prof.gateway(org, role, endpoint))
             except GatewayError as exc:
-                unreachable.append(f"{name}: {exc}")
+                unreachable.append(f"{endpoint.name} ({msp}, {endpoint.address}): {exc}")
                 continue
             net = gw.network(prof.channel)
             peers.append(
                 LivePeer(
                     name,
+                    msp,
                     lambda net=net: chain_info(net).height,  # type: ignore[misc]
                     lambda a, b, net=net: blocks(net, a, b, timeout=max(300.0, (b + 1) * 0.05)),  # type: ignore[misc]
                 )
@@ -123,6 +124,14 @@ def verify(
             "(default: the genesis block configtxgen wrote in the stack's state folder, when there).",
         ),
     ] = None,
+    copy_org: Annotated[
+        str | None,
+        typer.Option(
+            "--copy-org",
+            help="With --block-dir: the organisation whose peer the block files come from (default: --org); "
+            "its peers cannot vouch for the validation flags.",
+        ),
+    ] = None,
     org: OrgOpt = "Org1MSP",
     role: RoleOpt = "auditor",
     profile: ProfileOpt = None,
@@ -132,24 +141,34 @@ def verify(
 
     Without --block-dir, the organisation's peer's chain is read and compared
     with the other organisations' peers; with it, the copy is compared with
-    every peer of the connection profile. Block 0 is compared with the genesis
+    every peer of the connection profile. Only another organisation's peer
+    than the copy's can vouch for the validation flags. Block 0 is compared with the genesis
     block known out of band. Exits 0 only when every check was made and
     held; 1 when one failed (the failing block and check are named); 3 when
     none failed but one could not be made (e.g. no live peer reachable):
     the verdict is then "incomplete", not ok.
     """
+    if copy_org is not None and block_dir is None:
+        fail("--copy-org names whose block files --block-dir reads; without it, the copy is --org's peer's", as_json, 2)
     pinned = _pinned_genesis(genesis_hash, as_json)
     with ExitStack() as stack:
         try:
             if block_dir is not None:
-                source = str(block_dir)
+                source = f"{block_dir} (a copy of a peer of {copy_org or org})"
                 prof: ConnectionProfile | None = None
                 try:
                     prof = ConnectionProfile.load(profile or default_profile_path())
                     peers, unreachable = _live_peers(prof, org, role, "", stack)
                 except GatewayError as exc:
                     peers, unreachable = [], [str(exc)]
-                report = audit(source, read_block_files(block_dir), peers, unreachable, genesis=_genesis(pinned, prof))
+                report = audit(
+                    source,
+                    read_block_files(block_dir),
+                    peers,
+                    unreachable,
+                    genesis=_genesis(pinned, prof),
+                    own_org=copy_org or org,
+                )
             else:
                 prof, gw = open_gateway(org, role, profile)
                 stack.enter_context(gw)
@@ -166,6 +185,7 @@ def verify(
                     source_height=lambda: chain_info(network).height,
                     expected=h,
                     genesis=_genesis(pinned, prof),
+                    own_org=org,
                 )
         except GatewayError as exc:
             fail(str(exc), as_json)

@@ -44,9 +44,13 @@ UNSIGNED = (
 
 @dataclass(frozen=True)
 class LivePeer:
-    """A peer to compare with: its name, its height now, and a reader of its blocks ``start..stop``."""
+    """A peer to compare with: its name, its organisation (MSP id), its height now, and a reader of its blocks.
+
+    ``blocks(start, stop)`` streams blocks ``start`` to ``stop`` inclusive.
+    """
 
     name: str
+    org: str
     height: Callable[[], int]
     blocks: Callable[[int, int], Iterable[common_pb2.Block]]
 
@@ -117,6 +121,7 @@ def audit(
     source_height: Callable[[], int] | None = None,
     expected: int | None = None,
     genesis: GenesisAnchor | None = None,
+    own_org: str | None = None,
 ) -> LedgerReport:
     """Verifies a copy of the chain, then compares it with live peers.
 
@@ -130,6 +135,9 @@ def audit(
             commit meanwhile).
         expected: How many blocks the copy must hold (a live source's height when it was asked).
         genesis: The genesis block known out of band; without one, ``genesis`` is not made.
+        own_org: The organisation whose peer the copy comes from: its own peers are compared for
+            ``same-blocks``, but only another organisation's peer can vouch for ``validation-flags``
+            (None: unknown, every peer counts).
     """
     chain = verify_chain(blocks)
     if chain.broken is None and expected is not None and chain.blocks != expected:
@@ -192,31 +200,74 @@ def audit(
             if min(height, heights[peer.name]) > done:
                 compare(peer, done, min(height, heights[peer.name]))
     report.checks.append(_height_check(height, heights, source_height))
-    compared = [f"{name} (blocks 0-{n - 1})" for name, n in reach.items()]
-    report.compared_with = compared
-    if not compared:
+    org_of = {peer.name: peer.org for peer in peers}
+    report.compared_with = [f"{name} of {org_of[name]} (blocks 0-{n - 1})" for name, n in reach.items()]
+    if not reach:
         why = "; ".join(missed)
         report.checks.append(Check(SAME_BLOCKS, None, f"not made: no peer's blocks could be read ({why})"))
         report.checks.append(Check(VALIDATION_FLAGS, None, f"not made: no peer's blocks could be read ({why})"))
         return report
-    seen = ", ".join(compared)
-    covered = max(reach.values())
-    rest = f"; blocks {covered}-{height - 1} were compared with no peer: {_uncompared(height, heights, short)}"
-    if forks:
-        report.checks.append(Check(SAME_BLOCKS, False, "; ".join(forks)))
-    elif covered < height:
-        report.checks.append(Check(SAME_BLOCKS, None, f"not made for every block: same blocks as {seen}{rest}"))
-    else:
-        report.checks.append(Check(SAME_BLOCKS, True, f"same blocks as {seen}"))
-    if flags:
-        report.checks.append(Check(VALIDATION_FLAGS, False, "; ".join(flags)))
-    elif covered < height:
+    report.checks.append(
+        _comparison_check(SAME_BLOCKS, "same blocks", forks, reach, heights, height, short, org_of, "live peer")
+    )
+    others = {name: n for name, n in reach.items() if own_org is None or org_of[name] != own_org}
+    if flags or others:
+        other_heights = {name: h for name, h in heights.items() if own_org is None or org_of[name] != own_org}
         report.checks.append(
-            Check(VALIDATION_FLAGS, None, f"not made for every block: same flags and commit hashes as {seen}{rest}")
+            _comparison_check(
+                VALIDATION_FLAGS,
+                "same validation flags and commit hashes",
+                flags,
+                others,
+                other_heights,
+                height,
+                short,
+                org_of,
+                "live peer of another organisation",
+            )
         )
     else:
-        report.checks.append(Check(VALIDATION_FLAGS, True, f"same validation flags and commit hashes as {seen}"))
+        report.checks.append(
+            Check(
+                VALIDATION_FLAGS,
+                None,
+                f"not made (no other organisation's peer reachable): the copy is {own_org}'s, and only its own "
+                f"organisation's peers were compared ({', '.join(report.compared_with)}); they agree with it, but "
+                f"only a second organisation's copy can contradict flags its own peers wrote",
+            )
+        )
     return report
+
+
+def _comparison_check(
+    name: str,
+    same: str,
+    differences: list[str],
+    reach: dict[str, int],
+    heights: dict[str, int],
+    height: int,
+    short: list[str],
+    org_of: dict[str, str],
+    holders: str,
+) -> Check:
+    """A comparison's verdict: failed on any difference, not made for blocks no peer of ``reach`` covered."""
+    if differences:
+        return Check(name, False, "; ".join(differences))
+    seen = ", ".join(f"{peer} (blocks 0-{n - 1})" for peer, n in reach.items())
+    orgs = ", ".join(sorted({org_of[peer] for peer in reach}))
+    covered = max(reach.values())
+    if covered < height:
+        if max(heights.values(), default=0) < height:
+            why = f"no {holders} holds them"
+        else:
+            why = "the peers that hold them did not send them all: " + "; ".join(short)
+        return Check(
+            name,
+            None,
+            f"not made for every block: {same} as {seen} (organisations: {orgs}); blocks {covered}-{height - 1} "
+            f"were compared with no peer: {why}",
+        )
+    return Check(name, True, f"{same} as {seen} (organisations: {orgs})")
 
 
 def _genesis_check(chain: ChainReport, anchor: GenesisAnchor | None) -> Check:
@@ -234,12 +285,6 @@ def _genesis_check(chain: ChainReport, anchor: GenesisAnchor | None) -> Check:
             f"{anchor.source}: the copy is another channel's, or a forged history",
         )
     return Check(GENESIS, True, f"block 0 is the genesis block of {anchor.source} (header hash {mine.hex()})")
-
-
-def _uncompared(height: int, heights: dict[str, int], short: list[str]) -> str:
-    if max(heights.values()) < height:
-        return "no live peer holds them"
-    return "the peers that hold them did not send them all: " + "; ".join(short)
 
 
 def _height_check(height: int, heights: dict[str, int], source_height: Callable[[], int] | None) -> Check:

@@ -222,6 +222,8 @@ def test_ledger_verify_checks_links_signatures_and_the_other_peers(
 
     rc, doc = verify_copy(encoded)
     assert rc == 0 and doc["ok"] and len(doc["compared_with"]) == 2, doc
+    # The files are Org1's peer's (--copy-org defaults to --org): only Org2's peer vouches for the flags.
+    assert _checks(doc)["validation-flags"]["detail"].endswith("(organisations: Org2MSP)")
 
     # One flipped byte in block 3's orderer signature: named, with its check.
     victim = common_pb2.Block()

@@ -258,7 +258,8 @@ def anchor() -> GenesisAnchor:
 
 
 def peer(name: str, chain: list[common_pb2.Block]) -> LivePeer:
-    return LivePeer(name, lambda: len(chain), lambda a, b: iter(chain[a : b + 1]))
+    """A live peer named ``peer0-OrgN`` of ``OrgNMSP`` holding ``chain``."""
+    return LivePeer(name, f"{name.split('-')[1]}MSP", lambda: len(chain), lambda a, b: iter(chain[a : b + 1]))
 
 
 def by_name(report, name: str):
@@ -267,16 +268,21 @@ def by_name(report, name: str):
 
 def test_a_copy_agrees_with_the_other_organisations_peer() -> None:
     report = audit("org1 copy", real_chain("org1"), [peer("peer0-Org2", real_chain("org2"))], genesis=anchor())
-    assert report.ok and report.verdict == "ok" and [c.name for c in report.checks] == [
-        HASH_CHAIN,
-        ORDERER_SIGNATURES,
-        GENESIS,
-        HEIGHT,
-        SAME_BLOCKS,
-        VALIDATION_FLAGS,
-    ]
+    assert (
+        report.ok
+        and report.verdict == "ok"
+        and [c.name for c in report.checks]
+        == [
+            HASH_CHAIN,
+            ORDERER_SIGNATURES,
+            GENESIS,
+            HEIGHT,
+            SAME_BLOCKS,
+            VALIDATION_FLAGS,
+        ]
+    )
     assert report.to_json()["unchecked"] == [] and report.compared_with == [
-        f"peer0-Org2 (blocks 0-{report.chain.blocks - 1})"
+        f"peer0-Org2 of Org2MSP (blocks 0-{report.chain.blocks - 1})"
     ]
 
 
@@ -324,9 +330,10 @@ def test_the_genesis_block_is_compared_with_the_one_known_out_of_band() -> None:
     peers = [peer("peer0-Org2", real_chain("org2"))]
     good = by_name(audit("copy", chain, peers, genesis=anchor()), GENESIS)
     assert good.ok and header_hash(chain[0].header).hex() in good.detail
-    assert audit("copy", chain, peers, genesis=anchor()).to_json()["genesis_block_hash"] == header_hash(
-        chain[0].header
-    ).hex()
+    assert (
+        audit("copy", chain, peers, genesis=anchor()).to_json()["genesis_block_hash"]
+        == header_hash(chain[0].header).hex()
+    )
     # Another channel's (or a forged) history verifies on its own: only the anchor tells.
     other = GenesisAnchor(hashlib.sha256(b"another channel").digest(), "--genesis-hash")
     report = audit("copy", chain, peers, genesis=other)
@@ -352,17 +359,17 @@ def test_a_copy_ahead_of_every_live_peer_fails_height_and_its_extra_blocks_are_n
     for name in (SAME_BLOCKS, VALIDATION_FLAGS):
         check = by_name(report, name)
         assert check.ok is None and f"blocks 5-{len(full) - 1} were compared with no peer" in check.detail
-    assert report.compared_with == ["peer0-Org2 (blocks 0-4)"]
+    assert report.compared_with == ["peer0-Org2 of Org2MSP (blocks 0-4)"]
 
 
 def test_a_live_peer_that_only_lagged_is_asked_again_and_compared_in_full() -> None:
     # A live source's peer may be a block behind when first asked (a block committed meanwhile).
     full, theirs = real_chain(), real_chain("org2")
     answers = iter([len(full) - 1, len(full)])
-    lagging = LivePeer("peer0-Org2", lambda: next(answers), lambda a, b: iter(theirs[a : b + 1]))
+    lagging = LivePeer("peer0-Org2", "Org2MSP", lambda: next(answers), lambda a, b: iter(theirs[a : b + 1]))
     report = audit("live copy", full, [lagging], genesis=anchor())
     assert report.ok and by_name(report, HEIGHT).ok and by_name(report, VALIDATION_FLAGS).ok
-    assert report.compared_with == [f"peer0-Org2 (blocks 0-{len(full) - 1})"]
+    assert report.compared_with == [f"peer0-Org2 of Org2MSP (blocks 0-{len(full) - 1})"]
 
 
 def test_a_peer_stream_that_ends_early_does_not_vouch_for_the_blocks_it_did_not_send() -> None:
@@ -372,15 +379,35 @@ def test_a_peer_stream_that_ends_early_does_not_vouch_for_the_blocks_it_did_not_
     flags = bytearray(last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
     flags[0] = 11 if flags[0] == 0 else 0
     last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flags)
-    cut = LivePeer("peer0-Org2", lambda: len(theirs), lambda a, b: iter(theirs[a : min(b + 1, 3)]))
+    cut = LivePeer("peer0-Org2", "Org2MSP", lambda: len(theirs), lambda a, b: iter(theirs[a : min(b + 1, 3)]))
     report = audit("org1 copy", mine, [cut], genesis=anchor())
     assert report.chain.ok and not report.ok and report.verdict == "incomplete"
     for name in (SAME_BLOCKS, VALIDATION_FLAGS):
         check = by_name(report, name)
         assert check.ok is None and f"blocks 3-{len(mine) - 1} were compared with no peer" in check.detail
         assert "its stream ended after 3 of the 8 blocks asked for" in check.detail
-    assert report.compared_with == ["peer0-Org2 (blocks 0-2)"]
+    assert report.compared_with == ["peer0-Org2 of Org2MSP (blocks 0-2)"]
     # A stream that skips a block is cut where it skipped.
-    skipping = LivePeer("peer0-Org2", lambda: len(theirs), lambda a, b: iter(theirs[:2] + theirs[3:]))
+    skipping = LivePeer("peer0-Org2", "Org2MSP", lambda: len(theirs), lambda a, b: iter(theirs[:2] + theirs[3:]))
     check = by_name(audit("org1 copy", mine, [skipping], genesis=anchor()), VALIDATION_FLAGS)
     assert check.ok is None and "it sent block 3 where block 2 was due" in check.detail
+
+
+def test_only_another_organisations_peer_vouches_for_the_validation_flags() -> None:
+    mine = real_chain("org1")
+    own = peer("peer0-Org1", real_chain("org1"))
+    report = audit("org1 copy", mine, [own], genesis=anchor(), own_org="Org1MSP")
+    assert by_name(report, SAME_BLOCKS).ok is True and "organisations: Org1MSP" in by_name(report, SAME_BLOCKS).detail
+    flags = by_name(report, VALIDATION_FLAGS)
+    assert flags.ok is None and flags.detail.startswith("not made (no other organisation's peer reachable)")
+    assert report.verdict == "incomplete"
+    both = audit("org1 copy", mine, [own, peer("peer0-Org2", real_chain("org2"))], genesis=anchor(), own_org="Org1MSP")
+    assert both.ok and by_name(both, VALIDATION_FLAGS).detail.endswith("(organisations: Org2MSP)")
+    assert "organisations: Org1MSP, Org2MSP" in by_name(both, SAME_BLOCKS).detail
+    # A difference with the copy's own organisation's peer still fails.
+    changed = real_chain("org1")
+    victim = first_endorser_block(changed)
+    flipped = bytearray(victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    flipped[0] = 11 if flipped[0] == 0 else 0
+    victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flipped)
+    assert by_name(audit("copy", changed, [own], own_org="Org1MSP"), VALIDATION_FLAGS).ok is False
