@@ -7,8 +7,13 @@ block's), as Fabric's peers do.
 
 from __future__ import annotations
 
+import pytest
+from fabric_protos.common import policies_pb2
+
 from modelledger.sdk.ledger.blocks import ORDERER_SIGNATURES, verify_chain
-from tests.unit.ledger_fakes import block, channel_config, orderer_org, org_group, sign
+from modelledger.sdk.ledger.config import ChannelConfig
+from tests.unit.ledger_fakes import block, channel_config, implicit_meta, member_of, orderer_org, org_group, sign
+from tests.unit.pki_fakes import make_cert
 
 
 def test_a_config_block_installing_an_attacker_ca_and_signed_only_by_it_fails() -> None:
@@ -49,3 +54,43 @@ def test_after_an_orderer_ca_rotation_only_the_new_ca_signs() -> None:
     assert report.broken is not None and report.broken.block_number == 2
     assert report.broken.check == ORDERER_SIGNATURES and "of the configuration of block 1" in report.broken.reason
     assert "does not chain to a root certificate of OrdererMSP" in report.broken.reason
+
+
+def test_an_identity_that_signs_twice_counts_once() -> None:
+    # BlockValidation: two signatures by members of OrdererMSP. One orderer signing twice is one identity.
+    ca, first = orderer_org("example")
+    second = make_cert("orderer2.example", issuer=ca, ou="orderer")
+    config = channel_config(
+        {"OrdererOrg": org_group("OrdererMSP", ca[1])}, block_validation=member_of("OrdererMSP", "OrdererMSP", n=2)
+    )
+    genesis = block(0, None, config)
+    twice = sign(block(1, genesis), 0, ("OrdererMSP", first), ("OrdererMSP", first))
+    report = verify_chain([genesis, twice])
+    assert report.broken is not None and report.broken.block_number == 1
+    assert report.broken.check == ORDERER_SIGNATURES
+    assert verify_chain([genesis, sign(block(1, genesis), 0, ("OrdererMSP", first), ("OrdererMSP", second))]).ok
+
+
+@pytest.mark.parametrize(
+    "rule", [policies_pb2.ImplicitMetaPolicy.MAJORITY, policies_pb2.ImplicitMetaPolicy.ALL], ids=["MAJORITY", "ALL"]
+)
+def test_an_organisation_without_the_sub_policy_counts_as_a_rejection(rule: int) -> None:
+    # Two orderer organisations; the second has no Writers policy. Fabric counts it, and it rejects:
+    # MAJORITY of 2 needs 2, so OrdererOrg's signature alone is not enough.
+    (ca, orderer), (other_ca, _) = orderer_org("example"), orderer_org("other")
+    groups = {
+        "OrdererOrg": org_group("OrdererMSP", ca[1]),
+        "OtherOrg": org_group("OtherMSP", other_ca[1], writers=False),
+    }
+    genesis = block(0, None, channel_config(groups, block_validation=implicit_meta("Writers", rule)))
+    report = verify_chain([genesis, sign(block(1, genesis), 0, ("OrdererMSP", orderer))])
+    assert report.broken is not None and report.broken.check == ORDERER_SIGNATURES
+    assert "/Channel/Orderer/OtherOrg/Writers: no such policy (it rejects)" in report.broken.reason
+
+
+@pytest.mark.parametrize("rule", ["ANY", "ALL", "MAJORITY"])
+def test_an_implicit_meta_policy_over_no_organisation_is_satisfied_as_in_fabric(rule: str) -> None:
+    config = channel_config(
+        {}, block_validation=implicit_meta("Writers", policies_pb2.ImplicitMetaPolicy.Rule.Value(rule))
+    )
+    assert ChannelConfig.parse(config).evaluate("/Channel/Orderer/BlockValidation", []).satisfied
