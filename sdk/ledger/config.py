@@ -98,10 +98,15 @@ class ChannelConfig:
     def parse(cls, config: configtx_pb2.Config, block_number: int | None = None) -> ChannelConfig:
         """Reads the MSPs of every organisation of the ``Orderer`` and ``Application`` groups.
 
+        An MSP id defined by more than one organisation must be defined identically each time (Fabric's
+        ``ProposeMSP``: "attempted to define two different versions of MSP"); otherwise the one read last
+        would silently decide who that MSP vouches for.
+
         Raises:
-            ConfigError: An MSP definition cannot be read.
+            ConfigError: An MSP definition cannot be read, or two organisations define one MSP id differently.
         """
         msps: dict[str, MspTrust] = {}
+        defined: dict[str, tuple[msp_config_pb2.MSPConfig, str]] = {}
         sections: dict[str, list[str]] = {"Orderer": [], "Application": []}
         for section, ids in sections.items():
             group = config.channel_group.groups.get(section)
@@ -118,7 +123,16 @@ class ChannelConfig:
                     raise ConfigError(f"the MSP of organisation {name} cannot be decoded: {exc}") from exc
                 if mc.type != 0:
                     raise ConfigError(f"the MSP of organisation {name} is of type {mc.type}; only X.509 (0) is read")
-                msps[fabric.name] = MspTrust.from_config(fabric.name, fabric)
+                where = f"organisation {name} of the {section} group"
+                if fabric.name in defined:
+                    first, first_where = defined[fabric.name]
+                    if first != mc:
+                        raise ConfigError(
+                            f"MSP {fabric.name} is defined twice, differently: by {first_where} and by {where}"
+                        )
+                else:
+                    defined[fabric.name] = (mc, where)
+                    msps[fabric.name] = MspTrust.from_config(fabric.name, fabric)
                 ids.append(fabric.name)
         return cls(config, msps, tuple(sections["Orderer"]), tuple(sections["Application"]), block_number)
 

@@ -11,7 +11,7 @@ import pytest
 from fabric_protos.common import policies_pb2
 
 from modelledger.sdk.ledger.blocks import ORDERER_SIGNATURES, verify_chain
-from modelledger.sdk.ledger.config import ChannelConfig
+from modelledger.sdk.ledger.config import ChannelConfig, ConfigError
 from tests.unit.ledger_fakes import block, channel_config, implicit_meta, member_of, orderer_org, org_group, sign
 from tests.unit.pki_fakes import make_cert
 
@@ -94,3 +94,26 @@ def test_an_implicit_meta_policy_over_no_organisation_is_satisfied_as_in_fabric(
         {}, block_validation=implicit_meta("Writers", policies_pb2.ImplicitMetaPolicy.Rule.Value(rule))
     )
     assert ChannelConfig.parse(config).evaluate("/Channel/Orderer/BlockValidation", []).satisfied
+
+
+def test_an_msp_id_defined_twice_differently_is_refused() -> None:
+    # An application organisation claiming the orderer organisation's MSP id with its own CA must not replace it.
+    (ca, orderer), (evil_ca, evil) = orderer_org("example"), orderer_org("attacker")
+    twice = channel_config(
+        {"OrdererOrg": org_group("OrdererMSP", ca[1])}, {"Org1": org_group("OrdererMSP", evil_ca[1])}
+    )
+    with pytest.raises(
+        ConfigError,
+        match="MSP OrdererMSP is defined twice, differently: by organisation OrdererOrg "
+        "of the Orderer group and by organisation Org1 of the Application group",
+    ):
+        ChannelConfig.parse(twice)
+    genesis = block(0, None, channel_config({"OrdererOrg": org_group("OrdererMSP", ca[1])}))
+    update = sign(block(1, genesis, twice), 1, ("OrdererMSP", orderer))
+    report = verify_chain([genesis, update, sign(block(2, update), 1, ("OrdererMSP", evil))])
+    assert report.broken is not None and report.broken.block_number == 1
+    assert "defined twice, differently" in report.broken.reason
+    # The same definition in both groups is one MSP.
+    same = channel_config({"OrdererOrg": org_group("OrdererMSP", ca[1])}, {"Org1": org_group("OrdererMSP", ca[1])})
+    parsed = ChannelConfig.parse(same)
+    assert parsed.orderer_orgs == ("OrdererMSP",) and parsed.application_orgs == ("OrdererMSP",)
