@@ -163,8 +163,8 @@ def verify(
     ledger's manifest, the signature bundle verifies, its signer is the
     registrant the ledger names (certificate fingerprint and role) and an
     identity of the registrant's organisation as the channel configuration
-    defines it, it signs the ledger's model digest, and the version is not
-    revoked. Each check is listed; exit 1 if any fails. With --manifest, only
+    defines it, it signs the ledger's model digest, and the version is
+    neither revoked nor rejected. Each check is listed; exit 1 if any fails. With --manifest, only
     the bytes are compared.
     """
     if (manifest is None) == (ledger is None):
