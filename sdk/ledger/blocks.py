@@ -29,6 +29,7 @@ another organisation's peer (:func:`compare_copies`) is the only check.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,12 +270,22 @@ def verify_block_signatures(block: common_pb2.Block, config: ChannelConfig, last
 def verify_chain(blocks: Iterable[common_pb2.Block]) -> ChainReport:
     """Checks numbering, each data hash and previous-hash link, and each block's orderer signatures, from block 0.
 
-    Stops at the first failure and names that block and check.
+    Stops at the first failure and names that block and check. A block that cannot be read (e.g. a block
+    file cut mid-block, :class:`LedgerError`) ends the chain there, as a ``hash-chain`` failure naming why;
+    the blocks before it are verified.
     """
     report = ChainReport()
     previous: bytes | None = None
     config: ChannelConfig | None = None
-    for expected_number, block in enumerate(blocks):
+    iterator = iter(blocks)
+    for expected_number in itertools.count():
+        try:
+            block = next(iterator)
+        except StopIteration:
+            break
+        except LedgerError as exc:
+            report.broken = ChainBreak(expected_number, f"it cannot be read: {exc}")
+            return report
         number = block.header.number
         if number != expected_number:
             report.broken = ChainBreak(number, f"expected block {expected_number}, found block {number}")
@@ -414,20 +425,33 @@ def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
     Fabric stores each block as a varint length, then the block in its own
     layout: header (number, data hash, previous hash), the data entries and
     the metadata entries, each length-prefixed.
+
+    Raises:
+        LedgerError: At once, when the folder holds no block file; while reading, when a block is cut
+            short (a file copied while the peer wrote it) or malformed, naming the file and offset, after
+            yielding every complete block before it (:func:`verify_chain` reports it as the chain's end).
     """
     root = Path(ledger_dir)
     files = sorted(root.glob("blockfile_*"))
     if not files:
         raise LedgerError(f"no blockfile_* in {root}")
+    return _blocks_in(files)
+
+
+def _blocks_in(files: list[Path]) -> Iterator[common_pb2.Block]:
     for path in files:
         data = path.read_bytes()
         pos = 0
         while pos < len(data):
+            start = pos
             length, pos = _read_varint(data, pos, path)
             if length == 0:  # preallocated, unused space
                 break
             if pos + length > len(data):
-                raise LedgerError(f"{path}: truncated block at byte {pos}")
+                raise LedgerError(
+                    f"{path}: truncated block: the block at byte {start} is {length} bytes long, but the file "
+                    f"ends at byte {len(data)}"
+                )
             yield _deserialize_block(data[pos : pos + length], path, pos)
             pos += length
 
@@ -454,7 +478,7 @@ def _read_varint(data: bytes, pos: int, path: Path) -> tuple[int, int]:
     shift = value = 0
     while True:
         if pos >= len(data):
-            raise LedgerError(f"{path}: truncated length at byte {pos}")
+            raise LedgerError(f"{path}: truncated length at byte {pos}: the file ends there")
         b = data[pos]
         pos += 1
         value |= (b & 0x7F) << shift

@@ -65,3 +65,18 @@ def test_the_genesis_block_can_be_pinned_and_a_wrong_one_fails(stack: NetworkLay
     code, doc = verify(stack)
     assert code == 3 and "genesis" in doc["unchecked"]
     assert "does not exist; give --genesis-hash" in checks(doc)["genesis"]["detail"]
+
+
+def test_a_half_written_block_file_is_a_failed_hash_chain_not_an_error(stack: NetworkLayout, tmp_path: Path) -> None:
+    data = (DATA / "org1" / "blockfile_000000").read_bytes()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "blockfile_000000").write_bytes(data[: len(data) - 100])
+    args = ["ledger", "verify", "--block-dir", str(copy), "--profile", str(stack.connection_profile), "--json"]
+    result = CliRunner().invoke(app, args)
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and "error" not in doc and doc["verdict"] == "failed"
+    assert doc["blocks_verified"] == 7 and doc["broken_block"] == 7
+    hash_chain = checks(doc)["hash-chain"]
+    assert hash_chain["ok"] is False and f"the file ends at byte {len(data) - 100}" in hash_chain["detail"]
+    assert checks(doc)["genesis"]["ok"] is True  # the complete blocks were verified

@@ -411,3 +411,24 @@ def test_only_another_organisations_peer_vouches_for_the_validation_flags() -> N
     flipped[0] = 11 if flipped[0] == 0 else 0
     victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flipped)
     assert by_name(audit("copy", changed, [own], own_org="Org1MSP"), VALIDATION_FLAGS).ok is False
+
+
+def test_a_block_file_cut_mid_block_verifies_the_complete_blocks_and_names_where_the_file_ends(tmp_path: Path) -> None:
+    # A live peer's file copied while it wrote block 5: blocks 0-4 are whole, block 5 is cut short.
+    raw = [serialize_block(b) for b in real_chain()]
+    whole = b"".join(_varint(len(r)) + r for r in raw[:5])
+    cut = whole + _varint(len(raw[5])) + raw[5][:40]
+    (tmp_path / "blockfile_000000").write_bytes(cut)
+    report = verify_chain(read_block_files(tmp_path))
+    assert report.blocks == 5 and report.broken is not None and report.broken.block_number == 5
+    assert report.broken.check == HASH_CHAIN
+    assert f"the block at byte {len(whole)} is {len(raw[5])} bytes long, but the file ends at byte {len(cut)}" in (
+        report.broken.reason
+    )
+    chain, sigs = report.checks()
+    assert chain.ok is False and chain.detail.startswith("block 5: it cannot be read: ")
+    assert sigs.ok is None  # not made beyond the break
+    # Cut inside the next block's length: named too.
+    (tmp_path / "blockfile_000000").write_bytes(whole + _varint(len(raw[5]))[:1])
+    report = verify_chain(read_block_files(tmp_path))
+    assert report.blocks == 5 and "truncated length" in report.broken.reason  # type: ignore[union-attr]
