@@ -107,7 +107,7 @@ def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None
 
 def _report(report: VerifyReport, what: str, as_json: bool) -> None:
     if as_json:
-        emit_json({"target": what, **report.to_json()})
+        emit_json({"target": what, "scope": "bytes-only", **report.to_json()})
     elif report.ok:
         console.print(f"[green]ok[/]: {escape(what)} matches the manifest (bytes only: no signer or ledger check)")
     else:

@@ -160,6 +160,7 @@ class Verification:
         return {
             **self.content.to_json(),
             "target": self.target,
+            "scope": "ledger",
             "model": self.name,
             "version": self.version,
             "ok": self.ok,
