@@ -159,7 +159,6 @@ def audit(
     reach: dict[str, int] = {}  # per peer: blocks 0..n-1 of the copy compared with it
     forks: list[str] = []
     flags: list[str] = []
-
     short: list[str] = []  # peers that sent fewer blocks than asked for, and why
 
     def compare(peer: LivePeer, start: int, stop: int) -> None:
@@ -203,7 +202,7 @@ def audit(
     org_of = {peer.name: peer.org for peer in peers}
     report.compared_with = [f"{name} of {org_of[name]} (blocks 0-{n - 1})" for name, n in reach.items()]
     if not reach:
-        why = "; ".join(missed)
+        why = "; ".join(missed) or "the copy holds no verified block to compare"
         report.checks.append(Check(SAME_BLOCKS, None, f"not made: no peer's blocks could be read ({why})"))
         report.checks.append(Check(VALIDATION_FLAGS, None, f"not made: no peer's blocks could be read ({why})"))
         return report
