@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,19 +64,35 @@ def make_private_dir(path: Path, tighten: bool = False) -> Path:
 def write_private_file(path: Path, data: str | bytes) -> None:
     """Writes ``data`` to ``path`` (mode 0600, never readable by others even briefly), atomically.
 
-    The file is written under a temporary name in the same folder, created with
-    ``O_EXCL`` and mode 0600, then renamed over ``path``; missing folders are
-    created 0700.
+    The file is written under a fresh temporary name in the same folder
+    (``tempfile.mkstemp``: created exclusively, mode 0600, a name no other
+    writer uses), synced, then renamed over ``path``; missing folders are
+    created 0700. Concurrent writers each rename their own complete file:
+    the last rename wins, and no reader sees a partial one.
     """
     make_private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data.encode() if isinstance(data, str) else data)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+    tmp = _private_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _private_temp(path: Path, data: str | bytes) -> Path:
+    """A new 0600 file beside ``path`` holding ``data``, synced; the caller renames or links it."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), PRIVATE_FILE_MODE)  # mkstemp's own mode, made explicit
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def open_private_log(path: Path) -> int:
@@ -87,9 +104,22 @@ def open_private_log(path: Path) -> int:
 
 
 def read_or_create_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_hex(16)) -> str:
-    """Returns the secret stored at ``path``, creating one with ``make`` (mode 0600) if absent."""
+    """Returns the secret stored at ``path``, creating one with ``make`` (mode 0600) if absent.
+
+    The first writer wins: the new secret is written to a temporary file and
+    linked to ``path`` only if ``path`` does not exist yet (``os.link`` fails
+    if it does); a writer that loses reads the winner's secret instead. Every
+    caller therefore gets the one secret that is stored.
+    """
     if path.exists():
         return path.read_text().strip()
+    make_private_dir(path.parent)
     value = make()
-    write_private_file(path, value + "\n")
+    tmp = _private_temp(path, value + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return value

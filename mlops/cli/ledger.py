@@ -12,14 +12,19 @@ from rich.markup import escape
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, default_profile_path, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.network.layout import NetworkLayout
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.events import blocks
-from modelledger.sdk.ledger.audit import UNSIGNED, LedgerReport, LivePeer, audit
-from modelledger.sdk.ledger.blocks import read_block_files
+from modelledger.sdk.ledger.audit import UNSIGNED, GenesisAnchor, LedgerReport, LivePeer, audit
+from modelledger.sdk.ledger.blocks import header_hash, read_block, read_block_files
+from modelledger.sdk.ledger.checks import FAILED, INCOMPLETE
 from modelledger.sdk.ledger.queries import chain_info
 from modelledger.sdk.profile import ConnectionProfile
 
 app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
+
+# Exit codes of `ledger verify` besides 0 (every check made and held) and 2 (bad usage).
+EXIT_CODES = {FAILED: 1, INCOMPLETE: 3}
 
 
 def _height(org: str, role: str, profile: Path | None) -> tuple[int, str, str]:
@@ -55,16 +60,17 @@ def _live_peers(
         for endpoint in prof.peers(msp):
             if endpoint.name == skip:
                 continue
-            name = f"{endpoint.name} ({msp}, {endpoint.address})"
+            name = f"{endpoint.name} ({endpoint.address})"
             try:
                 gw = stack.enter_context(prof.gateway(org, role, endpoint))
             except GatewayError as exc:
-                unreachable.append(f"{name}: {exc}")
+                unreachable.append(f"{endpoint.name} ({msp}, {endpoint.address}): {exc}")
                 continue
             net = gw.network(prof.channel)
             peers.append(
                 LivePeer(
                     name,
+                    msp,
                     lambda net=net: chain_info(net).height,  # type: ignore[misc]
                     lambda a, b, net=net: blocks(net, a, b, timeout=max(300.0, (b + 1) * 0.05)),  # type: ignore[misc]
                 )
@@ -72,11 +78,59 @@ def _live_peers(
     return peers, unreachable
 
 
+def _pinned_genesis(value: str | None, as_json: bool) -> bytes | None:
+    """``--genesis-hash``, checked: 32 bytes in hex."""
+    if value is None:
+        return None
+    try:
+        pinned = bytes.fromhex(value)
+    except ValueError:
+        pinned = b""
+    if len(pinned) != 32:
+        fail(f"--genesis-hash {value!r}: give the genesis block's header hash, 64 hex digits", as_json, code=2)
+    return pinned
+
+
+def _genesis(pinned: bytes | None, prof: ConnectionProfile | None) -> GenesisAnchor:
+    """The genesis block known out of band: ``--genesis-hash``, else the one configtxgen wrote for the stack."""
+    if pinned is not None:
+        return GenesisAnchor(pinned, "--genesis-hash")
+    if prof is None:
+        return GenesisAnchor(None, "no connection profile to find the channel's genesis block; give --genesis-hash")
+    # The connection profile lives at the root of the network's state folder (NetworkLayout).
+    path = NetworkLayout(prof.path.parent).channel_block(prof.channel)
+    if not path.is_file():
+        return GenesisAnchor(None, f"{path} does not exist; give --genesis-hash")
+    try:
+        block = read_block(path)
+    except GatewayError as exc:
+        return GenesisAnchor(None, str(exc))
+    if block.header.number != 0:
+        return GenesisAnchor(None, f"{path} holds block {block.header.number}, not a genesis block")
+    return GenesisAnchor(header_hash(block.header), f"channel {prof.channel} ({path})")
+
+
 @app.command()
 def verify(
     block_dir: Annotated[
         Path | None,
         typer.Option("--block-dir", help="Verify block files (blockfile_*) in this folder, e.g. a copy of a peer's."),
+    ] = None,
+    genesis_hash: Annotated[
+        str | None,
+        typer.Option(
+            "--genesis-hash",
+            help="The channel's genesis block header hash (hex), known out of band "
+            "(default: the genesis block configtxgen wrote in the stack's state folder, when there).",
+        ),
+    ] = None,
+    copy_org: Annotated[
+        str | None,
+        typer.Option(
+            "--copy-org",
+            help="With --block-dir: the organisation whose peer the block files come from (default: --org); "
+            "its peers cannot vouch for the validation flags.",
+        ),
     ] = None,
     org: OrgOpt = "Org1MSP",
     role: RoleOpt = "auditor",
@@ -87,20 +141,34 @@ def verify(
 
     Without --block-dir, the organisation's peer's chain is read and compared
     with the other organisations' peers; with it, the copy is compared with
-    every peer of the connection profile. Exits 1 and names the failing block
-    and check; a check that could not be made (no live peer reachable) is
-    listed as not made.
+    every peer of the connection profile. Only another organisation's peer
+    than the copy's can vouch for the validation flags. Block 0 is compared with the genesis
+    block known out of band. Exits 0 only when every check was made and
+    held; 1 when one failed (the failing block and check are named); 3 when
+    none failed but one could not be made (e.g. no live peer reachable):
+    the verdict is then "incomplete", not ok.
     """
+    if copy_org is not None and block_dir is None:
+        fail("--copy-org names whose block files --block-dir reads; without it, the copy is --org's peer's", as_json, 2)
+    pinned = _pinned_genesis(genesis_hash, as_json)
     with ExitStack() as stack:
         try:
             if block_dir is not None:
-                source = str(block_dir)
+                source = f"{block_dir} (a copy of a peer of {copy_org or org})"
+                prof: ConnectionProfile | None = None
                 try:
                     prof = ConnectionProfile.load(profile or default_profile_path())
                     peers, unreachable = _live_peers(prof, org, role, "", stack)
                 except GatewayError as exc:
                     peers, unreachable = [], [str(exc)]
-                report = audit(source, read_block_files(block_dir), peers, unreachable)
+                report = audit(
+                    source,
+                    read_block_files(block_dir),
+                    peers,
+                    unreachable,
+                    genesis=_genesis(pinned, prof),
+                    own_org=copy_org or org,
+                )
             else:
                 prof, gw = open_gateway(org, role, profile)
                 stack.enter_context(gw)
@@ -116,6 +184,8 @@ def verify(
                     unreachable,
                     source_height=lambda: chain_info(network).height,
                     expected=h,
+                    genesis=_genesis(pinned, prof),
+                    own_org=org,
                 )
         except GatewayError as exc:
             fail(str(exc), as_json)
@@ -125,13 +195,16 @@ def verify(
     else:
         _print(report)
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_CODES[report.verdict])
 
 
 def _print(report: LedgerReport) -> None:
     marks = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
-    verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
-    console.print(f"{verdict}: {escape(report.source)}")
+    colour = {FAILED: "red", INCOMPLETE: "yellow"}.get(report.verdict, "green")
+    console.print(f"[{colour}]{report.verdict}[/]: {escape(report.source)}")
     for c in report.checks:
         console.print(f"  {marks[c.ok]} {c.name}: {escape(c.detail)}")
+    if report.verdict == INCOMPLETE:
+        names = ", ".join(c.name for c in report.unchecked)
+        console.print(f"  [yellow]not verified in full: {names} could not be made[/]")
     console.print(f"  [dim]{escape(UNSIGNED)}[/]")

@@ -107,7 +107,7 @@ def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None
 
 def _report(report: VerifyReport, what: str, as_json: bool) -> None:
     if as_json:
-        emit_json({"target": what, **report.to_json()})
+        emit_json({"target": what, "scope": "bytes-only", **report.to_json()})
     elif report.ok:
         console.print(f"[green]ok[/]: {escape(what)} matches the manifest (bytes only: no signer or ledger check)")
     else:
@@ -163,8 +163,8 @@ def verify(
     ledger's manifest, the signature bundle verifies, its signer is the
     registrant the ledger names (certificate fingerprint and role) and an
     identity of the registrant's organisation as the channel configuration
-    defines it, it signs the ledger's model digest, and the version is not
-    revoked. Each check is listed; exit 1 if any fails. With --manifest, only
+    defines it, it signs the ledger's model digest, and the version is
+    neither revoked nor rejected. Each check is listed; exit 1 if any fails. With --manifest, only
     the bytes are compared.
     """
     if (manifest is None) == (ledger is None):

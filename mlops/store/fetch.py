@@ -1,10 +1,21 @@
-"""Reading an anchored model back into a folder, checking every byte on the way (and, from the ledger, all of it)."""
+"""Reading an anchored model back into a folder, checking every byte on the way (and, from the ledger, all of it).
+
+Nothing appears under the destination's name before it is checked: the files
+are written into a private staging folder beside it, ``.DEST.partial-…``
+(:func:`fetch_model`) or ``.DEST.verify-…`` (:func:`fetch_verified`), which
+is renamed to ``DEST`` once every check holds and removed otherwise. A fetch
+that is killed cannot remove its own: each staging folder's name carries its
+process (host, pid and start time), and the next fetch into the same ``DEST``
+removes those whose process is gone (:func:`remove_stale_staging`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +26,51 @@ from modelledger.mlops.store.digest import Manifest, check_relative_path
 from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
 from modelledger.mlops.store.verification import LedgerEvidence, Verification, anchored_bundle, verify_version
 from modelledger.mlops.store.verify import VerifyReport, compare
+from modelledger.network.processes import process_start_time
+
+_STAGING_KINDS = ("partial", "verify")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _staging_dir(root: Path, kind: str) -> Path:
+    """A new private folder beside ``root``, named for this process (``.ROOT.KIND-PID-START-HOST-XXXXXXXX``)."""
+    pid = os.getpid()
+    start = process_start_time(pid) or 0  # 0: unknown, never taken for stale
+    return Path(tempfile.mkdtemp(prefix=f".{root.name}.{kind}-{pid}-{start}-{_host_tag()}-", dir=root.parent))
+
+
+def remove_stale_staging(dest: str | Path) -> list[Path]:
+    """Removes the staging folders that earlier fetches into ``dest`` left when they were killed.
+
+    A staging folder is stale when it was made on this host by a process that
+    no longer runs (no process has its pid, or one with another start time).
+    Folders of running fetches, of other hosts, of other destinations, and
+    anything not named as a staging folder are left alone.
+
+    Returns:
+        The folders removed.
+    """
+    root = Path(dest)
+    kinds = "|".join(_STAGING_KINDS)
+    pattern = re.compile(rf"\.{re.escape(root.name)}\.(?:{kinds})-(\d+)-(\d+)-([0-9a-f]{{8}})-[a-z0-9_]{{8}}")
+    removed: list[Path] = []
+    try:
+        siblings = list(root.parent.iterdir())
+    except OSError:
+        return removed
+    host = _host_tag()
+    for path in siblings:
+        m = pattern.fullmatch(path.name)
+        if m is None or m.group(3) != host or int(m.group(2)) == 0 or path.is_symlink() or not path.is_dir():
+            continue
+        if process_start_time(int(m.group(1))) == int(m.group(2)):
+            continue  # a fetch still running
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected: Manifest | None = None) -> Manifest:
@@ -42,8 +98,9 @@ def fetch_model(client: Any, pointer: StoragePointer, dest: str | Path, expected
     root = Path(dest)
     if root.exists() or root.is_symlink():
         raise FileExistsError(f"{root} exists; fetch into a new folder")
+    remove_stale_staging(root)
     # Everything goes into a private sibling folder first; only a complete, checked copy takes the name.
-    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    partial = _staging_dir(root, "partial")
     try:
         for sf in index.files:
             target = partial / check_relative_path(sf.path)
@@ -72,7 +129,8 @@ def fetch_verified(client: Any, evidence: LedgerEvidence, dest: str | Path) -> V
     private folder beside ``dest`` and verified with
     :func:`~modelledger.mlops.store.verification.verify_version` (bytes,
     signature, signer, ledger status); ``dest`` appears only if every check
-    holds, otherwise nothing is left behind.
+    holds, otherwise nothing is left behind (unless the process is killed:
+    see :func:`remove_stale_staging`).
 
     Raises:
         FileExistsError: ``dest`` exists.
@@ -82,7 +140,8 @@ def fetch_verified(client: Any, evidence: LedgerEvidence, dest: str | Path) -> V
     if root.exists() or root.is_symlink():
         raise FileExistsError(f"{root} exists; fetch into a new folder")
     pointer = evidence.pointer
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.verify-", dir=root.parent))
+    remove_stale_staging(root)
+    staging = _staging_dir(root, "verify")
     try:
         fetched = staging / "model"
 

@@ -151,8 +151,12 @@ def _read_bundle(bundle_path: Path) -> dict:
 
 
 def bundle_signer(bundle_path: Path) -> Signer:
-    """The signer named by a bundle's leaf certificate."""
-    cert = _leaf(_read_bundle(bundle_path))
+    """The signer named by a bundle's leaf certificate (as written; :func:`open_bundle` says who signed)."""
+    return certificate_signer(_leaf(_read_bundle(bundle_path)))
+
+
+def certificate_signer(cert: x509.Certificate) -> Signer:
+    """The signer a certificate names: its fingerprint, role attribute and subject."""
     role = ""
     try:
         ext = cert.extensions.get_extension_for_oid(FABRIC_ATTRS_OID)
@@ -197,6 +201,7 @@ def _leaf_key_verifier() -> Any:
     class LeafKeyVerifier(ms_certificate.Verifier):  # type: ignore[misc]
         def __init__(self) -> None:
             self._log_fingerprints = False
+            self.leaf: x509.Certificate | None = None  # the certificate whose key the signature verified under
 
         def _verify_certificates(self, material: Any, log_fingerprints: bool = False) -> ec.EllipticCurvePublicKey:
             chain = material.x509_certificate_chain.certificates
@@ -212,6 +217,7 @@ def _leaf_key_verifier() -> Any:
             key = leaf.public_key()
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 raise ValueError(f"the signing certificate holds a {type(key).__name__}, not an EC key")
+            self.leaf = leaf
             return key
 
     return LeafKeyVerifier()
@@ -238,14 +244,17 @@ def open_bundle(data: bytes) -> SignedStatement:
             bundle = ms_bundle.Signature.read(path)
         except (KeyError, TypeError, ValueError) as exc:
             raise SignatureError(f"not a model-signing bundle: {exc}") from exc
+        verifier = _leaf_key_verifier()
         try:
-            signed = _leaf_key_verifier().verify(bundle)
+            signed = verifier.verify(bundle)
         except Exception as exc:  # model-signing raises ValueError, KeyError, InvalidSignature and others
             raise SignatureError(
                 f"model-signing does not verify the bundle's signature: {exc or type(exc).__name__}"
             ) from exc
-        signer = bundle_signer(path)
-        leaf = _leaf(_read_bundle(path))
+        # Who signed is the certificate whose key the signature verified under, not one read apart from it.
+        leaf = verifier.leaf
+        if leaf is None:
+            raise SignatureError("model-signing verified the bundle without its leaf certificate")
         root = bundle_root_digest(path)
     files = tuple(sorted((d.identifier, d.digest.digest_hex) for d in signed.resource_descriptors()))
-    return SignedStatement(signer, leaf, root, files)
+    return SignedStatement(certificate_signer(leaf), leaf, root, files)

@@ -3,7 +3,9 @@
 A model version is verified when all of these hold (each is a named check,
 reported in text and in ``--json``):
 
-- ``ledger-status``: the ledger record is not ``REVOKED`` (its current status);
+- ``ledger-status``: the ledger record's current status is one a usable
+  version has (``REGISTERED``, ``APPROVED``, ``DEPLOYED``): not ``REVOKED``
+  nor ``REJECTED``, nor one this code does not know;
 - ``ledger-manifest``: the record's ``modelDigest`` and ``manifestDigest`` are
   those of its own manifest;
 - ``bytes``: the bytes (a folder, or the anchored copy re-read in full) are
@@ -54,6 +56,9 @@ SIGNER_CHAIN = "signer-chain"
 SIGNER_IDENTITY = "signer-identity"
 SIGNED_DIGEST = "signed-digest"
 REVOKED = "REVOKED"
+REJECTED = "REJECTED"
+# The statuses of chaincode/CONTRACT.md ("Status") under which a version may be called verified.
+USABLE_STATUSES = ("REGISTERED", "APPROVED", "DEPLOYED")
 
 
 def ledger_manifest(record: ModelVersion) -> Manifest:
@@ -155,6 +160,7 @@ class Verification:
         return {
             **self.content.to_json(),
             "target": self.target,
+            "scope": "ledger",
             "model": self.name,
             "version": self.version,
             "ok": self.ok,
@@ -168,7 +174,19 @@ def _status(record: ModelVersion) -> Check:
     if record.status == REVOKED:
         reason = record.revocation.reason if record.revocation else ""
         return Check(LEDGER_STATUS, False, f"the version is REVOKED on the ledger: {reason}")
-    return Check(LEDGER_STATUS, True, f"{record.status} on the ledger (not revoked)")
+    if record.status == REJECTED:
+        by = "; ".join(
+            f"{a.msp_id}" + (f": {a.comment}" if a.comment else "") for a in record.approvals if a.decision == REJECTED
+        )
+        return Check(LEDGER_STATUS, False, "the version is REJECTED on the ledger" + (f" by {by}" if by else ""))
+    if record.status not in USABLE_STATUSES:
+        return Check(
+            LEDGER_STATUS,
+            False,
+            f"the version's status on the ledger is {record.status or '(none)'}, "
+            f"not one of {', '.join(USABLE_STATUSES)}",
+        )
+    return Check(LEDGER_STATUS, True, f"{record.status} on the ledger (neither revoked nor rejected)")
 
 
 def _record_digests(record: ModelVersion) -> tuple[Check, Manifest | None]:

@@ -29,6 +29,7 @@ another organisation's peer (:func:`compare_copies`) is the only check.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,12 +270,22 @@ def verify_block_signatures(block: common_pb2.Block, config: ChannelConfig, last
 def verify_chain(blocks: Iterable[common_pb2.Block]) -> ChainReport:
     """Checks numbering, each data hash and previous-hash link, and each block's orderer signatures, from block 0.
 
-    Stops at the first failure and names that block and check.
+    Stops at the first failure and names that block and check. A block that cannot be read (e.g. a block
+    file cut mid-block, :class:`LedgerError`) ends the chain there, as a ``hash-chain`` failure naming why;
+    the blocks before it are verified.
     """
     report = ChainReport()
     previous: bytes | None = None
     config: ChannelConfig | None = None
-    for expected_number, block in enumerate(blocks):
+    iterator = iter(blocks)
+    for expected_number in itertools.count():
+        try:
+            block = next(iterator)
+        except StopIteration:
+            break
+        except LedgerError as exc:
+            report.broken = ChainBreak(expected_number, f"it cannot be read: {exc}")
+            return report
         number = block.header.number
         if number != expected_number:
             report.broken = ChainBreak(number, f"expected block {expected_number}, found block {number}")
@@ -327,19 +338,48 @@ class Disagreement:
     what: str
 
 
-def compare_copies(mine: list[BlockSummary], theirs: Iterable[common_pb2.Block]) -> list[Disagreement]:
+@dataclass
+class Comparison:
+    """What :func:`compare_copies` found: the differences, and how many of the blocks asked for were compared.
+
+    Attributes:
+        differences: Where the copies differ.
+        asked: How many blocks were to be compared.
+        compared: How many were (from the first): fewer when the other copy's stream ended early or
+            sent another block than the one due.
+        note: Why fewer were compared.
+    """
+
+    differences: list[Disagreement]
+    asked: int
+    compared: int
+    note: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.compared == self.asked
+
+
+def compare_copies(mine: list[BlockSummary], theirs: Iterable[common_pb2.Block]) -> Comparison:
     """Compares a verified copy's blocks with another copy's (e.g. a peer of another organisation).
 
     Both must have the same header hash (the same orderer-signed block) and the
     same unsigned commit metadata: the validation code of every transaction and
-    the commit hash. ``theirs`` is read up to the end of ``mine`` at most.
+    the commit hash. ``theirs`` must send ``mine``'s blocks in order; it is read
+    up to the end of ``mine`` at most, and the blocks it did not send are
+    counted, not assumed equal.
     """
     out: list[Disagreement] = []
-    by_number = {s.number: s for s in mine}
+    compared = 0
+    note = ""
     for block in theirs:
-        m = by_number.get(block.header.number)
-        if m is None:
+        if compared == len(mine):
             break
+        m = mine[compared]
+        if block.header.number != m.number:
+            note = f"it sent block {block.header.number} where block {m.number} was due"
+            break
+        compared += 1
         t = summarize(block)
         if t.header_hash != m.header_hash:
             out.append(Disagreement(m.number, "the header hashes differ (another block under the same number)"))
@@ -352,13 +392,31 @@ def compare_copies(mine: list[BlockSummary], theirs: Iterable[common_pb2.Block])
             out.append(Disagreement(m.number, f"the validation flags differ ({codes})"))
         elif t.commit_hash != m.commit_hash:
             out.append(Disagreement(m.number, "the commit hashes differ"))
-        if block.header.number >= mine[-1].number:
+        if compared == len(mine):
             break
-    return out
+    if compared < len(mine) and not note:
+        note = f"its stream ended after {compared} of the {len(mine)} blocks asked for"
+    return Comparison(out, len(mine), compared, note)
 
 
 def _code(flags: bytes, i: int) -> str:
     return validation_code_name(flags[i]) if i < len(flags) else "absent"
+
+
+def read_block(path: str | Path) -> common_pb2.Block:
+    """A block stored as one marshalled ``common.Block`` (as configtxgen writes a channel's genesis block).
+
+    Raises:
+        LedgerError: The file cannot be read or is not a block.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"cannot read the block file {path}: {exc.strerror}") from exc
+    try:
+        return common_pb2.Block.FromString(data)
+    except Exception as exc:  # protobuf's DecodeError
+        raise LedgerError(f"{path} is not a block: {exc}") from exc
 
 
 def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
@@ -367,20 +425,33 @@ def read_block_files(ledger_dir: str | Path) -> Iterator[common_pb2.Block]:
     Fabric stores each block as a varint length, then the block in its own
     layout: header (number, data hash, previous hash), the data entries and
     the metadata entries, each length-prefixed.
+
+    Raises:
+        LedgerError: At once, when the folder holds no block file; while reading, when a block is cut
+            short (a file copied while the peer wrote it) or malformed, naming the file and offset, after
+            yielding every complete block before it (:func:`verify_chain` reports it as the chain's end).
     """
     root = Path(ledger_dir)
     files = sorted(root.glob("blockfile_*"))
     if not files:
         raise LedgerError(f"no blockfile_* in {root}")
+    return _blocks_in(files)
+
+
+def _blocks_in(files: list[Path]) -> Iterator[common_pb2.Block]:
     for path in files:
         data = path.read_bytes()
         pos = 0
         while pos < len(data):
+            start = pos
             length, pos = _read_varint(data, pos, path)
             if length == 0:  # preallocated, unused space
                 break
             if pos + length > len(data):
-                raise LedgerError(f"{path}: truncated block at byte {pos}")
+                raise LedgerError(
+                    f"{path}: truncated block: the block at byte {start} is {length} bytes long, but the file "
+                    f"ends at byte {len(data)}"
+                )
             yield _deserialize_block(data[pos : pos + length], path, pos)
             pos += length
 
@@ -407,7 +478,7 @@ def _read_varint(data: bytes, pos: int, path: Path) -> tuple[int, int]:
     shift = value = 0
     while True:
         if pos >= len(data):
-            raise LedgerError(f"{path}: truncated length at byte {pos}")
+            raise LedgerError(f"{path}: truncated length at byte {pos}: the file ends there")
         b = data[pos]
         pos += 1
         value |= (b & 0x7F) << shift

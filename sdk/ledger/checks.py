@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+OK = "ok"
+FAILED = "failed"
+INCOMPLETE = "incomplete"
+
 
 @dataclass(frozen=True)
 class Check:
@@ -31,6 +35,14 @@ class Check:
 def all_hold(checks: list[Check]) -> bool:
     """True when no check failed and at least one was made."""
     return any(c.ok for c in checks) and not any(c.ok is False for c in checks)
+
+
+def verdict(checks: list[Check]) -> str:
+    """The overall verdict: ``failed`` if a check failed (or none holds), else ``incomplete`` if one could not
+    be made, else ``ok``. An incomplete verification is not a verified one."""
+    if not all_hold(checks):
+        return FAILED
+    return INCOMPLETE if any(c.ok is None for c in checks) else OK
 
 
 def first_failure(checks: list[Check]) -> Check | None:

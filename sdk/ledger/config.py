@@ -8,9 +8,12 @@ readable by any member of the channel).
 :meth:`ChannelConfig.evaluate` evaluates a policy of the configuration (e.g.
 ``/Channel/Orderer/BlockValidation``) against identities whose signatures
 were already checked, with Fabric's rules: an implicit-meta policy (``ANY``,
-``ALL``, ``MAJORITY`` of a sub-policy of each organisation of the group), and
+``ALL``, ``MAJORITY`` of a sub-policy of each organisation of the group; an
+organisation without that sub-policy counts and rejects, and a group without
+organisations is satisfied, as in ``common/policies/implicitmeta.go``), and
 a signature policy (``n_out_of`` over ``signed_by`` principals, each
-identity counted once, see ``common/cauthdsl``) with principals of
+identity counted once however often it signed, see ``common/cauthdsl`` and
+``SignatureSetToValidIdentities``) with principals of
 classification ``ROLE`` (member, admin, client, peer, orderer) or
 ``IDENTITY``. Other principal kinds satisfy nothing, and the result says so.
 """
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
 from fabric_protos.msp import identities_pb2, msp_config_pb2, msp_principal_pb2
 
@@ -94,10 +98,15 @@ class ChannelConfig:
     def parse(cls, config: configtx_pb2.Config, block_number: int | None = None) -> ChannelConfig:
         """Reads the MSPs of every organisation of the ``Orderer`` and ``Application`` groups.
 
+        An MSP id defined by more than one organisation must be defined identically each time (Fabric's
+        ``ProposeMSP``: "attempted to define two different versions of MSP"); otherwise the one read last
+        would silently decide who that MSP vouches for.
+
         Raises:
-            ConfigError: An MSP definition cannot be read.
+            ConfigError: An MSP definition cannot be read, or two organisations define one MSP id differently.
         """
         msps: dict[str, MspTrust] = {}
+        defined: dict[str, tuple[msp_config_pb2.MSPConfig, str]] = {}
         sections: dict[str, list[str]] = {"Orderer": [], "Application": []}
         for section, ids in sections.items():
             group = config.channel_group.groups.get(section)
@@ -114,7 +123,16 @@ class ChannelConfig:
                     raise ConfigError(f"the MSP of organisation {name} cannot be decoded: {exc}") from exc
                 if mc.type != 0:
                     raise ConfigError(f"the MSP of organisation {name} is of type {mc.type}; only X.509 (0) is read")
-                msps[fabric.name] = MspTrust.from_config(fabric.name, fabric)
+                where = f"organisation {name} of the {section} group"
+                if fabric.name in defined:
+                    first, first_where = defined[fabric.name]
+                    if first != mc:
+                        raise ConfigError(
+                            f"MSP {fabric.name} is defined twice, differently: by {first_where} and by {where}"
+                        )
+                else:
+                    defined[fabric.name] = (mc, where)
+                    msps[fabric.name] = MspTrust.from_config(fabric.name, fabric)
                 ids.append(fabric.name)
         return cls(config, msps, tuple(sections["Orderer"]), tuple(sections["Application"]), block_number)
 
@@ -162,7 +180,7 @@ class ChannelConfig:
         """
         group, policy = self._policy(path)
         result = PolicyResult(False)
-        result.satisfied = self._evaluate(group, policy, list(signers), result.notes, path)
+        result.satisfied = self._evaluate(group, policy, _distinct(signers), result.notes, path)
         return result
 
     def _evaluate(
@@ -175,21 +193,23 @@ class ChannelConfig:
     ) -> bool:
         try:
             if policy.type == policies_pb2.Policy.IMPLICIT_META:
+                # Fabric's common/policies/implicitmeta.go: every sub-group counts; one without the sub-policy
+                # rejects (its policy manager answers a reject policy); no sub-group at all needs nothing.
                 meta = policies_pb2.ImplicitMetaPolicy.FromString(policy.value)
-                subs = [
-                    (f"{path.rsplit('/', 1)[0]}/{name}/{meta.sub_policy}", sub)
-                    for name, sub in sorted(group.groups.items())
-                    if meta.sub_policy in sub.policies
-                ]
-                met = sum(
-                    self._evaluate(sub, sub.policies[meta.sub_policy].policy, signers, notes, p) for p, sub in subs
-                )
+                met = 0
+                for name, sub in sorted(group.groups.items()):
+                    p = f"{path.rsplit('/', 1)[0]}/{name}/{meta.sub_policy}"
+                    if meta.sub_policy not in sub.policies:
+                        notes.append(f"{p}: no such policy (it rejects)")
+                        continue
+                    met += self._evaluate(sub, sub.policies[meta.sub_policy].policy, signers, notes, p)
+                subs = len(group.groups)
                 need = {
                     policies_pb2.ImplicitMetaPolicy.ANY: 1,
-                    policies_pb2.ImplicitMetaPolicy.ALL: len(subs),
-                    policies_pb2.ImplicitMetaPolicy.MAJORITY: len(subs) // 2 + 1,
+                    policies_pb2.ImplicitMetaPolicy.ALL: subs,
+                    policies_pb2.ImplicitMetaPolicy.MAJORITY: subs // 2 + 1,
                 }[meta.rule]
-                return met >= need
+                return met >= (need if subs else 0)
             if policy.type == policies_pb2.Policy.SIGNATURE:
                 env = policies_pb2.SignaturePolicyEnvelope.FromString(policy.value)
                 return _signature_rule(env.rule, list(env.identities), signers, [False] * len(signers), self, notes)
@@ -227,6 +247,19 @@ class ChannelConfig:
             return True
         notes.append(f"principal classification {kind} is not evaluated")
         return False
+
+
+def _distinct(signers: Sequence[SignedBy]) -> list[SignedBy]:
+    """Each identity once, in order (Fabric's ``SignatureSetToValidIdentities``: the same MSP and certificate
+    signing twice counts once)."""
+    seen: set[tuple[str, bytes]] = set()
+    out: list[SignedBy] = []
+    for signer in signers:
+        key = (signer.msp_id, signer.cert.public_bytes(Encoding.DER))
+        if key not in seen:
+            seen.add(key)
+            out.append(signer)
+    return out
 
 
 def _signature_rule(

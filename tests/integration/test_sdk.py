@@ -185,11 +185,21 @@ def test_ledger_verify_checks_links_signatures_and_the_other_peers(
     assert live.returncode == 0, live.stdout + live.stderr
     report = json.loads(live.stdout)
     height = json.loads(_cli("ledger", "height", "--profile", str(profile.path), "--json").stdout)["height"]
-    assert report["ok"] is True and report["blocks_verified"] == height >= 5
+    assert report["ok"] is True and report["verdict"] == "ok" and report["blocks_verified"] == height >= 5
     assert report["blocks_signed"] == height - 1 and report["unchecked"] == []
     checks = _checks(report)
-    assert list(checks) == ["hash-chain", "orderer-signatures", "height", "same-blocks", "validation-flags"]
+    assert list(checks) == [
+        "hash-chain",
+        "orderer-signatures",
+        "genesis",
+        "height",
+        "same-blocks",
+        "validation-flags",
+    ]
     assert all(c["ok"] for c in checks.values())
+    # Block 0 is the genesis block configtxgen wrote in the stack's state folder.
+    assert str(network.layout.channel_block(profile.channel)) in checks["genesis"]["detail"]
+    genesis = report["genesis_block_hash"]
     assert [p.split(" ")[0] for p in report["compared_with"]] == ["peer0-Org2"]  # the other organisation's peer
     assert "TRANSACTIONS_FILTER" in report["unsigned"]
 
@@ -212,6 +222,8 @@ def test_ledger_verify_checks_links_signatures_and_the_other_peers(
 
     rc, doc = verify_copy(encoded)
     assert rc == 0 and doc["ok"] and len(doc["compared_with"]) == 2, doc
+    # The files are Org1's peer's (--copy-org defaults to --org): only Org2's peer vouches for the flags.
+    assert _checks(doc)["validation-flags"]["detail"].endswith("(organisations: Org2MSP)")
 
     # One flipped byte in block 3's orderer signature: named, with its check.
     victim = common_pb2.Block()
@@ -244,10 +256,14 @@ def test_ledger_verify_checks_links_signatures_and_the_other_peers(
     assert flagged["ok"] is False and f"block {height - 1} vs peer0-Org1" in flagged["detail"]
     assert f"block {height - 1} vs peer0-Org2" in flagged["detail"]
 
-    # With no peer to ask, the copy's own checks hold and the others are listed as not made.
+    # With no peer to ask (and no genesis block known), the copy's own checks hold, the others are listed as
+    # not made, and the verdict is incomplete: exit 3, not ok.
     rc, doc = verify_copy(encoded, "--profile", str(tmp_path / "no-profile.yaml"))
-    assert rc == 0 and doc["unchecked"] == ["height", "same-blocks", "validation-flags"]
+    assert rc == 3 and doc["ok"] is False and doc["verdict"] == "incomplete"
+    assert doc["unchecked"] == ["genesis", "height", "same-blocks", "validation-flags"]
     assert "no live peer reachable" in _checks(doc)["height"]["detail"]
+    rc, doc = verify_copy(encoded, "--profile", str(tmp_path / "no-profile.yaml"), "--genesis-hash", genesis)
+    assert rc == 3 and _checks(doc)["genesis"]["ok"] is True and "genesis" not in doc["unchecked"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _cli("ledger", "verify", "--block-dir", str(empty), "--json").returncode == 1  # no block files

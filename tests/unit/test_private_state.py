@@ -24,7 +24,7 @@ from modelledger.network import private_files
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import BOOTSTRAP_ADMIN, CAServer
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import make_private_dir, write_private_file
+from modelledger.network.private_files import make_private_dir, read_or_create_secret, write_private_file
 from modelledger.network.processes import ProcessSupervisor, claim_marked_dir
 from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
@@ -76,9 +76,46 @@ def test_private_files_are_created_0600_exclusively_never_opened_under_their_fin
     target = tmp_path / "new" / "secret"
     write_private_file(target, "s3cr3t\n")
     write_private_file(target, b"rotated\n")
-    assert [p for p, _, _ in opened] == [str(target) + ".tmp"] * 2
+    # Each write opens a new name of its own beside the target (never the target, never a shared name).
+    assert len(opened) == 2 and len({p for p, _, _ in opened}) == 2
+    assert all(Path(p).parent == target.parent and Path(p).name.startswith(".secret.") for p, _, _ in opened)
     assert all(flags & os.O_CREAT and flags & os.O_EXCL and m == 0o600 for _, flags, m in opened)
     assert target.read_text() == "rotated\n" and mode(target) == 0o600 and mode(target.parent) == 0o700
+    assert sorted(p.name for p in target.parent.iterdir()) == ["secret"]  # no temporary file left
+
+
+def test_concurrent_writers_each_rename_their_own_complete_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writer B starts while writer A's file is written but not yet renamed: neither touches the other's file.
+    target = tmp_path / "secret"
+    real_fsync = os.fsync
+    started: list[str] = []
+
+    def fsync_then_b(fd: int) -> None:
+        real_fsync(fd)
+        if not started:
+            started.append("B")
+            write_private_file(target, "written by B\n")
+
+    monkeypatch.setattr(private_files.os, "fsync", fsync_then_b)
+    write_private_file(target, "written by A\n")  # with a shared temporary name, B removed A's file: A failed
+    assert target.read_text() == "written by A\n" and mode(target) == 0o600  # the last rename wins, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret"]
+
+
+def test_the_first_writer_of_a_secret_wins_and_the_others_read_it(tmp_path: Path) -> None:
+    # Another process creates the secret between this one's check and its write: this one must not replace it.
+    target = tmp_path / "s" / "token"
+
+    def make_while_another_wins() -> str:
+        write_private_file(target, "the winner's\n")
+        return "the loser's"
+
+    assert read_or_create_secret(target, make_while_another_wins) == "the winner's"
+    assert target.read_text() == "the winner's\n" and mode(target) == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["token"]
+    assert read_or_create_secret(target, lambda: "never") == "the winner's"
 
 
 def test_make_private_dir_makes_only_missing_folders_and_refuses_a_file_in_the_way(tmp_path: Path) -> None:

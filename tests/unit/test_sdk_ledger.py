@@ -21,7 +21,15 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 
-from modelledger.sdk.ledger.audit import HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS, LivePeer, audit
+from modelledger.sdk.ledger.audit import (
+    GENESIS,
+    HEIGHT,
+    SAME_BLOCKS,
+    VALIDATION_FLAGS,
+    GenesisAnchor,
+    LivePeer,
+    audit,
+)
 from modelledger.sdk.ledger.blocks import (
     HASH_CHAIN,
     ORDERER_SIGNATURES,
@@ -244,8 +252,14 @@ def test_the_real_chain_holds_a_valid_and_an_invalid_transaction() -> None:
     assert {"VALID", "ENDORSEMENT_POLICY_FAILURE"} <= codes
 
 
+def anchor() -> GenesisAnchor:
+    """The real chain's genesis block, as if known out of band."""
+    return GenesisAnchor(header_hash(real_chain()[0].header), "the test network's genesis block")
+
+
 def peer(name: str, chain: list[common_pb2.Block]) -> LivePeer:
-    return LivePeer(name, lambda: len(chain), lambda a, b: iter(chain[a : b + 1]))
+    """A live peer named ``peer0-OrgN`` of ``OrgNMSP`` holding ``chain``."""
+    return LivePeer(name, f"{name.split('-')[1]}MSP", lambda: len(chain), lambda a, b: iter(chain[a : b + 1]))
 
 
 def by_name(report, name: str):
@@ -253,22 +267,28 @@ def by_name(report, name: str):
 
 
 def test_a_copy_agrees_with_the_other_organisations_peer() -> None:
-    report = audit("org1 copy", real_chain("org1"), [peer("peer0-Org2", real_chain("org2"))])
-    assert report.ok and [c.name for c in report.checks] == [
-        HASH_CHAIN,
-        ORDERER_SIGNATURES,
-        HEIGHT,
-        SAME_BLOCKS,
-        VALIDATION_FLAGS,
-    ]
+    report = audit("org1 copy", real_chain("org1"), [peer("peer0-Org2", real_chain("org2"))], genesis=anchor())
+    assert (
+        report.ok
+        and report.verdict == "ok"
+        and [c.name for c in report.checks]
+        == [
+            HASH_CHAIN,
+            ORDERER_SIGNATURES,
+            GENESIS,
+            HEIGHT,
+            SAME_BLOCKS,
+            VALIDATION_FLAGS,
+        ]
+    )
     assert report.to_json()["unchecked"] == [] and report.compared_with == [
-        f"peer0-Org2 (blocks 0-{report.chain.blocks - 1})"
+        f"peer0-Org2 of Org2MSP (blocks 0-{report.chain.blocks - 1})"
     ]
 
 
 def test_a_truncated_copy_is_reported_behind_the_live_peer() -> None:
     full = real_chain()
-    report = audit("truncated copy", full[:-2], [peer("peer0-Org1", real_chain())])
+    report = audit("truncated copy", full[:-2], [peer("peer0-Org1", real_chain())], genesis=anchor())
     assert not report.ok and report.chain.ok  # what it holds is sound; it is not all there is
     height = by_name(report, HEIGHT)
     assert height.ok is False and "behind the live peer peer0-Org1" in height.detail
@@ -292,8 +312,123 @@ def test_flags_differing_between_peers_are_reported_with_block_and_transaction()
     assert by_name(report, SAME_BLOCKS).ok
 
 
-def test_with_no_live_peer_the_checks_that_need_one_are_listed_as_not_made() -> None:
-    report = audit("copy", real_chain(), [], ["peer0-Org1: connection refused"])
-    assert report.ok  # nothing failed, but three checks could not be made, and say why
-    assert report.to_json()["unchecked"] == [HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS]
+def test_with_no_live_peer_the_verdict_is_incomplete_and_names_the_checks_not_made() -> None:
+    report = audit("copy", real_chain(), [], ["peer0-Org1: connection refused"], genesis=anchor())
+    assert not report.ok and report.verdict == "incomplete"  # nothing failed, but three checks could not be made
+    doc = report.to_json()
+    assert doc["ok"] is False and doc["verdict"] == "incomplete"
+    assert doc["unchecked"] == [HEIGHT, SAME_BLOCKS, VALIDATION_FLAGS]
     assert all("no live peer reachable (peer0-Org1: connection refused)" in c.detail for c in report.unchecked)
+    # A failure wins over a check not made.
+    chain = real_chain()
+    chain[3].data.data[0] = b"changed"
+    assert audit("copy", chain, [], genesis=anchor()).verdict == "failed"
+
+
+def test_the_genesis_block_is_compared_with_the_one_known_out_of_band() -> None:
+    chain = real_chain()
+    peers = [peer("peer0-Org2", real_chain("org2"))]
+    good = by_name(audit("copy", chain, peers, genesis=anchor()), GENESIS)
+    assert good.ok and header_hash(chain[0].header).hex() in good.detail
+    assert (
+        audit("copy", chain, peers, genesis=anchor()).to_json()["genesis_block_hash"]
+        == header_hash(chain[0].header).hex()
+    )
+    # Another channel's (or a forged) history verifies on its own: only the anchor tells.
+    other = GenesisAnchor(hashlib.sha256(b"another channel").digest(), "--genesis-hash")
+    report = audit("copy", chain, peers, genesis=other)
+    assert report.chain.ok and report.verdict == "failed"
+    wrong = by_name(report, GENESIS)
+    assert wrong.ok is False and "is not " + other.header_hash.hex() in wrong.detail  # type: ignore[union-attr]
+    # None known: the check is not made, and the verdict is incomplete although everything else held.
+    missing = audit("copy", chain, peers, genesis=GenesisAnchor(None, "/state/channel/x.block does not exist"))
+    assert missing.verdict == "incomplete" and missing.to_json()["unchecked"] == [GENESIS]
+    assert "/state/channel/x.block does not exist" in by_name(missing, GENESIS).detail
+    assert audit("copy", chain, peers).verdict == "incomplete"
+
+
+def test_a_copy_ahead_of_every_live_peer_fails_height_and_its_extra_blocks_are_not_vouched_for() -> None:
+    # Under Raft any member of the orderer organisation can sign a block: blocks appended to a copy verify on
+    # their own. A peer at height 5 vouches for blocks 0-4 only; a copy of 8 blocks cannot be ahead of the network.
+    full = real_chain()
+    report = audit("copy with extra blocks", full, [peer("peer0-Org2", real_chain("org2")[:5])])
+    assert report.chain.ok and not report.ok
+    height = by_name(report, HEIGHT)
+    assert height.ok is False and "ahead of every live peer" in height.detail
+    assert f"the copy holds blocks 5-{len(full) - 1}" in height.detail and "peer0-Org2, is at height 5" in height.detail
+    for name in (SAME_BLOCKS, VALIDATION_FLAGS):
+        check = by_name(report, name)
+        assert check.ok is None and f"blocks 5-{len(full) - 1} were compared with no peer" in check.detail
+    assert report.compared_with == ["peer0-Org2 of Org2MSP (blocks 0-4)"]
+
+
+def test_a_live_peer_that_only_lagged_is_asked_again_and_compared_in_full() -> None:
+    # A live source's peer may be a block behind when first asked (a block committed meanwhile).
+    full, theirs = real_chain(), real_chain("org2")
+    answers = iter([len(full) - 1, len(full)])
+    lagging = LivePeer("peer0-Org2", "Org2MSP", lambda: next(answers), lambda a, b: iter(theirs[a : b + 1]))
+    report = audit("live copy", full, [lagging], genesis=anchor())
+    assert report.ok and by_name(report, HEIGHT).ok and by_name(report, VALIDATION_FLAGS).ok
+    assert report.compared_with == [f"peer0-Org2 of Org2MSP (blocks 0-{len(full) - 1})"]
+
+
+def test_a_peer_stream_that_ends_early_does_not_vouch_for_the_blocks_it_did_not_send() -> None:
+    # The copy's newest block has a flipped flag; the peer claims the full height but sends 3 blocks only.
+    mine, theirs = real_chain("org1"), real_chain("org2")
+    last = mine[-1]
+    flags = bytearray(last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    flags[0] = 11 if flags[0] == 0 else 0
+    last.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flags)
+    cut = LivePeer("peer0-Org2", "Org2MSP", lambda: len(theirs), lambda a, b: iter(theirs[a : min(b + 1, 3)]))
+    report = audit("org1 copy", mine, [cut], genesis=anchor())
+    assert report.chain.ok and not report.ok and report.verdict == "incomplete"
+    for name in (SAME_BLOCKS, VALIDATION_FLAGS):
+        check = by_name(report, name)
+        assert check.ok is None and f"blocks 3-{len(mine) - 1} were compared with no peer" in check.detail
+        assert "its stream ended after 3 of the 8 blocks asked for" in check.detail
+    assert report.compared_with == ["peer0-Org2 of Org2MSP (blocks 0-2)"]
+    # A stream that skips a block is cut where it skipped.
+    skipping = LivePeer("peer0-Org2", "Org2MSP", lambda: len(theirs), lambda a, b: iter(theirs[:2] + theirs[3:]))
+    check = by_name(audit("org1 copy", mine, [skipping], genesis=anchor()), VALIDATION_FLAGS)
+    assert check.ok is None and "it sent block 3 where block 2 was due" in check.detail
+
+
+def test_only_another_organisations_peer_vouches_for_the_validation_flags() -> None:
+    mine = real_chain("org1")
+    own = peer("peer0-Org1", real_chain("org1"))
+    report = audit("org1 copy", mine, [own], genesis=anchor(), own_org="Org1MSP")
+    assert by_name(report, SAME_BLOCKS).ok is True and "organisations: Org1MSP" in by_name(report, SAME_BLOCKS).detail
+    flags = by_name(report, VALIDATION_FLAGS)
+    assert flags.ok is None and flags.detail.startswith("not made (no other organisation's peer reachable)")
+    assert report.verdict == "incomplete"
+    both = audit("org1 copy", mine, [own, peer("peer0-Org2", real_chain("org2"))], genesis=anchor(), own_org="Org1MSP")
+    assert both.ok and by_name(both, VALIDATION_FLAGS).detail.endswith("(organisations: Org2MSP)")
+    assert "organisations: Org1MSP, Org2MSP" in by_name(both, SAME_BLOCKS).detail
+    # A difference with the copy's own organisation's peer still fails.
+    changed = real_chain("org1")
+    victim = first_endorser_block(changed)
+    flipped = bytearray(victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    flipped[0] = 11 if flipped[0] == 0 else 0
+    victim.metadata.metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(flipped)
+    assert by_name(audit("copy", changed, [own], own_org="Org1MSP"), VALIDATION_FLAGS).ok is False
+
+
+def test_a_block_file_cut_mid_block_verifies_the_complete_blocks_and_names_where_the_file_ends(tmp_path: Path) -> None:
+    # A live peer's file copied while it wrote block 5: blocks 0-4 are whole, block 5 is cut short.
+    raw = [serialize_block(b) for b in real_chain()]
+    whole = b"".join(_varint(len(r)) + r for r in raw[:5])
+    cut = whole + _varint(len(raw[5])) + raw[5][:40]
+    (tmp_path / "blockfile_000000").write_bytes(cut)
+    report = verify_chain(read_block_files(tmp_path))
+    assert report.blocks == 5 and report.broken is not None and report.broken.block_number == 5
+    assert report.broken.check == HASH_CHAIN
+    assert f"the block at byte {len(whole)} is {len(raw[5])} bytes long, but the file ends at byte {len(cut)}" in (
+        report.broken.reason
+    )
+    chain, sigs = report.checks()
+    assert chain.ok is False and chain.detail.startswith("block 5: it cannot be read: ")
+    assert sigs.ok is None  # not made beyond the break
+    # Cut inside the next block's length: named too.
+    (tmp_path / "blockfile_000000").write_bytes(whole + _varint(len(raw[5]))[:1])
+    report = verify_chain(read_block_files(tmp_path))
+    assert report.blocks == 5 and "truncated length" in report.broken.reason  # type: ignore[union-attr]

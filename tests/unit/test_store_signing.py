@@ -14,9 +14,11 @@ import os
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from model_signing import hashing as ms_hashing
 from model_signing import verifying as ms_verifying
 
+from modelledger.mlops.store import signing
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.signing import (
     SignatureError,
@@ -79,6 +81,20 @@ def test_open_bundle_names_another_identity_of_the_same_ca(pki, model: Path, tmp
     sign_model(model, bundle, pki["other_key"], pki["other"], [pki["ca"]])
     statement = open_bundle(bundle.read_bytes())
     assert statement.signer.subject == "CN=other" and statement.signer.role == "registrar"
+
+
+def test_the_signer_named_is_the_certificate_whose_key_verified_the_signature(
+    pki, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whoever reads the bundle's JSON apart from model-signing (its leaf, as written) cannot change who signed:
+    # the identity is the certificate model-signing verified the signature under.
+    bundle = tmp_path / "other.json"
+    sign_model(model, bundle, pki["other_key"], pki["other"], [pki["ca"]])
+    registrar = x509.load_pem_x509_certificate(pki["registrar"].read_bytes())
+    monkeypatch.setattr(signing, "_leaf", lambda _bundle: registrar)
+    statement = open_bundle(bundle.read_bytes())
+    assert statement.signer.subject == "CN=other" and statement.certificate.subject.rfc4514_string() == "CN=other"
+    assert statement.signer.cert_fingerprint != fingerprint(registrar)
 
 
 def test_a_changed_signature_or_statement_does_not_open(pki, model: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from modelledger.mlops.store.verification import (
 )
 from modelledger.mlops.store.verify import verify_folder
 from modelledger.sdk.ledger.msp import MspError, MspTrust
-from modelledger.sdk.registry.records import Actor, ModelVersion, Revocation, Storage
+from modelledger.sdk.registry.records import Actor, Approval, ModelVersion, Revocation, Storage
 from modelledger.sdk.registry.records import Manifest as LedgerManifest
 from modelledger.sdk.registry.records import ManifestFile as LedgerFile
 from tests.unit.pki_fakes import fingerprint, make_cert, write_pair
@@ -109,6 +109,28 @@ def test_a_revoked_version_fails_ledger_status(good, model: Path) -> None:
     revoked = dataclasses.replace(evidence.record, status="REVOKED", revocation=Revocation(reason="leaked data"))
     result = run(dataclasses.replace(evidence, record=revoked), bundle, model)
     assert failing(result) == [LEDGER_STATUS] and "leaked data" in result.check(LEDGER_STATUS).detail
+
+
+def test_a_rejected_version_fails_ledger_status_and_names_who_rejected_it(good, model: Path) -> None:
+    evidence, bundle = good
+    rejected = dataclasses.replace(
+        evidence.record,
+        status="REJECTED",
+        approvals=[Approval(msp_id="Org2MSP", decision="REJECTED", comment="biased on the holdout set")],
+    )
+    result = run(dataclasses.replace(evidence, record=rejected), bundle, model)
+    assert failing(result) == [LEDGER_STATUS] and not result.ok
+    detail = result.check(LEDGER_STATUS).detail
+    assert detail == "the version is REJECTED on the ledger by Org2MSP: biased on the holdout set"
+    # A status this code does not know is not taken as usable either; the usable ones say their status.
+    unknown = dataclasses.replace(evidence.record, status="SUSPENDED")
+    result = run(dataclasses.replace(evidence, record=unknown), bundle, model)
+    assert failing(result) == [LEDGER_STATUS] and "SUSPENDED" in result.check(LEDGER_STATUS).detail
+    for status in ("REGISTERED", "APPROVED", "DEPLOYED"):
+        usable = run(
+            dataclasses.replace(evidence, record=dataclasses.replace(evidence.record, status=status)), bundle, model
+        )
+        assert usable.ok and usable.check(LEDGER_STATUS).detail.startswith(f"{status} on the ledger")
 
 
 def test_a_record_whose_digest_is_not_its_manifests_fails_ledger_manifest(good, model: Path) -> None:
