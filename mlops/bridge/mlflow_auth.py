@@ -13,9 +13,12 @@ The users, each with a random password in a 0600 file
 ``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``: MLflow's standard
 variables, so ``set -a; . <file>; set +a`` makes a shell that user):
 
-- ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others, nothing else does;
-- ``modelledger-bridge``: the bridge. An MLflow admin, because MLflow 3.17 lets
-  only admins manage webhooks, and the bridge tags every version of every model;
+- ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others and
+  ``bridge install`` to manage the bridge's webhook; nothing else does;
+- ``modelledger-bridge``: the bridge. No MLflow admin: the role :data:`BRIDGE_ROLE`
+  (workspace ``default``, ``registered_model`` ``*`` ``EDIT``) lets it tag every
+  version of every model; it cannot manage users, webhooks, or delete a model.
+  ``bridge install`` manages the webhook as ``admin`` (only admins may, in MLflow 3.17);
 - ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it.
 """
 
@@ -44,6 +47,11 @@ if TYPE_CHECKING:
 WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
 AUTHORIZATION_FUNCTION = "modelledger.mlops.bridge.mlflow_auth:authenticate"
 TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+# The bridge's MLflow role: EDIT on every registered model (tags on any version, no delete) in the workspace
+# MLflow 3.17 uses when workspaces are off.
+BRIDGE_ROLE = "modelledger-bridge-tagger"
+BRIDGE_ROLE_WORKSPACE = "default"
+BRIDGE_ROLE_GRANT = {"resource_type": "registered_model", "resource_pattern": "*", "permission": "EDIT"}
 
 
 class MlflowAuthError(Exception):
@@ -60,7 +68,7 @@ class MlflowUser(enum.StrEnum):
     @property
     def is_admin(self) -> bool:
         """Whether MLflow treats the user as an administrator."""
-        return self in (MlflowUser.ADMIN, MlflowUser.BRIDGE)
+        return self is MlflowUser.ADMIN
 
 
 @dataclass(frozen=True)
@@ -187,8 +195,8 @@ def _call(
 def ensure_users(settings: MlflowSettings) -> list[str]:
     """Creates the bridge's and the data scientist's MLflow users as the admin, doing only what is missing.
 
-    A user whose password no longer matches its file gets the file's password;
-    the bridge is made an admin.
+    A user whose password no longer matches its file gets the file's password; neither is an admin
+    (one that was, on a stack set up before, is made a plain user); the bridge holds :data:`BRIDGE_ROLE`.
 
     Raises:
         MlflowAuthError: The server refused (e.g. it runs without authentication: restart it).
@@ -230,6 +238,41 @@ def ensure_users(settings: MlflowSettings) -> list[str]:
             if status != 200:
                 raise MlflowAuthError(f"MLflow refused to set admin={user.is_admin} for {creds.username}: {doc}")
             actions.append(f"made {creds.username} an MLflow {'admin' if user.is_admin else 'user'}")
+    return actions + _ensure_bridge_role(settings, admin, read_user(settings, MlflowUser.BRIDGE).username)
+
+
+def _ensure_bridge_role(settings: MlflowSettings, admin: MlflowCredentials, bridge: str) -> list[str]:
+    """Creates :data:`BRIDGE_ROLE` with its one grant and assigns it to ``bridge``, doing only what is missing."""
+
+    def call(method: str, path: str, body: dict | None = None) -> dict[str, Any]:
+        status, doc = _call(settings, admin, method, path, body)
+        if status != 200:
+            raise MlflowAuthError(f"MLflow refused {method} {path.split('?')[0]}: HTTP {status} {doc}")
+        return doc
+
+    actions = []
+    query = urllib.parse.urlencode({"workspace": BRIDGE_ROLE_WORKSPACE})
+    roles = call("GET", f"/api/3.0/mlflow/roles/list?{query}").get("roles", [])
+    role = next((r for r in roles if r.get("name") == BRIDGE_ROLE), None)
+    if role is None:
+        body = {
+            "workspace": BRIDGE_ROLE_WORKSPACE,
+            "name": BRIDGE_ROLE,
+            "description": "ModelLedger bridge: tags every model version",
+        }
+        role = call("POST", "/api/3.0/mlflow/roles/create", body)["role"]
+        actions.append(f"created MLflow role {BRIDGE_ROLE}")
+    role_id = role["id"]
+    query = urllib.parse.urlencode({"role_id": role_id})
+    grants = call("GET", f"/api/3.0/mlflow/roles/permissions/list?{query}").get("role_permissions", [])
+    if not any(all(g.get(k) == v for k, v in BRIDGE_ROLE_GRANT.items()) for g in grants):
+        call("POST", "/api/3.0/mlflow/roles/permissions/add", {"role_id": role_id, **BRIDGE_ROLE_GRANT})
+        actions.append(f"granted {BRIDGE_ROLE} EDIT on every registered model")
+    query = urllib.parse.urlencode({"username": bridge})
+    held = call("GET", f"/api/3.0/mlflow/users/roles/list?{query}").get("roles", [])
+    if not any(r.get("id") == role_id for r in held):
+        call("POST", "/api/3.0/mlflow/roles/assign", {"username": bridge, "role_id": role_id})
+        actions.append(f"assigned MLflow role {BRIDGE_ROLE} to {bridge}")
     return actions
 
 

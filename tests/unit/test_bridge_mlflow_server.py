@@ -111,7 +111,7 @@ def test_each_mlflow_user_has_a_random_password_in_a_private_file(tmp_path: Path
         assert path.read_text().splitlines()[0] == "MLFLOW_TRACKING_URI=http://127.0.0.1:17950"
         passwords.add(creds.password)
     assert len(passwords) == len(MlflowUser)
-    assert [u.value for u in MlflowUser if u.is_admin] == ["admin", "modelledger-bridge"]
+    assert [u.value for u in MlflowUser if u.is_admin] == ["admin"]  # the bridge holds a role instead
     # The server's configuration holds no password; its user store lives in the state folder.
     config = auth_config(settings)
     assert not any(p in config for p in passwords)
