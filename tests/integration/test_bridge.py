@@ -643,8 +643,41 @@ def test_the_bridges_mlflow_user_is_no_admin_yet_tags_every_users_versions(stack
     untag = {"name": "bridge-rights", "version": version, "key": "probe"}
     assert _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete-tag", untag, bridge)[0] == 200
     gone = {"name": "bridge-rights", "version": version}
-    assert _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete", gone, bridge)[0] == 403
     assert _rest(stack, "DELETE", "/api/2.0/mlflow/registered-models/delete", {"name": "bridge-rights"}, bridge)[0] == 403
+    status, text = _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete", gone, bridge)
+    assert status == 403 and "deletes no model version" in text, text
     assert stack.client.get_model_version("bridge-rights", version).tags[TAG_STATUS] == "anchored"
     status, text = _rest(stack, "GET", "/api/2.0/mlflow/users/get?username=made-by-the-bridge", user=MlflowUser.ADMIN)
     assert status == 404, text
+
+
+def test_no_client_gets_a_presigned_url_nor_names_an_artifact_location(stack: Stack) -> None:
+    """MLflow 3.17 signs presigned URLs for any s3:// location an experiment names, with the server's S3 key."""
+    scientist = MlflowUser.SCIENTIST
+    for location in ("s3://modelledger-mlflow/artifacts/1", "modelledger-s3://modelledger-mlflow/artifacts/1"):
+        for api in ("/api/2.0", "/ajax-api/2.0"):
+            body = {"name": f"elsewhere {api} {location}", "artifact_location": location}
+            status, text = _rest(stack, "POST", f"{api}/mlflow/experiments/create", body, scientist)
+            assert status == 403 and "artifact_location may only be" in text, (api, location, text)
+    assert _rest(stack, "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=elsewhere", user=scientist)[
+        0
+    ] in (403, 404)
+    status, text = _rest(stack, "POST", "/api/2.0/mlflow/experiments/create", {"name": "proxied"}, scientist)
+    assert status == 200, text
+    experiment_id = json.loads(text)["experiment_id"]
+    status, text = _rest(stack, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": experiment_id}, scientist)
+    run_id = json.loads(text)["run"]["info"]["run_id"]
+    for api in ("/api/2.0", "/ajax-api/2.0"):
+        for path, body in (
+            ("/mlflow/artifacts/presigned-upload-url", {"run_id": run_id, "path": "x.bin"}),
+            ("/mlflow/artifacts/presigned-download-url", {"run_id": run_id, "path": "x.bin"}),
+            (f"/mlflow-artifacts/mpu/create/{experiment_id}/{run_id}/artifacts/x.bin", {"path": "x.bin", "num_parts": 1}),
+            (f"/mlflow-artifacts/mpu/complete/{experiment_id}/{run_id}/artifacts/x.bin", {"path": "x.bin"}),
+            (f"/mlflow-artifacts/mpu/abort/{experiment_id}/{run_id}/artifacts/x.bin", {"path": "x.bin"}),
+        ):
+            for user in (scientist, MlflowUser.ADMIN):
+                status, text = _rest(stack, "POST", api + path, body, user)
+                assert status == 403 and "no presigned or multipart" in text, (api, path, user, text)
+        got = f"{api}/mlflow-artifacts/presigned/{experiment_id}/{run_id}/artifacts/x.bin"
+        status, text = _rest(stack, "GET", got, user=MlflowUser.ADMIN)
+        assert status == 403 and "no presigned or multipart" in text, (got, text)

@@ -15,6 +15,7 @@ from modelledger.mlops.bridge.mlflow_auth import (
     auth_config_file,
     ensure_user_files,
     read_user,
+    request_refusal,
     webhook_target_refusal,
 )
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
@@ -157,4 +158,35 @@ def test_a_webhook_may_only_point_at_the_bridge(
     method: str, rule: str, body: object, target: str, refusal: str | None
 ) -> None:
     got = webhook_target_refusal(method, rule, body, target)
+    assert got == refusal if refusal is None else refusal in (got or "")
+
+
+@pytest.mark.parametrize(
+    ("method", "rule", "body", "refusal"),
+    [
+        ("POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", {"run_id": "r", "path": "x"}, "no presigned"),
+        ("POST", "/ajax-api/2.0/mlflow/artifacts/presigned-download-url", {"run_id": "r"}, "no presigned"),
+        ("POST", "/api/3.0/mlflow/artifacts/presigned-upload-url", {}, "no presigned"),
+        ("POST", "/api/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", {}, "no presigned"),
+        ("POST", "/ajax-api/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", {}, "no presigned"),
+        ("POST", "/api/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", {}, "no presigned"),
+        ("GET", "/api/2.0/mlflow-artifacts/presigned/<path:artifact_path>", None, "no presigned"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"name": "e"}, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"name": "e", "artifact_location": ""}, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "mlflow-artifacts:/mine"}, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", None, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "s3://modelledger-mlflow/a/1"}, "s3://"),
+        ("POST", "/ajax-api/2.0/mlflow/experiments/create", {"artifact_location": "file:///tmp/x"}, "file://"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "modelledger-s3://b/a"}, "only be empty"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "/srv/artifacts"}, "only be empty"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": 7}, "only be empty"),
+        ("POST", "/api/2.0/mlflow/experiments/update", {"new_name": "f"}, None),
+        ("GET", "/api/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", None, None),
+        ("POST", CREATE, {"url": "http://10.0.0.5/steal"}, "webhooks may only point at"),
+    ],
+)
+def test_the_server_refuses_direct_storage_and_foreign_artifact_locations(
+    method: str, rule: str, body: object, refusal: str | None
+) -> None:
+    got = request_refusal(method, rule, body, BRIDGE_URL)
     assert got == refusal if refusal is None else refusal in (got or "")
