@@ -190,3 +190,17 @@ def test_the_server_refuses_direct_storage_and_foreign_artifact_locations(
 ) -> None:
     got = request_refusal(method, rule, body, BRIDGE_URL)
     assert got == refusal if refusal is None else refusal in (got or "")
+
+
+def test_the_server_caches_a_checked_password_for_a_minute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow 3.17 runs PBKDF2 on every request unless its auth cache is on; read as MLflow reads it."""
+    from mlflow.server.auth.config import read_auth_config
+
+    settings = MlflowSettings(state_dir=tmp_path)
+    path = auth_config_file(settings)
+    path.parent.mkdir(parents=True)
+    path.write_text(auth_config(settings))
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
+    config = read_auth_config()
+    assert config.auth_cache_ttl_seconds == 60
+    assert config.authorization_function == "modelledger.mlops.bridge.mlflow_auth:authenticate"
