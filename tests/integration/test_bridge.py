@@ -496,6 +496,7 @@ def test_a_stock_mlflow_client_downloads_and_uploads_through_the_tracking_server
     folder.mkdir()
     (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
     (folder / "weights.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    mlflow.set_experiment("stock-client-source")  # the data scientist's own (MLflow's default one is read-only)
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(folder), "model")
     run_uri = f"runs:/{run.info.run_id}/model"
