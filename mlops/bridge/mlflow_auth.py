@@ -30,13 +30,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import enum
+import functools
 import json
 import os
 import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -348,7 +349,9 @@ def artifact_location_refusal(body: Any) -> str | None:
     )
 
 
-def request_refusal(method: str, rule: str, body: Any, target: str, username: str = "") -> str | None:
+def request_refusal(
+    method: str, rule: str, body: Callable[[], Any], target: str, username: str = ""
+) -> str | None:
     """Why an authenticated request must be refused by this stack's rules (None if it may go on).
 
     - the bridge's user deletes no version (its role may, for MLflow 3.17 to let it delete tags);
@@ -359,7 +362,8 @@ def request_refusal(method: str, rule: str, body: Any, target: str, username: st
     Args:
         method: The HTTP method.
         rule: The Flask URL rule the request matched.
-        body: The request's JSON body (None if it has none or it does not parse).
+        body: Returns the request's JSON body (None if it has none or it does not parse); called only
+            for a route whose rule needs the body.
         target: The one URL webhooks may point at.
         username: Who sent the request.
     """
@@ -368,9 +372,9 @@ def request_refusal(method: str, rule: str, body: Any, target: str, username: st
     if rule.endswith(_DIRECT_STORAGE_ROUTES) or any(p in rule for p in _DIRECT_STORAGE_PREFIXES):
         return "this server hands out no presigned or multipart S3 transfer: artifacts go through the tracking server"
     if _matches(method, rule, _EXPERIMENT_CREATE):
-        return artifact_location_refusal(body)
+        return artifact_location_refusal(body())
     if _is_webhook_write(method, rule):
-        return webhook_target_refusal(method, rule, body, target)
+        return webhook_target_refusal(method, rule, body(), target)
     return None
 
 
@@ -393,7 +397,7 @@ def authenticate() -> Any:
         return result
     rule = request.url_rule.rule if request.url_rule is not None else ""
     target = os.environ.get(WEBHOOK_TARGET_ENV, "")
-    body = request.get_json(force=True, silent=True)
+    body = functools.partial(request.get_json, force=True, silent=True)
     reason = request_refusal(request.method, rule, body, target, result.username)
     if reason is None:
         return result

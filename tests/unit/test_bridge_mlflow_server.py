@@ -188,8 +188,25 @@ def test_a_webhook_may_only_point_at_the_bridge(
 def test_the_server_refuses_direct_storage_and_foreign_artifact_locations(
     method: str, rule: str, body: object, refusal: str | None
 ) -> None:
-    got = request_refusal(method, rule, body, BRIDGE_URL)
+    got = request_refusal(method, rule, lambda: body, BRIDGE_URL)
     assert got == refusal if refusal is None else refusal in (got or "")
+
+
+@pytest.mark.parametrize(
+    ("method", "rule"),
+    [
+        ("POST", "/api/2.0/mlflow/runs/log-batch"),
+        ("GET", "/api/2.0/mlflow/experiments/search"),
+        ("PUT", "/api/2.0/mlflow-artifacts/artifacts/<path:artifact_path>"),
+        ("DELETE", UPDATE),
+        ("POST", UPDATE + "/test"),
+    ],
+)
+def test_the_body_is_read_only_where_a_rule_needs_it(method: str, rule: str) -> None:
+    def body() -> object:
+        raise AssertionError("the body was read")
+
+    assert request_refusal(method, rule, body, BRIDGE_URL) is None
 
 
 def test_the_server_caches_a_checked_password_for_a_minute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
