@@ -221,3 +221,34 @@ def test_the_server_caches_a_checked_password_for_a_minute(tmp_path: Path, monke
     config = read_auth_config()
     assert config.auth_cache_ttl_seconds == 60
     assert config.authorization_function == "modelledger.mlops.bridge.mlflow_auth:authenticate"
+
+
+@pytest.mark.parametrize(
+    ("rule", "parsed"),
+    [("/api/2.0/mlflow/runs/log-batch", False), ("/api/2.0/mlflow/experiments/create", True)],
+)
+def test_authenticate_parses_the_body_only_where_a_rule_needs_it(
+    monkeypatch: pytest.MonkeyPatch, rule: str, parsed: bool
+) -> None:
+    import sys
+    import types
+
+    import flask
+
+    from modelledger.mlops.bridge.mlflow_auth import authenticate
+
+    fake = types.ModuleType("mlflow.server.auth")
+    fake.authenticate_request_basic_auth = lambda: types.SimpleNamespace(username="data-scientist")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mlflow.server.auth", fake)
+    reads: list[str] = []
+    real = flask.Request.get_json
+
+    def spy(self: flask.Request, *args: object, **kwargs: object) -> object:
+        reads.append(self.path)
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flask.Request, "get_json", spy)
+    app = flask.Flask("probe")
+    app.add_url_rule(rule, "probe", lambda: authenticate() and "ok", methods=["POST"])
+    resp = app.test_client().post(rule, json={"name": "e"})
+    assert resp.status_code == 200 and reads == ([rule] if parsed else [])
