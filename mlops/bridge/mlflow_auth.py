@@ -4,18 +4,24 @@
 basic authentication) with ``basic_auth.ini`` written into the MLflow state
 folder: its own SQLite user store there, ``default_permission = READ`` (a user
 reads what others log and manages what it creates), and :func:`authenticate`
-as the ``authorization_function``: MLflow's basic-auth check, plus one rule of
-this stack, that a webhook may only be created with, or repointed to, the
-bridge's URL (MLflow 3.17 lets any admin name any URL).
+as the ``authorization_function``: MLflow's basic-auth check, plus this stack's
+rules (:func:`request_refusal`): a webhook may only be created with, or
+repointed to, the bridge's URL (MLflow 3.17 lets any admin name any URL); no
+route hands out a presigned or multipart S3 transfer; an experiment's artifact
+location is empty or ``mlflow-artifacts:`` (any other location would make the
+server sign URLs for, and write into, wherever it names with its own S3 key).
 
 The users, each with a random password in a 0600 file
 ``<state>/mlflow/users/<name>.env`` (``MLFLOW_TRACKING_URI``,
 ``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``: MLflow's standard
 variables, so ``set -a; . <file>; set +a`` makes a shell that user):
 
-- ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others, nothing else does;
-- ``modelledger-bridge``: the bridge. An MLflow admin, because MLflow 3.17 lets
-  only admins manage webhooks, and the bridge tags every version of every model;
+- ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others and
+  ``bridge install`` to manage the bridge's webhook; nothing else does;
+- ``modelledger-bridge``: the bridge. No MLflow admin: the role :data:`BRIDGE_ROLE`
+  lets it set and delete tags on every version of every model; it cannot manage
+  users or webhooks, nor delete a model or (this stack's rule) a version.
+  ``bridge install`` manages the webhook as ``admin`` (only admins may, in MLflow 3.17);
 - ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it.
 """
 
@@ -24,13 +30,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import enum
+import functools
 import json
 import os
 import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +51,17 @@ if TYPE_CHECKING:
 WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
 AUTHORIZATION_FUNCTION = "modelledger.mlops.bridge.mlflow_auth:authenticate"
 TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+# The bridge's MLflow role, in the workspace MLflow 3.17 uses when workspaces are off: EDIT on every
+# registered model (set tags on any version, no delete of a model), and MANAGE on every version, because
+# MLflow 3.17 asks the same right to delete a version's tag as to delete the version: the bridge removes
+# stale ledger.* tags. Deleting a version itself is refused to the bridge by this stack's rule
+# (:func:`request_refusal`).
+BRIDGE_ROLE = "modelledger-bridge-tagger"
+BRIDGE_ROLE_WORKSPACE = "default"
+BRIDGE_ROLE_GRANTS = (
+    {"resource_type": "registered_model", "resource_pattern": "*", "permission": "EDIT"},
+    {"resource_type": "registered_model_version", "resource_pattern": "*", "permission": "MANAGE"},
+)
 
 
 class MlflowAuthError(Exception):
@@ -60,7 +78,7 @@ class MlflowUser(enum.StrEnum):
     @property
     def is_admin(self) -> bool:
         """Whether MLflow treats the user as an administrator."""
-        return self in (MlflowUser.ADMIN, MlflowUser.BRIDGE)
+        return self is MlflowUser.ADMIN
 
 
 @dataclass(frozen=True)
@@ -85,11 +103,19 @@ def auth_config_file(settings: MlflowSettings) -> Path:
     return settings.mlflow_dir / "basic_auth.ini"
 
 
+# How long the server trusts a checked password without running PBKDF2 again (MLflow 3.17 checks every
+# request, 0.16-0.43 s each, when this is 0, its default). A password changed or a user deleted through
+# MLflow's API is dropped from the cache at once (the stack runs one server process); one changed in the
+# user database directly stays valid up to this long.
+AUTH_CACHE_TTL_SECONDS = 60
+
+
 def auth_config(settings: MlflowSettings) -> str:
     """The text of :func:`auth_config_file`. The admin's password reaches the server through its environment."""
     return (
         "[mlflow]\n"
         "default_permission = READ\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_SECONDS}\n"
         f"database_uri = sqlite:///{settings.mlflow_dir / 'basic_auth.db'}\n"
         f"admin_username = {MlflowUser.ADMIN.value}\n"
         f"authorization_function = {AUTHORIZATION_FUNCTION}\n"
@@ -187,8 +213,8 @@ def _call(
 def ensure_users(settings: MlflowSettings) -> list[str]:
     """Creates the bridge's and the data scientist's MLflow users as the admin, doing only what is missing.
 
-    A user whose password no longer matches its file gets the file's password;
-    the bridge is made an admin.
+    A user whose password no longer matches its file gets the file's password; neither is an admin
+    (one that was, on a stack set up before, is made a plain user); the bridge holds :data:`BRIDGE_ROLE`.
 
     Raises:
         MlflowAuthError: The server refused (e.g. it runs without authentication: restart it).
@@ -230,12 +256,56 @@ def ensure_users(settings: MlflowSettings) -> list[str]:
             if status != 200:
                 raise MlflowAuthError(f"MLflow refused to set admin={user.is_admin} for {creds.username}: {doc}")
             actions.append(f"made {creds.username} an MLflow {'admin' if user.is_admin else 'user'}")
+    return actions + _ensure_bridge_role(settings, admin, read_user(settings, MlflowUser.BRIDGE).username)
+
+
+def _ensure_bridge_role(settings: MlflowSettings, admin: MlflowCredentials, bridge: str) -> list[str]:
+    """Creates :data:`BRIDGE_ROLE` with its one grant and assigns it to ``bridge``, doing only what is missing."""
+
+    def call(method: str, path: str, body: dict | None = None) -> dict[str, Any]:
+        status, doc = _call(settings, admin, method, path, body)
+        if status != 200:
+            raise MlflowAuthError(f"MLflow refused {method} {path.split('?')[0]}: HTTP {status} {doc}")
+        return doc
+
+    actions = []
+    query = urllib.parse.urlencode({"workspace": BRIDGE_ROLE_WORKSPACE})
+    roles = call("GET", f"/api/3.0/mlflow/roles/list?{query}").get("roles", [])
+    role = next((r for r in roles if r.get("name") == BRIDGE_ROLE), None)
+    if role is None:
+        body = {
+            "workspace": BRIDGE_ROLE_WORKSPACE,
+            "name": BRIDGE_ROLE,
+            "description": "ModelLedger bridge: tags every model version",
+        }
+        role = call("POST", "/api/3.0/mlflow/roles/create", body)["role"]
+        actions.append(f"created MLflow role {BRIDGE_ROLE}")
+    role_id = role["id"]
+    query = urllib.parse.urlencode({"role_id": role_id})
+    grants = call("GET", f"/api/3.0/mlflow/roles/permissions/list?{query}").get("role_permissions", [])
+    for wanted in BRIDGE_ROLE_GRANTS:
+        if not any(all(g.get(k) == v for k, v in wanted.items()) for g in grants):
+            call("POST", "/api/3.0/mlflow/roles/permissions/add", {"role_id": role_id, **wanted})
+            actions.append(f"granted {BRIDGE_ROLE} {wanted['permission']} on every {wanted['resource_type']}")
+    query = urllib.parse.urlencode({"username": bridge})
+    held = call("GET", f"/api/3.0/mlflow/users/roles/list?{query}").get("roles", [])
+    if not any(r.get("id") == role_id for r in held):
+        call("POST", "/api/3.0/mlflow/roles/assign", {"username": bridge, "role_id": role_id})
+        actions.append(f"assigned MLflow role {BRIDGE_ROLE} to {bridge}")
     return actions
 
 
 # --------------------------------------------------------------------------- inside the tracking server
 _WEBHOOK_CREATE = ("POST", "/mlflow/webhooks")
 _WEBHOOK_UPDATE = ("PATCH", "/mlflow/webhooks/<webhook_id>")
+_EXPERIMENT_CREATE = ("POST", "/mlflow/experiments/create")
+_VERSION_DELETE = ("DELETE", "/mlflow/model-versions/delete")
+# Routes that would hand a client a presigned URL signed with the server's S3 key, or a multipart
+# upload straight to S3 (each under /api/2.0, /ajax-api/2.0 and any later version prefix).
+_DIRECT_STORAGE_ROUTES = ("/mlflow/artifacts/presigned-upload-url", "/mlflow/artifacts/presigned-download-url")
+_DIRECT_STORAGE_PREFIXES = ("/mlflow-artifacts/mpu/", "/mlflow-artifacts/presigned/")
+# The one artifact location scheme a client may name: the server's own proxied store.
+PROXIED_LOCATION_SCHEME = "mlflow-artifacts:"
 
 
 def webhook_target_refusal(method: str, rule: str, body: Any, target: str) -> str | None:
@@ -248,13 +318,11 @@ def webhook_target_refusal(method: str, rule: str, body: Any, target: str) -> st
         body: The request's JSON body (None if it has none or it does not parse).
         target: The one URL webhooks may point at; empty refuses every webhook target.
     """
-    creates = (method, rule.endswith(_WEBHOOK_CREATE[1])) == (_WEBHOOK_CREATE[0], True)
-    updates = (method, rule.endswith(_WEBHOOK_UPDATE[1])) == (_WEBHOOK_UPDATE[0], True)
-    if not (creates or updates):
+    if not _is_webhook_write(method, rule):
         return None
     if not isinstance(body, dict):
         return "a webhook request must have a JSON body"
-    if updates and "url" not in body:
+    if _matches(method, rule, _WEBHOOK_UPDATE) and "url" not in body:
         return None  # keeps the stored URL
     url = body.get("url")
     if not target:
@@ -264,19 +332,73 @@ def webhook_target_refusal(method: str, rule: str, body: Any, target: str) -> st
     return None
 
 
+def artifact_location_refusal(body: Any) -> str | None:
+    """Why an experiment's ``artifact_location`` must be refused (None if it may go on): anything but
+    empty or the server's proxied store (``mlflow-artifacts:``) would make the server read and write
+    there with its own S3 key, and sign presigned URLs for it.
+
+    Args:
+        body: The request's JSON body (None if it has none or it does not parse).
+    """
+    location = body.get("artifact_location") if isinstance(body, dict) else None
+    if location in (None, "") or (isinstance(location, str) and location.startswith(PROXIED_LOCATION_SCHEME)):
+        return None
+    return (
+        f"an experiment's artifact_location may only be empty or {PROXIED_LOCATION_SCHEME}/... on this server "
+        f"(artifacts go through the tracking server), not {location!r}"
+    )
+
+
+def request_refusal(
+    method: str, rule: str, body: Callable[[], Any], target: str, username: str = ""
+) -> str | None:
+    """Why an authenticated request must be refused by this stack's rules (None if it may go on).
+
+    - the bridge's user deletes no version (its role may, for MLflow 3.17 to let it delete tags);
+    - no presigned URL and no multipart transfer straight to S3;
+    - an experiment's artifact location is empty or the proxied store (:func:`artifact_location_refusal`);
+    - a webhook points only at the bridge (:func:`webhook_target_refusal`).
+
+    Args:
+        method: The HTTP method.
+        rule: The Flask URL rule the request matched.
+        body: Returns the request's JSON body (None if it has none or it does not parse); called only
+            for a route whose rule needs the body.
+        target: The one URL webhooks may point at.
+        username: Who sent the request.
+    """
+    if username == MlflowUser.BRIDGE.value and _matches(method, rule, _VERSION_DELETE):
+        return "the ModelLedger bridge deletes no model version"
+    if rule.endswith(_DIRECT_STORAGE_ROUTES) or any(p in rule for p in _DIRECT_STORAGE_PREFIXES):
+        return "this server hands out no presigned or multipart S3 transfer: artifacts go through the tracking server"
+    if _matches(method, rule, _EXPERIMENT_CREATE):
+        return artifact_location_refusal(body())
+    if _is_webhook_write(method, rule):
+        return webhook_target_refusal(method, rule, body(), target)
+    return None
+
+
+def _matches(method: str, rule: str, route: tuple[str, str]) -> bool:
+    return method == route[0] and rule.endswith(route[1])
+
+
+def _is_webhook_write(method: str, rule: str) -> bool:
+    return _matches(method, rule, _WEBHOOK_CREATE) or _matches(method, rule, _WEBHOOK_UPDATE)
+
+
 def authenticate() -> Any:
     """MLflow's ``authorization_function`` in this stack: MLflow's basic-auth check, then
-    :func:`webhook_target_refusal` (403) for an authenticated request."""
+    :func:`request_refusal` (403) for an authenticated request."""
     from flask import jsonify, request
     from mlflow.server.auth import authenticate_request_basic_auth
 
     result = authenticate_request_basic_auth()
-    rule = request.url_rule.rule if request.url_rule is not None else ""
     if not hasattr(result, "username"):  # a 401 response: not authenticated
         return result
-    reason = webhook_target_refusal(
-        request.method, rule, request.get_json(force=True, silent=True), os.environ.get(WEBHOOK_TARGET_ENV, "")
-    )
+    rule = request.url_rule.rule if request.url_rule is not None else ""
+    target = os.environ.get(WEBHOOK_TARGET_ENV, "")
+    body = functools.partial(request.get_json, force=True, silent=True)
+    reason = request_refusal(request.method, rule, body, target, result.username)
     if reason is None:
         return result
     resp = jsonify({"error_code": "PERMISSION_DENIED", "message": reason})

@@ -107,12 +107,12 @@ def mlflow_client(tracking_uri: str) -> Any:
 def install_webhook(settings: BridgeSettings, mlflow: MlflowSettings, rotate: bool = False) -> str:
     """Creates (or updates) the bridge's webhook in MLflow with a generated secret; returns what was done.
 
-    It acts as the bridge's MLflow user (MLflow 3.17 lets only admins manage
-    webhooks). The secret is kept 0600 in ``<state>/bridge/webhook-secret``;
+    It acts as MLflow's ``admin`` (MLflow 3.17 lets only admins manage webhooks;
+    the bridge's own user is no admin). The secret is kept 0600 in ``<state>/bridge/webhook-secret``;
     ``rotate`` makes a new one. MLflow stores it encrypted and never shows it again.
     """
     try:
-        with acting_as(mlflow, MlflowUser.BRIDGE):
+        with acting_as(mlflow, MlflowUser.ADMIN):
             return _install_webhook(settings, mlflow, rotate)
     except MlflowAuthError as exc:
         raise BridgeError(str(exc)) from exc

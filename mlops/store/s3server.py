@@ -271,7 +271,11 @@ def read_user_credentials(settings: S3Settings, user: S3User) -> S3Credentials:
     except FileNotFoundError as exc:
         raise S3ServerError(f"no S3 credentials for {user.value} at {path}; run `make s3-up` first") from exc
     except (OSError, configparser.Error, KeyError) as exc:
-        raise S3ServerError(f"cannot read S3 credentials of {user.value} from {path}: {exc}") from exc
+        # Not the exception's text: configparser quotes the offending line, which may hold the secret.
+        raise S3ServerError(
+            f"cannot read S3 credentials of {user.value} from {path} ({type(exc).__name__}); "
+            "fix or delete the file and run `make s3-up`"
+        ) from exc
 
 
 def aws_env(settings: S3Settings, user: S3User) -> dict[str, str]:

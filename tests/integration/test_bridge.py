@@ -496,6 +496,7 @@ def test_a_stock_mlflow_client_downloads_and_uploads_through_the_tracking_server
     folder.mkdir()
     (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
     (folder / "weights.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    mlflow.set_experiment("stock-client-source")  # the data scientist's own (MLflow's default one is read-only)
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(folder), "model")
     run_uri = f"runs:/{run.info.run_id}/model"
@@ -586,11 +587,10 @@ def test_only_the_bridges_url_can_be_a_webhook_target(stack: Stack) -> None:
     # A data scientist is no MLflow admin: MLflow 3.17 lets only admins manage webhooks.
     assert _rest(stack, "POST", hooks, create, MlflowUser.SCIENTIST)[0] == 403
     assert _rest(stack, "PATCH", one, {"url": elsewhere}, MlflowUser.SCIENTIST)[0] == 403
-    # Admins (MLflow's and the bridge's) may not name another URL either: this stack's rule.
-    for admin in (MlflowUser.ADMIN, MlflowUser.BRIDGE):
-        for method, path, body in (("POST", hooks, create), ("PATCH", one, {"url": elsewhere, "secret": "s" * 32})):
-            status, text = _rest(stack, method, path, body, admin)
-            assert status == 403 and "webhooks may only point at the ModelLedger bridge" in text, (admin, method, text)
+    # MLflow's admin may not name another URL either: this stack's rule.
+    for method, path, body in (("POST", hooks, create), ("PATCH", one, {"url": elsewhere, "secret": "s" * 32})):
+        status, text = _rest(stack, method, path, body, MlflowUser.ADMIN)
+        assert status == 403 and "webhooks may only point at the ModelLedger bridge" in text, (method, text)
     # The bridge's URL itself is accepted.
     with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
         second = stack.client.create_webhook(name="second", url=bridge_url, events=["model_version.created"])
@@ -619,3 +619,66 @@ def test_mlflow_lets_a_data_scientist_rewrite_ledger_tags_on_their_own_versions(
         MlflowUser.SCIENTIST,
     )
     assert status == 403
+
+
+def test_the_bridges_mlflow_user_is_no_admin_yet_tags_every_users_versions(stack: Stack, model_uri: str) -> None:
+    """MLflow 3.17's roles: EDIT on every registered model, nothing an admin could do."""
+    version = register(stack, "bridge-rights", model_uri)  # the data scientist's model and version
+    wait_tags(stack, "bridge-rights", version)  # tagged by the bridge, which runs as its own user
+    bridge = MlflowUser.BRIDGE
+    creds = read_user(stack.mlflow.settings, bridge)
+    assert _rest(stack, "GET", "/api/2.0/mlflow/users/current", user=bridge)[0] == 200
+    new_user = {"username": "made-by-the-bridge", "password": "p" * 24}
+    assert _rest(stack, "POST", "/api/2.0/mlflow/users/create", new_user, bridge)[0] == 403
+    admin_flag = {"username": creds.username, "is_admin": True}
+    assert _rest(stack, "PATCH", "/api/2.0/mlflow/users/update-admin", admin_flag, bridge)[0] == 403
+    with acting_as(stack.mlflow.settings, MlflowUser.ADMIN):
+        hook = next(w for w in stack.client.list_webhooks() if w.name == WEBHOOK_NAME)
+    hooks, one = "/api/2.0/mlflow/webhooks", f"/api/2.0/mlflow/webhooks/{hook.webhook_id}"
+    assert _rest(stack, "GET", hooks, user=bridge)[0] == 403
+    assert _rest(stack, "PATCH", one, {"status": "DISABLED"}, bridge)[0] == 403
+    assert _rest(stack, "DELETE", one, user=bridge)[0] == 403
+    # It tags (and untags) another user's version, but cannot delete it or its model.
+    tag = {"name": "bridge-rights", "version": version, "key": "probe", "value": "1"}
+    assert _rest(stack, "POST", "/api/2.0/mlflow/model-versions/set-tag", tag, bridge)[0] == 200
+    untag = {"name": "bridge-rights", "version": version, "key": "probe"}
+    assert _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete-tag", untag, bridge)[0] == 200
+    gone = {"name": "bridge-rights", "version": version}
+    assert _rest(stack, "DELETE", "/api/2.0/mlflow/registered-models/delete", {"name": "bridge-rights"}, bridge)[0] == 403
+    status, text = _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete", gone, bridge)
+    assert status == 403 and "deletes no model version" in text, text
+    assert stack.client.get_model_version("bridge-rights", version).tags[TAG_STATUS] == "anchored"
+    status, text = _rest(stack, "GET", "/api/2.0/mlflow/users/get?username=made-by-the-bridge", user=MlflowUser.ADMIN)
+    assert status == 404, text
+
+
+def test_no_client_gets_a_presigned_url_nor_names_an_artifact_location(stack: Stack) -> None:
+    """MLflow 3.17 signs presigned URLs for any s3:// location an experiment names, with the server's S3 key."""
+    scientist = MlflowUser.SCIENTIST
+    for location in ("s3://modelledger-mlflow/artifacts/1", "modelledger-s3://modelledger-mlflow/artifacts/1"):
+        for api in ("/api/2.0", "/ajax-api/2.0"):
+            body = {"name": f"elsewhere {api} {location}", "artifact_location": location}
+            status, text = _rest(stack, "POST", f"{api}/mlflow/experiments/create", body, scientist)
+            assert status == 403 and "artifact_location may only be" in text, (api, location, text)
+    assert _rest(stack, "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=elsewhere", user=scientist)[
+        0
+    ] in (403, 404)
+    status, text = _rest(stack, "POST", "/api/2.0/mlflow/experiments/create", {"name": "proxied"}, scientist)
+    assert status == 200, text
+    experiment_id = json.loads(text)["experiment_id"]
+    status, text = _rest(stack, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": experiment_id}, scientist)
+    run_id = json.loads(text)["run"]["info"]["run_id"]
+    for api in ("/api/2.0", "/ajax-api/2.0"):
+        for path, body in (
+            ("/mlflow/artifacts/presigned-upload-url", {"run_id": run_id, "path": "x.bin"}),
+            ("/mlflow/artifacts/presigned-download-url", {"run_id": run_id, "path": "x.bin"}),
+            (f"/mlflow-artifacts/mpu/create/{experiment_id}/{run_id}/artifacts/x.bin", {"path": "x.bin", "num_parts": 1}),
+            (f"/mlflow-artifacts/mpu/complete/{experiment_id}/{run_id}/artifacts/x.bin", {"path": "x.bin"}),
+            (f"/mlflow-artifacts/mpu/abort/{experiment_id}/{run_id}/artifacts/x.bin", {"path": "x.bin"}),
+        ):
+            for user in (scientist, MlflowUser.ADMIN):
+                status, text = _rest(stack, "POST", api + path, body, user)
+                assert status == 403 and "no presigned or multipart" in text, (api, path, user, text)
+        got = f"{api}/mlflow-artifacts/presigned/{experiment_id}/{run_id}/artifacts/x.bin"
+        status, text = _rest(stack, "GET", got, user=MlflowUser.ADMIN)
+        assert status == 403 and "no presigned or multipart" in text, (got, text)

@@ -15,6 +15,7 @@ from modelledger.mlops.bridge.mlflow_auth import (
     auth_config_file,
     ensure_user_files,
     read_user,
+    request_refusal,
     webhook_target_refusal,
 )
 from modelledger.mlops.bridge.mlflow_server import MlflowServer, mlflow_argv, mlflow_env
@@ -111,7 +112,7 @@ def test_each_mlflow_user_has_a_random_password_in_a_private_file(tmp_path: Path
         assert path.read_text().splitlines()[0] == "MLFLOW_TRACKING_URI=http://127.0.0.1:17950"
         passwords.add(creds.password)
     assert len(passwords) == len(MlflowUser)
-    assert [u.value for u in MlflowUser if u.is_admin] == ["admin", "modelledger-bridge"]
+    assert [u.value for u in MlflowUser if u.is_admin] == ["admin"]  # the bridge holds a role instead
     # The server's configuration holds no password; its user store lives in the state folder.
     config = auth_config(settings)
     assert not any(p in config for p in passwords)
@@ -158,3 +159,96 @@ def test_a_webhook_may_only_point_at_the_bridge(
 ) -> None:
     got = webhook_target_refusal(method, rule, body, target)
     assert got == refusal if refusal is None else refusal in (got or "")
+
+
+@pytest.mark.parametrize(
+    ("method", "rule", "body", "refusal"),
+    [
+        ("POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", {"run_id": "r", "path": "x"}, "no presigned"),
+        ("POST", "/ajax-api/2.0/mlflow/artifacts/presigned-download-url", {"run_id": "r"}, "no presigned"),
+        ("POST", "/api/3.0/mlflow/artifacts/presigned-upload-url", {}, "no presigned"),
+        ("POST", "/api/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", {}, "no presigned"),
+        ("POST", "/ajax-api/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", {}, "no presigned"),
+        ("POST", "/api/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", {}, "no presigned"),
+        ("GET", "/api/2.0/mlflow-artifacts/presigned/<path:artifact_path>", None, "no presigned"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"name": "e"}, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"name": "e", "artifact_location": ""}, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "mlflow-artifacts:/mine"}, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", None, None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "s3://modelledger-mlflow/a/1"}, "s3://"),
+        ("POST", "/ajax-api/2.0/mlflow/experiments/create", {"artifact_location": "file:///tmp/x"}, "file://"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "modelledger-s3://b/a"}, "only be empty"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": "/srv/artifacts"}, "only be empty"),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"artifact_location": 7}, "only be empty"),
+        ("POST", "/api/2.0/mlflow/experiments/update", {"new_name": "f"}, None),
+        ("GET", "/api/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", None, None),
+        ("POST", CREATE, {"url": "http://10.0.0.5/steal"}, "webhooks may only point at"),
+    ],
+)
+def test_the_server_refuses_direct_storage_and_foreign_artifact_locations(
+    method: str, rule: str, body: object, refusal: str | None
+) -> None:
+    got = request_refusal(method, rule, lambda: body, BRIDGE_URL)
+    assert got == refusal if refusal is None else refusal in (got or "")
+
+
+@pytest.mark.parametrize(
+    ("method", "rule"),
+    [
+        ("POST", "/api/2.0/mlflow/runs/log-batch"),
+        ("GET", "/api/2.0/mlflow/experiments/search"),
+        ("PUT", "/api/2.0/mlflow-artifacts/artifacts/<path:artifact_path>"),
+        ("DELETE", UPDATE),
+        ("POST", UPDATE + "/test"),
+    ],
+)
+def test_the_body_is_read_only_where_a_rule_needs_it(method: str, rule: str) -> None:
+    def body() -> object:
+        raise AssertionError("the body was read")
+
+    assert request_refusal(method, rule, body, BRIDGE_URL) is None
+
+
+def test_the_server_caches_a_checked_password_for_a_minute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow 3.17 runs PBKDF2 on every request unless its auth cache is on; read as MLflow reads it."""
+    from mlflow.server.auth.config import read_auth_config
+
+    settings = MlflowSettings(state_dir=tmp_path)
+    path = auth_config_file(settings)
+    path.parent.mkdir(parents=True)
+    path.write_text(auth_config(settings))
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
+    config = read_auth_config()
+    assert config.auth_cache_ttl_seconds == 60
+    assert config.authorization_function == "modelledger.mlops.bridge.mlflow_auth:authenticate"
+
+
+@pytest.mark.parametrize(
+    ("rule", "parsed"),
+    [("/api/2.0/mlflow/runs/log-batch", False), ("/api/2.0/mlflow/experiments/create", True)],
+)
+def test_authenticate_parses_the_body_only_where_a_rule_needs_it(
+    monkeypatch: pytest.MonkeyPatch, rule: str, parsed: bool
+) -> None:
+    import sys
+    import types
+
+    import flask
+
+    from modelledger.mlops.bridge.mlflow_auth import authenticate
+
+    fake = types.ModuleType("mlflow.server.auth")
+    fake.authenticate_request_basic_auth = lambda: types.SimpleNamespace(username="data-scientist")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mlflow.server.auth", fake)
+    reads: list[str] = []
+    real = flask.Request.get_json
+
+    def spy(self: flask.Request, *args: object, **kwargs: object) -> object:
+        reads.append(self.path)
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flask.Request, "get_json", spy)
+    app = flask.Flask("probe")
+    app.add_url_rule(rule, "probe", lambda: authenticate() and "ok", methods=["POST"])
+    resp = app.test_client().post(rule, json={"name": "e"})
+    assert resp.status_code == 200 and reads == ([rule] if parsed else [])

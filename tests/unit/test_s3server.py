@@ -26,6 +26,7 @@ from modelledger.mlops.store.s3server import (
     minio_argv,
     minio_env,
     read_credentials,
+    read_user_credentials,
     s3_client,
     user_policy,
 )
@@ -102,6 +103,19 @@ def test_missing_credentials_say_to_bring_s3_up(tmp_path: Path) -> None:
         S3ServerError, match=r"no S3 credentials for auditor at .*/s3/users/auditor.credentials; run `make s3-up` first"
     ):
         s3_client(_settings(tmp_path), user=S3User.AUDITOR)
+
+
+def test_a_damaged_credential_file_is_named_without_its_content(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = settings.user_credentials_file(S3User.BRIDGE)
+    path.parent.mkdir(parents=True)
+    secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRET"
+    # configparser's own error quotes this line (a duplicate option), secret included.
+    path.write_text(f"[default]\naws_access_key_id = k\naws_secret_access_key = {secret}\naws_secret_access_key = {secret}\n")
+    with pytest.raises(S3ServerError) as exc:
+        read_user_credentials(settings, S3User.BRIDGE)
+    assert str(path) in str(exc.value) and "DuplicateOptionError" in str(exc.value)
+    assert secret not in str(exc.value)
 
 
 def test_a_child_process_gets_the_path_of_its_users_credentials_never_a_key(tmp_path: Path) -> None:
