@@ -459,7 +459,11 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
 # A data scientist's script: stock MLflow, nothing from this project, run in its own process.
 STOCK_CLIENT = """
 import json, os, sys
+sys.modules["modelledger"] = None  # as on a data scientist's machine: this project cannot be imported
 import mlflow
+from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry as registry
+# Nor can its artifact repository serve this client (MLflow registers entry points it can load only).
+assert "modelledger-s3" not in registry._registry, sorted(registry._registry)
 from mlflow.artifacts import download_artifacts
 
 name, version, run_uri, out = sys.argv[1:5]
