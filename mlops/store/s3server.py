@@ -551,7 +551,9 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
     - The bridge: write new versions into the anchored bucket with a retention
       (``PutObjectRetention`` also lets it extend one; COMPLIANCE mode refuses any
       shortening, to everyone), read them back; list and read MLflow's artifacts.
-      No delete, no bucket settings (so it cannot lower the default retention).
+      No delete, no legal hold, no GOVERNANCE lock (root could bypass it), no bucket
+      settings (so it cannot lower the default retention). The retention's length is
+      the bridge's own setting: S3 policies cannot bound it on a write.
     - The auditor: read the anchored bucket, its versions, retentions and lock settings.
 
     Raises:
@@ -592,6 +594,15 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
                     "s3:PutObjectRetention",
                 ],
                 "Resource": [f"{anchored}/*"],
+            },
+            {
+                # GOVERNANCE mode would let the root delete the version at once (BypassGovernanceRetention).
+                # MinIO enforces this condition on both calls (it rejects a remaining-retention-days one
+                # on PutObject as a malformed policy), so the bridge can only write COMPLIANCE locks.
+                "Effect": "Deny",
+                "Action": ["s3:PutObject", "s3:PutObjectRetention"],
+                "Resource": [f"{anchored}/*"],
+                "Condition": {"StringEquals": {"s3:object-lock-mode": ["GOVERNANCE"]}},
             },
             list_artifacts,
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [artifacts]},

@@ -11,6 +11,7 @@ import hashlib
 import json
 import ssl
 import stat
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -228,7 +229,7 @@ def test_each_credential_is_refused_outside_its_policy(s3_server: S3Server) -> N
 
     # The bridge: no delete (not even a delete marker), no shorter retention, no bucket settings, no MLflow writes.
     assert _refused(lambda: bridge.delete_object(**anchored)) == "AccessDenied"
-    assert _refused(lambda: bridge.delete_object(**anchored, VersionId=version)) in ("AccessDenied", "InvalidRequest")
+    assert _refused(lambda: bridge.delete_object(**anchored, VersionId=version)) == "AccessDenied"
     shorter = {"Mode": "COMPLIANCE", "RetainUntilDate": until - dt.timedelta(minutes=4)}
     assert _refused(lambda: bridge.put_object_retention(**anchored, VersionId=version, Retention=shorter)) in (
         "AccessDenied",
@@ -262,3 +263,52 @@ def test_each_credential_is_refused_outside_its_policy(s3_server: S3Server) -> N
     assert [v["VersionId"] for v in versions.get("Versions", [])] == [version] and not versions.get("DeleteMarkers")
     assert root.get_object(**artifact)["Body"].read() == b"artifact"
     assert bucket_state(root, s.bucket)["retention_days"] == s.retention_days
+
+
+def test_the_bridge_can_neither_write_a_bypassable_lock_nor_delete_a_version(s3_server: S3Server) -> None:
+    """Refused by the bridge's policy (AccessDenied), not merely by a lock (MinIO's InvalidRequest)."""
+    s = s3_server.settings
+    root, bridge = s3_client(s, user=S3User.ROOT), s3_client(s, user=S3User.BRIDGE)
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
+    governance = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": until}
+    compliance = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
+    own = {"Bucket": s.bucket, "Key": "bypass/own.bin"}
+    mine = bridge.put_object(**own, Body=b"compliance", **compliance)["VersionId"]
+
+    # No GOVERNANCE lock, which the root could lift at once with BypassGovernanceRetention.
+    assert _refused(lambda: bridge.put_object(Bucket=s.bucket, Key="bypass/gov.bin", Body=b"x", **governance)) == (
+        "AccessDenied"
+    )
+    # No legal hold.
+    assert (
+        _refused(lambda: bridge.put_object_legal_hold(**own, VersionId=mine, LegalHold={"Status": "ON"}))
+        == "AccessDenied"
+    )
+    # No bypass of a GOVERNANCE lock the root wrote.
+    by_root = {"Bucket": s.bucket, "Key": "bypass/root.bin"}
+    gov_version = root.put_object(**by_root, Body=b"root", **governance)["VersionId"]
+    assert (
+        _refused(lambda: bridge.delete_object(**by_root, VersionId=gov_version, BypassGovernanceRetention=True))
+        == "AccessDenied"
+    )
+    # No delete of a version whose lock has ended: only the policy stands in the way.
+    expired = {"Bucket": s.bucket, "Key": "bypass/expired.bin"}
+    briefly = {
+        "ObjectLockMode": "GOVERNANCE",
+        "ObjectLockRetainUntilDate": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
+    }
+    old_version = root.put_object(**expired, Body=b"old", **briefly)["VersionId"]
+    time.sleep(2)
+    assert _refused(lambda: bridge.delete_object(**expired, VersionId=old_version)) == "AccessDenied"
+    # Nor a GOVERNANCE lock put on a version afterwards, even one no lock holds any more.
+    later = {"Mode": "GOVERNANCE", "RetainUntilDate": until + dt.timedelta(minutes=5)}
+    with pytest.raises(ClientError) as exc:
+        bridge.put_object_retention(**expired, VersionId=old_version, Retention=later)
+    assert _code(exc) == "AccessDenied", exc.value.response["Error"]
+
+    # Nothing changed: each version still there, the bridge's COMPLIANCE and without a legal hold.
+    for where, vid in ((own, mine), (by_root, gov_version), (expired, old_version)):
+        assert root.head_object(**where, VersionId=vid)["VersionId"] == vid
+    head = root.head_object(**own, VersionId=mine)
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head.get("ObjectLockLegalHoldStatus") != "ON"
+    assert not root.list_object_versions(Bucket=s.bucket, Prefix="bypass/gov.bin").get("Versions")
