@@ -48,6 +48,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from modelledger.mlops.bridge.artifacts import (
     ArtifactAllowlist,
     SourceRefusedError,
@@ -65,7 +67,8 @@ from modelledger.mlops.store.digest import (
     list_files,
     manifest_differences,
 )
-from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.index import NOT_THERE, StoragePointer
+from modelledger.mlops.store.s3server import error_code
 from modelledger.mlops.store.source import SourceError, download_s3_objects, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import LocalFile, ModelFile, ModelUploader
 from modelledger.mlops.store.verification import ledger_manifest, ledger_pointer
@@ -303,11 +306,12 @@ class Anchorer:
         )
         try:
             commit = p.registry.register_model_version_async(record_in)
-        except Conflict:
+        except Conflict as exc:
             # Registered by someone else between the reads and this submit: compared like any record found there.
             record = self._on_ledger(job)
-            if record is None:
-                raise
+            if record is None:  # the peer read has not caught up with the commit yet: worth retrying
+                why = f"the ledger refused {job.key} as registered, but its record is not readable yet"
+                raise RuntimeError(why) from exc
             return self._already_on_ledger(job, mv, record, located, background)
         clock.lap("submit")
         _fault("after-submit")
@@ -407,6 +411,11 @@ class Anchorer:
         report = verify_s3(uploader.client, pointer, manifest)
         if report.ok:
             return []
+        # An S3 that cannot be read (down, throttling, refusing this credential) is not a finding against the
+        # record: the job is retried. Only a copy read the same way twice, and reachable, is a conflict.
+        _check_readable(uploader.client, pointer)
+        if verify_s3(uploader.client, pointer, manifest).to_json() != report.to_json():
+            raise RuntimeError(f"the anchored copy {pointer.uri} read differently twice; checking again later")
         found = report.error or "; ".join(
             f"{what}: {_some(paths)}"
             for what, paths in (
@@ -420,21 +429,21 @@ class Anchorer:
         return [f"its storage {pointer.uri} is not a sound write-once copy of the files ({found})"]
 
     def _held(self, job: Job, mv: Any, record: Any, located: Located | None) -> _Held:
-        """The manifest and provenance of what MLflow holds for the version, as this job reads them now.
+        """The manifest and provenance of what MLflow holds for the version, as the bridge would register it.
 
-        A job that copied the files itself, in this run, has both in its
-        checkpoint (read from the bytes it stored), unless its checkpoint names
-        another transaction than the record's or the job was revived (MLflow's
-        artifacts may have changed since): then, and for any other job, the
-        files are read again (streamed, not stored) and the run re-read.
+        A job that copied the files itself has both in its checkpoint (read from
+        the bytes it stored), and uses them unless its checkpoint names another
+        transaction than the record's or the job was revived (MLflow's artifacts
+        may have changed since): then the files are read again (streamed, not
+        stored). The provenance is the checkpoint's when this bridge registered
+        the record itself (its transaction): that is what it registered, while
+        the run may since have gained metrics or inputs. Otherwise the run and
+        logged model are read again.
         """
         cp = job.checkpoint
-        if (
-            "manifest" in cp
-            and "provenance" in cp
-            and job.revivals == 0
-            and cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
-        ):
+        registered_here = "provenance" in cp and cp.get("tx_id") == record.registered_tx_id
+        same_tx = cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
+        if "manifest" in cp and "provenance" in cp and job.revivals == 0 and same_tx:
             return _Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
         uri, s3 = located.result() if located is not None else self._locate(job)
         run, logged = self._sources(mv)
@@ -451,7 +460,7 @@ class Anchorer:
                         prov = collect(mv, run, logged, folder)
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc
-        return _Held(manifest, provenance_doc(prov))
+        return _Held(manifest, cp["provenance"] if registered_here else provenance_doc(prov))
 
     def _conflict(self, job: Job, reason: str) -> str:
         """Tags the version ``conflict`` with the reason (no ledger tags of a record that is not its own)."""
@@ -783,6 +792,17 @@ def _some(paths: list[str], limit: int = 10) -> str:
     """Up to ``limit`` paths, and how many more."""
     shown = ", ".join(paths[:limit])
     return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"
+
+
+def _check_readable(client: Any, pointer: StoragePointer) -> None:
+    """Raises RuntimeError (the job is retried) unless S3 answers for the copy's index, present or not."""
+    try:
+        client.head_object(Bucket=pointer.bucket, Key=pointer.key, VersionId=pointer.version_id)
+    except ClientError as exc:
+        if error_code(exc) not in NOT_THERE:
+            raise RuntimeError(f"cannot read the anchored copy {pointer.uri}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise RuntimeError(f"cannot reach the anchored copy {pointer.uri}: {exc}") from exc
 
 
 def _all_done(futures: list[Future[Any]]) -> None:

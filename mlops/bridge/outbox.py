@@ -229,6 +229,9 @@ class Outbox:
     def revive(self, name: str, version: str, reason: str, not_after: float | None = None) -> bool:
         """Puts a done or transiently dead job back to pending (the reconciler found it not anchored).
 
+        Its copy (``pointer``, ``manifest``) is forgotten, so the worker reads
+        MLflow's files again; the transaction and provenance it registered stay.
+
         A transiently dead job is revived at most ``MAX_REVIVALS`` times; a job
         that changed after ``not_after`` (e.g. finished during the scan that
         found it) is left alone.
@@ -237,7 +240,8 @@ class Outbox:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, next_at = ?, reason = ?, transient = 0,"
-                " revivals = revivals + 1, updated_at = ?"
+                " revivals = revivals + 1, checkpoint = json_remove(checkpoint, '$.pointer', '$.manifest'),"
+                " updated_at = ?"
                 " WHERE key = ? AND updated_at <= ? AND (state = 'done'"
                 " OR (state = 'dead' AND transient = 1 AND revivals < ?))",
                 (now, reason, now, job_key(name, version), now if not_after is None else not_after, MAX_REVIVALS),

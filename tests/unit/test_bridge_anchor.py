@@ -14,6 +14,7 @@ from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelledger.mlops.bridge import anchor as anchor_module
 from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id, provenance_doc
@@ -147,6 +148,18 @@ class FilesBucket:
         return {"Body": io.BytesIO(self.files[Key.split("/artifacts/model/", 1)[1]])}
 
 
+class AnchoredBucket:
+    """The anchored bucket as the reachability probe sees it (its copies: the ``anchored_copies`` fixture)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    def head_object(self, **kw: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        return {}
+
+
 def anchorer(
     tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry, files: dict[str, bytes] = MODEL_FILES
 ) -> tuple[Anchorer, Outbox]:
@@ -155,7 +168,7 @@ def anchorer(
         mlflow=mlflow,
         registry=registry,  # type: ignore[arg-type]
         network=None,  # type: ignore[arg-type]
-        uploader=NS(bucket="anchored", client=None),  # type: ignore[arg-type]
+        uploader=NS(bucket="anchored", client=AnchoredBucket()),  # type: ignore[arg-type]
         signing=None,  # type: ignore[arg-type]
         allowlist=ArtifactAllowlist.of("http://127.0.0.1:7950", ["modelledger-mlflow"]),
         tracking_uri="http://127.0.0.1:7950",
@@ -570,3 +583,67 @@ def test_any_other_refusal_of_a_dataset_is_raised(tmp_path: Path) -> None:
     a, _ = anchorer(tmp_path, FakeMlflow(), Refusing(None))
     with pytest.raises(Invalid):
         a._register_dataset(DatasetRef(name="d", sha256="a" * 64, source=" "))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        EndpointConnectionError(endpoint_url="https://127.0.0.1:7900"),
+        ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "HeadObject"),
+        ClientError({"Error": {"Code": "SlowDown", "Message": "busy"}}, "HeadObject"),
+    ],
+)
+def test_an_anchored_copy_s3_cannot_read_now_is_retried_not_a_conflict(
+    tmp_path: Path, anchored_copies: dict[str, VerifyReport], error: Exception
+) -> None:
+    anchored_copies["models/x/index.json"] = VerifyReport(error="cannot read the index: could not connect")
+    a, outbox = anchorer(tmp_path, FakeMlflow(), FakeRegistry(record("models:/m-abc", "r1")))
+    a.parts = dataclasses.replace(a.parts, uploader=NS(bucket="anchored", client=AnchoredBucket(error)))
+    assert a.process(webhook_job_of_block_9(outbox)) == "pending"
+    assert outbox.get("m", "1").reason.startswith("RuntimeError: cannot")
+
+
+def test_an_anchored_copy_that_reads_differently_twice_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = iter([VerifyReport(changed=["model.bin"]), VerifyReport()])
+    monkeypatch.setattr(anchor_module, "verify_s3", lambda client, pointer, manifest: next(reports))
+    a, outbox = anchorer(tmp_path, FakeMlflow(), FakeRegistry(record("models:/m-abc", "r1")))
+    assert a.process(webhook_job_of_block_9(outbox)) == "pending"
+    assert "read differently twice" in outbox.get("m", "1").reason
+
+
+def test_a_revived_job_keeps_the_provenance_this_bridge_registered(tmp_path: Path) -> None:
+    # Evaluation metrics were logged to the run after the version was anchored; the tags were then lost.
+    class LaterMetrics(FakeMlflow):
+        def get_run(self, run_id: str) -> Any:
+            run = super().get_run(run_id)
+            run.data.metrics["eval_f1"] = 0.8
+            return run
+
+    mlflow = LaterMetrics()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), block=9)
+    outbox.complete(job, tx_id="tx-1")
+    assert outbox.revive("m", "1", "tags lost")
+    job = outbox.lease("w", 60)
+    assert "manifest" not in job.checkpoint and "pointer" not in job.checkpoint  # the bytes are read again
+    assert a.process(job) == "done" and a.parts.artifacts_s3.gets > 0
+    # Registered by someone else, the same drift is a conflict: the record's metrics are not the run's.
+    a2, outbox2 = anchorer(tmp_path / "2", mlflow, FakeRegistry(record("models:/m-abc", "r1")))
+    assert a2.process(webhook_job_of_block_9(outbox2)) == "conflict"
+    assert "its metrics differ from MLflow's (eval_f1)" in outbox2.get("m", "1").reason
+
+
+def test_a_conflict_at_submit_whose_record_is_not_readable_yet_is_retried(tmp_path: Path) -> None:
+    class Lagging(FakeRegistry):
+        def register_model_version_async(self, record_in: Any) -> Any:
+            raise Conflict("CONFLICT: model version m/1 is already registered with other content")
+
+    a, outbox = anchorer(tmp_path, FakeMlflow(), Lagging(None))
+    outbox.enqueue("m", "1", "reconciler")
+    pointer = StoragePointer("anchored", "models/x/index.json", "v1", "s" * 64).to_json()
+    job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), pointer=pointer)
+    assert a.process(job) == "pending"
+    assert "its record is not readable yet" in outbox.get("m", "1").reason
