@@ -78,6 +78,8 @@ class Receiver:
         if self.outbox.delivery_seen(d.delivery_id):
             return Answer(409, {"error": "duplicate delivery id (replay or retry of an accepted delivery)"})
         exists = self.version_exists(d.name, d.version)
+        if exists is None:  # accepted all the same (never lose a delivery); the worker asks again
+            log.warning("cannot tell whether the version is in the registry", extra={"job": job_key(d.name, d.version)})
         if exists is False:
             return Answer(422, {"error": f"model version {d.name}/{d.version} is not in the registry"})
         if not self.outbox.accept_delivery(d.delivery_id, d.event, d.name, d.version):

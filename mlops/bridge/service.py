@@ -363,10 +363,21 @@ def registry_has_version(
     """Asks the registry, quickly and once, whether a version exists: True, False, or None if it cannot tell now.
 
     Used by the receiver, which must answer MLflow within its 10 s webhook timeout;
-    MLflow's own client would retry for minutes. It asks as ``user``.
+    MLflow's own client would retry for minutes. It asks as ``user``. MLflow 3.17
+    answers a user who is not an admin 403, not 404, for a version of a model
+    that does not exist; the model itself is then asked for (404 when it does not exist).
     """
-    query = urllib.parse.urlencode({"name": name, "version": version})
-    url = f"{tracking_uri}/api/2.0/mlflow/model-versions/get?{query}"
+    found = _registry_get(tracking_uri, "model-versions/get", {"name": name, "version": version}, user, timeout)
+    if found is None and _registry_get(tracking_uri, "registered-models/get", {"name": name}, user, timeout) is False:
+        return False
+    return found
+
+
+def _registry_get(
+    tracking_uri: str, path: str, params: dict[str, str], user: MlflowCredentials, timeout: float
+) -> bool | None:
+    """True if the registry answers 200, False if it says the entity does not exist, None otherwise."""
+    url = f"{tracking_uri}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(params)}"
     req = urllib.request.Request(url, headers={"Authorization": user.header()})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

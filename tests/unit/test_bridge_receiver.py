@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from modelledger.mlops.bridge.mlflow_auth import MlflowCredentials
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
+from modelledger.mlops.bridge.service import registry_has_version
 from modelledger.mlops.bridge.webhooks import sign
 
 SECRET = "receiver-secret"
@@ -156,3 +162,46 @@ def test_health_reports_the_outbox(port: int) -> None:
     conn.request("GET", "/health")
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read())["outbox"]["pending"] == 0
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """MLflow 3.17's answers to a user who is not an admin: 403 for a version of a model that does not exist."""
+
+    models: ClassVar[dict[str, set[str]]] = {"m1": {"1"}}
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(url.query))
+        if url.path.endswith("/model-versions/get"):
+            if q["name"] not in self.models:
+                self._answer(403, b"Permission denied")
+            elif q["version"] in self.models[q["name"]]:
+                self._answer(200, b"{}")
+            else:
+                self._answer(404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST"}')
+        elif url.path.endswith("/registered-models/get"):
+            self._answer(200, b"{}") if q["name"] in self.models else self._answer(404, b"{}")
+        else:
+            self._answer(500, b"")
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_registry_check_tells_a_missing_model_from_a_refusal_for_a_user_who_is_not_an_admin() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri, user = f"http://127.0.0.1:{server.server_address[1]}", MlflowCredentials("bridge", "pw")
+    try:
+        assert registry_has_version(uri, "m1", "1", user) is True
+        assert registry_has_version(uri, "m1", "2", user) is False
+        assert registry_has_version(uri, "example_model", "1", user) is False  # 403, then the model: 404
+    finally:
+        server.shutdown()
+    assert registry_has_version(uri, "m1", "1", user, timeout=0.5) is None  # nobody answers: cannot tell
