@@ -224,6 +224,7 @@ def logged_folder(tmp_path: Path, name: str, weights: bytes) -> tuple[Path, str]
     folder.mkdir()
     (folder / "MLmodel").write_text("flavors:\n  python_function: {loader_module: plain}\n")
     (folder / "weights.bin").write_bytes(weights)
+    mlflow.set_experiment("planted-records")  # the data scientist's own (MLflow's default one is read-only)
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(folder), "model")
     return folder, run.info.run_id
