@@ -67,8 +67,8 @@ from modelledger.mlops.store.digest import (
     list_files,
     manifest_differences,
 )
-from modelledger.mlops.store.index import NOT_THERE, StoragePointer
-from modelledger.mlops.store.s3server import error_code
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.s3errors import NOT_THERE, error_code
 from modelledger.mlops.store.source import SourceError, download_s3_objects, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import LocalFile, ModelFile, ModelUploader
 from modelledger.mlops.store.verification import ledger_manifest, ledger_pointer

@@ -29,12 +29,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelledger.mlops.store.digest import FileEntry, Manifest, ModelTreeError, path_order
-from modelledger.mlops.store.s3server import error_code
+from modelledger.mlops.store.s3errors import NOT_THERE, error_code
 
 INDEX_FORMAT = "modelledger.store/2"
 INDEX_NAME = "index.json"
 BLOB_PREFIX = "blobs/sha256/"
-NOT_THERE = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "MethodNotAllowed", "405"})
 MAX_INDEX_BYTES = 64 * 1024 * 1024  # an index of 10,000 files of 1,000 chunks each is about 2 GB: refused
 _HEX64 = frozenset("0123456789abcdef")
 

@@ -48,6 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from modelledger.mlops.store.s3errors import error_code
 from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
 from modelledger.network.configuration import write_if_changed
 from modelledger.network.environment import env_number, env_path, env_str
@@ -439,11 +440,6 @@ def s3_client(settings: S3Settings | None = None, config: Config | None = None, 
         verify=str(s.ca_file),
         config=client_config(config),
     )
-
-
-def error_code(exc: Exception) -> str:
-    """The S3 error code of a refusal (``NoSuchKey``, ``PreconditionFailed``, ...); empty if none."""
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
 def ensure_anchored_bucket(client: BaseClient, settings: S3Settings) -> list[str]:

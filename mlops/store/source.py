@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelledger.mlops.store.digest import ModelTreeError, check_relative_path
-from modelledger.mlops.store.s3server import error_code
+from modelledger.mlops.store.s3errors import error_code
 
 _READ = 8 * 1024 * 1024
 _READINTO = 1024 * 1024

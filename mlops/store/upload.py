@@ -55,7 +55,6 @@ from modelledger.mlops.store.digest import (
 )
 from modelledger.mlops.store.index import (
     MAX_INDEX_BYTES,
-    NOT_THERE,
     AnchoredIndex,
     BlobRef,
     StoragePointer,
@@ -65,7 +64,7 @@ from modelledger.mlops.store.index import (
     lock_state,
     referenced,
 )
-from modelledger.mlops.store.s3server import error_code
+from modelledger.mlops.store.s3errors import NOT_THERE, error_code
 
 CHUNK_SIZE = 16 * 1024 * 1024
 _T = TypeVar("_T")

@@ -13,7 +13,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from modelledger.mlops.store.digest import FileEntry, Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.index import (
-    NOT_THERE,
     BlobMissingError,
     BlobRef,
     StoragePointer,
@@ -23,7 +22,7 @@ from modelledger.mlops.store.index import (
     read_index_sized,
     referenced,
 )
-from modelledger.mlops.store.s3server import error_code
+from modelledger.mlops.store.s3errors import NOT_THERE, error_code
 
 
 @dataclass
