@@ -42,10 +42,11 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from modelledger.mlops.bridge.anchor import TAG_STATUS, SigningIdentity
+from modelledger.mlops.bridge.anchor import SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.stack import MlflowStack
+from modelledger.mlops.bridge.tags import TAG_STATUS
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.s3server import S3User, s3_client
 from modelledger.mlops.store.signing import sign_manifest

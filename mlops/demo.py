@@ -27,9 +27,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from modelledger.mlops.bridge.anchor import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
 from modelledger.mlops.bridge.settings import MlflowSettings
+from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3

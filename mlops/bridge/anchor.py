@@ -59,6 +59,19 @@ from modelledger.mlops.bridge.artifacts import (
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.provenance import Provenance, collect, ledger_datasets, ledger_name
+from modelledger.mlops.bridge.tags import (
+    STATUS_ANCHORED,
+    STATUS_CONFLICT,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    TAG_BLOCK,
+    TAG_DIGEST,
+    TAG_ERROR,
+    TAG_NOTE,
+    TAG_STATUS,
+    TAG_STORAGE,
+    TAG_TX,
+)
 from modelledger.mlops.store.digest import (
     Manifest,
     ModelTreeError,
@@ -95,14 +108,6 @@ from modelledger.sdk.registry.records import ModelVersion as LedgerModelVersion
 
 log = logging.getLogger("modelledger.bridge.anchor")
 
-TAG_STATUS = "ledger.status"
-TAG_TX = "ledger.tx_id"
-TAG_BLOCK = "ledger.block"
-TAG_ERROR = "ledger.error"
-TAG_DIGEST = "model.digest"
-TAG_STORAGE = "storage.uri"
-TAG_NOTE = "ledger.note"
-TAG_CONFLICT = "conflict"  # the value of ledger.status when the ledger's record is not MLflow's bytes
 
 # Read from the model's files for the provenance (framework, pinned libraries); larger ones are not read.
 PROVENANCE_FILES = ("MLmodel", "requirements.txt")
@@ -465,7 +470,7 @@ class Anchorer:
     def _conflict(self, job: Job, reason: str) -> str:
         """Tags the version ``conflict`` with the reason (no ledger tags of a record that is not its own)."""
         log.error("conflict", extra={"job": job.key, "reason": reason})
-        self._try_failed(job, reason, status=TAG_CONFLICT)
+        self._try_failed(job, reason, status=STATUS_CONFLICT)
         try:
             self.outbox.conflict(job, reason)
         except LeaseLostError:
@@ -507,8 +512,8 @@ class Anchorer:
         return mv
 
     def _pending(self, job: Job, due: Future[Any]) -> None:
-        if due.result().tags.get(TAG_STATUS) != "pending":
-            self._tags(job, {TAG_STATUS: "pending"})
+        if due.result().tags.get(TAG_STATUS) != STATUS_PENDING:
+            self._tags(job, {TAG_STATUS: STATUS_PENDING})
 
     def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
         """The run and the logged model behind a version (either may be None)."""
@@ -686,7 +691,7 @@ class Anchorer:
         details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
         _all_done(self._write_tags(job, known, {k: v for k, v in details.items() if written.get(k) != v}, background))
         # The status last: whoever sees "anchored" finds the other tags already there.
-        self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, "anchored")
+        self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, STATUS_ANCHORED)
         self.outbox.complete(job, tx_id=tx_id, block=block)
         return "done"
 
@@ -698,7 +703,7 @@ class Anchorer:
         if last:
             self._try_failed(job, f"gave up after {job.attempts} attempts: {reason}")
         elif tag:
-            self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: "pending"})
+            self._try_tags(job, {TAG_ERROR: reason[:4000], TAG_STATUS: STATUS_PENDING})
         try:
             return self.outbox.retry(job, reason).state
         except LeaseLostError:
@@ -714,7 +719,7 @@ class Anchorer:
             return "lost"
         return "dead"
 
-    def _try_failed(self, job: Job, reason: str, status: str = "failed") -> None:
+    def _try_failed(self, job: Job, reason: str, status: str = STATUS_FAILED) -> None:
         """Tags the version ``status`` (failed); first removes the tags written while a registration was in flight.
 
         A failed version must not name a transaction, digest or copy as if it had been anchored.

@@ -26,9 +26,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelledger.mlops.bridge.anchor import TAG_STATUS, TAG_TX
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, Outbox
+from modelledger.mlops.bridge.tags import STATUS_ANCHORED, TAG_STATUS, TAG_TX
 from modelledger.sdk.registry.client import RegistryClient
 
 log = logging.getLogger("modelledger.bridge.reconciler")
@@ -99,7 +99,7 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
             log.warning("conflict", extra={"job": name, "reason": job.reason})
             continue
         tags = mv.tags or {}
-        anchored = tags.get(TAG_STATUS) == "anchored"
+        anchored = tags.get(TAG_STATUS) == STATUS_ANCHORED
         if key in on_ledger:
             report.on_ledger += 1
             if anchored and _anchored_by_this_bridge(job, on_ledger[key], tags):

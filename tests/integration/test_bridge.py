@@ -24,12 +24,13 @@ from typing import Any
 
 import pytest
 
-from modelledger.mlops.bridge.anchor import FAULT_ENV, TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.anchor import FAULT_ENV
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
 from modelledger.mlops.bridge.stack import MlflowStack
+from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.s3server import S3Server, S3User, s3_client

@@ -1,0 +1,23 @@
+"""The MLflow tags the bridge writes on every model version: the vocabulary data scientists read.
+
+docs/bridge.md ("For data scientists") explains each one. ``ledger.status`` is
+written last, so when it says ``anchored`` the others are there; only
+``anchored`` follows a VALID commit of a record that equals what MLflow holds.
+Tags are a view: anyone with write access to a version can change them, and
+the ledger record is what verification checks.
+"""
+
+from __future__ import annotations
+
+TAG_STATUS = "ledger.status"  # pending, anchored, failed or conflict
+TAG_TX = "ledger.tx_id"  # the transaction that registered the version
+TAG_BLOCK = "ledger.block"  # the block that holds it
+TAG_ERROR = "ledger.error"  # why it is pending, failed or in conflict
+TAG_DIGEST = "model.digest"  # model-signing's root digest of the files
+TAG_STORAGE = "storage.uri"  # the write-once copy: s3://bucket/key?versionId=...
+TAG_NOTE = "ledger.note"  # provenance left out (limits) or a dataset claimed before with another description
+
+STATUS_PENDING = "pending"
+STATUS_ANCHORED = "anchored"
+STATUS_FAILED = "failed"
+STATUS_CONFLICT = "conflict"  # the ledger holds a record of the version that is not what MLflow holds
