@@ -6,7 +6,6 @@ ModelLedger or a child creates without taking care shows up as 0644.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
 import sys
@@ -15,10 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from modelledger.network import private_files
 from modelledger.network.binaries import FabricBinaries
@@ -29,6 +24,7 @@ from modelledger.network.processes import ProcessSupervisor, claim_marked_dir
 from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
 from tests.private_state import shared_entries
+from tests.unit.pki_fakes import make_cert, write_pair
 
 
 @pytest.fixture(autouse=True)
@@ -183,24 +179,9 @@ echo 'fabric-ca-server-db' > "$home/fabric-ca-server.db"
 
 
 def write_ca_fixture(bin_dir: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca.org1.example.com")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (bin_dir / "ca-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (bin_dir / "ca.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    key, cert = make_cert("ca.org1.example.com", ca=True, days=1)
+    write_pair(bin_dir, "ca", key, cert)
+    (bin_dir / "ca.pem").rename(bin_dir / "ca-cert.pem")
     tool = bin_dir / "fabric-ca-server"
     tool.write_text(FAKE_CA_SERVER)
     tool.chmod(0o755)

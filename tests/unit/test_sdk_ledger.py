@@ -8,16 +8,13 @@ update, the chaincode's lifecycle, a valid and an invalid transaction).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 
@@ -44,6 +41,7 @@ from modelledger.sdk.ledger.blocks import (
     verify_chain,
 )
 from modelledger.sdk.ledger.config import ChannelConfig, config_envelope
+from tests.unit.pki_fakes import make_cert
 from tests.unit.sdk_fakes import prepared_envelope
 
 DATA = Path(__file__).parent / "data" / "ledger"
@@ -129,21 +127,7 @@ def test_a_block_re_signed_by_an_identity_outside_the_orderer_organisation_fails
     chain = real_chain()
     victim = first_endorser_block(chain)
     # A well-formed, valid signature over the right bytes, by a self-made "OrdererMSP" identity.
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "orderer"), x509.NameAttribute(NameOID.COMMON_NAME, "o")]
-    )
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = make_cert("o", ou="orderer", days=1)
     creator = identities_pb2.SerializedIdentity(
         mspid="OrdererMSP", id_bytes=cert.public_bytes(serialization.Encoding.PEM)
     ).SerializeToString()
