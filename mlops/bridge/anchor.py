@@ -76,7 +76,6 @@ from modelledger.mlops.store.digest import (
     Manifest,
     ModelTreeError,
     digest_files,
-    digest_folder,
     list_files,
     manifest_differences,
 )
@@ -451,21 +450,18 @@ class Anchorer:
         if "manifest" in cp and "provenance" in cp and job.revivals == 0 and same_tx:
             return _Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
         uri, s3 = located.result() if located is not None else self._locate(job)
-        run, logged = self._sources(mv)
         try:
-            with tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp:
-                if s3 is not None:
-                    objects = list_s3_tree(s3, uri)
-                    manifest = digest_files(objects)
-                    small = [o for o in objects if o.rel in PROVENANCE_FILES and o.size <= MAX_PROVENANCE_FILE]
-                    prov = collect(mv, run, logged, download_s3_objects(small, Path(tmp) / "provenance"))
-                else:
-                    with local_folder(uri, scratch=tmp, tracking_uri=self.parts.tracking_uri) as folder:
-                        manifest = digest_folder(folder)
-                        prov = collect(mv, run, logged, folder)
+            with (
+                tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
+                self._model_files(job, uri, s3, Path(tmp)) as (files, folder, _),
+            ):
+                manifest = digest_files(files)
+                if registered_here:
+                    return _Held(manifest, cp["provenance"])
+                run, logged = self._sources(mv)
+                return _Held(manifest, provenance_doc(collect(mv, run, logged, folder())))
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc
-        return _Held(manifest, cp["provenance"] if registered_here else provenance_doc(prov))
 
     def _conflict(self, job: Job, reason: str) -> str:
         """Tags the version ``conflict`` with the reason (no ledger tags of a record that is not its own)."""
