@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, default_profile_path, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
 from modelledger.network.layout import NetworkLayout
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.events import blocks
@@ -199,11 +199,9 @@ def verify(
 
 
 def _print(report: LedgerReport) -> None:
-    marks = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
     colour = {FAILED: "red", INCOMPLETE: "yellow"}.get(report.verdict, "green")
     console.print(f"[{colour}]{report.verdict}[/]: {escape(report.source)}")
-    for c in report.checks:
-        console.print(f"  {marks[c.ok]} {c.name}: {escape(c.detail)}")
+    show_checks(report.checks)
     if report.verdict == INCOMPLETE:
         names = ", ".join(c.name for c in report.unchecked)
         console.print(f"  [yellow]not verified in full: {names} could not be made[/]")

@@ -90,3 +90,12 @@ def show_cleaned(what: str, stopped: list[str], removed: Path, as_json: bool) ->
         console.print(
             f"stopped {what} and removed its state {removed}" if stopped else f"removed {what} state {removed}"
         )
+
+
+_MARKS = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
+
+
+def show_checks(checks: Any) -> None:
+    """One line per named check (``ok``: True, False, or None for a check that could not be made)."""
+    for c in checks:
+        console.print(f"  {_MARKS[c.ok]} {c.name}: {escape(c.detail)}")

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_verified
 from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
@@ -134,9 +134,7 @@ def _verified(result: Verification, as_json: bool) -> None:
     else:
         verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
         console.print(f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}")
-        marks = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]not made[/]"}
-        for c in result.checks:
-            console.print(f"  {marks[c.ok]} {c.name}: {escape(c.detail)}")
+        show_checks(result.checks)
     if not result.ok:
         raise SystemExit(1)
 

@@ -24,11 +24,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from model_signing import hashing as ms_hashing
 from model_signing import signing as ms_signing
 
 from modelledger.mlops.store.digest import Manifest
+from modelledger.sdk.ledger.msp import fingerprint
 
 FABRIC_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 ROLE_ATTRIBUTE = "modelledger.role"
@@ -163,7 +163,7 @@ def certificate_signer(cert: x509.Certificate) -> Signer:
         role = json.loads(ext.value.value).get("attrs", {}).get(ROLE_ATTRIBUTE, "")  # type: ignore[attr-defined]
     except (x509.ExtensionNotFound, ValueError):
         pass
-    return Signer(cert.fingerprint(hashes.SHA256()).hex(), role, cert.subject.rfc4514_string())
+    return Signer(fingerprint(cert), role, cert.subject.rfc4514_string())
 
 
 def bundle_root_digest(bundle_path: Path) -> str:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from fabric_protos.msp import identities_pb2
 
 from modelledger.sdk.gateway.errors import IdentityError
+from modelledger.sdk.ledger.msp import fingerprint
 
 Signer = Callable[[bytes], bytes]
 """Signs a message digest (SHA-256 by default) and returns a DER signature."""
@@ -63,7 +64,7 @@ class Identity:
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the certificate (DER), lowercase hex, as the registry chaincode records it."""
-        return self.x509.fingerprint(hashes.SHA256()).hex()
+        return fingerprint(self.x509)
 
     def serialize(self) -> bytes:
         """The ``SerializedIdentity`` protobuf bytes used as ``creator`` in headers."""

@@ -44,7 +44,3 @@ def verdict(checks: list[Check]) -> str:
         return FAILED
     return INCOMPLETE if any(c.ok is None for c in checks) else OK
 
-
-def first_failure(checks: list[Check]) -> Check | None:
-    """The first check that failed, if any."""
-    return next((c for c in checks if c.ok is False), None)
