@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelledger.network.private_files import write_private_file
+from modelledger.network.private_files import make_private_dir, write_private_file
 
 if TYPE_CHECKING:
     from modelledger.mlops.bridge.settings import MlflowSettings
@@ -127,8 +127,7 @@ def ensure_user_files(settings: MlflowSettings) -> list[str]:
     """Generates a random password for each user that has no file yet, and keeps each file's tracking URI
     that of the server now (a changed port); returns what was done."""
     folder = settings.mlflow_dir / "users"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    make_private_dir(folder, tighten=True)
     actions = []
     for user in MlflowUser:
         path = user_file(settings, user)

@@ -458,12 +458,7 @@ def ensure_anchored_bucket(client: BaseClient, settings: S3Settings) -> list[str
 
     bucket, actions = settings.bucket, []
     try:
-        try:
-            client.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                raise
-            client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        if _create_bucket_if_missing(client, bucket, ObjectLockEnabledForBucket=True):
             actions.append(f"created bucket {bucket} with Object Lock")
         state = bucket_state(client, bucket)
         if state["object_lock"] != "Enabled":
@@ -509,6 +504,24 @@ def bucket_state(client: BaseClient, bucket: str) -> dict[str, Any]:
     }
 
 
+def _create_bucket_if_missing(client: BaseClient, bucket: str, **create: Any) -> bool:
+    """Creates ``bucket`` (with ``create``'s settings) unless it exists; True if created now.
+
+    Raises:
+        ClientError: S3 refused the probe (other than "no such bucket") or the creation.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    client.create_bucket(Bucket=bucket, **create)
+    return True
+
+
 def ensure_mlflow_bucket(client: BaseClient, settings: S3Settings) -> list[str]:
     """Creates MLflow's artifacts bucket (plain: MLflow deletes and overwrites its artifacts) unless present.
 
@@ -519,14 +532,7 @@ def ensure_mlflow_bucket(client: BaseClient, settings: S3Settings) -> list[str]:
 
     bucket = settings.mlflow_bucket
     try:
-        try:
-            client.head_bucket(Bucket=bucket)
-            return []
-        except ClientError as exc:
-            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                raise
-        client.create_bucket(Bucket=bucket)
-        return [f"created bucket {bucket} for MLflow's artifacts"]
+        return [f"created bucket {bucket} for MLflow's artifacts"] if _create_bucket_if_missing(client, bucket) else []
     except ClientError as exc:
         raise S3ServerError(f"S3 refused a call while setting up bucket {bucket}: {exc}") from exc
 
@@ -688,8 +694,7 @@ def ensure_users(settings: S3Settings) -> list[str]:
     from minio.error import MinioAdminException
 
     actions: list[str] = []
-    settings.users_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    settings.users_dir.chmod(0o700)
+    make_private_dir(settings.users_dir, tighten=True)
     admin = _admin(settings)
     try:
         for user in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR):
