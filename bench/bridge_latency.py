@@ -45,16 +45,17 @@ from boto3.s3.transfer import TransferConfig
 from modelledger.mlops.bridge.anchor import SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
-from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.tags import TAG_STATUS
+from modelledger.mlops.servers.minio import s3_client
+from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3server import S3User, s3_client
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE
 from modelledger.network import FabricNetwork, NetworkSettings
-from modelledger.network.processes import first_busy_port
-from modelledger.network.stack import free_port_base
+from modelledger.network.fabric import free_port_base
+from modelledger.runtime.processes import first_busy_port
+from modelledger.runtime.settings import S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
 from modelledger.sdk.registry.records import Framework, Manifest, ManifestFile, ModelVersionInput, Storage

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from modelledger.network import FabricNetwork, NetworkSettings
-from modelledger.network.stack import free_port_base
+from modelledger.network.fabric import free_port_base
 
 HERE = Path(__file__).resolve().parent
 ARG = '{"name":"bench-{run}-{i}","sha256":"{sha256:i}","source":"s3://bench/{run}/{i}"}'

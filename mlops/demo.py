@@ -28,13 +28,11 @@ from rich.console import Console
 from rich.table import Table
 
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
-from modelledger.mlops.bridge.settings import MlflowSettings
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
+from modelledger.mlops.servers.minio import s3_client
 from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
-from modelledger.network.layout import NetworkLayout
-from modelledger.network.settings import NetworkSettings
+from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.profile import ConnectionProfile
 
 MODEL_NAME = "breast-cancer-xgb"
@@ -136,7 +134,7 @@ def run(console: Console | None = None) -> int:
         console.print(f"   MLflow tags: ledger.tx_id {tags[TAG_TX][:16]}…, ledger.block {tags[TAG_BLOCK]}")
 
         _step(console, 3, "A compliance officer (Org1 auditor) reads the ledger record")
-        profile = ConnectionProfile.load(NetworkLayout(NetworkSettings.from_env().network_dir).connection_profile)
+        profile = ConnectionProfile.load(connection_profile_path())
         with profile.gateway("Org1MSP", "auditor") as gw:
             evidence = ledger_evidence(gw.network(profile.channel), profile.chaincode, name, version)
         record = evidence.record

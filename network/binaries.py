@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelledger.network.errors import CommandError, ToolsMissingError
-from modelledger.network.private_files import PRIVATE_UMASK
+from modelledger.runtime.private_files import PRIVATE_UMASK
 
 REQUIRED = (
     "peer",

@@ -9,53 +9,29 @@ runtime folder, and never logged.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import shutil
-import socket
-import ssl
 import urllib.request
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from modelledger.network.binaries import FabricBinaries
-from modelledger.network.configuration import write_if_changed
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import make_private_dir, read_or_create_secret, write_private_file
-from modelledger.network.processes import ProcessInfo, ProcessSupervisor
 from modelledger.network.topology import CA, ROLE_ATTRIBUTE, Organization
+from modelledger.runtime.private_files import (
+    make_private_dir,
+    read_or_create_secret,
+    write_if_changed,
+    write_private_file,
+)
+from modelledger.runtime.processes import ProcessInfo, ProcessSupervisor
+from modelledger.runtime.tls import issue_tls_certificate, tls_context
 
 BOOTSTRAP_ADMIN = "ca-admin"
-
-
-def tls_context(ca_file: Path, client_cert: Path | None = None, client_key: Path | None = None) -> ssl.SSLContext:
-    """An SSL context that trusts ``ca_file`` and optionally presents a client certificate."""
-    ctx = ssl.create_default_context(cafile=str(ca_file))
-    if client_cert is not None and client_key is not None:
-        ctx.load_cert_chain(str(client_cert), str(client_key))
-    return ctx
-
-
-def tls_handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float = 2.0) -> str | None:
-    """Completes a TLS handshake with ``host:port``; None if it succeeded, else why it did not.
-
-    A gRPC server accepts connections into its queue before it serves; only a
-    finished handshake shows that it is serving.
-    """
-    try:
-        with (
-            socket.create_connection((host, port), timeout=timeout) as sock,
-            ctx.wrap_socket(sock, server_hostname=host),
-        ):
-            return None
-    except (OSError, ssl.SSLError) as exc:
-        return str(exc)
 
 
 def _hosts_for(host: str, extra: tuple[str, ...] = ()) -> list[str]:
@@ -79,75 +55,10 @@ def _load_ca_key(home: Path, ca_cert: x509.Certificate) -> ec.EllipticCurvePriva
     raise NetworkError(f"the CA key matching {home / 'ca-cert.pem'} is not in its keystore")
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, key_path: Path) -> None:
-    write_private_file(
-        key_path,
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-
-
-def issue_tls_certificate(
-    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, cert_path: Path, key_path: Path, hosts: list[str]
-) -> None:
-    """Signs a TLS certificate (server and client use) for ``hosts`` with a CA key; writes a new key (0600)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    _write_key(key, key_path)
-    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-
-
 def issue_server_tls(home: Path, cert_path: Path, key_path: Path, hosts: list[str]) -> None:
     """Signs a TLS server certificate for the CA server itself with the CA key."""
     ca_cert = x509.load_pem_x509_certificate((home / "ca-cert.pem").read_bytes())
     issue_tls_certificate(ca_cert, _load_ca_key(home, ca_cert), cert_path, key_path, hosts)
-
-
-def create_tls_ca(
-    cert_path: Path, key_path: Path, common_name: str
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """Creates a self-signed CA for one purpose (e.g. peer-to-chaincode TLS); key written 0600."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write_key(key, key_path)
-    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key
 
 
 class CAServer:

@@ -30,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from modelledger.network.binaries import FabricBinaries
-from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context, tls_handshake
-from modelledger.network.errors import CommandError, NetworkError
+from modelledger.network.chaincode_lifecycle import Definition, PeerCLI, endorsement_policy
+from modelledger.network.errors import CommandError, NetworkError, NodeFailedError
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.lifecycle import Definition, PeerCLI, endorsement_policy
-from modelledger.network.private_files import PRIVATE_UMASK, make_private_dir, write_private_file
-from modelledger.network.processes import ProcessSupervisor, wait_healthy, wait_port_free
-from modelledger.network.settings import REPO_ROOT
 from modelledger.network.topology import Organization, Topology
+from modelledger.runtime.lifecycle import wait_healthy
+from modelledger.runtime.private_files import PRIVATE_UMASK, make_private_dir, write_private_file
+from modelledger.runtime.processes import ProcessFailedError, ProcessSupervisor, wait_port_free
+from modelledger.runtime.settings import REPO_ROOT
+from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context, tls_handshake
 
 Progress = Callable[[str], None]
 
@@ -460,7 +461,10 @@ class ChaincodeDeployment:
 
     def _wait_servers(self) -> None:
         checks = {server_name(self.topo, o): (lambda o=o: self.server_health(o)) for o in self.topo.application_orgs}
-        wait_healthy(self.supervisor, checks, self.health_timeout, "chaincode server")
+        try:
+            wait_healthy(self.supervisor, checks, self.health_timeout, "chaincode server")
+        except ProcessFailedError as exc:
+            raise NodeFailedError(exc.node, exc.log_path, exc.reason) from exc
 
     def _ensure_settings(self, record: DeploymentRecord) -> list[str]:
         """Puts every application organisation in the approval set, each through its own admin.

@@ -22,8 +22,8 @@ from modelledger.network.configuration import CHANNEL_PROFILE
 from modelledger.network.errors import CommandError, NetworkError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import orderer_channels, peer_admin_env
-from modelledger.network.private_files import make_private_dir, write_private_file
 from modelledger.network.topology import Node, Organization, Topology
+from modelledger.runtime.private_files import make_private_dir, write_private_file
 
 
 def create_genesis_block(topo: Topology, layout: NetworkLayout, bins: FabricBinaries) -> bool:

@@ -16,20 +16,11 @@ from typing import Any
 import yaml
 
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import write_private_file
-from modelledger.network.settings import PACKAGE_DIR
 from modelledger.network.topology import Organization, Topology
+from modelledger.runtime.private_files import write_if_changed
 
-CCAAS_BUILDER_DIR = PACKAGE_DIR / "builders" / "ccaas"
+CCAAS_BUILDER_DIR = Path(__file__).resolve().parent / "builders" / "ccaas"
 CHANNEL_PROFILE = "ModelLedgerChannel"
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Writes ``text`` to ``path`` (0600, atomically) unless it already holds exactly that; True if written."""
-    if path.is_file() and path.read_text() == text:
-        return False
-    write_private_file(path, text)
-    return True
 
 
 def peer_core_yaml(stock: Path) -> str:

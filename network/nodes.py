@@ -16,11 +16,11 @@ import urllib.error
 import urllib.request
 
 from modelledger.network.binaries import FabricBinaries
-from modelledger.network.ca import tls_context, tls_handshake
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import make_private_dir
-from modelledger.network.processes import ProcessInfo, ProcessSupervisor
 from modelledger.network.topology import Node, Topology
+from modelledger.runtime.private_files import make_private_dir
+from modelledger.runtime.processes import ProcessInfo, ProcessSupervisor
+from modelledger.runtime.tls import tls_context, tls_handshake
 
 
 def _base_env(layout: NetworkLayout) -> dict[str, str]:

@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelledger.network.private_files import make_private_dir, write_private_file
+from modelledger.runtime.private_files import make_private_dir, write_private_file
 
 if TYPE_CHECKING:
-    from modelledger.mlops.bridge.settings import MlflowSettings
+    from modelledger.runtime.settings import MlflowSettings
 
 # The server's environment names the one URL a webhook may point at (the bridge's receiver).
 WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from modelledger.mlops.bridge.outbox import Outbox, job_key
-from modelledger.mlops.bridge.settings import WEBHOOK_PATH
 from modelledger.mlops.bridge.webhooks import ANCHOR_EVENT, DeliveryRejectedError, check_delivery
+from modelledger.runtime.settings import WEBHOOK_PATH
 
 log = logging.getLogger("modelledger.bridge.receiver")
 

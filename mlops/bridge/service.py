@@ -41,21 +41,19 @@ from modelledger.mlops.bridge.mlflow_auth import (
 from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.bridge.webhooks import EVENTS
-from modelledger.mlops.store.s3server import S3Settings, S3User, aws_env, s3_client
+from modelledger.mlops.servers.minio import aws_env, s3_client
 from modelledger.mlops.store.upload import ModelUploader
-from modelledger.network.errors import NodeFailedError
-from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import write_private_file
-from modelledger.network.processes import (
-    ProcessSupervisor,
-    UpReport,
-    process_start_time,
-    wait_healthy,
-    wait_port_free,
+from modelledger.runtime.lifecycle import UpReport, wait_healthy
+from modelledger.runtime.private_files import write_private_file
+from modelledger.runtime.processes import ProcessFailedError, ProcessSupervisor, process_start_time, wait_port_free
+from modelledger.runtime.settings import (
+    BridgeSettings,
+    MlflowSettings,
+    S3Settings,
+    S3User,
+    connection_profile_path,
 )
-from modelledger.network.settings import NetworkSettings
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
 
@@ -203,7 +201,7 @@ class Bridge:
             settings,
             MlflowSettings.from_env(),
             S3Settings.from_env(),
-            NetworkLayout(NetworkSettings.from_env().network_dir).connection_profile,
+            connection_profile_path(),
         )
 
     def serve(self, stop: threading.Event) -> None:
@@ -440,7 +438,7 @@ class BridgeProcess:
     def _wait(self, timeout: float) -> None:
         try:
             wait_healthy(self.supervisor, {PROCESS_NAME: lambda: bridge_health(self.settings)}, timeout, "bridge")
-        except NodeFailedError as exc:
+        except ProcessFailedError as exc:
             raise BridgeError(f"bridge failed: {exc.reason} (log: {self.log_path})") from exc
 
     def down(self) -> list[str]:

@@ -10,7 +10,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.bridge.mlflow_server import MlflowServerError
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.service import (
     Bridge,
@@ -19,9 +18,10 @@ from modelledger.mlops.bridge.service import (
     configure_logging,
     install_webhook,
 )
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail, show_cleaned, show_stopped
+from modelledger.mlops.servers.tracking import MlflowServerError
+from modelledger.runtime.settings import BridgeSettings, MlflowSettings
 from modelledger.sdk.gateway.errors import GatewayError
 
 app = typer.Typer(help="The MLflow bridge: webhook, outbox, anchoring worker, reconciler.", no_args_is_help=True)

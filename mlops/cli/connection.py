@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelledger.network.layout import NetworkLayout
-from modelledger.network.settings import NetworkSettings
+from modelledger.runtime.settings import connection_profile_path
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.gateway import Gateway
 from modelledger.sdk.profile import ConnectionProfile
@@ -23,7 +22,7 @@ ProfileOpt = Annotated[
 
 def default_profile_path() -> Path:
     """Where ``network up`` writes the connection profile."""
-    return NetworkLayout(NetworkSettings.from_env().network_dir).connection_profile
+    return connection_profile_path()
 
 
 def open_gateway(org: str, role: str, profile: Path | None) -> tuple[ConnectionProfile, Gateway]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.bridge.mlflow_server import MlflowServer, MlflowServerError, MlflowStatus
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import bring_up, console, fail, show_cleaned, show_status, show_stopped
+from modelledger.mlops.servers.tracking import MlflowServer, MlflowServerError, MlflowStatus
 
 app = typer.Typer(help="Run the MLflow tracking server (SQL backend, artifacts on MinIO).", no_args_is_help=True)
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
 from modelledger.network import FabricNetwork, NetworkError
-from modelledger.network.stack import NetworkStatus
+from modelledger.network.fabric import NetworkStatus
 
 app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import bring_up, console, fail, show_cleaned, show_status, show_stopped
-from modelledger.mlops.store.s3server import S3Server, S3ServerError, S3Status
+from modelledger.mlops.servers.minio import S3Server, S3ServerError, S3Status
 
 app = typer.Typer(help="Run the S3 server (MinIO) that holds the anchored artifacts.", no_args_is_help=True)
 

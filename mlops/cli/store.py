@@ -13,9 +13,9 @@ from rich.markup import escape
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
+from modelledger.mlops.servers.minio import s3_client
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_verified
-from modelledger.mlops.store.s3server import S3Settings, S3User, s3_client
 from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError
 from modelledger.mlops.store.verification import (
@@ -26,6 +26,7 @@ from modelledger.mlops.store.verification import (
     verify_version,
 )
 from modelledger.mlops.store.verify import VerifyReport, verify_folder, verify_s3
+from modelledger.runtime.settings import S3Settings, S3User
 from modelledger.sdk.gateway.errors import GatewayError
 
 app = typer.Typer(help="Digest, anchor (write-once S3) and verify model artifacts.", no_args_is_help=True)

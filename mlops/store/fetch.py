@@ -26,7 +26,7 @@ from modelledger.mlops.store.digest import Manifest, check_relative_path
 from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
 from modelledger.mlops.store.verification import LedgerEvidence, Verification, anchored_bundle, verify_version
 from modelledger.mlops.store.verify import VerifyReport, compare
-from modelledger.network.processes import process_start_time
+from modelledger.runtime.processes import process_start_time
 
 _STAGING_KINDS = ("partial", "verify")
 

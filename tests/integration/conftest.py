@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from modelledger.mlops.store.s3server import S3Server, S3Settings
+from modelledger.mlops.servers.minio import S3Server
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.errors import ToolsMissingError
-from modelledger.network.processes import first_busy_port
-from modelledger.network.stack import free_port_base
+from modelledger.network.fabric import free_port_base
+from modelledger.runtime.processes import first_busy_port
+from modelledger.runtime.settings import S3Settings
 
 
 @pytest.fixture(scope="session")

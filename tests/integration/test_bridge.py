@@ -26,17 +26,18 @@ import pytest
 
 from modelledger.mlops.bridge.anchor import FAULT_ENV
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
-from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.service import WEBHOOK_NAME, BridgeProcess
-from modelledger.mlops.bridge.stack import MlflowStack
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.webhooks import sign
+from modelledger.mlops.servers.minio import S3Server, s3_client
+from modelledger.mlops.servers.stack import MlflowStack
+from modelledger.mlops.servers.tracking import MlflowServer
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3server import S3Server, S3User, s3_client
 from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, ledger_pointer, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
+from modelledger.runtime.settings import S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
 from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage

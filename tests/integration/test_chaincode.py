@@ -24,10 +24,10 @@ from fabric_protos.gateway import gateway_pb2
 
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.network import FabricNetwork
-from modelledger.network.ca import tls_context
 from modelledger.network.chaincode import ChaincodeDeployment, server_name
-from modelledger.network.lifecycle import ChaincodeCallError, PeerCLI
+from modelledger.network.chaincode_lifecycle import ChaincodeCallError, PeerCLI
 from modelledger.network.topology import Organization
+from modelledger.runtime.tls import tls_context
 from modelledger.sdk import ConnectionProfile
 from modelledger.sdk.gateway.errors import EndorseError
 from modelledger.sdk.gateway.transaction import Proposal, build_proposal

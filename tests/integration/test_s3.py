@@ -19,15 +19,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from modelledger.mlops.store.s3server import (
-    S3Server,
-    S3User,
-    bucket_state,
-    read_credentials,
-    read_user_credentials,
-    s3_client,
-)
-from modelledger.network.ca import tls_context
+from modelledger.mlops.servers.minio import S3Server, bucket_state, read_credentials, read_user_credentials, s3_client
+from modelledger.runtime.settings import S3User
+from modelledger.runtime.tls import tls_context
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from modelledger.mlops.store.digest import FileEntry
 from modelledger.mlops.store.digest import Manifest as FilesManifest
 from modelledger.network import FabricNetwork
 from modelledger.network.chaincode import ChaincodeDeployment
-from modelledger.network.lifecycle import PeerCLI
+from modelledger.network.chaincode_lifecycle import PeerCLI
 from modelledger.sdk import CommitError, ConnectionProfile
 from modelledger.sdk.gateway.events import FileCheckpointer, blocks, chaincode_events
 from modelledger.sdk.ledger.blocks import DecodedTransaction, _varint, decode_block, read_block_files, serialize_block

@@ -26,10 +26,10 @@ from modelledger.network.chaincode import (
     settings_joins,
     source_digest,
 )
+from modelledger.network.chaincode_lifecycle import ChaincodeCallError, Definition, _invoke_payload, endorsement_policy
 from modelledger.network.errors import CommandError, TopologyError
-from modelledger.network.lifecycle import ChaincodeCallError, Definition, _invoke_payload, endorsement_policy
-from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology, parse_topology
+from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 
 
 @pytest.fixture

@@ -6,17 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from modelledger.network.configuration import (
-    CCAAS_BUILDER_DIR,
-    CHANNEL_PROFILE,
-    configtx,
-    peer_core_yaml,
-    write_if_changed,
-)
+from modelledger.network.configuration import CCAAS_BUILDER_DIR, CHANNEL_PROFILE, configtx, peer_core_yaml
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import channel_gauge, orderer_env, peer_admin_env, peer_env
-from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
+from modelledger.runtime.private_files import write_if_changed
+from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 
 TOPO = load_topology(DEFAULT_TOPOLOGY, port_base=20000)
 LAYOUT = NetworkLayout(Path("/state/network"))

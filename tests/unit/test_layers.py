@@ -16,11 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # Folder of each top-level part of the ``modelledger`` namespace (pyproject.toml maps them).
 PARTS = {"modelledger.sdk": ROOT / "sdk", "modelledger.mlops": ROOT / "mlops", "modelledger.network": ROOT / "network"}
 
-# The store is a library over a boto3 client: no server, bridge, CLI or Fabric orchestration. s3server.py is
-# the MinIO server, which issue 13 moves beside the other servers; fetch.py reads a pid's start time from the
-# process toolkit, which moves to the runtime with it.
-STORE_EXEMPT = {"s3server.py"}
-STORE_MAY_USE = ("modelledger.mlops.store", "modelledger.sdk", "modelledger.network.processes")
+# The store is a library over a boto3 client: no server, bridge, CLI or Fabric orchestration.
+STORE_EXEMPT: set[str] = set()
+STORE_MAY_USE = ("modelledger.mlops.store", "modelledger.sdk", "modelledger.runtime")
 
 
 def imported_modules(source: str) -> set[str]:
@@ -79,7 +77,7 @@ def test_the_store_imports_no_server_bridge_cli_or_fabric_orchestration() -> Non
     [
         (sdk_violations, "from modelledger.mlops.store.digest import Manifest\n", "modelledger.mlops.store.digest"),
         (sdk_violations, "def f():\n    import mlflow.artifacts\n", "mlflow.artifacts"),
-        (store_violations, "from modelledger.mlops.store.s3server import S3Settings\n", "s3server"),
+        (store_violations, "from modelledger.mlops.servers.minio import s3_client\n", "modelledger.mlops.servers.minio"),
         (store_violations, "def f():\n    from modelledger.mlops.bridge import anchor\n", "modelledger.mlops.bridge"),
         (store_violations, "import modelledger.network.chaincode\n", "modelledger.network.chaincode"),
     ],

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from modelledger.network import private_files
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import BOOTSTRAP_ADMIN, CAServer
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.private_files import make_private_dir, read_or_create_secret, write_private_file
-from modelledger.network.processes import ProcessSupervisor, claim_marked_dir
-from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology
+from modelledger.runtime import private_files
+from modelledger.runtime.lifecycle import claim_marked_dir
+from modelledger.runtime.private_files import make_private_dir, read_or_create_secret, write_private_file
+from modelledger.runtime.processes import ProcessSupervisor
+from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 from tests.private_state import shared_entries
 from tests.unit.pki_fakes import make_cert, write_pair
 

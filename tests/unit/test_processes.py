@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from modelledger.network.processes import ProcessSupervisor, wait_port_free
+from modelledger.runtime.processes import ProcessSupervisor, wait_port_free
 
 
 def test_start_is_idempotent_and_stop_kills_by_pid(tmp_path: Path) -> None:

@@ -14,11 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from modelledger.mlops.cli.app import app
-from modelledger.mlops.store.s3server import (
+from modelledger.mlops.servers.minio import (
     S3Server,
     S3ServerError,
-    S3Settings,
-    S3User,
     aws_env,
     client_config,
     ensure_credentials,
@@ -30,6 +28,7 @@ from modelledger.mlops.store.s3server import (
     s3_client,
     user_policy,
 )
+from modelledger.runtime.settings import S3Settings, S3User
 
 
 def _settings(tmp_path: Path, **kw: object) -> S3Settings:

@@ -10,7 +10,7 @@ import pytest
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import NODE_OU_CONFIG, normalize_msp
 from modelledger.network.errors import CommandError, ToolsMissingError
-from modelledger.network.private_files import read_or_create_secret
+from modelledger.runtime.private_files import read_or_create_secret
 
 
 def test_secrets_are_random_stable_and_owner_only(tmp_path: Path) -> None:

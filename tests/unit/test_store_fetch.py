@@ -14,7 +14,7 @@ from modelledger.mlops.cli.app import app
 from modelledger.mlops.store import fetch
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.verification import LedgerEvidence
-from modelledger.network.processes import process_start_time
+from modelledger.runtime.processes import process_start_time
 from modelledger.sdk.registry.records import Actor, ModelVersion, Storage
 from modelledger.sdk.registry.records import Manifest as LedgerManifest
 from modelledger.sdk.registry.records import ManifestFile as LedgerFile

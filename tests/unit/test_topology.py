@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from modelledger.network.errors import TopologyError
-from modelledger.network.settings import DEFAULT_TOPOLOGY
 from modelledger.network.topology import load_topology, parse_topology
+from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.channel import update_config
-from modelledger.network.stack import free_port_base
+from modelledger.network.fabric import free_port_base
 from modelledger.sdk import CommitError, ConnectionProfile
 from modelledger.sdk.registry import RegistryClient
 

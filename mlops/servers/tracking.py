@@ -10,7 +10,7 @@ time under ``<state>/mlflow/pids``, output in ``logs/mlflow.log``) with:
   every client uploads and downloads through the server (``mlflow-artifacts:/``),
   so it needs no S3 credentials, no trust in MinIO's CA, and the URIs resolve from
   any host. The ``modelledger-s3`` repository
-  (:mod:`modelledger.mlops.bridge.proxied_artifacts`) is what makes the server
+  (:mod:`modelledger.mlops.servers.proxied_artifacts`) is what makes the server
   advertise no presigned S3 URLs, which stock MLflow 3.17 clients would otherwise
   use for every download and for uploads from 500 MiB on;
 - the webhook settings MLflow needs to deliver to a loopback receiver at all,
@@ -49,11 +49,11 @@ from modelledger.mlops.bridge.mlflow_auth import (
     ensure_users,
     read_user,
 )
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
-from modelledger.mlops.store.s3server import S3ServerError, S3Settings, S3User, aws_env, read_user_credentials
-from modelledger.network.configuration import write_if_changed
-from modelledger.network.private_files import read_or_create_secret
-from modelledger.network.processes import SupervisedServer, UpReport, wait_port_free
+from modelledger.mlops.servers.minio import S3ServerError, aws_env, read_user_credentials
+from modelledger.runtime.lifecycle import SupervisedServer, UpReport
+from modelledger.runtime.private_files import read_or_create_secret, write_if_changed
+from modelledger.runtime.processes import wait_port_free
+from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User
 
 PROCESS_NAME = "mlflow"
 STATE_MARKER = ".modelledger-mlflow"

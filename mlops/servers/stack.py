@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelledger.mlops.bridge.mlflow_server import MlflowServer
 from modelledger.mlops.bridge.service import BridgeProcess, install_webhook, mlflow_client
-from modelledger.mlops.bridge.settings import BridgeSettings, MlflowSettings
-from modelledger.mlops.store.s3server import S3Server, S3Settings
+from modelledger.mlops.servers.minio import S3Server
+from modelledger.mlops.servers.tracking import MlflowServer
+from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings
 
 
 @dataclass

@@ -26,9 +26,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from modelledger.runtime.settings import PROXIED_S3_SCHEME
+
 # The scheme of the server's --artifacts-destination. This module imports nothing heavy at its top:
 # MLflow loads it (an entry point) in every process that resolves an artifact repository.
-PROXIED_S3_SCHEME = "modelledger-s3"
 
 
 def s3_uri(artifact_uri: str) -> str:

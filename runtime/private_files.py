@@ -123,3 +123,11 @@ def read_or_create_secret(path: Path, make: Callable[[], str] = lambda: secrets.
     finally:
         tmp.unlink(missing_ok=True)
     return value
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Writes ``text`` to ``path`` (0600, atomically) unless it already holds exactly that; True if written."""
+    if path.is_file() and path.read_text() == text:
+        return False
+    write_private_file(path, text)
+    return True

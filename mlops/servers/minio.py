@@ -16,25 +16,15 @@ needed there, so the same code runs against AWS S3. Users and policies are
 made with MinIO's admin API through MinIO's own Python SDK (``minio``'s
 ``MinioAdmin``, plain HTTPS; no ``mc`` binary).
 
-| variable                       | default                |
-|--------------------------------|------------------------|
-| MODELLEDGER_STATE_DIR          | <repo>/.state (S3 under ``s3/``) |
-| MODELLEDGER_TOOLS_DIR          | <repo>/.tools          |
-| MODELLEDGER_S3_PORT            | 7900 (console: port + 1) |
-| MODELLEDGER_S3_BUCKET          | modelledger-anchored   |
-| MODELLEDGER_S3_RETENTION_DAYS  | 3653 (10 years)        |
-| MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET | modelledger-mlflow |
-| MODELLEDGER_HEALTH_TIMEOUT     | 60 (seconds)           |
+Its settings (``MODELLEDGER_S3_*``) are :class:`~modelledger.runtime.settings.S3Settings`.
 """
 
 from __future__ import annotations
 
 import configparser
 import datetime as dt
-import enum
 import json
 import os
-import re
 import secrets
 import time
 import urllib.error
@@ -49,12 +39,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelledger.mlops.store.s3errors import error_code
-from modelledger.network.ca import create_tls_ca, issue_tls_certificate, tls_context
-from modelledger.network.configuration import write_if_changed
-from modelledger.network.environment import env_number, env_path, env_str
-from modelledger.network.private_files import make_private_dir, write_private_file
-from modelledger.network.processes import ProcessInfo, SupervisedServer, UpReport, wait_port_free
-from modelledger.network.settings import REPO_ROOT
+from modelledger.runtime.lifecycle import SupervisedServer, UpReport
+from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
+from modelledger.runtime.processes import ProcessInfo, wait_port_free
+from modelledger.runtime.settings import MLFLOW_ARTIFACTS_PREFIX, S3Settings, S3User
+from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -62,172 +51,19 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 PROCESS_NAME = "minio"
-DRIVE_COUNT = 4
 RETENTION_MODE = "COMPLIANCE"
-DEFAULT_PORT = 7900
-DEFAULT_BUCKET = "modelledger-anchored"
-# Ten years, leap days included: a common record-keeping period for audit evidence (COMPLIANCE mode:
-# nobody, root included, can delete a version or shorten its retention before then).
-DEFAULT_RETENTION_DAYS = 3653
-# MLflow's artifacts: ``s3://<bucket>/<prefix>/…`` (the tracking server's --artifacts-destination).
-MLFLOW_BUCKET_ENV = "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET"
-DEFAULT_MLFLOW_BUCKET = "modelledger-mlflow"
-MLFLOW_ARTIFACTS_PREFIX = "artifacts"
 # Written into the S3 state folder by ``up``; ``clean`` deletes only a folder that carries it.
 STATE_MARKER = ".modelledger-s3"
 # ``up`` issues a new server certificate when the current one expires sooner than this.
 CERT_RENEW_BEFORE = dt.timedelta(days=30)
 TLS_HOSTS = ["127.0.0.1", "localhost"]
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 Progress = Callable[[str], None]
 
 
 class S3ServerError(Exception):
     """The S3 server or the anchored bucket could not be set up, started or queried."""
-
-
-class S3User(enum.StrEnum):
-    """Who holds an S3 credential. Each holds only its own, and its policy allows only its work."""
-
-    ROOT = "root"
-    """Administers MinIO (users, policies, buckets): ``s3 up`` only."""
-    MLFLOW = "mlflow"
-    """The tracking server: reads and writes its artifact prefix, nothing else."""
-    BRIDGE = "bridge"
-    """The bridge and ``store upload``: write and retain anchored copies (no delete), read MLflow's artifacts."""
-    AUDITOR = "auditor"
-    """Read-only on the anchored bucket: ``store verify``/``fetch``, ``s3 status``, the demo's checks, auditors."""
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """Where the S3 server lives, where it listens, and the anchored bucket's settings.
-
-    Attributes:
-        state_dir: Root of all runtime state; the S3 server uses ``state_dir/s3``.
-        tools_dir: Where ``make tools`` installed ``bin/minio``.
-        port: The S3 API port on ``host`` (HTTPS); the console, if enabled, would use ``port + 1``.
-        bucket: The anchored-artifacts bucket (Object Lock, versioning, default retention).
-        retention_days: The bucket's default COMPLIANCE retention in whole days (S3 counts
-            default retention in days; uploads can set a shorter per-object retain-until date).
-        mlflow_bucket: The bucket of MLflow's artifacts (under ``MLFLOW_ARTIFACTS_PREFIX``).
-        health_timeout: Seconds ``up`` waits for the server to report ready.
-        host: The loopback address the server listens on.
-    """
-
-    state_dir: Path = field(default_factory=lambda: REPO_ROOT / ".state")
-    tools_dir: Path = field(default_factory=lambda: REPO_ROOT / ".tools")
-    port: int = DEFAULT_PORT
-    bucket: str = DEFAULT_BUCKET
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    health_timeout: float = 60.0
-    host: str = "127.0.0.1"
-    mlflow_bucket: str = DEFAULT_MLFLOW_BUCKET
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65534:
-            raise ValueError(f"MODELLEDGER_S3_PORT must be between 1 and 65534, got {self.port}")
-        for var, bucket in (("MODELLEDGER_S3_BUCKET", self.bucket), (MLFLOW_BUCKET_ENV, self.mlflow_bucket)):
-            if not _BUCKET_NAME.match(bucket) or ".." in bucket:
-                raise ValueError(
-                    f"{var} {bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '-' or '.')"
-                )
-        if self.bucket == self.mlflow_bucket:
-            raise ValueError(f"MODELLEDGER_S3_BUCKET and {MLFLOW_BUCKET_ENV} must differ, both are {self.bucket!r}")
-        if self.retention_days < 1:
-            raise ValueError(f"MODELLEDGER_S3_RETENTION_DAYS must be at least 1, got {self.retention_days}")
-
-    @classmethod
-    def from_env(cls) -> S3Settings:
-        """Reads the settings from ``MODELLEDGER_*`` environment variables.
-
-        Raises:
-            ValueError: A variable is malformed; the message names it.
-        """
-        return cls(
-            state_dir=env_path("MODELLEDGER_STATE_DIR", REPO_ROOT / ".state"),
-            tools_dir=env_path("MODELLEDGER_TOOLS_DIR", REPO_ROOT / ".tools"),
-            port=env_number("MODELLEDGER_S3_PORT", DEFAULT_PORT, int),
-            bucket=env_str("MODELLEDGER_S3_BUCKET", DEFAULT_BUCKET),
-            retention_days=env_number("MODELLEDGER_S3_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, int),
-            health_timeout=env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
-            mlflow_bucket=env_str(MLFLOW_BUCKET_ENV, DEFAULT_MLFLOW_BUCKET),
-        )
-
-    # --- where things are -------------------------------------------------------------
-    @property
-    def s3_dir(self) -> Path:
-        """The folder holding all of the S3 server's state."""
-        return self.state_dir / "s3"
-
-    @property
-    def drives(self) -> list[Path]:
-        """The drive folders MinIO erasure-codes over (``data/d1`` … ``data/d4``)."""
-        return [self.s3_dir / "data" / f"d{i}" for i in range(1, DRIVE_COUNT + 1)]
-
-    @property
-    def certs_dir(self) -> Path:
-        """MinIO's ``--certs-dir``: ``public.crt``, ``private.key``, ``CAs/``, and our ``ca.crt``."""
-        return self.s3_dir / "certs"
-
-    @property
-    def ca_file(self) -> Path:
-        """The private CA's certificate: every client verifies the server against it."""
-        return self.certs_dir / "ca.crt"
-
-    @property
-    def ca_key_file(self) -> Path:
-        """The private CA's key (0600), kept outside the certs folder MinIO reads."""
-        return self.s3_dir / "ca" / "ca.key"
-
-    @property
-    def server_cert_file(self) -> Path:
-        """The server's TLS certificate."""
-        return self.certs_dir / "public.crt"
-
-    @property
-    def server_key_file(self) -> Path:
-        """The server's TLS key (0600)."""
-        return self.certs_dir / "private.key"
-
-    @property
-    def credentials_file(self) -> Path:
-        """The root access key and secret (JSON, 0600)."""
-        return self.s3_dir / "credentials.json"
-
-    @property
-    def users_dir(self) -> Path:
-        """The folder (0700) of the users' credential files."""
-        return self.s3_dir / "users"
-
-    def user_credentials_file(self, user: S3User) -> Path:
-        """Where ``user``'s key is kept (0600): the root's JSON file, or an AWS shared-credentials file
-        (``[default]`` profile) that boto3 and MLflow read through ``AWS_SHARED_CREDENTIALS_FILE``."""
-        if user is S3User.ROOT:
-            return self.credentials_file
-        return self.users_dir / f"{user.value}.credentials"
-
-    @property
-    def connection_file(self) -> Path:
-        """Endpoint, bucket, CA and credentials paths for other tools (no secret in it)."""
-        return self.s3_dir / "connection.json"
-
-    @property
-    def minio_binary(self) -> Path:
-        """The MinIO server built by ``make tools``."""
-        return self.tools_dir / "bin" / "minio"
-
-    @property
-    def console_port(self) -> int:
-        """The console's port (the console itself is off)."""
-        return self.port + 1
-
-    @property
-    def endpoint_url(self) -> str:
-        """The S3 API endpoint."""
-        return f"https://{self.host}:{self.port}"
 
 
 # --------------------------------------------------------------------------- credentials

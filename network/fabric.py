@@ -28,8 +28,8 @@ from modelledger.network.channel import (
     join_orderer,
     join_peer,
 )
-from modelledger.network.configuration import write_configtx, write_if_changed, write_node_config
-from modelledger.network.errors import NetworkError
+from modelledger.network.configuration import write_configtx, write_node_config
+from modelledger.network.errors import NetworkError, NodeFailedError
 from modelledger.network.identities import enroll_organization
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import (
@@ -40,18 +40,17 @@ from modelledger.network.nodes import (
     peer_heights,
     start_node,
 )
-from modelledger.network.private_files import make_private_dir, write_private_file
-from modelledger.network.processes import (
+from modelledger.network.topology import Node, Topology, load_topology
+from modelledger.runtime.lifecycle import UpReport, remove_marked_dir, wait_healthy
+from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
+from modelledger.runtime.processes import (
     HealthCheck,
+    ProcessFailedError,
     ProcessInfo,
     ProcessSupervisor,
-    UpReport,
     first_busy_port,
-    remove_marked_dir,
-    wait_healthy,
 )
-from modelledger.network.settings import NetworkSettings
-from modelledger.network.topology import Node, Topology, load_topology
+from modelledger.runtime.settings import NetworkSettings
 
 Progress = Callable[[str], None]
 
@@ -236,7 +235,10 @@ class FabricNetwork:
             ) from exc
 
     def _wait_healthy(self, checks: dict[str, HealthCheck], what: str) -> None:
-        wait_healthy(self.supervisor, checks, self.settings.health_timeout, what)
+        try:
+            wait_healthy(self.supervisor, checks, self.settings.health_timeout, what)
+        except ProcessFailedError as exc:
+            raise NodeFailedError(exc.node, exc.log_path, exc.reason) from exc
 
     def _node_heights(self, node: Node) -> dict[str, int]:
         """A node's height per channel (peers from metrics, orderers from the admin API)."""
