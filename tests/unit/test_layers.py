@@ -1,87 +1,230 @@
-"""Dependencies point one way: the rules of docs/architecture.md, checked on the imports of every module.
+"""Dependencies point one way: the layers of docs/architecture.md, checked on the imports of every module.
 
-Imports are read from the source (top-level and inside functions), so a rule
-is broken by any ``import``/``from ... import`` of a forbidden package,
-wherever it is written. Each rule is proved to bite by a planted violation.
+Every module under the folders of the ``modelledger`` namespace (``pyproject.toml``
+maps them) belongs to the layer of its longest matching package prefix in
+:data:`LAYERS`, and may import only what its layer allows, minus what
+:data:`EXCEPT` takes out. Imports are read from the source: top level, inside
+functions, under ``TYPE_CHECKING``, relative ones resolved, and names reached
+through an imported module (``processes.ProcessSupervisor``) counted as
+imported. A module in no layer is itself a failure, so a new package is placed
+on purpose. Each rule is proved to bite by a planted violation.
 """
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Folder of each top-level part of the ``modelledger`` namespace (pyproject.toml maps them).
-PARTS = {"modelledger.sdk": ROOT / "sdk", "modelledger.mlops": ROOT / "mlops", "modelledger.network": ROOT / "network"}
 
-# The store is a library over a boto3 client: no server, bridge, CLI or Fabric orchestration.
-STORE_EXEMPT: set[str] = set()
-STORE_MAY_USE = ("modelledger.mlops.store", "modelledger.sdk", "modelledger.runtime")
+ANYTHING = ("modelledger",)
+RUNTIME = "modelledger.runtime"
+NETWORK = "modelledger.network"
+SDK = "modelledger.sdk"
+STORE = "modelledger.mlops.store"
+BRIDGE = "modelledger.mlops.bridge"
+SERVERS = "modelledger.mlops.servers"
+MLFLOW = "modelledger.mlflow"  # mlops/mlflow/: what data scientists import
+
+# Layer (package prefix) -> the prefixes its modules may import. Bottom first.
+LAYERS: dict[str, tuple[str, ...]] = {
+    RUNTIME: (RUNTIME,),  # the toolkit: processes, lifecycle, settings, private files, TLS
+    NETWORK: (NETWORK, RUNTIME),  # Fabric only
+    SDK: (SDK,),  # the Fabric client: knows nothing else of ModelLedger (nor of MLflow, see THIRD_PARTY)
+    STORE: (STORE, SDK, RUNTIME),  # a library over a boto3 client: no server, bridge, CLI or Fabric orchestration
+    BRIDGE: (BRIDGE, STORE, SDK, RUNTIME),  # the bridge's logic: no server supervision (EXCEPT)
+    SERVERS: (SERVERS, BRIDGE, STORE, SDK, RUNTIME),  # the servers we start, the bridge's among them
+    MLFLOW: (MLFLOW, BRIDGE, STORE, SDK, RUNTIME),
+    "modelledger.mlops.cli": ANYTHING,  # on top
+    "modelledger.mlops.demo": ANYTHING,
+    "modelledger.mlops.__init__": ANYTHING,  # mlops/__init__.py
+}
+
+# Layer -> imports forbidden although an allowed prefix covers them (a module, or one name of a module).
+EXCEPT: dict[str, tuple[str, ...]] = {
+    BRIDGE: ("modelledger.runtime.lifecycle", "modelledger.runtime.processes.ProcessSupervisor"),
+}
+
+# Layer -> third-party packages it must not import.
+THIRD_PARTY: dict[str, tuple[str, ...]] = {SDK: ("mlflow",)}
 
 
-def imported_modules(source: str) -> set[str]:
-    """Every module a source file imports, absolute names (relative imports are not used in this project)."""
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _folders() -> dict[str, Path]:
+    """Package -> folder, from pyproject.toml's package-dir (longest folder first, so mlops/mlflow wins over mlops)."""
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return dict(sorted(((pkg, ROOT / folder) for pkg, folder in mapping.items()), key=lambda x: -len(x[1].parts)))
+
+
+FOLDERS = _folders()
+
+
+def module_name(path: str) -> str:
+    """The dotted module name of a source file given relative to the repository root (``x.__init__`` for x's own)."""
+    full = ROOT / path
+    for package, folder in FOLDERS.items():
+        if full.is_relative_to(folder):
+            parts = full.relative_to(folder).with_suffix("").parts
+            return ".".join([package, *parts])  # a package's own module ends in ``.__init__``
+    raise AssertionError(f"{path} is in no folder of pyproject.toml's package-dir")
+
+
+def imported_names(source: str, package: str) -> set[str]:
+    """Every module, or name of a module, that the source imports or reaches through an imported module.
+
+    Args:
+        source: The module's source text.
+        package: The package relative imports start from (the module's own, if it is an ``__init__``).
+    """
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    bound: dict[str, str] = {}  # local name -> what it stands for
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+            for alias in node.names:
+                found.add(alias.name)
+                local = alias.asname or alias.name.split(".")[0]
+                bound[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against the module's package
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                if alias.name == "*":
+                    found.add(base)
+                else:
+                    found.add(f"{base}.{alias.name}")
+                    bound[alias.asname or alias.name] = f"{base}.{alias.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            chain: list[str] = []
+            value: ast.expr = node
+            while isinstance(value, ast.Attribute):
+                chain.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in bound:
+                found.add(".".join([bound[value.id], *chain]))
     return found
 
 
-def ours(modules: set[str]) -> set[str]:
-    return {m for m in modules if m == "modelledger" or m.startswith("modelledger.")}
+def layer_of(module: str) -> str | None:
+    matching = [layer for layer in LAYERS if _under(module, layer)]
+    return max(matching, key=len) if matching else None
 
 
-def sdk_violations(files: dict[str, str]) -> list[str]:
-    """The SDK knows nothing of MLflow or of the rest of ModelLedger."""
+def violations(files: dict[str, str]) -> list[str]:
+    """Each import that breaks its module's layer, as ``<file> imports <name> (<why>)``.
+
+    Args:
+        files: Source text by path relative to the repository root.
+    """
     out = []
-    for name, source in files.items():
-        mods = imported_modules(source)
-        out += [f"{name} imports {m}" for m in sorted(ours(mods)) if not m.startswith("modelledger.sdk")]
-        out += [f"{name} imports {m}" for m in sorted(mods) if m == "mlflow" or m.startswith("mlflow.")]
-    return out
-
-
-def store_violations(files: dict[str, str]) -> list[str]:
-    out = []
-    for name, source in files.items():
-        if Path(name).name in STORE_EXEMPT:
+    for path, source in files.items():
+        module = module_name(path)
+        layer = layer_of(module)
+        if layer is None:
+            out.append(f"{path} ({module}) is in no layer of test_layers.LAYERS")
             continue
-        bad = [
-            m
-            for m in ours(imported_modules(source))
-            if not m.startswith(STORE_MAY_USE) or m in {f"modelledger.mlops.store.{Path(e).stem}" for e in STORE_EXEMPT}
-        ]
-        out += [f"{name} imports {m}" for m in sorted(bad)]
+        allowed, denied = LAYERS[layer], EXCEPT.get(layer, ())
+        found = set()
+        for name in imported_names(source, module.rsplit(".", 1)[0]):
+            if _under(name, "modelledger"):
+                if not any(_under(name, a) for a in allowed):
+                    found.add((name, f"{layer} may import only {', '.join(allowed)}"))
+                elif any(_under(name, d) for d in denied):
+                    found.add((name, f"{layer} must not import {', '.join(denied)}"))
+            elif any(_under(name, t) for t in THIRD_PARTY.get(layer, ())):
+                found.add((name, f"{layer} must not import {', '.join(THIRD_PARTY[layer])}"))
+        # One line per forbidden import: a name reached through a forbidden module is not said again.
+        names = {name for name, _ in found}
+        for name, why in sorted(found):
+            if not any(_under(name, other) for other in names - {name}):
+                out.append(f"{path} imports {name} ({why})")
     return out
 
 
-def sources(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(ROOT)): p.read_text() for p in sorted(folder.rglob("*.py"))}
+def every_source() -> dict[str, str]:
+    files = {p for folder in FOLDERS.values() for p in folder.rglob("*.py")}
+    return {str(p.relative_to(ROOT)): p.read_text() for p in sorted(files)}
 
 
-def test_the_sdk_imports_nothing_outside_the_sdk() -> None:
-    assert sdk_violations(sources(PARTS["modelledger.sdk"])) == []
+# Violations of the tree as it is, fixed at the merge of issue 13's parallel work (the modules are being moved
+# now). Strict: the test fails as soon as one is fixed and still listed here, so this list only shrinks.
+KNOWN_VIOLATIONS = [
+    # s3_client (a boto3 client from S3Settings) is leaving mlops/servers/minio.py.
+    "mlops/bridge/service.py imports modelledger.mlops.servers.minio.s3_client",
+]
 
 
-def test_the_store_imports_no_server_bridge_cli_or_fabric_orchestration() -> None:
-    assert store_violations(sources(ROOT / "mlops" / "store")) == []
+def test_every_module_keeps_to_its_layer() -> None:
+    files = every_source()
+    assert len(files) > 70 and any(module_name(p) == "modelledger.runtime.settings" for p in files)
+    assert [v.split(" (", 1)[0] for v in violations(files)] == KNOWN_VIOLATIONS
+
+
+def test_every_layer_has_modules() -> None:
+    """A layer whose package was renamed would guard nothing."""
+    layers = {layer_of(module_name(p)) for p in every_source()}
+    assert layers == set(LAYERS)
 
 
 @pytest.mark.parametrize(
-    ("rule", "planted", "named"),
+    ("path", "planted", "named"),
     [
-        (sdk_violations, "from modelledger.mlops.store.digest import Manifest\n", "modelledger.mlops.store.digest"),
-        (sdk_violations, "def f():\n    import mlflow.artifacts\n", "mlflow.artifacts"),
-        (store_violations, "from modelledger.mlops.servers.minio import s3_client\n", "modelledger.mlops.servers.minio"),
-        (store_violations, "def f():\n    from modelledger.mlops.bridge import anchor\n", "modelledger.mlops.bridge"),
-        (store_violations, "import modelledger.network.chaincode\n", "modelledger.network.chaincode"),
+        # store -> servers, bridge, CLI, network
+        ("mlops/store/planted.py", "from modelledger.mlops.servers.minio import s3_client\n", "modelledger.mlops.servers.minio"),
+        ("mlops/store/planted.py", "def f():\n    from modelledger.mlops.bridge import anchor\n", "modelledger.mlops.bridge"),
+        ("mlops/store/planted.py", "import modelledger.network.chaincode\n", "modelledger.network.chaincode"),
+        ("mlops/store/planted.py", "from modelledger.mlops.cli.output import fail\n", "modelledger.mlops.cli.output"),
+        ("mlops/store/planted.py", "from ..servers import minio\n", "modelledger.mlops.servers.minio"),
+        # sdk -> anything outside the sdk, and MLflow
+        ("sdk/planted.py", "from modelledger.mlops.store.digest import Manifest\n", "modelledger.mlops.store.digest"),
+        ("sdk/registry/planted.py", "def f():\n    import mlflow.artifacts\n", "mlflow.artifacts"),
+        ("sdk/ledger/planted.py", "from modelledger.runtime.settings import state_dir\n", "modelledger.runtime.settings"),
+        # network -> anything of ours but the runtime
+        ("network/planted.py", "from modelledger.sdk.profile import ConnectionProfile\n", "modelledger.sdk.profile"),
+        ("network/planted.py", "from modelledger.mlops.servers import minio\n", "modelledger.mlops.servers.minio"),
+        # runtime -> anything of ours outside the runtime
+        ("runtime/planted.py", "from modelledger.network.errors import NetworkError\n", "modelledger.network.errors"),
+        ("runtime/planted.py", "import modelledger.sdk.gateway\n", "modelledger.sdk.gateway"),
+        ("runtime/planted.py", "from modelledger.mlops.store.s3errors import error_code\n", "modelledger.mlops.store.s3errors"),
+        # the bridge's logic -> server supervision, servers, CLI, network
+        ("mlops/bridge/planted.py", "from modelledger.mlops.servers.bridge_server import BridgeProcess\n", "modelledger.mlops.servers.bridge_server"),
+        ("mlops/bridge/planted.py", "from modelledger.runtime.lifecycle import wait_healthy\n", "modelledger.runtime.lifecycle.wait_healthy"),
+        ("mlops/bridge/planted.py", "from modelledger.runtime.processes import ProcessSupervisor\n", "modelledger.runtime.processes.ProcessSupervisor"),
+        ("mlops/bridge/planted.py", "from modelledger.runtime import processes\nsup = processes.ProcessSupervisor()\n", "modelledger.runtime.processes.ProcessSupervisor"),
+        ("mlops/bridge/planted.py", "import modelledger.runtime.processes\nmodelledger.runtime.processes.ProcessSupervisor()\n", "modelledger.runtime.processes.ProcessSupervisor"),
+        ("mlops/bridge/planted.py", "from modelledger.mlops.cli.output import fail\n", "modelledger.mlops.cli.output"),
+        ("mlops/bridge/planted.py", "from modelledger.network.fabric import FabricNetwork\n", "modelledger.network.fabric"),
+        # the servers sit under the CLI
+        ("mlops/servers/planted.py", "from modelledger.mlops.cli.output import fail\n", "modelledger.mlops.cli.output"),
+        # a package in no layer
+        ("mlops/serving/planted.py", "import json\n", "is in no layer"),
     ],
 )
-def test_a_planted_violation_is_caught(rule, planted: str, named: str) -> None:  # type: ignore[no-untyped-def]
-    (violation,) = rule({"mlops/store/planted.py": planted})
-    assert violation.startswith("mlops/store/planted.py imports ") and named in violation
+def test_a_planted_violation_is_caught(path: str, planted: str, named: str) -> None:
+    (violation,) = violations({path: planted})
+    assert violation.startswith(f"{path} ") and named in violation
+
+
+@pytest.mark.parametrize(
+    ("path", "planted"),
+    [
+        ("mlops/store/planted.py", "from modelledger.sdk.registry.records import Manifest\nfrom modelledger.runtime import settings\n"),
+        ("network/planted.py", "from modelledger.runtime.processes import ProcessSupervisor\n"),
+        ("mlops/bridge/planted.py", "from modelledger.runtime.processes import process_start_time\nfrom modelledger.mlops.store import upload\n"),
+        ("mlops/servers/planted.py", "from modelledger.mlops.bridge.service import install_webhook\nfrom modelledger.runtime.lifecycle import UpReport\n"),
+        ("mlops/cli/planted.py", "from modelledger.network.fabric import FabricNetwork\nfrom modelledger.mlops.servers import stack\n"),
+        ("sdk/planted.py", "from .gateway import gateway\n"),
+    ],
+)
+def test_an_allowed_import_passes(path: str, planted: str) -> None:
+    assert violations({path: planted}) == []
