@@ -2,13 +2,18 @@
 
 Field names are snake_case here and camelCase on the ledger; :func:`from_json`
 and :func:`to_json` convert, recursively, using the dataclasses' type hints.
-Unknown fields from a newer chaincode are ignored when reading.
+``chaincode/registry/testdata/records.json`` and ``tests/unit/test_sdk_records.py``
+keep the dataclasses equal to the Go records field for field, so the chaincode
+of this release sends no field they lack. A field from a newer chaincode is
+kept, not dropped: :func:`unknown_fields` returns it, :func:`to_json` writes it
+back, and a warning names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -39,21 +44,55 @@ def _convert(tp: Any, value: Any) -> Any:
     return value
 
 
+_UNKNOWN = "_unknown_fields"
+_warned: set[tuple[str, str]] = set()
+log = logging.getLogger("modelledger.sdk.registry")
+
+
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """Builds the dataclass ``cls`` from a chaincode JSON object."""
+    """Builds the dataclass ``cls`` from a chaincode JSON object; absent optional fields take their defaults.
+
+    A field ``cls`` does not have (sent by a newer chaincode) is kept, not dropped:
+    :func:`unknown_fields` returns it, :func:`to_json` writes it back, and a warning
+    names it (once per record type and field).
+    """
     hints = typing.get_type_hints(cls)
     kwargs = {}
+    known = set()
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         key = _camel(f.name)
+        known.add(key)
         if key in data:
             kwargs[f.name] = _convert(hints[f.name], data[key])
-    return cls(**kwargs)
+    record = cls(**kwargs)
+    unknown = {k: v for k, v in data.items() if k not in known}
+    if unknown:
+        object.__setattr__(record, _UNKNOWN, unknown)  # not a field: equality and the conformance test ignore it
+        new = sorted(k for k in unknown if (cls.__name__, k) not in _warned)
+        if new:
+            _warned.update((cls.__name__, k) for k in new)
+            log.warning(
+                "the chaincode's %s record has fields this SDK does not know: %s (kept as read; a newer chaincode "
+                "than this modelledger?)",
+                cls.__name__,
+                ", ".join(new),
+            )
+    return record
+
+
+def unknown_fields(record: Any) -> dict[str, Any]:
+    """The fields of the chaincode's JSON that ``record``'s dataclass lacks (from a newer chaincode), as read.
+
+    Only the record itself: a record nested in it keeps its own.
+    """
+    return dict(getattr(record, _UNKNOWN, {}))
 
 
 def to_json(record: Any) -> Any:
     """The chaincode JSON form (camelCase keys) of a record, list or value."""
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {_camel(f.name): to_json(getattr(record, f.name)) for f in dataclasses.fields(record)}
+        known = {_camel(f.name): to_json(getattr(record, f.name)) for f in dataclasses.fields(record)}
+        return {**known, **unknown_fields(record)}
     if isinstance(record, list):
         return [to_json(v) for v in record]
     return record

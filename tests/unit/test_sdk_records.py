@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import re
 import types
 import typing
@@ -58,23 +59,87 @@ def python_record(go_name: str) -> type:
     return cls
 
 
-@pytest.mark.parametrize("go_name", sorted(go_description()["records"]))
-def test_python_record_has_the_chaincode_fields_and_types(go_name: str) -> None:
-    cls = python_record(go_name)
+def record_differences(cls: type, go_fields: list[dict[str, Any]], go_records: set[str]) -> list[str]:
+    """How the dataclass ``cls`` differs from the chaincode record of ``go_fields``, field for field, either way.
+
+    Args:
+        cls: A dataclass of sdk/registry/records.py.
+        go_fields: The record's fields in records.json (name, type, optional).
+        go_records: The names of every chaincode record (a field of one of these types is a nested record).
+    """
     hints = typing.get_type_hints(cls)
     python = {_camel(f.name): f for f in dataclasses.fields(cls)}
-    go = {f["name"]: f for f in go_description()["records"][go_name]}
-    assert sorted(python) == sorted(go), f"{cls.__name__} fields"
-    for name, go_field in go.items():
-        f = python[name]
+    go = {f["name"]: f for f in go_fields}
+    out = [f"{cls.__name__} lacks the chaincode's field {n}" for n in sorted(set(go) - set(python))]
+    out += [f"{cls.__name__}.{python[n].name} is not a field of the chaincode's record" for n in sorted(set(python) - set(go))]
+    for name in sorted(set(go) & set(python)):
+        f, go_field = python[name], go[name]
         kind, nullable = json_type(hints[f.name])
-        assert kind == go_field["type"], f"{cls.__name__}.{f.name}: {kind}, the chaincode's is {go_field['type']}"
+        if kind != go_field["type"]:
+            out.append(f"{cls.__name__}.{f.name}: {kind}, the chaincode's is {go_field['type']}")
         # A record the chaincode may leave out (a pointer) reads as None; a required one never is None.
-        record = go_field["type"] in go_description()["records"]
-        assert nullable == (go_field["optional"] and record), f"{cls.__name__}.{f.name}: admits None: {nullable}"
-        if go_field["optional"]:
-            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-            assert has_default, f"{cls.__name__}.{f.name} may be absent but has no default"
+        if nullable != (go_field["optional"] and go_field["type"] in go_records):
+            out.append(f"{cls.__name__}.{f.name}: admits None: {nullable}")
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if go_field["optional"] and not has_default:
+            out.append(f"{cls.__name__}.{f.name} may be absent but has no default")
+    return out
+
+
+@pytest.mark.parametrize("go_name", sorted(go_description()["records"]))
+def test_python_record_has_the_chaincode_fields_and_types(go_name: str) -> None:
+    go = go_description()["records"]
+    assert record_differences(python_record(go_name), go[go_name], set(go)) == []
+
+
+@dataclasses.dataclass(frozen=True)
+class _Planted:
+    model_id: str = ""
+    run_id: str = ""
+    commit: str = ""  # not in the chaincode's record
+
+
+_GO_PLANTED = [
+    {"name": "modelId", "optional": False, "type": "string"},
+    {"name": "runId", "optional": False, "type": "integer"},
+    {"name": "user", "optional": False, "type": "string"},
+]
+
+
+def test_a_field_difference_either_way_is_caught() -> None:
+    """Planted: a Python field the chaincode lacks, a chaincode field Python lacks, and a type that differs."""
+    assert record_differences(_Planted, _GO_PLANTED, set()) == [
+        "_Planted lacks the chaincode's field user",
+        "_Planted.commit is not a field of the chaincode's record",
+        "_Planted.run_id: string, the chaincode's is integer",
+    ]
+
+
+def test_a_field_this_sdk_does_not_know_is_kept_and_named_not_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """A newer chaincode's field: read on (as before), but kept as read, written back, and named in a warning."""
+    data = {
+        "name": "m",
+        "version": "1",
+        "someFutureField": {"a": [1, 2]},
+        "manifest": {"files": [{"path": "a", "sha256": "0" * 64, "size": 1, "mode": 420}]},
+    }
+    with caplog.at_level(logging.WARNING, logger="modelledger.sdk.registry"):
+        v = records.from_json(records.ModelVersion, data)
+        records.from_json(records.ModelVersion, data)  # warned once per record type and field
+    assert (v.name, v.manifest.files[0].size) == ("m", 1)
+    assert records.unknown_fields(v) == {"someFutureField": {"a": [1, 2]}}
+    assert records.unknown_fields(v.manifest.files[0]) == {"mode": 420}
+    assert records.unknown_fields(v.manifest) == {}
+    back = records.to_json(v)
+    assert back["someFutureField"] == {"a": [1, 2]} and back["manifest"]["files"][0]["mode"] == 420
+    assert records.from_json(records.ModelVersion, back) == v
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sorted(warnings) == [
+        "the chaincode's ManifestFile record has fields this SDK does not know: mode (kept as read; a newer chaincode than this modelledger?)",
+        "the chaincode's ModelVersion record has fields this SDK does not know: someFutureField (kept as read; a newer chaincode than this modelledger?)",
+    ]
+    event = records.event_payload("ApprovalSetMemberRemoved", b'{"mspId":"GhostMSP","reason":"gone"}')
+    assert records.unknown_fields(event) == {"reason": "gone"}
 
 
 def _snake(name: str) -> str:
