@@ -45,7 +45,8 @@ const (
 	settingsKey = "settings"
 )
 
-const versionKeyDigits = 10
+// versionKeyDigits is the width of a padded version: every version fits.
+const versionKeyDigits = maxVersionDigits
 
 // compositeKey builds a key from attributes the caller validated (no U+0000
 // or U+10FFFF), so the shim cannot refuse it; should it ever, the empty key

@@ -8,9 +8,14 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of CONTRACT.md ("Limits" and "Field rules").
+// Limits of CONTRACT.md ("Limits" and "Field rules"). TestLimitsFile
+// writes every max* constant of the package into sdk/registry/limits.json,
+// which the Python side reads (sdk/registry/limits.py), and fails when that
+// file is out of date.
 const (
 	maxModelNameChars     = 256
+	maxVersionDigits      = 10
+	maxEnvironmentChars   = 63
 	maxManifestFiles      = 10000
 	maxParams             = 1000
 	maxMetrics            = 1000
@@ -221,7 +226,7 @@ func validateModelName(p, name string) error {
 }
 
 func validateVersion(p, version string) error {
-	if len(version) < 1 || len(version) > 10 || version[0] == '0' || !allBytes(version, isDigit) {
+	if len(version) < 1 || len(version) > maxVersionDigits || version[0] == '0' || !allBytes(version, isDigit) {
 		return invalid(p, "must be a positive decimal integer without leading zeros, at most 10 digits")
 	}
 	return nil
@@ -406,7 +411,7 @@ func validateMSPID(p, id string) error {
 }
 
 func validateEnvironment(p, env string) error {
-	if len(env) < 1 || len(env) > 63 || !isLowerAlnum(env[0]) || !allBytes(env, isEnvironmentByte) {
+	if len(env) < 1 || len(env) > maxEnvironmentChars || !isLowerAlnum(env[0]) || !allBytes(env, isEnvironmentByte) {
 		return invalid(p, "must be 1 to 63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
 	}
 	return nil

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.names import check_model_name, check_model_version
 from modelledger.sdk.registry.records import DatasetRef, Framework, Library, Metric, MLflowSource, Param
 
@@ -33,13 +34,13 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^;\s]+)")
 
 
-# The registry chaincode's limits (chaincode/CONTRACT.md); provenance beyond them is left out, and said so.
-MAX_PARAMS = 1000
-MAX_METRICS = 1000
-MAX_LIBRARIES = 200
-MAX_DATASETS = 100
-MAX_PARAM_VALUE = 6000
-MAX_LABEL = 256
+# The registry chaincode's limits (sdk/registry/limits.json); provenance beyond them is left out, and said so.
+MAX_PARAMS = LIMITS.params
+MAX_METRICS = LIMITS.metrics
+MAX_LIBRARIES = LIMITS.libraries
+MAX_DATASETS = LIMITS.datasets
+MAX_PARAM_VALUE = LIMITS.param_value_chars
+MAX_LABEL = LIMITS.label_chars
 UNKNOWN = "unknown"
 
 
@@ -133,7 +134,8 @@ def ledger_datasets(run: Any | None, notes: list[str] | None = None) -> list[Dat
     The bridge registers exactly these before the model version; ``notes`` gets what was left out.
     """
     found = datasets_of(run) if run is not None else []
-    return _fit(found, lambda x: len(x.name) <= MAX_LABEL, MAX_DATASETS, "datasets", [] if notes is None else notes)
+    fits = lambda x: len(x.name) <= MAX_LABEL and len(x.source) <= LIMITS.uri_chars  # noqa: E731
+    return _fit(found, fits, MAX_DATASETS, "datasets", [] if notes is None else notes)
 
 
 def _params(*sources: dict[str, str] | None) -> list[Param]:

@@ -15,6 +15,7 @@ from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.client import RegistryClient
+from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.records import to_json
 
 app = typer.Typer(help="Query registered model versions on the ledger.", no_args_is_help=True)
@@ -79,7 +80,7 @@ def show(
 @app.command("list")
 def list_versions(
     name: Annotated[str, typer.Argument(help="Only this model (default: every model you may read).")] = "",
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000)] = 100,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=LIMITS.page_size)] = 100,
     bookmark: Annotated[str, typer.Option("--bookmark", help="Continue after a previous page.")] = "",
     org: OrgOpt = "Org1MSP",
     role: RoleOpt = "auditor",

@@ -17,6 +17,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.provenance import SHA256_TAG, SOURCE_TAG
 from modelledger.mlops.store.digest import dataframe_digest, dataset_digest
+from modelledger.sdk.registry.limits import LIMITS
 
 __all__ = ["LoggedDataset", "log_dataset"]
 
@@ -84,7 +85,8 @@ def log_dataset(
         label = name or paths[0].name
         where = source or ",".join(str(p.resolve()) for p in paths)
         dataset = MetaDataset(source=resolve_dataset_source(str(paths[0].resolve())), name=label)
-    mlflow.log_input(dataset, context=context, tags={SHA256_TAG: sha, SOURCE_TAG: where[:2048]})
+    ledger_source = where[: LIMITS.uri_chars]  # the chaincode's limit on a dataset source
+    mlflow.log_input(dataset, context=context, tags={SHA256_TAG: sha, SOURCE_TAG: ledger_source})
     if registry is not None:
-        registry.register_dataset(label, sha, where[:2048])
+        registry.register_dataset(label, sha, ledger_source)
     return LoggedDataset(label, sha, where)

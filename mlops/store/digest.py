@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
+from modelledger.sdk.registry.limits import LIMITS
+
 CHUNK = 8 * 1024 * 1024
-MAX_PATH_CHARS = 4096  # the chaincode's limit on a manifest path (chaincode/CONTRACT.md)
+MAX_PATH_CHARS = LIMITS.manifest_path_chars  # the chaincode's limit on a manifest path
 HEX = frozenset("0123456789abcdef")
 
 
@@ -125,7 +127,7 @@ def check_relative_path(path: str) -> str:
 
     Raises:
         ModelTreeError: Absolute, empty, ``.``/``..`` segments, backslashes, control characters
-            (C0, DEL, C1) or over 4096 characters.
+            (C0, DEL, C1) or over MAX_PATH_CHARS (4096) characters.
     """
     if not path or path.startswith("/") or "\\" in path:
         raise ModelTreeError(f"{path!r}: must be a relative path with '/' separators")

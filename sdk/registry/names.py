@@ -23,7 +23,8 @@ A model name is refused, first rule first, when it:
 9. starts or ends with a White_Space character.
 
 A version is a positive decimal integer without leading zeros, at most 10
-digits. The character tables are written out, not taken from
+digits. The numbers (256 characters, 10 digits) are the chaincode's, read from
+:data:`modelledger.sdk.registry.limits.LIMITS`. The character tables are written out, not taken from
 :mod:`unicodedata`, so the answer does not depend on the Python release
 (nor the chaincode's on the Go release).
 """
@@ -32,11 +33,13 @@ from __future__ import annotations
 
 import re
 
-MAX_NAME_CHARS = 256
+from modelledger.sdk.registry.limits import LIMITS
 
-VERSION_RULE = "must be a positive decimal integer without leading zeros, at most 10 digits"
+MAX_NAME_CHARS = LIMITS.model_name_chars
 
-_VERSION = re.compile(r"[1-9][0-9]{0,9}")
+VERSION_RULE = f"must be a positive decimal integer without leading zeros, at most {LIMITS.version_digits} digits"
+
+_VERSION = re.compile(rf"[1-9][0-9]{{0,{LIMITS.version_digits - 1}}}")
 
 # Unicode format characters (category Cf) of Unicode 15.0, as inclusive ranges; the bidi controls
 # (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) are among them.

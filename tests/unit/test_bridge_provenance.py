@@ -7,7 +7,15 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from modelledger.mlops.bridge.provenance import collect, datasets_of, framework_of, ledger_name, libraries_of
+from modelledger.mlops.bridge.provenance import (
+    collect,
+    datasets_of,
+    framework_of,
+    ledger_datasets,
+    ledger_name,
+    libraries_of,
+)
+from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.names import InvalidNameError
 
 SHA = "ab" * 32
@@ -69,6 +77,22 @@ def test_provenance_beyond_the_ledgers_limits_is_left_out_and_said(tmp_path: Pat
     p = collect(mv, run, None, tmp_path)
     assert len(p.params) == 1000 and "huge" not in {x.key for x in p.params}
     assert p.notes == ("1 params too long for the ledger left out", "5 params beyond the first 1000 left out")
+
+
+def test_a_dataset_whose_source_the_ledger_refuses_is_left_out_and_said() -> None:
+    """The chaincode refuses a dataset source over LIMITS.uri_chars (2048): such a dataset is not referenced."""
+    longest, too_long = "s3://d/" + "x" * (LIMITS.uri_chars - 7), "s3://d/" + "y" * (LIMITS.uri_chars - 6)
+    run = NS(
+        inputs=NS(
+            dataset_inputs=[
+                _input("fits", {"modelledger.sha256": "a" * 64}, source=longest),
+                _input("long", {"modelledger.sha256": "b" * 64}, source=too_long),
+            ]
+        )
+    )
+    notes: list[str] = []
+    assert [r.name for r in ledger_datasets(run, notes)] == ["fits"]
+    assert notes == ["1 datasets too long for the ledger left out"]
 
 
 def test_the_framework_is_never_blank(tmp_path: Path) -> None:

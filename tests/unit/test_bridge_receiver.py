@@ -205,3 +205,32 @@ def test_the_registry_check_tells_a_missing_model_from_a_refusal_for_a_user_who_
     finally:
         server.shutdown()
     assert registry_has_version(uri, "m1", "1", user, timeout=0.5) is None  # nobody answers: cannot tell
+
+
+NAME_VECTORS = Path(__file__).resolve().parents[2] / "chaincode" / "registry" / "testdata" / "name_vectors.json"
+
+
+def test_the_receiver_refuses_exactly_what_the_chaincode_refuses(tmp_path: Path) -> None:
+    """Every name and version of the vectors the chaincode's Go test registers: refused by the chaincode, refused
+    here with its rule before the registry is asked or anything is enqueued (so before any download); accepted by
+    the chaincode, accepted here."""
+    vectors = json.loads(NAME_VECTORS.read_text(encoding="utf-8"))
+    cases = [(c["name"], "1", "data.name", c["error"]) for c in vectors["names"]]
+    cases += [("fraud", c["version"], "data.version", c["error"]) for c in vectors["versions"]]
+    assert len(cases) >= 55 and sum(1 for c in cases if c[3]) >= 30
+    outbox = Outbox(tmp_path / "outbox.db")
+    asked: list[tuple[str, str]] = []
+    receiver = Receiver(SECRET, outbox, lambda n, v: asked.append((n, v)) or True, max_body=4096, freshness=300)
+    enqueued: set[tuple[str, str]] = set()
+    for i, (name, version, field, error) in enumerate(cases):
+        body, headers = signed(name, version, f"d-{i}")
+        answer = receiver.handle(headers, body)
+        if error:
+            assert answer.status == 400, (name, version, answer)
+            assert answer.body["error"] == f"{field}: {error} (the ledger's rule: this version cannot be anchored)"
+            assert asked == [] and not outbox.delivery_seen(f"d-{i}")
+        else:
+            assert (answer.status, answer.body["status"]) == (202, "accepted"), (name, version, answer)
+            assert asked.pop() == (name, version) and outbox.get(name, version) is not None
+            enqueued.add((name, version))
+        assert {(j.name, j.version) for j in outbox.jobs()} == enqueued

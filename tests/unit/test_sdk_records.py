@@ -115,8 +115,11 @@ def test_a_field_difference_either_way_is_caught() -> None:
     ]
 
 
-def test_a_field_this_sdk_does_not_know_is_kept_and_named_not_dropped(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_field_this_sdk_does_not_know_is_kept_and_named_not_dropped(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A newer chaincode's field: read on (as before), but kept as read, written back, and named in a warning."""
+    monkeypatch.setattr(records, "_warned", set())  # none warned yet in this process
     data = {
         "name": "m",
         "version": "1",
