@@ -122,7 +122,7 @@ def _tail(path: Path, lines: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- modelledger s3
-def _bucket_line(st: ServerStatus) -> list[str]:
+def _bucket_lines(st: ServerStatus) -> list[str]:
     b = st.details["bucket"]
     if "error" in b:
         return [f"bucket {escape(b['bucket'])}: [red]{escape(b['error'])}[/]"]
@@ -131,8 +131,9 @@ def _bucket_line(st: ServerStatus) -> list[str]:
     days = f" {b['retention_days']} day(s)" if b.get("retention_days") else ""
     mark = "[green]as configured[/]" if b.get("ok") else "[red]not as configured[/]"
     return [
-        f"bucket {escape(b['bucket'])}: Object Lock {b['object_lock'] or 'off'},"
-        f" retention {b['retention_mode'] or 'none'}{days}, versioning {b['versioning'] or 'off'} · {mark}"
+        f"bucket {escape(b['bucket'])}: {mark}",
+        f"  Object Lock {b['object_lock'] or 'off'}, retention {b['retention_mode'] or 'none'}{days},"
+        f" versioning {b['versioning'] or 'off'}",
     ]
 
 
@@ -142,7 +143,7 @@ S3_COMMANDS = ServerCommands(
     up_name="S3",
     title=lambda st: f"S3 (MinIO) {st.details['endpoint']}",
     lines=lambda st: [
-        *_bucket_line(st),
+        *_bucket_lines(st),
         f"state: {escape(st.details['state_dir'])}",
         f"log: {escape(st.log)}",
     ],
