@@ -1,1 +1,1 @@
-"""The runtime every ModelLedger process shares: supervision, one server lifecycle and status, settings, TLS."""
+"""The runtime every ModelLedger process shares: supervision, one lifecycle and status, settings, private files, TLS."""
