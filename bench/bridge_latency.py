@@ -46,7 +46,7 @@ from modelledger.mlops.bridge.anchor import SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.tags import TAG_STATUS
-from modelledger.mlops.servers.minio import s3_client
+from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.signing import sign_manifest

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.servers.minio import s3_client
+from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path

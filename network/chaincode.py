@@ -15,6 +15,7 @@ definition; the world state lives in the peers and is untouched.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -38,6 +39,7 @@ from modelledger.runtime.lifecycle import wait_healthy
 from modelledger.runtime.private_files import PRIVATE_UMASK, make_private_dir, write_private_file
 from modelledger.runtime.processes import ProcessFailedError, ProcessSupervisor, wait_port_free
 from modelledger.runtime.settings import REPO_ROOT
+from modelledger.runtime.status import ServerStatus
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context, tls_handshake
 
 Progress = Callable[[str], None]
@@ -189,22 +191,6 @@ class DeployReport:
     actions: list[str]
     seconds: float
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ServerStatus:
-    """One chaincode server as seen now."""
-
-    name: str
-    org: str
-    address: str
-    running: bool
-    healthy: bool
-    detail: str
-    pid: int | None
-    rss_kib: int
-    peak_rss_kib: int
-    log: str
 
 
 @dataclass(frozen=True)
@@ -570,24 +556,10 @@ class ChaincodeDeployment:
         record = DeploymentRecord.load(self.layout.chaincode_record)
         servers = []
         for org in self.topo.application_orgs:
-            name = server_name(self.topo, org)
-            info = self.supervisor.running(name)
-            ok, detail = self.server_health(org) if info else (False, "not running")
             assert org.chaincode_server is not None
-            servers.append(
-                ServerStatus(
-                    name=name,
-                    org=org.name,
-                    address=org.chaincode_server.address,
-                    running=info is not None,
-                    healthy=ok,
-                    detail=detail,
-                    pid=info.pid if info else None,
-                    rss_kib=info.rss_kib if info else 0,
-                    peak_rss_kib=info.peak_rss_kib if info else 0,
-                    log=str(self.supervisor.log_path(name)),
-                )
-            )
+            health = functools.partial(self.server_health, org)
+            name, address = server_name(self.topo, org), org.chaincode_server.address
+            servers.append(ServerStatus.observe(self.supervisor, name, address, health, {"org": org.name}))
         committed = None
         try:
             committed = self.cli.committed(self.topo.chaincode)
@@ -599,7 +571,7 @@ class ChaincodeDeployment:
             "deployed": asdict(record) if record else None,
             "committed": committed,
             "source_changed_since_deploy": stale,
-            "servers": [asdict(s) for s in servers],
+            "servers": [s.to_dict() for s in servers],
         }
 
 

@@ -8,11 +8,12 @@ says so.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,11 @@ from modelledger.runtime.private_files import make_private_dir, write_if_changed
 from modelledger.runtime.processes import (
     HealthCheck,
     ProcessFailedError,
-    ProcessInfo,
     ProcessSupervisor,
     first_busy_port,
 )
 from modelledger.runtime.settings import NetworkSettings
+from modelledger.runtime.status import ServerStatus
 
 Progress = Callable[[str], None]
 
@@ -74,36 +75,23 @@ STATE_MARKER = ".modelledger-network"
 
 
 @dataclass
-class ProcessStatus:
-    """One supervised process (CA, orderer or peer) as seen now."""
-
-    name: str
-    kind: str
-    org: str
-    address: str
-    running: bool
-    healthy: bool
-    detail: str
-    pid: int | None
-    rss_kib: int
-    peak_rss_kib: int = 0
-    heights: dict[str, int] = field(default_factory=dict)
-    log: str = ""
-
-
-@dataclass
 class NetworkStatus:
-    """The whole network as seen now."""
+    """The whole network as seen now.
+
+    Each process is a :class:`~modelledger.runtime.status.ServerStatus` whose ``details`` hold its
+    ``kind`` (``ca``, ``orderer``, ``peer``, ``chaincode``), its ``org`` and, for nodes, the ledger
+    ``heights`` per channel.
+    """
 
     channel: str
-    processes: list[ProcessStatus]
+    processes: list[ServerStatus]
     members: dict[str, list[str]]
     state_dir: str
 
     @property
     def healthy(self) -> bool:
         """True when every process runs and reports healthy."""
-        return all(p.running and p.healthy for p in self.processes)
+        return all(p.ok for p in self.processes)
 
     @property
     def total_rss_kib(self) -> int:
@@ -124,7 +112,7 @@ class NetworkStatus:
             "total_peak_rss_kib": self.total_peak_rss_kib,
             "state_dir": self.state_dir,
             "members": self.members,
-            "processes": [asdict(p) for p in self.processes],
+            "processes": [p.to_dict() for p in self.processes],
         }
 
 
@@ -357,58 +345,30 @@ class FabricNetwork:
     # ------------------------------------------------------------------ status
     def status(self, with_members: bool = True) -> NetworkStatus:
         """Health, ledger heights, memory and channel members of every process."""
-        topo, layout = self.topology, self.layout
-        procs: list[ProcessStatus] = []
+        topo, layout, sup = self.topology, self.layout, self.supervisor
+        procs: list[ServerStatus] = []
         for org in topo.organizations:
-            info = self.supervisor.running(org.ca.name)
-            ok, detail = ca_health(org.ca, layout) if info else (False, "not running")
-            procs.append(self._process_status(org.ca.name, info, "ca", org.name, org.ca.url, ok, detail, {}))
+            details = {"kind": "ca", "org": org.name, "heights": {}}
+            health = functools.partial(ca_health, org.ca, layout)
+            procs.append(ServerStatus.observe(sup, org.ca.name, org.ca.url, health, details))
         for n in topo.nodes:
-            info = self.supervisor.running(n.id)
-            ok, detail = node_health(topo, n, layout) if info else (False, "not running")
-            heights = self._node_heights(n) if info else {}
-            procs.append(self._process_status(n.id, info, n.kind, n.org, n.address, ok, detail, heights))
+            st = ServerStatus.observe(sup, n.id, n.address, functools.partial(node_health, topo, n, layout))
+            heights = self._node_heights(n) if st.running else {}
+            procs.append(replace(st, details={"kind": n.kind, "org": n.org, "heights": heights}))
         if layout.chaincode_record.is_file():
             cc = self.chaincode
             for org in topo.application_orgs:
-                name = server_name(topo, org)
-                info = self.supervisor.running(name)
-                ok, detail = cc.server_health(org) if info else (False, "not running")
                 address = org.chaincode_server.address if org.chaincode_server else ""
-                procs.append(self._process_status(name, info, "chaincode", org.name, address, ok, detail, {}))
+                details = {"kind": "chaincode", "org": org.name, "heights": {}}
+                health = functools.partial(cc.server_health, org)
+                procs.append(ServerStatus.observe(sup, server_name(topo, org), address, health, details))
         members: dict[str, list[str]] = {}
-        if with_members and all(p.running for p in procs if p.kind in ("peer", "orderer")):
+        if with_members and all(p.running for p in procs if p.details["kind"] in ("peer", "orderer")):
             try:
                 members = channel_members(fetch_config(topo, layout, self.bins))
             except NetworkError as exc:
                 members = {"error": [str(exc).splitlines()[0]]}
         return NetworkStatus(topo.channel, procs, members, str(layout.root))
-
-    def _process_status(
-        self,
-        name: str,
-        info: ProcessInfo | None,
-        kind: str,
-        org: str,
-        address: str,
-        ok: bool,
-        detail: str,
-        heights: dict[str, int],
-    ) -> ProcessStatus:
-        return ProcessStatus(
-            name=name,
-            kind=kind,
-            org=org,
-            address=address,
-            running=info is not None,
-            healthy=ok,
-            detail=detail,
-            pid=info.pid if info else None,
-            rss_kib=info.rss_kib if info else 0,
-            peak_rss_kib=info.peak_rss_kib if info else 0,
-            heights=heights,
-            log=str(self.supervisor.log_path(name)),
-        )
 
     # ------------------------------------------------------------------ clients
     def connection_profile(self) -> dict[str, Any]:

@@ -1,1 +1,1 @@
-"""The runtime every ModelLedger process shares: supervision, one server lifecycle, settings, private files, TLS."""
+"""The runtime every ModelLedger process shares: supervision, one lifecycle and status, settings, private files, TLS."""

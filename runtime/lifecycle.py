@@ -1,19 +1,26 @@
-"""One server lifecycle: ``up`` (waiting until healthy), ``down``, ``clean`` of a marked state folder.
+"""One server lifecycle: ``up`` (waiting until healthy), ``down``, ``status``, ``clean`` of a marked state folder.
 
 Every process ModelLedger starts runs under a :class:`~modelledger.runtime.processes.ProcessSupervisor`;
-the servers among them (MinIO, MLflow, the bridge) share :class:`SupervisedServer`.
+the servers among them (MinIO, MLflow, the bridge) share :class:`SupervisedServer`, and every one reports
+a :class:`~modelledger.runtime.status.ServerStatus`.
+
+A state folder is ours when it carries our marker file, which ``up`` writes. A folder made before its
+server wrote markers is recognised by its contents instead: it holds nothing but entries that server
+writes (its ``legacy_entries``); ``up`` claims it and ``clean`` may delete it. Anything else is refused.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from modelledger.runtime.private_files import make_private_dir, write_private_file
 from modelledger.runtime.processes import HealthCheck, ProcessFailedError, ProcessSupervisor
+from modelledger.runtime.status import ServerStatus
 
 
 @dataclass
@@ -50,26 +57,38 @@ def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout
         time.sleep(0.2)
 
 
-def check_marked_dir(root: Path, marker: str) -> None:
+def _only_legacy_entries(root: Path, legacy: Collection[str]) -> bool:
+    """True when ``root`` is a folder that holds something, and only entries named in ``legacy``."""
+    if not legacy or not root.is_dir():
+        return False
+    names = {p.name for p in root.iterdir()}
+    return bool(names) and names <= set(legacy)
+
+
+def check_marked_dir(root: Path, marker: str, legacy: Collection[str] = ()) -> None:
     """Refuses a state folder that exists without our ``marker`` file (so it was not made by us).
 
+    A folder without the marker that holds only ``legacy`` entries (what we wrote there before
+    markers existed) is accepted.
+
     Raises:
-        PermissionError: The folder exists without the marker.
+        PermissionError: The folder exists without the marker (and is not such a legacy folder).
     """
-    if root.exists() and not (root / marker).is_file():
+    if root.exists() and not (root / marker).is_file() and not _only_legacy_entries(root, legacy):
         raise PermissionError(f"refusing to delete {root}: it has no {marker} marker, so it was not made by us")
 
 
-def claim_marked_dir(root: Path, marker: str, note: str) -> None:
+def claim_marked_dir(root: Path, marker: str, note: str, legacy: Collection[str] = ()) -> None:
     """Makes ``root`` a private (0700) state folder of ours, writing ``marker`` with ``note`` unless it is there.
 
-    Missing parents (the state folder itself) are created 0700 too.
+    Missing parents (the state folder itself) are created 0700 too. A folder that
+    holds only ``legacy`` entries (ours, from before markers) is claimed as well.
 
     Raises:
-        PermissionError: The folder holds files but no marker; nothing is written.
+        PermissionError: The folder holds other files but no marker; nothing is written.
     """
     if not (root / marker).is_file():
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(root.iterdir()) and not _only_legacy_entries(root, legacy):
             raise PermissionError(
                 f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR"
             )
@@ -77,23 +96,24 @@ def claim_marked_dir(root: Path, marker: str, note: str) -> None:
     make_private_dir(root, tighten=True)
 
 
-def remove_marked_dir(root: Path, marker: str) -> None:
-    """Deletes a state folder, but only one that carries our ``marker`` file.
+def remove_marked_dir(root: Path, marker: str, legacy: Collection[str] = ()) -> None:
+    """Deletes a state folder, but only one that carries our ``marker`` file (or is a legacy folder of ours).
 
     Raises:
         PermissionError: The folder exists without the marker; nothing is deleted.
     """
-    check_marked_dir(root, marker)
+    check_marked_dir(root, marker, legacy)
     if root.exists():
         shutil.rmtree(root)
 
 
 class SupervisedServer:
-    """One server process that owns a marked state folder: the shared part of ``up``, ``down`` and ``clean``.
+    """One server process that owns a marked state folder: the shared part of ``up``, ``down``, ``status``, ``clean``.
 
-    Subclasses (the S3 and MLflow servers) set the class attributes, pass
-    their state folder, and implement :meth:`_address` and :meth:`_health`;
-    every refusal is raised as their ``error`` type.
+    Subclasses (the S3 and MLflow servers, the bridge) set the class attributes, pass
+    their state folder, and implement :meth:`_address` and :meth:`_health`; they may add
+    what only they report to :meth:`status` through :meth:`_status_details`. Every
+    refusal is raised as their ``error`` type.
     """
 
     process: str  # the supervisor's name for the process
@@ -103,6 +123,9 @@ class SupervisedServer:
     marker: str  # the file that makes the state folder ours
     marker_note: str
     health_timeout: float
+    stop_timeout: float = 15.0  # seconds between SIGTERM and SIGKILL
+    # What a state folder made before this server wrote markers may hold (see the module's docstring).
+    legacy_entries: frozenset[str] = frozenset()
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -120,6 +143,20 @@ class SupervisedServer:
 
     def _health(self) -> tuple[bool, str]:
         raise NotImplementedError
+
+    def _status_details(self, healthy: bool) -> tuple[dict[str, Any], list[str]]:
+        """What only this server reports (its ``details``) and what is wrong beyond its health.
+
+        Args:
+            healthy: Whether the server answered its health check just now.
+        """
+        return {}, []
+
+    def status(self) -> ServerStatus:
+        """The server now: process, memory and health from the supervisor, then its own details."""
+        st = ServerStatus.observe(self.supervisor, self.process, self._address, self._health)
+        details, problems = self._status_details(st.healthy)
+        return replace(st, details=details, problems=tuple(problems))
 
     def _run(self, start: Callable[[], None]) -> float:
         """Calls ``start`` unless the server runs here already; waits until it is healthy.
@@ -147,22 +184,23 @@ class SupervisedServer:
         except ProcessFailedError as exc:
             raise self.error(f"{self.label} failed: {exc.reason} (log: {self.log_path})") from exc
 
-    def _claim_state_dir(self) -> None:
+    def claim_state_dir(self) -> None:
+        """Makes the state folder ours (writing the marker), before anything is written into it."""
         try:
-            claim_marked_dir(self.state_dir, self.marker, self.marker_note)
+            claim_marked_dir(self.state_dir, self.marker, self.marker_note, self.legacy_entries)
         except PermissionError as exc:
             raise self.error(str(exc)) from exc
 
     def down(self) -> list[str]:
         """Stops the server (by pid); its state is kept."""
-        return [self.process] if self.supervisor.stop(self.process) else []
+        return [self.process] if self.supervisor.stop(self.process, timeout=self.stop_timeout) else []
 
     def clean(self) -> list[str]:
         """Stops the server and deletes its state folder, refusing (before stopping anything) one that is not ours."""
         try:
-            check_marked_dir(self.state_dir, self.marker)
+            check_marked_dir(self.state_dir, self.marker, self.legacy_entries)
             stopped = self.down()
-            remove_marked_dir(self.state_dir, self.marker)
+            remove_marked_dir(self.state_dir, self.marker, self.legacy_entries)
         except PermissionError as exc:
             raise self.error(str(exc)) from exc
         return stopped

@@ -40,7 +40,7 @@ from modelledger.mlops.bridge.outbox import LeaseLostError, Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.reconciler import reconcile
 from modelledger.mlops.bridge.webhooks import EVENTS
-from modelledger.mlops.servers.minio import s3_client
+from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.runtime.private_files import write_private_file
 from modelledger.runtime.processes import process_start_time

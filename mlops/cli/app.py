@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from modelledger.mlops.cli import bridge, chaincode, ledger, mlflow, model, network, s3, store
+from modelledger.mlops.cli import bridge, chaincode, ledger, model, network, store
+from modelledger.mlops.cli.servers import mlflow_app, s3_app
 
 app = typer.Typer(
     help="ModelLedger: prove which model ran, where it came from and who signed off.",
@@ -15,9 +16,9 @@ app.add_typer(network.app, name="network")
 app.add_typer(chaincode.app, name="chaincode")
 app.add_typer(model.app, name="model")
 app.add_typer(ledger.app, name="ledger")
-app.add_typer(s3.app, name="s3")
+app.add_typer(s3_app, name="s3")
 app.add_typer(store.app, name="store")
-app.add_typer(mlflow.app, name="mlflow")
+app.add_typer(mlflow_app, name="mlflow")
 app.add_typer(bridge.app, name="bridge")
 
 

@@ -18,10 +18,12 @@ from modelledger.mlops.bridge.service import (
     install_webhook,
 )
 from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail, show_cleaned, show_stopped
+from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.servers import ServerCommands, add_server_commands
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.tracking import MlflowServerError
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings
+from modelledger.runtime.status import ServerStatus
 from modelledger.sdk.gateway.errors import GatewayError
 
 app = typer.Typer(help="The MLflow bridge: webhook, outbox, anchoring worker, reconciler.", no_args_is_help=True)
@@ -41,6 +43,10 @@ def install(
 ) -> None:
     """Create (or update) the MLflow webhook that tells the bridge about new model versions."""
     settings = _settings(as_json)
+    try:
+        BridgeProcess(settings).claim_state_dir()  # the secret is the first file of the bridge's folder
+    except BridgeError as exc:
+        fail(str(exc), as_json)
     try:
         done = install_webhook(settings, MlflowSettings.from_env(), rotate=rotate)
     except Exception as exc:  # MLflow unreachable or refusing: say so plainly
@@ -64,49 +70,28 @@ def serve() -> None:
         fail(str(exc), False)
 
 
-@app.command()
-def up(as_json: JsonOpt = False) -> None:
-    """Start the bridge as a background process (idempotent); it needs `bridge install` first."""
-    proc = BridgeProcess(_settings(as_json))
-    try:
-        report = proc.up()
-    except BridgeError as exc:
-        fail(str(exc), as_json)
-    st = proc.status()
-    if as_json:
-        emit_json({"actions": report.actions, "seconds": round(report.seconds, 2), "status": st})
-        return
-    console.print(
-        f"bridge {'started' if report.actions else 'already running'} · {st['url']} · pid {st['pid']} · {st['detail']}"
-    )
+def _bridge_lines(st: ServerStatus) -> list[str]:
+    # While it is healthy its health check's answer is the outbox counts.
+    return [*([f"outbox: {escape(st.detail)}"] if st.healthy else []), f"log: {escape(st.log)}"]
 
 
-@app.command()
-def down(as_json: JsonOpt = False) -> None:
-    """Stop the bridge; its outbox keeps every job (a restarted bridge resumes them)."""
-    show_stopped("the bridge", BridgeProcess(_settings(as_json)).down(), as_json)
-
-
-@app.command()
-def clean(as_json: JsonOpt = False) -> None:
-    """Stop the bridge and delete its outbox, webhook secret and logs (run `bridge install` again after)."""
-    bridge = BridgeProcess(_settings(as_json))
-    show_cleaned("the bridge", bridge.clean(), bridge.settings.bridge_dir, as_json)
-
-
-@app.command()
-def status(as_json: JsonOpt = False) -> None:
-    """Health of the bridge and its outbox counts; exit 1 if it is not running and healthy."""
-    st = BridgeProcess(_settings(as_json)).status()
-    if as_json:
-        emit_json(st)
-    else:
-        health = "[green]ready[/]" if st["healthy"] else f"[red]{escape(st['detail'])}[/]"
-        console.print(f"bridge {st['url']} · {health} · pid {st['pid'] or '-'} · RSS {st['rss_kib'] / 1024:.0f} MiB")
-        if st["healthy"]:
-            console.print(f"  outbox: {escape(st['detail'])} · log: {st['log']}", soft_wrap=True)
-    if not st["ok"]:
-        raise SystemExit(1)
+add_server_commands(
+    app,
+    ServerCommands(
+        make=BridgeProcess,
+        name="the bridge",
+        up_name="bridge",
+        title=lambda st: f"bridge {st.details['url']}",
+        lines=_bridge_lines,
+        help={
+            "up": "Start the bridge as a background process (idempotent); it needs `bridge install` first.",
+            "down": "Stop the bridge; its outbox keeps every job (a restarted bridge resumes them).",
+            "status": "Health of the bridge and its outbox counts; exit 1 if it is not running and healthy.",
+            "clean": "Stop the bridge and delete its outbox, webhook secret and logs "
+            "(run `bridge install` again after).",
+        },
+    ),
+)
 
 
 @app.command()

@@ -37,7 +37,8 @@ def render_status(st: NetworkStatus) -> None:
     table.add_column("RSS MiB", justify="right")
     for p in st.processes:
         health = "[green]healthy[/]" if p.running and p.healthy else f"[red]{escape(p.detail)}[/]"
-        height = str(p.heights.get(st.channel, "")) if p.kind in ("peer", "orderer") else "-"
+        kind, heights = p.details["kind"], p.details["heights"]
+        height = str(heights.get(st.channel, "")) if kind in ("peer", "orderer") else "-"
         address = p.address.removeprefix("https://")
         table.add_row(p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}")
     console.print(table)

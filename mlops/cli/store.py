@@ -13,7 +13,7 @@ from rich.markup import escape
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
-from modelledger.mlops.servers.minio import s3_client
+from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_verified
 from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder

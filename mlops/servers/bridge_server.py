@@ -1,6 +1,9 @@
-"""The bridge as a supervised process: ``bridge up/down/status/clean`` run ``modelledger bridge serve``.
+"""The bridge as a supervised server: ``bridge up/down/status/clean`` run ``modelledger bridge serve``.
 
-The process itself is :class:`~modelledger.mlops.bridge.service.Bridge`.
+The process itself is :class:`~modelledger.mlops.bridge.service.Bridge`. Its state folder
+(``<state>/bridge``: outbox, webhook secret, pid and log) is marked as ours by ``bridge install``
+or ``bridge up``, whichever comes first; a folder the bridge made before it wrote markers holds
+only its own files and is claimed as it is.
 """
 
 from __future__ import annotations
@@ -8,22 +11,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from modelledger.mlops.bridge.service import PROCESS_NAME, BridgeError
-from modelledger.mlops.servers.minio import aws_env
-from modelledger.runtime.lifecycle import UpReport, wait_healthy
-from modelledger.runtime.processes import ProcessFailedError, ProcessSupervisor, wait_port_free
+from modelledger.mlops.servers.s3_access import aws_env
+from modelledger.runtime.lifecycle import SupervisedServer, UpReport
+from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import BridgeSettings, S3Settings, S3User
+
+# Written into the bridge's state folder by ``install`` or ``up``; ``clean`` deletes only a folder that carries it.
+STATE_MARKER = ".modelledger-bridge"
+# Everything the bridge wrote into its folder before it wrote the marker: a folder holding only these is ours.
+LEGACY_ENTRIES = frozenset(
+    {"outbox.db", "outbox.db-journal", "outbox.db-shm", "outbox.db-wal", "webhook-secret", "logs", "pids"}
+)
 
 
 def bridge_health(settings: BridgeSettings) -> tuple[bool, str]:
+    """``GET /health`` of the receiver: (its ``ok``, the outbox counts)."""
     try:
         with urllib.request.urlopen(f"http://{settings.host}:{settings.port}/health", timeout=2) as resp:
             doc = json.loads(resp.read(4096))
@@ -33,63 +43,63 @@ def bridge_health(settings: BridgeSettings) -> tuple[bool, str]:
         return False, str(getattr(exc, "reason", exc))
 
 
-class BridgeProcess:
-    """``bridge up/down/status``: the ``bridge serve`` command as a supervised process."""
+class BridgeProcess(SupervisedServer):
+    """The ``bridge serve`` command as a supervised server: ``up``, ``down`` (the outbox keeps every job),
+    ``status``, ``clean`` (deletes the outbox, the webhook secret and the logs)."""
+
+    process = PROCESS_NAME
+    label = "bridge"
+    cli = "bridge"
+    error = BridgeError
+    marker = STATE_MARKER
+    marker_note = "ModelLedger bridge state (outbox, webhook secret); `modelledger bridge clean` deletes this folder"
+    health_timeout = 60.0
+    stop_timeout = 40.0  # a job in flight gets time to reach a checkpoint
+    legacy_entries = LEGACY_ENTRIES
 
     def __init__(self, settings: BridgeSettings | None = None) -> None:
         self.settings = settings or BridgeSettings.from_env()
-        self.supervisor = ProcessSupervisor(self.settings.bridge_dir)
+        super().__init__(self.settings.bridge_dir)
 
     @property
-    def log_path(self) -> Path:
-        return self.supervisor.log_path(PROCESS_NAME)
+    def _address(self) -> str:
+        """The receiver's address, recorded with its pid."""
+        return f"{self.settings.host}:{self.settings.port}"
 
-    def up(self, timeout: float = 60.0) -> UpReport:
+    def _health(self) -> tuple[bool, str]:
+        return bridge_health(self.settings)
+
+    def _status_details(self, healthy: bool) -> tuple[dict[str, Any], list[str]]:
+        """The webhook URL MLflow delivers to."""
+        return {"url": self.settings.webhook_url}, []
+
+    def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
+        """Starts the bridge unless it runs, and waits until it answers healthy.
+
+        Raises:
+            BridgeError: No webhook secret yet (run ``bridge install``), the folder is not ours,
+                the port is taken, or the bridge exited or never got healthy (names its log).
+        """
+        say = progress or (lambda _m: None)
         s = self.settings
         t0 = time.monotonic()
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
-        if self.supervisor.running(PROCESS_NAME) is not None:
-            self._wait(timeout)
-            return UpReport([], time.monotonic() - t0, 0.0)
-        err = wait_port_free(s.host, s.port, 5.0)
-        if err is not None:
-            raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
-        env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
-        # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
-        s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)
-        env.update({**aws_env(s3, S3User.BRIDGE), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url})
-        argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
-        self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir)
-        t1 = time.monotonic()
-        self._wait(timeout)
-        return UpReport([f"started {PROCESS_NAME}"], time.monotonic() - t0, time.monotonic() - t1)
+        self.claim_state_dir()
+        actions: list[str] = []
 
-    def _wait(self, timeout: float) -> None:
-        try:
-            wait_healthy(self.supervisor, {PROCESS_NAME: lambda: bridge_health(self.settings)}, timeout, "bridge")
-        except ProcessFailedError as exc:
-            raise BridgeError(f"bridge failed: {exc.reason} (log: {self.log_path})") from exc
+        def start() -> None:
+            err = wait_port_free(s.host, s.port, 5.0)
+            if err is not None:
+                raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
+            env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
+            # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
+            s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)
+            env.update({**aws_env(s3, S3User.BRIDGE), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url})
+            argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
+            say(f"starting the bridge on {s.webhook_url}")
+            self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir, tag=self._address)
+            actions.append(f"started {PROCESS_NAME}")
 
-    def down(self) -> list[str]:
-        return [PROCESS_NAME] if self.supervisor.stop(PROCESS_NAME, timeout=40) else []
-
-    def clean(self) -> list[str]:
-        """Stops the bridge and deletes its folder (outbox, webhook secret, logs)."""
-        stopped = self.down()
-        shutil.rmtree(self.settings.bridge_dir, ignore_errors=True)
-        return stopped
-
-    def status(self) -> dict[str, Any]:
-        info = self.supervisor.running(PROCESS_NAME)
-        ok, detail = bridge_health(self.settings) if info else (False, "not running")
-        return {
-            "url": self.settings.webhook_url,
-            "running": info is not None,
-            "healthy": ok,
-            "detail": detail,
-            "pid": info.pid if info else None,
-            "rss_kib": info.rss_kib if info else 0,
-            "log": str(self.log_path),
-            "ok": info is not None and ok,
-        }
+        seconds_to_healthy = self._run(start)
+        return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)

@@ -43,6 +43,7 @@ class MlflowStack:
         """
         self.s3.up()
         self.mlflow.up()
+        self.bridge.claim_state_dir()  # before the webhook secret is written into it
         install_webhook(self.bridge.settings, self.mlflow.settings)
         self.bridge.up()
         return mlflow_client(self.mlflow.settings.tracking_uri)

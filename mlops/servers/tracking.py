@@ -36,7 +36,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from modelledger.mlops.bridge.mlflow_auth import (
@@ -49,7 +48,7 @@ from modelledger.mlops.bridge.mlflow_auth import (
     ensure_users,
     read_user,
 )
-from modelledger.mlops.servers.minio import S3ServerError, aws_env, read_user_credentials
+from modelledger.mlops.servers.s3_access import S3ServerError, aws_env, read_user_credentials
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import read_or_create_secret, write_if_changed
 from modelledger.runtime.processes import wait_port_free
@@ -127,26 +126,6 @@ def server_health(settings: MlflowSettings) -> tuple[bool, str]:
         return False, str(getattr(exc, "reason", exc))
 
 
-@dataclass
-class MlflowStatus:
-    tracking_uri: str
-    running: bool
-    healthy: bool
-    detail: str
-    pid: int | None
-    rss_kib: int
-    backend: str
-    artifacts: str
-    log: str
-
-    @property
-    def ok(self) -> bool:
-        return self.running and self.healthy
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
-
-
 class MlflowServer(SupervisedServer):
     """The tracking server of one state folder: ``up``, ``down`` (its database is kept), ``status``, ``clean``."""
 
@@ -184,7 +163,7 @@ class MlflowServer(SupervisedServer):
         say = progress or (lambda _m: None)
         s = self.settings
         t0 = time.monotonic()
-        self._claim_state_dir()
+        self.claim_state_dir()
         try:
             read_user_credentials(self.s3, S3User.MLFLOW)
         except S3ServerError as exc:
@@ -225,17 +204,10 @@ class MlflowServer(SupervisedServer):
             return uri
         return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
 
-    def status(self) -> MlflowStatus:
-        info = self.supervisor.running(PROCESS_NAME)
-        ok, detail = server_health(self.settings) if info else (False, "not running")
-        return MlflowStatus(
-            tracking_uri=self.settings.tracking_uri,
-            running=info is not None,
-            healthy=ok,
-            detail=detail,
-            pid=info.pid if info else None,
-            rss_kib=info.rss_kib if info else 0,
-            backend=self._backend_label(),
-            artifacts=self.settings.artifacts_destination,
-            log=str(self.log_path),
-        )
+    def _status_details(self, healthy: bool) -> tuple[dict[str, Any], list[str]]:
+        """Its URL, backend (without credentials) and where its artifacts go."""
+        return {
+            "tracking_uri": self.settings.tracking_uri,
+            "backend": self._backend_label(),
+            "artifacts": self.settings.artifacts_destination,
+        }, []

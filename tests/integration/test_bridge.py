@@ -31,7 +31,8 @@ from modelledger.mlops.bridge.service import WEBHOOK_NAME
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.servers.bridge_server import BridgeProcess
-from modelledger.mlops.servers.minio import S3Server, s3_client
+from modelledger.mlops.servers.minio import S3Server
+from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.servers.tracking import MlflowServer
 from modelledger.mlops.store.digest import digest_folder

@@ -111,7 +111,7 @@ def test_a_version_registered_in_mlflow_on_postgresql_is_anchored(pg_stack: PgSt
 def test_the_database_password_stays_out_of_argv_status_and_logs(pg_stack: PgStack) -> None:
     password = pg_stack.postgres.password
     status = pg_stack.mlflow.status()
-    assert status.ok and status.backend == f"postgresql://127.0.0.1:{pg_stack.postgres.port}/mlflow"
+    assert status.ok and status.details["backend"] == f"postgresql://127.0.0.1:{pg_stack.postgres.port}/mlflow"
     info = pg_stack.mlflow.supervisor.running(PROCESS_NAME)
     assert info is not None
     pids = [info.pid, *[int(p) for p in Path(f"/proc/{info.pid}/task/{info.pid}/children").read_text().split()]]

@@ -40,7 +40,7 @@ def _pids(net: FabricNetwork) -> dict[str, int]:
 def test_every_node_is_healthy_and_peers_agree_on_height(network: FabricNetwork) -> None:
     st = network.status()
     # Chaincode servers appear once the chaincode is deployed (test_chaincode.py runs first).
-    names = {p.name for p in st.processes if p.kind != "chaincode"}
+    names = {p.name for p in st.processes if p.details["kind"] != "chaincode"}
     assert names == {
         "ca-OrdererOrg",
         "ca-Org1",
@@ -53,7 +53,7 @@ def test_every_node_is_healthy_and_peers_agree_on_height(network: FabricNetwork)
     }
     unhealthy = [(p.name, p.detail) for p in st.processes if not (p.running and p.healthy)]
     assert unhealthy == []
-    peer_heights = {p.name: p.heights.get("mlops") for p in st.processes if p.kind == "peer"}
+    peer_heights = {p.name: p.details["heights"].get("mlops") for p in st.processes if p.details["kind"] == "peer"}
     assert len(set(peer_heights.values())) == 1, peer_heights
     assert next(iter(peer_heights.values())) >= 1
     assert st.members["application_orgs"] == ["Org1MSP", "Org2MSP"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from modelledger.mlops.servers.minio import S3Server, s3_client
+from modelledger.mlops.servers.minio import S3Server
+from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import AnchoredIndex, StoragePointer, StoreError, read_index

@@ -18,8 +18,8 @@ from modelledger.mlops.bridge.mlflow_auth import (
     request_refusal,
     webhook_target_refusal,
 )
-from modelledger.mlops.servers.minio import ensure_credentials, read_credentials
 from modelledger.mlops.servers.proxied_artifacts import s3_uri
+from modelledger.mlops.servers.s3_access import ensure_credentials, read_credentials
 from modelledger.mlops.servers.tracking import MlflowServer, mlflow_argv, mlflow_env
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User
 

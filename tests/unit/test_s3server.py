@@ -14,19 +14,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from modelledger.mlops.cli.app import app
-from modelledger.mlops.servers.minio import (
-    S3Server,
+from modelledger.mlops.servers.minio import S3Server, ensure_tls, minio_argv, minio_env
+from modelledger.mlops.servers.minio_admin import user_policy
+from modelledger.mlops.servers.s3_access import (
     S3ServerError,
     aws_env,
     client_config,
     ensure_credentials,
-    ensure_tls,
-    minio_argv,
-    minio_env,
     read_credentials,
     read_user_credentials,
     s3_client,
-    user_policy,
 )
 from modelledger.runtime.settings import S3Settings, S3User
 
@@ -70,8 +67,16 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("MODELLEDGER_S3_RETENTION_DAYS", "1.5", "MODELLEDGER_S3_RETENTION_DAYS must be an integer, got '1.5'"),
         ("MODELLEDGER_S3_BUCKET", "Anchored", "MODELLEDGER_S3_BUCKET 'Anchored' is not a valid S3 bucket name"),
         ("MODELLEDGER_S3_BUCKET", "a..b", "MODELLEDGER_S3_BUCKET 'a..b' is not a valid S3 bucket name"),
-        ("MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET", "ML", "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET 'ML' is not a valid S3 bucket"),
-        ("MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET", "modelledger-anchored", "MODELLEDGER_S3_BUCKET and MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET must differ"),
+        (
+            "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET",
+            "ML",
+            "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET 'ML' is not a valid S3 bucket",
+        ),
+        (
+            "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET",
+            "modelledger-anchored",
+            "MODELLEDGER_S3_BUCKET and MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET must differ",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str) -> None:
@@ -110,7 +115,9 @@ def test_a_damaged_credential_file_is_named_without_its_content(tmp_path: Path) 
     path.parent.mkdir(parents=True)
     secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRET"
     # configparser's own error quotes this line (a duplicate option), secret included.
-    path.write_text(f"[default]\naws_access_key_id = k\naws_secret_access_key = {secret}\naws_secret_access_key = {secret}\n")
+    path.write_text(
+        f"[default]\naws_access_key_id = k\naws_secret_access_key = {secret}\naws_secret_access_key = {secret}\n"
+    )
     with pytest.raises(S3ServerError) as exc:
         read_user_credentials(settings, S3User.BRIDGE)
     assert str(path) in str(exc.value) and "DuplicateOptionError" in str(exc.value)
@@ -254,7 +261,7 @@ def test_up_without_the_binary_says_make_tools(tmp_path: Path) -> None:
 
 def test_up_refuses_a_server_running_on_another_port(tmp_path: Path) -> None:
     srv = S3Server(_settings(tmp_path, port=17900))
-    srv._claim_state_dir()
+    srv.claim_state_dir()
     sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
     srv.supervisor.start("minio", sleeper, dict(os.environ), tag="127.0.0.1:17800")
     try:
@@ -280,7 +287,7 @@ def test_clean_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
 
 def test_clean_removes_its_own_folder(tmp_path: Path) -> None:
     srv = S3Server(_settings(tmp_path))
-    srv._claim_state_dir()
+    srv.claim_state_dir()
     ensure_credentials(srv.settings)
     assert srv.clean() == []
     assert not srv.settings.s3_dir.exists()

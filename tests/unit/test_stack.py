@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from modelledger.mlops.cli.app import app
 from modelledger.network import FabricNetwork, NetworkError, NetworkSettings, NodeFailedError
+from modelledger.network.binaries import FabricBinaries
+from modelledger.runtime.status import ServerStatus
 
 
 def _network(tmp_path: Path, timeout: float = 5.0) -> FabricNetwork:
@@ -83,3 +85,18 @@ def test_state_made_for_another_port_base_is_refused(tmp_path: Path) -> None:
         other._claim_state_dir()
     assert other.clean() == []  # our marker is there, so clean may wipe it
     assert not (tmp_path / "network").exists()
+
+
+def test_status_lists_every_process_as_a_server_status_chaincode_servers_once_deployed(tmp_path: Path) -> None:
+    net = _network(tmp_path)
+    net._bins = FabricBinaries(tmp_path / "tools" / "bin", tmp_path / "tools" / "sampleconfig")  # never run here
+    net.layout.chaincode_record.parent.mkdir(parents=True, exist_ok=True)
+    net.layout.chaincode_record.write_text("{}")
+    st = net.status(with_members=False)
+    kinds = {p.name: p.details["kind"] for p in st.processes}
+    assert kinds["ca-Org1"] == "ca" and kinds["peer0-Org1"] == "peer" and kinds["orderer1-OrdererOrg"] == "orderer"
+    chaincode = [p for p in st.processes if p.details["kind"] == "chaincode"]
+    assert [p.details["org"] for p in chaincode] == ["Org1", "Org2"]
+    assert all(isinstance(p, ServerStatus) and p.detail == "not running" and not p.ok for p in st.processes)
+    doc = st.to_dict()
+    assert doc["healthy"] is False and {"kind", "org", "heights", "ok"} <= set(doc["processes"][0])
