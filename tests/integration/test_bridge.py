@@ -27,8 +27,8 @@ import pytest
 from modelledger.mlops.bridge.anchor import FAULT_ENV
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.outbox import Job, Outbox
-from modelledger.mlops.bridge.service import WEBHOOK_NAME
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.webhook_install import WEBHOOK_NAME
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.minio import S3Server, s3_client
