@@ -42,7 +42,7 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from modelledger.mlops.bridge.anchor import SigningIdentity
+from modelledger.mlops.bridge.anchor_parts import SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.tags import TAG_STATUS

@@ -5,7 +5,7 @@ up`` starts that command as a supervised native process
 (:mod:`modelledger.mlops.servers.bridge_server`). This module only wires the
 parts: the receiver (:mod:`~modelledger.mlops.bridge.receiver`), the worker
 and reconciler threads (:mod:`~modelledger.mlops.bridge.workers`), and what a
-worker talks to (:class:`~modelledger.mlops.bridge.anchor.AnchorParts`).
+worker talks to (:class:`~modelledger.mlops.bridge.anchor_parts.AnchorParts`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 from botocore.config import Config
 
-from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, SigningIdentity
+from modelledger.mlops.bridge.anchor import Anchorer
+from modelledger.mlops.bridge.anchor_parts import AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.bridge.mlflow_api import MlflowApi, registry_has_version

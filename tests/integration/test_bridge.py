@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from modelledger.mlops.bridge.anchor import FAULT_ENV
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
@@ -38,7 +37,7 @@ from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, ledger_pointer, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
-from modelledger.runtime.settings import S3User
+from modelledger.runtime.settings import BRIDGE_FAULT_ENV, S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
 from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
@@ -68,9 +67,9 @@ class Stack:
     def restart_bridge(self, fault: str | None = None) -> None:
         self.bridge.down()
         if fault:
-            self.env.setenv(FAULT_ENV, fault)
+            self.env.setenv(BRIDGE_FAULT_ENV, fault)
         else:
-            self.env.delenv(FAULT_ENV, raising=False)
+            self.env.delenv(BRIDGE_FAULT_ENV, raising=False)
         self.bridge.up()
 
 
@@ -457,7 +456,7 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
     with pytest.raises(NotFound):
         stack.registry().get_model_version("example_model", "1")
     assert ledger_count(stack, "deliveries") == 1
-    assert os.environ.get(FAULT_ENV) is None
+    assert os.environ.get(BRIDGE_FAULT_ENV) is None
 
 
 # A data scientist's script: stock MLflow, nothing from this project, run in its own process.

@@ -587,7 +587,7 @@ def test_verified_means_the_registrants_signature_on_every_path(
 ) -> None:
     import shutil
 
-    from modelledger.mlops.bridge.anchor import SigningIdentity
+    from modelledger.mlops.bridge.anchor_parts import SigningIdentity
     from modelledger.mlops.store.signing import sign_manifest, sign_model
     from modelledger.sdk import ConnectionProfile
     from modelledger.sdk.registry import RegistryClient
