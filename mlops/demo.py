@@ -27,11 +27,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
-from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX, MlflowUser, act_as
 from modelledger.mlops.servers.minio import s3_client
-from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
-from modelledger.mlops.store.verify import verify_folder, verify_s3
+from modelledger.mlops.store import (
+    SIGNER_IDENTITY,
+    anchored_bundle,
+    ledger_evidence,
+    verify_folder,
+    verify_s3,
+    verify_version,
+)
 from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.profile import ConnectionProfile
 
@@ -137,14 +142,14 @@ def run(console: Console | None = None) -> int:
         profile = ConnectionProfile.load(connection_profile_path())
         with profile.gateway("Org1MSP", "auditor") as gw:
             evidence = ledger_evidence(gw.network(profile.channel), profile.chaincode, name, version)
-        record = evidence.record
+        record, pointer = evidence.record, evidence.pointer
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_row("model digest", record.model_digest)
         table.add_row("manifest", f"{record.manifest_digest} ({len(record.manifest.files)} files)")
         for f in record.manifest.files:
             table.add_row("", f"{f.path}  {f.size} bytes  sha256 {f.sha256[:16]}…")
-        table.add_row("S3 pointer", f"s3://{record.storage.bucket}/{record.storage.key}")
-        table.add_row("", f"version {record.storage.version_id}, index sha256 {record.storage.sha256[:16]}…")
+        table.add_row("S3 pointer", pointer.uri)
+        table.add_row("", f"version {pointer.version_id}, index sha256 {pointer.sha256[:16]}…")
         table.add_row("MLflow", f"run {record.mlflow.run_id}, source {record.mlflow.source}")
         table.add_row("framework", f"{record.framework.name} {record.framework.version}")
         for d in record.datasets:
@@ -156,7 +161,6 @@ def run(console: Console | None = None) -> int:
         table.add_row("registrant", f"{record.registrant.role}@{record.registrant.msp_id}")
         table.add_row("status", f"{record.status}, tx {record.registered_tx_id[:16]}… at {record.registered_at}")
         console.print(table)
-        pointer = evidence.pointer
         if tags.get(TAG_STORAGE, "").split("?")[0] != pointer.uri:
             raise DemoError(f"the MLflow tag storage.uri {tags.get(TAG_STORAGE)} is not the ledger's pointer")
 

@@ -10,9 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.bridge.outbox import Outbox
-from modelledger.mlops.bridge.service import Bridge, BridgeError
-from modelledger.mlops.bridge.webhook_install import install_webhook
+from modelledger.mlops.bridge import Bridge, BridgeError, Outbox, install_webhook
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail, show_cleaned, show_stopped
 from modelledger.mlops.servers.bridge_server import BridgeProcess

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelledger.mlops.bridge.mlflow_api import mlflow_client
-from modelledger.mlops.bridge.webhook_install import install_webhook
+from modelledger.mlops.bridge import install_webhook, mlflow_client
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.tracking import MlflowServer
