@@ -34,14 +34,15 @@ from modelledger.mlops.servers.minio import S3Server, s3_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.servers.tracking import MlflowServer
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, ledger_pointer, verify_version
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
+from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
 from modelledger.runtime.settings import BRIDGE_FAULT_ENV, S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
-from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
-from modelledger.sdk.registry.records import Manifest as LedgerManifest
+from modelledger.sdk.registry.records import Framework, MLflowSource
 from tests.integration.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -182,7 +183,7 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
         assert record.model_digest == mine.model_digest and record.manifest_digest == mine.manifest_digest
         # The whole verification (status, bytes, bundle, signer = registrant) holds for both copies.
         s3 = s3_client(stack.s3.settings, user=S3User.AUDITOR)
-        pointer = ledger_pointer(record)
+        pointer = ledger_pointer(record=record)
         gw = stack.profile.gateway("Org1MSP", "auditor")
         evidence = ledger_evidence(gw.network(stack.profile.channel), stack.profile.chaincode, "e2e", version)
         bundle, no_bundle = anchored_bundle(s3, pointer)
@@ -237,15 +238,13 @@ def plant(stack: Stack, name: str, source: str, folder: Path) -> None:
     manifest = digest_folder(folder)
     ds = stack.registry("data_scientist")
     ds.register_model_version(
-        ModelVersionInput(
+        version_input(
             name=name,
             version="1",
-            model_digest=manifest.model_digest,
-            manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
-            manifest_digest=manifest.manifest_digest,
-            storage=Storage("planted-bucket", "planted/index.json", "a" * 64, "v1"),
+            manifest=manifest,
+            pointer=StoragePointer(bucket="planted-bucket", key="planted/index.json", version_id="v1", sha256="a" * 64),
             mlflow=MLflowSource(source=source),
-            framework=Framework("python_function", "1"),
+            framework=Framework(name="python_function", version="1"),
         )
     )
 

@@ -588,11 +588,11 @@ def test_verified_means_the_registrants_signature_on_every_path(
     import shutil
 
     from modelledger.mlops.bridge.anchor_parts import SigningIdentity
+    from modelledger.mlops.store.ledger_records import version_input
     from modelledger.mlops.store.signing import sign_manifest, sign_model
     from modelledger.sdk import ConnectionProfile
     from modelledger.sdk.registry import RegistryClient
-    from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
-    from modelledger.sdk.registry.records import Manifest as LedgerManifest
+    from modelledger.sdk.registry.records import Framework, MLflowSource
 
     network.chaincode.deploy()
     profile = ConnectionProfile.load(network.layout.connection_profile)
@@ -612,15 +612,13 @@ def test_verified_means_the_registrants_signature_on_every_path(
         p, m = up.pointer, up.manifest
         with profile.gateway("Org1MSP", "registrar") as gw:
             RegistryClient(gw.network(profile.channel), profile.chaincode).register_model_version(
-                ModelVersionInput(
+                version_input(
                     name=name,
                     version=version,
-                    model_digest=m.model_digest,
-                    manifest=LedgerManifest([ManifestFile(f.path, f.sha256, f.size) for f in m.files]),
-                    manifest_digest=m.manifest_digest,
-                    storage=Storage(p.bucket, p.key, p.sha256, p.version_id),
-                    mlflow=MLflowSource("", f"models:/{name}"),
-                    framework=Framework("sklearn", "1.6.1"),
+                    manifest=m,
+                    pointer=p,
+                    mlflow=MLflowSource(source=f"models:/{name}"),
+                    framework=Framework(name="sklearn", version="1.6.1"),
                 )
             )
 
