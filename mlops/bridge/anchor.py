@@ -245,6 +245,7 @@ class Anchorer:
     def _upload(
         self, job: Job, due: Future[Any], clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
     ) -> Job:
+        """Fetches the files and digests, signs and copies them in one pass; checkpoints what the copy produced."""
         p = self.parts
         clock.lap("locate")
         # model-signing takes ~0.3 s to import: only the worker that signs pays for it, not every CLI call.
