@@ -42,13 +42,13 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from modelledger.mlops.bridge.anchor import SigningIdentity
+from modelledger.mlops.bridge.anchor_parts import SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.tags import TAG_STATUS
-from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
+from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE

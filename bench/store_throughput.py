@@ -32,8 +32,8 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 
 from modelledger.mlops.servers.minio import S3Server
-from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.store.digest import digest_folder, sha256_file
+from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.upload import CHUNK_SIZE, ModelUploader
 from modelledger.runtime.processes import first_busy_port
 from modelledger.runtime.settings import S3Settings, S3User
@@ -85,7 +85,7 @@ def openssl(paths: list[Path]) -> float:
 ANCHOR_CHILD = """
 import datetime as dt, sys
 from pathlib import Path
-from modelledger.mlops.servers.s3_access import s3_client
+from modelledger.mlops.store.s3_access import s3_client
 from modelledger.runtime.settings import S3Settings, S3User
 from modelledger.mlops.store.upload import ModelUploader
 settings = S3Settings(state_dir=Path(sys.argv[2]), tools_dir=S3Settings.from_env().tools_dir, port=int(sys.argv[3]))

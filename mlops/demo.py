@@ -27,11 +27,26 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
-from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.servers.s3_access import s3_client
-from modelledger.mlops.store.verification import SIGNER_IDENTITY, anchored_bundle, ledger_evidence, verify_version
-from modelledger.mlops.store.verify import verify_folder, verify_s3
+from modelledger.mlops.bridge import (
+    STATUS_ANCHORED,
+    STATUS_FAILED,
+    TAG_BLOCK,
+    TAG_ERROR,
+    TAG_STATUS,
+    TAG_STORAGE,
+    TAG_TX,
+    MlflowUser,
+    act_as,
+)
+from modelledger.mlops.store import (
+    SIGNER_IDENTITY,
+    anchored_bundle,
+    ledger_evidence,
+    verify_folder,
+    verify_s3,
+    verify_version,
+)
+from modelledger.mlops.store.s3_access import s3_client
 from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.profile import ConnectionProfile
 
@@ -97,17 +112,17 @@ def wait_anchored(
             tags = client.get_model_version(name, version).tags
             state = tags.get(TAG_STATUS, "")
             if state != last:
-                status.update(f"   ledger.status = {state or '(not yet)'} after {time.monotonic() - since:.1f}s")
+                status.update(f"   {TAG_STATUS} = {state or '(not yet)'} after {time.monotonic() - since:.1f}s")
                 last = state
-            if state == "anchored":
+            if state == STATUS_ANCHORED:
                 console.print(f"   [green]anchored[/] {time.monotonic() - since:.1f}s after registration")
                 return tags
-            if state == "failed":
+            if state == STATUS_FAILED:
                 raise DemoError(f"the bridge could not anchor {name}/{version}: {tags.get(TAG_ERROR, '')}")
             time.sleep(0.2)
     raise DemoError(
-        f"{name}/{version} not anchored after {timeout:.0f}s (ledger.status={last or 'unset'}, "
-        f"ledger.error={client.get_model_version(name, version).tags.get(TAG_ERROR, '')}); see `make bridge-status`"
+        f"{name}/{version} not anchored after {timeout:.0f}s ({TAG_STATUS}={last or 'unset'}, "
+        f"{TAG_ERROR}={client.get_model_version(name, version).tags.get(TAG_ERROR, '')}); see `make bridge-status`"
     )
 
 
@@ -131,20 +146,20 @@ def run(console: Console | None = None) -> int:
 
         _step(console, 2, "The bridge anchors it: digest, signature, write-once S3, ledger endorsed by every org")
         tags = wait_anchored(console, client, name, version, t0)
-        console.print(f"   MLflow tags: ledger.tx_id {tags[TAG_TX][:16]}…, ledger.block {tags[TAG_BLOCK]}")
+        console.print(f"   MLflow tags: {TAG_TX} {tags[TAG_TX][:16]}…, {TAG_BLOCK} {tags[TAG_BLOCK]}")
 
         _step(console, 3, "A compliance officer (Org1 auditor) reads the ledger record")
         profile = ConnectionProfile.load(connection_profile_path())
         with profile.gateway("Org1MSP", "auditor") as gw:
             evidence = ledger_evidence(gw.network(profile.channel), profile.chaincode, name, version)
-        record = evidence.record
+        record, pointer = evidence.record, evidence.pointer
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_row("model digest", record.model_digest)
         table.add_row("manifest", f"{record.manifest_digest} ({len(record.manifest.files)} files)")
         for f in record.manifest.files:
             table.add_row("", f"{f.path}  {f.size} bytes  sha256 {f.sha256[:16]}…")
-        table.add_row("S3 pointer", f"s3://{record.storage.bucket}/{record.storage.key}")
-        table.add_row("", f"version {record.storage.version_id}, index sha256 {record.storage.sha256[:16]}…")
+        table.add_row("S3 pointer", pointer.uri)
+        table.add_row("", f"version {pointer.version_id}, index sha256 {pointer.sha256[:16]}…")
         table.add_row("MLflow", f"run {record.mlflow.run_id}, source {record.mlflow.source}")
         table.add_row("framework", f"{record.framework.name} {record.framework.version}")
         for d in record.datasets:
@@ -156,9 +171,8 @@ def run(console: Console | None = None) -> int:
         table.add_row("registrant", f"{record.registrant.role}@{record.registrant.msp_id}")
         table.add_row("status", f"{record.status}, tx {record.registered_tx_id[:16]}… at {record.registered_at}")
         console.print(table)
-        pointer = evidence.pointer
         if tags.get(TAG_STORAGE, "").split("?")[0] != pointer.uri:
-            raise DemoError(f"the MLflow tag storage.uri {tags.get(TAG_STORAGE)} is not the ledger's pointer")
+            raise DemoError(f"the MLflow tag {TAG_STORAGE} {tags.get(TAG_STORAGE)} is not the ledger's pointer")
 
         _step(console, 4, "Verification: bytes, signature, signer and status of what MLflow serves and of the copy")
         import mlflow.artifacts

@@ -28,6 +28,8 @@ error naming the variable, never a silent default.
 | MODELLEDGER_BRIDGE_MAX_ATTEMPTS       | 12 (then the job is dead-lettered)              |
 | MODELLEDGER_BRIDGE_RETENTION_DAYS     | the S3 bucket's retention                       |
 | MODELLEDGER_BRIDGE_SCRATCH_DIR        | the system's temporary folder (fetched models)  |
+| MODELLEDGER_BRIDGE_FAULT              | unset (crash tests only: where the bridge exits) |
+| MODELLEDGER_MLFLOW_WEBHOOK_TARGET     | set by ``mlflow up`` in the tracking server's environment |
 """
 
 from __future__ import annotations
@@ -409,3 +411,19 @@ class BridgeSettings:
     @property
     def webhook_url(self) -> str:
         return f"http://{self.host}:{self.port}{WEBHOOK_PATH}"
+
+
+# Fault injection for the bridge's crash tests only: the bridge process exits (as if killed) at this point.
+BRIDGE_FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
+# The tracking server's environment names the one URL a webhook may point at (the bridge's receiver).
+WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
+
+
+def bridge_fault_point() -> str:
+    """The point at which the bridge exits for a crash test (``MODELLEDGER_BRIDGE_FAULT``), or "" (never)."""
+    return env_str(BRIDGE_FAULT_ENV, "")
+
+
+def webhook_target() -> str:
+    """The one URL the tracking server lets a webhook point at (``MODELLEDGER_MLFLOW_WEBHOOK_TARGET``), or ""."""
+    return env_str(WEBHOOK_TARGET_ENV, "")

@@ -1,1 +1,134 @@
-"""The MLflow bridge: the tracking server, the webhook receiver, the outbox, the anchoring worker, the reconciler."""
+"""The MLflow bridge: every model version registered in MLflow becomes a VALID record on the ledger.
+
+Its flow, one module per part (docs/bridge.md tells it for operators and
+data scientists):
+
+- a webhook delivery arrives [webhooks: checked; receiver: answered] and
+  becomes a job in the durable outbox [outbox];
+- a worker [workers] leases the job and anchors it [anchor]: it reads the
+  version, fetches its files [model_files], digests, signs and copies them to
+  the anchored bucket, compares with a record already on the ledger
+  [ledger_comparison], registers it and waits for the commit, and tags the
+  version in MLflow [outcomes, with the vocabulary of tags];
+- the reconciler [reconciler] finds what no webhook announced;
+- ``bridge install`` puts the webhook in MLflow [webhook_install];
+  ``bridge serve`` wires it all [service].
+
+Public surface: :class:`Bridge` and :class:`BridgeError`; :func:`install_webhook`;
+:class:`Anchorer` with :class:`AnchorParts` and :class:`SigningIdentity`;
+:class:`Outbox` and :class:`Job`; :class:`Receiver`; :func:`reconcile`;
+:class:`MlflowApi`, :func:`mlflow_client`, :func:`registry_has_version`;
+MLflow's users (:class:`MlflowUser`, :func:`act_as`, :func:`read_user`); and
+the tag vocabulary (``TAG_*``, ``STATUS_*``).
+
+The names are imported on first use (PEP 562), not with the package: the
+tracking server imports :mod:`~modelledger.mlops.bridge.mlflow_auth` for its
+authorization function, and should not load the worker, boto3 and gRPC.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Each public name, and the module of this package that holds it.
+_HOMES = {
+    "Anchorer": "anchor",
+    "AnchorParts": "anchor_parts",
+    "SigningIdentity": "anchor_parts",
+    "ArtifactAllowlist": "artifacts",
+    "BridgeError": "errors",
+    "PermanentError": "errors",
+    "MlflowApi": "mlflow_api",
+    "is_prompt": "mlflow_api",
+    "mlflow_client": "mlflow_api",
+    "registry_has_version": "mlflow_api",
+    "MlflowAuthError": "mlflow_auth",
+    "MlflowCredentials": "mlflow_auth",
+    "MlflowUser": "mlflow_auth",
+    "act_as": "mlflow_auth",
+    "acting_as": "mlflow_auth",
+    "read_user": "mlflow_auth",
+    "user_env": "mlflow_auth",
+    "Job": "outbox",
+    "LeaseLostError": "outbox",
+    "Outbox": "outbox",
+    "Provenance": "provenance",
+    "Receiver": "receiver",
+    "ReconcileReport": "reconciler",
+    "reconcile": "reconciler",
+    "Bridge": "service",
+    "STATUS_ANCHORED": "tags",
+    "STATUS_CONFLICT": "tags",
+    "STATUS_FAILED": "tags",
+    "STATUS_PENDING": "tags",
+    "TAG_BLOCK": "tags",
+    "TAG_DIGEST": "tags",
+    "TAG_ERROR": "tags",
+    "TAG_NOTE": "tags",
+    "TAG_STATUS": "tags",
+    "TAG_STORAGE": "tags",
+    "TAG_TX": "tags",
+    "WEBHOOK_NAME": "webhook_install",
+    "install_webhook": "webhook_install",
+    "SecretFile": "webhook_secret",
+    "EVENTS": "webhooks",
+    "check_delivery": "webhooks",
+}
+
+__all__ = [
+    "EVENTS",
+    "STATUS_ANCHORED",
+    "STATUS_CONFLICT",
+    "STATUS_FAILED",
+    "STATUS_PENDING",
+    "TAG_BLOCK",
+    "TAG_DIGEST",
+    "TAG_ERROR",
+    "TAG_NOTE",
+    "TAG_STATUS",
+    "TAG_STORAGE",
+    "TAG_TX",
+    "WEBHOOK_NAME",
+    "AnchorParts",
+    "Anchorer",
+    "ArtifactAllowlist",
+    "Bridge",
+    "BridgeError",
+    "Job",
+    "LeaseLostError",
+    "MlflowApi",
+    "MlflowAuthError",
+    "MlflowCredentials",
+    "MlflowUser",
+    "Outbox",
+    "PermanentError",
+    "Provenance",
+    "Receiver",
+    "ReconcileReport",
+    "SecretFile",
+    "SigningIdentity",
+    "act_as",
+    "acting_as",
+    "check_delivery",
+    "install_webhook",
+    "is_prompt",
+    "mlflow_client",
+    "read_user",
+    "reconcile",
+    "registry_has_version",
+    "user_env",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -8,12 +8,25 @@ webhook and the ``anchored`` tag, so the bridge calls MLflow's REST stores
 directly (the same requests, the same credentials, retries and TLS settings
 from the environment, the same entities back) and checks for prompts
 itself, on the version it reads anyway (:func:`is_prompt`).
+
+Two callers need what ``MlflowClient`` does not give: an answer within a
+deadline, once (:func:`registry_has_version`, for the webhook receiver), and
+the user and role API of MLflow's basic authentication
+(:mod:`~modelledger.mlops.bridge.mlflow_auth`). Both send their requests
+through the one REST helper :func:`rest_call`.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelledger.mlops.bridge.mlflow_auth import MlflowCredentials
 
 # MLflow marks both a prompt and each of its versions with this tag (``mlflow.prompt.is_prompt``).
 PROMPT_TAG = "mlflow.prompt.is_prompt"
@@ -22,6 +35,13 @@ PROMPT_TAG = "mlflow.prompt.is_prompt"
 def is_prompt(mv: Any) -> bool:
     """Whether a registry version is a prompt's version (MLflow keeps prompts in the model registry)."""
     return str((getattr(mv, "tags", None) or {}).get(PROMPT_TAG, "")).lower() == "true"
+
+
+def mlflow_client(tracking_uri: str) -> Any:
+    """MLflow's own client of ``tracking_uri``, for what :class:`MlflowApi` does not cover (webhooks, tests)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 class MlflowApi:
@@ -62,3 +82,82 @@ class MlflowApi:
 
     def get_logged_model(self, model_id: str) -> Any:
         return self._tracking.get_logged_model(model_id)
+
+
+def rest_call(
+    tracking_uri: str,
+    method: str,
+    path: str,
+    *,
+    creds: MlflowCredentials | None = None,
+    body: dict[str, Any] | None = None,
+    timeout: float = 15.0,
+) -> tuple[int, dict[str, Any]]:
+    """One REST request to the tracking server, sent once: its HTTP status and its JSON body.
+
+    Args:
+        tracking_uri: The tracking server (``http(s)://host:port``).
+        method: The HTTP method.
+        path: The path and query (``/api/2.0/mlflow/...``).
+        creds: Who asks (basic authentication); None sends no credentials.
+        body: The JSON body, if any.
+        timeout: Seconds to wait for the answer.
+
+    Returns:
+        The status, and the body as a dict (``{}`` when the answer is empty or no JSON object; an error's
+        body too, so its ``error_code`` can be read).
+
+    Raises:
+        urllib.error.URLError, OSError: Nobody answered in time.
+    """
+    req = urllib.request.Request(
+        f"{tracking_uri}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": creds.header()} if creds else {})},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, _json_object(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, _json_object(exc.read())
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def registry_has_version(
+    tracking_uri: str, name: str, version: str, user: MlflowCredentials, timeout: float = 2.0
+) -> bool | None:
+    """Asks the registry, quickly and once, whether a version exists: True, False, or None if it cannot tell now.
+
+    Used by the receiver, which must answer MLflow within its 10 s webhook timeout;
+    MLflow's own client would retry for minutes. It asks as ``user``. MLflow 3.17
+    answers a user who is not an admin 403, not 404, for a version of a model
+    that does not exist; the model itself is then asked for (404 when it does not exist).
+    """
+    found = _registry_get(tracking_uri, "model-versions/get", {"name": name, "version": version}, user, timeout)
+    if found is None and _registry_get(tracking_uri, "registered-models/get", {"name": name}, user, timeout) is False:
+        return False
+    return found
+
+
+def _registry_get(
+    tracking_uri: str, path: str, params: dict[str, str], user: MlflowCredentials, timeout: float
+) -> bool | None:
+    """True if the registry answers 200, False if it says the entity does not exist, None otherwise."""
+    query = f"/api/2.0/mlflow/{path}?{urllib.parse.urlencode(params)}"
+    try:
+        status, doc = rest_call(tracking_uri, "GET", query, creds=user, timeout=timeout)
+    except (urllib.error.URLError, OSError):  # nobody answered in time: cannot tell
+        return None
+    if status == 200:
+        return True
+    if status == 404:
+        return False
+    return False if doc.get("error_code", "") == "RESOURCE_DOES_NOT_EXIST" else None

@@ -31,24 +31,21 @@ import base64
 import contextlib
 import enum
 import functools
-import json
 import os
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelledger.mlops.bridge.mlflow_api import rest_call
 from modelledger.runtime.private_files import make_private_dir, write_private_file
+from modelledger.runtime.settings import WEBHOOK_TARGET_ENV, webhook_target
 
 if TYPE_CHECKING:
     from modelledger.runtime.settings import MlflowSettings
 
-# The server's environment names the one URL a webhook may point at (the bridge's receiver).
-WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
 AUTHORIZATION_FUNCTION = "modelledger.mlops.bridge.mlflow_auth:authenticate"
 TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # The bridge's MLflow role, in the workspace MLflow 3.17 uses when workspaces are off: EDIT on every
@@ -191,22 +188,8 @@ def acting_as(settings: MlflowSettings, user: MlflowUser) -> Iterator[MlflowCred
 def _call(
     settings: MlflowSettings, creds: MlflowCredentials | None, method: str, path: str, body: dict | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """One REST call to the tracking server: (HTTP status, JSON body)."""
-    req = urllib.request.Request(
-        f"{settings.tracking_uri}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **({"Authorization": creds.header()} if creds else {})},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            doc = json.loads(exc.read() or b"{}")
-        except ValueError:
-            doc = {}
-        return exc.code, doc if isinstance(doc, dict) else {}
+    """One REST call to the tracking server as ``creds``: (HTTP status, JSON body)."""
+    return rest_call(settings.tracking_uri, method, path, creds=creds, body=body, timeout=15)
 
 
 def ensure_users(settings: MlflowSettings) -> list[str]:
@@ -395,7 +378,7 @@ def authenticate() -> Any:
     if not hasattr(result, "username"):  # a 401 response: not authenticated
         return result
     rule = request.url_rule.rule if request.url_rule is not None else ""
-    target = os.environ.get(WEBHOOK_TARGET_ENV, "")
+    target = webhook_target()
     body = functools.partial(request.get_json, force=True, silent=True)
     reason = request_refusal(request.method, rule, body, target, result.username)
     if reason is None:

@@ -16,6 +16,7 @@ The model's name and version must be in the ledger's name class
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -194,3 +195,35 @@ def collect(model_version: Any, run: Any | None, logged_model: Any | None, model
         datasets=datasets,
         notes=tuple(notes),
     )
+
+
+# --------------------------------------------------------------------------- as the job keeps it
+# Read from the model's files for the provenance (framework, pinned libraries); larger ones are not read.
+PROVENANCE_FILES = ("MLmodel", "requirements.txt")
+MAX_PROVENANCE_FILE = 1024 * 1024
+
+
+def provenance_doc(prov: Provenance) -> dict[str, Any]:
+    """The provenance as plain JSON (the checkpoint's form), rebuilt into records by :func:`provenance_records`."""
+    fields = ("mlflow", "framework", "libraries", "params", "metrics", "datasets")
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return dataclasses.asdict(v)
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(getattr(prov, k)) for k in fields}
+
+
+def provenance_records(doc: dict[str, Any]) -> dict[str, Any]:
+    """The checkpointed provenance as the records ``ModelVersionInput`` takes."""
+    return {
+        "mlflow": MLflowSource(**doc["mlflow"]),
+        "framework": Framework(**doc["framework"]),
+        "libraries": [Library(**x) for x in doc["libraries"]],
+        "params": [Param(**x) for x in doc["params"]],
+        "metrics": [Metric(**x) for x in doc["metrics"]],
+        "datasets": [DatasetRef(**x) for x in doc["datasets"]],
+    }

@@ -10,18 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.bridge.outbox import Outbox
-from modelledger.mlops.bridge.service import (
-    Bridge,
-    BridgeError,
-    configure_logging,
-    install_webhook,
-)
+from modelledger.mlops.bridge import Bridge, BridgeError, Outbox, install_webhook
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.mlops.cli.servers import ServerCommands, add_server_commands
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.tracking import MlflowServerError
+from modelledger.runtime.logs import configure_logging
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings
 from modelledger.runtime.status import ServerStatus
 from modelledger.sdk.gateway.errors import GatewayError

@@ -13,6 +13,7 @@ from rich.table import Table
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.store import ledger_pointer
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.client import RegistryClient
 from modelledger.sdk.registry.limits import LIMITS
@@ -58,12 +59,13 @@ def show(
     if as_json:
         emit_json(to_json(mv))
         return
+    pointer = ledger_pointer(record=mv)
     rows: list[tuple[str, Any]] = [
         ("status", mv.status),
         ("owner", mv.owner),
         ("model digest", mv.model_digest),
         ("manifest digest", f"{mv.manifest_digest} ({len(mv.manifest.files)} files)"),
-        ("storage", f"s3://{mv.storage.bucket}/{mv.storage.key} (version {mv.storage.version_id})"),
+        ("storage", f"{pointer.uri} (version {pointer.version_id})"),
         ("mlflow", f"run {mv.mlflow.run_id or '-'}, source {mv.mlflow.source}"),
         ("framework", f"{mv.framework.name} {mv.framework.version}"),
         ("registrant", f"{mv.registrant.role}@{mv.registrant.msp_id} ({mv.registrant.cert_fingerprint[:16]}…)"),

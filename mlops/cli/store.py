@@ -13,19 +13,26 @@ from rich.markup import escape
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.network import JsonOpt
 from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
-from modelledger.mlops.servers.s3_access import s3_client
-from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
-from modelledger.mlops.store.fetch import fetch_verified
-from modelledger.mlops.store.source import SourceError, is_artifact_uri, local_folder
-from modelledger.mlops.store.upload import ModelUploader, UploadError
-from modelledger.mlops.store.verification import (
+from modelledger.mlops.store import (
     LedgerEvidence,
+    Manifest,
+    ModelTreeError,
+    ModelUploader,
+    SourceError,
+    UploadError,
     Verification,
+    VerifyReport,
     anchored_bundle,
+    digest_folder,
+    fetch_verified,
+    is_artifact_uri,
     ledger_evidence,
+    local_folder,
+    verify_folder,
+    verify_s3,
     verify_version,
 )
-from modelledger.mlops.store.verify import VerifyReport, verify_folder, verify_s3
+from modelledger.mlops.store.s3_access import s3_client
 from modelledger.runtime.settings import S3Settings, S3User
 from modelledger.sdk.gateway.errors import GatewayError
 

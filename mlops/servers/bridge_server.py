@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelledger.mlops.bridge.service import PROCESS_NAME, BridgeError
-from modelledger.mlops.servers.s3_access import aws_env
+from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import BridgeSettings, S3Settings, S3User

@@ -2,7 +2,7 @@
 
 ``S3Server.up()`` does only what is missing: root credentials (a random access
 key and secret, generated once into a mode-0600 file; see
-:mod:`~modelledger.mlops.servers.s3_access`), a private TLS CA and a server
+:mod:`~modelledger.mlops.store.s3_access`), a private TLS CA and a server
 certificate for ``127.0.0.1``/``localhost``, four drive folders (so erasure
 coding has parity), the ``minio`` process, then the buckets, users and policies
 of :mod:`~modelledger.mlops.servers.minio_admin`. The root credentials serve
@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -35,16 +36,15 @@ from modelledger.mlops.servers.minio_admin import (
     ensure_mlflow_bucket,
     ensure_users,
 )
-from modelledger.mlops.servers.s3_access import (
+from modelledger.mlops.store.s3_access import (
     REGION,
     S3Credentials,
     S3ServerError,
-    ensure_credentials,
     read_credentials,
     s3_client,
 )
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
-from modelledger.runtime.private_files import make_private_dir, write_if_changed
+from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
 from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import S3Settings, S3User
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context
@@ -61,6 +61,17 @@ Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- TLS
+def ensure_credentials(settings: S3Settings) -> bool:
+    """Generates the root credentials into a mode-0600 file unless present; returns True if generated."""
+    path = settings.credentials_file
+    if path.exists():
+        read_credentials(settings)  # fails loudly on a damaged file
+        return False
+    creds = {"access_key": secrets.token_hex(10), "secret_key": secrets.token_hex(20)}
+    write_private_file(path, json.dumps(creds) + "\n")
+    return True
+
+
 def _cert_expires(path: Path) -> dt.datetime | None:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelledger.mlops.servers.s3_access import REGION, S3ServerError, read_credentials, read_user_credentials
+from modelledger.mlops.store.s3_access import REGION, S3ServerError, read_credentials, read_user_credentials
 from modelledger.mlops.store.s3errors import error_code
 from modelledger.runtime.private_files import make_private_dir, write_private_file
 from modelledger.runtime.settings import MLFLOW_ARTIFACTS_PREFIX, S3Settings, S3User

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelledger.mlops.bridge.service import install_webhook, mlflow_client
+from modelledger.mlops.bridge import install_webhook, mlflow_client
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.tracking import MlflowServer

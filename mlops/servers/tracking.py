@@ -48,7 +48,7 @@ from modelledger.mlops.bridge.mlflow_auth import (
     ensure_users,
     read_user,
 )
-from modelledger.mlops.servers.s3_access import S3ServerError, aws_env, read_user_credentials
+from modelledger.mlops.store.s3_access import S3ServerError, aws_env, read_user_credentials
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import read_or_create_secret, write_if_changed
 from modelledger.runtime.processes import wait_port_free

@@ -37,8 +37,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import FileEntry, Manifest, ModelTreeError
+from modelledger.mlops.store.digest import Manifest, ModelTreeError
 from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
+from modelledger.mlops.store.ledger_records import ledger_manifest, ledger_pointer
 from modelledger.mlops.store.signing import SignatureError, SignedStatement, open_bundle
 from modelledger.mlops.store.verify import VerifyReport
 from modelledger.sdk.gateway.gateway import Network
@@ -61,21 +62,6 @@ REJECTED = "REJECTED"
 USABLE_STATUSES = ("REGISTERED", "APPROVED", "DEPLOYED")
 
 
-def ledger_manifest(record: ModelVersion) -> Manifest:
-    """The manifest a ledger record holds.
-
-    Raises:
-        ModelTreeError: The record's manifest is not a valid manifest.
-    """
-    return Manifest(tuple(FileEntry(f.path, f.size, f.sha256) for f in record.manifest.files))
-
-
-def ledger_pointer(record: ModelVersion) -> StoragePointer:
-    """The anchored copy a ledger record points at."""
-    s = record.storage
-    return StoragePointer(s.bucket, s.key, s.version_id, s.sha256)
-
-
 @dataclass(frozen=True)
 class LedgerEvidence:
     """What the ledger says about a version: its record, and the registrant organisation's MSP.
@@ -93,7 +79,7 @@ class LedgerEvidence:
 
     @property
     def pointer(self) -> StoragePointer:
-        return ledger_pointer(self.record)
+        return ledger_pointer(record=self.record)
 
 
 def ledger_evidence(network: Network, chaincode: str, name: str, version: str) -> LedgerEvidence:
@@ -191,7 +177,7 @@ def _status(record: ModelVersion) -> Check:
 
 def _record_digests(record: ModelVersion) -> tuple[Check, Manifest | None]:
     try:
-        m = ledger_manifest(record)
+        m = ledger_manifest(record=record)
     except ModelTreeError as exc:
         return Check(LEDGER_MANIFEST, False, f"the record's manifest is not valid: {exc}"), None
     wrong = [

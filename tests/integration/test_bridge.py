@@ -24,26 +24,26 @@ from typing import Any
 
 import pytest
 
-from modelledger.mlops.bridge.anchor import FAULT_ENV
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.outbox import Job, Outbox
-from modelledger.mlops.bridge.service import WEBHOOK_NAME
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.webhook_install import WEBHOOK_NAME
 from modelledger.mlops.bridge.webhooks import sign
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.minio import S3Server
-from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.servers.tracking import MlflowServer
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, ledger_pointer, verify_version
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
+from modelledger.mlops.store.s3_access import s3_client
+from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, verify_version
 from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
-from modelledger.runtime.settings import S3User
+from modelledger.runtime.settings import BRIDGE_FAULT_ENV, S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import NotFound, RegistryClient
-from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
-from modelledger.sdk.registry.records import Manifest as LedgerManifest
+from modelledger.sdk.registry.records import Framework, MLflowSource
 from tests.integration.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -69,9 +69,9 @@ class Stack:
     def restart_bridge(self, fault: str | None = None) -> None:
         self.bridge.down()
         if fault:
-            self.env.setenv(FAULT_ENV, fault)
+            self.env.setenv(BRIDGE_FAULT_ENV, fault)
         else:
-            self.env.delenv(FAULT_ENV, raising=False)
+            self.env.delenv(BRIDGE_FAULT_ENV, raising=False)
         self.bridge.up()
 
 
@@ -184,7 +184,7 @@ def test_a_registered_version_is_anchored_tagged_signed_and_verifiable(stack: St
         assert record.model_digest == mine.model_digest and record.manifest_digest == mine.manifest_digest
         # The whole verification (status, bytes, bundle, signer = registrant) holds for both copies.
         s3 = s3_client(stack.s3.settings, user=S3User.AUDITOR)
-        pointer = ledger_pointer(record)
+        pointer = ledger_pointer(record=record)
         gw = stack.profile.gateway("Org1MSP", "auditor")
         evidence = ledger_evidence(gw.network(stack.profile.channel), stack.profile.chaincode, "e2e", version)
         bundle, no_bundle = anchored_bundle(s3, pointer)
@@ -239,15 +239,13 @@ def plant(stack: Stack, name: str, source: str, folder: Path) -> None:
     manifest = digest_folder(folder)
     ds = stack.registry("data_scientist")
     ds.register_model_version(
-        ModelVersionInput(
+        version_input(
             name=name,
             version="1",
-            model_digest=manifest.model_digest,
-            manifest=LedgerManifest(files=[ManifestFile(f.path, f.sha256, f.size) for f in manifest.files]),
-            manifest_digest=manifest.manifest_digest,
-            storage=Storage("planted-bucket", "planted/index.json", "a" * 64, "v1"),
+            manifest=manifest,
+            pointer=StoragePointer(bucket="planted-bucket", key="planted/index.json", version_id="v1", sha256="a" * 64),
             mlflow=MLflowSource(source=source),
-            framework=Framework("python_function", "1"),
+            framework=Framework(name="python_function", version="1"),
         )
     )
 
@@ -458,7 +456,7 @@ def test_bad_deliveries_and_mlflows_test_payload_change_nothing(stack: Stack, mo
     with pytest.raises(NotFound):
         stack.registry().get_model_version("example_model", "1")
     assert ledger_count(stack, "deliveries") == 1
-    assert os.environ.get(FAULT_ENV) is None
+    assert os.environ.get(BRIDGE_FAULT_ENV) is None
 
 
 # A data scientist's script: stock MLflow, nothing from this project, run in its own process.

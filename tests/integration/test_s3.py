@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.minio_admin import bucket_state
-from modelledger.mlops.servers.s3_access import read_credentials, read_user_credentials, s3_client
+from modelledger.mlops.store.s3_access import read_credentials, read_user_credentials, s3_client
 from modelledger.runtime.settings import S3User
 from modelledger.runtime.tls import tls_context
 

@@ -13,10 +13,10 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelledger.mlops.servers.minio import S3Server
-from modelledger.mlops.servers.s3_access import s3_client
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import AnchoredIndex, StoragePointer, StoreError, read_index
+from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.source import SourceError, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError, b64
 from modelledger.mlops.store.verify import verify_s3
@@ -588,12 +588,12 @@ def test_verified_means_the_registrants_signature_on_every_path(
 ) -> None:
     import shutil
 
-    from modelledger.mlops.bridge.anchor import SigningIdentity
+    from modelledger.mlops.bridge.anchor_parts import SigningIdentity
+    from modelledger.mlops.store.ledger_records import version_input
     from modelledger.mlops.store.signing import sign_manifest, sign_model
     from modelledger.sdk import ConnectionProfile
     from modelledger.sdk.registry import RegistryClient
-    from modelledger.sdk.registry.records import Framework, ManifestFile, MLflowSource, ModelVersionInput, Storage
-    from modelledger.sdk.registry.records import Manifest as LedgerManifest
+    from modelledger.sdk.registry.records import Framework, MLflowSource
 
     network.chaincode.deploy()
     profile = ConnectionProfile.load(network.layout.connection_profile)
@@ -613,15 +613,13 @@ def test_verified_means_the_registrants_signature_on_every_path(
         p, m = up.pointer, up.manifest
         with profile.gateway("Org1MSP", "registrar") as gw:
             RegistryClient(gw.network(profile.channel), profile.chaincode).register_model_version(
-                ModelVersionInput(
+                version_input(
                     name=name,
                     version=version,
-                    model_digest=m.model_digest,
-                    manifest=LedgerManifest([ManifestFile(f.path, f.sha256, f.size) for f in m.files]),
-                    manifest_digest=m.manifest_digest,
-                    storage=Storage(p.bucket, p.key, p.sha256, p.version_id),
-                    mlflow=MLflowSource("", f"models:/{name}"),
-                    framework=Framework("sklearn", "1.6.1"),
+                    manifest=m,
+                    pointer=p,
+                    mlflow=MLflowSource(source=f"models:/{name}"),
+                    framework=Framework(name="sklearn", version="1.6.1"),
                 )
             )
 

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from modelledger.mlops.bridge import anchor as anchor_module
-from modelledger.mlops.bridge.anchor import Anchorer, AnchorParts, logged_model_id, provenance_doc
+from modelledger.mlops.bridge import ledger_comparison
+from modelledger.mlops.bridge.anchor import Anchorer, logged_model_id
+from modelledger.mlops.bridge.anchor_parts import AnchorParts
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
+from modelledger.mlops.bridge.dataset_claims import register_dataset
 from modelledger.mlops.bridge.outbox import Outbox
-from modelledger.mlops.bridge.provenance import Provenance
+from modelledger.mlops.bridge.provenance import Provenance, provenance_doc
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.upload import ModelUploader
@@ -123,7 +125,7 @@ def record(
 def anchored_copies(monkeypatch: pytest.MonkeyPatch) -> dict[str, VerifyReport]:
     """verify_s3 of the anchored copy a record points at (real S3: tests/integration): sound unless a test says."""
     reports: dict[str, VerifyReport] = {}
-    monkeypatch.setattr(anchor_module, "verify_s3", lambda client, pointer, manifest: reports.get(pointer.key, VerifyReport()))
+    monkeypatch.setattr(ledger_comparison, "verify_s3", lambda client, pointer, manifest: reports.get(pointer.key, VerifyReport()))
     return reports
 
 
@@ -561,10 +563,10 @@ def test_a_dataset_claimed_before_with_another_description_is_a_warning_not_a_fa
     a, _ = anchorer(tmp_path, FakeMlflow(), ClaimingRegistry())  # type: ignore[arg-type]
     ds = DatasetRef(name="transactions", sha256="a" * 64, source="s3://data/tx.parquet")
     with caplog.at_level(logging.WARNING, logger="modelledger.bridge.anchor"):
-        assert a._register_dataset(ds) == ""
-        assert a._register_dataset(ds) == ""  # the same claim again: idempotent, nothing to say
+        assert register_dataset(a.parts.registry, ds) == ""
+        assert register_dataset(a.parts.registry, ds) == ""  # the same claim again: idempotent, nothing to say
         assert caplog.records == []
-        note = a._register_dataset(dataclasses.replace(ds, name="tx-renamed"))
+        note = register_dataset(a.parts.registry, dataclasses.replace(ds, name="tx-renamed"))
     # The note goes to the version's ledger.note tag, so the data scientist sees it too.
     assert note.startswith("dataset tx-renamed (aaaaaaaaaaaa…) was claimed before with another description: CONFLICT")
     (warning,) = caplog.records
@@ -582,7 +584,7 @@ def test_any_other_refusal_of_a_dataset_is_raised(tmp_path: Path) -> None:
 
     a, _ = anchorer(tmp_path, FakeMlflow(), Refusing(None))
     with pytest.raises(Invalid):
-        a._register_dataset(DatasetRef(name="d", sha256="a" * 64, source=" "))
+        register_dataset(a.parts.registry, DatasetRef(name="d", sha256="a" * 64, source=" "))
 
 
 @pytest.mark.parametrize(
@@ -607,7 +609,7 @@ def test_an_anchored_copy_that_reads_differently_twice_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reports = iter([VerifyReport(changed=["model.bin"]), VerifyReport()])
-    monkeypatch.setattr(anchor_module, "verify_s3", lambda client, pointer, manifest: next(reports))
+    monkeypatch.setattr(ledger_comparison, "verify_s3", lambda client, pointer, manifest: next(reports))
     a, outbox = anchorer(tmp_path, FakeMlflow(), FakeRegistry(record("models:/m-abc", "r1")))
     assert a.process(webhook_job_of_block_9(outbox)) == "pending"
     assert "read differently twice" in outbox.get("m", "1").reason

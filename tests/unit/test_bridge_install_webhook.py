@@ -9,7 +9,7 @@ from typing import Any
 from mlflow.entities.webhook import Webhook, WebhookEvent, WebhookStatus
 from mlflow.store.entities.paged_list import PagedList
 
-from modelledger.mlops.bridge.service import WEBHOOK_NAME, _install_webhook
+from modelledger.mlops.bridge.webhook_install import WEBHOOK_NAME, _install_webhook
 from modelledger.mlops.bridge.webhooks import EVENTS
 from modelledger.runtime.settings import BridgeSettings
 

@@ -156,18 +156,10 @@ def every_source() -> dict[str, str]:
     return {str(p.relative_to(ROOT)): p.read_text() for p in sorted(files)}
 
 
-# Violations of the tree as it is, fixed at the merge of issue 13's parallel work (the modules are being moved
-# now). Strict: the test fails as soon as one is fixed and still listed here, so this list only shrinks.
-KNOWN_VIOLATIONS = [
-    # s3_client (a boto3 client from S3Settings) is leaving mlops/servers/minio.py.
-    "mlops/bridge/service.py imports modelledger.mlops.servers.minio.s3_client",
-]
-
-
 def test_every_module_keeps_to_its_layer() -> None:
     files = every_source()
     assert len(files) > 70 and any(module_name(p) == "modelledger.runtime.settings" for p in files)
-    assert [v.split(" (", 1)[0] for v in violations(files)] == KNOWN_VIOLATIONS
+    assert violations(files) == []
 
 
 def test_every_layer_has_modules() -> None:

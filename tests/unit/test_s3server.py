@@ -14,13 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from modelledger.mlops.cli.app import app
-from modelledger.mlops.servers.minio import S3Server, ensure_tls, minio_argv, minio_env
+from modelledger.mlops.servers.minio import S3Server, ensure_credentials, ensure_tls, minio_argv, minio_env
 from modelledger.mlops.servers.minio_admin import user_policy
-from modelledger.mlops.servers.s3_access import (
+from modelledger.mlops.store.s3_access import (
     S3ServerError,
     aws_env,
     client_config,
-    ensure_credentials,
     read_credentials,
     read_user_credentials,
     s3_client,

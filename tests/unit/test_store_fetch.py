@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from modelledger.mlops.cli.app import app
 from modelledger.mlops.store import fetch
 from modelledger.mlops.store.digest import digest_folder
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.ledger_records import to_ledger_manifest, to_ledger_storage
 from modelledger.mlops.store.verification import LedgerEvidence
 from modelledger.runtime.processes import process_start_time
-from modelledger.sdk.registry.records import Actor, ModelVersion, Storage
-from modelledger.sdk.registry.records import Manifest as LedgerManifest
-from modelledger.sdk.registry.records import ManifestFile as LedgerFile
+from modelledger.sdk.registry.records import Actor, ModelVersion
 
 
 class Unreachable:
@@ -34,9 +34,11 @@ def evidence(model: Path) -> LedgerEvidence:
         version="1",
         status="REGISTERED",
         model_digest=m.model_digest,
-        manifest=LedgerManifest([LedgerFile(f.path, f.sha256, f.size) for f in m.files]),
+        manifest=to_ledger_manifest(manifest=m),
         manifest_digest=m.manifest_digest,
-        storage=Storage("anchored", "models/x/index.json", "0" * 64, "v1"),
+        storage=to_ledger_storage(
+            pointer=StoragePointer(bucket="anchored", key="models/x/index.json", version_id="v1", sha256="0" * 64)
+        ),
         registrant=Actor("0" * 64, "Org1MSP", "registrar"),
     )
     return LedgerEvidence(record, None, "not needed here")

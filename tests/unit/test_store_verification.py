@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from modelledger.mlops.store.digest import FileEntry, Manifest, digest_folder
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.ledger_records import to_ledger_manifest, to_ledger_storage
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.verification import (
     BYTES,
@@ -29,9 +31,7 @@ from modelledger.mlops.store.verification import (
 )
 from modelledger.mlops.store.verify import verify_folder
 from modelledger.sdk.ledger.msp import MspError, MspTrust
-from modelledger.sdk.registry.records import Actor, Approval, ModelVersion, Revocation, Storage
-from modelledger.sdk.registry.records import Manifest as LedgerManifest
-from modelledger.sdk.registry.records import ManifestFile as LedgerFile
+from modelledger.sdk.registry.records import Actor, Approval, ModelVersion, Revocation
 from tests.unit.pki_fakes import fingerprint, make_cert, write_pair
 
 ALL = [LEDGER_STATUS, LEDGER_MANIFEST, BYTES, SIGNATURE, SIGNER_CHAIN, SIGNER_IDENTITY, SIGNED_DIGEST]
@@ -67,9 +67,13 @@ def record_for(manifest: Manifest, signer: x509.Certificate, role: str = "regist
         owner="Org1MSP",
         status="REGISTERED",
         model_digest=manifest.model_digest,
-        manifest=LedgerManifest([LedgerFile(f.path, f.sha256, f.size) for f in manifest.files]),
+        manifest=to_ledger_manifest(manifest=manifest),
         manifest_digest=manifest.manifest_digest,
-        storage=Storage("anchored", f"models/{manifest.manifest_digest}/index.json", "0" * 64, "v1"),
+        storage=to_ledger_storage(
+            pointer=StoragePointer(
+                bucket="anchored", key=f"models/{manifest.manifest_digest}/index.json", version_id="v1", sha256="0" * 64
+            )
+        ),
         registrant=Actor(fingerprint(signer), "Org1MSP", role),
     )
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import configparser
 import json
-import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from modelledger.runtime.private_files import write_private_file
 from modelledger.runtime.settings import S3Settings, S3User
 
 if TYPE_CHECKING:
@@ -87,17 +85,6 @@ def aws_env(settings: S3Settings, user: S3User) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_CA_BUNDLE": str(settings.ca_file),
     }
-
-
-def ensure_credentials(settings: S3Settings) -> bool:
-    """Generates the root credentials into a mode-0600 file unless present; returns True if generated."""
-    path = settings.credentials_file
-    if path.exists():
-        read_credentials(settings)  # fails loudly on a damaged file
-        return False
-    creds = {"access_key": secrets.token_hex(10), "secret_key": secrets.token_hex(20)}
-    write_private_file(path, json.dumps(creds) + "\n")
-    return True
 
 
 def client_config(config: Config | None = None) -> Config:

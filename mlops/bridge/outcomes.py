@@ -1,0 +1,174 @@
+"""How a job ends, on the version's MLflow tags and in the outbox: anchored, retried, dead or in conflict.
+
+The tags (:mod:`~modelledger.mlops.bridge.tags`) each outcome leaves:
+
+- **anchored** (:meth:`Outcomes.finish`): ``ledger.tx_id``, ``ledger.block``,
+  ``model.digest``, ``storage.uri``, a stale ``ledger.error`` removed, then
+  ``ledger.status=anchored`` last, so whoever sees it finds the others;
+- **retried** (:meth:`Outcomes.retry`): ``ledger.status=pending`` with the
+  last error in ``ledger.error`` (not for a version MLflow is still creating);
+  after the last attempt, as failed;
+- **failed** (:meth:`Outcomes.dead`) and **conflict** (:meth:`Outcomes.conflict`):
+  the tags of a registration in flight (transaction, block, digest, copy)
+  removed, then ``ledger.error`` with the reason (at most 4000 characters)
+  and ``ledger.status``. A prompt's version gets no tag.
+
+The tags are written while the worker still holds the job's lease, before
+the outbox records the outcome, so that a late tag never overwrites what a
+worker that took the job over wrote. When MLflow is down too, the outcome is
+recorded all the same and the reconciler tags later.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from modelledger.mlops.bridge.concurrency import all_done, spawn
+from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
+from modelledger.mlops.bridge.tags import (
+    STATUS_ANCHORED,
+    STATUS_CONFLICT,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    TAG_BLOCK,
+    TAG_DIGEST,
+    TAG_ERROR,
+    TAG_STATUS,
+    TAG_STORAGE,
+    TAG_TX,
+)
+from modelledger.mlops.store.index import StoragePointer
+
+log = logging.getLogger("modelledger.bridge.anchor")
+
+# The longest ``ledger.error`` and ``ledger.note`` written (MLflow limits the length of a tag value).
+MAX_TAG_TEXT = 4000
+
+
+def storage_uri(pointer: StoragePointer) -> str:
+    """The ``storage.uri`` tag of an anchored copy: ``s3://bucket/key?versionId=...``."""
+    return f"{pointer.uri}?versionId={pointer.version_id}"
+
+
+def is_missing(exc: Exception) -> bool:
+    """Whether an MLflow error says the entity (a version, a tag) does not exist."""
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
+
+
+class Outcomes:
+    """Writes a job's tags through ``parts.mlflow`` and records its outcome in ``outbox``.
+
+    Args:
+        parts: What the worker talks to (only its ``mlflow`` is used).
+        outbox: The jobs.
+        pool: Where tag writes run beside the job's main line.
+    """
+
+    def __init__(self, parts: Any, outbox: Outbox, pool: ThreadPoolExecutor) -> None:
+        self.parts, self.outbox, self._pool = parts, outbox, pool
+
+    def write_tags(
+        self, job: Job, known: dict[str, str], tags: dict[str, str], background: list[Future[Any]]
+    ) -> list[Future[Any]]:
+        """Starts writing ``tags`` (and removing a stale ``ledger.error``) in parallel; returns the requests."""
+        mlflow = self.parts.mlflow
+
+        def drop_error() -> None:
+            try:
+                mlflow.delete_model_version_tag(job.name, job.version, TAG_ERROR)
+            except Exception as exc:
+                if not is_missing(exc):
+                    raise
+
+        def put(key: str, value: str) -> None:
+            mlflow.set_model_version_tag(job.name, job.version, key, value)
+
+        requests = [spawn(self._pool, background, put, k, v) for k, v in tags.items()]
+        return [*requests, spawn(self._pool, background, drop_error)] if TAG_ERROR in known else requests
+
+    def finish(
+        self,
+        job: Job,
+        tx_id: str,
+        block: int,
+        model_digest: str,
+        pointer: StoragePointer,
+        written: dict[str, str],
+        known: dict[str, str],
+        background: list[Future[Any]],
+    ) -> str:
+        """Writes the ledger tags not yet ``written``, then ``ledger.status=anchored``; completes the job."""
+        details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
+        all_done(self.write_tags(job, known, {k: v for k, v in details.items() if written.get(k) != v}, background))
+        # The status last: whoever sees "anchored" finds the other tags already there.
+        self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, STATUS_ANCHORED)
+        self.outbox.complete(job, tx_id=tx_id, block=block)
+        return "done"
+
+    def retry(self, job: Job, reason: str, tag: bool) -> str:
+        """Puts the job back with backoff (tagged ``pending`` with the reason if ``tag``), or dead after the last."""
+        log.warning("retrying", extra={"job": job.key, "reason": reason, "attempt": job.attempts})
+        last = self.outbox.out_of_attempts(job.attempts)
+        if last:
+            self.failed(job, f"gave up after {job.attempts} attempts: {reason}")
+        elif tag:
+            self.try_tags(job, {TAG_ERROR: reason[:MAX_TAG_TEXT], TAG_STATUS: STATUS_PENDING})
+        try:
+            return self.outbox.retry(job, reason).state
+        except LeaseLostError:
+            return "lost"
+
+    def dead(self, job: Job, reason: str, tag: bool = True) -> str:
+        """Dead-letters the job, tagging the version ``failed`` with the reason if ``tag``."""
+        log.error("dead-lettered", extra={"job": job.key, "reason": reason})
+        if tag:
+            self.failed(job, reason)
+        try:
+            self.outbox.dead(job, reason)
+        except LeaseLostError:
+            return "lost"
+        return "dead"
+
+    def conflict(self, job: Job, reason: str) -> str:
+        """Tags the version ``conflict`` with the reason (no ledger tags of a record that is not its own)."""
+        log.error("conflict", extra={"job": job.key, "reason": reason})
+        self.failed(job, reason, status=STATUS_CONFLICT)
+        try:
+            self.outbox.conflict(job, reason)
+        except LeaseLostError:
+            return "lost"
+        return "conflict"
+
+    def failed(self, job: Job, reason: str, status: str = STATUS_FAILED) -> None:
+        """Tags the version ``status`` (failed); first removes the tags written while a registration was in flight.
+
+        A failed version must not name a transaction, digest or copy as if it had been anchored.
+        """
+        try:
+            for key in (TAG_TX, TAG_BLOCK, TAG_DIGEST, TAG_STORAGE):
+                try:
+                    self.parts.mlflow.delete_model_version_tag(job.name, job.version, key)
+                except Exception as exc:
+                    if not is_missing(exc):
+                        raise
+        except Exception as exc:  # MLflow down too: the reconciler tags later
+            log.warning("cannot untag", extra={"job": job.key, "reason": _first_line(exc)})
+        self.try_tags(job, {TAG_ERROR: reason[:MAX_TAG_TEXT], TAG_STATUS: status})
+
+    def try_tags(self, job: Job, tags: dict[str, str]) -> None:
+        """:meth:`tags`, logging a failure instead of raising it."""
+        try:
+            self.tags(job, tags)
+        except Exception as exc:  # MLflow down too: the reconciler tags later
+            log.warning("cannot tag", extra={"job": job.key, "reason": _first_line(exc)})
+
+    def tags(self, job: Job, tags: dict[str, str]) -> None:
+        """Writes ``tags`` one after the other, in their order."""
+        for key, value in tags.items():
+            self.parts.mlflow.set_model_version_tag(job.name, job.version, key, value)
