@@ -20,7 +20,8 @@ import yaml
 
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import CAServer, ca_health
-from modelledger.network.chaincode import ChaincodeDeployment, server_name
+from modelledger.network.chaincode_deployment import ChaincodeDeployment
+from modelledger.network.chaincode_servers import server_name
 from modelledger.network.channel import (
     channel_members,
     create_genesis_block,

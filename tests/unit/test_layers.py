@@ -79,7 +79,7 @@ def test_the_store_imports_no_server_bridge_cli_or_fabric_orchestration() -> Non
         (sdk_violations, "def f():\n    import mlflow.artifacts\n", "mlflow.artifacts"),
         (store_violations, "from modelledger.mlops.servers.minio import s3_client\n", "modelledger.mlops.servers.minio"),
         (store_violations, "def f():\n    from modelledger.mlops.bridge import anchor\n", "modelledger.mlops.bridge"),
-        (store_violations, "import modelledger.network.chaincode\n", "modelledger.network.chaincode"),
+        (store_violations, "import modelledger.network.chaincode_deployment\n", "modelledger.network.chaincode_deployment"),
     ],
 )
 def test_a_planted_violation_is_caught(rule, planted: str, named: str) -> None:  # type: ignore[no-untyped-def]
