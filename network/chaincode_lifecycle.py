@@ -3,7 +3,7 @@
 Each function runs one ``peer`` command as an identity of one organisation
 (its admin by default) against that organisation's peers, with TLS to the
 peers and the orderer. They are thin on purpose: deployment logic lives in
-:mod:`modelledger.network.chaincode`.
+:mod:`modelledger.network.chaincode_deployment`.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ class CommandError(NetworkError):
         super().__init__(f"{Path(argv[0]).name} exited with {returncode}:\n{tail}")
 
 
+class ChaincodeError(NetworkError):
+    """The chaincode could not be built, deployed or reached."""
+
+
 class NodeFailedError(NetworkError):
     """A node did not become healthy in time.
 

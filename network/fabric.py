@@ -4,6 +4,12 @@
 there (CA initialised, identity enrolled, process running, channel joined)
 and only does what is missing. On a healthy network it changes nothing and
 says so.
+
+:class:`FabricNetwork` runs the steps in order; the steps themselves live in
+the modules it calls (CAs in ``ca``, nodes in ``nodes``, generated files and
+the clients' connection profile in ``configuration``, channel joins in
+``channel``, the waits for the channel to settle in ``convergence``, the
+chaincode in ``chaincode_deployment``).
 """
 
 from __future__ import annotations
@@ -17,11 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelledger.network.binaries import FabricBinaries
 from modelledger.network.ca import CAServer, ca_health
-from modelledger.network.chaincode import ChaincodeDeployment, server_name
+from modelledger.network.chaincode_deployment import ChaincodeDeployment
+from modelledger.network.chaincode_servers import server_name
 from modelledger.network.channel import (
     channel_members,
     create_genesis_block,
@@ -29,18 +34,18 @@ from modelledger.network.channel import (
     join_orderer,
     join_peer,
 )
-from modelledger.network.configuration import write_configtx, write_node_config
+from modelledger.network.configuration import connection_profile_yaml, write_configtx, write_node_config
+from modelledger.network.convergence import (
+    channel_heights,
+    node_heights,
+    wait_gossip_converged,
+    wait_heights_converged,
+    wait_raft_leader,
+)
 from modelledger.network.errors import NetworkError, NodeFailedError
 from modelledger.network.identities import enroll_organization
 from modelledger.network.layout import NetworkLayout
-from modelledger.network.nodes import (
-    node_health,
-    orderer_channels,
-    orderer_is_leader,
-    peer_gossip_known,
-    peer_heights,
-    start_node,
-)
+from modelledger.network.nodes import node_health, start_node
 from modelledger.network.topology import Node, Topology, load_topology
 from modelledger.runtime.lifecycle import UpReport, remove_marked_dir, wait_healthy
 from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
@@ -206,7 +211,7 @@ class FabricNetwork:
         self.wait_gossip_converged()
 
         # 6. Connection profile for clients.
-        if write_if_changed(layout.connection_profile, self.connection_profile_yaml()):
+        if write_if_changed(layout.connection_profile, connection_profile_yaml(topo, layout)):
             actions.append("wrote the connection profile")
 
         # 7. Chaincode servers of a deployed chaincode (deploying is `chaincode deploy`).
@@ -230,69 +235,26 @@ class FabricNetwork:
 
     def _node_heights(self, node: Node) -> dict[str, int]:
         """A node's height per channel (peers from metrics, orderers from the admin API)."""
-        if node.kind == "peer":
-            return peer_heights(self.topology, node, self.layout)
-        channels = orderer_channels(self.topology, node, self.layout)
-        return {ch: int(v.get("height", 0)) for ch, v in channels.items()}
+        return node_heights(self.topology, node, self.layout)
 
     def heights(self) -> dict[str, int]:
         """The channel's height per node that reports one."""
-        channel = self.topology.channel
-        result: dict[str, int] = {}
-        for n in self.topology.nodes:
-            h = self._node_heights(n).get(channel)
-            if h is not None:
-                result[n.id] = h
-        return result
+        return channel_heights(self.topology, self.layout)
+
+    def _limit(self, timeout: float | None) -> float:
+        return self.settings.health_timeout if timeout is None else timeout
 
     def wait_heights_converged(self, timeout: float | None = None) -> dict[str, int]:
         """Waits until every orderer and peer reports the same channel height."""
-        limit = self.settings.health_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        want = {n.id for n in self.topology.nodes}
-        while True:
-            heights = self.heights()
-            if set(heights) == want and len(set(heights.values())) == 1:
-                return heights
-            if time.monotonic() > deadline:
-                raise NetworkError(
-                    f"channel {self.topology.channel} heights did not converge: {heights} "
-                    f"(expected one height on {sorted(want)})"
-                )
-            time.sleep(0.25)
+        return wait_heights_converged(self.topology, self.layout, self._limit(timeout))
 
     def wait_gossip_converged(self, timeout: float | None = None) -> None:
-        """Waits until every peer knows every other peer of the channel through gossip.
-
-        The Gateway picks endorsers from what its peer learned by gossip, so
-        before this a fresh or restarted peer cannot satisfy an every-org policy.
-        """
-        limit = self.settings.health_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        topo = self.topology
-        want = len(topo.peers) - 1
-        while True:
-            known = {n.id: peer_gossip_known(topo, n, self.layout).get(topo.channel, 0) for n in topo.peers}
-            if all(k >= want for k in known.values()):
-                return
-            if time.monotonic() > deadline:
-                raise NetworkError(
-                    f"gossip did not converge on channel {topo.channel}: peers known {known}, want {want} each"
-                )
-            time.sleep(0.25)
+        """Waits until every peer knows every other peer of the channel through gossip (see ``convergence``)."""
+        wait_gossip_converged(self.topology, self.layout, self._limit(timeout))
 
     def wait_raft_leader(self, timeout: float | None = None) -> str:
         """Waits until one running orderer reports itself Raft leader of the channel."""
-        limit = self.settings.health_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        topo = self.topology
-        while True:
-            for n in topo.orderers:
-                if self.supervisor.running(n.id) and orderer_is_leader(topo, n, self.layout).get(topo.channel):
-                    return n.id
-            if time.monotonic() > deadline:
-                raise NetworkError(f"no Raft leader for channel {topo.channel} after {limit:.0f}s")
-            time.sleep(0.25)
+        return wait_raft_leader(self.topology, self.layout, self.supervisor, self._limit(timeout))
 
     # ------------------------------------------------------------------ down / clean
     def down(self) -> list[str]:
@@ -371,37 +333,6 @@ class FabricNetwork:
         return NetworkStatus(topo.channel, procs, members, str(layout.root))
 
     # ------------------------------------------------------------------ clients
-    def connection_profile(self) -> dict[str, Any]:
-        """Endpoints, TLS roots and identity paths for clients, generated from the topology."""
-        topo, layout = self.topology, self.layout
-        orgs: dict[str, Any] = {}
-        for org in topo.organizations:
-            orgs[org.msp_id] = {
-                "name": org.name,
-                "mspid": org.msp_id,
-                "tls_root": str(layout.ca_cert(org.ca)),
-                "ca": {"url": org.ca.url, "name": org.ca.name},
-                "peers": [{"name": n.id, "address": n.address, "ssl_target_name": n.host} for n in org.peers],
-                "orderers": [
-                    {"name": n.id, "address": n.address, "admin_address": n.admin_address} for n in org.orderers
-                ],
-                "users": {
-                    role: {
-                        "msp": str(layout.user_msp(org, role)),
-                        "cert": str(layout.user_msp(org, role) / "signcerts" / "cert.pem"),
-                        "keystore": str(layout.user_msp(org, role) / "keystore"),
-                    }
-                    for role in (topo.roles if org.type == "application" else ("admin",))
-                },
-            }
-        return {"channel": topo.channel, "organizations": orgs}
-
-    def connection_profile_yaml(self) -> str:
-        """The connection profile as YAML text."""
-        return "# Generated by ModelLedger from the topology. Do not edit.\n" + yaml.safe_dump(
-            self.connection_profile(), sort_keys=False
-        )
-
     def logs(self) -> dict[str, str]:
         """Log file path per process name."""
         names = [ca.name for ca in self.topology.cas] + [n.id for n in self.topology.nodes]

@@ -5,6 +5,9 @@ folder and the connection profile each have one function
 (:func:`state_dir`, :func:`connection_profile_path`). A malformed value is an
 error naming the variable, never a silent default.
 
+Why this module is long: it is the one place that reads ``MODELLEDGER_*``
+variables, so it grows with the table below; each settings class is short.
+
 | variable                              | default                                         |
 |---------------------------------------|-------------------------------------------------|
 | MODELLEDGER_STATE_DIR                 | <repo>/.state (every part's state under it)     |

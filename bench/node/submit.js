@@ -128,7 +128,7 @@ function readFile(file, what) {
     }
 }
 
-/** Org, peer and user entries of the connection profile (see network/stack.py connection_profile()). */
+/** Org, peer and user entries of the connection profile (see network/configuration.py connection_profile()). */
 function loadProfile(opts) {
     let profile;
     try {

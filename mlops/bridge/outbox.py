@@ -20,6 +20,11 @@ reason names the files and the record's registrant). In between:
   detection) in the same transaction as the job they created.
 
 Times come from an injectable clock so tests can move them.
+
+Why this module is long: every state a job can be in, and every transition
+between them, is one SQLite statement guarded by the lease; they read best
+together with the schema (and its in-place migration) they act on, so that
+no transition can be checked against a different definition of a state.
 """
 
 from __future__ import annotations

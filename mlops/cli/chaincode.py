@@ -9,7 +9,7 @@ from rich.table import Table
 from modelledger.mlops.cli.network import JsonOpt, _network
 from modelledger.mlops.cli.output import console, emit_json, fail
 from modelledger.network import NetworkError
-from modelledger.network.chaincode import DeployReport
+from modelledger.network.chaincode_deployment import DeployReport
 
 app = typer.Typer(help="Deploy and run the registry chaincode (chaincode as a service).", no_args_is_help=True)
 

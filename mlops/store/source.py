@@ -5,7 +5,7 @@ except ``s3://`` URIs when the caller hands over an S3 client for that store:
 those are listed once (:func:`list_s3_tree`), and each object is then read
 once, as it was listed, either into a private folder (:func:`download_s3_tree`)
 or straight into an upload (:class:`S3Object` is a
-:class:`~modelledger.mlops.store.upload.ModelFile`), so that the bytes neither
+:class:`~modelledger.mlops.store.model_files.ModelFile`), so that the bytes neither
 pass through the tracking server nor touch the disk.
 """
 

@@ -23,131 +23,49 @@ the layout.
 An upload that fails midway leaves locked chunks (and, if a chunk failed
 after it was stored, its signature bundle) and no index; the chunks are
 reused by the retry, and all of them expire with their retention.
+
+This module holds the reading and sending (:class:`ModelUploader`); the
+locked writes of chunks and index are in
+:mod:`~modelledger.mlops.store.locked_writes` (the uploader's base class), the
+files it reads in :mod:`~modelledger.mlops.store.model_files`.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime as dt
 import hashlib
-import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.digest import (
-    FileEntry,
-    Manifest,
-    ModelTreeError,
-    TreeFile,
-    list_files,
-    open_checked,
-    path_order,
+from modelledger.mlops.store.digest import FileEntry, Manifest, list_files, path_order
+from modelledger.mlops.store.index import AnchoredIndex, StoredFile
+from modelledger.mlops.store.locked_writes import LockedWrites, UploadResult, _Sent
+from modelledger.mlops.store.model_files import (
+    FileReader,
+    LocalFile,
+    ModelFile,
+    _ChunkMemory,
+    _read_into,
+    _read_part,
 )
-from modelledger.mlops.store.index import (
-    MAX_INDEX_BYTES,
-    AnchoredIndex,
-    BlobRef,
-    StoragePointer,
-    StoredFile,
-    blob_key,
-    index_key,
-    lock_state,
-    referenced,
-)
-from modelledger.mlops.store.s3errors import NOT_THERE, error_code
+
+# The uploader's surface; LocalFile, ModelFile (model_files) and UploadResult (locked_writes) are part of it.
+__all__ = ["CHUNK_SIZE", "LocalFile", "ModelFile", "ModelUploader", "UploadError", "UploadResult"]
 
 CHUNK_SIZE = 16 * 1024 * 1024
 _T = TypeVar("_T")
-# Blobs up to this size are PUT with If-None-Match first (no HEAD): resending one whose key is taken costs little.
-PUT_FIRST_MAX = 1024 * 1024
-# What S3 answers to a conditional write whose condition failed (or raced another write of the key).
-CONDITION_FAILED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
 class UploadError(Exception):
     """The upload failed; nothing was recorded as anchored."""
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    """What an upload produced: the pointer to record, the manifest, and whether this call wrote the index."""
-
-    pointer: StoragePointer
-    manifest: Manifest
-    created: bool
-    index: AnchoredIndex
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
-
-
-def _read_part(f: FileReader, size: int) -> bytes:
-    """Reads up to ``size`` bytes (fewer only at the end of the file) into one new bytes object."""
-    chunks = []
-    left = size
-    while left:
-        chunk = f.read(left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _read_into(f: FileReader, buf: bytearray) -> int:
-    """Fills ``buf`` from ``f`` (short only at the end of the file); returns the byte count."""
-    n = 0
-    with memoryview(buf) as view:
-        while n < len(buf):
-            k = f.readinto(view[n:])
-            if not k:
-                break
-            n += k
-    return n
-
-
-class _ChunkMemory:
-    """At most ``count`` chunks in memory: each holder of a slot owns the bytes of one chunk.
-
-    Full chunks are read into buffers that are reused (allocated on first use),
-    so memory stays flat instead of churning through chunk-sized allocations,
-    which the C allocator does not always give back. A file's short last chunk
-    is read into exact-size bytes.
-    """
-
-    def __init__(self, count: int, size: int) -> None:
-        self.size = size
-        self._slots = threading.BoundedSemaphore(count)
-        self._free: list[bytearray] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        self._slots.acquire()
-
-    def release(self, data: bytes | bytearray | None = None) -> None:
-        """Gives back the slot, and the buffer if ``data`` is one."""
-        if isinstance(data, bytearray):
-            self.give_back(data)
-        self._slots.release()
-
-    def buffer(self) -> bytearray:
-        with self._lock:
-            return self._free.pop() if self._free else bytearray(self.size)
-
-    def give_back(self, buf: bytearray) -> None:
-        with self._lock:
-            self._free.append(buf)
 
 
 class _Stopped(UploadError):
@@ -155,14 +73,6 @@ class _Stopped(UploadError):
 
     def __init__(self) -> None:
         super().__init__("stopped: another part of the upload failed")
-
-
-@dataclass(frozen=True)
-class _Sent:
-    """A stored chunk and how long its version is locked (None: unknown, extend it)."""
-
-    ref: BlobRef
-    retain_until: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -187,65 +97,7 @@ class _ReadFile:
         return StoredFile(self.rel, self.size, self.sha256, tuple(s.ref for s in sent)), sent
 
 
-class FileReader(Protocol):
-    """One open file of a model, read once from the start: ``read``/``readinto`` and a final check."""
-
-    size: int  # the bytes expected, as of opening
-
-    def read(self, size: int, /) -> bytes: ...
-
-    def readinto(self, buffer: Any, /) -> int: ...
-
-    def finish(self, size_read: int) -> None:
-        """Raises if the file changed while it was read (``size_read`` bytes were read)."""
-
-
-class ModelFile(Protocol):
-    """A file of a model to anchor: its manifest path, its expected size, and a way to read it once."""
-
-    @property
-    def rel(self) -> str: ...
-
-    @property
-    def size(self) -> int: ...
-
-    def open(self) -> AbstractContextManager[FileReader]: ...
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """A file of a local model folder (see :func:`~modelledger.mlops.store.digest.list_files`)."""
-
-    tree_file: TreeFile
-
-    @property
-    def rel(self) -> str:
-        return self.tree_file.rel
-
-    @property
-    def size(self) -> int:
-        return self.tree_file.path.stat().st_size
-
-    @contextlib.contextmanager
-    def open(self) -> Iterator[FileReader]:
-        with open_checked(self.tree_file) as f:
-            yield _LocalReader(f, self.tree_file.rel, os.fstat(f.fileno()))
-
-
-class _LocalReader:
-    def __init__(self, f: BinaryIO, rel: str, before: os.stat_result) -> None:
-        self._f, self._rel, self._before = f, rel, before
-        self.size = before.st_size
-        self.read, self.readinto = f.read, f.readinto  # type: ignore[method-assign]
-
-    def finish(self, size_read: int) -> None:
-        after = os.fstat(self._f.fileno())
-        same = (after.st_size, after.st_mtime_ns) == (self._before.st_size, self._before.st_mtime_ns)
-        if not same or size_read != after.st_size:
-            raise ModelTreeError(f"{self._rel}: changed while it was being read; upload again once it is stable")
-
-
-class ModelUploader:
+class ModelUploader(LockedWrites):
     """Uploads model folders to the anchored bucket as content-addressed, locked chunks.
 
     Args:
@@ -499,146 +351,6 @@ class ModelUploader:
             tail = bytes(view[:n])  # the file shrank while being read: keep only what is there
         memory.give_back(buf)
         return tail
-
-    def _store_blob(self, data: bytes | bytearray, retain_until: dt.datetime) -> _Sent:
-        """Stores ``data`` under its content address unless a locked version with these bytes is there."""
-        digest = hashlib.sha256(data).digest()
-        key = blob_key(digest.hex())
-        checksum = b64(digest)
-        if len(data) <= PUT_FIRST_MAX:
-            # A small blob is sent at once, on condition that its key is still free (a new model's
-            # blobs nearly always are): one request instead of a HEAD and a PUT. A taken key goes on
-            # to the check below, as a large blob does first.
-            try:
-                return self._put_blob(key, data, digest, retain_until, {"IfNoneMatch": "*"})
-            except ClientError as exc:
-                if error_code(exc) not in CONDITION_FAILED:
-                    raise
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
-        except ClientError as exc:
-            if error_code(exc) not in NOT_THERE:
-                raise
-        else:
-            if (
-                head.get("ChecksumSHA256") == checksum
-                and head.get("ContentLength") == len(data)
-                and head.get("ObjectLockMode") == "COMPLIANCE"
-            ):
-                ref = BlobRef(key, digest.hex(), len(data), str(head["VersionId"]))
-                return _Sent(ref, head.get("ObjectLockRetainUntilDate"))
-        return self._put_blob(key, data, digest, retain_until, {})
-
-    def _put_blob(
-        self, key: str, data: bytes | bytearray, digest: bytes, retain_until: dt.datetime, condition: dict[str, str]
-    ) -> _Sent:
-        resp = self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=data,
-            ChecksumSHA256=b64(digest),
-            ObjectLockMode="COMPLIANCE",
-            ObjectLockRetainUntilDate=retain_until,
-            **condition,
-        )
-        return _Sent(BlobRef(key, digest.hex(), len(data), str(resp["VersionId"])), retain_until)
-
-    def _existing(self, index: AnchoredIndex, retain_until: dt.datetime) -> UploadResult | None:
-        """The anchored copy of exactly this index (same files, same bundle), if a sound one exists.
-
-        The index key's versions are tried oldest first; anyone may write one,
-        so a version counts only if it parses, describes this manifest and
-        bundle, and it and every object it names are still COMPLIANCE-locked
-        with the recorded bytes. The copy found has its locks extended to
-        ``retain_until`` (a re-anchoring must last as long as a new one).
-
-        Returns:
-            The copy, or None.
-        """
-        key = index_key(index.manifest.manifest_digest)
-        versions = []
-        for page in self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
-            versions += [v for v in page.get("Versions", []) if v["Key"] == key]
-        for v in sorted(versions, key=lambda v: v["LastModified"]):
-            if v.get("Size", 0) > MAX_INDEX_BYTES:
-                continue
-            body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=v["VersionId"])["Body"].read()
-            try:
-                found = AnchoredIndex.from_bytes(body)
-            except ValueError:
-                continue
-            if found.manifest != index.manifest or _bundle_sha(found) != _bundle_sha(index):
-                continue
-            pointer = StoragePointer(self.bucket, key, v["VersionId"], hashlib.sha256(body).hexdigest())
-            locks = [lock_state(self.client, self.bucket, ref) for ref in referenced(found, pointer, len(body))]
-            if not all(lock.sound for lock in locks):
-                continue
-            self._extend([lock.ref for lock in locks if lock.retain_until < retain_until], retain_until)
-            return UploadResult(pointer, found.manifest, False, found)
-        return None
-
-    def _extend(self, refs: list[BlobRef], retain_until: dt.datetime) -> None:
-        """Lengthens the COMPLIANCE retention of these versions to ``retain_until``."""
-        done: set[tuple[str, str]] = set()
-        for ref in refs:
-            pin = (ref.key, ref.version_id)
-            if pin in done:
-                continue
-            try:
-                self.client.put_object_retention(
-                    Bucket=self.bucket,
-                    Key=ref.key,
-                    VersionId=ref.version_id,
-                    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain_until},
-                )
-            except ClientError:
-                # Refused as shortening: a concurrent upload extended it further meanwhile. That is fine
-                # only if the lock now lasts at least as long as this upload needs.
-                lock = lock_state(self.client, self.bucket, ref)
-                if not lock.sound or lock.retain_until < retain_until:
-                    raise
-            done.add(pin)
-
-    def _anchor(
-        self, index: AnchoredIndex, sent: list[_Sent], bundle: _Sent | None, retain_until: dt.datetime
-    ) -> UploadResult:
-        index = AnchoredIndex(index.files, index.chunk_size, bundle.ref if bundle else None)
-        # Chunks shared with older models must stay locked at least as long as this model's index.
-        stored = [*sent, *([bundle] if bundle else [])]
-        self._extend([s.ref for s in stored if s.retain_until is None or s.retain_until < retain_until], retain_until)
-        body = index.to_bytes()
-        key = index_key(index.manifest.manifest_digest)
-        # The first index of a manifest is written only if the key is still free. A taken key (this
-        # manifest was anchored before, or is being anchored now) is searched for a sound copy of exactly
-        # this index, which is reused; only a key holding other or unsound versions gets one more version.
-        try:
-            resp = self._put_index(key, body, retain_until, {"IfNoneMatch": "*"})
-        except ClientError as exc:
-            if error_code(exc) not in CONDITION_FAILED:
-                raise
-            existing = self._existing(index, retain_until)
-            if existing is not None:
-                return existing
-            resp = self._put_index(key, body, retain_until, {})
-        pointer = StoragePointer(self.bucket, key, resp["VersionId"], hashlib.sha256(body).hexdigest())
-        return UploadResult(pointer, index.manifest, True, index)
-
-    def _put_index(self, key: str, body: bytes, retain_until: dt.datetime, condition: dict[str, str]) -> Any:
-        return self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/json",
-            ChecksumSHA256=b64(hashlib.sha256(body).digest()),
-            ObjectLockMode="COMPLIANCE",
-            ObjectLockRetainUntilDate=retain_until,
-            **condition,
-        )
-
-
-def _bundle_sha(index: AnchoredIndex) -> str:
-    return index.bundle.sha256 if index.bundle else ""
-
 
 class _Progress:
     """A rich progress bar on a terminal; silent otherwise."""

@@ -1,6 +1,6 @@
 """``ledger verify``: a copy of the chain checked on its own, then against live peers.
 
-On its own (:func:`~modelledger.sdk.ledger.blocks.verify_chain`), a copy
+On its own (:func:`~modelledger.sdk.ledger.chain.verify_chain`), a copy
 proves that its blocks link from genesis and that the orderers signed each of
 them. It cannot prove that it is complete (a copy missing its newest blocks
 is a valid prefix), that its newest blocks are the network's (under Raft any
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fabric_protos.common import common_pb2
 
 from modelledger.sdk.gateway.errors import GatewayError
-from modelledger.sdk.ledger.blocks import ChainBreak, ChainReport, compare_copies, verify_chain
+from modelledger.sdk.ledger.chain import ChainBreak, ChainReport, compare_copies, verify_chain
 from modelledger.sdk.ledger.checks import OK, Check, verdict
 
 GENESIS = "genesis"

@@ -1,5 +1,9 @@
 """Typed records of the registry chaincode (see chaincode/CONTRACT.md).
 
+Why this module is long: it mirrors ``chaincode/registry/records.go``, one
+dataclass per Go struct, so that the two can be read (and checked) side by
+side; splitting it would split that mirror.
+
 Field names are snake_case here and camelCase on the ledger; :func:`from_json`
 and :func:`to_json` convert, recursively, using the dataclasses' type hints.
 ``chaincode/registry/testdata/records.json`` and ``tests/unit/test_sdk_records.py``

@@ -24,8 +24,9 @@ from fabric_protos.gateway import gateway_pb2
 
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.network import FabricNetwork
-from modelledger.network.chaincode import ChaincodeDeployment, server_name
+from modelledger.network.chaincode_deployment import ChaincodeDeployment
 from modelledger.network.chaincode_lifecycle import ChaincodeCallError, PeerCLI
+from modelledger.network.chaincode_servers import server_name
 from modelledger.network.topology import Organization
 from modelledger.runtime.tls import tls_context
 from modelledger.sdk import ConnectionProfile

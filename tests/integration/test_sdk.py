@@ -16,7 +16,7 @@ from fabric_protos.common import common_pb2, ledger_pb2
 from modelledger.mlops.store.digest import FileEntry
 from modelledger.mlops.store.digest import Manifest as FilesManifest
 from modelledger.network import FabricNetwork
-from modelledger.network.chaincode import ChaincodeDeployment
+from modelledger.network.chaincode_deployment import ChaincodeDeployment
 from modelledger.network.chaincode_lifecycle import PeerCLI
 from modelledger.sdk import CommitError, ConnectionProfile
 from modelledger.sdk.gateway.events import FileCheckpointer, blocks, chaincode_events

@@ -14,20 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelledger.network.chaincode import (
-    CHAINCODE_SOURCE,
-    ChaincodeError,
+from modelledger.network.chaincode_build import CHAINCODE_SOURCE, ccaas_package, package_id, source_digest
+from modelledger.network.chaincode_lifecycle import ChaincodeCallError, Definition, _invoke_payload, endorsement_policy
+from modelledger.network.chaincode_plan import (
     DeploymentPlan,
     DeploymentRecord,
-    ccaas_package,
     definition_version,
-    package_id,
     plan_deployment,
     settings_joins,
-    source_digest,
 )
-from modelledger.network.chaincode_lifecycle import ChaincodeCallError, Definition, _invoke_payload, endorsement_policy
-from modelledger.network.errors import CommandError, TopologyError
+from modelledger.network.errors import ChaincodeError, CommandError, TopologyError
 from modelledger.network.topology import load_topology, parse_topology
 from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 

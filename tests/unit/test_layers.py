@@ -174,7 +174,7 @@ def test_every_layer_has_modules() -> None:
         # store -> servers, bridge, CLI, network
         ("mlops/store/planted.py", "from modelledger.mlops.servers.minio import s3_client\n", "modelledger.mlops.servers.minio"),
         ("mlops/store/planted.py", "def f():\n    from modelledger.mlops.bridge import anchor\n", "modelledger.mlops.bridge"),
-        ("mlops/store/planted.py", "import modelledger.network.chaincode\n", "modelledger.network.chaincode"),
+        ("mlops/store/planted.py", "import modelledger.network.chaincode_deployment\n", "modelledger.network.chaincode_deployment"),
         ("mlops/store/planted.py", "from modelledger.mlops.cli.output import fail\n", "modelledger.mlops.cli.output"),
         ("mlops/store/planted.py", "from ..servers import minio\n", "modelledger.mlops.servers.minio"),
         # sdk -> anything outside the sdk, and MLflow

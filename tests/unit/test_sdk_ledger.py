@@ -28,8 +28,6 @@ from modelledger.sdk.ledger.audit import (
     audit,
 )
 from modelledger.sdk.ledger.blocks import (
-    HASH_CHAIN,
-    ORDERER_SIGNATURES,
     LedgerError,
     _varint,
     data_hash,
@@ -38,8 +36,8 @@ from modelledger.sdk.ledger.blocks import (
     header_hash,
     read_block_files,
     serialize_block,
-    verify_chain,
 )
+from modelledger.sdk.ledger.chain import HASH_CHAIN, ORDERER_SIGNATURES, verify_chain
 from modelledger.sdk.ledger.config import ChannelConfig, config_envelope
 from tests.unit.pki_fakes import make_cert
 from tests.unit.sdk_fakes import prepared_envelope

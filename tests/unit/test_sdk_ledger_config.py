@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from fabric_protos.common import policies_pb2
 
-from modelledger.sdk.ledger.blocks import ORDERER_SIGNATURES, verify_chain
+from modelledger.sdk.ledger.chain import ORDERER_SIGNATURES, verify_chain
 from modelledger.sdk.ledger.config import ChannelConfig, ConfigError
 from tests.unit.ledger_fakes import block, channel_config, implicit_meta, member_of, orderer_org, org_group, sign
 from tests.unit.pki_fakes import make_cert

@@ -144,8 +144,8 @@ def test_a_name_too_long_for_the_file_system_is_an_unsafe_tree(tmp_path: Path) -
 
 
 def test_a_streamed_object_fills_a_chunk_buffer_a_mebibyte_at_a_time(tmp_path: Path) -> None:
+    from modelledger.mlops.store.model_files import _read_into
     from modelledger.mlops.store.source import list_s3_tree
-    from modelledger.mlops.store.upload import _read_into
 
     data = os.urandom(3 * 1024 * 1024 + 5)
 
