@@ -20,6 +20,7 @@ from modelledger.network.layout import NetworkLayout
 from modelledger.network.topology import Node, Topology
 from modelledger.runtime.private_files import make_private_dir
 from modelledger.runtime.processes import ProcessInfo, ProcessSupervisor
+from modelledger.runtime.settings import fabric_logging_spec
 from modelledger.runtime.tls import tls_context, tls_handshake
 
 
@@ -28,7 +29,7 @@ def _base_env(layout: NetworkLayout) -> dict[str, str]:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(layout.root),
         "FABRIC_CFG_PATH": str(layout.config_dir),
-        "FABRIC_LOGGING_SPEC": os.environ.get("MODELLEDGER_FABRIC_LOGGING_SPEC", "INFO"),
+        "FABRIC_LOGGING_SPEC": fabric_logging_spec(),
         # Fabric's default log format has terminal colours; logs go to files.
         "FABRIC_LOGGING_FORMAT": (
             "%{time:2006-01-02 15:04:05.000 MST} %{level:.4s} [%{module}] %{shortfunc} -> %{message}"

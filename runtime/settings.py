@@ -8,31 +8,32 @@ error naming the variable, never a silent default.
 Why this module is long: it is the one place that reads ``MODELLEDGER_*``
 variables, so it grows with the table below; each settings class is short.
 
-| variable                              | default                                         |
-|---------------------------------------|-------------------------------------------------|
-| MODELLEDGER_STATE_DIR                 | <repo>/.state (every part's state under it)     |
-| MODELLEDGER_TOOLS_DIR                 | <repo>/.tools                                   |
-| MODELLEDGER_TOPOLOGY                  | network/topology.yaml                           |
-| MODELLEDGER_PORT_BASE                 | the topology's own port_base                    |
-| MODELLEDGER_HEALTH_TIMEOUT            | 60 (seconds; network and S3 server)             |
-| MODELLEDGER_S3_PORT            | 7900 (console: port + 1) |
-| MODELLEDGER_S3_BUCKET          | modelledger-anchored   |
-| MODELLEDGER_S3_RETENTION_DAYS  | 3653 (10 years)        |
-| MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET | modelledger-mlflow |
-| MODELLEDGER_MLFLOW_PORT               | 7950                                            |
-| MODELLEDGER_MLFLOW_BACKEND_URI        | sqlite:///<state>/mlflow/mlflow.db              |
-| MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET   | modelledger-mlflow (on the stack's MinIO)       |
-| MODELLEDGER_BRIDGE_PORT               | 7960                                            |
-| MODELLEDGER_BRIDGE_ORG                | Org1MSP (submits as its ``registrar``)          |
-| MODELLEDGER_BRIDGE_WORKERS            | 2 (anchoring jobs in parallel)                  |
-| MODELLEDGER_BRIDGE_MAX_BODY           | 262144 (bytes of a webhook delivery)            |
-| MODELLEDGER_BRIDGE_FRESHNESS          | 300 (seconds a delivery's timestamp may be off) |
-| MODELLEDGER_BRIDGE_RECONCILE_SECONDS  | 30                                              |
-| MODELLEDGER_BRIDGE_MAX_ATTEMPTS       | 12 (then the job is dead-lettered)              |
-| MODELLEDGER_BRIDGE_RETENTION_DAYS     | the S3 bucket's retention                       |
-| MODELLEDGER_BRIDGE_SCRATCH_DIR        | the system's temporary folder (fetched models)  |
-| MODELLEDGER_BRIDGE_FAULT              | unset (crash tests only: where the bridge exits) |
-| MODELLEDGER_MLFLOW_WEBHOOK_TARGET     | set by ``mlflow up`` in the tracking server's environment |
+| variable                             | default                                                   |
+|--------------------------------------|-----------------------------------------------------------|
+| MODELLEDGER_STATE_DIR                | <repo>/.state (every part's state under it)               |
+| MODELLEDGER_TOOLS_DIR                | <repo>/.tools                                             |
+| MODELLEDGER_TOPOLOGY                 | network/topology.yaml                                     |
+| MODELLEDGER_PORT_BASE                | the topology's own port_base                              |
+| MODELLEDGER_HEALTH_TIMEOUT           | 60 (seconds; network and S3 server)                       |
+| MODELLEDGER_FABRIC_LOGGING_SPEC      | INFO (the Fabric nodes' log level)                        |
+| MODELLEDGER_S3_PORT                  | 7900 (console: port + 1)                                  |
+| MODELLEDGER_S3_BUCKET                | modelledger-anchored                                      |
+| MODELLEDGER_S3_RETENTION_DAYS        | 3653 (10 years)                                           |
+| MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET  | modelledger-mlflow (on the stack's MinIO)                 |
+| MODELLEDGER_MLFLOW_PORT              | 7950                                                      |
+| MODELLEDGER_MLFLOW_BACKEND_URI       | sqlite:///<state>/mlflow/mlflow.db                        |
+| MODELLEDGER_MLFLOW_HEALTH_TIMEOUT    | 180 (seconds; the first start migrates the database)      |
+| MODELLEDGER_BRIDGE_PORT              | 7960                                                      |
+| MODELLEDGER_BRIDGE_ORG               | Org1MSP (submits as its ``registrar``)                    |
+| MODELLEDGER_BRIDGE_WORKERS           | 2 (anchoring jobs in parallel)                            |
+| MODELLEDGER_BRIDGE_MAX_BODY          | 262144 (bytes of a webhook delivery)                      |
+| MODELLEDGER_BRIDGE_FRESHNESS         | 300 (seconds a delivery's timestamp may be off)           |
+| MODELLEDGER_BRIDGE_RECONCILE_SECONDS | 30                                                        |
+| MODELLEDGER_BRIDGE_MAX_ATTEMPTS      | 12 (then the job is dead-lettered)                        |
+| MODELLEDGER_BRIDGE_RETENTION_DAYS    | the S3 bucket's retention                                 |
+| MODELLEDGER_BRIDGE_SCRATCH_DIR       | the system's temporary folder (fetched models)            |
+| MODELLEDGER_BRIDGE_FAULT             | unset (crash tests only: where the bridge exits)          |
+| MODELLEDGER_MLFLOW_WEBHOOK_TARGET    | set by ``mlflow up`` in the tracking server's environment |
 """
 
 from __future__ import annotations
@@ -420,6 +421,11 @@ class BridgeSettings:
 BRIDGE_FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
 # The tracking server's environment names the one URL a webhook may point at (the bridge's receiver).
 WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
+
+
+def fabric_logging_spec() -> str:
+    """The Fabric nodes' log level (``MODELLEDGER_FABRIC_LOGGING_SPEC``, Fabric's syntax), or ``INFO``."""
+    return env_str("MODELLEDGER_FABRIC_LOGGING_SPEC", "INFO")
 
 
 def bridge_fault_point() -> str:

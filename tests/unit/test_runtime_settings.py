@@ -1,8 +1,9 @@
-"""The bridge reads its MODELLEDGER_* variables through runtime/settings.py, the one module that reads them."""
+"""Every MODELLEDGER_* variable is read in runtime/settings.py, the one module that reads them."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,27 @@ def named_variables(files: dict[str, str]) -> list[str]:
         f"{name}:{node.lineno} names {node.value}"
         for name, source in files.items()
         for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("MODELLEDGER_")
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"MODELLEDGER_[A-Z0-9_]+", node.value)
     ]
 
 
-def test_the_bridge_names_no_modelledger_variable_itself() -> None:
-    files = {str(p.relative_to(ROOT)): p.read_text() for p in sorted((ROOT / "mlops" / "bridge").rglob("*.py"))}
+# Where a variable's name may be spelt: the settings, and the typed reads they use.
+READERS = {"runtime/settings.py", "runtime/environment.py"}
+
+
+def test_no_module_but_the_settings_names_a_modelledger_variable() -> None:
+    files = {
+        str(p.relative_to(ROOT)): p.read_text()
+        for part in ("network", "runtime", "sdk", "mlops")
+        for p in sorted((ROOT / part).rglob("*.py"))
+        if str(p.relative_to(ROOT)) not in READERS
+    }
+    assert len(files) > 70
     assert named_variables(files) == []
 
 
 def test_a_planted_variable_read_is_found() -> None:
-    planted = 'import os\nFAULT = os.environ.get("MODELLEDGER_BRIDGE_FAULT")\n'
-    assert named_variables({"mlops/bridge/anchor.py": planted}) == [
-        "mlops/bridge/anchor.py:2 names MODELLEDGER_BRIDGE_FAULT"
-    ]
+    planted = 'import os\nFAULT = os.environ.get("MODELLEDGER_BRIDGE_FAULT")\nPASS = ("MODELLEDGER_", "PATH")\n'
+    assert named_variables({"network/nodes.py": planted}) == ["network/nodes.py:2 names MODELLEDGER_BRIDGE_FAULT"]
