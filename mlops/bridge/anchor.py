@@ -59,7 +59,6 @@ from modelledger.mlops.bridge.dataset_claims import register_datasets
 from modelledger.mlops.bridge.errors import NotAModelError, NotReadyError, PermanentError
 from modelledger.mlops.bridge.ledger_comparison import Held, disagreement
 from modelledger.mlops.bridge.mlflow_api import is_prompt
-from modelledger.mlops.bridge.version_files import model_files
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.outcomes import MAX_TAG_TEXT, Outcomes, is_missing, storage_uri
 from modelledger.mlops.bridge.provenance import (
@@ -69,6 +68,7 @@ from modelledger.mlops.bridge.provenance import (
     provenance_records,
 )
 from modelledger.mlops.bridge.tags import STATUS_PENDING, TAG_DIGEST, TAG_NOTE, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.version_files import model_files
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_files
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
