@@ -8,7 +8,7 @@ taken over after a crash resumes where it stopped):
    already holds the version, skip to step 5;
 1. fetch the artifacts (allowlisted URI, read from MLflow's bucket when it is
    on this stack's S3, into a private temporary folder); meanwhile read the
-   run and the logged model and tag the version ``pending``;
+   run and the logged model and, once the files are located, tag the version ``pending``;
 2-4. digest and copy to the anchored bucket in one pass while the run's
    datasets are registered and the model-signing bundle is made (the bridge's
    registrar identity); checkpoint the pointer, manifest and provenance;
@@ -165,7 +165,7 @@ class Anchorer:
                 due.result()
                 clock.lap("read")
             # The pending tag is written while the files are fetched; it must land before any later tag.
-            pending = self._spawn(background, self._pending, job, due)
+            pending = self._spawn(background, self._pending, job, due, located)
             if located is not None:
                 try:
                     job = self._upload(job, due, clock, *located.result(), background)
@@ -214,8 +214,11 @@ class Anchorer:
             raise _OnLedger(mv, record)
         return mv
 
-    def _pending(self, job: Job, due: Future[Any]) -> None:
-        if due.result().tags.get(TAG_STATUS) != STATUS_PENDING:
+    def _pending(self, job: Job, due: Future[Any], located: Located | None) -> None:
+        mv = due.result()
+        # Not while the files are being located: MLflow (one worker process) answers those reads first.
+        futures_wait([located] if located is not None else [])
+        if mv.tags.get(TAG_STATUS) != STATUS_PENDING:
             self.outcomes.tags(job, {TAG_STATUS: STATUS_PENDING})
 
     def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
