@@ -58,8 +58,7 @@ from modelledger.mlops.bridge.concurrency import UntilRefused, all_done, fault_p
 from modelledger.mlops.bridge.dataset_claims import register_datasets
 from modelledger.mlops.bridge.errors import NotAModelError, NotReadyError, PermanentError
 from modelledger.mlops.bridge.ledger_comparison import Held, disagreement
-from modelledger.mlops.bridge.mlflow_api import is_prompt
-from modelledger.mlops.bridge.version_files import model_files
+from modelledger.mlops.bridge.mlflow_api import RunReadOnce, is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.outcomes import MAX_TAG_TEXT, Outcomes, is_missing, storage_uri
 from modelledger.mlops.bridge.provenance import (
@@ -69,6 +68,7 @@ from modelledger.mlops.bridge.provenance import (
     provenance_records,
 )
 from modelledger.mlops.bridge.tags import STATUS_PENDING, TAG_DIGEST, TAG_NOTE, TAG_STATUS, TAG_STORAGE, TAG_TX
+from modelledger.mlops.bridge.version_files import model_files
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_files
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
@@ -151,10 +151,11 @@ class Anchorer:
     def _steps(self, job: Job, background: list[Future[Any]]) -> str:
         """Steps 0-4 (reads, then fetch, digest, sign and copy), then 5-7; or compare and tag if on the ledger."""
         clock = StepClock()
+        reads = RunReadOnce(self.parts.mlflow)  # this job's: the run is read once, to locate files and for provenance
         # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
         version = self._spawn(background, self._model_version, job)
         on_ledger = self._spawn(background, self._on_ledger, job)
-        located = self._spawn(background, self._locate, job) if "pointer" not in job.checkpoint else None
+        located = self._spawn(background, self._locate, job, reads) if "pointer" not in job.checkpoint else None
         due = self._spawn(background, self._due, version, on_ledger)
         # A version its webhook has just announced is all but never on the ledger yet: its files are
         # fetched and copied while the reads finish. If the reads refuse it after all (on the ledger,
@@ -168,7 +169,7 @@ class Anchorer:
             pending = self._spawn(background, self._pending, job, due, located)
             if located is not None:
                 try:
-                    job = self._upload(job, due, clock, *located.result(), background)
+                    job = self._upload(job, due, clock, *located.result(), background, reads)
                 except Exception:
                     due.result()  # a refusal by the reads explains more than the copy that went ahead of them
                     raise
@@ -221,9 +222,8 @@ class Anchorer:
         if mv.tags.get(TAG_STATUS) != STATUS_PENDING:
             self.outcomes.tags(job, {TAG_STATUS: STATUS_PENDING})
 
-    def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
-        """The run and the logged model behind a version (either may be None)."""
-        mlflow = self.parts.mlflow
+    def _sources(self, mv: Any, mlflow: Any) -> tuple[Any | None, Any | None]:
+        """The run and the logged model behind a version (either may be None), read through ``mlflow``."""
         run = mlflow.get_run(mv.run_id) if mv.run_id else None
         logged = None
         model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)
@@ -234,10 +234,13 @@ class Anchorer:
         return run, logged
 
     # ------------------------------------------------------------------ 1. locate and fetch
-    def _locate(self, job: Job) -> tuple[str, Any | None]:
-        """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow)."""
+    def _locate(self, job: Job, mlflow: Any) -> tuple[str, Any | None]:
+        """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow).
+
+        ``mlflow`` is the job's client (:class:`RunReadOnce`): a ``runs:/`` source's run is read here.
+        """
         p = self.parts
-        uri = p.allowlist.check(resolve_download_uri(p.mlflow, job.name, job.version))
+        uri = p.allowlist.check(resolve_download_uri(mlflow, job.name, job.version))
         if p.artifacts_s3 is not None:
             direct = stored_location(uri, p.artifacts_destination)
             if direct.startswith("s3://"):
@@ -246,7 +249,14 @@ class Anchorer:
 
     # ------------------------------------------------------------------ 2-4. digest, sign, copy
     def _upload(
-        self, job: Job, due: Future[Any], clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
+        self,
+        job: Job,
+        due: Future[Any],
+        clock: StepClock,
+        uri: str,
+        s3: Any | None,
+        background: list[Future[Any]],
+        reads: RunReadOnce,
     ) -> Job:
         """Fetches the files and digests, signs and copies them in one pass; checkpoints what the copy produced."""
         p = self.parts
@@ -255,7 +265,7 @@ class Anchorer:
         from modelledger.mlops.store.signing import sign_manifest
 
         # The run and the logged model are read while the files are listed and copied.
-        sources = self._spawn(background, lambda: self._sources(due.result()))
+        sources = self._spawn(background, lambda: self._sources(due.result(), reads))
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             bundle = Path(tmp) / "model.sig.json"
 
@@ -333,7 +343,7 @@ class Anchorer:
         same_tx = cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
         if "manifest" in cp and "provenance" in cp and job.revivals == 0 and same_tx:
             return Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
-        uri, s3 = located.result() if located is not None else self._locate(job)
+        uri, s3 = located.result() if located is not None else self._locate(job, self.parts.mlflow)
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
@@ -342,7 +352,7 @@ class Anchorer:
                 manifest = digest_files(files)
                 if registered_here:
                     return Held(manifest, cp["provenance"])
-                run, logged = self._sources(mv)
+                run, logged = self._sources(mv, self.parts.mlflow)
                 return Held(manifest, provenance_doc(collect(mv, run, logged, folder())))
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc
