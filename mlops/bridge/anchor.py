@@ -278,7 +278,7 @@ class Anchorer:
                 return bundle
 
             try:
-                with model_files(self._side, job.key, uri, s3, Path(tmp), p.tracking_uri) as (files, folder, skipped):
+                with model_files(job.key, uri, s3, Path(tmp), p.tracking_uri) as (files, folder, skipped):
                     clock.lap("fetch")
                     # Only a sound model tree gets its datasets on the ledger: registered while the files upload.
                     with ThreadPoolExecutor(1, thread_name_prefix="anchor-datasets") as beside:
@@ -347,7 +347,7 @@ class Anchorer:
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
-                model_files(self._side, job.key, uri, s3, Path(tmp), self.parts.tracking_uri) as (files, folder, _),
+                model_files(job.key, uri, s3, Path(tmp), self.parts.tracking_uri) as (files, folder, _),
             ):
                 manifest = digest_files(files)
                 if registered_here:
