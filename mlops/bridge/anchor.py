@@ -88,6 +88,14 @@ log = logging.getLogger("modelledger.bridge.anchor")
 Located = Future[tuple[str, Any | None]]
 
 
+@dataclasses.dataclass(frozen=True)
+class _JobReads:
+    """One job's reads, passed along its steps (an Anchorer keeps no state of the job it runs)."""
+
+    mlflow: RunReadOnce  # the run is read once: for where the files are, for the provenance and the comparison
+    located: Located | None  # None: not located (the files' copy is checkpointed already)
+
+
 class _OnLedger(Exception):
     """The ledger holds the version already: it is only tagged (raised by the reads, caught by the job)."""
 
@@ -151,11 +159,12 @@ class Anchorer:
     def _steps(self, job: Job, background: list[Future[Any]]) -> str:
         """Steps 0-4 (reads, then fetch, digest, sign and copy), then 5-7; or compare and tag if on the ledger."""
         clock = StepClock()
-        reads = RunReadOnce(self.parts.mlflow)  # this job's: the run is read once, to locate files and for provenance
+        mlflow = RunReadOnce(self.parts.mlflow)
         # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
         version = self._spawn(background, self._model_version, job)
         on_ledger = self._spawn(background, self._on_ledger, job)
-        located = self._spawn(background, self._locate, job, reads) if "pointer" not in job.checkpoint else None
+        located = self._spawn(background, self._locate, job, mlflow) if "pointer" not in job.checkpoint else None
+        reads = _JobReads(mlflow, located)
         due = self._spawn(background, self._due, version, on_ledger)
         # A version its webhook has just announced is all but never on the ledger yet: its files are
         # fetched and copied while the reads finish. If the reads refuse it after all (on the ledger,
@@ -169,7 +178,7 @@ class Anchorer:
             pending = self._spawn(background, self._pending, job, due, located)
             if located is not None:
                 try:
-                    job = self._upload(job, due, clock, *located.result(), background, reads)
+                    job = self._upload(job, due, clock, *located.result(), background, mlflow)
                 except Exception:
                     due.result()  # a refusal by the reads explains more than the copy that went ahead of them
                     raise
@@ -177,8 +186,8 @@ class Anchorer:
             mv = due.result()
             pending.result()
         except _OnLedger as on:
-            return self._already_on_ledger(job, on.mv, on.record, located, background)
-        return self._register(job, mv, located, clock, background)
+            return self._already_on_ledger(job, on.mv, on.record, reads, background)
+        return self._register(job, mv, reads, clock, background)
 
     # ------------------------------------------------------------------ 0. the reads
     def _model_version(self, job: Job) -> Any:
@@ -256,7 +265,7 @@ class Anchorer:
         uri: str,
         s3: Any | None,
         background: list[Future[Any]],
-        reads: RunReadOnce,
+        mlflow: RunReadOnce,
     ) -> Job:
         """Fetches the files and digests, signs and copies them in one pass; checkpoints what the copy produced."""
         p = self.parts
@@ -265,7 +274,7 @@ class Anchorer:
         from modelledger.mlops.store.signing import sign_manifest
 
         # The run and the logged model are read while the files are listed and copied.
-        sources = self._spawn(background, lambda: self._sources(due.result(), reads))
+        sources = self._spawn(background, lambda: self._sources(due.result(), mlflow))
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             bundle = Path(tmp) / "model.sig.json"
 
@@ -306,7 +315,7 @@ class Anchorer:
 
     # ------------------------------------------------------------------ 5. a record already on the ledger
     def _already_on_ledger(
-        self, job: Job, mv: Any, record: Any, located: Located | None, background: list[Future[Any]]
+        self, job: Job, mv: Any, record: Any, reads: _JobReads, background: list[Future[Any]]
     ) -> str:
         """The ledger holds the version: tag it ``anchored`` only if the record matches MLflow's bytes.
 
@@ -316,7 +325,7 @@ class Anchorer:
         computed by this job, and it names this version's MLflow source.
         Otherwise the version is tagged ``conflict``.
         """
-        reason = disagreement(job.key, record, self._held(job, mv, record, located), self.parts.uploader)
+        reason = disagreement(job.key, record, self._held(job, mv, record, reads), self.parts.uploader)
         if reason:
             return self.outcomes.conflict(job, reason)
         tx_id = record.registered_tx_id
@@ -326,7 +335,7 @@ class Anchorer:
         pointer = ledger_pointer(record=record)
         return self.outcomes.finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags, background)
 
-    def _held(self, job: Job, mv: Any, record: Any, located: Located | None) -> Held:
+    def _held(self, job: Job, mv: Any, record: Any, reads: _JobReads) -> Held:
         """The manifest and provenance of what MLflow holds for the version, as the bridge would register it.
 
         A job that copied the files itself has both in its checkpoint (read from
@@ -343,7 +352,7 @@ class Anchorer:
         same_tx = cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
         if "manifest" in cp and "provenance" in cp and job.revivals == 0 and same_tx:
             return Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
-        uri, s3 = located.result() if located is not None else self._locate(job, self.parts.mlflow)
+        uri, s3 = reads.located.result() if reads.located is not None else self._locate(job, reads.mlflow)
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
@@ -352,15 +361,13 @@ class Anchorer:
                 manifest = digest_files(files)
                 if registered_here:
                     return Held(manifest, cp["provenance"])
-                run, logged = self._sources(mv, self.parts.mlflow)
+                run, logged = self._sources(mv, reads.mlflow)
                 return Held(manifest, provenance_doc(collect(mv, run, logged, folder())))
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc
 
     # ------------------------------------------------------------------ 6. register and wait for the commit
-    def _register(
-        self, job: Job, mv: Any, located: Located | None, clock: StepClock, background: list[Future[Any]]
-    ) -> str:
+    def _register(self, job: Job, mv: Any, reads: _JobReads, clock: StepClock, background: list[Future[Any]]) -> str:
         """Submits ``RegisterModelVersion``, waits for its commit while the first tags are written, tags the rest."""
         p = self.parts
         pointer = StoragePointer.from_json(job.checkpoint["pointer"])
@@ -380,7 +387,7 @@ class Anchorer:
             if record is None:  # the peer read has not caught up with the commit yet: worth retrying
                 why = f"the ledger refused {job.key} as registered, but its record is not readable yet"
                 raise RuntimeError(why) from exc
-            return self._already_on_ledger(job, mv, record, located, background)
+            return self._already_on_ledger(job, mv, record, reads, background)
         clock.lap("submit")
         fault_point("after-submit")
         job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)

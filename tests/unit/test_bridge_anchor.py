@@ -649,3 +649,31 @@ def test_a_conflict_at_submit_whose_record_is_not_readable_yet_is_retried(tmp_pa
     job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), pointer=pointer)
     assert a.process(job) == "pending"
     assert "its record is not readable yet" in outbox.get("m", "1").reason
+
+
+def test_a_job_reads_its_run_once_and_its_provenance_from_the_bytes_it_read(tmp_path: Path) -> None:
+    # A runs:/ version: locating its files reads the run (its artifact location), and so does the provenance.
+    class RunsSource(FakeMlflow):
+        def __init__(self) -> None:
+            super().__init__(source="runs:/r1/model")
+            self.runs_read = 0
+
+        def get_model_version_download_uri(self, name: str, version: str) -> str:
+            self.located = True
+            return "runs:/r1/model"
+
+        def get_run(self, run_id: str) -> Any:
+            self.runs_read += 1
+            run = super().get_run(run_id)
+            run.info.artifact_uri = "mlflow-artifacts:/1/r1/artifacts"
+            return run
+
+    files = {**MODEL_FILES, "MLmodel": b"flavors:\n  sklearn: {sklearn_version: 1.5.2}\n", "requirements.txt": b"numpy==2.1\n"}
+    mlflow = RunsSource()
+    rec = record("runs:/r1/model", "r1", files=files, registrant=("Org1MSP", "data_scientist"),
+                 framework=Framework("sklearn", "1.5.2"), libraries=[Library("numpy", "2.1")])
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(rec), files=files)
+    outbox.enqueue("m", "1", "reconciler")
+    assert a.process(outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)) == "done", outbox.get("m", "1").reason
+    assert mlflow.runs_read == 1  # one request for both
+    assert a.parts.artifacts_s3.gets == len(files)  # MLmodel and requirements.txt read once, for the digest and the provenance
