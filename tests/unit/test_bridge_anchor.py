@@ -677,3 +677,23 @@ def test_a_job_reads_its_run_once_and_its_provenance_from_the_bytes_it_read(tmp_
     assert a.process(outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)) == "done", outbox.get("m", "1").reason
     assert mlflow.runs_read == 1  # one request for both
     assert a.parts.artifacts_s3.gets == len(files)  # MLmodel and requirements.txt read once, for the digest and the provenance
+
+
+def test_the_pending_tag_is_written_once_the_files_are_located(tmp_path: Path) -> None:
+    # MLflow runs one worker process: the tag must not compete with the reads that locate the files.
+    from concurrent.futures import Future
+
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(None))
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.lease("w", 60)
+    due: Future[Any] = Future()
+    located: Future[Any] = Future()
+    due.set_result(mlflow.mv)
+    writer = threading.Thread(target=a._pending, args=(job, due, located))
+    writer.start()
+    writer.join(0.3)
+    assert writer.is_alive() and mlflow.calls == []
+    located.set_result(("s3://modelledger-mlflow/artifacts/1/r1/artifacts/model", None))
+    writer.join(5)
+    assert mlflow.calls == [("ledger.status", "pending")]
