@@ -49,11 +49,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from modelledger.mlops.bridge.anchor_parts import AnchorParts, StepClock
-from modelledger.mlops.bridge.artifacts import (
-    SourceRefusedError,
-    resolve_download_uri,
-    stored_location,
-)
+from modelledger.mlops.bridge.artifacts import SourceRefusedError
 from modelledger.mlops.bridge.concurrency import UntilRefused, all_done, fault_point, spawn
 from modelledger.mlops.bridge.dataset_claims import register_datasets
 from modelledger.mlops.bridge.errors import NotAModelError, NotReadyError, PermanentError
@@ -66,9 +62,10 @@ from modelledger.mlops.bridge.provenance import (
     ledger_name,
     provenance_doc,
     provenance_records,
+    read_sources,
 )
 from modelledger.mlops.bridge.tags import STATUS_PENDING, TAG_DIGEST, TAG_NOTE, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.bridge.version_files import model_files
+from modelledger.mlops.bridge.version_files import locate_files, model_files
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_files
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
@@ -80,7 +77,7 @@ from modelledger.sdk.registry.names import InvalidNameError
 from modelledger.sdk.registry.records import ModelVersion as LedgerModelVersion
 from modelledger.sdk.registry.records import from_json
 
-__all__ = ["Anchorer", "logged_model_id"]
+__all__ = ["Anchorer"]
 
 log = logging.getLogger("modelledger.bridge.anchor")
 
@@ -102,12 +99,6 @@ class _OnLedger(Exception):
     def __init__(self, mv: Any, record: Any) -> None:
         super().__init__(f"{mv.name}/{mv.version} is on the ledger")
         self.mv, self.record = mv, record
-
-
-def logged_model_id(source: str | None) -> str:
-    """The logged-model id of a ``models:/m-<id>`` source (MLflow 3), or ""."""
-    rest = (source or "").removeprefix("models:/")
-    return rest if rest != (source or "") and rest.startswith("m-") and "/" not in rest else ""
 
 
 class Anchorer:
@@ -163,7 +154,11 @@ class Anchorer:
         # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
         version = self._spawn(background, self._model_version, job)
         on_ledger = self._spawn(background, self._on_ledger, job)
-        located = self._spawn(background, self._locate, job, mlflow) if "pointer" not in job.checkpoint else None
+        located = (
+            self._spawn(background, locate_files, self.parts, mlflow, job.name, job.version)
+            if "pointer" not in job.checkpoint
+            else None
+        )
         reads = _JobReads(mlflow, located)
         due = self._spawn(background, self._due, version, on_ledger)
         # A version its webhook has just announced is all but never on the ledger yet: its files are
@@ -231,32 +226,7 @@ class Anchorer:
         if mv.tags.get(TAG_STATUS) != STATUS_PENDING:
             self.outcomes.tags(job, {TAG_STATUS: STATUS_PENDING})
 
-    def _sources(self, mv: Any, mlflow: Any) -> tuple[Any | None, Any | None]:
-        """The run and the logged model behind a version (either may be None), read through ``mlflow``."""
-        run = mlflow.get_run(mv.run_id) if mv.run_id else None
-        logged = None
-        model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)
-        if model_id:
-            logged = mlflow.get_logged_model(model_id)
-            if run is None and getattr(logged, "source_run_id", None):
-                run = mlflow.get_run(logged.source_run_id)
-        return run, logged
-
-    # ------------------------------------------------------------------ 1. locate and fetch
-    def _locate(self, job: Job, mlflow: Any) -> tuple[str, Any | None]:
-        """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow).
-
-        ``mlflow`` is the job's client (:class:`RunReadOnce`): a ``runs:/`` source's run is read here.
-        """
-        p = self.parts
-        uri = p.allowlist.check(resolve_download_uri(mlflow, job.name, job.version))
-        if p.artifacts_s3 is not None:
-            direct = stored_location(uri, p.artifacts_destination)
-            if direct.startswith("s3://"):
-                return p.allowlist.check(direct), p.artifacts_s3
-        return uri, None
-
-    # ------------------------------------------------------------------ 2-4. digest, sign, copy
+    # ------------------------------------------------------------------ 1-4. fetch, digest, sign, copy
     def _upload(
         self,
         job: Job,
@@ -274,7 +244,7 @@ class Anchorer:
         from modelledger.mlops.store.signing import sign_manifest
 
         # The run and the logged model are read while the files are listed and copied.
-        sources = self._spawn(background, lambda: self._sources(due.result(), mlflow))
+        sources = self._spawn(background, lambda: read_sources(mlflow, due.result()))
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             bundle = Path(tmp) / "model.sig.json"
 
@@ -352,7 +322,11 @@ class Anchorer:
         same_tx = cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
         if "manifest" in cp and "provenance" in cp and job.revivals == 0 and same_tx:
             return Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
-        uri, s3 = reads.located.result() if reads.located is not None else self._locate(job, reads.mlflow)
+        uri, s3 = (
+            reads.located.result()
+            if reads.located is not None
+            else locate_files(self.parts, reads.mlflow, job.name, job.version)
+        )
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
@@ -361,7 +335,7 @@ class Anchorer:
                 manifest = digest_files(files)
                 if registered_here:
                     return Held(manifest, cp["provenance"])
-                run, logged = self._sources(mv, reads.mlflow)
+                run, logged = read_sources(reads.mlflow, mv)
                 return Held(manifest, provenance_doc(collect(mv, run, logged, folder())))
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc

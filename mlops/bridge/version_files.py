@@ -1,4 +1,4 @@
-"""Reading a version's files for an anchoring job: streamed from MLflow's bucket, or downloaded through MLflow."""
+"""A version's files for an anchoring job: where they are, then streamed from MLflow's bucket or through MLflow."""
 
 from __future__ import annotations
 
@@ -7,10 +7,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from modelledger.mlops.bridge.anchor_parts import AnchorParts
+from modelledger.mlops.bridge.artifacts import resolve_download_uri, stored_location
 from modelledger.mlops.bridge.provenance import MAX_PROVENANCE_FILE, PROVENANCE_FILES
 from modelledger.mlops.store.digest import list_files
 from modelledger.mlops.store.source import CopyingFile, SourceError, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import LocalFile, ModelFile
+
+
+def locate_files(parts: AnchorParts, mlflow: Any, name: str, version: str) -> tuple[str, Any | None]:
+    """The allowlisted URI of a version's files, and the S3 client to read it with (None: through MLflow).
+
+    Args:
+        parts: The allowlist, and MLflow's bucket when it is on this stack's S3.
+        mlflow: The job's client (:class:`~modelledger.mlops.bridge.mlflow_api.RunReadOnce`): a ``runs:/``
+            source's run is read here.
+        name: The registered model.
+        version: Its version.
+    """
+    uri = parts.allowlist.check(resolve_download_uri(mlflow, name, version))
+    if parts.artifacts_s3 is not None:
+        direct = stored_location(uri, parts.artifacts_destination)
+        if direct.startswith("s3://"):
+            return parts.allowlist.check(direct), parts.artifacts_s3
+    return uri, None
 
 
 @contextlib.contextmanager

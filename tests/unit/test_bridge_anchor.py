@@ -17,12 +17,12 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelledger.mlops.bridge import ledger_comparison
-from modelledger.mlops.bridge.anchor import Anchorer, logged_model_id
+from modelledger.mlops.bridge.anchor import Anchorer
 from modelledger.mlops.bridge.anchor_parts import AnchorParts
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.dataset_claims import register_dataset
 from modelledger.mlops.bridge.outbox import Outbox
-from modelledger.mlops.bridge.provenance import Provenance, provenance_doc
+from modelledger.mlops.bridge.provenance import Provenance, logged_model_id, provenance_doc
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.upload import ModelUploader
