@@ -52,7 +52,7 @@ from boto3.s3.transfer import TransferConfig
 
 from modelledger.mlops.bridge.anchor_parts import SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, resolve_download_uri, stored_location
-from modelledger.mlops.bridge.mlflow_api import MlflowApi
+from modelledger.mlops.bridge.mlflow_api import MlflowApi, RunReadOnce
 from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
 from modelledger.mlops.bridge.outcomes import storage_uri
 from modelledger.mlops.bridge.provenance import collect
@@ -165,25 +165,6 @@ class LogWatch:
         return "timeout"
 
 
-class _RunOnce:
-    """The MLflow calls of :func:`resolve_download_uri`, with each run read at most once."""
-
-    def __init__(self, api: MlflowApi) -> None:
-        self._api: MlflowApi = api
-        self._runs: dict[str, Any] = {}
-
-    def get_model_version_download_uri(self, name: str, version: str) -> str:
-        return self._api.get_model_version_download_uri(name, version)
-
-    def get_logged_model(self, model_id: str) -> Any:
-        return self._api.get_logged_model(model_id)
-
-    def get_run(self, run_id: str) -> Any:
-        if run_id not in self._runs:
-            self._runs[run_id] = self._api.get_run(run_id)
-        return self._runs[run_id]
-
-
 class PlainScript:
     """The reference: the bridge's work for one version, one step after the other, on the same stack."""
 
@@ -206,7 +187,7 @@ class PlainScript:
             t = now
 
         mv = self.api.get_model_version(name, version)
-        reads = _RunOnce(self.api)  # the run is read once: for where the files are, and for the provenance
+        reads = RunReadOnce(self.api)  # the run is read once: for where the files are, and for the provenance
         uri = self.allowlist.check(stored_location(resolve_download_uri(reads, name, version), self.destination))
         run = reads.get_run(mv.run_id)
         lap("read")
