@@ -8,7 +8,7 @@ taken over after a crash resumes where it stopped):
    already holds the version, skip to step 5;
 1. fetch the artifacts (allowlisted URI, read from MLflow's bucket when it is
    on this stack's S3, into a private temporary folder); meanwhile read the
-   run and the logged model and tag the version ``pending``;
+   run and the logged model and, once the files are located, tag the version ``pending``;
 2-4. digest and copy to the anchored bucket in one pass while the run's
    datasets are registered and the model-signing bundle is made (the bridge's
    registrar identity); checkpoint the pointer, manifest and provenance;
@@ -49,16 +49,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from modelledger.mlops.bridge.anchor_parts import AnchorParts, StepClock
-from modelledger.mlops.bridge.artifacts import (
-    SourceRefusedError,
-    resolve_download_uri,
-    stored_location,
-)
+from modelledger.mlops.bridge.artifacts import SourceRefusedError
 from modelledger.mlops.bridge.concurrency import UntilRefused, all_done, fault_point, spawn
 from modelledger.mlops.bridge.dataset_claims import register_datasets
 from modelledger.mlops.bridge.errors import NotAModelError, NotReadyError, PermanentError
 from modelledger.mlops.bridge.ledger_comparison import Held, disagreement
-from modelledger.mlops.bridge.mlflow_api import is_prompt
+from modelledger.mlops.bridge.mlflow_api import RunReadOnce, is_prompt
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.outcomes import MAX_TAG_TEXT, Outcomes, is_missing, storage_uri
 from modelledger.mlops.bridge.provenance import (
@@ -66,9 +62,10 @@ from modelledger.mlops.bridge.provenance import (
     ledger_name,
     provenance_doc,
     provenance_records,
+    read_sources,
 )
 from modelledger.mlops.bridge.tags import STATUS_PENDING, TAG_DIGEST, TAG_NOTE, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.bridge.version_files import model_files
+from modelledger.mlops.bridge.version_files import locate_files, model_files
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_files
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
@@ -80,12 +77,20 @@ from modelledger.sdk.registry.names import InvalidNameError
 from modelledger.sdk.registry.records import ModelVersion as LedgerModelVersion
 from modelledger.sdk.registry.records import from_json
 
-__all__ = ["Anchorer", "logged_model_id"]
+__all__ = ["Anchorer"]
 
 log = logging.getLogger("modelledger.bridge.anchor")
 
 # Where a version's files are: their allowlisted URI and the S3 client to read it with (None: through MLflow).
 Located = Future[tuple[str, Any | None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _JobReads:
+    """One job's reads, passed along its steps (an Anchorer keeps no state of the job it runs)."""
+
+    mlflow: RunReadOnce  # the run is read once: for where the files are, for the provenance and the comparison
+    located: Located | None  # None: not located (the files' copy is checkpointed already)
 
 
 class _OnLedger(Exception):
@@ -94,12 +99,6 @@ class _OnLedger(Exception):
     def __init__(self, mv: Any, record: Any) -> None:
         super().__init__(f"{mv.name}/{mv.version} is on the ledger")
         self.mv, self.record = mv, record
-
-
-def logged_model_id(source: str | None) -> str:
-    """The logged-model id of a ``models:/m-<id>`` source (MLflow 3), or ""."""
-    rest = (source or "").removeprefix("models:/")
-    return rest if rest != (source or "") and rest.startswith("m-") and "/" not in rest else ""
 
 
 class Anchorer:
@@ -151,10 +150,16 @@ class Anchorer:
     def _steps(self, job: Job, background: list[Future[Any]]) -> str:
         """Steps 0-4 (reads, then fetch, digest, sign and copy), then 5-7; or compare and tag if on the ledger."""
         clock = StepClock()
+        mlflow = RunReadOnce(self.parts.mlflow)
         # The reads at once: the version, the ledger, and where the files are (wasted only if on the ledger).
         version = self._spawn(background, self._model_version, job)
         on_ledger = self._spawn(background, self._on_ledger, job)
-        located = self._spawn(background, self._locate, job) if "pointer" not in job.checkpoint else None
+        located = (
+            self._spawn(background, locate_files, self.parts, mlflow, job.name, job.version)
+            if "pointer" not in job.checkpoint
+            else None
+        )
+        reads = _JobReads(mlflow, located)
         due = self._spawn(background, self._due, version, on_ledger)
         # A version its webhook has just announced is all but never on the ledger yet: its files are
         # fetched and copied while the reads finish. If the reads refuse it after all (on the ledger,
@@ -165,10 +170,10 @@ class Anchorer:
                 due.result()
                 clock.lap("read")
             # The pending tag is written while the files are fetched; it must land before any later tag.
-            pending = self._spawn(background, self._pending, job, due)
+            pending = self._spawn(background, self._pending, job, due, located)
             if located is not None:
                 try:
-                    job = self._upload(job, due, clock, *located.result(), background)
+                    job = self._upload(job, due, clock, *located.result(), background, mlflow)
                 except Exception:
                     due.result()  # a refusal by the reads explains more than the copy that went ahead of them
                     raise
@@ -176,8 +181,8 @@ class Anchorer:
             mv = due.result()
             pending.result()
         except _OnLedger as on:
-            return self._already_on_ledger(job, on.mv, on.record, located, background)
-        return self._register(job, mv, located, clock, background)
+            return self._already_on_ledger(job, on.mv, on.record, reads, background)
+        return self._register(job, mv, reads, clock, background)
 
     # ------------------------------------------------------------------ 0. the reads
     def _model_version(self, job: Job) -> Any:
@@ -214,36 +219,23 @@ class Anchorer:
             raise _OnLedger(mv, record)
         return mv
 
-    def _pending(self, job: Job, due: Future[Any]) -> None:
-        if due.result().tags.get(TAG_STATUS) != STATUS_PENDING:
+    def _pending(self, job: Job, due: Future[Any], located: Located | None) -> None:
+        mv = due.result()
+        # Not while the files are being located: MLflow (one worker process) answers those reads first.
+        futures_wait([located] if located is not None else [])
+        if mv.tags.get(TAG_STATUS) != STATUS_PENDING:
             self.outcomes.tags(job, {TAG_STATUS: STATUS_PENDING})
 
-    def _sources(self, mv: Any) -> tuple[Any | None, Any | None]:
-        """The run and the logged model behind a version (either may be None)."""
-        mlflow = self.parts.mlflow
-        run = mlflow.get_run(mv.run_id) if mv.run_id else None
-        logged = None
-        model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)
-        if model_id:
-            logged = mlflow.get_logged_model(model_id)
-            if run is None and getattr(logged, "source_run_id", None):
-                run = mlflow.get_run(logged.source_run_id)
-        return run, logged
-
-    # ------------------------------------------------------------------ 1. locate and fetch
-    def _locate(self, job: Job) -> tuple[str, Any | None]:
-        """The allowlisted URI of the version's files, and the S3 client to read it with (None: through MLflow)."""
-        p = self.parts
-        uri = p.allowlist.check(resolve_download_uri(p.mlflow, job.name, job.version))
-        if p.artifacts_s3 is not None:
-            direct = stored_location(uri, p.artifacts_destination)
-            if direct.startswith("s3://"):
-                return p.allowlist.check(direct), p.artifacts_s3
-        return uri, None
-
-    # ------------------------------------------------------------------ 2-4. digest, sign, copy
+    # ------------------------------------------------------------------ 1-4. fetch, digest, sign, copy
     def _upload(
-        self, job: Job, due: Future[Any], clock: StepClock, uri: str, s3: Any | None, background: list[Future[Any]]
+        self,
+        job: Job,
+        due: Future[Any],
+        clock: StepClock,
+        uri: str,
+        s3: Any | None,
+        background: list[Future[Any]],
+        mlflow: RunReadOnce,
     ) -> Job:
         """Fetches the files and digests, signs and copies them in one pass; checkpoints what the copy produced."""
         p = self.parts
@@ -252,7 +244,7 @@ class Anchorer:
         from modelledger.mlops.store.signing import sign_manifest
 
         # The run and the logged model are read while the files are listed and copied.
-        sources = self._spawn(background, lambda: self._sources(due.result()))
+        sources = self._spawn(background, lambda: read_sources(mlflow, due.result()))
         with tempfile.TemporaryDirectory(prefix="modelledger-anchor-", dir=p.scratch) as tmp:
             bundle = Path(tmp) / "model.sig.json"
 
@@ -265,7 +257,7 @@ class Anchorer:
                 return bundle
 
             try:
-                with model_files(self._side, job.key, uri, s3, Path(tmp), p.tracking_uri) as (files, folder, skipped):
+                with model_files(job.key, uri, s3, Path(tmp), p.tracking_uri) as (files, folder, skipped):
                     clock.lap("fetch")
                     # Only a sound model tree gets its datasets on the ledger: registered while the files upload.
                     with ThreadPoolExecutor(1, thread_name_prefix="anchor-datasets") as beside:
@@ -293,7 +285,7 @@ class Anchorer:
 
     # ------------------------------------------------------------------ 5. a record already on the ledger
     def _already_on_ledger(
-        self, job: Job, mv: Any, record: Any, located: Located | None, background: list[Future[Any]]
+        self, job: Job, mv: Any, record: Any, reads: _JobReads, background: list[Future[Any]]
     ) -> str:
         """The ledger holds the version: tag it ``anchored`` only if the record matches MLflow's bytes.
 
@@ -303,7 +295,7 @@ class Anchorer:
         computed by this job, and it names this version's MLflow source.
         Otherwise the version is tagged ``conflict``.
         """
-        reason = disagreement(job.key, record, self._held(job, mv, record, located), self.parts.uploader)
+        reason = disagreement(job.key, record, self._held(job, mv, record, reads), self.parts.uploader)
         if reason:
             return self.outcomes.conflict(job, reason)
         tx_id = record.registered_tx_id
@@ -313,7 +305,7 @@ class Anchorer:
         pointer = ledger_pointer(record=record)
         return self.outcomes.finish(job, tx_id, int(block), record.model_digest, pointer, {}, mv.tags, background)
 
-    def _held(self, job: Job, mv: Any, record: Any, located: Located | None) -> Held:
+    def _held(self, job: Job, mv: Any, record: Any, reads: _JobReads) -> Held:
         """The manifest and provenance of what MLflow holds for the version, as the bridge would register it.
 
         A job that copied the files itself has both in its checkpoint (read from
@@ -330,24 +322,26 @@ class Anchorer:
         same_tx = cp.get("tx_id", record.registered_tx_id) == record.registered_tx_id
         if "manifest" in cp and "provenance" in cp and job.revivals == 0 and same_tx:
             return Held(Manifest.from_json(cp["manifest"]), cp["provenance"])
-        uri, s3 = located.result() if located is not None else self._locate(job)
+        uri, s3 = (
+            reads.located.result()
+            if reads.located is not None
+            else locate_files(self.parts, reads.mlflow, job.name, job.version)
+        )
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
-                model_files(self._side, job.key, uri, s3, Path(tmp), self.parts.tracking_uri) as (files, folder, _),
+                model_files(job.key, uri, s3, Path(tmp), self.parts.tracking_uri) as (files, folder, _),
             ):
                 manifest = digest_files(files)
                 if registered_here:
                     return Held(manifest, cp["provenance"])
-                run, logged = self._sources(mv)
+                run, logged = read_sources(reads.mlflow, mv)
                 return Held(manifest, provenance_doc(collect(mv, run, logged, folder())))
         except SourceError as exc:
             raise RuntimeError(str(exc)) from exc
 
     # ------------------------------------------------------------------ 6. register and wait for the commit
-    def _register(
-        self, job: Job, mv: Any, located: Located | None, clock: StepClock, background: list[Future[Any]]
-    ) -> str:
+    def _register(self, job: Job, mv: Any, reads: _JobReads, clock: StepClock, background: list[Future[Any]]) -> str:
         """Submits ``RegisterModelVersion``, waits for its commit while the first tags are written, tags the rest."""
         p = self.parts
         pointer = StoragePointer.from_json(job.checkpoint["pointer"])
@@ -367,7 +361,7 @@ class Anchorer:
             if record is None:  # the peer read has not caught up with the commit yet: worth retrying
                 why = f"the ledger refused {job.key} as registered, but its record is not readable yet"
                 raise RuntimeError(why) from exc
-            return self._already_on_ledger(job, mv, record, located, background)
+            return self._already_on_ledger(job, mv, record, reads, background)
         clock.lap("submit")
         fault_point("after-submit")
         job = self.outbox.checkpoint(job, self.lease_seconds, tx_id=commit.transaction_id)

@@ -14,11 +14,15 @@ deadline, once (:func:`registry_has_version`, for the webhook receiver), and
 the user and role API of MLflow's basic authentication
 (:mod:`~modelledger.mlops.bridge.mlflow_auth`). Both send their requests
 through the one REST helper :func:`rest_call`.
+
+A job reads its version's run once, for locating the files and for the
+provenance, through :class:`RunReadOnce`.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -82,6 +86,36 @@ class MlflowApi:
 
     def get_logged_model(self, model_id: str) -> Any:
         return self._tracking.get_logged_model(model_id)
+
+
+class RunReadOnce:
+    """One job's view of an MLflow client: each run is read at most once, every other call is passed on.
+
+    Locating a ``runs:/`` version's files reads its run (the run's artifact
+    location), and so does the provenance (its params, metrics and datasets),
+    a few milliseconds later: one request serves both, and MLflow (one worker
+    process) answers the job's other reads sooner. A job makes its own (its
+    reads run on several threads at once: the lock is for those).
+
+    Args:
+        client: An ``MlflowClient`` or :class:`MlflowApi`.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._runs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get_run(self, run_id: str) -> Any:
+        with self._lock:
+            if run_id in self._runs:
+                return self._runs[run_id]
+        run = self._client.get_run(run_id)
+        with self._lock:
+            return self._runs.setdefault(run_id, run)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def rest_call(

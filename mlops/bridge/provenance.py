@@ -153,6 +153,25 @@ def _metrics(*sources: dict[str, float] | None) -> list[Metric]:
     return [Metric(key=k, value=v) for k, v in sorted(merged.items()) if math.isfinite(v)]
 
 
+def logged_model_id(source: str | None) -> str:
+    """The logged-model id of a ``models:/m-<id>`` source (MLflow 3), or ""."""
+    rest = (source or "").removeprefix("models:/")
+    return rest if rest != (source or "") and rest.startswith("m-") and "/" not in rest else ""
+
+
+def read_sources(mlflow: Any, model_version: Any) -> tuple[Any | None, Any | None]:
+    """The run and the logged model behind a version (either may be None), read through ``mlflow``."""
+    mv = model_version
+    run = mlflow.get_run(mv.run_id) if mv.run_id else None
+    logged = None
+    model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source)
+    if model_id:
+        logged = mlflow.get_logged_model(model_id)
+        if run is None and getattr(logged, "source_run_id", None):
+            run = mlflow.get_run(logged.source_run_id)
+    return run, logged
+
+
 def collect(model_version: Any, run: Any | None, logged_model: Any | None, model_dir: Path) -> Provenance:
     """Provenance of one MLflow model version.
 

@@ -145,6 +145,54 @@ class _S3Reader:
             )
 
 
+@dataclass(frozen=True)
+class CopyingFile:
+    """A model file whose bytes are also written to ``dest`` (0600) as whoever reads it reads them.
+
+    An upload or a digest reading the file once then leaves a local copy of
+    exactly the bytes it hashed, without a second request for them (the
+    bridge keeps ``MLmodel`` and ``requirements.txt`` so for the provenance).
+    The copy is whole once the reader has finished the file.
+    """
+
+    file: Any  # an S3Object or any ModelFile: rel, size, open()
+    dest: Path
+
+    @property
+    def rel(self) -> str:
+        return str(self.file.rel)
+
+    @property
+    def size(self) -> int:
+        return int(self.file.size)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[_CopyingReader]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        with self.file.open() as reader, os.fdopen(os.open(self.dest, flags, 0o600), "wb") as out:
+            yield _CopyingReader(reader, out)
+
+
+class _CopyingReader:
+    def __init__(self, reader: Any, out: Any) -> None:
+        self._reader, self._out = reader, out
+        self.size = reader.size
+
+    def read(self, size: int, /) -> bytes:
+        data: bytes = self._reader.read(size)
+        self._out.write(data)
+        return data
+
+    def readinto(self, buffer: Any, /) -> int:
+        n: int = self._reader.readinto(buffer)
+        with memoryview(buffer) as view:
+            self._out.write(view[:n])
+        return n
+
+    def finish(self, size_read: int) -> None:
+        self._reader.finish(size_read)
+
+
 def _source_error(uri: str, exc: Exception) -> SourceError:
     if error_code(exc) in ("PreconditionFailed", "412"):
         return SourceError(f"{uri}: an object changed while it was read; fetch again")

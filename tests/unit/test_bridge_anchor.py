@@ -17,12 +17,12 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelledger.mlops.bridge import ledger_comparison
-from modelledger.mlops.bridge.anchor import Anchorer, logged_model_id
+from modelledger.mlops.bridge.anchor import Anchorer
 from modelledger.mlops.bridge.anchor_parts import AnchorParts
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.dataset_claims import register_dataset
 from modelledger.mlops.bridge.outbox import Outbox
-from modelledger.mlops.bridge.provenance import Provenance, provenance_doc
+from modelledger.mlops.bridge.provenance import Provenance, logged_model_id, provenance_doc
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.upload import ModelUploader
@@ -257,8 +257,8 @@ def test_a_record_of_the_same_bytes_by_another_registrant_is_anchored(tmp_path: 
     outbox.enqueue("m", "1", "reconciler")  # not a webhook's: no copy goes ahead of the reads
     assert a.process(outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)) == "done"
     assert mlflow.mv.tags["ledger.status"] == "anchored" and mlflow.mv.tags["model.digest"] == manifest_of(MODEL_FILES).model_digest
-    # MLflow's bytes were read and digested by this job (and MLmodel once more, for the provenance).
-    assert a.parts.artifacts_s3.gets == len(MODEL_FILES) + 1
+    # MLflow's bytes were read and digested by this job, each file once (MLmodel's provenance copied from that read).
+    assert a.parts.artifacts_s3.gets == len(MODEL_FILES)
 
 
 def own_checkpoint(rec: Any) -> dict[str, Any]:
@@ -649,3 +649,51 @@ def test_a_conflict_at_submit_whose_record_is_not_readable_yet_is_retried(tmp_pa
     job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), pointer=pointer)
     assert a.process(job) == "pending"
     assert "its record is not readable yet" in outbox.get("m", "1").reason
+
+
+def test_a_job_reads_its_run_once_and_its_provenance_from_the_bytes_it_read(tmp_path: Path) -> None:
+    # A runs:/ version: locating its files reads the run (its artifact location), and so does the provenance.
+    class RunsSource(FakeMlflow):
+        def __init__(self) -> None:
+            super().__init__(source="runs:/r1/model")
+            self.runs_read = 0
+
+        def get_model_version_download_uri(self, name: str, version: str) -> str:
+            self.located = True
+            return "runs:/r1/model"
+
+        def get_run(self, run_id: str) -> Any:
+            self.runs_read += 1
+            run = super().get_run(run_id)
+            run.info.artifact_uri = "mlflow-artifacts:/1/r1/artifacts"
+            return run
+
+    files = {**MODEL_FILES, "MLmodel": b"flavors:\n  sklearn: {sklearn_version: 1.5.2}\n", "requirements.txt": b"numpy==2.1\n"}
+    mlflow = RunsSource()
+    rec = record("runs:/r1/model", "r1", files=files, registrant=("Org1MSP", "data_scientist"),
+                 framework=Framework("sklearn", "1.5.2"), libraries=[Library("numpy", "2.1")])
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(rec), files=files)
+    outbox.enqueue("m", "1", "reconciler")
+    assert a.process(outbox.checkpoint(outbox.lease("w", 60), 60, tx_id="tx-1", block=9)) == "done", outbox.get("m", "1").reason
+    assert mlflow.runs_read == 1  # one request for both
+    assert a.parts.artifacts_s3.gets == len(files)  # MLmodel and requirements.txt read once, for the digest and the provenance
+
+
+def test_the_pending_tag_is_written_once_the_files_are_located(tmp_path: Path) -> None:
+    # MLflow runs one worker process: the tag must not compete with the reads that locate the files.
+    from concurrent.futures import Future
+
+    mlflow = FakeMlflow()
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(None))
+    outbox.enqueue("m", "1", "webhook")
+    job = outbox.lease("w", 60)
+    due: Future[Any] = Future()
+    located: Future[Any] = Future()
+    due.set_result(mlflow.mv)
+    writer = threading.Thread(target=a._pending, args=(job, due, located))
+    writer.start()
+    writer.join(0.3)
+    assert writer.is_alive() and mlflow.calls == []
+    located.set_result(("s3://modelledger-mlflow/artifacts/1/r1/artifacts/model", None))
+    writer.join(5)
+    assert mlflow.calls == [("ledger.status", "pending")]

@@ -167,3 +167,23 @@ def test_a_streamed_object_fills_a_chunk_buffer_a_mebibyte_at_a_time(tmp_path: P
         reader.finish(len(data))
     assert bytes(buf[: len(data)]) == data
     assert max(sizes) == 1024 * 1024  # urllib3 copies through a temporary of this size, not 16 MiB
+
+
+def test_a_copying_file_leaves_the_bytes_its_reader_read_whole_and_private(tmp_path: Path) -> None:
+    from modelledger.mlops.store.digest import sha256_stream
+    from modelledger.mlops.store.model_files import _read_into
+    from modelledger.mlops.store.source import CopyingFile, list_s3_tree
+
+    small, large = b"flavors: {}\n", os.urandom(3 * 1024 * 1024 + 5)
+    objects = list_s3_tree(FakeS3({"a/m/MLmodel": small, "a/m/w.bin": large}), "s3://b/a/m")
+    by_read, by_readinto = (CopyingFile(o, tmp_path / o.rel) for o in objects)
+    assert (by_read.rel, by_read.size) == ("MLmodel", len(small))
+    assert sha256_stream(by_read).sha256 == hashlib.sha256(small).hexdigest()  # read(): the digest's way
+    buf = bytearray(16 * 1024 * 1024)
+    with by_readinto.open() as reader:  # readinto(): the upload's way
+        assert _read_into(reader, buf) == len(large)
+        reader.finish(len(large))
+    assert (tmp_path / "MLmodel").read_bytes() == small and (tmp_path / "w.bin").read_bytes() == large
+    assert stat.S_IMODE((tmp_path / "MLmodel").stat().st_mode) == 0o600
+    with pytest.raises(SourceError), by_read.open() as reader:  # the reader's own checks still apply
+        reader.finish(1)
