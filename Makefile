@@ -156,5 +156,5 @@ test-unit: install ## Unit tests only (no servers)
 
 .PHONY: lint
 lint: install ## ruff, and gofmt on the chaincode
-	$(VENV)/bin/ruff check network sdk mlops tests
+	$(VENV)/bin/ruff check network runtime sdk mlops tests bench
 	@unformatted="$$(gofmt -l chaincode)"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

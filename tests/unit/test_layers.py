@@ -8,12 +8,29 @@ functions, under ``TYPE_CHECKING``, relative ones resolved, and names reached
 through an imported module (``processes.ProcessSupervisor``) counted as
 imported. A module in no layer is itself a failure, so a new package is placed
 on purpose. Each rule is proved to bite by a planted violation.
+
+Holes closed on purpose (each has planted cases below):
+
+- a name re-exported through an allowed module is checked where it is defined
+  too (``from modelledger.runtime.status import ProcessSupervisor`` is
+  ``modelledger.runtime.processes.ProcessSupervisor``): the module is imported
+  and the name looked up, a module by its ``__name__``, a class or function by
+  its ``__module__`` and ``__qualname__``;
+- ``importlib.import_module("...")`` and ``__import__("...")`` with a constant
+  argument are imports;
+- ``from x import *`` imports every public name of ``x`` (its ``__all__``);
+- an import whose first segment is one of our folders (``mlops``, ``network``,
+  ``sdk``, ``runtime``) is a violation anywhere: we always import through the
+  ``modelledger`` namespace.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import importlib
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -44,12 +61,19 @@ LAYERS: dict[str, tuple[str, ...]] = {
 }
 
 # Layer -> imports forbidden although an allowed prefix covers them (a module, or one name of a module).
+SUPERVISION = ("modelledger.runtime.lifecycle", "modelledger.runtime.processes.ProcessSupervisor")
 EXCEPT: dict[str, tuple[str, ...]] = {
-    BRIDGE: ("modelledger.runtime.lifecycle", "modelledger.runtime.processes.ProcessSupervisor"),
+    STORE: SUPERVISION,  # DESIGN: the store starts no server
+    BRIDGE: SUPERVISION,
 }
 
-# Layer -> third-party packages it must not import.
-THIRD_PARTY: dict[str, tuple[str, ...]] = {SDK: ("mlflow",)}
+# Layer -> third-party packages it must not import. The store may use ``mlflow.artifacts`` (store/source.py
+# downloads a model's files) but never MLflow's server.
+THIRD_PARTY: dict[str, tuple[str, ...]] = {
+    SDK: ("mlflow",),
+    NETWORK: ("mlflow", "boto3", "botocore"),
+    STORE: ("mlflow.server",),
+}
 
 
 def _under(name: str, prefix: str) -> bool:
@@ -63,6 +87,8 @@ def _folders() -> dict[str, Path]:
 
 
 FOLDERS = _folders()
+# First segments that mean one of our folders imported outside the ``modelledger`` namespace.
+BARE_FOLDERS = frozenset(folder.relative_to(ROOT).parts[0] for folder in FOLDERS.values())
 
 
 def module_name(path: str) -> str:
@@ -98,12 +124,17 @@ def imported_names(source: str, package: str) -> set[str]:
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, *([base] if base else [])])
             for alias in node.names:
-                if alias.name == "*":
+                if alias.name == "*":  # every public name of the module
                     found.add(base)
+                    found |= {f"{base}.{name}" for name in public_names(base)}
                 else:
                     found.add(f"{base}.{alias.name}")
                     bound[alias.asname or alias.name] = f"{base}.{alias.name}"
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _imports_dynamically(node.func, bound):
+            argument = node.args[0] if node.args else None
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                found.add(argument.value)
         if isinstance(node, ast.Attribute):
             chain: list[str] = []
             value: ast.expr = node
@@ -115,9 +146,71 @@ def imported_names(source: str, package: str) -> set[str]:
     return found
 
 
+def _imports_dynamically(func: ast.expr, bound: dict[str, str]) -> bool:
+    """Whether a call's function is ``__import__``, ``importlib.import_module`` or a bound ``import_module``."""
+    if isinstance(func, ast.Name):
+        return func.id == "__import__" or bound.get(func.id) == "importlib.import_module"
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "import_module"
+        and isinstance(func.value, ast.Name)
+        and bound.get(func.value.id) == "importlib"
+    )
+
+
+def public_names(module: str) -> list[str]:
+    """The names ``from module import *`` binds (none if the module cannot be imported: a planted name)."""
+    try:
+        imported = importlib.import_module(module)
+    except ImportError:
+        return []
+    return list(getattr(imported, "__all__", [n for n in vars(imported) if not n.startswith("_")]))
+
+
+@functools.cache
+def defined_as(name: str) -> str | None:
+    """Where an imported name of ours is defined, if that differs from the name: a module by its ``__name__``, a
+    class or function by ``<__module__>.<__qualname__>``; ``None`` for anything else or a name that does not exist.
+    """
+    if not _under(name, "modelledger"):
+        return None
+    parts = name.split(".")
+    for end in range(len(parts), 1, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[end:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            return None
+        if isinstance(found, types.ModuleType):
+            where = found.__name__
+        elif isinstance(found, (type, types.FunctionType, types.BuiltinFunctionType)):
+            where = f"{found.__module__}.{found.__qualname__}"
+        else:
+            return None
+        return where if where != name else None
+    return None
+
+
 def layer_of(module: str) -> str | None:
     matching = [layer for layer in LAYERS if _under(module, layer)]
     return max(matching, key=len) if matching else None
+
+
+def broken_rule(layer: str, name: str) -> str | None:
+    """Why a module of ``layer`` must not import ``name``, or ``None`` if it may."""
+    allowed, denied, third_party = LAYERS[layer], EXCEPT.get(layer, ()), THIRD_PARTY.get(layer, ())
+    if _under(name, "modelledger"):
+        if not any(_under(name, a) for a in allowed):
+            return f"{layer} may import only {', '.join(allowed)}"
+        if any(_under(name, d) for d in denied):
+            return f"{layer} must not import {', '.join(denied)}"
+    elif any(_under(name, t) for t in third_party):
+        return f"{layer} must not import {', '.join(third_party)}"
+    return None
 
 
 def violations(files: dict[str, str]) -> list[str]:
@@ -133,16 +226,17 @@ def violations(files: dict[str, str]) -> list[str]:
         if layer is None:
             out.append(f"{path} ({module}) is in no layer of test_layers.LAYERS")
             continue
-        allowed, denied = LAYERS[layer], EXCEPT.get(layer, ())
         found = set()
         for name in imported_names(source, module.rsplit(".", 1)[0]):
-            if _under(name, "modelledger"):
-                if not any(_under(name, a) for a in allowed):
-                    found.add((name, f"{layer} may import only {', '.join(allowed)}"))
-                elif any(_under(name, d) for d in denied):
-                    found.add((name, f"{layer} must not import {', '.join(denied)}"))
-            elif any(_under(name, t) for t in THIRD_PARTY.get(layer, ())):
-                found.add((name, f"{layer} must not import {', '.join(THIRD_PARTY[layer])}"))
+            if name.split(".")[0] in BARE_FOLDERS:
+                found.add((name, "outside the modelledger namespace: import modelledger." + name))
+                continue
+            where = defined_as(name)
+            for checked in (name, where) if where else (name,):
+                why = broken_rule(layer, checked)
+                if why:
+                    found.add((name, why if checked == name else f"defined as {checked}: {why}"))
+                    break
         # One line per forbidden import: a name reached through a forbidden module is not said again.
         names = {name for name, _ in found}
         for name, why in sorted(found):
@@ -200,6 +294,28 @@ def test_every_layer_has_modules() -> None:
         ("mlops/servers/planted.py", "from modelledger.mlops.cli.output import fail\n", "modelledger.mlops.cli.output"),
         # a package in no layer
         ("mlops/serving/planted.py", "import json\n", "is in no layer"),
+        # a forbidden name re-exported through an allowed module (runtime/status.py imports ProcessSupervisor)
+        ("mlops/bridge/planted.py", "from modelledger.runtime.status import ProcessSupervisor\n", "defined as modelledger.runtime.processes.ProcessSupervisor"),
+        ("mlops/bridge/planted.py", "from modelledger.runtime import status\nstatus.ProcessSupervisor()\n", "defined as modelledger.runtime.processes.ProcessSupervisor"),
+        # imports by a constant string
+        ("mlops/store/planted.py", "import importlib\nimportlib.import_module(\"modelledger.mlops.servers.minio\")\n", "modelledger.mlops.servers.minio"),
+        ("mlops/store/planted.py", "from importlib import import_module\nimport_module(\"modelledger.mlops.bridge.anchor\")\n", "modelledger.mlops.bridge.anchor"),
+        ("mlops/store/planted.py", "__import__(\"modelledger.network.fabric\")\n", "modelledger.network.fabric"),
+        # a star import imports every public name
+        ("mlops/bridge/planted.py", "from modelledger.runtime.processes import *\nProcessSupervisor()\n", "modelledger.runtime.processes.ProcessSupervisor"),
+        # our folders outside the modelledger namespace, anywhere
+        ("mlops/store/planted.py", "from mlops.servers.minio import S3Server\n", "mlops.servers.minio.S3Server (outside the modelledger namespace"),
+        ("mlops/cli/planted.py", "import network.fabric\n", "network.fabric (outside the modelledger namespace"),
+        ("mlops/cli/planted.py", "from sdk import gateway\n", "sdk.gateway (outside the modelledger namespace"),
+        ("network/planted.py", "import runtime\n", "runtime (outside the modelledger namespace"),
+        # the store starts no server
+        ("mlops/store/planted.py", "from modelledger.runtime.lifecycle import wait_healthy\n", "modelledger.runtime.lifecycle.wait_healthy"),
+        ("mlops/store/planted.py", "from modelledger.runtime.processes import ProcessSupervisor\n", "modelledger.runtime.processes.ProcessSupervisor"),
+        # third-party packages: network -> MLflow, boto3; store -> MLflow's server
+        ("network/planted.py", "import mlflow\n", "mlflow (modelledger.network must not import"),
+        ("network/planted.py", "def f():\n    import boto3\n", "boto3 (modelledger.network must not import"),
+        ("mlops/store/planted.py", "from mlflow.server import app\n", "mlflow.server.app (modelledger.mlops.store must not import"),
+        ("mlops/store/planted.py", "import mlflow.artifacts\nmlflow.server.app\n", "mlflow.server (modelledger.mlops.store must not import"),
     ],
 )
 def test_a_planted_violation_is_caught(path: str, planted: str, named: str) -> None:
@@ -216,6 +332,10 @@ def test_a_planted_violation_is_caught(path: str, planted: str, named: str) -> N
         ("mlops/servers/planted.py", "from modelledger.mlops.bridge.service import install_webhook\nfrom modelledger.runtime.lifecycle import UpReport\n"),
         ("mlops/cli/planted.py", "from modelledger.network.fabric import FabricNetwork\nfrom modelledger.mlops.servers import stack\n"),
         ("sdk/planted.py", "from .gateway import gateway\n"),
+        ("mlops/store/planted.py", "import mlflow.artifacts\nfrom mlflow.exceptions import MlflowException\n"),
+        ("mlops/store/planted.py", "from modelledger.runtime.processes import process_start_time\n"),
+        ("mlops/bridge/planted.py", "from modelledger.runtime.status import ServerStatus\n"),
+        ("network/planted.py", "import importlib\nimportlib.import_module(\"modelledger.runtime.tls\")\n"),
     ],
 )
 def test_an_allowed_import_passes(path: str, planted: str) -> None:
