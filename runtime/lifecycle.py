@@ -20,6 +20,7 @@ from typing import Any
 
 from modelledger.runtime.private_files import make_private_dir, write_private_file
 from modelledger.runtime.processes import HealthCheck, ProcessFailedError, ProcessSupervisor
+from modelledger.runtime.settings import STATE_DIR_ENV
 from modelledger.runtime.status import ServerStatus
 
 
@@ -78,21 +79,45 @@ def check_marked_dir(root: Path, marker: str, legacy: Collection[str] = ()) -> N
         raise PermissionError(f"refusing to delete {root}: it has no {marker} marker, so it was not made by us")
 
 
-def claim_marked_dir(root: Path, marker: str, note: str, legacy: Collection[str] = ()) -> None:
+class MarkerMismatchError(PermissionError):
+    """The state folder is ours, but its marker records another note (it was made for other settings)."""
+
+    def __init__(self, root: Path, recorded: str, expected: str) -> None:
+        super().__init__(f"{root} was made for {recorded!r}, not {expected!r}")
+        self.root = root
+        self.recorded = recorded
+        self.expected = expected
+
+
+def claim_marked_dir(
+    root: Path, marker: str, note: str, legacy: Collection[str] = (), *, same_note: bool = False
+) -> None:
     """Makes ``root`` a private (0700) state folder of ours, writing ``marker`` with ``note`` unless it is there.
 
     Missing parents (the state folder itself) are created 0700 too. A folder that
     holds only ``legacy`` entries (ours, from before markers) is claimed as well.
 
+    Args:
+        root: The state folder.
+        marker: The marker file's name inside it.
+        note: What the marker holds (one line).
+        legacy: Entries a folder of ours from before markers may hold.
+        same_note: Also require that a marker already there holds ``note`` (e.g. a fingerprint of the
+            settings the folder was made for).
+
     Raises:
+        MarkerMismatchError: ``same_note`` is set and the marker there records another note; nothing is written.
         PermissionError: The folder holds other files but no marker; nothing is written.
     """
-    if not (root / marker).is_file():
+    marker_file = root / marker
+    if marker_file.is_file():
+        recorded = marker_file.read_text().strip()
+        if same_note and recorded != note.strip():
+            raise MarkerMismatchError(root, recorded, note.strip())
+    else:
         if root.exists() and any(root.iterdir()) and not _only_legacy_entries(root, legacy):
-            raise PermissionError(
-                f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR"
-            )
-        write_private_file(root / marker, note + "\n")
+            raise PermissionError(f"{root} exists and was not made by ModelLedger; choose another {STATE_DIR_ENV}")
+        write_private_file(marker_file, note + "\n")
     make_private_dir(root, tighten=True)
 
 

@@ -8,7 +8,7 @@ coding has parity), the ``minio`` process, then the buckets, users and policies
 of :mod:`~modelledger.mlops.servers.minio_admin`. The root credentials serve
 only this administration. On a healthy server it changes nothing.
 
-Its settings (``MODELLEDGER_S3_*``) are :class:`~modelledger.runtime.settings.S3Settings`.
+Its settings (the ``S3_*`` variables) are :class:`~modelledger.runtime.settings.S3Settings`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from modelledger.mlops.store.s3_access import (
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
 from modelledger.runtime.processes import wait_port_free
-from modelledger.runtime.settings import S3Settings, S3User
+from modelledger.runtime.settings import S3_PORT_ENV, S3Settings, S3User
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context
 
 PROCESS_NAME = "minio"
@@ -233,7 +233,7 @@ class S3Server(SupervisedServer):
             if err is not None:
                 raise S3ServerError(
                     f"cannot start MinIO: port {s.host}:{port} is already in use by another program "
-                    f"({err.strerror}); stop it or set MODELLEDGER_S3_PORT"
+                    f"({err.strerror}); stop it or set {S3_PORT_ENV}"
                 )
 
     def connection(self) -> dict[str, Any]:
