@@ -24,7 +24,13 @@ from modelledger.mlops.bridge.anchor_parts import AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.bridge.mlflow_api import MlflowApi, registry_has_version
-from modelledger.mlops.bridge.mlflow_auth import MlflowAuthError, MlflowCredentials, MlflowUser, act_as, read_user
+from modelledger.mlops.bridge.mlflow_credentials import (
+    MlflowAuthError,
+    MlflowCredentials,
+    MlflowUser,
+    act_as,
+    read_user,
+)
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.webhook_secret import SecretFile
@@ -36,11 +42,10 @@ from modelledger.sdk.gateway.gateway import Gateway
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
 
-__all__ = ["PROCESS_NAME", "REGISTRAR_ROLE", "Bridge", "BridgeError"]
+__all__ = ["REGISTRAR_ROLE", "Bridge", "BridgeError"]
 
 log = logging.getLogger("modelledger.bridge")
 
-PROCESS_NAME = "bridge"
 REGISTRAR_ROLE = "registrar"
 
 

@@ -18,12 +18,13 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from modelledger.mlops.bridge.service import PROCESS_NAME, BridgeError
+from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.processes import wait_port_free
-from modelledger.runtime.settings import BridgeSettings, S3Settings, S3User
+from modelledger.runtime.settings import BRIDGE_PORT_ENV, BridgeSettings, S3Settings, S3User
 
+PROCESS_NAME = "bridge"
 # Written into the bridge's state folder by ``install`` or ``up``; ``clean`` deletes only a folder that carries it.
 STATE_MARKER = ".modelledger-bridge"
 # Everything the bridge wrote into its folder before it wrote the marker: a folder holding only these is ours.
@@ -91,7 +92,7 @@ class BridgeProcess(SupervisedServer):
         def start() -> None:
             err = wait_port_free(s.host, s.port, 5.0)
             if err is not None:
-                raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
+                raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set {BRIDGE_PORT_ENV}")
             env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
             # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
             s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)

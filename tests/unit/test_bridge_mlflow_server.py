@@ -8,19 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from modelledger.mlops.bridge.mlflow_auth import (
-    MlflowUser,
-    acting_as,
-    auth_config,
-    auth_config_file,
-    ensure_user_files,
-    read_user,
-    request_refusal,
-    webhook_target_refusal,
-)
+from modelledger.mlops.bridge.mlflow_credentials import MlflowUser, acting_as, read_user
 from modelledger.mlops.servers.minio import ensure_credentials
 from modelledger.mlops.servers.proxied_artifacts import s3_uri
 from modelledger.mlops.servers.tracking import MlflowServer, mlflow_argv, mlflow_env
+from modelledger.mlops.servers.tracking_auth import (
+    auth_config,
+    auth_config_file,
+    ensure_user_files,
+    request_refusal,
+    webhook_target_refusal,
+)
 from modelledger.mlops.store.s3_access import read_credentials
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User
 
@@ -119,7 +117,7 @@ def test_each_mlflow_user_has_a_random_password_in_a_private_file(tmp_path: Path
     assert not any(p in config for p in passwords)
     assert f"database_uri = sqlite:///{tmp_path / 'mlflow' / 'basic_auth.db'}" in config
     assert "default_permission = READ" in config
-    assert "authorization_function = modelledger.mlops.bridge.mlflow_auth:authenticate" in config
+    assert "authorization_function = modelledger.mlops.servers.tracking_auth:authenticate" in config
 
 
 def test_acting_as_a_user_restores_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,7 +219,7 @@ def test_the_server_caches_a_checked_password_for_a_minute(tmp_path: Path, monke
     monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
     config = read_auth_config()
     assert config.auth_cache_ttl_seconds == 60
-    assert config.authorization_function == "modelledger.mlops.bridge.mlflow_auth:authenticate"
+    assert config.authorization_function == "modelledger.mlops.servers.tracking_auth:authenticate"
 
 
 @pytest.mark.parametrize(
@@ -236,7 +234,7 @@ def test_authenticate_parses_the_body_only_where_a_rule_needs_it(
 
     import flask
 
-    from modelledger.mlops.bridge.mlflow_auth import authenticate
+    from modelledger.mlops.servers.tracking_auth import authenticate
 
     fake = types.ModuleType("mlflow.server.auth")
     fake.authenticate_request_basic_auth = lambda: types.SimpleNamespace(username="data-scientist")  # type: ignore[attr-defined]
