@@ -46,16 +46,15 @@ from modelledger.mlops.bridge.anchor_parts import SigningIdentity
 from modelledger.mlops.bridge.artifacts import stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi
 from modelledger.mlops.bridge.tags import TAG_STATUS
+from modelledger.mlops.servers.minio_root import root_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
-from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.fabric import free_port_base
 from modelledger.runtime.processes import first_busy_port
-from modelledger.runtime.settings import S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
 from modelledger.sdk.registry.records import Framework, Manifest, ManifestFile, ModelVersionInput, Storage
@@ -145,7 +144,7 @@ def main() -> int:
         profile = ConnectionProfile.load(net.layout.connection_profile)
         gw = profile.gateway("Org1MSP", "registrar")
         registry = RegistryClient(gw.network(profile.channel), profile.chaincode)
-        s3c = s3_client(s3.settings, user=S3User.ROOT)  # creates a scratch bucket: administration
+        s3c = root_client(s3.settings)  # creates a scratch bucket: administration
         s3c.create_bucket(Bucket="bench-plain")
         signing = SigningIdentity.from_msp(profile.user_msp("Org1MSP", "registrar"))
         cfg = TransferConfig(multipart_threshold=CHUNK_SIZE, multipart_chunksize=CHUNK_SIZE, max_concurrency=4)

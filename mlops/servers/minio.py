@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -36,15 +35,10 @@ from modelledger.mlops.servers.minio_admin import (
     ensure_mlflow_bucket,
     ensure_users,
 )
-from modelledger.mlops.store.s3_access import (
-    REGION,
-    S3Credentials,
-    S3ServerError,
-    read_credentials,
-    s3_client,
-)
+from modelledger.mlops.servers.minio_root import S3ServerError, ensure_credentials, read_credentials, root_client
+from modelledger.mlops.store.s3_access import REGION, S3Credentials, s3_client
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
-from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
+from modelledger.runtime.private_files import make_private_dir, write_if_changed
 from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import S3_PORT_ENV, S3Settings, S3User
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context
@@ -61,17 +55,6 @@ Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- TLS
-def ensure_credentials(settings: S3Settings) -> bool:
-    """Generates the root credentials into a mode-0600 file unless present; returns True if generated."""
-    path = settings.credentials_file
-    if path.exists():
-        read_credentials(settings)  # fails loudly on a damaged file
-        return False
-    creds = {"access_key": secrets.token_hex(10), "secret_key": secrets.token_hex(20)}
-    write_private_file(path, json.dumps(creds) + "\n")
-    return True
-
-
 def _cert_expires(path: Path) -> dt.datetime | None:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
@@ -209,7 +192,7 @@ class S3Server(SupervisedServer):
 
         seconds_to_healthy = self._run(start)
         say(f"checking buckets {s.bucket} and {s.mlflow_bucket}, users and policies")
-        root = s3_client(s, user=S3User.ROOT)
+        root = root_client(s)
         actions += ensure_anchored_bucket(root, s)
         actions += ensure_mlflow_bucket(root, s)
         actions += ensure_users(s)

@@ -17,7 +17,8 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelledger.mlops.store.s3_access import REGION, S3ServerError, read_credentials, read_user_credentials
+from modelledger.mlops.servers.minio_root import S3ServerError, read_credentials
+from modelledger.mlops.store.s3_access import REGION, read_user_credentials
 from modelledger.mlops.store.s3errors import error_code
 from modelledger.runtime.private_files import make_private_dir, write_private_file
 from modelledger.runtime.settings import MLFLOW_ARTIFACTS_PREFIX, S3_BUCKET_ENV, S3Settings, S3User

@@ -40,7 +40,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.mlflow_credentials import MlflowAuthError, MlflowUser, read_user
 from modelledger.mlops.servers.tracking_auth import auth_config, auth_config_file, ensure_user_files, ensure_users
-from modelledger.mlops.store.s3_access import S3ServerError, aws_env, read_user_credentials
+from modelledger.mlops.store.s3_access import S3AccessError, aws_env, read_user_credentials
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import read_or_create_secret, write_if_changed
 from modelledger.runtime.processes import wait_port_free
@@ -165,7 +165,7 @@ class MlflowServer(SupervisedServer):
         self.claim_state_dir()
         try:
             read_user_credentials(self.s3, S3User.MLFLOW)
-        except S3ServerError as exc:
+        except S3AccessError as exc:
             raise MlflowServerError(f"MLflow has no S3 user yet ({exc})") from exc
         actions = ensure_user_files(s)
         if write_if_changed(auth_config_file(s), auth_config(s)):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelledger.mlops.bridge.mlflow_credentials import MlflowUser, acting_as, read_user
-from modelledger.mlops.servers.minio import ensure_credentials
+from modelledger.mlops.servers.minio_root import ensure_credentials, read_credentials
 from modelledger.mlops.servers.proxied_artifacts import s3_uri
 from modelledger.mlops.servers.tracking import MlflowServer, mlflow_argv, mlflow_env
 from modelledger.mlops.servers.tracking_auth import (
@@ -19,7 +19,6 @@ from modelledger.mlops.servers.tracking_auth import (
     request_refusal,
     webhook_target_refusal,
 )
-from modelledger.mlops.store.s3_access import read_credentials
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User
 
 PG = "postgresql://mlflow:hunter2@db.internal:5432/mlflow?sslpassword=also-secret"
