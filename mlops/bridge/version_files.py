@@ -16,7 +16,7 @@ from modelledger.mlops.store.upload import LocalFile, ModelFile
 
 
 @contextlib.contextmanager
-def model_files(
+def version_files(
     pool: ThreadPoolExecutor, job_key: str, uri: str, s3: Any | None, scratch: Path, tracking_uri: str
 ) -> Iterator[tuple[list[ModelFile], Callable[[], Path], list[str]]]:
     """The version's files, a call giving the folder of their ``MLmodel`` and ``requirements.txt``, and notes.
