@@ -6,7 +6,8 @@ a :class:`~modelledger.runtime.status.ServerStatus`.
 
 A state folder is ours when it carries our marker file, which ``up`` writes. A folder made before its
 server wrote markers is recognised by its contents instead: it holds nothing but entries that server
-writes (its ``legacy_entries``); ``up`` claims it and ``clean`` may delete it. Anything else is refused.
+writes (its ``legacy_entries``), at least one of which only that server writes (its ``legacy_evidence``:
+logs and pids alone prove nothing); ``up`` claims it and ``clean`` may delete it. Anything else is refused.
 """
 
 from __future__ import annotations
@@ -58,24 +59,29 @@ def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout
         time.sleep(0.2)
 
 
-def _only_legacy_entries(root: Path, legacy: Collection[str]) -> bool:
-    """True when ``root`` is a folder that holds something, and only entries named in ``legacy``."""
+def _only_legacy_entries(root: Path, legacy: Collection[str], evidence: Collection[str] = ()) -> bool:
+    """True when ``root`` is a folder that holds something, only entries named in ``legacy``, and (if
+    ``evidence`` names any) at least one of the entries ``evidence`` names."""
     if not legacy or not root.is_dir():
         return False
     names = {p.name for p in root.iterdir()}
+    if evidence and not names & set(evidence):
+        return False
     return bool(names) and names <= set(legacy)
 
 
-def check_marked_dir(root: Path, marker: str, legacy: Collection[str] = ()) -> None:
+def check_marked_dir(
+    root: Path, marker: str, legacy: Collection[str] = (), *, evidence: Collection[str] = ()
+) -> None:
     """Refuses a state folder that exists without our ``marker`` file (so it was not made by us).
 
     A folder without the marker that holds only ``legacy`` entries (what we wrote there before
-    markers existed) is accepted.
+    markers existed), one of them among ``evidence`` if that names any, is accepted.
 
     Raises:
         PermissionError: The folder exists without the marker (and is not such a legacy folder).
     """
-    if root.exists() and not (root / marker).is_file() and not _only_legacy_entries(root, legacy):
+    if root.exists() and not (root / marker).is_file() and not _only_legacy_entries(root, legacy, evidence):
         raise PermissionError(f"refusing to delete {root}: it has no {marker} marker, so it was not made by us")
 
 
@@ -90,7 +96,13 @@ class MarkerMismatchError(PermissionError):
 
 
 def claim_marked_dir(
-    root: Path, marker: str, note: str, legacy: Collection[str] = (), *, same_note: bool = False
+    root: Path,
+    marker: str,
+    note: str,
+    legacy: Collection[str] = (),
+    *,
+    evidence: Collection[str] = (),
+    same_note: bool = False,
 ) -> None:
     """Makes ``root`` a private (0700) state folder of ours, writing ``marker`` with ``note`` unless it is there.
 
@@ -102,6 +114,7 @@ def claim_marked_dir(
         marker: The marker file's name inside it.
         note: What the marker holds (one line).
         legacy: Entries a folder of ours from before markers may hold.
+        evidence: Entries of which such a folder must hold at least one (none named: no such need).
         same_note: Also require that a marker already there holds ``note`` (e.g. a fingerprint of the
             settings the folder was made for).
 
@@ -115,19 +128,21 @@ def claim_marked_dir(
         if same_note and recorded != note.strip():
             raise MarkerMismatchError(root, recorded, note.strip())
     else:
-        if root.exists() and any(root.iterdir()) and not _only_legacy_entries(root, legacy):
+        if root.exists() and any(root.iterdir()) and not _only_legacy_entries(root, legacy, evidence):
             raise PermissionError(f"{root} exists and was not made by ModelLedger; choose another {STATE_DIR_ENV}")
         write_private_file(marker_file, note + "\n")
     make_private_dir(root, tighten=True)
 
 
-def remove_marked_dir(root: Path, marker: str, legacy: Collection[str] = ()) -> None:
+def remove_marked_dir(
+    root: Path, marker: str, legacy: Collection[str] = (), *, evidence: Collection[str] = ()
+) -> None:
     """Deletes a state folder, but only one that carries our ``marker`` file (or is a legacy folder of ours).
 
     Raises:
         PermissionError: The folder exists without the marker; nothing is deleted.
     """
-    check_marked_dir(root, marker, legacy)
+    check_marked_dir(root, marker, legacy, evidence=evidence)
     if root.exists():
         shutil.rmtree(root)
 
@@ -151,6 +166,8 @@ class SupervisedServer:
     stop_timeout: float = 15.0  # seconds between SIGTERM and SIGKILL
     # What a state folder made before this server wrote markers may hold (see the module's docstring).
     legacy_entries: frozenset[str] = frozenset()
+    # Of which such a folder must hold at least one (empty: any of them will do).
+    legacy_evidence: frozenset[str] = frozenset()
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -212,7 +229,9 @@ class SupervisedServer:
     def claim_state_dir(self) -> None:
         """Makes the state folder ours (writing the marker), before anything is written into it."""
         try:
-            claim_marked_dir(self.state_dir, self.marker, self.marker_note, self.legacy_entries)
+            claim_marked_dir(
+                self.state_dir, self.marker, self.marker_note, self.legacy_entries, evidence=self.legacy_evidence
+            )
         except PermissionError as exc:
             raise self.error(str(exc)) from exc
 
@@ -223,9 +242,9 @@ class SupervisedServer:
     def clean(self) -> list[str]:
         """Stops the server and deletes its state folder, refusing (before stopping anything) one that is not ours."""
         try:
-            check_marked_dir(self.state_dir, self.marker, self.legacy_entries)
+            check_marked_dir(self.state_dir, self.marker, self.legacy_entries, evidence=self.legacy_evidence)
             stopped = self.down()
-            remove_marked_dir(self.state_dir, self.marker, self.legacy_entries)
+            remove_marked_dir(self.state_dir, self.marker, self.legacy_entries, evidence=self.legacy_evidence)
         except PermissionError as exc:
             raise self.error(str(exc)) from exc
         return stopped

@@ -31,6 +31,8 @@ STATE_MARKER = ".modelledger-bridge"
 LEGACY_ENTRIES = frozenset(
     {"outbox.db", "outbox.db-journal", "outbox.db-shm", "outbox.db-wal", "webhook-secret", "logs", "pids"}
 )
+# What only the bridge writes: a legacy folder holds at least one (``logs`` and ``pids`` alone are anyone's).
+LEGACY_EVIDENCE = frozenset({"outbox.db", "webhook-secret"})
 
 
 def bridge_health(settings: BridgeSettings) -> tuple[bool, str]:
@@ -57,6 +59,7 @@ class BridgeProcess(SupervisedServer):
     health_timeout = 60.0
     stop_timeout = 40.0  # a job in flight gets time to reach a checkpoint
     legacy_entries = LEGACY_ENTRIES
+    legacy_evidence = LEGACY_EVIDENCE
 
     def __init__(self, settings: BridgeSettings | None = None) -> None:
         self.settings = settings or BridgeSettings.from_env()
