@@ -37,7 +37,13 @@ FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
 
 
 def fault_point(point: str) -> None:
-    """Exits the process at once (status 137, as if killed) if the crash test asks for ``point``."""
+    """Exits the process at once (status 137, as if killed) if the crash test asks for ``point``.
+
+    Raises:
+        ValueError: ``point`` is not one of :data:`FAULT_POINTS` (a crash test could never reach it).
+    """
+    if point not in FAULT_POINTS:
+        raise ValueError(f"unknown fault point {point!r}; one of {', '.join(FAULT_POINTS)}")
     if bridge_fault_point() == point:
         log.warning("fault injection: exiting at %s", point)
         logging.shutdown()

@@ -35,7 +35,7 @@ from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.webhook_secret import SecretFile
 from modelledger.mlops.bridge.workers import owner_alive, reconcile_loop, work, worker_owner
-from modelledger.mlops.store.s3_access import s3_client
+from modelledger.mlops.store.s3_access import S3AccessError, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.gateway.gateway import Gateway
@@ -115,12 +115,15 @@ class Bridge:
     def _anchor_parts(self) -> tuple[Gateway, AnchorParts]:
         """The Gateway connection (closed when the bridge stops) and what the anchoring workers talk to."""
         s = self.settings
+        # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
+        try:
+            s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)), user=S3User.BRIDGE)
+        except S3AccessError as exc:
+            raise BridgeError(str(exc)) from exc
         prof = ConnectionProfile.load(self.profile_path)
         gateway = prof.gateway(s.org, REGISTRAR_ROLE)
         network = gateway.network(prof.channel)
         retention = s.retention_days or self.s3.retention_days
-        # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
-        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)), user=S3User.BRIDGE)
         return gateway, AnchorParts(
             mlflow=MlflowApi(self.mlflow.tracking_uri),
             registry=RegistryClient(network, prof.chaincode),

@@ -649,3 +649,12 @@ def test_a_conflict_at_submit_whose_record_is_not_readable_yet_is_retried(tmp_pa
     job = outbox.checkpoint(outbox.lease("w", 60), 60, **own_checkpoint(record("models:/m-abc", "r1")), pointer=pointer)
     assert a.process(job) == "pending"
     assert "its record is not readable yet" in outbox.get("m", "1").reason
+
+
+def test_a_fault_point_must_be_one_a_crash_test_can_name() -> None:
+    from modelledger.mlops.bridge.concurrency import FAULT_POINTS, fault_point
+
+    for point in FAULT_POINTS:
+        fault_point(point)  # no fault asked for: returns
+    with pytest.raises(ValueError, match="unknown fault point 'after-uplaod'"):
+        fault_point("after-uplaod")
