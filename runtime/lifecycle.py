@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from modelledger.runtime.private_files import make_private_dir, write_private_file
-from modelledger.runtime.processes import HealthCheck, ProcessFailedError, ProcessSupervisor
+from modelledger.runtime.processes import HealthCheck, ProcessFailedError, ProcessSupervisor, wait_port_free
 from modelledger.runtime.settings import STATE_DIR_ENV
 from modelledger.runtime.status import ServerStatus
 
@@ -219,6 +219,24 @@ class SupervisedServer:
         t0 = time.monotonic()
         self._wait_ready()
         return time.monotonic() - t0
+
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        """The refusal when ``port`` stays taken; subclasses name the setting that moves it."""
+        return f"cannot start {self.label}: port {host}:{port} is in use ({err.strerror})"
+
+    def _start(self, argv: list[str], env: dict[str, str], cwd: Path, host: str, ports: Sequence[int]) -> str:
+        """Starts the server's process once each of ``ports`` on ``host`` is free (a server stopped a moment
+        ago may hold its port briefly: up to 5 s each); returns the action to report.
+
+        Raises:
+            Exception: The server's ``error`` type, when a port stays taken (see :meth:`_port_busy`).
+        """
+        for port in ports:
+            err = wait_port_free(host, port, 5.0)
+            if err is not None:
+                raise self.error(self._port_busy(host, port, err))
+        self.supervisor.start(self.process, argv, env, cwd=cwd, tag=self._address)
+        return f"started {self.process}"
 
     def _wait_ready(self) -> None:
         try:

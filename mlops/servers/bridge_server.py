@@ -21,7 +21,6 @@ from typing import Any
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
-from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import BRIDGE_PORT_ENV, BridgeSettings, S3Settings, S3User
 
 PROCESS_NAME = "bridge"
@@ -77,6 +76,9 @@ class BridgeProcess(SupervisedServer):
         """The webhook URL MLflow delivers to."""
         return {"url": self.settings.webhook_url}, []
 
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        return f"port {host}:{port} is in use ({err.strerror}); set {BRIDGE_PORT_ENV}"
+
     def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
         """Starts the bridge unless it runs, and waits until it answers healthy.
 
@@ -93,17 +95,13 @@ class BridgeProcess(SupervisedServer):
         actions: list[str] = []
 
         def start() -> None:
-            err = wait_port_free(s.host, s.port, 5.0)
-            if err is not None:
-                raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set {BRIDGE_PORT_ENV}")
             env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
             # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
             s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)
             env.update({**aws_env(s3, S3User.BRIDGE), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url})
             argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
             say(f"starting the bridge on {s.webhook_url}")
-            self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir, tag=self._address)
-            actions.append(f"started {PROCESS_NAME}")
+            actions.append(self._start(argv, env, s.bridge_dir, s.host, (s.port,)))
 
         seconds_to_healthy = self._run(start)
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)

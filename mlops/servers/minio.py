@@ -39,7 +39,6 @@ from modelledger.mlops.servers.minio_root import S3ServerError, ensure_credentia
 from modelledger.mlops.store.s3_access import REGION, S3Credentials, s3_client
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import make_private_dir, write_if_changed
-from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import S3_PORT_ENV, S3Settings, S3User
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context
 
@@ -184,11 +183,9 @@ class S3Server(SupervisedServer):
         def start() -> None:
             if not os.access(s.minio_binary, os.X_OK):
                 raise S3ServerError(f"missing MinIO server binary {s.minio_binary}; run `make tools`")
-            self._check_ports_free()
             say(f"starting MinIO on {s.endpoint_url}")
             env = minio_env(s, read_credentials(s))
-            self.supervisor.start(PROCESS_NAME, minio_argv(s), env, cwd=s.s3_dir, tag=self._address)
-            actions.append(f"started {PROCESS_NAME}")
+            actions.append(self._start(minio_argv(s), env, s.s3_dir, s.host, (s.port, s.console_port)))
 
         seconds_to_healthy = self._run(start)
         say(f"checking buckets {s.bucket} and {s.mlflow_bucket}, users and policies")
@@ -208,16 +205,11 @@ class S3Server(SupervisedServer):
     def _health(self) -> tuple[bool, str]:
         return server_health(self.settings)
 
-    def _check_ports_free(self) -> None:
-        s = self.settings
-        for port in (s.port, s.console_port):
-            # A server stopped a moment ago may hold its port briefly.
-            err = wait_port_free(s.host, port, 5.0)
-            if err is not None:
-                raise S3ServerError(
-                    f"cannot start MinIO: port {s.host}:{port} is already in use by another program "
-                    f"({err.strerror}); stop it or set {S3_PORT_ENV}"
-                )
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        return (
+            f"cannot start MinIO: port {host}:{port} is already in use by another program "
+            f"({err.strerror}); stop it or set {S3_PORT_ENV}"
+        )
 
     def connection(self) -> dict[str, Any]:
         """What other tools need to reach the bucket (paths only, never the secret)."""

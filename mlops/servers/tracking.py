@@ -43,7 +43,6 @@ from modelledger.mlops.servers.tracking_auth import auth_config, auth_config_fil
 from modelledger.mlops.store.s3_access import S3AccessError, aws_env, read_user_credentials
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import read_or_create_secret, write_if_changed
-from modelledger.runtime.processes import wait_port_free
 from modelledger.runtime.settings import (
     MLFLOW_PORT_ENV,
     WEBHOOK_TARGET_ENV,
@@ -172,21 +171,9 @@ class MlflowServer(SupervisedServer):
             actions.append(f"wrote {auth_config_file(s).name}")
 
         def start() -> None:
-            err = wait_port_free(s.host, s.port, 5.0)
-            if err is not None:
-                raise MlflowServerError(
-                    f"cannot start MLflow: port {s.host}:{s.port} is in use ({err.strerror}); "
-                    f"stop that program or set {MLFLOW_PORT_ENV}"
-                )
             say(f"starting MLflow on {s.tracking_uri} (backend {self._backend_label()})")
-            self.supervisor.start(
-                PROCESS_NAME,
-                mlflow_argv(s),
-                mlflow_env(s, self.s3, self.webhook_target),
-                cwd=s.mlflow_dir,
-                tag=self._address,
-            )
-            actions.append(f"started {PROCESS_NAME}")
+            env = mlflow_env(s, self.s3, self.webhook_target)
+            actions.append(self._start(mlflow_argv(s), env, s.mlflow_dir, s.host, (s.port,)))
 
         seconds_to_healthy = self._run(start)
         try:
@@ -194,6 +181,12 @@ class MlflowServer(SupervisedServer):
         except MlflowAuthError as exc:
             raise MlflowServerError(f"{exc} (log: {self.log_path})") from exc
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
+
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        return (
+            f"cannot start MLflow: port {host}:{port} is in use ({err.strerror}); "
+            f"stop that program or set {MLFLOW_PORT_ENV}"
+        )
 
     def _backend_label(self) -> str:
         """The backend URI without credentials or query (never print a password)."""
