@@ -21,15 +21,14 @@ Public surface: :class:`Bridge` and :class:`BridgeError`; :func:`install_webhook
 MLflow's users (:class:`MlflowUser`, :func:`act_as`, :func:`read_user`); and
 the tag vocabulary (``TAG_*``, ``STATUS_*``).
 
-The names are imported on first use (PEP 562), not with the package: the
+The names are imported on first use (PEP 562, :mod:`modelledger.runtime.lazy_exports`), not with the package: the
 tracking server imports :mod:`~modelledger.mlops.bridge.mlflow_credentials`
 (through its authorization module) and should not load the worker, boto3 and gRPC.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modelledger.runtime.lazy_exports import lazy_exports
 
 # Each public name, and the module of this package that holds it.
 _HOMES = {
@@ -121,14 +120,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
