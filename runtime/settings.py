@@ -132,10 +132,16 @@ class NetworkSettings:
         """The folder holding every generated file of the network."""
         return self.state_dir / "network"
 
+    @staticmethod
+    def connection_profile_in(network_dir: Path) -> Path:
+        """Where ``network up`` writes the connection profile of the network in ``network_dir``: its one
+        definition (:attr:`connection_profile`, :func:`connection_profile_path` and the network's layout use it)."""
+        return network_dir / CONNECTION_PROFILE_FILE
+
     @property
     def connection_profile(self) -> Path:
         """The connection profile ``network up`` writes (see :func:`connection_profile_path`)."""
-        return self.network_dir / CONNECTION_PROFILE_FILE
+        return self.connection_profile_in(self.network_dir)
 
 
 # --------------------------------------------------------------------------- S3 (MinIO)

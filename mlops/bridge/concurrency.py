@@ -30,6 +30,8 @@ from typing import Any
 from modelledger.mlops.store.upload import ModelFile
 from modelledger.runtime.settings import bridge_fault_point
 
+# The anchoring job's logger, as when this was part of anchor.py: its log lines keep their logger name
+# (operators filter on it; tests/unit/test_bridge_anchor.py listens on it).
 log = logging.getLogger("modelledger.bridge.anchor")
 
 # Where a crash test may make the bridge exit (``BRIDGE_FAULT_ENV``, runtime/settings.py).

@@ -11,8 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelledger.mlops.bridge import Bridge, BridgeError, Outbox, install_webhook
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
 from modelledger.mlops.cli.servers import ServerCommands, add_server_commands
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.runtime.logs import configure_logging

@@ -11,8 +11,7 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail, show_checks
 from modelledger.mlops.store import (
     Manifest,
     ModelTreeError,
