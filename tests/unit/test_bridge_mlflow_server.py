@@ -250,3 +250,12 @@ def test_authenticate_parses_the_body_only_where_a_rule_needs_it(
     app.add_url_rule(rule, "probe", lambda: authenticate() and "ok", methods=["POST"])
     resp = app.test_client().post(rule, json={"name": "e"})
     assert resp.status_code == 200 and reads == ([rule] if parsed else [])
+
+
+def test_the_configured_authorization_function_can_be_imported_by_the_server() -> None:
+    import importlib
+
+    from modelledger.mlops.servers.tracking_auth import AUTHORIZATION_FUNCTION, authenticate
+
+    module, name = AUTHORIZATION_FUNCTION.split(":")
+    assert getattr(importlib.import_module(module), name) is authenticate
