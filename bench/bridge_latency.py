@@ -53,7 +53,7 @@ from boto3.s3.transfer import TransferConfig
 from modelledger.mlops.bridge.anchor_parts import SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist, resolve_download_uri, stored_location
 from modelledger.mlops.bridge.mlflow_api import MlflowApi, RunReadOnce
-from modelledger.mlops.bridge.mlflow_auth import MlflowUser, act_as
+from modelledger.mlops.bridge.mlflow_credentials import MlflowUser, act_as
 from modelledger.mlops.bridge.outcomes import storage_uri
 from modelledger.mlops.bridge.provenance import collect
 from modelledger.mlops.bridge.tags import (
@@ -66,18 +66,17 @@ from modelledger.mlops.bridge.tags import (
     TAG_STORAGE,
     TAG_TX,
 )
+from modelledger.mlops.servers.minio_root import root_client
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import version_input
-from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.signing import sign_manifest
 from modelledger.mlops.store.source import download_s3_tree
 from modelledger.mlops.store.upload import CHUNK_SIZE
 from modelledger.network import FabricNetwork, NetworkSettings
 from modelledger.network.fabric import free_port_base
 from modelledger.runtime.processes import first_busy_port
-from modelledger.runtime.settings import S3User
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
 
@@ -282,7 +281,7 @@ def main() -> int:
         profile = ConnectionProfile.load(net.layout.connection_profile)
         gw = profile.gateway("Org1MSP", "registrar")
         registry = RegistryClient(gw.network(profile.channel), profile.chaincode)
-        s3c = s3_client(s3.settings, user=S3User.ROOT)
+        s3c = root_client(s3.settings)  # the reference writes where the bridge does, as MinIO's administrator
         script = PlainScript(
             api,
             s3c,

@@ -32,11 +32,11 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 
 from modelledger.mlops.servers.minio import S3Server
+from modelledger.mlops.servers.minio_root import root_client
 from modelledger.mlops.store.digest import digest_folder, sha256_file
-from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.upload import CHUNK_SIZE, ModelUploader
 from modelledger.runtime.processes import first_busy_port
-from modelledger.runtime.settings import S3Settings, S3User
+from modelledger.runtime.settings import S3Settings
 
 MiB = 1024 * 1024
 
@@ -146,7 +146,7 @@ def main() -> int:
         # each); the upload without any checksum is printed too. Each anchored run gets a new locked bucket
         # (the same bytes again would be a no-op), each plain run a new key.
         server.up()
-        client = s3_client(settings, user=S3User.ROOT)  # creates scratch buckets: administration
+        client = root_client(settings)  # creates scratch buckets: administration
         client.create_bucket(Bucket="bench-plain")
         cfg = TransferConfig(multipart_threshold=CHUNK_SIZE, multipart_chunksize=CHUNK_SIZE, max_concurrency=4)
         sha = {"ChecksumAlgorithm": "SHA256"}

@@ -47,15 +47,22 @@ from modelledger.network.identities import enroll_organization
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import node_health, start_node
 from modelledger.network.topology import Node, Topology, load_topology
-from modelledger.runtime.lifecycle import UpReport, remove_marked_dir, wait_healthy
-from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
+from modelledger.runtime.lifecycle import (
+    MarkerMismatchError,
+    UpReport,
+    check_marked_dir,
+    claim_marked_dir,
+    remove_marked_dir,
+    wait_healthy,
+)
+from modelledger.runtime.private_files import write_if_changed
 from modelledger.runtime.processes import (
     HealthCheck,
     ProcessFailedError,
     ProcessSupervisor,
     first_busy_port,
 )
-from modelledger.runtime.settings import NetworkSettings
+from modelledger.runtime.settings import PORT_BASE_ENV, STATE_DIR_ENV, NetworkSettings
 from modelledger.runtime.status import ServerStatus
 
 Progress = Callable[[str], None]
@@ -224,7 +231,7 @@ class FabricNetwork:
             port, exc = busy
             raise NetworkError(
                 f"cannot start {name}: port {host}:{port} is already in use by another "
-                f"program ({exc.strerror}); stop it or set MODELLEDGER_PORT_BASE"
+                f"program ({exc.strerror}); stop it or set {PORT_BASE_ENV}"
             ) from exc
 
     def _wait_healthy(self, checks: dict[str, HealthCheck], what: str) -> None:
@@ -274,13 +281,15 @@ class FabricNetwork:
 
         Raises:
             NetworkError: If the folder exists but was not created by ``up`` (no marker):
-                nothing is deleted then.
+                nothing is stopped or deleted then.
         """
         root = self.layout.root
-        if root.exists() and not (root / STATE_MARKER).is_file():
-            raise NetworkError(f"refusing to delete {root}: it has no {STATE_MARKER} marker, so it was not made by us")
-        stopped = self.down()
-        remove_marked_dir(root, STATE_MARKER)
+        try:
+            check_marked_dir(root, STATE_MARKER)
+            stopped = self.down()
+            remove_marked_dir(root, STATE_MARKER)
+        except PermissionError as exc:
+            raise NetworkError(str(exc)) from exc
         return stopped
 
     def _fingerprint(self) -> str:
@@ -288,21 +297,21 @@ class FabricNetwork:
         return hashlib.sha256(repr(self.topology).encode()).hexdigest()
 
     def _claim_state_dir(self) -> None:
-        """Marks the state folder as ours (0700), or checks it was made for this same topology."""
+        """Marks the state folder as ours (0700), or checks it was made for this same topology.
+
+        Raises:
+            NetworkError: The folder is not ours, or was generated for another topology or port base.
+        """
         root = self.layout.root
-        marker = root / STATE_MARKER
-        if root.exists() and any(root.iterdir()) and not marker.is_file():
-            raise NetworkError(f"{root} exists and was not made by ModelLedger; choose another MODELLEDGER_STATE_DIR")
-        if marker.is_file():
-            recorded = marker.read_text().strip()
-            if recorded != self._fingerprint():
-                raise NetworkError(
-                    f"the network in {root} was generated for a different topology or port base; "
-                    "run `make clean` first, or use another MODELLEDGER_STATE_DIR"
-                )
-        else:
-            write_private_file(marker, self._fingerprint() + "\n")
-        make_private_dir(root, tighten=True)
+        try:
+            claim_marked_dir(root, STATE_MARKER, self._fingerprint(), same_note=True)
+        except MarkerMismatchError as exc:
+            raise NetworkError(
+                f"the network in {root} was generated for a different topology or port base; "
+                f"run `make clean` first, or use another {STATE_DIR_ENV}"
+            ) from exc
+        except PermissionError as exc:
+            raise NetworkError(str(exc)) from exc
 
     # ------------------------------------------------------------------ status
     def status(self, with_members: bool = True) -> NetworkStatus:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelledger.network.topology import CA, Node, Organization
-from modelledger.runtime.settings import CONNECTION_PROFILE_FILE
+from modelledger.runtime.settings import NetworkSettings
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class NetworkLayout:
     @property
     def connection_profile(self) -> Path:
         """The connection profile clients read (endpoints, TLS roots, identities)."""
-        return self.root / CONNECTION_PROFILE_FILE
+        return NetworkSettings.connection_profile_in(self.root)
 
     # --- certificate authorities -------------------------------------------------
     def ca_home(self, ca: CA) -> Path:

@@ -12,9 +12,6 @@ from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
 
 def env_str(name: str, default: str) -> str:
     """The variable's value, stripped, or ``default``."""
@@ -54,18 +51,3 @@ def env_optional_int(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     return env_number(name, 0, int) if value else None
 
-
-def env_bool(name: str, default: bool) -> bool:
-    """The variable as a boolean (1/true/yes/on or 0/false/no/off), or ``default``.
-
-    Raises:
-        ValueError: Any other value.
-    """
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name} must be true or false, got {value!r}")

@@ -45,6 +45,34 @@ from pathlib import Path
 
 from modelledger.runtime.environment import env_number, env_optional_int, env_optional_path, env_path, env_str
 
+# The variables' names: every other module names a variable through these constants.
+STATE_DIR_ENV = "MODELLEDGER_STATE_DIR"
+TOOLS_DIR_ENV = "MODELLEDGER_TOOLS_DIR"
+TOPOLOGY_ENV = "MODELLEDGER_TOPOLOGY"
+PORT_BASE_ENV = "MODELLEDGER_PORT_BASE"
+HEALTH_TIMEOUT_ENV = "MODELLEDGER_HEALTH_TIMEOUT"
+FABRIC_LOGGING_SPEC_ENV = "MODELLEDGER_FABRIC_LOGGING_SPEC"
+S3_PORT_ENV = "MODELLEDGER_S3_PORT"
+S3_BUCKET_ENV = "MODELLEDGER_S3_BUCKET"
+S3_RETENTION_DAYS_ENV = "MODELLEDGER_S3_RETENTION_DAYS"
+MLFLOW_BUCKET_ENV = "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET"
+MLFLOW_PORT_ENV = "MODELLEDGER_MLFLOW_PORT"
+MLFLOW_BACKEND_URI_ENV = "MODELLEDGER_MLFLOW_BACKEND_URI"
+MLFLOW_HEALTH_TIMEOUT_ENV = "MODELLEDGER_MLFLOW_HEALTH_TIMEOUT"
+BRIDGE_PORT_ENV = "MODELLEDGER_BRIDGE_PORT"
+BRIDGE_ORG_ENV = "MODELLEDGER_BRIDGE_ORG"
+BRIDGE_WORKERS_ENV = "MODELLEDGER_BRIDGE_WORKERS"
+BRIDGE_MAX_BODY_ENV = "MODELLEDGER_BRIDGE_MAX_BODY"
+BRIDGE_FRESHNESS_ENV = "MODELLEDGER_BRIDGE_FRESHNESS"
+BRIDGE_RECONCILE_SECONDS_ENV = "MODELLEDGER_BRIDGE_RECONCILE_SECONDS"
+BRIDGE_MAX_ATTEMPTS_ENV = "MODELLEDGER_BRIDGE_MAX_ATTEMPTS"
+BRIDGE_RETENTION_DAYS_ENV = "MODELLEDGER_BRIDGE_RETENTION_DAYS"
+BRIDGE_SCRATCH_DIR_ENV = "MODELLEDGER_BRIDGE_SCRATCH_DIR"
+# Fault injection for the bridge's crash tests only: the bridge process exits (as if killed) at this point.
+BRIDGE_FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
+# The tracking server's environment names the one URL a webhook may point at (the bridge's receiver).
+WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".state"
 DEFAULT_TOOLS_DIR = REPO_ROOT / ".tools"
@@ -56,12 +84,12 @@ PROXIED_S3_SCHEME = "modelledger-s3"
 
 def state_dir() -> Path:
     """The root of all runtime state: ``MODELLEDGER_STATE_DIR``, or ``<repo>/.state``."""
-    return env_path("MODELLEDGER_STATE_DIR", DEFAULT_STATE_DIR)
+    return env_path(STATE_DIR_ENV, DEFAULT_STATE_DIR)
 
 
 def tools_dir() -> Path:
     """Where ``make tools`` installs the binaries: ``MODELLEDGER_TOOLS_DIR``, or ``<repo>/.tools``."""
-    return env_path("MODELLEDGER_TOOLS_DIR", DEFAULT_TOOLS_DIR)
+    return env_path(TOOLS_DIR_ENV, DEFAULT_TOOLS_DIR)
 
 
 def connection_profile_path() -> Path:
@@ -94,9 +122,9 @@ class NetworkSettings:
         return cls(
             state_dir=state_dir(),
             tools_dir=tools_dir(),
-            topology_path=env_path("MODELLEDGER_TOPOLOGY", DEFAULT_TOPOLOGY),
-            port_base=env_optional_int("MODELLEDGER_PORT_BASE"),
-            health_timeout=env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
+            topology_path=env_path(TOPOLOGY_ENV, DEFAULT_TOPOLOGY),
+            port_base=env_optional_int(PORT_BASE_ENV),
+            health_timeout=env_number(HEALTH_TIMEOUT_ENV, 60.0, float),
         )
 
     @property
@@ -104,10 +132,16 @@ class NetworkSettings:
         """The folder holding every generated file of the network."""
         return self.state_dir / "network"
 
+    @staticmethod
+    def connection_profile_in(network_dir: Path) -> Path:
+        """Where ``network up`` writes the connection profile of the network in ``network_dir``: its one
+        definition (:attr:`connection_profile`, :func:`connection_profile_path` and the network's layout use it)."""
+        return network_dir / CONNECTION_PROFILE_FILE
+
     @property
     def connection_profile(self) -> Path:
         """The connection profile ``network up`` writes (see :func:`connection_profile_path`)."""
-        return self.network_dir / CONNECTION_PROFILE_FILE
+        return self.connection_profile_in(self.network_dir)
 
 
 # --------------------------------------------------------------------------- S3 (MinIO)
@@ -118,7 +152,6 @@ DEFAULT_S3_BUCKET = "modelledger-anchored"
 # nobody, root included, can delete a version or shorten its retention before then).
 DEFAULT_S3_RETENTION_DAYS = 3653
 # MLflow's artifacts: ``s3://<bucket>/<prefix>/…`` (the tracking server's --artifacts-destination).
-MLFLOW_BUCKET_ENV = "MODELLEDGER_MLFLOW_ARTIFACTS_BUCKET"
 DEFAULT_MLFLOW_BUCKET = "modelledger-mlflow"
 MLFLOW_ARTIFACTS_PREFIX = "artifacts"
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -164,16 +197,16 @@ class S3Settings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65534:
-            raise ValueError(f"MODELLEDGER_S3_PORT must be between 1 and 65534, got {self.port}")
-        for var, bucket in (("MODELLEDGER_S3_BUCKET", self.bucket), (MLFLOW_BUCKET_ENV, self.mlflow_bucket)):
+            raise ValueError(f"{S3_PORT_ENV} must be between 1 and 65534, got {self.port}")
+        for var, bucket in ((S3_BUCKET_ENV, self.bucket), (MLFLOW_BUCKET_ENV, self.mlflow_bucket)):
             if not _BUCKET_NAME.match(bucket) or ".." in bucket:
                 raise ValueError(
                     f"{var} {bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '-' or '.')"
                 )
         if self.bucket == self.mlflow_bucket:
-            raise ValueError(f"MODELLEDGER_S3_BUCKET and {MLFLOW_BUCKET_ENV} must differ, both are {self.bucket!r}")
+            raise ValueError(f"{S3_BUCKET_ENV} and {MLFLOW_BUCKET_ENV} must differ, both are {self.bucket!r}")
         if self.retention_days < 1:
-            raise ValueError(f"MODELLEDGER_S3_RETENTION_DAYS must be at least 1, got {self.retention_days}")
+            raise ValueError(f"{S3_RETENTION_DAYS_ENV} must be at least 1, got {self.retention_days}")
 
     @classmethod
     def from_env(cls) -> S3Settings:
@@ -185,10 +218,10 @@ class S3Settings:
         return cls(
             state_dir=state_dir(),
             tools_dir=tools_dir(),
-            port=env_number("MODELLEDGER_S3_PORT", DEFAULT_S3_PORT, int),
-            bucket=env_str("MODELLEDGER_S3_BUCKET", DEFAULT_S3_BUCKET),
-            retention_days=env_number("MODELLEDGER_S3_RETENTION_DAYS", DEFAULT_S3_RETENTION_DAYS, int),
-            health_timeout=env_number("MODELLEDGER_HEALTH_TIMEOUT", 60.0, float),
+            port=env_number(S3_PORT_ENV, DEFAULT_S3_PORT, int),
+            bucket=env_str(S3_BUCKET_ENV, DEFAULT_S3_BUCKET),
+            retention_days=env_number(S3_RETENTION_DAYS_ENV, DEFAULT_S3_RETENTION_DAYS, int),
+            health_timeout=env_number(HEALTH_TIMEOUT_ENV, 60.0, float),
             mlflow_bucket=env_str(MLFLOW_BUCKET_ENV, DEFAULT_MLFLOW_BUCKET),
         )
 
@@ -295,16 +328,16 @@ class MlflowSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"MODELLEDGER_MLFLOW_PORT must be between 1 and 65535, got {self.port}")
+            raise ValueError(f"{MLFLOW_PORT_ENV} must be between 1 and 65535, got {self.port}")
 
     @classmethod
     def from_env(cls) -> MlflowSettings:
         return cls(
             state_dir=state_dir(),
-            port=env_number("MODELLEDGER_MLFLOW_PORT", DEFAULT_MLFLOW_PORT, int),
-            backend_uri=env_str("MODELLEDGER_MLFLOW_BACKEND_URI", ""),
+            port=env_number(MLFLOW_PORT_ENV, DEFAULT_MLFLOW_PORT, int),
+            backend_uri=env_str(MLFLOW_BACKEND_URI_ENV, ""),
             artifacts_bucket=env_str(MLFLOW_BUCKET_ENV, DEFAULT_MLFLOW_BUCKET),
-            health_timeout=env_number("MODELLEDGER_MLFLOW_HEALTH_TIMEOUT", 180.0, float),
+            health_timeout=env_number(MLFLOW_HEALTH_TIMEOUT_ENV, 180.0, float),
         )
 
     @property
@@ -376,27 +409,27 @@ class BridgeSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"MODELLEDGER_BRIDGE_PORT must be between 1 and 65535, got {self.port}")
+            raise ValueError(f"{BRIDGE_PORT_ENV} must be between 1 and 65535, got {self.port}")
         if self.workers < 1 or self.max_attempts < 1 or self.max_body < 1024:
             raise ValueError("bridge workers and max attempts must be at least 1, max body at least 1024 bytes")
         if self.scratch_dir is not None and not self.scratch_dir.is_dir():
-            raise ValueError(f"MODELLEDGER_BRIDGE_SCRATCH_DIR {self.scratch_dir} is not a folder")
+            raise ValueError(f"{BRIDGE_SCRATCH_DIR_ENV} {self.scratch_dir} is not a folder")
         if self.freshness < 30:
-            raise ValueError("MODELLEDGER_BRIDGE_FRESHNESS must be at least 30 s (MLflow retries over ~7 s)")
+            raise ValueError(f"{BRIDGE_FRESHNESS_ENV} must be at least 30 s (MLflow retries over ~7 s)")
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
         return cls(
             state_dir=state_dir(),
-            port=env_number("MODELLEDGER_BRIDGE_PORT", DEFAULT_BRIDGE_PORT, int),
-            org=env_str("MODELLEDGER_BRIDGE_ORG", "Org1MSP"),
-            workers=env_number("MODELLEDGER_BRIDGE_WORKERS", 2, int),
-            max_body=env_number("MODELLEDGER_BRIDGE_MAX_BODY", 256 * 1024, int),
-            freshness=env_number("MODELLEDGER_BRIDGE_FRESHNESS", 300.0, float),
-            reconcile_seconds=env_number("MODELLEDGER_BRIDGE_RECONCILE_SECONDS", 30.0, float),
-            max_attempts=env_number("MODELLEDGER_BRIDGE_MAX_ATTEMPTS", 12, int),
-            retention_days=env_number("MODELLEDGER_BRIDGE_RETENTION_DAYS", 0, int),
-            scratch_dir=env_optional_path("MODELLEDGER_BRIDGE_SCRATCH_DIR"),
+            port=env_number(BRIDGE_PORT_ENV, DEFAULT_BRIDGE_PORT, int),
+            org=env_str(BRIDGE_ORG_ENV, "Org1MSP"),
+            workers=env_number(BRIDGE_WORKERS_ENV, 2, int),
+            max_body=env_number(BRIDGE_MAX_BODY_ENV, 256 * 1024, int),
+            freshness=env_number(BRIDGE_FRESHNESS_ENV, 300.0, float),
+            reconcile_seconds=env_number(BRIDGE_RECONCILE_SECONDS_ENV, 30.0, float),
+            max_attempts=env_number(BRIDGE_MAX_ATTEMPTS_ENV, 12, int),
+            retention_days=env_number(BRIDGE_RETENTION_DAYS_ENV, 0, int),
+            scratch_dir=env_optional_path(BRIDGE_SCRATCH_DIR_ENV),
         )
 
     @property
@@ -417,15 +450,9 @@ class BridgeSettings:
         return f"http://{self.host}:{self.port}{WEBHOOK_PATH}"
 
 
-# Fault injection for the bridge's crash tests only: the bridge process exits (as if killed) at this point.
-BRIDGE_FAULT_ENV = "MODELLEDGER_BRIDGE_FAULT"
-# The tracking server's environment names the one URL a webhook may point at (the bridge's receiver).
-WEBHOOK_TARGET_ENV = "MODELLEDGER_MLFLOW_WEBHOOK_TARGET"
-
-
 def fabric_logging_spec() -> str:
     """The Fabric nodes' log level (``MODELLEDGER_FABRIC_LOGGING_SPEC``, Fabric's syntax), or ``INFO``."""
-    return env_str("MODELLEDGER_FABRIC_LOGGING_SPEC", "INFO")
+    return env_str(FABRIC_LOGGING_SPEC_ENV, "INFO")
 
 
 def bridge_fault_point() -> str:

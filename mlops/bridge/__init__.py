@@ -6,7 +6,7 @@ data scientists):
 - a webhook delivery arrives [webhooks: checked; receiver: answered] and
   becomes a job in the durable outbox [outbox];
 - a worker [workers] leases the job and anchors it [anchor]: it reads the
-  version, fetches its files [model_files], digests, signs and copies them to
+  version, fetches its files [version_files], digests, signs and copies them to
   the anchored bucket, compares with a record already on the ledger
   [ledger_comparison], registers it and waits for the commit, and tags the
   version in MLflow [outcomes, with the vocabulary of tags];
@@ -21,15 +21,14 @@ Public surface: :class:`Bridge` and :class:`BridgeError`; :func:`install_webhook
 MLflow's users (:class:`MlflowUser`, :func:`act_as`, :func:`read_user`); and
 the tag vocabulary (``TAG_*``, ``STATUS_*``).
 
-The names are imported on first use (PEP 562), not with the package: the
-tracking server imports :mod:`~modelledger.mlops.bridge.mlflow_auth` for its
-authorization function, and should not load the worker, boto3 and gRPC.
+The names are imported on first use (PEP 562, :mod:`modelledger.runtime.lazy_exports`), not with the package: the
+tracking server imports :mod:`~modelledger.mlops.bridge.mlflow_credentials`
+(through its authorization module) and should not load the worker, boto3 and gRPC.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modelledger.runtime.lazy_exports import lazy_exports
 
 # Each public name, and the module of this package that holds it.
 _HOMES = {
@@ -43,13 +42,13 @@ _HOMES = {
     "is_prompt": "mlflow_api",
     "mlflow_client": "mlflow_api",
     "registry_has_version": "mlflow_api",
-    "MlflowAuthError": "mlflow_auth",
-    "MlflowCredentials": "mlflow_auth",
-    "MlflowUser": "mlflow_auth",
-    "act_as": "mlflow_auth",
-    "acting_as": "mlflow_auth",
-    "read_user": "mlflow_auth",
-    "user_env": "mlflow_auth",
+    "MlflowAuthError": "mlflow_credentials",
+    "MlflowCredentials": "mlflow_credentials",
+    "MlflowUser": "mlflow_credentials",
+    "act_as": "mlflow_credentials",
+    "acting_as": "mlflow_credentials",
+    "read_user": "mlflow_credentials",
+    "user_env": "mlflow_credentials",
     "Job": "outbox",
     "LeaseLostError": "outbox",
     "Outbox": "outbox",
@@ -121,14 +120,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

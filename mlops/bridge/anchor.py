@@ -65,7 +65,7 @@ from modelledger.mlops.bridge.provenance import (
     read_sources,
 )
 from modelledger.mlops.bridge.tags import STATUS_PENDING, TAG_DIGEST, TAG_NOTE, TAG_STATUS, TAG_STORAGE, TAG_TX
-from modelledger.mlops.bridge.version_files import locate_files, model_files
+from modelledger.mlops.bridge.version_files import locate_files, version_files
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_files
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
@@ -257,7 +257,7 @@ class Anchorer:
                 return bundle
 
             try:
-                with model_files(job.key, uri, s3, Path(tmp), p.tracking_uri) as (files, folder, skipped):
+                with version_files(job.key, uri, s3, Path(tmp), p.tracking_uri) as (files, folder, skipped):
                     clock.lap("fetch")
                     # Only a sound model tree gets its datasets on the ledger: registered while the files upload.
                     with ThreadPoolExecutor(1, thread_name_prefix="anchor-datasets") as beside:
@@ -330,7 +330,7 @@ class Anchorer:
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="modelledger-check-", dir=self.parts.scratch) as tmp,
-                model_files(job.key, uri, s3, Path(tmp), self.parts.tracking_uri) as (files, folder, _),
+                version_files(job.key, uri, s3, Path(tmp), self.parts.tracking_uri) as (files, folder, _),
             ):
                 manifest = digest_files(files)
                 if registered_here:

@@ -10,7 +10,7 @@
   not ready, a prompt's) finish; :class:`UntilRefused` stops that copy at its
   next read once they do.
 - **Fault points** for the crash tests: :func:`fault_point` exits the process
-  (as if killed) where ``MODELLEDGER_BRIDGE_FAULT`` says.
+  (as if killed) where the fault setting (``BRIDGE_FAULT_ENV``) says.
 
 The durable side of concurrency (leases, heartbeats, checkpoints) is the
 outbox's (:mod:`~modelledger.mlops.bridge.outbox`) and the workers'
@@ -30,14 +30,22 @@ from typing import Any
 from modelledger.mlops.store.upload import ModelFile
 from modelledger.runtime.settings import bridge_fault_point
 
+# The anchoring job's logger, as when this was part of anchor.py: its log lines keep their logger name
+# (operators filter on it; tests/unit/test_bridge_anchor.py listens on it).
 log = logging.getLogger("modelledger.bridge.anchor")
 
-# Where a crash test may make the bridge exit (``MODELLEDGER_BRIDGE_FAULT``, runtime/settings.py).
+# Where a crash test may make the bridge exit (``BRIDGE_FAULT_ENV``, runtime/settings.py).
 FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
 
 
 def fault_point(point: str) -> None:
-    """Exits the process at once (status 137, as if killed) if the crash test asks for ``point``."""
+    """Exits the process at once (status 137, as if killed) if the crash test asks for ``point``.
+
+    Raises:
+        ValueError: ``point`` is not one of :data:`FAULT_POINTS` (a crash test could never reach it).
+    """
+    if point not in FAULT_POINTS:
+        raise ValueError(f"unknown fault point {point!r}; one of {', '.join(FAULT_POINTS)}")
     if bridge_fault_point() == point:
         log.warning("fault injection: exiting at %s", point)
         logging.shutdown()

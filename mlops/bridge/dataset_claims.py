@@ -16,6 +16,8 @@ from modelledger.mlops.bridge.provenance import ledger_datasets
 from modelledger.sdk.registry.client import Conflict, RegistryClient
 from modelledger.sdk.registry.records import DatasetRef
 
+# The anchoring job's logger, as when this was part of anchor.py: its log lines keep their logger name
+# (operators filter on it; tests/unit/test_bridge_anchor.py listens on it).
 log = logging.getLogger("modelledger.bridge.anchor")
 
 

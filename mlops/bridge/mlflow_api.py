@@ -12,7 +12,7 @@ itself, on the version it reads anyway (:func:`is_prompt`).
 Two callers need what ``MlflowClient`` does not give: an answer within a
 deadline, once (:func:`registry_has_version`, for the webhook receiver), and
 the user and role API of MLflow's basic authentication
-(:mod:`~modelledger.mlops.bridge.mlflow_auth`). Both send their requests
+(:mod:`~modelledger.mlops.servers.tracking_auth`). Both send their requests
 through the one REST helper :func:`rest_call`.
 
 A job reads its version's run once, for locating the files and for the
@@ -30,7 +30,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from modelledger.mlops.bridge.mlflow_auth import MlflowCredentials
+    from modelledger.mlops.bridge.mlflow_credentials import MlflowCredentials
 
 # MLflow marks both a prompt and each of its versions with this tag (``mlflow.prompt.is_prompt``).
 PROMPT_TAG = "mlflow.prompt.is_prompt"

@@ -41,6 +41,8 @@ from modelledger.mlops.bridge.tags import (
 )
 from modelledger.mlops.store.index import StoragePointer
 
+# The anchoring job's logger, as when this was part of anchor.py: its log lines keep their logger name
+# (operators filter on it; tests/unit/test_bridge_anchor.py listens on it).
 log = logging.getLogger("modelledger.bridge.anchor")
 
 # The longest ``ledger.error`` and ``ledger.note`` written (MLflow limits the length of a tag value).

@@ -25,12 +25,11 @@ from typing import Any
 
 import yaml
 
+from modelledger.mlops.bridge.tags import TAG_DATASET_SHA256, TAG_DATASET_SOURCE
 from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.names import check_model_name, check_model_version
 from modelledger.sdk.registry.records import DatasetRef, Framework, Library, Metric, MLflowSource, Param
 
-SHA256_TAG = "modelledger.sha256"
-SOURCE_TAG = "modelledger.source"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^;\s]+)")
 
@@ -121,10 +120,10 @@ def datasets_of(run: Any) -> list[DatasetRef]:
     inputs = getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []
     for di in inputs:
         tags = {t.key: t.value for t in (di.tags or [])}
-        sha = tags.get(SHA256_TAG, "")
+        sha = tags.get(TAG_DATASET_SHA256, "")
         if not _HEX64.fullmatch(sha):
             continue
-        source = tags.get(SOURCE_TAG) or str(di.dataset.source or "")
+        source = tags.get(TAG_DATASET_SOURCE) or str(di.dataset.source or "")
         refs.setdefault(sha, DatasetRef(name=di.dataset.name or sha[:12], sha256=sha, source=source or "unknown"))
     return sorted(refs.values(), key=lambda r: r.sha256)
 

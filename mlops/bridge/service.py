@@ -24,23 +24,28 @@ from modelledger.mlops.bridge.anchor_parts import AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.bridge.mlflow_api import MlflowApi, registry_has_version
-from modelledger.mlops.bridge.mlflow_auth import MlflowAuthError, MlflowCredentials, MlflowUser, act_as, read_user
+from modelledger.mlops.bridge.mlflow_credentials import (
+    MlflowAuthError,
+    MlflowCredentials,
+    MlflowUser,
+    act_as,
+    read_user,
+)
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.webhook_secret import SecretFile
 from modelledger.mlops.bridge.workers import owner_alive, reconcile_loop, work, worker_owner
-from modelledger.mlops.store.s3_access import s3_client
+from modelledger.mlops.store.s3_access import S3AccessError, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.gateway.gateway import Gateway
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
 
-__all__ = ["PROCESS_NAME", "REGISTRAR_ROLE", "Bridge", "BridgeError"]
+__all__ = ["REGISTRAR_ROLE", "Bridge", "BridgeError"]
 
 log = logging.getLogger("modelledger.bridge")
 
-PROCESS_NAME = "bridge"
 REGISTRAR_ROLE = "registrar"
 
 
@@ -110,12 +115,15 @@ class Bridge:
     def _anchor_parts(self) -> tuple[Gateway, AnchorParts]:
         """The Gateway connection (closed when the bridge stops) and what the anchoring workers talk to."""
         s = self.settings
+        # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
+        try:
+            s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)), user=S3User.BRIDGE)
+        except S3AccessError as exc:
+            raise BridgeError(str(exc)) from exc
         prof = ConnectionProfile.load(self.profile_path)
         gateway = prof.gateway(s.org, REGISTRAR_ROLE)
         network = gateway.network(prof.channel)
         retention = s.retention_days or self.s3.retention_days
-        # Each worker streams up to 4 objects while up to 4 chunk uploads (and a HEAD or an index) are in flight.
-        s3 = s3_client(self.s3, Config(max_pool_connections=max(10, 10 * s.workers)), user=S3User.BRIDGE)
         return gateway, AnchorParts(
             mlflow=MlflowApi(self.mlflow.tracking_uri),
             registry=RegistryClient(network, prof.chaincode),

@@ -1,4 +1,5 @@
-"""The MLflow tags the bridge writes on every model version: the vocabulary data scientists read.
+"""The MLflow tags the bridge writes on every model version, and reads on a run's dataset inputs: the vocabulary
+data scientists read (re-exported by :mod:`modelledger.mlflow`).
 
 docs/bridge.md ("For data scientists") explains each one. ``ledger.status`` is
 written last, so when it says ``anchored`` the others are there; only
@@ -16,6 +17,9 @@ TAG_ERROR = "ledger.error"  # why it is pending, failed or in conflict
 TAG_DIGEST = "model.digest"  # model-signing's root digest of the files
 TAG_STORAGE = "storage.uri"  # the write-once copy: s3://bucket/key?versionId=...
 TAG_NOTE = "ledger.note"  # provenance left out (limits) or a dataset claimed before with another description
+# On a run's dataset input, written by ``modelledger.mlflow.log_dataset`` and read by the bridge.
+TAG_DATASET_SHA256 = "modelledger.sha256"  # the dataset's full-content SHA-256
+TAG_DATASET_SOURCE = "modelledger.source"  # where the data came from, as the ledger records it
 
 STATUS_PENDING = "pending"
 STATUS_ANCHORED = "anchored"

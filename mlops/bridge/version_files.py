@@ -34,7 +34,7 @@ def locate_files(parts: AnchorParts, mlflow: Any, name: str, version: str) -> tu
 
 
 @contextlib.contextmanager
-def model_files(
+def version_files(
     job_key: str, uri: str, s3: Any | None, scratch: Path, tracking_uri: str
 ) -> Iterator[tuple[list[ModelFile], Callable[[], Path], list[str]]]:
     """The version's files, a call giving the folder of their ``MLmodel`` and ``requirements.txt``, and notes.

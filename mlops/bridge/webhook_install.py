@@ -13,7 +13,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.bridge.mlflow_api import mlflow_client
-from modelledger.mlops.bridge.mlflow_auth import MlflowAuthError, MlflowUser, acting_as
+from modelledger.mlops.bridge.mlflow_credentials import MlflowAuthError, MlflowUser, acting_as
 from modelledger.mlops.bridge.webhooks import EVENTS
 from modelledger.runtime.private_files import write_private_file
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings

@@ -11,11 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelledger.mlops.bridge import Bridge, BridgeError, Outbox, install_webhook
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
 from modelledger.mlops.cli.servers import ServerCommands, add_server_commands
 from modelledger.mlops.servers.bridge_server import BridgeProcess
-from modelledger.mlops.servers.tracking import MlflowServerError
 from modelledger.runtime.logs import configure_logging
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings
 from modelledger.runtime.status import ServerStatus
@@ -61,7 +59,7 @@ def serve() -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         Bridge.from_env().serve(stop)
-    except (BridgeError, MlflowServerError, GatewayError, ValueError, OSError) as exc:
+    except (BridgeError, GatewayError, ValueError, OSError) as exc:
         fail(str(exc), False)
 
 

@@ -6,8 +6,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.cli.network import JsonOpt, _network
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.network import _network
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
 from modelledger.network import NetworkError
 from modelledger.network.chaincode_deployment import DeployReport
 

@@ -10,8 +10,7 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, default_profile_path, open_gateway
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail, show_checks
 from modelledger.network.layout import NetworkLayout
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.gateway.events import blocks

@@ -11,8 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
 from modelledger.mlops.store import ledger_pointer
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.client import RegistryClient

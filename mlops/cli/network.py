@@ -9,13 +9,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_status
+from modelledger.mlops.cli.output import JsonOpt, bring_up, console, emit_json, fail, show_status
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.fabric import NetworkStatus
 
 app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _network(as_json: bool) -> FabricNetwork:

@@ -6,13 +6,17 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
+
+# Every command's --json flag.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def emit_json(data: Any) -> None:

@@ -16,8 +16,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import bring_up, console, emit_json, fail, show_cleaned, show_status, show_stopped
+from modelledger.mlops.cli.output import (
+    JsonOpt,
+    bring_up,
+    console,
+    emit_json,
+    fail,
+    show_cleaned,
+    show_status,
+    show_stopped,
+)
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.tracking import MlflowServer
 from modelledger.runtime.lifecycle import SupervisedServer

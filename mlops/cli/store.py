@@ -5,36 +5,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
-from modelledger.mlops.cli.network import JsonOpt
-from modelledger.mlops.cli.output import console, emit_json, fail, show_checks
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail, show_checks
 from modelledger.mlops.store import (
-    LedgerEvidence,
     Manifest,
     ModelTreeError,
     ModelUploader,
     SourceError,
     UploadError,
-    Verification,
     VerifyReport,
-    anchored_bundle,
     digest_folder,
-    fetch_verified,
     is_artifact_uri,
-    ledger_evidence,
     local_folder,
     verify_folder,
     verify_s3,
-    verify_version,
 )
 from modelledger.mlops.store.s3_access import s3_client
 from modelledger.runtime.settings import S3Settings, S3User
 from modelledger.sdk.gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from modelledger.mlops.store import LedgerEvidence, Verification
+
+# The ledger checks (store.verification, store.fetch) import model-signing's signature code (~0.3 s):
+# the commands that need them import them when they run, so other commands do not pay for it.
 
 app = typer.Typer(help="Digest, anchor (write-once S3) and verify model artifacts.", no_args_is_help=True)
 
@@ -105,6 +104,8 @@ def upload(
 
 def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None, as_json: bool) -> LedgerEvidence:
     """The ledger record of NAME VERSION and the registrant organisation's MSP, read as ``role`` of ``org``."""
+    from modelledger.mlops.store.verification import ledger_evidence
+
     try:
         prof, gw = open_gateway(org, role, profile)
         with gw:
@@ -187,6 +188,8 @@ def verify(
     if bundle is not None and folder is None:
         fail("--bundle needs a model folder (the anchored copy is verified with its own bundle)", as_json, code=2)
     assert ledger is not None
+    from modelledger.mlops.store.verification import anchored_bundle, verify_version
+
     evidence = _evidence(ledger, org, role, profile, as_json)
     pointer = evidence.pointer
     client = s3_client(S3Settings.from_env(), user=S3User.AUDITOR)
@@ -217,6 +220,8 @@ def fetch(
 
     The same checks as `store verify --ledger`; DEST appears only if all hold.
     """
+    from modelledger.mlops.store.fetch import fetch_verified
+
     evidence = _evidence(ledger, org, role, profile, as_json)
     try:
         result = fetch_verified(s3_client(S3Settings.from_env(), user=S3User.AUDITOR), evidence, dest)

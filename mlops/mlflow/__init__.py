@@ -7,6 +7,11 @@ SHA-256. When a model of that run is registered, the bridge registers the
 dataset on the ledger (as its organisation's registrar) and the model's
 ledger record references it by digest. Passing ``registry`` registers it on
 the ledger at once, as the caller's own Fabric identity.
+
+It also names the MLflow tags the bridge writes on a registered version (``TAG_*``,
+with the values of ``ledger.status`` as ``STATUS_*``) and the two tags
+:func:`log_dataset` puts on a run's input (``TAG_DATASET_SHA256``, ``TAG_DATASET_SOURCE``):
+scripts use these constants rather than the strings (docs/bridge.md explains each).
 """
 
 from __future__ import annotations
@@ -15,11 +20,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from modelledger.mlops.bridge.provenance import SHA256_TAG, SOURCE_TAG
+from modelledger.mlops.bridge.tags import (
+    STATUS_ANCHORED,
+    STATUS_CONFLICT,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    TAG_BLOCK,
+    TAG_DATASET_SHA256,
+    TAG_DATASET_SOURCE,
+    TAG_DIGEST,
+    TAG_ERROR,
+    TAG_NOTE,
+    TAG_STATUS,
+    TAG_STORAGE,
+    TAG_TX,
+)
 from modelledger.mlops.store.digest import dataframe_digest, dataset_digest
 from modelledger.sdk.registry.limits import LIMITS
 
-__all__ = ["LoggedDataset", "log_dataset"]
+# What a data scientist imports: the one call, its result, and the tag vocabulary.
+__all__ = [
+    "STATUS_ANCHORED",
+    "STATUS_CONFLICT",
+    "STATUS_FAILED",
+    "STATUS_PENDING",
+    "TAG_BLOCK",
+    "TAG_DATASET_SHA256",
+    "TAG_DATASET_SOURCE",
+    "TAG_DIGEST",
+    "TAG_ERROR",
+    "TAG_NOTE",
+    "TAG_STATUS",
+    "TAG_STORAGE",
+    "TAG_TX",
+    "LoggedDataset",
+    "log_dataset",
+]
 
 
 class LoggedDataset:
@@ -86,7 +122,7 @@ def log_dataset(
         where = source or ",".join(str(p.resolve()) for p in paths)
         dataset = MetaDataset(source=resolve_dataset_source(str(paths[0].resolve())), name=label)
     ledger_source = where[: LIMITS.uri_chars]  # the chaincode's limit on a dataset source
-    mlflow.log_input(dataset, context=context, tags={SHA256_TAG: sha, SOURCE_TAG: ledger_source})
+    mlflow.log_input(dataset, context=context, tags={TAG_DATASET_SHA256: sha, TAG_DATASET_SOURCE: ledger_source})
     if registry is not None:
         registry.register_dataset(label, sha, ledger_source)
     return LoggedDataset(label, sha, where)

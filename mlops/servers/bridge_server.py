@@ -18,18 +18,20 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from modelledger.mlops.bridge.service import PROCESS_NAME, BridgeError
+from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
-from modelledger.runtime.processes import wait_port_free
-from modelledger.runtime.settings import BridgeSettings, S3Settings, S3User
+from modelledger.runtime.settings import BRIDGE_PORT_ENV, BridgeSettings, S3Settings, S3User
 
+PROCESS_NAME = "bridge"
 # Written into the bridge's state folder by ``install`` or ``up``; ``clean`` deletes only a folder that carries it.
 STATE_MARKER = ".modelledger-bridge"
 # Everything the bridge wrote into its folder before it wrote the marker: a folder holding only these is ours.
 LEGACY_ENTRIES = frozenset(
     {"outbox.db", "outbox.db-journal", "outbox.db-shm", "outbox.db-wal", "webhook-secret", "logs", "pids"}
 )
+# What only the bridge writes: a legacy folder holds at least one (``logs`` and ``pids`` alone are anyone's).
+LEGACY_EVIDENCE = frozenset({"outbox.db", "webhook-secret"})
 
 
 def bridge_health(settings: BridgeSettings) -> tuple[bool, str]:
@@ -56,6 +58,7 @@ class BridgeProcess(SupervisedServer):
     health_timeout = 60.0
     stop_timeout = 40.0  # a job in flight gets time to reach a checkpoint
     legacy_entries = LEGACY_ENTRIES
+    legacy_evidence = LEGACY_EVIDENCE
 
     def __init__(self, settings: BridgeSettings | None = None) -> None:
         self.settings = settings or BridgeSettings.from_env()
@@ -73,6 +76,9 @@ class BridgeProcess(SupervisedServer):
         """The webhook URL MLflow delivers to."""
         return {"url": self.settings.webhook_url}, []
 
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        return f"port {host}:{port} is in use ({err.strerror}); set {BRIDGE_PORT_ENV}"
+
     def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
         """Starts the bridge unless it runs, and waits until it answers healthy.
 
@@ -89,17 +95,13 @@ class BridgeProcess(SupervisedServer):
         actions: list[str] = []
 
         def start() -> None:
-            err = wait_port_free(s.host, s.port, 5.0)
-            if err is not None:
-                raise BridgeError(f"port {s.host}:{s.port} is in use ({err.strerror}); set MODELLEDGER_BRIDGE_PORT")
             env = {k: v for k, v in os.environ.items() if k.startswith(("MODELLEDGER_", "PATH", "HOME", "LANG"))}
             # The bridge's own S3 user (its credential file), also for MLflow's client on an s3:// source.
             s3 = dataclasses.replace(S3Settings.from_env(), state_dir=s.state_dir)
             env.update({**aws_env(s3, S3User.BRIDGE), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url})
             argv = [sys.executable, "-m", "modelledger.mlops.cli", "bridge", "serve"]
             say(f"starting the bridge on {s.webhook_url}")
-            self.supervisor.start(PROCESS_NAME, argv, env, cwd=s.bridge_dir, tag=self._address)
-            actions.append(f"started {PROCESS_NAME}")
+            actions.append(self._start(argv, env, s.bridge_dir, s.host, (s.port,)))
 
         seconds_to_healthy = self._run(start)
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)

@@ -8,7 +8,7 @@ coding has parity), the ``minio`` process, then the buckets, users and policies
 of :mod:`~modelledger.mlops.servers.minio_admin`. The root credentials serve
 only this administration. On a healthy server it changes nothing.
 
-Its settings (``MODELLEDGER_S3_*``) are :class:`~modelledger.runtime.settings.S3Settings`.
+Its settings (the ``S3_*`` variables) are :class:`~modelledger.runtime.settings.S3Settings`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -36,17 +35,11 @@ from modelledger.mlops.servers.minio_admin import (
     ensure_mlflow_bucket,
     ensure_users,
 )
-from modelledger.mlops.store.s3_access import (
-    REGION,
-    S3Credentials,
-    S3ServerError,
-    read_credentials,
-    s3_client,
-)
+from modelledger.mlops.servers.minio_root import S3ServerError, ensure_credentials, read_credentials, root_client
+from modelledger.mlops.store.s3_access import REGION, S3Credentials, s3_client
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
-from modelledger.runtime.private_files import make_private_dir, write_if_changed, write_private_file
-from modelledger.runtime.processes import wait_port_free
-from modelledger.runtime.settings import S3Settings, S3User
+from modelledger.runtime.private_files import make_private_dir, write_if_changed
+from modelledger.runtime.settings import S3_PORT_ENV, S3Settings, S3User
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context
 
 PROCESS_NAME = "minio"
@@ -61,17 +54,6 @@ Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- TLS
-def ensure_credentials(settings: S3Settings) -> bool:
-    """Generates the root credentials into a mode-0600 file unless present; returns True if generated."""
-    path = settings.credentials_file
-    if path.exists():
-        read_credentials(settings)  # fails loudly on a damaged file
-        return False
-    creds = {"access_key": secrets.token_hex(10), "secret_key": secrets.token_hex(20)}
-    write_private_file(path, json.dumps(creds) + "\n")
-    return True
-
-
 def _cert_expires(path: Path) -> dt.datetime | None:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
@@ -201,15 +183,13 @@ class S3Server(SupervisedServer):
         def start() -> None:
             if not os.access(s.minio_binary, os.X_OK):
                 raise S3ServerError(f"missing MinIO server binary {s.minio_binary}; run `make tools`")
-            self._check_ports_free()
             say(f"starting MinIO on {s.endpoint_url}")
             env = minio_env(s, read_credentials(s))
-            self.supervisor.start(PROCESS_NAME, minio_argv(s), env, cwd=s.s3_dir, tag=self._address)
-            actions.append(f"started {PROCESS_NAME}")
+            actions.append(self._start(minio_argv(s), env, s.s3_dir, s.host, (s.port, s.console_port)))
 
         seconds_to_healthy = self._run(start)
         say(f"checking buckets {s.bucket} and {s.mlflow_bucket}, users and policies")
-        root = s3_client(s, user=S3User.ROOT)
+        root = root_client(s)
         actions += ensure_anchored_bucket(root, s)
         actions += ensure_mlflow_bucket(root, s)
         actions += ensure_users(s)
@@ -225,16 +205,11 @@ class S3Server(SupervisedServer):
     def _health(self) -> tuple[bool, str]:
         return server_health(self.settings)
 
-    def _check_ports_free(self) -> None:
-        s = self.settings
-        for port in (s.port, s.console_port):
-            # A server stopped a moment ago may hold its port briefly.
-            err = wait_port_free(s.host, port, 5.0)
-            if err is not None:
-                raise S3ServerError(
-                    f"cannot start MinIO: port {s.host}:{port} is already in use by another program "
-                    f"({err.strerror}); stop it or set MODELLEDGER_S3_PORT"
-                )
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        return (
+            f"cannot start MinIO: port {host}:{port} is already in use by another program "
+            f"({err.strerror}); stop it or set {S3_PORT_ENV}"
+        )
 
     def connection(self) -> dict[str, Any]:
         """What other tools need to reach the bucket (paths only, never the secret)."""

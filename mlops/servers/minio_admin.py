@@ -17,10 +17,11 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelledger.mlops.store.s3_access import REGION, S3ServerError, read_credentials, read_user_credentials
+from modelledger.mlops.servers.minio_root import S3ServerError, read_credentials
+from modelledger.mlops.store.s3_access import REGION, read_user_credentials
 from modelledger.mlops.store.s3errors import error_code
 from modelledger.runtime.private_files import make_private_dir, write_private_file
-from modelledger.runtime.settings import MLFLOW_ARTIFACTS_PREFIX, S3Settings, S3User
+from modelledger.runtime.settings import MLFLOW_ARTIFACTS_PREFIX, S3_BUCKET_ENV, S3Settings, S3User
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -51,7 +52,7 @@ def ensure_anchored_bucket(client: BaseClient, settings: S3Settings) -> list[str
         if state["object_lock"] != "Enabled":
             raise S3ServerError(
                 f"bucket {bucket} exists without Object Lock, which can only be enabled at creation; "
-                "choose another MODELLEDGER_S3_BUCKET"
+                f"choose another {S3_BUCKET_ENV}"
             )
         if state["versioning"] != "Enabled":
             raise S3ServerError(f"bucket {bucket} has Object Lock but versioning is {state['versioning']!r}")

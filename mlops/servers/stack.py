@@ -39,7 +39,7 @@ class MlflowStack:
 
         The client is this process's: it acts as whichever MLflow user the
         environment names (``MLFLOW_TRACKING_USERNAME``; see
-        :mod:`~modelledger.mlops.bridge.mlflow_auth`).
+        :mod:`~modelledger.mlops.bridge.mlflow_credentials`).
         """
         self.s3.up()
         self.mlflow.up()

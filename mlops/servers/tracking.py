@@ -4,7 +4,7 @@
 time under ``<state>/mlflow/pids``, output in ``logs/mlflow.log``) with:
 
 - ``--backend-store-uri``: SQLite in the state folder, or the PostgreSQL URI
-  in ``MODELLEDGER_MLFLOW_BACKEND_URI`` (needs ``pip install psycopg2-binary``);
+  of ``MlflowSettings.backend_uri`` (driven by psycopg 3: the ``postgres`` extra);
 - ``--artifacts-destination modelledger-s3://<bucket>/artifacts`` with
   ``--serve-artifacts``: the artifacts live in ``s3://<bucket>/artifacts`` and
   every client uploads and downloads through the server (``mlflow-artifacts:/``),
@@ -21,7 +21,7 @@ time under ``<state>/mlflow/pids``, output in ``logs/mlflow.log``) with:
   unreadable) and ``MLFLOW_WEBHOOK_CACHE_TTL=2`` (a new webhook is used within
   2 s instead of 60);
 - ``--app-name basic-auth``: MLflow's own authentication, configured by
-  :mod:`modelledger.mlops.bridge.mlflow_auth` (its users, their 0600 credential
+  :mod:`modelledger.mlops.servers.tracking_auth` (its users, their 0600 credential
   files, and the rule that a webhook may only point at the bridge's URL). The
   admin's bootstrap password and the Flask secret key reach the server in its
   environment, never in argv.
@@ -38,21 +38,19 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from modelledger.mlops.bridge.mlflow_auth import (
-    WEBHOOK_TARGET_ENV,
-    MlflowAuthError,
-    MlflowUser,
-    auth_config,
-    auth_config_file,
-    ensure_user_files,
-    ensure_users,
-    read_user,
-)
-from modelledger.mlops.store.s3_access import S3ServerError, aws_env, read_user_credentials
+from modelledger.mlops.bridge.mlflow_credentials import MlflowAuthError, MlflowUser, read_user
+from modelledger.mlops.servers.tracking_auth import auth_config, auth_config_file, ensure_user_files, ensure_users
+from modelledger.mlops.store.s3_access import S3AccessError, aws_env, read_user_credentials
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.private_files import read_or_create_secret, write_if_changed
-from modelledger.runtime.processes import wait_port_free
-from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User
+from modelledger.runtime.settings import (
+    MLFLOW_PORT_ENV,
+    WEBHOOK_TARGET_ENV,
+    BridgeSettings,
+    MlflowSettings,
+    S3Settings,
+    S3User,
+)
 
 PROCESS_NAME = "mlflow"
 STATE_MARKER = ".modelledger-mlflow"
@@ -154,7 +152,7 @@ class MlflowServer(SupervisedServer):
 
     def up(self, progress: Callable[[str], None] | None = None) -> UpReport:
         """Starts the server unless it runs (its bucket and S3 user come from ``make s3-up``), then creates
-        the MLflow users that are missing (see :mod:`~modelledger.mlops.bridge.mlflow_auth`).
+        the MLflow users that are missing (see :mod:`~modelledger.mlops.servers.tracking_auth`).
 
         Raises:
             MlflowServerError: S3 was never set up, the port is taken, the server exited or never got
@@ -166,28 +164,16 @@ class MlflowServer(SupervisedServer):
         self.claim_state_dir()
         try:
             read_user_credentials(self.s3, S3User.MLFLOW)
-        except S3ServerError as exc:
+        except S3AccessError as exc:
             raise MlflowServerError(f"MLflow has no S3 user yet ({exc})") from exc
         actions = ensure_user_files(s)
         if write_if_changed(auth_config_file(s), auth_config(s)):
             actions.append(f"wrote {auth_config_file(s).name}")
 
         def start() -> None:
-            err = wait_port_free(s.host, s.port, 5.0)
-            if err is not None:
-                raise MlflowServerError(
-                    f"cannot start MLflow: port {s.host}:{s.port} is in use ({err.strerror}); "
-                    "stop that program or set MODELLEDGER_MLFLOW_PORT"
-                )
             say(f"starting MLflow on {s.tracking_uri} (backend {self._backend_label()})")
-            self.supervisor.start(
-                PROCESS_NAME,
-                mlflow_argv(s),
-                mlflow_env(s, self.s3, self.webhook_target),
-                cwd=s.mlflow_dir,
-                tag=self._address,
-            )
-            actions.append(f"started {PROCESS_NAME}")
+            env = mlflow_env(s, self.s3, self.webhook_target)
+            actions.append(self._start(mlflow_argv(s), env, s.mlflow_dir, s.host, (s.port,)))
 
         seconds_to_healthy = self._run(start)
         try:
@@ -195,6 +181,12 @@ class MlflowServer(SupervisedServer):
         except MlflowAuthError as exc:
             raise MlflowServerError(f"{exc} (log: {self.log_path})") from exc
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
+
+    def _port_busy(self, host: str, port: int, err: OSError) -> str:
+        return (
+            f"cannot start MLflow: port {host}:{port} is in use ({err.strerror}); "
+            f"stop that program or set {MLFLOW_PORT_ENV}"
+        )
 
     def _backend_label(self) -> str:
         """The backend URI without credentials or query (never print a password)."""

@@ -20,16 +20,17 @@ Public surface (the implementation lives in the modules named in brackets):
   pointer as the ledger's records and back (:func:`version_input`,
   :func:`ledger_manifest`, :func:`ledger_pointer`, ...).
 
-The names are imported on first use (PEP 562), not with the package:
-model-signing alone takes ~0.3 s to import, and a CLI command that only reads
-a digest should not pay for it. The store starts no server and imports no
-server, bridge or network module (``tests/unit/test_layers.py``).
+The names are imported on first use (PEP 562,
+:func:`~modelledger.runtime.lazy_exports.lazy_exports`), not with the package:
+the signature code [signing] (model-signing's and sigstore's) takes ~0.3 s to
+import, and a CLI command that only reads a digest should not pay for it
+(``modelledger store`` imports the ledger checks inside the commands that use
+them). The store starts no server and imports no server, bridge or network module (``tests/unit/test_layers.py``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modelledger.runtime.lazy_exports import lazy_exports
 
 # Each public name, and the module of this package that holds it.
 _HOMES = {
@@ -105,14 +106,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

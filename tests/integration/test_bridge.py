@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from modelledger.mlops.bridge.mlflow_auth import MlflowUser, acting_as, read_user, user_env
+from modelledger.mlops.bridge.mlflow_credentials import MlflowUser, acting_as, read_user, user_env
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.tags import TAG_BLOCK, TAG_DIGEST, TAG_ERROR, TAG_STATUS, TAG_STORAGE, TAG_TX
 from modelledger.mlops.bridge.webhook_install import WEBHOOK_NAME

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from modelledger.mlops.bridge.mlflow_auth import MlflowUser, user_env
+from modelledger.mlops.bridge.mlflow_credentials import MlflowUser, user_env
 from modelledger.mlops.bridge.tags import TAG_DIGEST, TAG_STATUS, TAG_TX
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.stack import MlflowStack

@@ -21,7 +21,8 @@ from botocore.exceptions import ClientError
 
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.minio_admin import bucket_state
-from modelledger.mlops.store.s3_access import read_credentials, read_user_credentials, s3_client
+from modelledger.mlops.servers.minio_root import read_credentials, root_client
+from modelledger.mlops.store.s3_access import read_user_credentials, s3_client
 from modelledger.runtime.settings import S3User
 from modelledger.runtime.tls import tls_context
 
@@ -57,7 +58,7 @@ def test_server_is_ready_over_tls_verified_with_our_ca(s3_server: S3Server) -> N
 
 def test_bucket_has_compliance_default_retention_and_versioning(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s, user=S3User.ROOT)
+    client = root_client(s)
     lock = client.get_object_lock_configuration(Bucket=s.bucket)["ObjectLockConfiguration"]
     assert lock == {
         "ObjectLockEnabled": "Enabled",
@@ -68,7 +69,7 @@ def test_bucket_has_compliance_default_retention_and_versioning(s3_server: S3Ser
 
 def test_an_object_without_explicit_retention_gets_the_default(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s, user=S3User.ROOT)
+    client = root_client(s)
     put = client.put_object(Bucket=s.bucket, Key="defaults/a.bin", Body=b"default retention")
     head = client.head_object(Bucket=s.bucket, Key="defaults/a.bin", VersionId=put["VersionId"])
     assert head["ObjectLockMode"] == "COMPLIANCE"
@@ -79,7 +80,7 @@ def test_an_object_without_explicit_retention_gets_the_default(s3_server: S3Serv
 
 def test_the_server_checks_the_sha256_checksum_sent_with_an_object(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s, user=S3User.ROOT)
+    client = root_client(s)
     body = b"checked bytes"
     put = client.put_object(Bucket=s.bucket, Key="checksum/ok.bin", Body=body, ChecksumSHA256=_sha256_b64(body))
     assert put["ChecksumSHA256"] == _sha256_b64(body)
@@ -92,7 +93,7 @@ def test_the_server_checks_the_sha256_checksum_sent_with_an_object(s3_server: S3
 
 def test_a_locked_version_cannot_be_deleted_nor_its_retention_shortened(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s, user=S3User.ROOT)
+    client = root_client(s)
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
     put = client.put_object(
         Bucket=s.bucket,
@@ -142,7 +143,8 @@ def test_a_locked_version_cannot_be_deleted_nor_its_retention_shortened(s3_serve
 
 def test_credentials_are_private_and_the_secret_is_in_no_log_or_command_line(s3_server: S3Server) -> None:
     s = s3_server.settings
-    secrets = [read_user_credentials(s, u).secret_key for u in S3User]
+    secrets = [read_credentials(s).secret_key]
+    secrets += [read_user_credentials(s, u).secret_key for u in S3User if u is not S3User.ROOT]
     assert read_credentials(s).secret_key == secrets[0]
     assert len(set(secrets)) == len(S3User)
     for user in S3User:
@@ -172,7 +174,7 @@ def test_up_again_changes_nothing(s3_server: S3Server) -> None:
 
 def test_down_then_up_keeps_objects_and_settings(s3_server: S3Server) -> None:
     s = s3_server.settings
-    client = s3_client(s, user=S3User.ROOT)
+    client = root_client(s)
     put = client.put_object(Bucket=s.bucket, Key="restart/kept.bin", Body=b"survives a restart")
     assert s3_server.down() == ["minio"]
     assert not s3_server.status().running
@@ -254,7 +256,7 @@ def test_each_credential_is_refused_outside_its_policy(s3_server: S3Server) -> N
     assert _refused(lambda: auditor.get_object(**artifact)) == "AccessDenied"
 
     # Nothing changed: one version, MLflow's artifact intact, the bucket's lock as configured.
-    root = s3_client(s, user=S3User.ROOT)
+    root = root_client(s)
     versions = root.list_object_versions(Bucket=s.bucket, Prefix=anchored["Key"])
     assert [v["VersionId"] for v in versions.get("Versions", [])] == [version] and not versions.get("DeleteMarkers")
     assert root.get_object(**artifact)["Body"].read() == b"artifact"
@@ -264,7 +266,7 @@ def test_each_credential_is_refused_outside_its_policy(s3_server: S3Server) -> N
 def test_the_bridge_can_neither_write_a_bypassable_lock_nor_delete_a_version(s3_server: S3Server) -> None:
     """Refused by the bridge's policy (AccessDenied), not merely by a lock (MinIO's InvalidRequest)."""
     s = s3_server.settings
-    root, bridge = s3_client(s, user=S3User.ROOT), s3_client(s, user=S3User.BRIDGE)
+    root, bridge = root_client(s), s3_client(s, user=S3User.BRIDGE)
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
     governance = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": until}
     compliance = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}

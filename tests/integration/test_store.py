@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelledger.mlops.servers.minio import S3Server
+from modelledger.mlops.servers.minio_root import root_client
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import AnchoredIndex, StoragePointer, StoreError, read_index
@@ -32,7 +33,7 @@ CHUNK = 5 * MiB
 @pytest.fixture(scope="module")
 def client(s3_server: S3Server):
     """The root: the tests also tamper with stored objects."""
-    return s3_client(s3_server.settings, user=S3User.ROOT)
+    return root_client(s3_server.settings)
 
 
 @pytest.fixture(scope="module")

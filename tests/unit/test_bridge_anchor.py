@@ -697,3 +697,12 @@ def test_the_pending_tag_is_written_once_the_files_are_located(tmp_path: Path) -
     located.set_result(("s3://modelledger-mlflow/artifacts/1/r1/artifacts/model", None))
     writer.join(5)
     assert mlflow.calls == [("ledger.status", "pending")]
+
+
+def test_a_fault_point_must_be_one_a_crash_test_can_name() -> None:
+    from modelledger.mlops.bridge.concurrency import FAULT_POINTS, fault_point
+
+    for point in FAULT_POINTS:
+        fault_point(point)  # no fault asked for: returns
+    with pytest.raises(ValueError, match="unknown fault point 'after-uplaod'"):
+        fault_point("after-uplaod")

@@ -8,20 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from modelledger.mlops.bridge.mlflow_auth import (
-    MlflowUser,
-    acting_as,
+from modelledger.mlops.bridge.mlflow_credentials import MlflowUser, acting_as, read_user
+from modelledger.mlops.servers.minio_root import ensure_credentials, read_credentials
+from modelledger.mlops.servers.proxied_artifacts import s3_uri
+from modelledger.mlops.servers.tracking import MlflowServer, mlflow_argv, mlflow_env
+from modelledger.mlops.servers.tracking_auth import (
     auth_config,
     auth_config_file,
     ensure_user_files,
-    read_user,
     request_refusal,
     webhook_target_refusal,
 )
-from modelledger.mlops.servers.minio import ensure_credentials
-from modelledger.mlops.servers.proxied_artifacts import s3_uri
-from modelledger.mlops.servers.tracking import MlflowServer, mlflow_argv, mlflow_env
-from modelledger.mlops.store.s3_access import read_credentials
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User
 
 PG = "postgresql://mlflow:hunter2@db.internal:5432/mlflow?sslpassword=also-secret"
@@ -119,7 +116,7 @@ def test_each_mlflow_user_has_a_random_password_in_a_private_file(tmp_path: Path
     assert not any(p in config for p in passwords)
     assert f"database_uri = sqlite:///{tmp_path / 'mlflow' / 'basic_auth.db'}" in config
     assert "default_permission = READ" in config
-    assert "authorization_function = modelledger.mlops.bridge.mlflow_auth:authenticate" in config
+    assert "authorization_function = modelledger.mlops.servers.tracking_auth:authenticate" in config
 
 
 def test_acting_as_a_user_restores_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,7 +218,7 @@ def test_the_server_caches_a_checked_password_for_a_minute(tmp_path: Path, monke
     monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
     config = read_auth_config()
     assert config.auth_cache_ttl_seconds == 60
-    assert config.authorization_function == "modelledger.mlops.bridge.mlflow_auth:authenticate"
+    assert config.authorization_function == "modelledger.mlops.servers.tracking_auth:authenticate"
 
 
 @pytest.mark.parametrize(
@@ -236,7 +233,7 @@ def test_authenticate_parses_the_body_only_where_a_rule_needs_it(
 
     import flask
 
-    from modelledger.mlops.bridge.mlflow_auth import authenticate
+    from modelledger.mlops.servers.tracking_auth import authenticate
 
     fake = types.ModuleType("mlflow.server.auth")
     fake.authenticate_request_basic_auth = lambda: types.SimpleNamespace(username="data-scientist")  # type: ignore[attr-defined]
@@ -253,3 +250,12 @@ def test_authenticate_parses_the_body_only_where_a_rule_needs_it(
     app.add_url_rule(rule, "probe", lambda: authenticate() and "ok", methods=["POST"])
     resp = app.test_client().post(rule, json={"name": "e"})
     assert resp.status_code == 200 and reads == ([rule] if parsed else [])
+
+
+def test_the_configured_authorization_function_can_be_imported_by_the_server() -> None:
+    import importlib
+
+    from modelledger.mlops.servers.tracking_auth import AUTHORIZATION_FUNCTION, authenticate
+
+    module, name = AUTHORIZATION_FUNCTION.split(":")
+    assert getattr(importlib.import_module(module), name) is authenticate

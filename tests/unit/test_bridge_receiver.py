@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 
 from modelledger.mlops.bridge.mlflow_api import registry_has_version
-from modelledger.mlops.bridge.mlflow_auth import MlflowCredentials
+from modelledger.mlops.bridge.mlflow_credentials import MlflowCredentials
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.receiver import Receiver, make_server, serve_in_thread
 from modelledger.mlops.bridge.webhooks import sign

@@ -41,3 +41,11 @@ def test_the_data_scientists_table_lists_every_tag_and_status_with_its_constant(
         if constant.startswith(("TAG_", "STATUS_")):
             assert any(row.startswith(f"| `{value}` (`{constant}`) |") for row in rows), constant
     assert TAG_NAMES and {"pending", "anchored", "failed", "conflict"} == STATUSES
+
+
+def test_modelledger_mlflow_exports_every_tag_constant_data_scientists_read() -> None:
+    import modelledger.mlflow as public
+
+    constants = {k for k in vars(tags) if k.startswith(("TAG_", "STATUS_"))}
+    assert constants <= set(public.__all__)
+    assert all(getattr(public, k) == getattr(tags, k) for k in constants)

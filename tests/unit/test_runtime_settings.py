@@ -82,19 +82,6 @@ def named_variables(files: dict[str, str]) -> list[str]:
 READERS = {"runtime/settings.py", "runtime/environment.py"}
 PRODUCTION = ("network", "runtime", "sdk", "mlops")
 
-# Messages that name a variable today, outside the settings: each is to use a constant of runtime/settings.py, and
-# leaves this list when it does (the test fails on a listed entry that is no longer there: the list only shrinks).
-KNOWN_VIOLATIONS = {
-    ("network/fabric.py", "MODELLEDGER_PORT_BASE"),
-    ("network/fabric.py", "MODELLEDGER_STATE_DIR"),
-    ("runtime/lifecycle.py", "MODELLEDGER_STATE_DIR"),
-    ("mlops/servers/bridge_server.py", "MODELLEDGER_BRIDGE_PORT"),
-    ("mlops/servers/minio.py", "MODELLEDGER_S3_PORT"),
-    ("mlops/servers/minio_admin.py", "MODELLEDGER_S3_BUCKET"),
-    ("mlops/servers/tracking.py", "MODELLEDGER_MLFLOW_PORT"),
-}
-
-
 def test_no_module_but_the_settings_names_a_modelledger_variable() -> None:
     files = {
         str(p.relative_to(ROOT)): p.read_text()
@@ -103,10 +90,7 @@ def test_no_module_but_the_settings_names_a_modelledger_variable() -> None:
         if str(p.relative_to(ROOT)) not in READERS
     }
     assert len(files) > 70
-    found = named_variables(files)
-    keys = {(v.split(":", 1)[0], v.rsplit(" ", 1)[1]) for v in found}
-    assert [v for v in found if (v.split(":", 1)[0], v.rsplit(" ", 1)[1]) not in KNOWN_VIOLATIONS] == []
-    assert sorted(KNOWN_VIOLATIONS - keys) == []  # strict: a fixed one must leave the list
+    assert named_variables(files) == []
 
 
 @pytest.mark.parametrize(

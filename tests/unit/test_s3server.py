@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from modelledger.mlops.cli.app import app
-from modelledger.mlops.servers.minio import S3Server, ensure_credentials, ensure_tls, minio_argv, minio_env
+from modelledger.mlops.servers.minio import S3Server, ensure_tls, minio_argv, minio_env
 from modelledger.mlops.servers.minio_admin import user_policy
+from modelledger.mlops.servers.minio_root import S3ServerError, ensure_credentials, read_credentials, root_client
 from modelledger.mlops.store.s3_access import (
-    S3ServerError,
+    S3AccessError,
     aws_env,
     client_config,
-    read_credentials,
     read_user_credentials,
     s3_client,
 )
@@ -101,9 +101,9 @@ def test_credentials_are_random_0600_and_generated_once(tmp_path: Path) -> None:
 
 def test_missing_credentials_say_to_bring_s3_up(tmp_path: Path) -> None:
     with pytest.raises(S3ServerError, match=r"no S3 credentials at .*credentials.json; run `make s3-up` first"):
-        s3_client(_settings(tmp_path), user=S3User.ROOT)
+        root_client(_settings(tmp_path))
     with pytest.raises(
-        S3ServerError, match=r"no S3 credentials for auditor at .*/s3/users/auditor.credentials; run `make s3-up` first"
+        S3AccessError, match=r"no S3 credentials for auditor at .*/s3/users/auditor.credentials; run `make s3-up` first"
     ):
         s3_client(_settings(tmp_path), user=S3User.AUDITOR)
 
@@ -117,7 +117,7 @@ def test_a_damaged_credential_file_is_named_without_its_content(tmp_path: Path) 
     path.write_text(
         f"[default]\naws_access_key_id = k\naws_secret_access_key = {secret}\naws_secret_access_key = {secret}\n"
     )
-    with pytest.raises(S3ServerError) as exc:
+    with pytest.raises(S3AccessError) as exc:
         read_user_credentials(settings, S3User.BRIDGE)
     assert str(path) in str(exc.value) and "DuplicateOptionError" in str(exc.value)
     assert secret not in str(exc.value)
@@ -215,7 +215,7 @@ def test_client_configuration(tmp_path: Path) -> None:
     s = _settings(tmp_path, port=17900)
     ensure_credentials(s)
     ensure_tls(s)
-    client = s3_client(s, user=S3User.ROOT)
+    client = root_client(s)
     cfg = client.meta.config
     assert client.meta.endpoint_url == "https://127.0.0.1:17900"
     assert client.meta.region_name == "us-east-1"

@@ -103,6 +103,42 @@ def test_a_bridge_folder_from_before_markers_is_claimed_and_can_be_cleaned(tmp_p
     assert not s.bridge_dir.exists()
 
 
+def test_a_marker_less_bridge_folder_with_only_logs_and_pids_is_not_taken_for_ours(tmp_path: Path) -> None:
+    bridge = _bridge(tmp_path)
+    s = bridge.settings
+    (s.bridge_dir / "logs").mkdir(parents=True)
+    (s.bridge_dir / "pids").mkdir()
+    (s.bridge_dir / "logs" / "other.log").write_text("someone else's log\n")
+    with pytest.raises(BridgeError, match="was not made by ModelLedger"):
+        bridge.claim_state_dir()
+    with pytest.raises(BridgeError, match=r"refusing to delete .*bridge: it has no \.modelledger-bridge marker"):
+        bridge.clean()
+    assert (s.bridge_dir / "logs" / "other.log").is_file() and not (s.bridge_dir / STATE_MARKER).exists()
+    s.secret_file.write_text("a secret\n")  # what only the bridge writes: now the folder is its own
+    bridge.claim_state_dir()
+    assert (s.bridge_dir / STATE_MARKER).is_file()
+
+
+def test_bridge_serve_without_s3_credentials_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelledger.mlops.servers.tracking_auth import ensure_user_files
+    from modelledger.runtime.settings import MlflowSettings
+
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr("modelledger.mlops.cli.bridge.configure_logging", lambda: None)
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    settings = BridgeSettings(state_dir=tmp_path)
+    settings.bridge_dir.mkdir()
+    settings.secret_file.write_text("a secret\n")
+    ensure_user_files(MlflowSettings(state_dir=tmp_path))  # the bridge's MLflow user is there, its S3 key is not
+    result = CliRunner().invoke(app, ["bridge", "serve"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    message = result.output.replace("\n", "")  # one message (rich wraps it at the terminal's width), no traceback
+    assert message.startswith("error: no S3 credentials for bridge at ") and message.endswith("run `make s3-up` first")
+
+
 def test_bridge_install_marks_the_folder_before_it_writes_the_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

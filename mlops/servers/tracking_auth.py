@@ -1,4 +1,4 @@
-"""MLflow's own authentication in the stack: its users, their credential files, and who may be a webhook target.
+"""The tracking server's authentication: its configuration, its users' creation, and its authorization rules.
 
 ``make mlflow-up`` runs ``mlflow server --app-name basic-auth`` (MLflow 3.17's
 basic authentication) with ``basic_auth.ini`` written into the MLflow state
@@ -11,10 +11,10 @@ route hands out a presigned or multipart S3 transfer; an experiment's artifact
 location is empty or ``mlflow-artifacts:`` (any other location would make the
 server sign URLs for, and write into, wherever it names with its own S3 key).
 
-The users, each with a random password in a 0600 file
-``<state>/mlflow/users/<name>.env`` (``MLFLOW_TRACKING_URI``,
-``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``: MLflow's standard
-variables, so ``set -a; . <file>; set +a`` makes a shell that user):
+The users (:class:`~modelledger.mlops.bridge.mlflow_credentials.MlflowUser`), each with a random
+password in a 0600 file ``<state>/mlflow/users/<name>.env`` that
+:mod:`~modelledger.mlops.bridge.mlflow_credentials` reads; this module writes the files
+(:func:`ensure_user_files`) and creates the users in MLflow (:func:`ensure_users`):
 
 - ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others and
   ``bridge install`` to manage the bridge's webhook; nothing else does;
@@ -27,27 +27,25 @@ variables, so ``set -a; . <file>; set +a`` makes a shell that user):
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import enum
 import functools
-import os
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelledger.mlops.bridge.mlflow_api import rest_call
+from modelledger.mlops.bridge.mlflow_credentials import (
+    MlflowAuthError,
+    MlflowCredentials,
+    MlflowUser,
+    read_user,
+    user_file,
+)
 from modelledger.runtime.private_files import make_private_dir, write_private_file
-from modelledger.runtime.settings import WEBHOOK_TARGET_ENV, webhook_target
+from modelledger.runtime.settings import WEBHOOK_TARGET_ENV, MlflowSettings, webhook_target
 
-if TYPE_CHECKING:
-    from modelledger.runtime.settings import MlflowSettings
-
-AUTHORIZATION_FUNCTION = "modelledger.mlops.bridge.mlflow_auth:authenticate"
-TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+AUTHORIZATION_FUNCTION = "modelledger.mlops.servers.tracking_auth:authenticate"
 # The bridge's MLflow role, in the workspace MLflow 3.17 uses when workspaces are off: EDIT on every
 # registered model (set tags on any version, no delete of a model), and MANAGE on every version, because
 # MLflow 3.17 asks the same right to delete a version's tag as to delete the version: the bridge removes
@@ -59,40 +57,6 @@ BRIDGE_ROLE_GRANTS = (
     {"resource_type": "registered_model", "resource_pattern": "*", "permission": "EDIT"},
     {"resource_type": "registered_model_version", "resource_pattern": "*", "permission": "MANAGE"},
 )
-
-
-class MlflowAuthError(Exception):
-    """An MLflow user could not be read, created or checked (the message says what to do)."""
-
-
-class MlflowUser(enum.StrEnum):
-    """The stack's MLflow users; the value is the username."""
-
-    ADMIN = "admin"
-    BRIDGE = "modelledger-bridge"
-    SCIENTIST = "data-scientist"
-
-    @property
-    def is_admin(self) -> bool:
-        """Whether MLflow treats the user as an administrator."""
-        return self is MlflowUser.ADMIN
-
-
-@dataclass(frozen=True)
-class MlflowCredentials:
-    """One MLflow user's name and password; ``repr`` never shows the password."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def header(self) -> str:
-        """The HTTP ``Authorization`` header value (basic)."""
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-
-
-def user_file(settings: MlflowSettings, user: MlflowUser) -> Path:
-    """Where ``user``'s credentials are kept (0600, in the 0700 ``users`` folder)."""
-    return settings.mlflow_dir / "users" / f"{user.value}.env"
 
 
 def auth_config_file(settings: MlflowSettings) -> Path:
@@ -141,48 +105,6 @@ def ensure_user_files(settings: MlflowSettings) -> list[str]:
                 f"{'generated' if fresh else 'updated the tracking URI of'} MLflow credentials for {user.value}"
             )
     return actions
-
-
-def read_user(settings: MlflowSettings, user: MlflowUser) -> MlflowCredentials:
-    """The credentials of ``user``.
-
-    Raises:
-        MlflowAuthError: The file is missing or damaged (run ``make mlflow-up``).
-    """
-    path = user_file(settings, user)
-    try:
-        pairs = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-        return MlflowCredentials(pairs["MLFLOW_TRACKING_USERNAME"], pairs["MLFLOW_TRACKING_PASSWORD"])
-    except FileNotFoundError as exc:
-        raise MlflowAuthError(f"no MLflow credentials for {user.value} at {path}; run `make mlflow-up`") from exc
-    except (OSError, KeyError, ValueError) as exc:
-        raise MlflowAuthError(f"cannot read the MLflow credentials of {user.value} from {path}: {exc}") from exc
-
-
-def user_env(settings: MlflowSettings, user: MlflowUser) -> dict[str, str]:
-    """MLflow's standard client variables for ``user`` on this stack's server."""
-    creds = read_user(settings, user)
-    return dict(zip(TRACKING_VARIABLES, (settings.tracking_uri, creds.username, creds.password), strict=True))
-
-
-def act_as(settings: MlflowSettings, user: MlflowUser) -> None:
-    """Makes this process's MLflow client ``user`` from now on (a process that is that user: the bridge)."""
-    os.environ.update(user_env(settings, user))
-
-
-@contextlib.contextmanager
-def acting_as(settings: MlflowSettings, user: MlflowUser) -> Iterator[MlflowCredentials]:
-    """Makes this process's MLflow client ``user`` for the ``with`` block, then restores the variables."""
-    saved = {k: os.environ.get(k) for k in TRACKING_VARIABLES}
-    act_as(settings, user)
-    try:
-        yield read_user(settings, user)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _call(
