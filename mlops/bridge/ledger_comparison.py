@@ -20,12 +20,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelledger.mlops.bridge.provenance import provenance_records
+from modelledger.mlops.store.copy_checks import verify_s3
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, manifest_differences
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_manifest, ledger_pointer
 from modelledger.mlops.store.s3errors import NOT_THERE, error_code
 from modelledger.mlops.store.upload import ModelUploader
-from modelledger.mlops.store.verify import verify_s3
 
 
 @dataclass(frozen=True)

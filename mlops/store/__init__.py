@@ -12,7 +12,7 @@ Public surface (the implementation lives in the modules named in brackets):
   :class:`SignatureError`;
 - reading models [source, fetch]: :func:`local_folder`, :func:`is_artifact_uri`, :class:`SourceError`,
   :func:`fetch_verified`;
-- verification [verify, verification]: :func:`verify_folder`,
+- verification [copy_checks, verification]: :func:`verify_folder`,
   :func:`verify_s3`, :class:`VerifyReport`, :func:`ledger_evidence`,
   :func:`anchored_bundle`, :func:`verify_version`, :class:`LedgerEvidence`,
   :class:`Verification`;
@@ -51,9 +51,9 @@ _HOMES = {
     "is_artifact_uri": "source",
     "local_folder": "source",
     "fetch_verified": "fetch",
-    "VerifyReport": "verify",
-    "verify_folder": "verify",
-    "verify_s3": "verify",
+    "VerifyReport": "copy_checks",
+    "verify_folder": "copy_checks",
+    "verify_s3": "copy_checks",
     "SIGNER_IDENTITY": "verification",
     "LedgerEvidence": "verification",
     "Verification": "verification",

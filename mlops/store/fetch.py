@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from modelledger.mlops.store.copy_checks import VerifyReport, compare
 from modelledger.mlops.store.digest import Manifest, check_relative_path
 from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
 from modelledger.mlops.store.verification import LedgerEvidence, Verification, anchored_bundle, verify_version
-from modelledger.mlops.store.verify import VerifyReport, compare
 from modelledger.runtime.processes import process_start_time
 
 _STAGING_KINDS = ("partial", "verify")

@@ -37,11 +37,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from modelledger.mlops.store.copy_checks import VerifyReport
 from modelledger.mlops.store.digest import Manifest, ModelTreeError
 from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
 from modelledger.mlops.store.ledger_records import ledger_manifest, ledger_pointer
 from modelledger.mlops.store.signing import SignatureError, SignedStatement, open_bundle
-from modelledger.mlops.store.verify import VerifyReport
 from modelledger.sdk.gateway.gateway import Network
 from modelledger.sdk.ledger.checks import Check, all_hold
 from modelledger.sdk.ledger.config import channel_config

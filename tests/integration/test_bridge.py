@@ -33,12 +33,12 @@ from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.stack import MlflowStack
 from modelledger.mlops.servers.tracking import MlflowServer
+from modelledger.mlops.store.copy_checks import verify_folder, verify_s3
 from modelledger.mlops.store.digest import digest_folder
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import ledger_pointer, version_input
 from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.verification import anchored_bundle, ledger_evidence, verify_version
-from modelledger.mlops.store.verify import verify_folder, verify_s3
 from modelledger.network import FabricNetwork
 from modelledger.runtime.settings import BRIDGE_FAULT_ENV, S3User
 from modelledger.sdk.profile import ConnectionProfile

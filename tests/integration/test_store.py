@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.minio_root import root_client
+from modelledger.mlops.store.copy_checks import verify_s3
 from modelledger.mlops.store.digest import Manifest, ModelTreeError, digest_folder
 from modelledger.mlops.store.fetch import fetch_model
 from modelledger.mlops.store.index import AnchoredIndex, StoragePointer, StoreError, read_index
@@ -21,7 +22,6 @@ from modelledger.mlops.store.locked_writes import b64
 from modelledger.mlops.store.s3_access import s3_client
 from modelledger.mlops.store.source import SourceError, list_s3_tree, local_folder
 from modelledger.mlops.store.upload import ModelUploader, UploadError
-from modelledger.mlops.store.verify import verify_s3
 from modelledger.runtime.settings import S3User
 
 pytestmark = pytest.mark.integration

@@ -23,10 +23,10 @@ from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.dataset_claims import register_dataset
 from modelledger.mlops.bridge.outbox import Outbox
 from modelledger.mlops.bridge.provenance import Provenance, logged_model_id, provenance_doc
+from modelledger.mlops.store.copy_checks import VerifyReport
 from modelledger.mlops.store.digest import FileEntry, Manifest
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.upload import ModelUploader
-from modelledger.mlops.store.verify import VerifyReport
 from modelledger.sdk.registry.client import Conflict, Invalid, NotFound
 from modelledger.sdk.registry.records import DatasetRef, Framework, Library, Metric, MLflowSource, Param
 from tests.unit.s3_fakes import ConditionalBucket

@@ -58,8 +58,6 @@ def name_clashes(paths: list[str]) -> list[str]:
 
 # Stripped from each word of a module's name (the first that fits, leaving at least three letters).
 SUFFIXES = ("ification", "ication", "ation", "ition", "ion", "ify", "ing", "ment", "er", "ed", "es", "s", "y", "e")
-# Near-identical names that exist today, for the lead to rename; the test fails when one is gone (the list shrinks).
-KNOWN_NEAR_CLASHES = {"mlops/store: verification.py, verify.py"}
 
 
 def stem(file_name: str) -> str:
@@ -100,8 +98,7 @@ def test_no_two_modules_share_a_name_for_different_jobs() -> None:
 
 def test_no_two_modules_of_a_package_have_near_identical_names() -> None:
     found = near_name_clashes(list(modules()))
-    assert [c for c in found if c not in KNOWN_NEAR_CLASHES] == []
-    assert sorted(KNOWN_NEAR_CLASHES - set(found)) == []  # strict: a renamed pair must leave the list
+    assert found == []
 
 
 def test_every_long_module_says_why() -> None:

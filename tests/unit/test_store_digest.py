@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from modelledger.mlops.store.copy_checks import compare, verify_folder
 from modelledger.mlops.store.digest import (
     FileEntry,
     Manifest,
@@ -19,7 +20,6 @@ from modelledger.mlops.store.digest import (
     list_files,
     sha256_file,
 )
-from modelledger.mlops.store.verify import compare, verify_folder
 
 
 @pytest.fixture

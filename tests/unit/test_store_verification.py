@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from modelledger.mlops.store.copy_checks import verify_folder
 from modelledger.mlops.store.digest import FileEntry, Manifest, digest_folder
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import to_ledger_manifest, to_ledger_storage
@@ -29,7 +30,6 @@ from modelledger.mlops.store.verification import (
     Verification,
     verify_version,
 )
-from modelledger.mlops.store.verify import verify_folder
 from modelledger.sdk.ledger.msp import MspError, MspTrust
 from modelledger.sdk.registry.records import Actor, Approval, ModelVersion, Revocation
 from tests.unit.pki_fakes import fingerprint, make_cert, write_pair

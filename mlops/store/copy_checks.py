@@ -1,4 +1,6 @@
-"""Checking a model folder against an expected manifest (e.g. the one on the ledger)."""
+"""Checking a copy of a model, a local folder or the anchored S3 copy, against an expected manifest (e.g. the one on
+the ledger): the byte checks that :mod:`~modelledger.mlops.store.verification` puts together with the signer and the
+ledger status."""
 
 from __future__ import annotations
 
