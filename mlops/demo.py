@@ -46,7 +46,7 @@ from modelledger.mlops.store import (
     verify_s3,
     verify_version,
 )
-from modelledger.mlops.store.s3_access import s3_client
+from modelledger.mlops.store.s3_access import S3AccessError, s3_client
 from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.profile import ConnectionProfile
 
@@ -217,7 +217,7 @@ def run(console: Console | None = None) -> int:
                 console.print(f"   verification [red]fails[/]: {c.name}: {c.detail}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    except DemoError as exc:
+    except (DemoError, S3AccessError) as exc:
         console.print(f"[bold red]demo failed:[/] {exc}")
         return 1
     console.print(

@@ -1,7 +1,7 @@
 """Private runtime state: folders 0700, files 0600 from the start, child processes under umask 077.
 
 Everything ModelLedger generates at run time (keys, secrets, certificates,
-databases, ledgers, logs) lives under one state folder (the state-folder setting, runtime/settings.py).
+databases, ledgers, logs) lives under one state folder, ``MODELLEDGER_STATE_DIR``.
 Nothing in it is meant for other users of the machine, so:
 
 - every folder we create there is made mode 0700 (:func:`make_private_dir`);

@@ -10,7 +10,7 @@
   not ready, a prompt's) finish; :class:`UntilRefused` stops that copy at its
   next read once they do.
 - **Fault points** for the crash tests: :func:`fault_point` exits the process
-  (as if killed) where the fault setting (``BRIDGE_FAULT_ENV``) says.
+  (as if killed) where ``MODELLEDGER_BRIDGE_FAULT`` says.
 
 The durable side of concurrency (leases, heartbeats, checkpoints) is the
 outbox's (:mod:`~modelledger.mlops.bridge.outbox`) and the workers'
@@ -34,7 +34,7 @@ from modelledger.runtime.settings import bridge_fault_point
 # (operators filter on it; tests/unit/test_bridge_anchor.py listens on it).
 log = logging.getLogger("modelledger.bridge.anchor")
 
-# Where a crash test may make the bridge exit (``BRIDGE_FAULT_ENV``, runtime/settings.py).
+# Where a crash test may make the bridge exit (MODELLEDGER_BRIDGE_FAULT, read in runtime/settings.py).
 FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
 
 

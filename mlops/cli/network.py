@@ -16,7 +16,6 @@ from modelledger.network.fabric import NetworkStatus
 app = typer.Typer(help="Run the native Hyperledger Fabric network.", no_args_is_help=True)
 
 
-
 def _network(as_json: bool) -> FabricNetwork:
     try:
         return FabricNetwork()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,7 +25,7 @@ from modelledger.mlops.store import (
     verify_folder,
     verify_s3,
 )
-from modelledger.mlops.store.s3_access import s3_client
+from modelledger.mlops.store.s3_access import S3AccessError, s3_client
 from modelledger.runtime.settings import S3Settings, S3User
 from modelledger.sdk.gateway.errors import GatewayError
 
@@ -38,6 +38,14 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Digest, anchor (write-once S3) and verify model artifacts.", no_args_is_help=True)
 
 FolderArg = Annotated[Path, typer.Argument(help="Model folder.", exists=True, file_okay=False)]
+
+
+def _s3(user: S3User, as_json: bool, settings: S3Settings | None = None) -> Any:
+    """A boto3 client as ``user``; a missing or damaged credential file is a one-line error (exit 1)."""
+    try:
+        return s3_client(settings or S3Settings.from_env(), user=user)
+    except S3AccessError as exc:
+        fail(str(exc), as_json)
 
 
 @app.command()
@@ -79,7 +87,7 @@ def upload(
     settings = S3Settings.from_env()
     # Writing anchored copies is the bridge's work: its S3 user (no delete) is the one that may.
     uploader = ModelUploader(
-        s3_client(settings, user=S3User.BRIDGE), settings.bucket, retention=dt.timedelta(days=settings.retention_days)
+        _s3(S3User.BRIDGE, as_json, settings), settings.bucket, retention=dt.timedelta(days=settings.retention_days)
     )
     try:
         if not is_artifact_uri(source) and not Path(source).is_dir():
@@ -192,7 +200,7 @@ def verify(
 
     evidence = _evidence(ledger, org, role, profile, as_json)
     pointer = evidence.pointer
-    client = s3_client(S3Settings.from_env(), user=S3User.AUDITOR)
+    client = _s3(S3User.AUDITOR, as_json)
     if bundle is not None:
         try:
             signature, why = bundle.read_bytes(), ""
@@ -224,7 +232,7 @@ def fetch(
 
     evidence = _evidence(ledger, org, role, profile, as_json)
     try:
-        result = fetch_verified(s3_client(S3Settings.from_env(), user=S3User.AUDITOR), evidence, dest)
+        result = fetch_verified(_s3(S3User.AUDITOR, as_json), evidence, dest)
     except OSError as exc:
         fail(str(exc), as_json)
     if as_json:

@@ -8,7 +8,7 @@ coding has parity), the ``minio`` process, then the buckets, users and policies
 of :mod:`~modelledger.mlops.servers.minio_admin`. The root credentials serve
 only this administration. On a healthy server it changes nothing.
 
-Its settings (the ``S3_*`` variables) are :class:`~modelledger.runtime.settings.S3Settings`.
+Its settings (``MODELLEDGER_S3_*``) are :class:`~modelledger.runtime.settings.S3Settings`.
 """
 
 from __future__ import annotations

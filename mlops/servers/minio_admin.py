@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from modelledger.mlops.servers.minio_root import S3ServerError, read_credentials
-from modelledger.mlops.store.s3_access import REGION, read_user_credentials
+from modelledger.mlops.store.s3_access import REGION, S3AccessError, read_user_credentials
 from modelledger.mlops.store.s3errors import error_code
 from modelledger.runtime.private_files import make_private_dir, write_private_file
 from modelledger.runtime.settings import MLFLOW_ARTIFACTS_PREFIX, S3_BUCKET_ENV, S3Settings, S3User
@@ -304,6 +304,10 @@ def ensure_users(settings: S3Settings) -> list[str]:
                 actions.append(f"created S3 user {creds.access_key}")
             if info is None or info.get("policyName") != name or info.get("status") != "enabled":
                 admin.policy_set(name, user=creds.access_key)
+    except S3ServerError:
+        raise
+    except S3AccessError as exc:  # a user's credential file is damaged
+        raise S3ServerError(str(exc)) from exc
     except (MinioAdminException, urllib3.exceptions.HTTPError, ValueError) as exc:
         raise S3ServerError(f"MinIO refused to set up its users and policies: {exc}") from exc
     return actions

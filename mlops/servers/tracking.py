@@ -166,7 +166,10 @@ class MlflowServer(SupervisedServer):
             read_user_credentials(self.s3, S3User.MLFLOW)
         except S3AccessError as exc:
             raise MlflowServerError(f"MLflow has no S3 user yet ({exc})") from exc
-        actions = ensure_user_files(s)
+        try:
+            actions = ensure_user_files(s)
+        except MlflowAuthError as exc:  # a damaged account file
+            raise MlflowServerError(str(exc)) from exc
         if write_if_changed(auth_config_file(s), auth_config(s)):
             actions.append(f"wrote {auth_config_file(s).name}")
 

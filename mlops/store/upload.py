@@ -101,7 +101,7 @@ class ModelUploader(LockedWrites):
     """Uploads model folders to the anchored bucket as content-addressed, locked chunks.
 
     Args:
-        client: A boto3 S3 client (see ``modelledger.mlops.servers.minio.s3_client``; payload signing off).
+        client: A boto3 S3 client (see ``modelledger.mlops.store.s3_access.s3_client``; payload signing off).
         bucket: The anchored bucket (Object Lock on).
         retention: How long every object of an anchored model stays locked in COMPLIANCE mode.
         workers: Chunks sent in parallel (and the most chunks held in memory).

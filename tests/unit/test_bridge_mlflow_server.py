@@ -259,3 +259,20 @@ def test_the_configured_authorization_function_can_be_imported_by_the_server() -
 
     module, name = AUTHORIZATION_FUNCTION.split(":")
     assert getattr(importlib.import_module(module), name) is authenticate
+
+
+def test_a_damaged_account_file_fails_mlflow_up_with_the_servers_error_before_anything_starts(tmp_path: Path) -> None:
+    from modelledger.mlops.servers.tracking import MlflowServerError
+
+    s3 = S3Settings(state_dir=tmp_path)
+    s3.users_dir.mkdir(parents=True)
+    s3.user_credentials_file(S3User.MLFLOW).write_text("[default]\naws_access_key_id = a\naws_secret_access_key = b\n")
+    settings = MlflowSettings(state_dir=tmp_path, port=17951)
+    server = MlflowServer(settings, s3=s3, webhook_target="http://127.0.0.1:17960/webhooks/mlflow")
+    server.claim_state_dir()  # a folder of ours, as a first `mlflow up` leaves it
+    ensure_user_files(settings)
+    (tmp_path / "mlflow" / "users" / "admin.env").write_text("MLFLOW_TRACKING_USERNAME=admin\n")  # no password
+    # `mlflow up` reports the server's error type as one line (bring_up catches it); nothing was started.
+    with pytest.raises(MlflowServerError, match=r"cannot read the MLflow credentials of admin from .*admin.env"):
+        server.up()
+    assert server.supervisor.running(server.process) is None

@@ -307,3 +307,32 @@ def test_cli_reports_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["s3", "down", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"error": "MODELLEDGER_S3_PORT must be an integer, got 'seven'"}
+
+
+def test_a_damaged_user_credential_file_fails_s3_up_with_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from modelledger.mlops.servers import minio_admin
+
+    s = S3Settings(state_dir=tmp_path)
+    s.users_dir.mkdir(parents=True)
+    for user in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR):
+        s.user_credentials_file(user).write_text("[default]\naws_access_key_id = x\n")  # no secret: damaged
+    monkeypatch.setattr(minio_admin, "_admin", lambda settings: object())  # not reached: the file is read first
+    # The server's own error type, which `s3 up` reports as one line (bring_up catches S3Server.error).
+    with pytest.raises(S3ServerError, match=r"cannot read S3 credentials of mlflow from .*mlflow.credentials"):
+        minio_admin.ensure_users(s)
+
+
+def test_store_upload_without_credentials_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path / "state"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    result = CliRunner().invoke(app, ["store", "upload", str(model), "--json"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert json.loads(result.stdout) == {
+        "error": f"no S3 credentials for bridge at {tmp_path / 'state' / 's3' / 'users' / 'bridge.credentials'}; "
+        "run `make s3-up` first"
+    }
