@@ -11,16 +11,23 @@
    signature, signer (the registrant, an identity of its organisation) and
    status, the one verification every command uses;
 5. tamper with a copy of the model and show the verification naming the file.
+
+The console tells only that story: the log lines, warnings and run links of
+the libraries underneath (MLflow, urllib3, botocore, scikit-learn, XGBoost)
+go to ``<state>/demo/demo.log`` (:func:`library_output_to`), whose path the
+demo prints at its end, also when it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +54,84 @@ from modelledger.mlops.store import (
     verify_version,
 )
 from modelledger.mlops.store.s3_access import S3AccessError, s3_client
-from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path
+from modelledger.runtime.private_files import open_private_log
+from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path, state_dir
 from modelledger.sdk.profile import ConnectionProfile
 
 MODEL_NAME = "breast-cancer-xgb"
 
+# The loggers MLflow gives their own stderr handler (and propagate=False) when it is imported.
+MLFLOW_OWN_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
+# MLflow's switches for what it writes to the terminal itself rather than through logging: the
+# "🏃 View run … / 🧪 View experiment …" lines (sys.stdout) and the artifacts' tqdm progress bars.
+# The demo writes the run's link to its log instead.
+MLFLOW_QUIET_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+_log = logging.getLogger("modelledger.demo")
+
 
 class DemoError(Exception):
     """A step of the demo failed; the message says which and why."""
+
+
+def demo_log_path() -> Path:
+    """Where the demo writes the other libraries' log lines and warnings: ``<state>/demo/demo.log``."""
+    return state_dir() / "demo" / "demo.log"
+
+
+@contextlib.contextmanager
+def library_output_to(path: Path) -> Iterator[Path]:
+    """Sends the libraries' log records and warnings to ``path`` (0600, appended), not to the terminal.
+
+    Inside the block, every logger propagates to the root logger, whose only
+    handler is the file: MLflow's own loggers lose the stderr handler MLflow
+    gives them on import, ``warnings`` go through logging
+    (:func:`logging.captureWarnings`), and MLflow's direct terminal writes (run
+    links, progress bars) are switched off by :data:`MLFLOW_QUIET_ENV`. What
+    the demo prints itself, and exceptions, are untouched. Everything is put
+    back on exit.
+
+    Args:
+        path: The log file (created mode 0600 in a 0700 folder if missing).
+
+    Yields:
+        ``path``.
+    """
+    import mlflow  # noqa: F401  (imported first: its import installs the handlers replaced below)
+
+    saved_env = {k: os.environ.get(k) for k in MLFLOW_QUIET_ENV}
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    own_loggers = [logging.getLogger(name) for name in MLFLOW_OWN_LOGGERS]
+    saved_own = [(own, own.handlers[:], own.level, own.propagate) for own in own_loggers]
+    stream = os.fdopen(open_private_log(path), "a", encoding="utf-8")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    try:
+        os.environ.update(MLFLOW_QUIET_ENV)
+        for own in own_loggers:
+            own.handlers = []
+            own.propagate = True
+        logging.getLogger("mlflow").setLevel(logging.INFO)
+        root.handlers = [handler]
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        _log.info("demo started at %s", datetime.now(UTC).isoformat(timespec="seconds"))
+        yield path
+    finally:
+        logging.captureWarnings(False)
+        root.handlers, level = saved_root
+        root.setLevel(level)
+        for own, handlers, level, propagate in saved_own:
+            own.handlers, own.propagate = handlers, propagate
+            own.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        handler.close()
+        stream.close()
 
 
 def _step(console: Console, n: int, text: str) -> None:
@@ -98,6 +175,13 @@ def train_and_register(console: Console, tracking_uri: str) -> tuple[str, str, f
     t0 = time.monotonic()
     mv = mlflow.register_model(info.model_uri, MODEL_NAME)
     console.print(f"   registered [bold]{MODEL_NAME}[/] version {mv.version} from run {run.info.run_id[:12]}…")
+    _log.info(
+        "MLflow run %s: %s/#/experiments/%s/runs/%s",
+        run.info.run_name,
+        tracking_uri.rstrip("/"),
+        run.info.experiment_id,
+        run.info.run_id,
+    )
     return MODEL_NAME, str(mv.version), t0
 
 
@@ -127,11 +211,21 @@ def wait_anchored(
 
 
 def run(console: Console | None = None) -> int:
-    """Runs the demo on the stack described by the environment; returns the exit code."""
+    """Runs the demo on the stack described by the environment; returns the exit code.
+
+    The libraries' log lines and warnings go to :func:`demo_log_path`, printed at the end.
+    """
     console = console or Console()
-    # MLflow's hints about schema inference and dataset sources are noise here.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    log_path = demo_log_path()
+    try:
+        with library_output_to(log_path):
+            return _run(console)
+    finally:
+        console.print(f"[dim]MLflow's and the other libraries' log lines and warnings: {log_path}[/]")
+
+
+def _run(console: Console) -> int:
+    """The demo's story, printed on ``console``; returns the exit code."""
     mlflow_settings = MlflowSettings.from_env()
     # The data scientist's side runs as the stack's data scientist (MLflow's own authentication),
     # unless the environment already names an MLflow user.
