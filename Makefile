@@ -34,6 +34,10 @@ tools: ## Build the pinned Fabric, Fabric CA and MinIO binaries into .tools/ (se
 demo: up ## Bring everything up, then train, register, anchor and verify a model (and a tampered copy)
 	@$(CLI) demo
 
+.PHONY: demo-clean
+demo-clean: install ## Delete the demo's log of MLflow's and the other libraries' output (<state>/demo/demo.log)
+	@$(CLI) demo-clean
+
 .PHONY: up
 up: network-up deploy-chaincode s3-up mlflow-up bridge-up ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent)
 
@@ -46,7 +50,7 @@ status: install ## Status of the stack (nodes, chaincode servers, S3, MLflow, br
 	$(CLI) bridge status || rc=1; exit $$rc
 
 .PHONY: clean
-clean: bridge-clean mlflow-clean network-clean s3-clean ## Stop the stack and wipe all generated state
+clean: demo-clean bridge-clean mlflow-clean network-clean s3-clean ## Stop the stack and wipe all generated state
 
 # --- MLflow and the bridge ----------------------------------------------------------------
 .PHONY: mlflow-up

@@ -74,9 +74,42 @@ class DemoError(Exception):
     """A step of the demo failed; the message says which and why."""
 
 
+class _LinesToLog:
+    """A text stream whose complete lines become INFO records of ``logger`` (MLflow's ``eprint`` stream)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        """Logs each complete line of ``text``; keeps a trailing partial line for the next write."""
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self._logger.info("%s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Logs a pending partial line."""
+        if self._pending.strip():
+            self._logger.info("%s", self._pending)
+        self._pending = ""
+
+
 def demo_log_path() -> Path:
     """Where the demo writes the other libraries' log lines and warnings: ``<state>/demo/demo.log``."""
     return state_dir() / "demo" / "demo.log"
+
+
+def remove_demo_log() -> Path | None:
+    """Deletes :func:`demo_log_path` (and its folder once empty); returns the path if it existed."""
+    path = demo_log_path()
+    if not path.is_file():
+        return None
+    path.unlink()
+    with contextlib.suppress(OSError):  # not empty: something else lives there, keep it
+        path.parent.rmdir()
+    return path
 
 
 @contextlib.contextmanager
@@ -86,8 +119,12 @@ def library_output_to(path: Path) -> Iterator[Path]:
     Inside the block, every logger propagates to the root logger, whose only
     handler is the file: MLflow's own loggers lose the stderr handler MLflow
     gives them on import, ``warnings`` go through logging
-    (:func:`logging.captureWarnings`), and MLflow's direct terminal writes (run
-    links, progress bars) are switched off by :data:`MLFLOW_QUIET_ENV`. What
+    (:func:`logging.captureWarnings`), MLflow's event messages (``eprint``:
+    "Successfully registered model …", "Created version …"), written to the
+    stream ``mlflow.utils.logging_utils.MLFLOW_LOGGING_STREAM`` and from there
+    to stderr, become records of the ``mlflow.events`` logger, and MLflow's
+    direct terminal writes (run links, progress bars) are switched off by
+    :data:`MLFLOW_QUIET_ENV`. What
     the demo prints itself, and exceptions, are untouched. Everything is put
     back on exit.
 
@@ -98,6 +135,10 @@ def library_output_to(path: Path) -> Iterator[Path]:
         ``path``.
     """
     import mlflow  # noqa: F401  (imported first: its import installs the handlers replaced below)
+    from mlflow.utils import logging_utils as mlflow_logging
+
+    saved_events = mlflow_logging.MLFLOW_LOGGING_STREAM
+    events = _LinesToLog(logging.getLogger("mlflow.events"))
 
     saved_env = {k: os.environ.get(k) for k in MLFLOW_QUIET_ENV}
     root = logging.getLogger()
@@ -116,9 +157,12 @@ def library_output_to(path: Path) -> Iterator[Path]:
         root.handlers = [handler]
         root.setLevel(logging.INFO)
         logging.captureWarnings(True)
+        mlflow_logging.MLFLOW_LOGGING_STREAM = events  # eprint() looks the stream up at each call
         _log.info("demo started at %s", datetime.now(UTC).isoformat(timespec="seconds"))
         yield path
     finally:
+        events.flush()
+        mlflow_logging.MLFLOW_LOGGING_STREAM = saved_events
         logging.captureWarnings(False)
         root.handlers, level = saved_root
         root.setLevel(level)

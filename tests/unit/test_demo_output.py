@@ -32,9 +32,11 @@ def _mlflow_noise(monkeypatch: pytest.MonkeyPatch) -> None:
     """What MLflow and the others print during the demo: log lines, a warning, the run links."""
     from mlflow.store.tracking.rest_store import RestStore
     from mlflow.tracking._tracking_service.client import TrackingServiceClient
+    from mlflow.utils.logging_utils import eprint
 
     logging.getLogger("mlflow.store.model_registry.abstract_store").info("Waiting up to 300 seconds for model version")
     logging.getLogger("urllib3.connectionpool").warning("Retrying after connection broken")
+    eprint("Successfully registered model 'breast-cancer-xgb'.")
     warnings.warn("Hint: Inferred schema contains integer column(s)", UserWarning, stacklevel=1)
     # A run ending on a tracking server: MLflow writes "🏃 View run … at: http://…" to stdout itself.
     monkeypatch.setattr(RestStore, "get_run", lambda self, run_id: _finished_run(run_id))
@@ -56,6 +58,7 @@ def test_library_logs_warnings_and_run_links_go_to_the_file_not_the_console(
     text = log.read_text()
     assert "INFO mlflow.store.model_registry.abstract_store: Waiting up to 300 seconds" in text
     assert "WARNING urllib3.connectionpool: Retrying" in text
+    assert "INFO mlflow.events: Successfully registered model 'breast-cancer-xgb'." in text
     assert "UserWarning: Hint: Inferred schema" in text
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
@@ -73,6 +76,7 @@ def test_without_the_demo_setup_mlflow_speaks_on_the_console(
     out, err = capfd.readouterr()
     assert "View run xgb-breast-cancer at: http://127.0.0.1:9/#/experiments/1/runs/0123456789abcdef" in out
     assert "Waiting up to 300 seconds" in err
+    assert "Successfully registered model 'breast-cancer-xgb'." in err
 
 
 def test_the_setup_is_undone_and_errors_still_raise(tmp_path: Path) -> None:
@@ -88,3 +92,24 @@ def test_the_setup_is_undone_and_errors_still_raise(tmp_path: Path) -> None:
 def test_the_log_lives_in_the_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
     assert demo_log_path() == tmp_path / "demo" / "demo.log"
+
+
+def test_mlflow_event_lines_become_whole_records(tmp_path: Path) -> None:
+    from mlflow.utils.logging_utils import eprint
+
+    log = tmp_path / "demo.log"
+    with library_output_to(log):
+        eprint("Created version '1' of model", end="")
+        eprint(" 'breast-cancer-xgb'.", end="")
+    assert "INFO mlflow.events: Created version '1' of model 'breast-cancer-xgb'.\n" in log.read_text()
+
+
+def test_make_clean_removes_the_demo_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelledger.mlops.demo import remove_demo_log
+
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
+    assert remove_demo_log() is None
+    with library_output_to(demo_log_path()):
+        logging.getLogger("mlflow").info("a line")
+    assert remove_demo_log() == tmp_path / "demo" / "demo.log"
+    assert not (tmp_path / "demo").exists()
