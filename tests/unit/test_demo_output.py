@@ -113,3 +113,33 @@ def test_make_clean_removes_the_demo_log(tmp_path: Path, monkeypatch: pytest.Mon
         logging.getLogger("mlflow").info("a line")
     assert remove_demo_log() == tmp_path / "demo" / "demo.log"
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("outcome", ["fails", "raises"])
+def test_the_log_path_is_printed_at_the_end_also_on_failure(
+    outcome: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from modelledger.mlops import demo
+
+    def story(console: Console) -> int:
+        console.print("demo failed: the bridge could not anchor it")
+        if outcome == "raises":
+            raise RuntimeError("an unexpected error")
+        return 1
+
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(demo, "_run", story)
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    if outcome == "raises":
+        with pytest.raises(RuntimeError, match="an unexpected error"):
+            demo.run(console)
+    else:
+        assert demo.run(console) == 1
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "demo failed: the bridge could not anchor it"
+    assert lines[-1].endswith(str(tmp_path / "demo" / "demo.log"))
