@@ -80,6 +80,35 @@ def orderer_env(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, 
     return env
 
 
+# Gossip timing overrides (Fabric's defaults in sampleconfig core.yaml in brackets).
+#
+# When a peer joins the channel (or restarts), Fabric's gossip probes the other
+# organisations' anchor peers at once (gossip_impl.go learnAnchorPeers ->
+# discovery Connect), from the first channel-config callback in
+# core/peer/peer.go createChannel: before the channel's TLS root CAs are
+# trusted (updateTrustedRoots runs after it) and before the channel is
+# registered (so "Could not acquire policy manager for channel"), and before
+# the other peer has joined. That first probe therefore fails, and
+# discovery_impl.go Connect sleeps ``reconnectInterval`` [25s] before the next
+# try: the ~25-30 s a fresh network or a restarted peer waited for membership.
+# One second between tries keeps the same retry window [25s x 120 attempts].
+# Once connected, a peer counts as a channel member only after its StateInfo
+# message arrives (channel.go GetPeers): it is published on the
+# ``publishStateInfoInterval`` [4s] tick (and only once the membership is not
+# empty) and pulled every ``requestStateInfoInterval`` [4s]; both are 1s here.
+# ``membershipTrackerInterval`` [5s] is how often the channel membership gauge
+# (gossip_membership_total_peers_known, which readiness reads) is refreshed.
+GOSSIP_RECONNECT_INTERVAL_S = 1
+GOSSIP_RETRY_WINDOW_S = 25 * 120
+GOSSIP_TIMING_ENV = {
+    "CORE_PEER_GOSSIP_RECONNECTINTERVAL": f"{GOSSIP_RECONNECT_INTERVAL_S}s",
+    "CORE_PEER_GOSSIP_MAXCONNECTIONATTEMPTS": str(GOSSIP_RETRY_WINDOW_S // GOSSIP_RECONNECT_INTERVAL_S),
+    "CORE_PEER_GOSSIP_PUBLISHSTATEINFOINTERVAL": "1s",
+    "CORE_PEER_GOSSIP_REQUESTSTATEINFOINTERVAL": "1s",
+    "CORE_PEER_GOSSIP_MEMBERSHIPTRACKERINTERVAL": "1s",
+}
+
+
 def peer_env(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, str]:
     """Environment of one peer: listeners, gossip, TLS, LevelDB state, ledger paths."""
     tls = layout.node_tls(node)
@@ -96,6 +125,7 @@ def peer_env(topo: Topology, node: Node, layout: NetworkLayout) -> dict[str, str
             "CORE_PEER_CHAINCODELISTENADDRESS": f"{node.host}:{node.chaincode_port}",
             "CORE_PEER_GOSSIP_BOOTSTRAP": bootstrap,
             "CORE_PEER_GOSSIP_EXTERNALENDPOINT": node.address,
+            **GOSSIP_TIMING_ENV,
             "CORE_PEER_LOCALMSPID": node.msp_id,
             "CORE_PEER_MSPCONFIGPATH": str(layout.node_msp(node)),
             "CORE_PEER_TLS_ENABLED": "true",

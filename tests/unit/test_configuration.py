@@ -109,3 +109,19 @@ def test_channel_gauge_reads_only_the_named_metric_per_channel() -> None:
     assert channel_gauge(text, "ledger_blockchain_height") == {"mlops": 7.0, "other": 12.0}
     assert channel_gauge(text, "consensus_etcdraft_is_leader") == {"mlops": 1.0}
     assert channel_gauge("", "ledger_blockchain_height") == {}
+
+
+def test_peer_gossip_retries_anchor_peers_within_a_second_not_fabrics_25s() -> None:
+    # A peer's first anchor-peer probe on joining (or rejoining) the channel fails by
+    # design of Fabric's join order; the next try waits reconnectInterval (25s default),
+    # and a member counts only once its StateInfo arrives (4s publish/pull ticks).
+    env = peer_env(TOPO, TOPO.org("Org1").peers[0], LAYOUT)
+    assert env["CORE_PEER_GOSSIP_RECONNECTINTERVAL"] == "1s"
+    # The same total retry window as Fabric's default (25s x 120 attempts).
+    assert int(env["CORE_PEER_GOSSIP_MAXCONNECTIONATTEMPTS"]) == 3000
+    assert env["CORE_PEER_GOSSIP_PUBLISHSTATEINFOINTERVAL"] == "1s"
+    assert env["CORE_PEER_GOSSIP_REQUESTSTATEINFOINTERVAL"] == "1s"
+    assert env["CORE_PEER_GOSSIP_MEMBERSHIPTRACKERINTERVAL"] == "1s"
+    # The other organisation's peer is found through the anchor peer in the channel
+    # configuration, and this peer advertises an external endpoint to be reachable.
+    assert env["CORE_PEER_GOSSIP_EXTERNALENDPOINT"] == env["CORE_PEER_ADDRESS"]
