@@ -64,12 +64,19 @@ build_in_background() {
 }
 
 # A stopped `make tools` (Ctrl-C, TERM) stops its builds too: each background build and the go commands under it.
+# The whole tree is collected first: a go command whose subshell died first would run on as an orphan.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1"); do echo "$child"; descendants "$child"; done
+}
 stop_builds() {
-  local pid
+  local pid tree=()
   for pid in "${PIDS[@]}"; do
-    pkill -TERM -P "$pid" 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
+    # shellcheck disable=SC2207  # pids are words
+    tree+=("$pid" $(descendants "$pid"))
   done
+  [[ ${#tree[@]} -gt 0 ]] && kill -TERM "${tree[@]}" 2>/dev/null
+  return 0
 }
 trap 'stop_builds; exit 130' INT TERM
 
