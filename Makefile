@@ -16,11 +16,19 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # --- setup --------------------------------------------------------------------------------
+# Quiet unless it fails: pip's output goes to a temporary log, printed (and kept) only on failure.
+# (On success that includes setuptools' "Editable installation" notice, which every editable install of a
+# package-dir mapping like ours gets; see docs/operations.md.)
 $(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,demo,postgres]'
-	@touch $@
+	@t0=$$(date +%s); log="$$(mktemp -t modelledger-install.XXXXXX)"; \
+	echo "install: installing ModelLedger and its dev, demo and postgres dependencies into $(VENV) (log: $$log)"; \
+	if { test -x $(PY) || $(PYTHON) -m venv $(VENV); } >>"$$log" 2>&1 \
+	  && $(PY) -m pip install --quiet --upgrade pip >>"$$log" 2>&1 \
+	  && $(PY) -m pip install --quiet -e '.[dev,demo,postgres]' >>"$$log" 2>&1; then \
+	  rm -f "$$log"; touch $@; echo "install: done in $$(( $$(date +%s) - t0 ))s"; \
+	else \
+	  echo "install: FAILED; the output of venv and pip (kept in $$log):" >&2; cat "$$log" >&2; exit 1; \
+	fi
 
 .PHONY: install
 install: $(VENV)/.installed ## Create .venv and install ModelLedger with its dev dependencies

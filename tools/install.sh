@@ -20,7 +20,13 @@ mkdir -p "$BIN" "$TOOLS_DIR/src" "$TOOLS_DIR/stamps"
 
 now() { date +%s; }
 
+# Each set whose stamp is stale is built in the background, all at once: `go get` (module resolution and any
+# download) waits on the network and the links are mostly single-threaded, so the sets overlap well even on
+# two cores, while `go build` itself already compiles a set's packages on every core.
+NAMES=() PIDS=()
+
 # build_set NAME MODULE@VERSION LDFLAGS PKG...
+# Only the binaries the project runs are built: network/binaries.py's REQUIRED, and minio.
 build_set() {
   local name="$1" modver="$2" ldflags="$3"; shift 3
   local pkgs=("$@") stamp="$TOOLS_DIR/stamps/$name" want missing=0
@@ -31,25 +37,48 @@ build_set() {
     echo "tools: $name $modver is up to date"
     return 0
   fi
-  echo "tools: building $name $modver: ${pkgs[*]##*/}"
-  local t0 src="$TOOLS_DIR/src/$name"
+  echo "tools: building $name $modver: ${pkgs[*]##*/} (log: $TOOLS_DIR/src/$name.log)"
+  rm -f "$TOOLS_DIR/src/$name.result"
+  build_in_background "$name" "$modver" "$ldflags" "$want" "${pkgs[@]}" &
+  NAMES+=("$name") PIDS+=("$!")
+}
+
+# build_in_background NAME MODULE@VERSION LDFLAGS STAMP PKG...: builds one set; writes its stamp on success
+# and "<exit code> <seconds>" to src/NAME.result either way.
+build_in_background() {
+  local name="$1" modver="$2" ldflags="$3" want="$4"; shift 4
+  local pkgs=("$@") src="$TOOLS_DIR/src/$name" t0 rc=0
   t0=$(now)
   rm -rf "$src" && mkdir -p "$src"
-  if ! (
-    cd "$src"
-    go mod init "modelledger.local/tools/$name"
-    local args=()
-    for p in "${pkgs[@]}"; do args+=("$p@${modver#*@}"); done
-    go get -tool "${args[@]}"
-    GOBIN="$BIN" go install -trimpath -ldflags "$ldflags" tool
-  ) >"$src.log" 2>&1; then
-    echo "tools: FAILED to build $name $modver; last lines of $src.log:" >&2
-    tail -n 25 "$src.log" >&2
-    return 1
-  fi
-  echo "$want" > "$stamp"
-  echo "tools: built $name in $(( $(now) - t0 ))s"
+  local args=()
+  for p in "${pkgs[@]}"; do args+=("$p@${modver#*@}"); done
+  # `set -e` does not apply left of `||`: each step is chained explicitly.
+  (
+    cd "$src" \
+      && go mod init "modelledger.local/tools/$name" \
+      && go get -tool "${args[@]}" \
+      && GOBIN="$BIN" go install -trimpath -ldflags "$ldflags" tool
+  ) >"$src.log" 2>&1 || rc=$?
+  [[ $rc == 0 ]] && echo "$want" > "$TOOLS_DIR/stamps/$name"
+  echo "$rc $(( $(now) - t0 ))" > "$src.result"
 }
+
+# A stopped `make tools` (Ctrl-C, TERM) stops its builds too: each background build and the go commands under it.
+# The whole tree is collected first: a go command whose subshell died first would run on as an orphan.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1"); do echo "$child"; descendants "$child"; done
+}
+stop_builds() {
+  local pid tree=()
+  for pid in "${PIDS[@]}"; do
+    # shellcheck disable=SC2207  # pids are words
+    tree+=("$pid" $(descendants "$pid"))
+  done
+  [[ ${#tree[@]} -gt 0 ]] && kill -TERM "${tree[@]}" 2>/dev/null
+  return 0
+}
+trap 'stop_builds; exit 130' INT TERM
 
 T0=$(now)
 FM="$FABRIC_MODULE"
@@ -66,6 +95,39 @@ MM="$MINIO_MODULE"
 build_set minio "$MM@$MINIO_MODULE_VERSION" \
   "-s -w -X $MM/cmd.Version=$MINIO_VERSION -X $MM/cmd.ReleaseTag=$MINIO_RELEASE_TAG -X $MM/cmd.CommitID=$MINIO_COMMIT -X $MM/cmd.ShortCommitID=${MINIO_COMMIT:0:12} -X $MM/cmd.CopyrightYear=${MINIO_VERSION:0:4}" \
   "$MM"
+
+# Progress: every 10 s, which sets are still building and for how long; each set's time when it ends.
+failed=0
+pending=("${!NAMES[@]}")
+last=$(now)
+while [[ ${#pending[@]} -gt 0 ]]; do
+  sleep 1
+  still=()
+  for i in "${pending[@]}"; do
+    name="${NAMES[$i]}" result="$TOOLS_DIR/src/${NAMES[$i]}.result"
+    if kill -0 "${PIDS[$i]}" 2>/dev/null; then
+      still+=("$i")
+      continue
+    fi
+    wait "${PIDS[$i]}" || true
+    read -r rc secs < "$result" || { rc=1; secs="?"; }
+    if [[ $rc == 0 ]]; then
+      echo "tools: built $name in ${secs}s"
+    else
+      failed=1
+      echo "tools: FAILED to build $name after ${secs}s; last lines of $TOOLS_DIR/src/$name.log:" >&2
+      tail -n 25 "$TOOLS_DIR/src/$name.log" >&2
+    fi
+  done
+  pending=("${still[@]}")
+  if [[ ${#pending[@]} -gt 0 && $(( $(now) - last )) -ge 10 ]]; then
+    last=$(now)
+    running=()
+    for i in "${pending[@]}"; do running+=("${NAMES[$i]}"); done
+    echo "tools: still building ${running[*]}… $(( last - T0 ))s"
+  fi
+done
+[[ $failed == 0 ]] || exit 1
 
 # Where the stock core.yaml / orderer.yaml live: the installed Fabric module.
 # `go mod download` restores the module if the Go module cache was cleaned since.
