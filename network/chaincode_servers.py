@@ -19,7 +19,7 @@ from modelledger.network.errors import ChaincodeError, NodeFailedError
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.topology import Organization, Topology
 from modelledger.runtime.lifecycle import wait_healthy
-from modelledger.runtime.processes import ProcessFailedError, ProcessSupervisor, wait_port_free
+from modelledger.runtime.processes import ProcessSupervisor, wait_port_free
 from modelledger.runtime.status import ServerStatus
 from modelledger.runtime.tls import create_tls_ca, issue_tls_certificate, tls_context, tls_handshake
 
@@ -121,10 +121,7 @@ class ChaincodeServers:
             NodeFailedError: A server exited or stayed unreachable; names its log.
         """
         checks = {server_name(self.topo, o): (lambda o=o: self.health(o)) for o in self.topo.application_orgs}
-        try:
-            wait_healthy(self.supervisor, checks, self.health_timeout, "chaincode server")
-        except ProcessFailedError as exc:
-            raise NodeFailedError(exc.node, exc.log_path, exc.reason) from exc
+        wait_healthy(self.supervisor, checks, self.health_timeout, "chaincode server", NodeFailedError)
 
     def all_running(self) -> bool:
         """Whether every application organisation's server runs."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from modelledger.runtime.processes import ProcessFailedError
+
 
 class NetworkError(Exception):
     """Something in the network could not be generated, started or queried."""
@@ -41,16 +43,9 @@ class ChaincodeError(NetworkError):
     """The chaincode could not be built, deployed or reached."""
 
 
-class NodeFailedError(NetworkError):
-    """A node did not become healthy in time.
+class NodeFailedError(ProcessFailedError, NetworkError):
+    """A node of the network (CA, orderer, peer, chaincode server) exited or did not become healthy in time.
 
-    Attributes:
-        node: The process name, e.g. ``peer0-Org1``.
-        log_path: Where that node writes its log.
+    The runtime's :class:`~modelledger.runtime.processes.ProcessFailedError` (``node``, ``log_path``,
+    ``reason``), raised as a network error.
     """
-
-    def __init__(self, node: str, log_path: Path, reason: str) -> None:
-        self.node = node
-        self.log_path = log_path
-        self.reason = reason
-        super().__init__(f"{node} failed: {reason} (log: {log_path})")

@@ -58,7 +58,6 @@ from modelledger.runtime.lifecycle import (
 from modelledger.runtime.private_files import write_if_changed
 from modelledger.runtime.processes import (
     HealthCheck,
-    ProcessFailedError,
     ProcessSupervisor,
     first_busy_port,
 )
@@ -235,10 +234,7 @@ class FabricNetwork:
             ) from exc
 
     def _wait_healthy(self, checks: dict[str, HealthCheck], what: str) -> None:
-        try:
-            wait_healthy(self.supervisor, checks, self.settings.health_timeout, what)
-        except ProcessFailedError as exc:
-            raise NodeFailedError(exc.node, exc.log_path, exc.reason) from exc
+        wait_healthy(self.supervisor, checks, self.settings.health_timeout, what, NodeFailedError)
 
     def _node_heights(self, node: Node) -> dict[str, int]:
         """A node's height per channel (peers from metrics, orderers from the admin API)."""

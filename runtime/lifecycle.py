@@ -34,11 +34,18 @@ class UpReport:
     seconds_to_healthy: float
 
 
-def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout: float, what: str) -> None:
+def wait_healthy(
+    sup: ProcessSupervisor,
+    checks: dict[str, HealthCheck],
+    timeout: float,
+    what: str,
+    error: type[ProcessFailedError] = ProcessFailedError,
+) -> None:
     """Waits until every named process passes its check.
 
     Raises:
-        ProcessFailedError: A process exited, or was not healthy after ``timeout`` seconds; names its log.
+        ProcessFailedError: (or the caller's subclass ``error``) A process exited, or was not healthy after
+            ``timeout`` seconds; names its log.
     """
     deadline = time.monotonic() + timeout
     pending = dict(checks)
@@ -47,7 +54,7 @@ def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout
         for name, check in list(pending.items()):
             info = sup.get(name)
             if info is None or not info.alive:
-                raise ProcessFailedError(name, sup.log_path(name), f"{what} process exited; see its log")
+                raise error(name, sup.log_path(name), f"{what} process exited; see its log")
             ok, last[name] = check()
             if ok:
                 del pending[name]
@@ -55,7 +62,7 @@ def wait_healthy(sup: ProcessSupervisor, checks: dict[str, HealthCheck], timeout
             return
         if time.monotonic() > deadline:
             name = sorted(pending)[0]
-            raise ProcessFailedError(name, sup.log_path(name), f"not healthy after {timeout:.0f}s ({last.get(name)})")
+            raise error(name, sup.log_path(name), f"not healthy after {timeout:.0f}s ({last.get(name)})")
         time.sleep(0.2)
 
 
