@@ -39,7 +39,7 @@ install: $(VENV)/.installed ## Create .venv and install ModelLedger with its dev
 
 .PHONY: tools
 tools: ## Build the pinned Fabric, Fabric CA and MinIO binaries into .tools/ (seconds when up to date)
-	@bash tools/install.sh
+	@$(if $(TOOLS_CHECKED),:,bash tools/install.sh)
 
 # --- the whole stack (grows with later parts) ----------------------------------------------
 .PHONY: demo
@@ -51,7 +51,16 @@ demo-clean: install ## Delete the demo's log of MLflow's and the other libraries
 	@$(CLI) demo-clean
 
 .PHONY: up
-up: network-up deploy-chaincode s3-up mlflow-up bridge-up ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent)
+up: install tools ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent; two parts at a time)
+	@if [ -t 1 ]; then export TTY_COMPATIBLE=1 TTY_INTERACTIVE=0 COLUMNS="$${COLUMNS:-$$(tput cols 2>/dev/null || echo 80)}"; fi; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target TOOLS_CHECKED=1 stack-up
+
+# The network (then the chaincode) and S3 (then MLflow) start side by side; the bridge waits for both. Each
+# part's output is printed whole when it ends (--output-sync). On a terminal it reads as on one: rich's
+# TTY_COMPATIBLE keeps colours and tables at the terminal's width, TTY_INTERACTIVE=0 drops the spinner (its
+# frames would only be replayed).
+.PHONY: stack-up
+stack-up: network-up deploy-chaincode s3-up mlflow-up bridge-up
 
 .PHONY: down
 down: bridge-down mlflow-down network-down s3-down ## Stop the stack, keeping all data
@@ -78,7 +87,7 @@ mlflow-clean: install ## Stop MLflow and delete its database
 	@$(CLI) mlflow clean
 
 .PHONY: bridge-up
-bridge-up: install mlflow-up ## Install the MLflow webhook and start the bridge on 127.0.0.1:7960 (idempotent)
+bridge-up: install mlflow-up deploy-chaincode ## Install the MLflow webhook and start the bridge on 127.0.0.1:7960 (idempotent)
 	@$(CLI) bridge install
 	@$(CLI) bridge up
 
@@ -134,7 +143,7 @@ s3-clean: install ## Stop MinIO and delete its state, objects included
 
 # --- chaincode ----------------------------------------------------------------------------
 .PHONY: deploy-chaincode
-deploy-chaincode: install ## Build, install, approve and commit the registry chaincode; start its servers (idempotent)
+deploy-chaincode: install network-up ## Build, install, approve and commit the registry chaincode; start its servers (idempotent)
 	@$(CLI) chaincode deploy
 
 .PHONY: upgrade-chaincode
