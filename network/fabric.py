@@ -43,7 +43,7 @@ from modelledger.network.convergence import (
     wait_raft_leader,
 )
 from modelledger.network.errors import NetworkError, NodeFailedError
-from modelledger.network.identities import enroll_organization
+from modelledger.network.identities import enroll_organizations
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import node_health, start_node
 from modelledger.network.topology import Node, Topology, load_topology
@@ -178,8 +178,10 @@ class FabricNetwork:
         self._wait_healthy({o.ca.name: servers[o.name].healthy for o in topo.organizations}, "CA")
 
         # 2. Identities.
+        say("enrolling identities")
+        by_org = enroll_organizations(topo, topo.organizations, layout, bins)
         for org in topo.organizations:
-            enrolled = enroll_organization(topo, org, layout, bins)
+            enrolled = by_org[org.name]
             if enrolled:
                 say(f"enrolled {', '.join(enrolled)}")
                 actions.append(f"enrolled {len(enrolled)} identities of {org.name}")
