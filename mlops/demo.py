@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelledger.mlops.bridge import (
+    ANCHORING,
     STATUS_ANCHORED,
     STATUS_FAILED,
     TAG_BLOCK,
@@ -57,6 +58,7 @@ from modelledger.mlops.store.s3_access import S3AccessError, s3_client
 from modelledger.runtime.private_files import open_private_log
 from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path, state_dir
 from modelledger.sdk.profile import ConnectionProfile
+from modelledger.sdk.registry.statuses import status_meaning, status_word
 
 MODEL_NAME = "breast-cancer-xgb"
 
@@ -285,6 +287,7 @@ def _run(console: Console) -> int:
         _step(console, 2, "The bridge anchors it: digest, signature, write-once S3, ledger endorsed by every org")
         tags = wait_anchored(console, client, name, version, t0)
         console.print(f"   MLflow tags: {TAG_TX} {tags[TAG_TX][:16]}…, {TAG_BLOCK} {tags[TAG_BLOCK]}")
+        console.print(f"   {STATUS_ANCHORED}: {ANCHORING[STATUS_ANCHORED]}")
 
         _step(console, 3, "A compliance officer (Org1 auditor) reads the ledger record")
         profile = ConnectionProfile.load(connection_profile_path())
@@ -307,7 +310,8 @@ def _run(console: Console) -> int:
         table.add_row("params", ", ".join(f"{p.key}={p.value}" for p in record.params))
         table.add_row("metrics", ", ".join(f"{m.key}={m.value:.4f}" for m in record.metrics))
         table.add_row("registrant", f"{record.registrant.role}@{record.registrant.msp_id}")
-        table.add_row("status", f"{record.status}, tx {record.registered_tx_id[:16]}… at {record.registered_at}")
+        table.add_row("status", f"{status_word(record.status)}: {status_meaning(record.status)}")
+        table.add_row("registered", f"tx {record.registered_tx_id[:16]}… at {record.registered_at}")
         console.print(table)
         if tags.get(TAG_STORAGE, "").split("?")[0] != pointer.uri:
             raise DemoError(f"the MLflow tag {TAG_STORAGE} {tags.get(TAG_STORAGE)} is not the ledger's pointer")

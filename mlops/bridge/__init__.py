@@ -19,7 +19,7 @@ Public surface: :class:`Bridge` and :class:`BridgeError`; :func:`install_webhook
 :class:`Outbox` and :class:`Job`; :class:`Receiver`; :func:`reconcile`;
 :class:`MlflowApi`, :func:`mlflow_client`, :func:`registry_has_version`;
 MLflow's users (:class:`MlflowUser`, :func:`act_as`, :func:`read_user`); and
-the tag vocabulary (``TAG_*``, ``STATUS_*``).
+the tag vocabulary (``TAG_*``, ``STATUS_*``, and ``ANCHORING``: what each status means).
 
 The names are imported on first use (PEP 562, :mod:`modelledger.runtime.lazy_exports`), not with the package: the
 tracking server imports :mod:`~modelledger.mlops.bridge.mlflow_credentials`
@@ -57,6 +57,7 @@ _HOMES = {
     "ReconcileReport": "reconciler",
     "reconcile": "reconciler",
     "Bridge": "service",
+    "ANCHORING": "tags",
     "STATUS_ANCHORED": "tags",
     "STATUS_CONFLICT": "tags",
     "STATUS_FAILED": "tags",
@@ -76,6 +77,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "ANCHORING",
     "EVENTS",
     "STATUS_ANCHORED",
     "STATUS_CONFLICT",

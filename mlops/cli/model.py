@@ -17,8 +17,9 @@ from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.client import RegistryClient
 from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.records import to_json
+from modelledger.sdk.registry.statuses import decision_word, status_meaning, status_word
 
-app = typer.Typer(help="Query registered model versions on the ledger.", no_args_is_help=True)
+app = typer.Typer(help="Query model versions on the ledger.", no_args_is_help=True)
 
 T = TypeVar("T")
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
@@ -60,7 +61,8 @@ def show(
         return
     pointer = ledger_pointer(record=mv)
     rows: list[tuple[str, Any]] = [
-        ("status", mv.status),
+        ("status", status_word(mv.status)),
+        ("meaning", status_meaning(mv.status)),
         ("owner", mv.owner),
         ("model digest", mv.model_digest),
         ("manifest digest", f"{mv.manifest_digest} ({len(mv.manifest.files)} files)"),
@@ -71,7 +73,7 @@ def show(
         ("registered", f"{mv.registered_at} tx {mv.registered_tx_id}"),
     ]
     rows += [(f"dataset {d.name}", f"{d.sha256}{'' if d.registered else ' (not registered)'}") for d in mv.datasets]
-    rows += [(f"{a.decision.lower()} {a.msp_id}", f"{a.actor.role} {a.time} {a.comment}") for a in mv.approvals]
+    rows += [(f"{decision_word(a.decision)} {a.msp_id}", f"{a.actor.role} {a.time} {a.comment}") for a in mv.approvals]
     rows += [(f"deployed {d.environment}", f"{d.endpoint} {d.time}") for d in mv.deployments]
     if mv.revocation:
         rows.append(("revoked", f"{mv.revocation.reason} ({mv.revocation.actor.msp_id}, {mv.revocation.time})"))
@@ -97,7 +99,9 @@ def list_versions(
     for col in ("name", "version", "status", "owner", "model digest", "registered"):
         table.add_column(col, no_wrap=True)
     for mv in page.records:
-        table.add_row(escape(mv.name), mv.version, mv.status, mv.owner, mv.model_digest[:16] + "…", mv.registered_at)
+        table.add_row(
+            escape(mv.name), mv.version, status_word(mv.status), mv.owner, mv.model_digest[:16] + "…", mv.registered_at
+        )
     console.print(table)
     if page.bookmark:
         console.print(f"  more: --bookmark {escape(repr(page.bookmark))}")
@@ -122,7 +126,7 @@ def history(
         table.add_column(col, no_wrap=True)
     for e in entries:
         actor = f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-"
-        table.add_row(e.time, e.action, actor, e.status, e.tx_id[:16] + "…")
+        table.add_row(e.time, e.action, actor, status_word(e.status), e.tx_id[:16] + "…")
     console.print(table)
 
 
@@ -134,12 +138,12 @@ def find_digest(
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Which registered versions have this model digest."""
+    """Which versions on the ledger have this model digest."""
     refs = _query(org, role, profile, as_json, lambda c: c.find_by_digest(digest))
     if as_json:
         emit_json(to_json(refs))
         return
     if not refs:
-        console.print("no registered version you may read has this digest")
+        console.print("no version on the ledger that you may read has this digest")
     for r in refs:
         console.print(f"{escape(r.name)} version {r.version}")

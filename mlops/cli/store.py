@@ -106,8 +106,9 @@ def upload(
         emit_json(doc)
         return
     p = result.pointer
-    state = "anchored" if result.created else "already anchored (nothing written)"
-    console.print(f"{state}: {p.uri} version {p.version_id}")
+    # "anchored" is the bridge's word for a version registered on the ledger; this command only copies.
+    state = "copied, locked" if result.created else "already copied (nothing written)"
+    console.print(f"{state}: {p.uri} version {p.version_id} (a write-once copy; nothing is registered on the ledger)")
 
 
 def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None, as_json: bool) -> LedgerEvidence:

@@ -48,6 +48,7 @@ from modelledger.sdk.ledger.config import channel_config
 from modelledger.sdk.ledger.msp import MspError, MspTrust, describe
 from modelledger.sdk.registry.client import RegistryClient
 from modelledger.sdk.registry.records import ModelVersion
+from modelledger.sdk.registry.statuses import status_word
 
 LEDGER_STATUS = "ledger-status"
 LEDGER_MANIFEST = "ledger-manifest"
@@ -159,20 +160,21 @@ class Verification:
 def _status(record: ModelVersion) -> Check:
     if record.status == REVOKED:
         reason = record.revocation.reason if record.revocation else ""
-        return Check(LEDGER_STATUS, False, f"the version is REVOKED on the ledger: {reason}")
+        return Check(LEDGER_STATUS, False, f"the version is {status_word(REVOKED)} on the ledger: {reason}")
     if record.status == REJECTED:
         by = "; ".join(
             f"{a.msp_id}" + (f": {a.comment}" if a.comment else "") for a in record.approvals if a.decision == REJECTED
         )
-        return Check(LEDGER_STATUS, False, "the version is REJECTED on the ledger" + (f" by {by}" if by else ""))
+        rejected = f"the version is {status_word(REJECTED)} on the ledger"
+        return Check(LEDGER_STATUS, False, rejected + (f" by {by}" if by else ""))
     if record.status not in USABLE_STATUSES:
         return Check(
             LEDGER_STATUS,
             False,
             f"the version's status on the ledger is {record.status or '(none)'}, "
-            f"not one of {', '.join(USABLE_STATUSES)}",
+            f"not one of {', '.join(status_word(s) for s in USABLE_STATUSES)}",
         )
-    return Check(LEDGER_STATUS, True, f"{record.status} on the ledger (neither revoked nor rejected)")
+    return Check(LEDGER_STATUS, True, f"{status_word(record.status)} on the ledger (neither revoked nor rejected)")
 
 
 def _record_digests(record: ModelVersion) -> tuple[Check, Manifest | None]:

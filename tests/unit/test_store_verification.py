@@ -125,7 +125,7 @@ def test_a_rejected_version_fails_ledger_status_and_names_who_rejected_it(good, 
     result = run(dataclasses.replace(evidence, record=rejected), bundle, model)
     assert failing(result) == [LEDGER_STATUS] and not result.ok
     detail = result.check(LEDGER_STATUS).detail
-    assert detail == "the version is REJECTED on the ledger by Org2MSP: biased on the holdout set"
+    assert detail == "the version is rejected on the ledger by Org2MSP: biased on the holdout set"
     # A status this code does not know is not taken as usable either; the usable ones say their status.
     unknown = dataclasses.replace(evidence.record, status="SUSPENDED")
     result = run(dataclasses.replace(evidence, record=unknown), bundle, model)
@@ -134,7 +134,7 @@ def test_a_rejected_version_fails_ledger_status_and_names_who_rejected_it(good, 
         usable = run(
             dataclasses.replace(evidence, record=dataclasses.replace(evidence.record, status=status)), bundle, model
         )
-        assert usable.ok and usable.check(LEDGER_STATUS).detail.startswith(f"{status} on the ledger")
+        assert usable.ok and usable.check(LEDGER_STATUS).detail.startswith(f"{status.lower()} on the ledger")
 
 
 def test_a_record_whose_digest_is_not_its_manifests_fails_ledger_manifest(good, model: Path) -> None:

@@ -1,0 +1,118 @@
+"""``modelledger model``: people read a status's word and meaning, ``--json`` keeps the ledger's stored value.
+
+The gateway and the registry client are faked (no Fabric); the records are the SDK's own dataclasses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from modelledger.mlops.cli import model as model_cli
+from modelledger.mlops.cli.app import app
+from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.ledger_records import to_ledger_storage
+from modelledger.sdk.registry.records import Actor, Approval, HistoryEntry, ModelVersion, ModelVersionPage
+from modelledger.sdk.registry.statuses import STATUSES
+
+POINTER = StoragePointer(bucket="anchored", key="models/m/index.json", version_id="v1", sha256="0" * 64)
+
+
+def record(status: str) -> ModelVersion:
+    """A version of model ``m`` in ``status``, approved by Org2 when it is past registration."""
+    approvals = [] if status == "REGISTERED" else [Approval(msp_id="Org2MSP", decision="APPROVED")]
+    return ModelVersion(
+        name="m",
+        version="1",
+        owner="Org1MSP",
+        status=status,
+        model_digest="a" * 64,
+        manifest_digest="b" * 64,
+        storage=to_ledger_storage(pointer=POINTER),
+        registrant=Actor("c" * 64, "Org1MSP", "registrar"),
+        registered_tx_id="d" * 64,
+        approvals=approvals,
+    )
+
+
+@pytest.fixture
+def ledger(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModelVersion]:
+    """The ledger the ``model`` commands read: a dict the test fills, behind a fake gateway and client."""
+    held: dict[str, ModelVersion] = {}
+
+    class FakeClient:
+        def __init__(self, network: Any, chaincode: str) -> None:
+            pass
+
+        def get_model_version(self, name: str, version: str) -> ModelVersion:
+            return held[f"{name}/{version}"]
+
+        def list_model_versions(self, name: str, page_size: int, bookmark: str) -> ModelVersionPage:
+            return ModelVersionPage(records=list(held.values()), fetched=len(held))
+
+        def get_history(self, name: str, version: str) -> list[HistoryEntry]:
+            mv = held[f"{name}/{version}"]
+            return [HistoryEntry(tx_id="e" * 64, action="RegisterModelVersion", status=mv.status)]
+
+    class FakeGateway(contextlib.AbstractContextManager):
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def network(self, channel: str) -> None:
+            return None
+
+    profile = SimpleNamespace(channel="ledger", chaincode="registry")
+    monkeypatch.setattr(model_cli, "open_gateway", lambda org, role, path: (profile, FakeGateway()))
+    monkeypatch.setattr(model_cli, "RegistryClient", FakeClient)
+    # Wide enough that no table cell wraps: the test reads whole sentences.
+    monkeypatch.setattr(model_cli, "console", Console(width=400))
+    return held
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, ["model", *args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("status", sorted(STATUSES))
+def test_model_show_prints_the_status_word_and_its_meaning(ledger: dict[str, ModelVersion], status: str) -> None:
+    ledger["m/1"] = record(status)
+    out = invoke("show", "m", "1")
+    word, meaning = STATUSES[status].word, STATUSES[status].meaning
+    assert word == status.lower()
+    assert re.search(rf"│ status +│ {word} ", out) and meaning in out
+    assert status not in out.replace("RegisterModelVersion", "")  # the stored value is the machine's, not people's
+    if status != "REGISTERED":
+        assert "approved Org2MSP" in out
+
+
+def test_model_show_json_keeps_the_stored_status(ledger: dict[str, ModelVersion]) -> None:
+    ledger["m/1"] = record("REGISTERED")
+    doc = json.loads(invoke("show", "m", "1", "--json"))
+    assert doc["status"] == "REGISTERED" and doc["approvals"] == []
+    assert "meaning" not in doc and "recorded on the ledger" not in json.dumps(doc)
+
+
+def test_model_list_and_history_print_the_word_and_json_the_stored_value(ledger: dict[str, ModelVersion]) -> None:
+    ledger["m/1"] = record("DEPLOYED")
+    assert "│ deployed " in invoke("list") and "DEPLOYED" not in invoke("list")
+    assert json.loads(invoke("list", "--json"))["records"][0]["status"] == "DEPLOYED"
+    history = invoke("history", "m", "1")
+    assert "│ deployed " in history and "DEPLOYED" not in history
+    assert json.loads(invoke("history", "m", "1", "--json"))[0]["status"] == "DEPLOYED"
+
+
+def test_a_status_this_release_does_not_know_is_printed_as_stored_and_said_unknown(
+    ledger: dict[str, ModelVersion],
+) -> None:
+    ledger["m/1"] = record("SUSPENDED")
+    out = invoke("show", "m", "1")
+    assert "│ SUSPENDED " in out and "a status this release of modelledger does not know" in out
