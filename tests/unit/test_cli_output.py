@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from modelledger.mlops.bridge import Outbox
-from modelledger.mlops.cli.output import CliConsole, Column, show_fields, show_note, show_table, styled
+from modelledger.mlops.cli import output
+from modelledger.mlops.cli.output import CliConsole, Column, show_fields, show_heading, show_note, show_table, styled
 from modelledger.runtime.settings import STATE_DIR_ENV, BridgeSettings
 from tests.cli_capture import (
     minimal_env,
@@ -138,6 +139,19 @@ def test_a_long_line_is_never_broken_inside_a_uri() -> None:
     con, out = pipe()
     con.print(line)
     assert out.getvalue() == f"  ok anchored-copy: the bytes at {URI} version v1 are the ledger's manifest\n"
+
+
+def test_in_a_pipe_there_is_no_spinner_and_a_heading_is_a_comment_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    con, out = pipe()
+    monkeypatch.setattr(output, "console", con)
+    with output.spinner("bringing S3 up…") as progress:
+        assert progress is None  # the server's up() is given no progress to report
+    show_heading("MinIO (/state/s3/logs/minio.log)", con)
+    assert out.getvalue() == "# MinIO (/state/s3/logs/minio.log)\n"
+    con, out = terminal(80)
+    monkeypatch.setattr(output, "console", con)
+    with output.spinner("bringing S3 up…") as progress:
+        assert callable(progress)
 
 
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
