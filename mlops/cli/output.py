@@ -113,11 +113,6 @@ def styled(value: str, style: str) -> Text:
     return Text(value, style=style)
 
 
-def is_terminal(con: Console | None = None) -> bool:
-    """Whether output goes to a terminal (people) rather than a pipe or a file."""
-    return (con or console).is_terminal
-
-
 def _plain(cell: Cell) -> str:
     """The cell's text on one line (a TAB or line break in it becomes a space)."""
     return re.sub(r"[\t\r\n]", " ", cell.plain if isinstance(cell, Text) else cell)
@@ -182,7 +177,7 @@ def _print_blocks(con: Console, title: str, records: Sequence[Sequence[tuple[str
     for n, record in enumerate(records):
         if n or title:
             con.print()
-        key_width = max(cell_len(k) + 1 for k, _ in record)
+        key_width = max((cell_len(k) + 1 for k, _ in record), default=0)
         for key, value in record:
             _print_field(con, key, value, key_width)
 
