@@ -140,7 +140,7 @@ class ChaincodeServers:
         servers = []
         for org in self.topo.application_orgs:
             assert org.chaincode_server is not None
-            health = functools.partial(self.server_health, org)
+            health = functools.partial(self.health, org)
             name, address = server_name(self.topo, org), org.chaincode_server.address
             servers.append(ServerStatus.observe(self.supervisor, name, address, health, {"org": org.name}))
         return servers

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from modelledger.mlops.bridge import Bridge, BridgeError, Outbox, install_webhook
-from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
+from modelledger.mlops.cli.output import Cell, Column, JsonOpt, console, emit_json, fail, show_note, show_table, styled
 from modelledger.mlops.cli.servers import ServerCommands, add_server_commands
 from modelledger.mlops.servers.bridge_server import BridgeProcess
 from modelledger.runtime.logs import configure_logging
@@ -63,9 +62,9 @@ def serve() -> None:
         fail(str(exc), False)
 
 
-def _bridge_lines(st: ServerStatus) -> list[str]:
+def _bridge_fields(st: ServerStatus) -> list[tuple[str, Cell]]:
     # While it is healthy its health check's answer is the outbox counts.
-    return [*([f"outbox: {escape(st.detail)}"] if st.healthy else []), f"log: {escape(st.log)}"]
+    return [("url", st.details["url"]), *([("outbox", st.detail)] if st.healthy else []), ("log", st.log)]
 
 
 add_server_commands(
@@ -75,7 +74,7 @@ add_server_commands(
         name="the bridge",
         up_name="bridge",
         title=lambda st: f"bridge {st.details['url']}",
-        lines=_bridge_lines,
+        fields=_bridge_fields,
         help={
             "up": "Start the bridge as a background process (idempotent); it needs `bridge install` first.",
             "down": "Stop the bridge; its outbox keeps every job (a restarted bridge resumes them).",
@@ -130,20 +129,24 @@ def jobs(
             ]
         )
         return
-    table = Table("job", "state", "attempts", "origin", "tx id", "reason")
-    table.columns[0].overflow = "fold"  # a model name is never cut
-    for r in rows:
-        state = "[red]conflict[/]" if r.state == "conflict" else r.state
-        tx_id = r.checkpoint.get("tx_id", "")[:16]
-        reason = "the ledger's record differs (below)" if r.state == "conflict" else r.reason[:80]
-        table.add_row(escape(r.key), state, str(r.attempts), r.origin, tx_id, escape(reason))
-    console.print(table)
-    conflicts = [r for r in rows if r.state == "conflict"]
+    show_table(
+        "bridge jobs",
+        ("job", "state", "attempts", "origin", "tx id", Column("reason", wrap=True)),
+        [
+            (
+                r.key,
+                styled(r.state, "red") if r.state == "conflict" else r.state,
+                str(r.attempts),
+                r.origin,
+                r.checkpoint.get("tx_id", "") or "-",
+                r.reason,
+            )
+            for r in rows
+        ],
+    )
+    conflicts = sum(r.state == "conflict" for r in rows)
     if conflicts:
-        # A conflict's reason is shown whole: the files and the registrant it names are the point.
-        console.print(
-            f"[red]{len(conflicts)} version(s) in conflict[/]: the ledger holds a record that is not "
-            "the bytes MLflow holds (docs/bridge.md, conflicts):"
+        show_note(
+            f"[red]{conflicts} version(s) in conflict[/]: the ledger holds a record that is not "
+            "the bytes MLflow holds; the reason names the files and the record's registrant (docs/bridge.md, conflicts)"
         )
-        for r in conflicts:
-            console.print(f"- {escape(r.key)}: {escape(r.reason)}")

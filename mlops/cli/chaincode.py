@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from modelledger.mlops.cli.network import _network
-from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
+from modelledger.mlops.cli.output import (
+    Column,
+    JsonOpt,
+    console,
+    emit_json,
+    fail,
+    show_note,
+    show_table,
+    spinner,
+    styled,
+)
 from modelledger.network import NetworkError
 from modelledger.network.chaincode_deployment import DeployReport
 
@@ -44,8 +53,8 @@ def _run(upgrade: bool, as_json: bool) -> None:
         if as_json:
             report = net.chaincode.deploy(upgrade=upgrade)
         else:
-            with console.status("deploying the chaincode…") as spinner:
-                report = net.chaincode.deploy(upgrade=upgrade, progress=lambda m: spinner.update(m))
+            with spinner("deploying the chaincode…") as progress:
+                report = net.chaincode.deploy(upgrade=upgrade, progress=progress)
     except NetworkError as exc:
         fail(str(exc), as_json)
         return
@@ -78,18 +87,32 @@ def status(as_json: JsonOpt = False) -> None:
         emit_json({**st, "healthy": healthy})
     else:
         committed = st["committed"] or {}
-        table = Table(title=f"chaincode [bold]{st['name']}[/]")
-        for col in ("server", "address", "pid", "health", "RSS MiB"):
-            table.add_column(col, no_wrap=col != "health")
-        for s in st["servers"]:
-            health = "[green]healthy[/]" if s["healthy"] else f"[red]{escape(s['detail'])}[/]"
-            table.add_row(s["name"], s["address"], str(s["pid"] or "-"), health, f"{s['rss_kib'] / 1024:.0f}")
-        console.print(table)
+        show_table(
+            f"chaincode {st['name']}",
+            (
+                "server",
+                "address",
+                Column("pid", right=True),
+                Column("health", wrap=True),
+                Column("RSS MiB", right=True),
+            ),
+            [
+                (
+                    s["name"],
+                    s["address"],
+                    str(s["pid"] or "-"),
+                    styled("healthy", "green") if s["healthy"] else styled(s["detail"], "red"),
+                    f"{s['rss_kib'] / 1024:.0f}",
+                )
+                for s in st["servers"]
+            ],
+        )
         if "sequence" in committed:
-            console.print(f"  committed: version {committed.get('version')} · sequence {committed.get('sequence')}")
+            version, sequence = committed.get("version"), committed.get("sequence")
+            show_note(f"committed: {escape(st['name'])} version {version} · sequence {sequence}")
         else:
-            console.print(f"  committed: {escape(str(committed.get('error', 'nothing')))}")
+            show_note(f"committed: {escape(st['name'])}: {escape(str(committed.get('error', 'nothing')))}")
         if st["source_changed_since_deploy"]:
-            console.print("  [yellow]chaincode/ changed since deployment: run `make upgrade-chaincode`[/]")
+            show_note("[yellow]chaincode/ changed since deployment: run `make upgrade-chaincode`[/]")
     if not healthy:
         raise SystemExit(1)

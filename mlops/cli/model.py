@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
-from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
+from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, fail, show_fields, show_note, show_table
 from modelledger.mlops.store import ledger_pointer
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.client import RegistryClient
@@ -36,15 +35,6 @@ def _query(org: str, role: str, profile: Path | None, as_json: bool, call: Calla
         raise  # unreachable: fail exits
 
 
-def _kv(rows: list[tuple[str, Any]], title: str) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value")
-    for k, v in rows:
-        table.add_row(k, escape(str(v)))
-    console.print(table)
-
-
 @app.command()
 def show(
     name: NameArg,
@@ -60,7 +50,9 @@ def show(
         emit_json(to_json(mv))
         return
     pointer = ledger_pointer(record=mv)
-    rows: list[tuple[str, Any]] = [
+    rows: list[tuple[str, Cell]] = [
+        ("name", mv.name),
+        ("version", mv.version),
         ("status", status_word(mv.status)),
         ("meaning", status_meaning(mv.status)),
         ("owner", mv.owner),
@@ -69,7 +61,7 @@ def show(
         ("storage", f"{pointer.uri} (version {pointer.version_id})"),
         ("mlflow", f"run {mv.mlflow.run_id or '-'}, source {mv.mlflow.source}"),
         ("framework", f"{mv.framework.name} {mv.framework.version}"),
-        ("registrant", f"{mv.registrant.role}@{mv.registrant.msp_id} ({mv.registrant.cert_fingerprint[:16]}…)"),
+        ("registrant", f"{mv.registrant.role}@{mv.registrant.msp_id} ({mv.registrant.cert_fingerprint})"),
         ("registered", f"{mv.registered_at} tx {mv.registered_tx_id}"),
     ]
     rows += [(f"dataset {d.name}", f"{d.sha256}{'' if d.registered else ' (not registered)'}") for d in mv.datasets]
@@ -77,7 +69,7 @@ def show(
     rows += [(f"deployed {d.environment}", f"{d.endpoint} {d.time}") for d in mv.deployments]
     if mv.revocation:
         rows.append(("revoked", f"{mv.revocation.reason} ({mv.revocation.actor.msp_id}, {mv.revocation.time})"))
-    _kv(rows, f"{mv.name} version {mv.version}")
+    show_fields(f"{mv.name} version {mv.version}", rows)
 
 
 @app.command("list")
@@ -95,16 +87,16 @@ def list_versions(
     if as_json:
         emit_json(to_json(page))
         return
-    table = Table(title="model versions")
-    for col in ("name", "version", "status", "owner", "model digest", "registered"):
-        table.add_column(col, no_wrap=True)
-    for mv in page.records:
-        table.add_row(
-            escape(mv.name), mv.version, status_word(mv.status), mv.owner, mv.model_digest[:16] + "…", mv.registered_at
-        )
-    console.print(table)
+    show_table(
+        "model versions",
+        ("name", "version", "status", "owner", "model digest", "registered"),
+        [
+            (mv.name, mv.version, status_word(mv.status), mv.owner, mv.model_digest, mv.registered_at)
+            for mv in page.records
+        ],
+    )
     if page.bookmark:
-        console.print(f"  more: --bookmark {escape(repr(page.bookmark))}")
+        show_note(f"more: --bookmark {escape(repr(page.bookmark))}")
 
 
 @app.command()
@@ -121,13 +113,14 @@ def history(
     if as_json:
         emit_json(to_json(entries))
         return
-    table = Table(title=f"history of {escape(name)} version {escape(version)}")
-    for col in ("time", "action", "actor", "status", "tx"):
-        table.add_column(col, no_wrap=True)
-    for e in entries:
-        actor = f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-"
-        table.add_row(e.time, e.action, actor, status_word(e.status), e.tx_id[:16] + "…")
-    console.print(table)
+    show_table(
+        f"history of {name} version {version}",
+        ("time", "action", "actor", "status", "tx id"),
+        [
+            (e.time, e.action, f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-", status_word(e.status), e.tx_id)
+            for e in entries
+        ],
+    )
 
 
 @app.command("find-digest")

@@ -7,9 +7,20 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from modelledger.mlops.cli.output import JsonOpt, bring_up, console, emit_json, fail, show_status
+from modelledger.mlops.cli.output import (
+    Column,
+    JsonOpt,
+    bring_up,
+    console,
+    emit_json,
+    fail,
+    show_heading,
+    show_note,
+    show_status,
+    show_table,
+    styled,
+)
 from modelledger.network import FabricNetwork, NetworkError
 from modelledger.network.fabric import NetworkStatus
 
@@ -25,27 +36,33 @@ def _network(as_json: bool) -> FabricNetwork:
 
 
 def render_status(st: NetworkStatus) -> None:
-    """Prints the status as a rich table."""
-    table = Table(title=f"ModelLedger network · channel [bold]{st.channel}[/]")
-    table.add_column("process", no_wrap=True)
-    table.add_column("address", no_wrap=True)
-    table.add_column("pid", justify="right")
-    table.add_column("health")
-    table.add_column("height", justify="right")
-    table.add_column("RSS MiB", justify="right")
+    """Prints the status: a table of the processes (:func:`show_table`), then the members, memory and state."""
+    rows = []
     for p in st.processes:
-        health = "[green]healthy[/]" if p.running and p.healthy else f"[red]{escape(p.detail)}[/]"
+        health = styled("healthy", "green") if p.running and p.healthy else styled(p.detail, "red")
         kind, heights = p.details["kind"], p.details["heights"]
         height = str(heights.get(st.channel, "")) if kind in ("peer", "orderer") else "-"
         address = p.address.removeprefix("https://")
-        table.add_row(p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}")
-    console.print(table)
-    for key, values in st.members.items():
-        console.print(f"  {key.replace('_', ' ')}: {escape(', '.join(values))}")
-    console.print(
-        f"  memory: {st.total_rss_kib / 1024:.0f} MiB now, {st.total_peak_rss_kib / 1024:.0f} MiB peak"
-        f" · state: {st.state_dir} · " + ("[green]all healthy[/]" if st.healthy else "[red]not healthy[/]")
+        rows.append((p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}"))
+    show_table(
+        f"ModelLedger network · channel {st.channel}",
+        (
+            "process",
+            "address",
+            Column("pid", right=True),
+            Column("health", wrap=True),
+            Column("height", right=True),
+            Column("RSS MiB", right=True),
+        ),
+        rows,
     )
+    for key, values in st.members.items():
+        show_note(f"{key.replace('_', ' ')}: {escape(', '.join(values))}")
+    show_note(
+        f"memory: {st.total_rss_kib / 1024:.0f} MiB now, {st.total_peak_rss_kib / 1024:.0f} MiB peak · "
+        + ("[green]all healthy[/]" if st.healthy else "[red]not healthy[/]")
+    )
+    show_note(f"state: {escape(str(st.state_dir))}")
 
 
 @app.command()
@@ -102,6 +119,6 @@ def logs(
         emit_json({n: {"path": paths[n], "tail": t} for n, t in tails.items()})
         return
     for name, tail in tails.items():
-        console.rule(f"{name} ({paths[name]})")
+        show_heading(f"{name} ({paths[name]})")
         for line in tail:
             console.print(line, markup=False, highlight=False)

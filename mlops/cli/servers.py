@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from modelledger.mlops.cli.output import (
+    Cell,
     JsonOpt,
     bring_up,
     console,
     emit_json,
     fail,
     show_cleaned,
+    show_fields,
+    show_heading,
     show_status,
     show_stopped,
+    styled,
 )
 from modelledger.mlops.servers.minio import S3Server
 from modelledger.mlops.servers.tracking import MlflowServer
@@ -40,8 +43,9 @@ class ServerCommands:
         make: Builds the server from the environment (a ``ValueError`` names a bad setting).
         name: The server in ``down`` and ``clean`` messages ("MinIO", "the bridge").
         up_name: The part in ``up`` messages ("S3", "bridge").
-        title: The first words of its status line, before the health ("S3 (MinIO) https://...").
-        lines: The status lines below the first (paths last), already escaped for rich.
+        title: The heading of its status view on a terminal ("S3 (MinIO) https://...").
+        fields: Its own fields of the status view, after health, pid and memory (paths last); in a
+            pipe the title is left out, so they name its address too.
         help: The help text of each command, by command name.
     """
 
@@ -49,22 +53,20 @@ class ServerCommands:
     name: str
     up_name: str
     title: Callable[[ServerStatus], str]
-    lines: Callable[[ServerStatus], list[str]]
+    fields: Callable[[ServerStatus], list[tuple[str, Cell]]]
     help: dict[str, str]
 
 
-def render_server(st: ServerStatus, title: str, lines: list[str]) -> None:
-    """Prints a server's status for people: its health, its process and memory, then its own lines."""
-    health = "[green]ready[/]" if st.healthy else f"[red]{escape(st.detail)}[/]"
-    console.print(f"{escape(title)} · {health}", soft_wrap=True)
-    console.print(
-        f"  pid {st.pid or '-'} · RSS {st.rss_kib / 1024:.0f} MiB (peak {st.peak_rss_kib / 1024:.0f} MiB)",
-        soft_wrap=True,
-    )
-    for problem in st.problems:
-        console.print(f"  [red]{escape(problem)}[/]", soft_wrap=True)
-    for line in lines:
-        console.print(f"  {line}", soft_wrap=True)
+def render_server(st: ServerStatus, title: str, fields: list[tuple[str, Cell]]) -> None:
+    """Prints a server's status for people (:func:`show_fields`): its health, process and memory, its own fields."""
+    rows: list[tuple[str, Cell]] = [
+        ("health", styled("ready", "green") if st.healthy else styled(st.detail, "red")),
+        ("pid", str(st.pid or "-")),
+        ("memory", f"RSS {st.rss_kib / 1024:.0f} MiB (peak {st.peak_rss_kib / 1024:.0f} MiB)"),
+        *(("problem", styled(problem, "red")) for problem in st.problems),
+        *fields,
+    ]
+    show_fields(title, rows)
 
 
 def add_server_commands(app: typer.Typer, spec: ServerCommands) -> None:
@@ -77,7 +79,7 @@ def add_server_commands(app: typer.Typer, spec: ServerCommands) -> None:
             fail(str(exc), as_json)
 
     def render(st: ServerStatus) -> None:
-        render_server(st, spec.title(st), spec.lines(st))
+        render_server(st, spec.title(st), spec.fields(st))
 
     @app.command(help=spec.help["up"])
     def up(as_json: JsonOpt = False) -> None:
@@ -117,7 +119,7 @@ def add_server_commands(app: typer.Typer, spec: ServerCommands) -> None:
         if as_json:
             emit_json({"path": str(path), "tail": tail})
             return
-        console.rule(escape(f"{spec.name} ({path})"))
+        show_heading(f"{spec.name} ({path})")
         if not tail:
             console.print("(no log lines yet)")
         for line in tail:
@@ -130,18 +132,19 @@ def _tail(path: Path, lines: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- modelledger s3
-def _bucket_lines(st: ServerStatus) -> list[str]:
+def _bucket_fields(st: ServerStatus) -> list[tuple[str, Cell]]:
     b = st.details["bucket"]
     if "error" in b:
-        return [f"bucket {escape(b['bucket'])}: [red]{escape(b['error'])}[/]"]
+        return [("bucket", b["bucket"]), ("bucket check", styled(b["error"], "red"))]
     if "object_lock" not in b:
         return []
     days = f" {b['retention_days']} day(s)" if b.get("retention_days") else ""
-    mark = "[green]as configured[/]" if b.get("ok") else "[red]not as configured[/]"
     return [
-        f"bucket {escape(b['bucket'])}: {mark}",
-        f"  Object Lock {b['object_lock'] or 'off'}, retention {b['retention_mode'] or 'none'}{days},"
-        f" versioning {b['versioning'] or 'off'}",
+        ("bucket", b["bucket"]),
+        ("bucket settings", styled("as configured", "green") if b.get("ok") else styled("not as configured", "red")),
+        ("object lock", b["object_lock"] or "off"),
+        ("retention", f"{b['retention_mode'] or 'none'}{days}"),
+        ("versioning", b["versioning"] or "off"),
     ]
 
 
@@ -150,10 +153,11 @@ S3_COMMANDS = ServerCommands(
     name="MinIO",
     up_name="S3",
     title=lambda st: f"S3 (MinIO) {st.details['endpoint']}",
-    lines=lambda st: [
-        *_bucket_lines(st),
-        f"state: {escape(st.details['state_dir'])}",
-        f"log: {escape(st.log)}",
+    fields=lambda st: [
+        ("endpoint", st.details["endpoint"]),
+        *_bucket_fields(st),
+        ("state", st.details["state_dir"]),
+        ("log", st.log),
     ],
     help={
         "up": "Start MinIO (credentials, TLS, drives on first use) and create the anchored bucket (idempotent).",
@@ -173,10 +177,11 @@ MLFLOW_COMMANDS = ServerCommands(
     name="MLflow",
     up_name="MLflow",
     title=lambda st: f"MLflow {st.details['tracking_uri']}",
-    lines=lambda st: [
-        f"backend: {escape(st.details['backend'])}",
-        f"artifacts: {escape(st.details['artifacts'])}",
-        f"log: {escape(st.log)}",
+    fields=lambda st: [
+        ("tracking uri", st.details["tracking_uri"]),
+        ("backend", st.details["backend"]),
+        ("artifacts", st.details["artifacts"]),
+        ("log", st.log),
     ],
     help={
         "up": "Start the tracking server (idempotent; the first start creates its database).",

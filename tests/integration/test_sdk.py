@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fabric_protos.common import common_pb2, ledger_pb2
 
+from modelledger.mlops.store import ledger_pointer
 from modelledger.mlops.store.digest import FileEntry
 from modelledger.mlops.store.digest import Manifest as FilesManifest
 from modelledger.network import FabricNetwork
@@ -29,6 +30,16 @@ from modelledger.sdk.registry.records import (
     MLflowSource,
     ModelVersionInput,
     Storage,
+)
+from tests.cli_capture import (
+    minimal_env,
+    read_blocks,
+    read_table,
+    read_tsv,
+    run_in_pty,
+    run_piped,
+    strip_ansi,
+    too_wide,
 )
 
 pytestmark = pytest.mark.integration
@@ -314,3 +325,55 @@ def test_event_consumer_resumes_in_the_middle_of_a_block(profile: ConnectionProf
     subprocess.run([*args, str(len(names) - 1), "0"], check=True, timeout=120)
     seen = [json.loads(line)[1] for line in out.read_text().splitlines()]
     assert sorted(seen) == sorted(c.transaction_id for c in commits) and len(seen) == len(set(seen))
+
+
+VIEWS = ("list", "show", "history")
+
+
+def test_model_views_show_every_value_whole_in_a_pipe_and_in_a_terminal(
+    profile: ConnectionProfile, tmp_path: Path
+) -> None:
+    # `model list`, `show` and `history` run as a user runs them (docs/operations.md, "Output"): piped, each
+    # record is one TAB-separated line; in an 80-column terminal, blocks; in a 200-column one, tables. Every
+    # name, digest and transaction id comes out whole, never with an ellipsis.
+    name = "breast-cancer-classifier-with-a-long-name"
+    client(profile, "Org1MSP", "registrar").register_model_version(version_input(name, "1"))
+    client(profile, "Org1MSP", "approver").approve(name, "1", "reviewed by the model risk committee this morning")
+    auditor = client(profile, "Org1MSP", "auditor")
+    mv = auditor.get_model_version(name, "1")
+    env = minimal_env(tmp_path, TERM="xterm-256color")
+    views = {v: ["model", v, name, *([] if v == "list" else ["1"]), "--profile", str(profile.path)] for v in VIEWS}
+
+    list_header = ["name", "version", "status", "owner", "model digest", "registered"]
+    listed = [[mv.name, mv.version, mv.status, mv.owner, mv.model_digest, mv.registered_at]]
+    history_header = ["time", "action", "actor", "status", "tx id"]
+    changes = [
+        [e.time, e.action, f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-", e.status, e.tx_id]
+        for e in auditor.get_history(name, "1")
+    ]
+    assert len(changes) == 2 and changes[0][4] == mv.registered_tx_id
+
+    piped = {view: run_piped(args, env) for view, args in views.items()}
+    for text in piped.values():
+        assert "\x1b" not in text and "…" not in text and "│" not in text
+    assert read_tsv(piped["list"]) == (list_header, listed)
+    assert read_tsv(piped["history"]) == (history_header, changes)
+    fields = dict(line.split("\t") for line in piped["show"].splitlines())
+    assert fields["name"] == name and fields["model digest"] == mv.model_digest
+    assert fields["registered"] == f"{mv.registered_at} tx {mv.registered_tx_id}"
+    assert fields["registrant"].endswith(f"({mv.registrant.cert_fingerprint})")
+    assert fields["storage"].startswith(f"{ledger_pointer(record=mv).uri} ")
+
+    for columns in (80, 200):
+        out = {view: strip_ansi(run_in_pty(args, env, columns)) for view, args in views.items()}
+        for text in out.values():
+            assert "…" not in text and not too_wide(text, columns), text
+        if columns == 80:
+            assert read_blocks(out["list"], list_header) == [dict(zip(list_header, r, strict=True)) for r in listed]
+            assert read_blocks(out["history"], history_header) == [dict(zip(history_header, r, strict=True)) for r in changes]
+            # (A block's line ends with its value's last word: "source " of a version with no source is "source".)
+            assert read_blocks(out["show"], fields) == [{k: " ".join(v.split()) for k, v in fields.items()}]
+        else:
+            assert read_table(out["list"]) == (list_header, listed)
+            assert read_table(out["history"]) == (history_header, changes)
+            assert dict(read_table(out["show"])[1]) == {k: " ".join(v.split()) for k, v in fields.items()}

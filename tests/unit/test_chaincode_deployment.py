@@ -23,8 +23,11 @@ from modelledger.network.chaincode_plan import (
     plan_deployment,
     settings_joins,
 )
+from modelledger.network.chaincode_servers import ChaincodeServers
 from modelledger.network.errors import ChaincodeError, CommandError, TopologyError
+from modelledger.network.layout import NetworkLayout
 from modelledger.network.topology import load_topology, parse_topology
+from modelledger.runtime.processes import ProcessSupervisor
 from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 
 
@@ -252,3 +255,14 @@ def test_a_new_organisation_needs_an_upgrade() -> None:
     with pytest.raises(ChaincodeError, match=r"endorsed by \['Org1MSP', 'Org2MSP'\] but the topology has"):
         plan_deployment(_committed(2, D1), _record(2, D1), D1, [*MSPS, "Org3MSP"], upgrade=False)
     assert plan_deployment(_committed(2, D1), _record(2, D1), D1, [*MSPS, "Org3MSP"], upgrade=True).sequence == 3
+
+
+def test_the_status_of_servers_that_never_ran_is_not_running(tmp_path: Path) -> None:
+    # (`chaincode status` once failed here: the servers' statuses asked a health method that did not exist.)
+    topo = load_topology(DEFAULT_TOPOLOGY, port_base=20000)
+    servers = ChaincodeServers(topo, NetworkLayout(tmp_path), ProcessSupervisor(tmp_path), health_timeout=1.0)
+    statuses = servers.statuses()
+    assert [(s.name, s.address, s.running, s.detail) for s in statuses] == [
+        ("registry-Org1", "127.0.0.1:20359", False, "not running"),
+        ("registry-Org2", "127.0.0.1:20459", False, "not running"),
+    ]

@@ -1,0 +1,214 @@
+"""The CLI's output for people and for pipes never cuts a value (docs/operations.md, "Output").
+
+On a terminal a table that fits keeps every identifier whole (prose wraps at
+spaces), one that does not turns into ``key: value`` blocks; in a pipe a table
+is a header and TAB-separated records, with no colour, box or line wrapping.
+The renderer is tested on rich consoles forced to a terminal 80 and 200
+columns wide and to a pipe; ``modelledger bridge jobs`` is run as a process of
+its own in a pseudo-terminal (80 and 200 columns) and into a pipe, on an outbox
+made with the bridge's own :class:`Outbox`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+from modelledger.mlops.bridge import Outbox
+from modelledger.mlops.cli import output
+from modelledger.mlops.cli.output import CliConsole, Column, show_fields, show_heading, show_note, show_table, styled
+from modelledger.runtime.settings import STATE_DIR_ENV, BridgeSettings
+from tests.cli_capture import (
+    minimal_env,
+    read_blocks,
+    read_table,
+    read_tsv,
+    run_in_pty,
+    run_piped,
+    strip_ansi,
+    too_wide,
+)
+
+NAME = "breast-cancer-classifier-with-a-long-name"
+DIGEST = hashlib.sha256(b"model").hexdigest()
+TX = hashlib.sha256(b"tx").hexdigest()
+FINGERPRINT = hashlib.sha256(b"certificate").hexdigest()
+URI = f"s3://modelledger-anchored/models/{hashlib.sha256(b'manifest').hexdigest()}/index.json"  # 108 characters
+# Prose longer than any terminal line, whose longest word (a URI) is 51 characters.
+REASON = (
+    "gave up after 12 attempts: the anchored copy s3://modelledger-anchored/models/ab12/index.json could "
+    "not be read because S3 answered 503 SlowDown to every request for ten minutes; fix S3, then run "
+    "bridge retry with the model's name and version"
+)
+CONFLICT = (
+    "the ledger's record of planted/1 is not the version MLflow holds: files that differ: weights.bin and "
+    "MLmodel; registered by Org1MSP data_scientist in another transaction, see the ledger's history"
+)
+BOXES = set("│┃━─┏┓┗┛┡┩└┘╇╈")
+LIST_HEADER = ["name", "version", "status", "owner", "model digest", "registered"]
+LIST_ROWS = [
+    [NAME, "1", "REGISTERED", "Org1MSP", DIGEST, "2026-12-07T22:51:00.123456789Z"],
+    ["iris", "12", "APPROVED", "Org2MSP", hashlib.sha256(b"iris").hexdigest(), "2026-12-07T22:52:00Z"],
+]
+
+
+def terminal(width: int) -> tuple[CliConsole, io.StringIO]:
+    out = io.StringIO()
+    return CliConsole(file=out, width=width, force_terminal=True, color_system="standard"), out
+
+
+def pipe() -> tuple[CliConsole, io.StringIO]:
+    out = io.StringIO()
+    return CliConsole(file=out, force_terminal=False), out
+
+
+# --------------------------------------------------------------------------- the renderer
+def test_a_table_that_fits_keeps_every_identifier_whole_on_one_line() -> None:
+    con, out = terminal(200)
+    show_table("model versions", LIST_HEADER, LIST_ROWS, con)
+    text = strip_ansi(out.getvalue())
+    assert read_table(text) == (LIST_HEADER, LIST_ROWS)
+    assert "…" not in text and not too_wide(text, 200)
+    assert "\x1b[" in out.getvalue()  # colour stays on a terminal
+
+
+def test_a_table_too_wide_for_the_terminal_turns_into_one_block_per_record() -> None:
+    con, out = terminal(80)
+    show_table("model versions", LIST_HEADER, LIST_ROWS, con)
+    text = strip_ansi(out.getvalue())
+    assert read_blocks(text, LIST_HEADER) == [dict(zip(LIST_HEADER, row, strict=True)) for row in LIST_ROWS]
+    assert f"model digest: {DIGEST}" in text.splitlines()  # key: value, the digest whole
+    assert "…" not in text and not set(text) & BOXES and not too_wide(text, 80)
+    assert text.splitlines()[0] == "model versions" and text.count("\n\n") == 2  # a blank line before each record
+
+
+def test_a_prose_column_wraps_at_spaces_inside_a_table_when_the_identifiers_fit() -> None:
+    con, out = terminal(200)
+    header = ["job", "tx id", "reason"]
+    show_table("bridge jobs", ["job", "tx id", Column("reason", wrap=True)], [[f"{NAME}/1", TX, REASON]], con)
+    text = strip_ansi(out.getvalue())
+    assert read_table(text) == (header, [[f"{NAME}/1", TX, REASON]])
+    assert sum(line.startswith("│") for line in text.splitlines()) > 1  # the reason wrapped, not cut
+    assert "…" not in text and not too_wide(text, 200)
+
+
+def test_a_word_longer_than_the_terminal_is_printed_whole_on_a_line_of_its_own() -> None:
+    con, out = terminal(80)
+    show_fields(f"{NAME} version 1", [("status", "REGISTERED"), ("storage", f"{URI} (version v1)")], con)
+    lines = strip_ansi(out.getvalue()).splitlines()
+    assert "    " + URI in lines and "    (version v1)" in lines
+    assert read_blocks("\n".join(lines), ["status", "storage"]) == [
+        {"status": "REGISTERED", "storage": f"{URI} (version v1)"}
+    ]
+
+
+def test_fields_are_a_two_column_table_when_they_fit() -> None:
+    con, out = terminal(200)
+    rows = [("status", "REGISTERED"), ("storage", f"{URI} (version v1)"), ("registrant", f"registrar ({FINGERPRINT})")]
+    show_fields("iris version 1", rows, con)
+    assert read_table(strip_ansi(out.getvalue())) == ([], [list(r) for r in rows])
+
+
+def test_in_a_pipe_a_table_is_a_header_and_tab_separated_records_without_decoration() -> None:
+    con, out = pipe()
+    rows = [*LIST_ROWS, ["tab\tand\nnewline", "1", styled("REVOKED", "red"), "Org1MSP", DIGEST, "-"]]
+    show_table("model versions", LIST_HEADER, rows, con)
+    show_note("[red]1 version(s)[/] revoked", con)
+    text = out.getvalue()
+    assert "\x1b" not in text and not set(text) & BOXES and "model versions" not in text  # no title
+    header, records = read_tsv(text)
+    assert header == LIST_HEADER
+    assert records == [*LIST_ROWS, ["tab and newline", "1", "REVOKED", "Org1MSP", DIGEST, "-"]]
+    assert text.splitlines()[-1] == "# 1 version(s) revoked"
+
+
+def test_in_a_pipe_fields_are_key_tab_value_lines() -> None:
+    con, out = pipe()
+    show_fields("iris version 1", [("status", styled("REVOKED", "red")), ("storage", URI)], con)
+    assert out.getvalue() == f"status\tREVOKED\nstorage\t{URI}\n"
+
+
+def test_a_long_line_is_never_broken_inside_a_uri() -> None:
+    line = f"  [green]ok[/] anchored-copy: the bytes at {URI} version v1 are the ledger's manifest"
+    con, out = terminal(80)
+    con.print(line)
+    assert any(URI in row for row in strip_ansi(out.getvalue()).splitlines())  # wrapped at spaces only
+    con, out = pipe()
+    con.print(line)
+    assert out.getvalue() == f"  ok anchored-copy: the bytes at {URI} version v1 are the ledger's manifest\n"
+
+
+def test_in_a_pipe_there_is_no_spinner_and_a_heading_is_a_comment_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    con, out = pipe()
+    monkeypatch.setattr(output, "console", con)
+    with output.spinner("bringing S3 up…") as progress:
+        assert progress is None  # the server's up() is given no progress to report
+    show_heading("MinIO (/state/s3/logs/minio.log)", con)
+    assert out.getvalue() == "# MinIO (/state/s3/logs/minio.log)\n"
+    con, out = terminal(80)
+    monkeypatch.setattr(output, "console", con)
+    with output.spinner("bringing S3 up…") as progress:
+        assert callable(progress)
+
+
+# --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
+JOBS_HEADER = ["job", "state", "attempts", "origin", "tx id", "reason"]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> tuple[dict[str, str], list[list[str]]]:
+    """An outbox with a done, a dead, a conflict and a pending job; the CLI's environment and the records
+    ``bridge jobs`` must show."""
+    state = tmp_path / "state"
+    box = Outbox(BridgeSettings(state_dir=state).outbox_file)
+    for name, version, origin, end in (
+        (NAME, "1", "webhook", lambda job: box.complete(job, tx_id=TX)),
+        ("fraud-detector", "12", "reconciler", lambda job: box.dead(job, REASON)),
+        ("planted", "1", "webhook", lambda job: box.conflict(job, CONFLICT)),
+    ):
+        box.enqueue(name, version, origin)
+        job = box.lease("worker-1", 300)
+        assert job is not None and job.name == name
+        end(job)
+    box.enqueue("pending-model", "3", "webhook")
+    expected = [
+        [j.key, j.state, str(j.attempts), j.origin, j.checkpoint.get("tx_id", "") or "-", j.reason] for j in box.jobs()
+    ]
+    box.close()
+    assert [r[4] for r in expected] == [TX, "-", "-", "-"] and expected[1][5] == REASON
+    return minimal_env(tmp_path, TERM="xterm-256color", **{STATE_DIR_ENV: str(state)}), expected
+
+
+def test_bridge_jobs_in_a_pipe_is_tsv_with_every_reason_whole(outbox: tuple[dict[str, str], list[list[str]]]) -> None:
+    env, expected = outbox
+    text = run_piped(["bridge", "jobs"], env)
+    assert "\x1b" not in text and "…" not in text and not set(text) & BOXES
+    assert read_tsv(text) == (JOBS_HEADER, expected)
+    assert f"{NAME}/1\tdone\t1\twebhook\t{TX}\t" in text.splitlines()  # `cut -f5` gives the tx id
+    assert text.splitlines()[-1].startswith("# 1 version(s) in conflict: ")
+
+
+def test_bridge_jobs_in_an_80_column_terminal_is_one_block_per_job(
+    outbox: tuple[dict[str, str], list[list[str]]],
+) -> None:
+    env, expected = outbox
+    raw = run_in_pty(["bridge", "jobs"], env, columns=80)
+    text = strip_ansi(raw)
+    assert "\x1b[" in raw and "…" not in text and not set(text) & BOXES
+    assert read_blocks(text, JOBS_HEADER) == [dict(zip(JOBS_HEADER, row, strict=True)) for row in expected]
+    assert not [line for line in text.splitlines() if len(line) > 80]
+    assert any(line.endswith(f"job:      {NAME}/1") for line in text.splitlines())
+    assert any(line.endswith(f"tx id:    {TX}") for line in text.splitlines())
+
+
+def test_bridge_jobs_in_a_200_column_terminal_is_a_table_whose_reasons_wrap(
+    outbox: tuple[dict[str, str], list[list[str]]],
+) -> None:
+    env, expected = outbox
+    text = strip_ansi(run_in_pty(["bridge", "jobs"], env, columns=200))
+    assert "…" not in text and not [line for line in text.splitlines() if len(line) > 200]
+    assert read_table(text) == (JOBS_HEADER, expected)
+    assert any(NAME in line and TX in line for line in text.splitlines())  # one row holds both whole
