@@ -328,3 +328,21 @@ def test_a_changed_chunk_key_fails_and_the_detail_says_why(org1, model: Path, tm
     assert result.check(BYTES).detail == (
         f"changed: data/model.pkl (a delete marker over the chunk key {chunk.key}: a plain GET of the key fails)"
     )
+
+
+def test_fetch_checks_the_copys_locks_as_verify_does(org1, model: Path, tmp_path: Path) -> None:
+    from modelledger.mlops.store.fetch import fetch_verified
+
+    bucket = VersionedBucket()
+    evidence, pointer = anchored(org1, model, tmp_path, bucket)
+    fetched = fetch_verified(bucket, evidence, tmp_path / "out")
+    assert fetched.ok and fetched.covered() == verify_anchored(evidence, bucket).covered()
+    assert "locked (COMPLIANCE) until" in fetched.covered()
+    # One chunk's lock weakened (a fake can; MinIO refuses): both refuse the copy, naming the object.
+    chunk = read_index(bucket, pointer).files[0].chunks[0]
+    bucket.versions[chunk.key][-1]["ObjectLockMode"] = "GOVERNANCE"
+    weak = f"{chunk.key} version {chunk.version_id} is not COMPLIANCE-locked"
+    assert verify_anchored(evidence, bucket).content.unprotected == [weak]
+    refused = fetch_verified(bucket, evidence, tmp_path / "refused")
+    assert failing(refused) == [BYTES] and refused.content.unprotected == [weak]
+    assert not (tmp_path / "refused").exists()
