@@ -338,7 +338,9 @@ def _run(console: Console) -> int:
             ]
             for result in results:
                 verdict = "[green]verified[/]" if result.ok else "[red]NOT VERIFIED[/]"
-                console.print(f"   {result.target} vs ledger: {verdict} ({', '.join(c.name for c in result.checks)})")
+                console.print(f"   {result.target} vs ledger: {verdict}: {result.covered()}")
+                for warning in result.warnings:
+                    console.print(f"     [yellow]warning[/]: {warning}")
             signer = results[1].check(SIGNER_IDENTITY).detail
             console.print(f"   {signer}")
             failed = [r.summary() for r in results if not r.ok]

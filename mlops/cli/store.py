@@ -127,7 +127,11 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
     if as_json:
         emit_json({"target": what, "scope": "bytes-only", **report.to_json()})
     elif report.ok:
-        console.print(f"[green]ok[/]: {escape(what)} matches the manifest (bytes only: no signer or ledger check)")
+        console.print(
+            f"[green]ok[/]: {escape(what)} matches the manifest: {escape(report.covered())}; {escape(report.lock())} "
+            "(bytes only: no signer or ledger check)",
+            soft_wrap=True,
+        )
     else:
         console.print(f"[red]mismatch[/]: {escape(what)}")
         if report.error:
@@ -145,14 +149,25 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+def _warnings(warnings: list[str]) -> None:
+    """One line per warning: something a reader should know that does not fail the verification."""
+    for w in warnings:
+        console.print(f"  [yellow]warning[/]: {escape(w)}", soft_wrap=True)
+
+
 def _verified(result: Verification, as_json: bool) -> None:
-    """Prints a verification against the ledger (every check); exits 1 unless it holds."""
+    """Prints a verification against the ledger (what it covered, every check, warnings); exits 1 unless it holds."""
     if as_json:
         emit_json(result.to_json())
     else:
         verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
-        console.print(f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}")
+        console.print(
+            f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}",
+            soft_wrap=True,
+        )
+        console.print(f"  {escape(result.covered())}", soft_wrap=True)
         show_checks(result.checks)
+        _warnings(result.warnings)
     if not result.ok:
         raise SystemExit(1)
 
@@ -180,8 +195,11 @@ def verify(
     registrant the ledger names (certificate fingerprint and role) and an
     identity of the registrant's organisation as the channel configuration
     defines it, it signs the ledger's model digest, and the version is
-    neither revoked nor rejected. Each check is listed; exit 1 if any fails. With --manifest, only
-    the bytes are compared.
+    neither revoked nor rejected. A line says what was covered (files, size,
+    signer, lock, ledger status), each check is listed, then any warnings (a
+    delete marker or newer version over the anchored index or bundle key: not
+    a failure); exit 1 if any check fails. With --manifest, only the bytes are
+    compared.
     """
     if (manifest is None) == (ledger is None):
         fail("give exactly one of --manifest FILE or --ledger NAME VERSION", as_json, code=2)
@@ -241,8 +259,10 @@ def fetch(
         if not result.ok:
             raise SystemExit(1)
     elif result.ok:
-        n = len(evidence.record.manifest.files)
-        console.print(f"fetched {n} files into {escape(str(dest))}: verified against the ledger")
+        console.print(
+            f"fetched into {escape(str(dest))}: verified against the ledger: {escape(result.covered())}", soft_wrap=True
+        )
+        _warnings(result.warnings)
     else:
         console.print(f"[red]not fetched[/]: {escape(str(dest))} was not created")
         _verified(result, as_json)

@@ -22,9 +22,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelledger.mlops.store.copy_checks import VerifyReport, compare
+from modelledger.mlops.store.copy_checks import VerifyReport, compare, copy_protection, protect
 from modelledger.mlops.store.digest import Manifest, check_relative_path
-from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index
+from modelledger.mlops.store.index import StoragePointer, StoreError, read_blob, read_index, read_index_sized
 from modelledger.mlops.store.verification import LedgerEvidence, Verification, anchored_bundle, verify_version
 from modelledger.runtime.processes import process_start_time
 
@@ -126,9 +126,11 @@ def fetch_verified(client: Any, evidence: LedgerEvidence, dest: str | Path) -> V
     """Fetches a version's anchored copy into ``dest`` only if it verifies against the ledger in full.
 
     The copy is read (every byte checked, see :func:`fetch_model`) into a
-    private folder beside ``dest`` and verified with
-    :func:`~modelledger.mlops.store.verification.verify_version` (bytes,
-    signature, signer, ledger status); ``dest`` appears only if every check
+    private folder beside ``dest``, its objects' locks are checked as
+    ``store verify`` checks them
+    (:func:`~modelledger.mlops.store.copy_checks.copy_protection`), and it is
+    verified with :func:`~modelledger.mlops.store.verification.verify_version`
+    (bytes, signature, signer, ledger status); ``dest`` appears only if every check
     holds, otherwise nothing is left behind (unless the process is killed:
     see :func:`remove_stale_staging`).
 
@@ -147,11 +149,13 @@ def fetch_verified(client: Any, evidence: LedgerEvidence, dest: str | Path) -> V
 
         def content(expected: Manifest) -> VerifyReport:
             try:
-                return compare(fetch_model(client, pointer, fetched, expected), expected)
+                report = compare(fetch_model(client, pointer, fetched, expected), expected)
+                index, index_size = read_index_sized(client, pointer)
+                return protect(report, copy_protection(client, pointer, index, index_size))
             except StoreError as exc:
-                return VerifyReport(error=str(exc))
+                return VerifyReport(error=str(exc), anchored=True)
             except (ClientError, BotoCoreError) as exc:
-                return VerifyReport(error=f"cannot read the anchored copy at {pointer.uri}: {exc}")
+                return VerifyReport(error=f"cannot read the anchored copy at {pointer.uri}: {exc}", anchored=True)
 
         bundle, why = anchored_bundle(client, pointer)
         result = verify_version(evidence, bundle, content, f"{pointer.uri} fetched into {root}", why)

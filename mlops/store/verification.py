@@ -10,7 +10,8 @@ reported in text and in ``--json``):
   those of its own manifest;
 - ``bytes``: the bytes (a folder, or the anchored copy re-read in full) are
   exactly the record's manifest (and, for the anchored copy, every object is
-  still COMPLIANCE-locked);
+  still COMPLIANCE-locked); its detail names the number of files, their size
+  and, for the anchored copy, the lock mode and the earliest end of retention;
 - ``signature``: model-signing verifies the signature bundle (the DSSE
   signature over its in-toto statement, under the key of its leaf certificate);
 - ``signer-chain``: that certificate is a valid identity of the registrant's
@@ -112,13 +113,26 @@ def anchored_bundle(client: Any, pointer: StoragePointer) -> tuple[bytes | None,
 
 @dataclass
 class Verification:
-    """The outcome of :func:`verify_version`: every check, and the byte comparison in detail."""
+    """The outcome of :func:`verify_version`: every check, and the byte comparison in detail.
+
+    Attributes:
+        target: What was verified, for messages.
+        name: The model's name on the ledger.
+        version: Its version.
+        checks: Every check, in order.
+        content: The byte comparison (files, size, locks, warnings).
+        signed_by: Who signed the bundle the signature check verified: ``role@MSP`` when its certificate is an
+            identity of the registrant's organisation, else the certificate's subject; empty if none verified.
+        ledger_status: The record's status on the ledger, as the ledger gives it.
+    """
 
     target: str
     name: str
     version: str
     checks: list[Check]
     content: VerifyReport = field(default_factory=VerifyReport)
+    signed_by: str = ""
+    ledger_status: str = ""
 
     @property
     def ok(self) -> bool:
@@ -133,14 +147,38 @@ class Verification:
         """Checks that could not be made (those that need a verified signature, when there is none)."""
         return [c for c in self.checks if c.ok is None]
 
+    @property
+    def warnings(self) -> list[str]:
+        """What does not fail the verification but a reader should know (see :class:`VerifyReport`)."""
+        return self.content.warnings
+
     def check(self, name: str) -> Check:
         """The check named ``name``."""
         return next(c for c in self.checks if c.name == name)
 
+    def covered(self) -> str:
+        """What the verification covered, in one line: files and size, digests, signer, lock, ledger status.
+
+        E.g. ``8 files, 59 KB, digests match; signature by registrar@Org1MSP verified; locked (COMPLIANCE) until
+        2036-12-07 10:00 UTC; REGISTERED on the ledger``.
+        """
+        names = {c.name: c.ok for c in self.checks}
+        if not self.signed_by:
+            signature = "signature not verified"
+        elif all(names.get(n) for n in (SIGNATURE, SIGNER_CHAIN, SIGNER_IDENTITY, SIGNED_DIGEST)):
+            signature = f"signature by {self.signed_by} verified"
+        else:
+            signature = f"signature by {self.signed_by} does not pass every signer check"
+        status = f"{self.ledger_status or '(no status)'} on the ledger"
+        return "; ".join((self.content.covered(), signature, self.content.lock(), status))
+
     def summary(self) -> str:
-        """One line: verified, or the failing checks with their details."""
+        """One line: verified and what that covered, or the failing checks with their details."""
         if self.ok:
-            return f"{self.target}: verified against the ledger record of {self.name}/{self.version}"
+            n = len(self.warnings)
+            warned = f" ({n} warning{'s' if n > 1 else ''})" if n else ""
+            of = f"the ledger record of {self.name}/{self.version}"
+            return f"{self.target}: verified against {of}: {self.covered()}{warned}"
         return f"{self.target}: NOT verified: " + "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
 
     def to_json(self) -> dict[str, object]:
@@ -154,6 +192,9 @@ class Verification:
             "checks": [c.to_json() for c in self.checks],
             "failed": [c.name for c in self.failed],
             "unchecked": [c.name for c in self.unchecked],
+            "signed_by": self.signed_by,
+            "ledger_status": self.ledger_status,
+            "summary": self.covered(),
         }
 
 
@@ -197,10 +238,15 @@ def _record_digests(record: ModelVersion) -> tuple[Check, Manifest | None]:
 
 def _bytes(report: VerifyReport) -> Check:
     if report.ok:
-        return Check(BYTES, True, "every file matches the ledger's manifest")
-    parts = [
-        f"{label}: {', '.join(paths)}" for label, paths in report.to_json().items() if isinstance(paths, list) and paths
-    ]
+        return Check(BYTES, True, f"{report.covered()} the ledger's manifest; {report.lock()}")
+    changed = [p + (f" ({report.reasons[p]})" if p in report.reasons else "") for p in report.changed]
+    labelled = (
+        ("changed", changed),
+        ("missing", report.missing),
+        ("extra", report.extra),
+        ("unprotected", report.unprotected),
+    )
+    parts = [f"{label}: {', '.join(paths)}" for label, paths in labelled if paths]
     if report.error:
         parts.insert(0, report.error)
     return Check(BYTES, False, "; ".join(parts))
@@ -294,5 +340,11 @@ def verify_version(
             statement = open_bundle(bundle)
         except SignatureError as exc:
             why = str(exc)
-    checks = [status, digests, _bytes(report), *_signer_checks(statement, why, evidence, manifest)]
-    return Verification(target, record.name, record.version, checks, report)
+    signer_checks = _signer_checks(statement, why, evidence, manifest)
+    signed_by = ""
+    if statement is not None:
+        chain_ok = next(c.ok for c in signer_checks if c.name == SIGNER_CHAIN)
+        role = statement.signer.role or "(no role)"
+        signed_by = f"{role}@{record.registrant.msp_id}" if chain_ok else describe(statement.certificate)
+    checks = [status, digests, _bytes(report), *signer_checks]
+    return Verification(target, record.name, record.version, checks, report, signed_by, record.status)

@@ -567,8 +567,8 @@ def test_after_a_failed_object_the_rest_of_the_tree_is_not_read(
     assert counting.gets < 10  # the readers in flight, not the 40 objects
 
 
-def _store_cli(s3_server: S3Server, *args: str) -> tuple[int, dict]:
-    import json
+def _store_cli_run(s3_server: S3Server, *args: str):
+    """``modelledger store ARGS`` in a child process, against ``s3_server``."""
     import subprocess
     import sys
 
@@ -577,12 +577,45 @@ def _store_cli(s3_server: S3Server, *args: str) -> tuple[int, dict]:
         "MODELLEDGER_STATE_DIR": str(s3_server.settings.state_dir),
         "MODELLEDGER_S3_PORT": str(s3_server.settings.port),
     }
-    cmd = [sys.executable, "-m", "modelledger.mlops.cli", "store", *args, "--json"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "modelledger.mlops.cli", "store", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _store_cli(s3_server: S3Server, *args: str) -> tuple[int, dict]:
+    import json
+
+    done = _store_cli_run(s3_server, *args, "--json")
     try:
         return done.returncode, json.loads(done.stdout)
     except ValueError:
         raise AssertionError(f"no JSON from {args}: {done.stdout}{done.stderr}") from None
+
+
+def _anchor_signed(profile, uploader: ModelUploader, folder: Path, name: str, version: str, signer, tmp_path: Path):
+    """Uploads ``folder`` signed by ``signer`` (a SigningIdentity) and registers it as the bridge's registrar would."""
+    from modelledger.mlops.store.ledger_records import version_input
+    from modelledger.mlops.store.signing import sign_manifest
+    from modelledger.sdk.registry import RegistryClient
+    from modelledger.sdk.registry.records import Framework, MLflowSource
+
+    def bundle(manifest: Manifest) -> Path:
+        path = tmp_path / f"bundle-{name}-{version}.json"
+        sign_manifest(manifest, path, signer.key, signer.certificate, signer.chain)
+        return path
+
+    up = uploader.upload(folder, bundle=bundle, progress=False)
+    with profile.gateway("Org1MSP", "registrar") as gw:
+        RegistryClient(gw.network(profile.channel), profile.chaincode).register_model_version(
+            version_input(
+                name=name,
+                version=version,
+                manifest=up.manifest,
+                pointer=up.pointer,
+                mlflow=MLflowSource(source=f"models:/{name}"),
+                framework=Framework(name="sklearn", version="1.6.1"),
+            )
+        )
+    return up
 
 
 def test_verified_means_the_registrants_signature_on_every_path(
@@ -591,11 +624,9 @@ def test_verified_means_the_registrants_signature_on_every_path(
     import shutil
 
     from modelledger.mlops.bridge.anchor_parts import SigningIdentity
-    from modelledger.mlops.store.ledger_records import version_input
-    from modelledger.mlops.store.signing import sign_manifest, sign_model
+    from modelledger.mlops.store.signing import sign_model
     from modelledger.sdk import ConnectionProfile
     from modelledger.sdk.registry import RegistryClient
-    from modelledger.sdk.registry.records import Framework, MLflowSource
 
     network.chaincode.deploy()
     profile = ConnectionProfile.load(network.layout.connection_profile)
@@ -604,26 +635,7 @@ def test_verified_means_the_registrants_signature_on_every_path(
     name = f"signed-{os.urandom(4).hex()}"
 
     def anchor(folder: Path, version: str, signer: SigningIdentity) -> None:
-        """Uploads ``folder`` signed by ``signer`` and registers it as the bridge's registrar would."""
-
-        def bundle(manifest: Manifest) -> Path:
-            path = tmp_path / f"bundle-{version}.json"
-            sign_manifest(manifest, path, signer.key, signer.certificate, signer.chain)
-            return path
-
-        up = uploader.upload(folder, bundle=bundle, progress=False)
-        p, m = up.pointer, up.manifest
-        with profile.gateway("Org1MSP", "registrar") as gw:
-            RegistryClient(gw.network(profile.channel), profile.chaincode).register_model_version(
-                version_input(
-                    name=name,
-                    version=version,
-                    manifest=m,
-                    pointer=p,
-                    mlflow=MLflowSource(source=f"models:/{name}"),
-                    framework=Framework(name="sklearn", version="1.6.1"),
-                )
-            )
+        _anchor_signed(profile, uploader, folder, name, version, signer, tmp_path)
 
     def checks(doc: dict) -> dict[str, dict]:
         return {c["name"]: c for c in doc["checks"]}
@@ -681,3 +693,54 @@ def test_verified_means_the_registrants_signature_on_every_path(
     rc, doc = _store_cli(s3_server, "verify", *ledger, "1")
     assert rc == 1 and doc["failed"] == ["ledger-status"]
     assert "withdrawn in a test" in checks(doc)["ledger-status"]["detail"]
+
+
+def test_a_delete_marker_or_newer_version_over_the_index_key_is_a_warning_not_a_failure(
+    network, s3_server: S3Server, client, uploader: ModelUploader, model: Path, tmp_path: Path
+) -> None:
+    from modelledger.mlops.bridge.anchor_parts import SigningIdentity
+    from modelledger.sdk import ConnectionProfile
+
+    network.chaincode.deploy()
+    profile = ConnectionProfile.load(network.layout.connection_profile)
+    registrar = SigningIdentity.from_msp(profile.user_msp("Org1MSP", "registrar"))
+    name = f"warned-{os.urandom(4).hex()}"
+    (model / "salt.txt").write_text(os.urandom(8).hex())
+    # Two minutes: the locks must still hold when the last verification runs (the date is asserted).
+    longer = ModelUploader(uploader.client, uploader.bucket, retention=dt.timedelta(minutes=2), chunk_size=CHUNK)
+    p = _anchor_signed(profile, longer, model, name, "1", registrar, tmp_path).pointer
+    ledger = ["--profile", str(profile.path), "--ledger", name, "1"]
+
+    rc, doc = _store_cli(s3_server, "verify", *ledger)
+    assert rc == 0 and doc["ok"] and doc["warnings"] == [], doc
+    m = digest_folder(model)
+    assert (doc["files"], doc["bytes"], doc["lock_mode"], doc["signed_by"]) == (
+        len(m.files),
+        m.total_size,
+        "COMPLIANCE",
+        "registrar@Org1MSP",
+    )
+    until = dt.datetime.fromisoformat(doc["retain_until"])
+    assert dt.datetime.now(dt.UTC) < until <= dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+
+    def verify_warns(expected: str) -> None:
+        """``store verify`` still verifies, and shows one warning that starts with ``expected``, in text and JSON."""
+        rc, doc = _store_cli(s3_server, "verify", *ledger)
+        assert rc == 0 and doc["ok"] and doc["failed"] == [] and doc["changed"] == [], doc
+        assert len(doc["warnings"]) == 1 and doc["warnings"][0].startswith(expected), doc["warnings"]
+        text = _store_cli_run(s3_server, "verify", *ledger)
+        assert text.returncode == 0, text.stdout + text.stderr
+        lines = text.stdout.splitlines()
+        assert lines[0] == f"verified: {p.uri} against the ledger record of {name}/1"
+        assert lines[1] == "  " + doc["summary"] and "signature by registrar@Org1MSP verified" in lines[1]
+        assert f"  warning: {doc['warnings'][0]}" in lines
+
+    # A delete marker over the index key: a plain GET of the key fails; the locked version the ledger names stays.
+    client.delete_object(Bucket=p.bucket, Key=p.key)
+    with pytest.raises(ClientError):
+        client.get_object(Bucket=p.bucket, Key=p.key)
+    verify_warns(f"a delete marker over the index key {p.key}")
+    # A newer version over it: a plain GET returns other bytes.
+    newer = client.put_object(Bucket=p.bucket, Key=p.key, Body=b'{"forged": true}', **_lock())["VersionId"]
+    assert client.get_object(Bucket=p.bucket, Key=p.key)["Body"].read() == b'{"forged": true}'
+    verify_warns(f"a newer version {newer} over the index key {p.key}: a plain GET of the key returns it")

@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from typer.testing import CliRunner
 
-from modelledger.mlops.store.copy_checks import verify_folder
+from modelledger.mlops.cli import store as cli_store
+from modelledger.mlops.cli.app import app
+from modelledger.mlops.store.copy_checks import human_size, verify_folder, verify_s3
 from modelledger.mlops.store.digest import FileEntry, Manifest, digest_folder
-from modelledger.mlops.store.index import StoragePointer
+from modelledger.mlops.store.index import StoragePointer, read_index
 from modelledger.mlops.store.ledger_records import to_ledger_manifest, to_ledger_storage
 from modelledger.mlops.store.signing import sign_manifest
+from modelledger.mlops.store.upload import ModelUploader
 from modelledger.mlops.store.verification import (
     BYTES,
     LEDGER_MANIFEST,
@@ -28,11 +32,13 @@ from modelledger.mlops.store.verification import (
     SIGNER_IDENTITY,
     LedgerEvidence,
     Verification,
+    anchored_bundle,
     verify_version,
 )
 from modelledger.sdk.ledger.msp import MspError, MspTrust
 from modelledger.sdk.registry.records import Actor, Approval, ModelVersion, Revocation
 from tests.unit.pki_fakes import fingerprint, make_cert, write_pair
+from tests.unit.s3_fakes import VersionedBucket
 
 ALL = [LEDGER_STATUS, LEDGER_MANIFEST, BYTES, SIGNATURE, SIGNER_CHAIN, SIGNER_IDENTITY, SIGNED_DIGEST]
 ORG1_OUS = (("client", "client"), ("peer", "peer"), ("admin", "admin"), ("orderer", "orderer"))
@@ -233,3 +239,110 @@ def test_msp_trust_refuses_a_ca_a_revoked_and_a_role_less_certificate(org1) -> N
     )
     with pytest.raises(MspError, match="is revoked by a CRL of Org1MSP"):
         dataclasses.replace(trust, crls=(crl,)).chain(victim)
+
+
+def anchored(org1, model: Path, tmp_path: Path, bucket: VersionedBucket) -> tuple[LedgerEvidence, StoragePointer]:
+    """``model`` anchored in ``bucket`` with the registrar's bundle, and the ledger record that points at it."""
+    manifest = digest_folder(model)
+    bundle = tmp_path / "anchored-bundle.json"
+    bundle.write_bytes(sign(manifest, org1["registrar_files"], org1["ca_file"], tmp_path))
+    up = ModelUploader(bucket, "anchored", dt.timedelta(days=3653), workers=1).upload(model, bundle, progress=False)
+    record = dataclasses.replace(
+        record_for(manifest, org1["registrar"][1]), storage=to_ledger_storage(pointer=up.pointer)
+    )
+    return LedgerEvidence(record, org1["trust"]), up.pointer
+
+
+def verify_anchored(evidence: LedgerEvidence, bucket: VersionedBucket) -> Verification:
+    pointer = evidence.pointer
+    bundle, why = anchored_bundle(bucket, pointer)
+    return verify_version(evidence, bundle, lambda m: verify_s3(bucket, pointer, m), pointer.uri, why)
+
+
+def test_a_verification_says_what_it_covered(org1, good, model: Path, tmp_path: Path) -> None:
+    bucket = VersionedBucket()
+    evidence, _ = anchored(org1, model, tmp_path, bucket)
+    result = verify_anchored(evidence, bucket)
+    size = digest_folder(model).total_size
+    until = result.content.retain_until
+    assert result.ok and until is not None and result.signed_by == "registrar@Org1MSP"
+    lock = f"locked (COMPLIANCE) until {until:%Y-%m-%d %H:%M} UTC"
+    covered = (
+        f"2 files, {human_size(size)}, digests match; signature by registrar@Org1MSP verified; {lock}; "
+        "REGISTERED on the ledger"
+    )
+    assert result.covered() == covered
+    assert result.summary() == f"{evidence.pointer.uri}: verified against the ledger record of m/1: {covered}"
+    assert result.check(BYTES).detail == f"2 files, {human_size(size)}, digests match the ledger's manifest; {lock}"
+    doc = result.to_json()
+    facts = (doc["files"], doc["bytes"], doc["lock_mode"], doc["retain_until"])
+    assert facts == (2, size, "COMPLIANCE", until.isoformat())
+    assert (doc["signed_by"], doc["ledger_status"], doc["summary"], doc["warnings"]) == (
+        "registrar@Org1MSP",
+        "REGISTERED",
+        covered,
+        [],
+    )
+    # A local folder: the same facts, and no lock to speak of.
+    folder = run(good[0], good[1], model)
+    assert folder.ok and "; a local folder: no lock applies; REGISTERED on the ledger" in folder.covered()
+    assert folder.to_json()["lock_mode"] is None and folder.to_json()["copy"] == "folder"
+
+
+def test_a_delete_marker_on_the_index_key_warns_and_still_verifies_in_the_cli(
+    org1, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = VersionedBucket()
+    evidence, pointer = anchored(org1, model, tmp_path, bucket)
+    bucket.delete_object(Key=pointer.key)
+    result = verify_anchored(evidence, bucket)
+    assert result.ok and len(result.warnings) == 1 and result.summary().endswith("on the ledger (1 warning)")
+    assert result.warnings[0].startswith(f"a delete marker over the index key {pointer.key}")
+    # The command's own rendering (its ledger and S3 clients replaced by the record and the fake bucket).
+    monkeypatch.setattr(cli_store, "_evidence", lambda *a, **k: evidence)
+    monkeypatch.setattr(cli_store, "_s3", lambda *a, **k: bucket)
+    text = CliRunner().invoke(app, ["store", "verify", "--ledger", "m", "1"])
+    assert text.exit_code == 0, text.stdout
+    lines = text.stdout.splitlines()
+    assert lines[0] == f"verified: {pointer.uri} against the ledger record of m/1"
+    assert lines[1] == f"  {result.covered()}"
+    assert f"  warning: {result.warnings[0]}" in lines
+    doc = json.loads(CliRunner().invoke(app, ["store", "verify", "--ledger", "m", "1", "--json"]).stdout)
+    assert doc["ok"] is True and doc["warnings"] == result.warnings and doc["failed"] == []
+    fetched = CliRunner().invoke(app, ["store", "fetch", str(tmp_path / "out"), "--ledger", "m", "1"])
+    assert fetched.exit_code == 0, fetched.stdout
+    assert fetched.stdout.splitlines()[0] == f"fetched into {tmp_path / 'out'}: verified against the ledger: " + (
+        result.covered()
+    )
+    assert f"  warning: {result.warnings[0]}" in fetched.stdout.splitlines()
+
+
+def test_a_changed_chunk_key_fails_and_the_detail_says_why(org1, model: Path, tmp_path: Path) -> None:
+    bucket = VersionedBucket()
+    evidence, pointer = anchored(org1, model, tmp_path, bucket)
+    index = read_index(bucket, pointer)
+    chunk = next(f for f in index.files if f.path == "data/model.pkl").chunks[0]
+    bucket.delete_object(Key=chunk.key)
+    result = verify_anchored(evidence, bucket)
+    assert failing(result) == [BYTES] and result.to_json()["changed"] == ["data/model.pkl"]
+    assert result.check(BYTES).detail == (
+        f"changed: data/model.pkl (a delete marker over the chunk key {chunk.key}: a plain GET of the key fails)"
+    )
+
+
+def test_fetch_checks_the_copys_locks_as_verify_does(org1, model: Path, tmp_path: Path) -> None:
+    from modelledger.mlops.store.fetch import fetch_verified
+
+    bucket = VersionedBucket()
+    evidence, pointer = anchored(org1, model, tmp_path, bucket)
+    fetched = fetch_verified(bucket, evidence, tmp_path / "out")
+    assert fetched.ok and fetched.covered() == verify_anchored(evidence, bucket).covered()
+    assert "locked (COMPLIANCE) until" in fetched.covered()
+    # One chunk's lock weakened (a fake can; MinIO refuses): both refuse the copy, naming the object.
+    chunk = read_index(bucket, pointer).files[0].chunks[0]
+    bucket.versions[chunk.key][-1]["ObjectLockMode"] = "GOVERNANCE"
+    weak = f"{chunk.key} version {chunk.version_id} is not COMPLIANCE-locked"
+    assert verify_anchored(evidence, bucket).content.unprotected == [weak]
+    refused = fetch_verified(bucket, evidence, tmp_path / "refused")
+    assert failing(refused) == [BYTES] and refused.content.unprotected == [weak]
+    assert not (tmp_path / "refused").exists()
