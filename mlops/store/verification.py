@@ -160,7 +160,7 @@ class Verification:
         """What the verification covered, in one line: files and size, digests, signer, lock, ledger status.
 
         E.g. ``8 files, 59 KB, digests match; signature by registrar@Org1MSP verified; locked (COMPLIANCE) until
-        2036-12-07 10:00 UTC; REGISTERED on the ledger``.
+        2036-12-07 10:00 UTC; registered on the ledger``.
         """
         names = {c.name: c.ok for c in self.checks}
         if not self.signed_by:
@@ -169,7 +169,7 @@ class Verification:
             signature = f"signature by {self.signed_by} verified"
         else:
             signature = f"signature by {self.signed_by} does not pass every signer check"
-        status = f"{self.ledger_status or '(no status)'} on the ledger"
+        status = f"{status_word(self.ledger_status) if self.ledger_status else '(no status)'} on the ledger"
         return "; ".join((self.content.covered(), signature, self.content.lock(), status))
 
     def summary(self) -> str:
@@ -212,7 +212,7 @@ def _status(record: ModelVersion) -> Check:
         return Check(
             LEDGER_STATUS,
             False,
-            f"the version's status on the ledger is {record.status or '(none)'}, "
+            f"the version's status on the ledger is {status_word(record.status) if record.status else '(none)'}, "
             f"not one of {', '.join(status_word(s) for s in USABLE_STATUSES)}",
         )
     return Check(LEDGER_STATUS, True, f"{status_word(record.status)} on the ledger (neither revoked nor rejected)")

@@ -269,7 +269,7 @@ def test_a_verification_says_what_it_covered(org1, good, model: Path, tmp_path: 
     lock = f"locked (COMPLIANCE) until {until:%Y-%m-%d %H:%M} UTC"
     covered = (
         f"2 files, {human_size(size)}, digests match; signature by registrar@Org1MSP verified; {lock}; "
-        "REGISTERED on the ledger"
+        "registered on the ledger"
     )
     assert result.covered() == covered
     assert result.summary() == f"{evidence.pointer.uri}: verified against the ledger record of m/1: {covered}"
@@ -285,7 +285,7 @@ def test_a_verification_says_what_it_covered(org1, good, model: Path, tmp_path: 
     )
     # A local folder: the same facts, and no lock to speak of.
     folder = run(good[0], good[1], model)
-    assert folder.ok and "; a local folder: no lock applies; REGISTERED on the ledger" in folder.covered()
+    assert folder.ok and "; a local folder: no lock applies; registered on the ledger" in folder.covered()
     assert folder.to_json()["lock_mode"] is None and folder.to_json()["copy"] == "folder"
 
 
