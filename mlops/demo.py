@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from modelledger.mlops.bridge import (
     ANCHORING,
@@ -46,6 +45,7 @@ from modelledger.mlops.bridge import (
     MlflowUser,
     act_as,
 )
+from modelledger.mlops.cli.output import show_fields
 from modelledger.mlops.store import (
     SIGNER_IDENTITY,
     anchored_bundle,
@@ -216,11 +216,11 @@ def train_and_register(console: Console, tracking_uri: str) -> tuple[str, str, f
         mlflow.log_metrics(metrics)
         train = x_train.assign(target=y_train)
         logged = log_dataset(train, name="breast-cancer-train", source="sklearn.datasets.load_breast_cancer")
-        console.print(f"   logged training data {logged.name}: SHA-256 {logged.sha256[:16]}… (every row, every value)")
+        console.print(f"   logged training data {logged.name}: SHA-256 {logged.sha256} (every row, every value)")
         info = mlflow.xgboost.log_model(model, name="model")
     t0 = time.monotonic()
     mv = mlflow.register_model(info.model_uri, MODEL_NAME)
-    console.print(f"   registered [bold]{MODEL_NAME}[/] version {mv.version} from run {run.info.run_id[:12]}…")
+    console.print(f"   registered [bold]{MODEL_NAME}[/] version {mv.version} from run {run.info.run_id}")
     _log.info(
         "MLflow run %s: %s/#/experiments/%s/runs/%s",
         run.info.run_name,
@@ -286,7 +286,7 @@ def _run(console: Console) -> int:
 
         _step(console, 2, "The bridge anchors it: digest, signature, write-once S3, ledger endorsed by every org")
         tags = wait_anchored(console, client, name, version, t0)
-        console.print(f"   MLflow tags: {TAG_TX} {tags[TAG_TX][:16]}…, {TAG_BLOCK} {tags[TAG_BLOCK]}")
+        console.print(f"   MLflow tags: {TAG_TX} {tags[TAG_TX]}, {TAG_BLOCK} {tags[TAG_BLOCK]}")
         console.print(f"   {STATUS_ANCHORED}: {ANCHORING[STATUS_ANCHORED]}")
 
         _step(console, 3, "A compliance officer (Org1 auditor) reads the ledger record")
@@ -294,25 +294,25 @@ def _run(console: Console) -> int:
         with profile.gateway("Org1MSP", "auditor") as gw:
             evidence = ledger_evidence(gw.network(profile.channel), profile.chaincode, name, version)
         record, pointer = evidence.record, evidence.pointer
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_row("model digest", record.model_digest)
-        table.add_row("manifest", f"{record.manifest_digest} ({len(record.manifest.files)} files)")
-        for f in record.manifest.files:
-            table.add_row("", f"{f.path}  {f.size} bytes  sha256 {f.sha256[:16]}…")
-        table.add_row("S3 pointer", pointer.uri)
-        table.add_row("", f"version {pointer.version_id}, index sha256 {pointer.sha256[:16]}…")
-        table.add_row("MLflow", f"run {record.mlflow.run_id}, source {record.mlflow.source}")
-        table.add_row("framework", f"{record.framework.name} {record.framework.version}")
-        for d in record.datasets:
-            table.add_row(
-                "training data", f"{d.name}  sha256 {d.sha256[:16]}…  (registered on the ledger: {d.registered})"
-            )
-        table.add_row("params", ", ".join(f"{p.key}={p.value}" for p in record.params))
-        table.add_row("metrics", ", ".join(f"{m.key}={m.value:.4f}" for m in record.metrics))
-        table.add_row("registrant", f"{record.registrant.role}@{record.registrant.msp_id}")
-        table.add_row("status", f"{status_word(record.status)}: {status_meaning(record.status)}")
-        table.add_row("registered", f"tx {record.registered_tx_id[:16]}… at {record.registered_at}")
-        console.print(table)
+        rows: list[tuple[str, str]] = [
+            ("model digest", record.model_digest),
+            ("manifest", f"{record.manifest_digest} ({len(record.manifest.files)} files)"),
+            *((f"file {f.path}", f"{f.size} bytes, sha256 {f.sha256}") for f in record.manifest.files),
+            ("S3 pointer", pointer.uri),
+            ("S3 version", f"{pointer.version_id}, index sha256 {pointer.sha256}"),
+            ("MLflow", f"run {record.mlflow.run_id}, source {record.mlflow.source}"),
+            ("framework", f"{record.framework.name} {record.framework.version}"),
+            *(
+                ("training data", f"{d.name}, sha256 {d.sha256} (registered on the ledger: {d.registered})")
+                for d in record.datasets
+            ),
+            ("params", ", ".join(f"{p.key}={p.value}" for p in record.params)),
+            ("metrics", ", ".join(f"{m.key}={m.value:.4f}" for m in record.metrics)),
+            ("registrant", f"{record.registrant.role}@{record.registrant.msp_id}"),
+            ("status", f"{status_word(record.status)}: {status_meaning(record.status)}"),
+            ("registered", f"tx {record.registered_tx_id} at {record.registered_at}"),
+        ]
+        show_fields(f"{name} version {version} on the ledger", rows, con=console)
         if tags.get(TAG_STORAGE, "").split("?")[0] != pointer.uri:
             raise DemoError(f"the MLflow tag {TAG_STORAGE} {tags.get(TAG_STORAGE)} is not the ledger's pointer")
 

@@ -25,9 +25,10 @@ app.add_typer(bridge.app, name="bridge")
 @app.command()
 def demo() -> None:
     """Train, log and register a model in MLflow, wait for its anchoring, verify it and a tampered copy."""
+    from modelledger.mlops.cli.output import console
     from modelledger.mlops.demo import run
 
-    raise SystemExit(run())
+    raise SystemExit(run(console))
 
 
 @app.command("demo-clean")
