@@ -56,5 +56,5 @@ def register_dataset(registry: RegistryClient, ds: DatasetRef) -> str:
             "dataset claimed before with another description",
             extra={"sha256": ds.sha256, "dataset": ds.name, "source": ds.source, "reason": exc.message},
         )
-        return f"dataset {ds.name} ({ds.sha256[:12]}…) was claimed before with another description: {exc.message}"
+        return f"dataset {ds.name} (sha256 {ds.sha256}) was claimed before with another description: {exc.message}"
     return ""

@@ -293,7 +293,7 @@ def _signer_checks(
                 SIGNER_IDENTITY,
                 False,
                 f"signed by {signer}, not by the registrant {registrant.role}@{registrant.msp_id} "
-                f"(certificate sha256 {registrant.cert_fingerprint[:16]}…)",
+                f"(certificate sha256 {registrant.cert_fingerprint})",
             )
         )
     wrong = []

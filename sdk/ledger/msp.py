@@ -61,7 +61,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 def describe(cert: x509.Certificate) -> str:
     """Subject and short fingerprint, for messages."""
-    return f"{cert.subject.rfc4514_string()} (sha256 {fingerprint(cert)[:16]}…)"
+    return f"{cert.subject.rfc4514_string()} (sha256 {fingerprint(cert)})"
 
 
 @dataclass(frozen=True)

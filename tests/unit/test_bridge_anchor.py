@@ -568,7 +568,7 @@ def test_a_dataset_claimed_before_with_another_description_is_a_warning_not_a_fa
         assert caplog.records == []
         note = register_dataset(a.parts.registry, dataclasses.replace(ds, name="tx-renamed"))
     # The note goes to the version's ledger.note tag, so the data scientist sees it too.
-    assert note.startswith("dataset tx-renamed (aaaaaaaaaaaa…) was claimed before with another description: CONFLICT")
+    assert note.startswith(f"dataset tx-renamed (sha256 {'a' * 64}) was claimed before with another description: CONFLICT")
     (warning,) = caplog.records
     assert warning.getMessage() == "dataset claimed before with another description"
     assert warning.__dict__["reason"] == (
