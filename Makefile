@@ -51,11 +51,13 @@ demo-clean: install ## Delete the demo's log of MLflow's and the other libraries
 	@$(CLI) demo-clean
 
 .PHONY: up
-up: install tools ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent; two parts at a time)
+up: ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent; two parts at a time)
+	@$(MAKE) --no-print-directory -j2 install tools
 	@if [ -t 1 ]; then export TTY_COMPATIBLE=1 TTY_INTERACTIVE=0 COLUMNS="$${COLUMNS:-$$(tput cols 2>/dev/null || echo 80)}"; fi; \
 	$(MAKE) --no-print-directory -j2 --output-sync=target TOOLS_CHECKED=1 stack-up
 
-# The network (then the chaincode) and S3 (then MLflow) start side by side; the bridge waits for both. Each
+# The Python install and the tool builds run side by side first (their lines interleave; each says what it is).
+# Then the network (then the chaincode) and S3 (then MLflow) start side by side; the bridge waits for both. Each
 # part's output is printed whole when it ends (--output-sync). On a terminal it reads as on one: rich's
 # TTY_COMPATIBLE keeps colours and tables at the terminal's width, TTY_INTERACTIVE=0 drops the spinner (its
 # frames would only be replayed).
