@@ -172,14 +172,14 @@ def _plain_read(client: Any, bucket: str, ref: BlobRef, what: str) -> str:
 
 @dataclass(frozen=True)
 class CopyProtection:
-    """How the objects of an anchored copy are protected, and what a plain read of its index and bundle keys gives.
+    """How the objects of an anchored copy are protected, and what a plain read of each of its keys gives.
 
     Attributes:
         lock_mode: ``COMPLIANCE`` when every object has it, else the modes found (``none``: no lock).
         retain_until: The earliest end of retention among the objects that have a lock (None if none has).
         unprotected: Objects that are gone, hold other bytes, are not COMPLIANCE-locked, or are locked for
             less time than the index.
-        warnings: A delete marker or a newer version over the index key or the bundle key.
+        warnings: A delete marker or a newer version (other bytes) over a key of the copy: index, chunk or bundle.
     """
 
     lock_mode: str
@@ -189,12 +189,15 @@ class CopyProtection:
 
 
 def copy_protection(client: Any, pointer: StoragePointer, index: AnchoredIndex, index_size: int) -> CopyProtection:
-    """HEADs every object version of the anchored copy (:func:`lock_state`), and the index and bundle keys.
+    """HEADs every object version of the anchored copy (:func:`lock_state`), and every key of it.
 
-    A delete marker or a newer version over the index or bundle key is a
-    warning, not a problem: the versions the pointer and the index name are
-    what every reader here uses, and they are checked (and locked) on their
-    own; a reader that ignores version ids would get something else.
+    A delete marker or a newer version with other bytes over any key of the
+    copy (the index, a chunk, the bundle) is a warning, not a failure: the
+    versions the ledger's pointer and the index name are what every reader
+    here uses, and they are checked (and locked) on their own; only a reader
+    that ignores version ids would get something else. (Chunks are
+    content-addressed and shared between models: one delete marker over a
+    shared chunk key must not make every model that uses it fail.)
 
     Raises:
         ClientError, BotoCoreError: S3 cannot be read.
@@ -208,8 +211,15 @@ def copy_protection(client: Any, pointer: StoragePointer, index: AnchoredIndex, 
         elif lock.retain_until < index_until - dt.timedelta(seconds=1):
             problems.append(f"{lock.ref.key} version {lock.ref.version_id} is locked for less time than the index")
     warnings = []
-    for what, ref in (("index", locks[0].ref), ("signature bundle", index.bundle)):
-        why = _plain_read(client, pointer.bucket, ref, what) if ref is not None else ""
+    kinds = [("index", locks[0].ref), *(("chunk", c) for f in index.files for c in f.chunks)]
+    if index.bundle is not None:
+        kinds.append(("signature bundle", index.bundle))
+    seen: set[str] = set()
+    for what, ref in kinds:
+        if ref.key in seen:  # a chunk shared by two files of the copy is one key
+            continue
+        seen.add(ref.key)
+        why = _plain_read(client, pointer.bucket, ref, what)
         if why:
             warnings.append(f"{why} (reads by version id, as here, are unaffected)")
     return CopyProtection(
@@ -235,14 +245,13 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
 
     The index must hash to ``pointer.sha256``. Each file listed in the index is
     rebuilt from its chunks at their recorded versions and hashed in full; a
-    file with a chunk that is gone is missing. A file is also changed when a
-    chunk's key now answers with other bytes or a delete marker (``reasons``
-    says which): a reader that ignores version ids would get something else.
-    Files of the index that the manifest does not list are extra. The signature
-    bundle is read and hashed too. Every object version of the copy must be
-    COMPLIANCE-locked at least as long as the index; any that is not is listed
-    as unprotected. A delete marker or newer version over the index or bundle
-    key is a warning (:func:`copy_protection`).
+    file with a chunk that is gone is missing; one whose chunk version holds
+    other bytes is changed (``reasons`` says why). Files of the index that the
+    manifest does not list are extra. The signature bundle is read and hashed
+    too. Every object version of the copy must be COMPLIANCE-locked at least as
+    long as the index; any that is not is listed as unprotected. A delete marker
+    or newer version over any key of the copy is a warning
+    (:func:`copy_protection`).
     """
     try:
         index, index_size = read_index_sized(client, pointer)
@@ -265,11 +274,6 @@ def verify_s3(client: Any, pointer: StoragePointer, expected: Manifest) -> Verif
             except StoreError as exc:
                 reasons[sf.path] = str(exc)  # bytes differ from the recorded chunk
             actual.append(FileEntry(sf.path, size, h.hexdigest()))
-            for ref in sf.chunks:
-                why = _plain_read(client, pointer.bucket, ref, "chunk")
-                if why:
-                    reasons.setdefault(sf.path, why)
-                    break
         if index.bundle is not None:
             try:
                 for _ in read_blob(client, pointer.bucket, index.bundle):

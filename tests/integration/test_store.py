@@ -176,7 +176,7 @@ def test_a_rewritten_index_shows_renamed_added_and_removed_files(client, uploade
     assert verify_s3(client, p, result.manifest).ok
 
 
-def test_s3_verify_catches_a_flipped_byte_and_a_delete_marker_on_a_chunk_key(
+def test_s3_verify_warns_of_a_flipped_byte_and_a_delete_marker_over_chunk_keys(
     client, uploader: ModelUploader, model: Path
 ) -> None:
     (model / "salt.txt").write_text(os.urandom(8).hex())
@@ -191,8 +191,14 @@ def test_s3_verify_catches_a_flipped_byte_and_a_delete_marker_on_a_chunk_key(
     tampered = client.put_object(Bucket=p.bucket, Key=chunk.key, Body=bytes(data), **_lock())["VersionId"]
     client.delete_object(Bucket=p.bucket, Key=files["salt.txt"].chunks[0].key)
     report = verify_s3(client, p, result.manifest)
-    assert report.changed == ["data/model.pkl", "salt.txt"] and not report.ok
-    assert report.unprotected == []  # the recorded versions themselves are intact and locked
+    # The recorded versions themselves are intact and locked: the copy verifies, with a warning per key.
+    assert report.ok and report.changed == [] and report.unprotected == []
+    assert sorted(w.split(": a plain GET")[0] for w in report.warnings) == sorted(
+        [
+            f"a newer version {tampered} over the chunk key {chunk.key}",
+            f"a delete marker over the chunk key {files['salt.txt'].chunks[0].key}",
+        ]
+    )
     # A new model with the same weights does not reuse the tampered latest version of that chunk key.
     (model / "salt.txt").write_text("another model")
     other = uploader.upload(model, progress=False)
