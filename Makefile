@@ -18,15 +18,19 @@ help: ## List the targets
 # --- setup --------------------------------------------------------------------------------
 # Quiet unless it fails: the installers' output goes to a temporary log, printed (and kept) only on failure.
 # uv (from PyPI, into the venv) resolves and installs the same packages as pip in seconds (pip: ~70 s warm,
-# ~140 s cold); --native-tls makes it trust the system's certificates, as pip does here; --compile-bytecode
+# ~140 s cold). uv reads neither pip.conf nor PIP_* variables: tools/uv_from_pip.py turns pip's index, extra
+# indexes, wheel folders and CA bundle into uv's settings, so both install from the same places. --native-tls
+# makes it trust the system's certificates, as pip does here; --compile-bytecode
 # writes the .pyc files at install time, as pip does (with PYTHONDONTWRITEBYTECODE set, as on this machine, an
 # install without them would compile MLflow from source at every start: 9 s instead of 3.6 s). If uv cannot be
 # had or fails, pip does the install instead. (See docs/operations.md, "Python packages".)
-$(VENV)/.installed: pyproject.toml
+UV_VERSION := 0.13.10
+$(VENV)/.installed: pyproject.toml tools/uv_from_pip.py
 	@t0=$$(date +%s); log="$$(mktemp -t modelledger-install.XXXXXX)"; spec='.[dev,demo,postgres]'; exec 3>&1; \
 	echo "install: installing ModelLedger and its dev, demo and postgres dependencies into $(VENV) (log: $$log)"; \
 	if { test -x $(PY) || $(PYTHON) -m venv $(VENV); } >>"$$log" 2>&1 \
-	  && { { $(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --native-tls --compile-bytecode --quiet --python $(PY) -e "$$spec"; } \
+	  && { { $(PY) -m pip install --quiet 'uv==$(UV_VERSION)' && eval "$$($(PY) tools/uv_from_pip.py)" \
+	         && $(VENV)/bin/uv pip install --native-tls --compile-bytecode --quiet --python $(PY) -e "$$spec"; } \
 	       || { echo "install: uv failed (see the log); installing with pip instead (slower)" >&3; \
 	            $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e "$$spec"; }; } >>"$$log" 2>&1; then \
 	  rm -f "$$log"; touch $@; echo "install: done in $$(( $$(date +%s) - t0 ))s"; \
@@ -183,5 +187,5 @@ test-unit: install ## Unit tests only (no servers)
 
 .PHONY: lint
 lint: install ## ruff, and gofmt on the chaincode
-	$(VENV)/bin/ruff check network runtime sdk mlops tests bench
+	$(VENV)/bin/ruff check network runtime sdk mlops tests bench tools
 	@unformatted="$$(gofmt -l chaincode)"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

@@ -31,6 +31,7 @@ from modelledger.sdk.registry.records import (
     ModelVersionInput,
     Storage,
 )
+from modelledger.sdk.registry.statuses import status_word
 from tests.cli_capture import (
     minimal_env,
     read_blocks,
@@ -345,10 +346,10 @@ def test_model_views_show_every_value_whole_in_a_pipe_and_in_a_terminal(
     views = {v: ["model", v, name, *([] if v == "list" else ["1"]), "--profile", str(profile.path)] for v in VIEWS}
 
     list_header = ["name", "version", "status", "owner", "model digest", "registered"]
-    listed = [[mv.name, mv.version, mv.status, mv.owner, mv.model_digest, mv.registered_at]]
+    listed = [[mv.name, mv.version, status_word(mv.status), mv.owner, mv.model_digest, mv.registered_at]]
     history_header = ["time", "action", "actor", "status", "tx id"]
     changes = [
-        [e.time, e.action, f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-", e.status, e.tx_id]
+        [e.time, e.action, f"{e.actor.role}@{e.actor.msp_id}" if e.actor else "-", status_word(e.status), e.tx_id]
         for e in auditor.get_history(name, "1")
     ]
     assert len(changes) == 2 and changes[0][4] == mv.registered_tx_id
