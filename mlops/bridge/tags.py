@@ -37,7 +37,8 @@ ANCHORING: dict[str, str] = {
     "it may not be on the ledger yet",
     STATUS_ANCHORED: "the version is registered on the ledger (transaction ledger.tx_id, committed VALID), "
     "the record is of the bytes MLflow holds, and its write-once copy is locked",
-    STATUS_FAILED: "the bridge gave up: a permanent refusal or 12 failed tries (ledger.error says why); "
+    STATUS_FAILED: "the bridge stopped trying: a permanent refusal or 12 failed tries (ledger.error says why); "
+    "its reconciler revives a job that failed for a passing cause, a few times at most; "
     "whether the ledger holds the version, only the ledger says",
     STATUS_CONFLICT: "the ledger holds a record of this version that is not of the bytes or provenance MLflow holds "
     "(ledger.error says what differs and who registered it)",

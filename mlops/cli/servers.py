@@ -167,7 +167,10 @@ S3_COMMANDS = ServerCommands(
     },
 )
 
-s3_app = typer.Typer(help="Run the S3 server (MinIO) that holds the anchored artifacts.", no_args_is_help=True)
+s3_app = typer.Typer(
+    help="Run the S3 server (MinIO): the anchored bucket of write-once model copies, and MLflow's artifacts.",
+    no_args_is_help=True,
+)
 add_server_commands(s3_app, S3_COMMANDS)
 
 

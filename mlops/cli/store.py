@@ -1,4 +1,4 @@
-"""``modelledger store``: digest, anchor and verify model artifacts."""
+"""``modelledger store``: digest model folders, copy them to write-once S3, and verify them against the ledger."""
 
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 # The ledger checks (store.verification, store.fetch) import model-signing's signature code (~0.3 s):
 # the commands that need them import them when they run, so other commands do not pay for it.
 
-app = typer.Typer(help="Digest, anchor (write-once S3) and verify model artifacts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Digest model folders, copy them to write-once S3 (the anchored bucket), verify them against the ledger.",
+    no_args_is_help=True,
+)
 
 FolderArg = Annotated[Path, typer.Argument(help="Model folder.", exists=True, file_okay=False)]
 
