@@ -20,8 +20,10 @@ mkdir -p "$BIN" "$TOOLS_DIR/src" "$TOOLS_DIR/stamps"
 # Built sets are kept in the user's cache too, keyed by everything that shapes the binaries (pins, packages,
 # ldflags, Go version and platform), so a fresh clone on a machine that built them before copies them in a
 # second instead of linking them again (~20 s warm). Go's own caches only save the compile, not the link.
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/modelledger/tools"
-GO_ID="$(go env GOVERSION GOOS GOARCH CGO_ENABLED | tr '\n' ' ')"
+# No cache without a home for it (XDG_CACHE_HOME or HOME unset).
+CACHE=""
+if [[ -n "${XDG_CACHE_HOME:-}" || -n "${HOME:-}" ]]; then CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/modelledger/tools"; fi
+GO_ID="$(go env GOVERSION GOOS GOARCH GOAMD64 CGO_ENABLED CC | tr '\n' ' ') $GOFLAGS"
 
 now() { date +%s; }
 
@@ -42,9 +44,9 @@ build_set() {
     echo "tools: $name $modver is up to date"
     return 0
   fi
-  local cached
-  cached="$CACHE/$name-$(printf '%s %s' "$want" "$GO_ID" | sha256sum | cut -c1-24)"
-  if from_cache "$cached" "$name" "$want" "${pkgs[@]}"; then
+  local cached=""
+  [[ -n "$CACHE" ]] && cached="$CACHE/$name-$(printf '%s %s' "$want" "$GO_ID" | sha256sum | cut -c1-24)"
+  if [[ -n "$cached" ]] && from_cache "$cached" "$name" "$want" "${pkgs[@]}"; then
     echo "tools: $name $modver copied from the cache $cached"
     return 0
   fi
@@ -59,8 +61,7 @@ build_set() {
 from_cache() {
   local dir="$1" name="$2" want="$3"; shift 3
   local p f src="$TOOLS_DIR/src/$name"
-  for p in "$@"; do [[ -x "$dir/$(basename "$p")" ]] || return 1; done
-  [[ -f "$dir/go.mod" && -f "$dir/go.sum" ]] || return 1
+  from_cache_complete "$dir" "$@" || return 1
   rm -rf "$src" && mkdir -p "$src" && cp "$dir/go.mod" "$dir/go.sum" "$src/" || return 1
   for p in "$@"; do
     f="$(basename "$p")"
@@ -78,8 +79,20 @@ to_cache() {
   local p tmp="$dir.tmp.$$" ok=1
   mkdir -p "$tmp" 2>/dev/null && cp "$TOOLS_DIR/src/$name/go.mod" "$TOOLS_DIR/src/$name/go.sum" "$tmp/" 2>/dev/null || ok=0
   for p in "$@"; do [[ $ok == 1 ]] && { cp "$BIN/$(basename "$p")" "$tmp/" 2>/dev/null || ok=0; }; done
-  if [[ $ok == 1 ]] && rm -rf "$dir" && mv "$tmp" "$dir" 2>/dev/null; then return 0; fi
+  # mv -T never moves into an existing folder: when another clone stored the same set first, keep theirs.
+  if [[ $ok == 1 ]]; then
+    [[ -d "$dir" ]] && ! from_cache_complete "$dir" "$@" && rm -rf "$dir"
+    mv -T "$tmp" "$dir" 2>/dev/null && return 0
+  fi
   rm -rf "$tmp"
+  return 0
+}
+
+# from_cache_complete DIR PKG...: the cached set holds every binary and the module files.
+from_cache_complete() {
+  local dir="$1" p; shift
+  for p in "$@"; do [[ -x "$dir/$(basename "$p")" ]] || return 1; done
+  [[ -f "$dir/go.mod" && -f "$dir/go.sum" ]]
 }
 
 # build_in_background NAME MODULE@VERSION LDFLAGS STAMP PKG...: builds one set; writes its stamp on success
@@ -100,7 +113,7 @@ build_in_background() {
   ) >"$src.log" 2>&1 || rc=$?
   if [[ $rc == 0 ]]; then
     echo "$want" > "$TOOLS_DIR/stamps/$name"
-    to_cache "$cached" "$name" "${pkgs[@]}"
+    [[ -n "$cached" ]] && to_cache "$cached" "$name" "${pkgs[@]}"
   fi
   echo "$rc $(( $(now) - t0 ))" > "$src.result"
 }
