@@ -67,6 +67,12 @@ up: ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent; t
 # frames would only be replayed).
 .PHONY: stack-up
 stack-up: network-up deploy-chaincode s3-up mlflow-up bridge-up
+# The order of the parts, for `make up` only (TOOLS_CHECKED is its sub-make): `make deploy-chaincode` or
+# `make bridge-up` alone does not also bring up the network or deploy the chaincode.
+ifdef TOOLS_CHECKED
+deploy-chaincode: network-up
+bridge-up: deploy-chaincode
+endif
 
 .PHONY: down
 down: bridge-down mlflow-down network-down s3-down ## Stop the stack, keeping all data
@@ -93,7 +99,7 @@ mlflow-clean: install ## Stop MLflow and delete its database
 	@$(CLI) mlflow clean
 
 .PHONY: bridge-up
-bridge-up: install mlflow-up deploy-chaincode ## Install the MLflow webhook and start the bridge on 127.0.0.1:7960 (idempotent)
+bridge-up: install mlflow-up ## Install the MLflow webhook and start the bridge on 127.0.0.1:7960 (idempotent)
 	@$(CLI) bridge install
 	@$(CLI) bridge up
 
@@ -149,7 +155,7 @@ s3-clean: install ## Stop MinIO and delete its state, objects included
 
 # --- chaincode ----------------------------------------------------------------------------
 .PHONY: deploy-chaincode
-deploy-chaincode: install network-up ## Build, install, approve and commit the registry chaincode; start its servers (idempotent)
+deploy-chaincode: install ## Build, install, approve and commit the registry chaincode; start its servers (idempotent)
 	@$(CLI) chaincode deploy
 
 .PHONY: upgrade-chaincode

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from modelledger.mlops.bridge import (
     ANCHORING,
@@ -267,7 +268,7 @@ def run(console: Console | None = None) -> int:
         with library_output_to(log_path):
             return _run(console)
     finally:
-        console.print(f"[dim]MLflow's and the other libraries' log lines and warnings: {log_path}[/]")
+        console.print(f"[dim]MLflow's and the other libraries' log lines and warnings: {escape(str(log_path))}[/]")
 
 
 def _run(console: Console) -> int:
@@ -338,11 +339,11 @@ def _run(console: Console) -> int:
             ]
             for result in results:
                 verdict = "[green]verified[/]" if result.ok else "[red]NOT VERIFIED[/]"
-                console.print(f"   {result.target} vs ledger: {verdict}: {result.covered()}")
+                console.print(f"   {escape(result.target)} vs ledger: {verdict}: {escape(result.covered())}")
                 for warning in result.warnings:
-                    console.print(f"     [yellow]warning[/]: {warning}")
+                    console.print(f"     [yellow]warning[/]: {escape(warning)}")
             signer = results[1].check(SIGNER_IDENTITY).detail
-            console.print(f"   {signer}")
+            console.print(f"   {escape(signer)}")
             failed = [r.summary() for r in results if not r.ok]
             if failed:
                 raise DemoError(f"verification failed: {' | '.join(failed)}")
@@ -358,11 +359,11 @@ def _run(console: Console) -> int:
             if bad.ok:
                 raise DemoError("the tampered copy verified: this must never happen")
             for c in bad.failed:
-                console.print(f"   verification [red]fails[/]: {c.name}: {c.detail}")
+                console.print(f"   verification [red]fails[/]: {c.name}: {escape(c.detail)}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     except (DemoError, S3AccessError) as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}")
+        console.print(f"[bold red]demo failed:[/] {escape(str(exc))}")
         return 1
     console.print(
         f"\n[bold green]done.[/] Next: [bold].venv/bin/modelledger store verify --ledger {name} {version}[/]"
