@@ -268,8 +268,13 @@ def test_a_failed_enrolment_is_raised_as_is_and_nothing_new_starts_after_it(
     topo: Topology, layout: NetworkLayout
 ) -> None:
     boom = _failure(FIFTH)
-    # orderer1 is slow, so a loop that waits for the futures in submission order would notice the failure late.
-    ca = FakeCA(topo, delays={"orderer1-OrdererOrg": 0.2, FIFTH: 0.02}, failures={(FIFTH, "enroll"): boom})
+    # The first four take 0.6, 0.09, 0.18 and 0.27 s (three runs each), so the fifth starts at 0.09 s and fails
+    # at 0.1 s, while no other worker is about to pick up an identity: only the failed one's worker is free, and
+    # it must start nothing. orderer1 is slowest, so a loop waiting for the futures in submission order would
+    # notice the failure late.
+    delays = {i: 0.01 for i in IN_ORDER}
+    delays.update({IN_ORDER[0]: 0.2, IN_ORDER[1]: 0.03, IN_ORDER[2]: 0.06, IN_ORDER[3]: 0.09, FIFTH: 0.005})
+    ca = FakeCA(topo, delays=delays, failures={(FIFTH, "register"): boom})
     threads_before = threading.active_count()
     with pytest.raises(CommandError) as raised:
         _enrol(topo, layout, ca)
@@ -305,7 +310,8 @@ def test_the_first_failure_in_time_is_raised_and_the_later_one_noted(topo: Topol
 
 def test_a_failed_registrar_is_raised_before_any_identity_starts(topo: Topology, layout: NetworkLayout) -> None:
     boom = _failure("the registrar of Org1")
-    ca = FakeCA(topo, failures={("registrar of Org1", "enroll"): boom})
+    # The other registrars are done before Org1's fails.
+    ca = FakeCA(topo, delays={"registrar of Org1": 0.1}, failures={("registrar of Org1", "enroll"): boom})
     with pytest.raises(CommandError) as raised:
         _enrol(topo, layout, ca)
     assert raised.value is boom
@@ -315,7 +321,7 @@ def test_a_failed_registrar_is_raised_before_any_identity_starts(topo: Topology,
 
 def test_a_rerun_after_a_failure_enrols_only_what_is_missing(topo: Topology, layout: NetworkLayout) -> None:
     # The fifth identity's TLS enrolment fails: its signing certificate is already in place.
-    first = FakeCA(topo, delays=_shuffled_delays(seed=5), failures={(FIFTH, "tls"): _failure(FIFTH)})
+    first = FakeCA(topo, delays={FIFTH: 0.002}, failures={(FIFTH, "tls"): _failure(FIFTH)})
     with pytest.raises(CommandError):
         _enrol(topo, layout, first)
     done_first = set(first.finished())
