@@ -10,8 +10,9 @@ Already-enrolled identities are left untouched.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 
@@ -79,6 +80,53 @@ def _identity_tasks(
     return tasks
 
 
+class _StopOnFailure:
+    """Runs enrolment steps on a pool until one fails: after that, a step not begun yet is skipped.
+
+    The failures are kept in the order they happened (worker threads append them).
+    """
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self.failures: list[tuple[str, BaseException]] = []
+        self._lock = threading.Lock()
+
+    def run(self, name: str, step: Callable[[], None]) -> None:
+        """Runs ``step`` (enrolling ``name``) unless a step has failed already."""
+        if self.stopped.is_set():
+            return
+        try:
+            step()
+        except BaseException as exc:
+            with self._lock:
+                self.failures.append((name, exc))
+            # Set before this future is marked failed, so the pool's next pick-up skips its step however
+            # late the waiting thread wakes up.
+            self.stopped.set()
+            raise
+
+    def run_all(self, pool: ThreadPoolExecutor, steps: list[tuple[str, Callable[[], None]]]) -> None:
+        """Runs ``steps`` on ``pool`` and returns once all are done or one failed (see :meth:`raise_first`)."""
+        futures = [pool.submit(self.run, name, step) for name, step in steps]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            pending = [future for future in futures if not future.done()]
+            if pending:  # a step failed, or this thread was interrupted
+                self.stopped.set()
+                for future in pending:
+                    future.cancel()
+
+    def raise_first(self) -> None:
+        """Raises the first failure as it was raised, naming later ones in its notes; call once the pool is shut."""
+        if not self.failures:
+            return
+        (_, first), *later = self.failures
+        for name, exc in later:
+            first.add_note(f"enrolling {name} failed too: {exc}")
+        raise first
+
+
 def enroll_organizations(
     topo: Topology, orgs: Sequence[Organization], layout: NetworkLayout, bins: FabricBinaries
 ) -> dict[str, list[str]]:
@@ -89,27 +137,35 @@ def enroll_organizations(
     enrolled, up to :data:`ENROLL_WORKERS` at once. Each identity has its own
     client folders, and ``register`` only reads the registrar's.
 
+    When an enrolment fails, no further one starts; those under way finish, and
+    the error is raised once they have. Identities enrolled by then keep their
+    files, so a second call enrols only what is missing.
+
+    Returns:
+        Per organisation, the identities enrolled by this call (node ids, then
+        ``role@org``), in the topology's order.
+
     Raises:
-        CommandError: The first enrolment that failed (the others are finished or never started).
+        CommandError: The enrolment that failed first in time, as the CA client raised it (so is any other
+            ``NetworkError`` or ``OSError`` of an enrolment); enrolments that failed after it, while
+            running already, are named in its notes.
     """
     clients = {org.name: CAClient(org.ca, org, layout, bins) for org in orgs}
+    guard = _StopOnFailure()
+    tasks: list[tuple[str, str, Callable[[], None]]] = []
     with ThreadPoolExecutor(max_workers=ENROLL_WORKERS, thread_name_prefix="enrol") as pool:
-        for _ in pool.map(lambda c: c.enroll_registrar(), clients.values()):
-            pass
-        for org in orgs:
-            write_org_msp(layout.org_msp(org), layout.ca_cert(org.ca))
-        tasks = [
-            (org.name, name, pool.submit(step))
-            for org in orgs
-            for name, step in _identity_tasks(topo, org, layout, clients[org.name])
-        ]
-        try:
-            for _, _, future in tasks:
-                future.result()
-        except BaseException:
-            for _, _, future in tasks:
-                future.cancel()
-            raise
+        guard.run_all(pool, [(f"the registrar of {name}", c.enroll_registrar) for name, c in clients.items()])
+        if not guard.failures:
+            for org in orgs:
+                write_org_msp(layout.org_msp(org), layout.ca_cert(org.ca))
+            tasks = [
+                (org.name, name, step)
+                for org in orgs
+                for name, step in _identity_tasks(topo, org, layout, clients[org.name])
+            ]
+            guard.run_all(pool, [(name, step) for _, name, step in tasks])
+    # Leaving the pool waited for every enrolment under way.
+    guard.raise_first()
     done: dict[str, list[str]] = {org.name: [] for org in orgs}
     for org_name, name, _ in tasks:
         done[org_name].append(name)
