@@ -11,7 +11,8 @@ or ``TTY_COMPATIBLE=1`` make rich treat a pipe as a terminal):
   ``key: value`` lines, a blank line between records, a value too long for its
   line on its own indented line(s). Other lines wrap at spaces only: a word (a
   URI, a path) is never broken; one longer than the terminal is printed whole
-  (:class:`CliConsole`). Colour, spinners;
+  (:class:`CliConsole`). A terminal narrower than :data:`MIN_WIDTH` columns
+  (``COLUMNS=0``) is laid out as that wide. Colour, spinners;
 - no terminal (a pipe, a file): plain text for ``grep``, ``cut`` and ``awk``: no
   colour, no box drawing, no spinner, no line wrapping. A table is one header
   line, then one line per record, fields separated by a TAB (a TAB or newline in
@@ -34,7 +35,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -58,13 +59,24 @@ def _word_wrap(text: Text, width: int) -> Text:
     return Text("\n").join(out)
 
 
+MIN_WIDTH = 20  # the narrowest a terminal is taken to be: COLUMNS=0 would make rich print nothing at all
+
+
 class CliConsole(Console):
     """rich's Console, printing for people on a terminal and plain lines elsewhere.
 
     On a terminal, text wraps at spaces only (rich would fold a word longer
     than the line): a URI longer than the terminal stays whole, so copying it
-    copies all of it. Elsewhere nothing wraps (``soft_wrap``): a line stays one line.
+    copies all of it. A terminal narrower than :data:`MIN_WIDTH` (``COLUMNS=0``)
+    is laid out as that wide, for the terminal to wrap. Elsewhere nothing wraps
+    (``soft_wrap``): a line stays one line.
     """
+
+    def _get_size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        return size if size.width >= MIN_WIDTH else ConsoleDimensions(MIN_WIDTH, size.height)
+
+    size = property(_get_size, Console.size.fset, doc="rich's size, at least :data:`MIN_WIDTH` columns wide.")
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         """rich's ``Console.print``, text wrapped as above unless the caller sets ``soft_wrap``."""
@@ -161,13 +173,14 @@ def _print_field(con: Console, key: str, value: Cell, key_width: int) -> None:
     """``key: value`` on one line, or the key alone and the value below it, indented and wrapped at spaces."""
     text = _text(value)
     label = f"{key}:".ljust(key_width)
-    if cell_len(label) + 1 + cell_len(text.plain) <= con.width and "\n" not in text.plain:
+    width = max(con.width, MIN_WIDTH)  # a CliConsole is never narrower; another Console may be
+    if cell_len(label) + 1 + cell_len(text.plain) <= width and "\n" not in text.plain:
         line = Text.assemble((label, "bold"), " ", text) if text.plain else Text(label.rstrip(), "bold")
         con.print(line, soft_wrap=True)
         return
     con.print(Text(f"{key}:", style="bold"), soft_wrap=True)
     for line in text.plain.splitlines() or [""]:
-        for part in textwrap.wrap(line, con.width - INDENT, break_long_words=False, break_on_hyphens=False) or [""]:
+        for part in textwrap.wrap(line, width - INDENT, break_long_words=False, break_on_hyphens=False) or [""]:
             con.print(Text.assemble(" " * INDENT, Text(part, style=text.style)), soft_wrap=True)
 
 

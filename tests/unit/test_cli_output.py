@@ -154,6 +154,21 @@ def test_in_a_pipe_there_is_no_spinner_and_a_heading_is_a_comment_line(monkeypat
         assert callable(progress)
 
 
+@pytest.mark.parametrize("width", [0, 1, 4])
+def test_a_terminal_narrower_than_any_value_still_shows_every_value_whole(width: int) -> None:
+    con, out = terminal(width)
+    show_table("model versions", LIST_HEADER, LIST_ROWS, con)
+    text = strip_ansi(out.getvalue())
+    assert read_blocks(text, LIST_HEADER) == [dict(zip(LIST_HEADER, row, strict=True)) for row in LIST_ROWS]
+    con, out = terminal(width)
+    show_fields("iris version 1", [("status", "REGISTERED"), ("storage", f"{URI} (version v1)")], con)
+    con.print(f"  [green]ok[/] anchored-copy: the bytes at {URI} version v1 are the ledger's manifest")
+    text += strip_ansi(out.getvalue())
+    assert read_blocks(text, ["status", "storage"])[-1] == {"status": "REGISTERED", "storage": f"{URI} (version v1)"}
+    assert "    " + URI in text.splitlines() and text.splitlines()[-1] == "    manifest"
+    assert not too_wide(text, output.MIN_WIDTH)  # laid out for a terminal of the narrowest width kept
+
+
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
 JOBS_HEADER = ["job", "state", "attempts", "origin", "tx id", "reason"]
 
@@ -212,3 +227,13 @@ def test_bridge_jobs_in_a_200_column_terminal_is_a_table_whose_reasons_wrap(
     assert "…" not in text and not [line for line in text.splitlines() if len(line) > 200]
     assert read_table(text) == (JOBS_HEADER, expected)
     assert any(NAME in line and TX in line for line in text.splitlines())  # one row holds both whole
+
+
+@pytest.mark.parametrize("columns", [0, 5])
+def test_bridge_jobs_in_a_terminal_of_0_or_5_columns_is_one_block_per_job(
+    outbox: tuple[dict[str, str], list[list[str]]], columns: int
+) -> None:
+    env, expected = outbox
+    text = strip_ansi(run_in_pty(["bridge", "jobs"], env, columns=columns))
+    assert "Traceback" not in text and "…" not in text
+    assert read_blocks(text, JOBS_HEADER) == [dict(zip(JOBS_HEADER, row, strict=True)) for row in expected]
