@@ -266,10 +266,14 @@ def show_note(markup: str, con: Console | None = None) -> None:
 
 
 def show_heading(text: str, con: Console | None = None) -> None:
-    """A heading above a block of lines (a log's tail): a rule on a terminal, ``# text`` in a pipe."""
+    """A heading above a block of lines (a log's tail): a rule on a terminal (the text alone in bold when a rule
+    would cut it), ``# text`` in a pipe."""
     con = con or console
     if con.is_terminal:
-        con.rule(Text(text))
+        if cell_len(text) + 4 <= con.width:  # rich's rule: "─ text ─", and it would cut a longer text with …
+            con.rule(Text(text))
+        else:
+            con.print(Text(text, style="bold"))
     else:
         con.print(Text(f"# {text}"))
 

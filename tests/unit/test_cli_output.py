@@ -169,6 +169,14 @@ def test_a_terminal_narrower_than_any_value_still_shows_every_value_whole(width:
     assert not too_wide(text, output.MIN_WIDTH)  # laid out for a terminal of the narrowest width kept
 
 
+@pytest.mark.parametrize("width", [0, 40, 80])
+def test_a_heading_too_long_for_a_rule_is_printed_whole(width: int) -> None:
+    con, out = terminal(width)
+    heading = f"MinIO (/home/someone/modelledger/.state/s3/logs/{NAME}/minio.log)"  # 92 characters
+    show_heading(heading, con)
+    assert " ".join(strip_ansi(out.getvalue()).split()) == heading  # wrapped at its space, nothing cut
+
+
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
 JOBS_HEADER = ["job", "state", "attempts", "origin", "tx id", "reason"]
 
