@@ -19,6 +19,13 @@ or ``TTY_COMPATIBLE=1`` make rich treat a pipe as a terminal):
   a value becomes a space); its title is left out, and lines after it that are
   not records (:func:`show_note`) start with ``# ``. A key/value view is
   ``key<TAB>value`` lines.
+
+In both, a control character in a value (ESC, any other of Unicode's Cc but
+TAB and line feed) or a line or paragraph separator (U+2028, U+2029) is
+printed as a visible escape, ``\\x1b`` for ESC (:func:`visible`): a terminal
+would act on it, and a value that came from elsewhere (an exception's text)
+must not move the cursor or recolour the screen. A carriage return is a line
+break.
 """
 
 from __future__ import annotations
@@ -38,7 +45,39 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
+
+# What a terminal would act on rather than show: Unicode's control characters (Cc: C0, DEL and C1) but TAB and
+# LF, and the line and paragraph separators (Zl, Zp).
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_char(char: str) -> str:
+    return f"\\x{ord(char):02x}" if ord(char) <= 0xFF else f"\\u{ord(char):04x}"
+
+
+def visible(value: str) -> str:
+    """``value`` safe to print: a carriage return (CR LF, or CR alone) becomes a line feed, and every other
+    control character but TAB and LF, and U+2028 and U+2029, a visible escape (ESC is ``\\x1b``)."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return _UNSAFE.sub(lambda m: _escape_char(m.group()), value)
+
+
+def _visible_text(text: Text) -> Text:
+    """:func:`visible` for rich Text, each escape in the style of the character it stands for."""
+    plain = text.plain
+    if not _UNSAFE.search(plain):
+        return text
+    out, last = text.blank_copy(), 0
+    for m in _UNSAFE.finditer(plain):
+        if m.start() > last:
+            out.append_text(text[last : m.start()])
+        char, escaped = text[m.start() : m.end()], _escape_char(m.group())
+        out.append_text(Text(escaped, style=char.style, spans=[Span(0, len(escaped), s.style) for s in char.spans]))
+        last = m.end()
+    if last < len(plain):
+        out.append_text(text[last:])
+    return out
 
 
 def _word_wrap(text: Text, width: int) -> Text:
@@ -79,14 +118,19 @@ class CliConsole(Console):
     size = property(_get_size, Console.size.fset, doc="rich's size, at least :data:`MIN_WIDTH` columns wide.")
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        """rich's ``Console.print``, text wrapped as above unless the caller sets ``soft_wrap``."""
-        if not self.is_terminal:
-            kwargs.setdefault("soft_wrap", True)
-        elif "soft_wrap" not in kwargs and objects and all(isinstance(o, str | Text) for o in objects):
+        """rich's ``Console.print``, text wrapped as above unless the caller sets ``soft_wrap``, control
+        characters in text shown as escapes (:func:`visible`)."""
+        if objects and all(isinstance(o, str | Text) for o in objects):
             opts = {k: kwargs.pop(k) for k in ("markup", "highlight", "emoji") if k in kwargs}
             sep = kwargs.pop("sep", " ")
-            text = Text(sep).join(self.render_str(o, **opts) if isinstance(o, str) else o for o in objects)
-            objects, kwargs["soft_wrap"] = (_word_wrap(text, self.width),), True
+            # Escaped before markup is read: an escape ends in a hex digit, so it never escapes a "[".
+            parts = (self.render_str(visible(o), **opts) if isinstance(o, str) else _visible_text(o) for o in objects)
+            text = Text(sep).join(parts)
+            if self.is_terminal and "soft_wrap" not in kwargs:
+                text, kwargs["soft_wrap"] = _word_wrap(text, self.width), True
+            objects = (text,)
+        if not self.is_terminal:
+            kwargs.setdefault("soft_wrap", True)
         super().print(*objects, **kwargs)
 
 
@@ -122,16 +166,17 @@ MIN_PROSE = 24  # the narrowest a prose column gets before the table turns into 
 
 def styled(value: str, style: str) -> Text:
     """A cell shown in ``style`` (e.g. "red") on a terminal; plain in a pipe."""
-    return Text(value, style=style)
+    return Text(visible(value), style=style)  # rich's Text would drop a CR, BEL or backspace without a trace
 
 
 def _plain(cell: Cell) -> str:
-    """The cell's text on one line (a TAB or line break in it becomes a space)."""
-    return re.sub(r"[\t\r\n]", " ", cell.plain if isinstance(cell, Text) else cell)
+    """The cell's text on one line (a TAB or line break in it becomes a space), made :func:`visible`."""
+    return re.sub(r"[\t\n]", " ", visible(cell.plain if isinstance(cell, Text) else cell))
 
 
 def _text(cell: Cell) -> Text:
-    return cell.copy() if isinstance(cell, Text) else Text(cell)
+    """The cell as rich Text, made :func:`visible`."""
+    return _visible_text(cell.copy()) if isinstance(cell, Text) else Text(visible(cell))
 
 
 def _write_tsv(con: Console, cells: Sequence[Cell]) -> None:
@@ -262,13 +307,13 @@ def show_note(markup: str, con: Console | None = None) -> None:
     if con.is_terminal:
         con.print(f"  {markup}")
     else:
-        con.print(Text("# " + Text.from_markup(markup).plain))
+        con.print(Text("# " + _plain(Text.from_markup(visible(markup)))))  # one line, as a record is
 
 
 def show_heading(text: str, con: Console | None = None) -> None:
     """A heading above a block of lines (a log's tail): a rule on a terminal (the text alone in bold when a rule
     would cut it), ``# text`` in a pipe."""
-    con = con or console
+    con, text = con or console, visible(text)
     if con.is_terminal:
         if cell_len(text) + 4 <= con.width:  # rich's rule: "─ text ─", and it would cut a longer text with …
             con.rule(Text(text))
@@ -288,7 +333,7 @@ def spinner(text: str) -> Iterator[Callable[[str], None] | None]:
         yield None
         return
     with console.status(text) as status:
-        yield lambda message: status.update(message)
+        yield lambda message: status.update(visible(message))
 
 
 def emit_json(data: Any) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from pathlib import Path
 
 import pytest
+from rich.markup import escape
 
 from modelledger.mlops.bridge import Outbox
 from modelledger.mlops.cli import output
@@ -177,6 +179,47 @@ def test_a_heading_too_long_for_a_rule_is_printed_whole(width: int) -> None:
     assert " ".join(strip_ansi(out.getvalue()).split()) == heading  # wrapped at its space, nothing cut
 
 
+# An exception's text with what a terminal would act on: clear the screen, set the window title, ring the bell,
+# a C1 "next line", NUL, DEL, a carriage return and the line and paragraph separators.
+HOSTILE = "S3 said \x1b[2J\x1b]0;pwned\x07 no\x85 \x00\x7f end\rnext\u2028line\u2029para"
+HOSTILE_SHOWN = r"S3 said \x1b[2J\x1b]0;pwned\x07 no\x85 \x00\x7f end"  # then "next\u2028line\u2029para"
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def test_control_characters_in_a_piped_value_are_printed_as_visible_escapes() -> None:
+    con, out = pipe()
+    show_table("jobs", ["job", Column("reason", wrap=True)], [["a/1", HOSTILE], ["b/2", styled(HOSTILE, "red")]], con)
+    show_note(f"[red]reason[/]: {escape(HOSTILE)}", con)
+    show_fields("job", [("reason", HOSTILE)], con)
+    con.print(f"  [red]FAILED[/] anchored-copy: {escape(HOSTILE)}")
+    text = out.getvalue()
+    assert not CONTROL.search(text.replace("\n", "").replace("\t", ""))
+    shown = HOSTILE_SHOWN + r" next\u2028line\u2029para"
+    assert read_tsv("\n".join(text.splitlines()[:3])) == (["job", "reason"], [["a/1", shown], ["b/2", shown]])
+    assert text.splitlines()[3:] == [
+        f"# reason: {shown}",
+        f"reason\t{shown}",
+        f"  FAILED anchored-copy: {HOSTILE_SHOWN}",  # on print's lines a CR is a line break
+        r"next\u2028line\u2029para",
+    ]
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_control_characters_never_reach_a_terminal_from_a_value(width: int) -> None:
+    con, out = terminal(width)
+    show_table("jobs", ["job", Column("reason", wrap=True)], [["a/1", HOSTILE], ["b/2", styled(HOSTILE, "red")]], con)
+    show_fields("job", [("reason", HOSTILE), ("tx id", TX)], con)
+    show_fields("job", [("reason", styled(f"{HOSTILE} {URI} {URI}", "red"))], con)  # blocks at either width
+    show_note(f"[red]reason[/]: {escape(HOSTILE)}", con)
+    con.print(f"  [red]FAILED[/] anchored-copy: {escape(HOSTILE)}")
+    raw = out.getvalue()
+    text = strip_ansi(raw)
+    assert "\x1b[2J" not in raw and "\x1b]" not in raw and "\x07" not in raw  # no sequence of the value's
+    assert not CONTROL.search(text.replace("\n", ""))
+    assert text.count(r"\x1b[2J\x1b]0;pwned\x07") == 6 and text.count(r"\u2028line\u2029para") == 6
+    assert "\x1b[31m" in raw  # the value's own style is kept
+
+
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
 JOBS_HEADER = ["job", "state", "attempts", "origin", "tx id", "reason"]
 
@@ -245,3 +288,19 @@ def test_bridge_jobs_in_a_terminal_of_0_or_5_columns_is_one_block_per_job(
     text = strip_ansi(run_in_pty(["bridge", "jobs"], env, columns=columns))
     assert "Traceback" not in text and "…" not in text
     assert read_blocks(text, JOBS_HEADER) == [dict(zip(JOBS_HEADER, row, strict=True)) for row in expected]
+
+
+def test_bridge_jobs_shows_control_characters_of_a_reason_as_escapes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    box = Outbox(BridgeSettings(state_dir=state).outbox_file)
+    box.enqueue("m", "1", "webhook")
+    job = box.lease("worker-1", 300)
+    assert job is not None
+    box.dead(job, HOSTILE)
+    box.close()
+    env = minimal_env(tmp_path, TERM="xterm-256color", **{STATE_DIR_ENV: str(state)})
+    piped = run_piped(["bridge", "jobs"], env)
+    assert read_tsv(piped)[1][0][5] == HOSTILE_SHOWN + r" next\u2028line\u2029para"
+    raw = run_in_pty(["bridge", "jobs"], env, columns=80)
+    assert "\x1b[2J" not in raw and "\x1b]" not in raw and not CONTROL.search(strip_ansi(raw).replace("\n", ""))
+    assert r"\x1b[2J\x1b]0;pwned\x07" in strip_ansi(raw)
