@@ -108,8 +108,13 @@ class CliConsole(Console):
     than the line): a URI longer than the terminal stays whole, so copying it
     copies all of it. A terminal narrower than :data:`MIN_WIDTH` (``COLUMNS=0``)
     is laid out as that wide, for the terminal to wrap. Elsewhere nothing wraps
-    (``soft_wrap``): a line stays one line.
+    (``soft_wrap``): a line stays one line. Emoji codes are left as they are
+    (rich would print "a:x:b" as "a❌b"): no message of the CLI uses one.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def _get_size(self) -> ConsoleDimensions:
         size = Console.size.fget(self)  # type: ignore[attr-defined]
@@ -307,7 +312,7 @@ def show_note(markup: str, con: Console | None = None) -> None:
     if con.is_terminal:
         con.print(f"  {markup}")
     else:
-        con.print(Text("# " + _plain(Text.from_markup(visible(markup)))))  # one line, as a record is
+        con.print(Text("# " + _plain(Text.from_markup(visible(markup), emoji=False))))  # one line, as a record is
 
 
 def show_heading(text: str, con: Console | None = None) -> None:

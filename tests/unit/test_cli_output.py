@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,17 @@ def test_control_characters_never_reach_a_terminal_from_a_value(width: int) -> N
     assert not CONTROL.search(text.replace("\n", ""))
     assert text.count(r"\x1b[2J\x1b]0;pwned\x07") == 6 and text.count(r"\u2028line\u2029para") == 6
     assert "\x1b[31m" in raw  # the value's own style is kept
+
+
+@pytest.mark.parametrize("make", [pipe, lambda: terminal(80)])
+def test_colons_around_a_word_stay_as_they_are_not_an_emoji(make: Callable[[], tuple[CliConsole, io.StringIO]]) -> None:
+    con, out = make()
+    con.print(f"  [red]FAILED[/] signature: {escape('signed by a:x:b :smile: at 12:00:00')}")
+    show_note("key :cross_mark: rotated", con)
+    assert strip_ansi(out.getvalue()).splitlines() == [
+        "  FAILED signature: signed by a:x:b :smile: at 12:00:00",
+        "  key :cross_mark: rotated" if con.is_terminal else "# key :cross_mark: rotated",
+    ]
 
 
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
