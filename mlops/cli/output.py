@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,19 +79,20 @@ def _visible_text(text: Text) -> Text:
     return out
 
 
-def _word_wrap(text: Text, width: int) -> Text:
-    """``text`` broken at spaces into lines that fit ``width``; a word longer than that (a URI, a path) stays
-    whole on a line of its own. A continuation line is indented two spaces more than its line's start."""
+def _word_wrap(text: Text, width: int, hang: int = 2) -> Text:
+    """``text`` broken at spaces into lines that fit ``width`` terminal cells, its styles kept; a word longer
+    than that (a URI, a path) stays whole on a line of its own. A continuation line is indented ``hang``
+    spaces more than its line's start."""
     out: list[Text] = []
     for line in text.split("\n", allow_blank=True):
         plain = line.plain
-        hang = " " * (len(plain) - len(plain.lstrip()) + 2)
+        indent = " " * (len(plain) - len(plain.lstrip()) + hang)
         start = end = 0
         prefix = ""
         for m in re.finditer(r"\s*\S+", plain):
             if end > start and cell_len(prefix) + cell_len(plain[start : m.end()]) > width:
                 out.append(Text(prefix) + line[start:end])
-                start, prefix = m.end() - len(m.group().lstrip()), hang
+                start, prefix = m.end() - len(m.group().lstrip()), indent
             end = m.end()
         out.append(Text(prefix) + line[start:end])
     return Text("\n").join(out)
@@ -229,9 +229,8 @@ def _print_field(con: Console, key: str, value: Cell, key_width: int) -> None:
         con.print(line, soft_wrap=True)
         return
     con.print(Text(f"{key}:", style="bold"), soft_wrap=True)
-    for line in text.plain.splitlines() or [""]:
-        for part in textwrap.wrap(line, width - INDENT, break_long_words=False, break_on_hyphens=False) or [""]:
-            con.print(Text.assemble(" " * INDENT, Text(part, style=text.style)), soft_wrap=True)
+    indented = Text("\n").join(Text(" " * INDENT) + line for line in text.split("\n", allow_blank=True))
+    con.print(_word_wrap(indented, width, hang=0), soft_wrap=True)
 
 
 def _print_blocks(con: Console, title: str, records: Sequence[Sequence[tuple[str, Cell]]]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from rich.markup import escape
+from rich.text import Text
 
 from modelledger.mlops.bridge import Outbox
 from modelledger.mlops.cli import output
@@ -230,6 +231,21 @@ def test_colons_around_a_word_stay_as_they_are_not_an_emoji(make: Callable[[], t
         "  FAILED signature: signed by a:x:b :smile: at 12:00:00",
         "  key :cross_mark: rotated" if con.is_terminal else "# key :cross_mark: rotated",
     ]
+
+
+# A reason mostly in Chinese, a Chinese character two cells wide: 96 characters, 147 cells.
+CJK = "模型版本 已在 账本上 注册 但 匿名 副本 的 字节 与 清单 不一致 文件 weights.bin 已被 更改 请 从 MLflow 重新 锚定 该 版本 然后 再次 验证 签名 和 锁定"
+
+
+def test_a_block_value_of_wide_characters_wraps_by_cells_and_keeps_its_styles() -> None:
+    con, out = terminal(40)
+    value = Text.assemble((CJK, "red"), " ", ("REVOKED", "bold magenta"))
+    show_fields("job", [("reason", value), ("tx id", TX)], con)
+    text = strip_ansi(out.getvalue())
+    assert not too_wide(text, 40), too_wide(text, 40)
+    assert read_blocks(text, ["reason", "tx id"]) == [{"reason": f"{CJK} REVOKED", "tx id": TX}]
+    raw = out.getvalue()
+    assert "\x1b[1;35mREVOKED" in raw and raw.count("\x1b[31m") > 1  # every line of the reason is red
 
 
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
