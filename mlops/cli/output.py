@@ -44,39 +44,9 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Span, Text
+from rich.text import Text
 
-# What a terminal would act on rather than show: Unicode's control characters (Cc: C0, DEL and C1) but TAB and
-# LF, and the line and paragraph separators (Zl, Zp).
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _escape_char(char: str) -> str:
-    return f"\\x{ord(char):02x}" if ord(char) <= 0xFF else f"\\u{ord(char):04x}"
-
-
-def visible(value: str) -> str:
-    """``value`` safe to print: a carriage return (CR LF, or CR alone) becomes a line feed, and every other
-    control character but TAB and LF, and U+2028 and U+2029, a visible escape (ESC is ``\\x1b``)."""
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return _UNSAFE.sub(lambda m: _escape_char(m.group()), value)
-
-
-def _visible_text(text: Text) -> Text:
-    """:func:`visible` for rich Text, each escape in the style of the character it stands for."""
-    plain = text.plain
-    if not _UNSAFE.search(plain):
-        return text
-    out, last = text.blank_copy(), 0
-    for m in _UNSAFE.finditer(plain):
-        if m.start() > last:
-            out.append_text(text[last : m.start()])
-        char, escaped = text[m.start() : m.end()], _escape_char(m.group())
-        out.append_text(Text(escaped, style=char.style, spans=[Span(0, len(escaped), s.style) for s in char.spans]))
-        last = m.end()
-    if last < len(plain):
-        out.append_text(text[last:])
-    return out
+from modelledger.mlops.cli.visible_text import visible, visible_text
 
 
 def _word_wrap(text: Text, width: int, hang: int = 2) -> Text:
@@ -129,7 +99,7 @@ class CliConsole(Console):
             opts = {k: kwargs.pop(k) for k in ("markup", "highlight", "emoji") if k in kwargs}
             sep = kwargs.pop("sep", " ")
             # Escaped before markup is read: an escape ends in a hex digit, so it never escapes a "[".
-            parts = (self.render_str(visible(o), **opts) if isinstance(o, str) else _visible_text(o) for o in objects)
+            parts = (self.render_str(visible(o), **opts) if isinstance(o, str) else visible_text(o) for o in objects)
             text = Text(sep).join(parts)
             if self.is_terminal and "soft_wrap" not in kwargs:
                 text, kwargs["soft_wrap"] = _word_wrap(text, self.width), True
@@ -181,7 +151,7 @@ def _plain(cell: Cell) -> str:
 
 def _text(cell: Cell) -> Text:
     """The cell as rich Text, made :func:`visible`."""
-    return _visible_text(cell.copy()) if isinstance(cell, Text) else Text(visible(cell))
+    return visible_text(cell.copy()) if isinstance(cell, Text) else Text(visible(cell))
 
 
 def _write_tsv(con: Console, cells: Sequence[Cell]) -> None:
