@@ -67,23 +67,20 @@ def _bridge_fields(st: ServerStatus) -> list[tuple[str, Cell]]:
     return [("url", st.details["url"]), *([("outbox", st.detail)] if st.healthy else []), ("log", st.log)]
 
 
-add_server_commands(
-    app,
-    ServerCommands(
-        make=BridgeProcess,
-        name="the bridge",
-        up_name="bridge",
-        title=lambda st: f"bridge {st.details['url']}",
-        fields=_bridge_fields,
-        help={
-            "up": "Start the bridge as a background process (idempotent); it needs `bridge install` first.",
-            "down": "Stop the bridge; its outbox keeps every job (a restarted bridge resumes them).",
-            "status": "Health of the bridge and its outbox counts; exit 1 if it is not running and healthy.",
-            "clean": "Stop the bridge and delete its outbox, webhook secret and logs "
-            "(run `bridge install` again after).",
-        },
-    ),
+BRIDGE_COMMANDS = ServerCommands(
+    make=BridgeProcess,
+    name="the bridge",
+    up_name="bridge",
+    title=lambda st: f"bridge {st.details['url']}",
+    fields=_bridge_fields,
+    help={
+        "up": "Start the bridge as a background process (idempotent); it needs `bridge install` first.",
+        "down": "Stop the bridge; its outbox keeps every job (a restarted bridge resumes them).",
+        "status": "Health of the bridge and its outbox counts; exit 1 if it is not running and healthy.",
+        "clean": "Stop the bridge and delete its outbox, webhook secret and logs (run `bridge install` again after).",
+    },
 )
+add_server_commands(app, BRIDGE_COMMANDS)
 
 
 @app.command()

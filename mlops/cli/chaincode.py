@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.markup import escape
 
@@ -86,33 +88,39 @@ def status(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({**st, "healthy": healthy})
     else:
-        committed = st["committed"] or {}
-        show_table(
-            f"chaincode {st['name']}",
-            (
-                "server",
-                "address",
-                Column("pid", right=True),
-                Column("health", wrap=True),
-                Column("RSS MiB", right=True),
-            ),
-            [
-                (
-                    s["name"],
-                    s["address"],
-                    str(s["pid"] or "-"),
-                    styled("healthy", "green") if s["healthy"] else styled(s["detail"], "red"),
-                    f"{s['rss_kib'] / 1024:.0f}",
-                )
-                for s in st["servers"]
-            ],
-        )
-        if "sequence" in committed:
-            version, sequence = committed.get("version"), committed.get("sequence")
-            show_note(f"committed: {escape(st['name'])} version {version} · sequence {sequence}")
-        else:
-            show_note(f"committed: {escape(st['name'])}: {escape(str(committed.get('error', 'nothing')))}")
-        if st["source_changed_since_deploy"]:
-            show_note("[yellow]chaincode/ changed since deployment: run `make upgrade-chaincode`[/]")
+        render_status(st)
     if not healthy:
         raise SystemExit(1)
+
+
+def render_status(st: dict[str, Any]) -> None:
+    """Prints the chaincode's status (what ``ChaincodeDeployment.status`` returns): a table of its servers
+    (:func:`show_table`), then the committed definition and whether the source changed since deployment."""
+    committed = st["committed"] or {}
+    show_table(
+        f"chaincode {st['name']}",
+        (
+            "server",
+            "address",
+            Column("pid", right=True),
+            Column("health", wrap=True),
+            Column("RSS MiB", right=True),
+        ),
+        [
+            (
+                s["name"],
+                s["address"],
+                str(s["pid"] or "-"),
+                styled("healthy", "green") if s["healthy"] else styled(s["detail"], "red"),
+                f"{s['rss_kib'] / 1024:.0f}",
+            )
+            for s in st["servers"]
+        ],
+    )
+    if "sequence" in committed:
+        version, sequence = committed.get("version"), committed.get("sequence")
+        show_note(f"committed: {escape(st['name'])} version {version} · sequence {sequence}")
+    else:
+        show_note(f"committed: {escape(st['name'])}: {escape(str(committed.get('error', 'nothing')))}")
+    if st["source_changed_since_deploy"]:
+        show_note("[yellow]chaincode/ changed since deployment: run `make upgrade-chaincode`[/]")

@@ -36,7 +36,8 @@ def _network(as_json: bool) -> FabricNetwork:
 
 
 def render_status(st: NetworkStatus) -> None:
-    """Prints the status: a table of the processes (:func:`show_table`), then the members, memory and state."""
+    """Prints the status: a table of the processes (:func:`show_table`), then the channel, its members, memory
+    and the state folder."""
     rows = []
     for p in st.processes:
         health = styled("healthy", "green") if p.running and p.healthy else styled(p.detail, "red")
@@ -56,6 +57,7 @@ def render_status(st: NetworkStatus) -> None:
         ),
         rows,
     )
+    show_note(f"channel: {escape(st.channel)}")  # the title's, which a pipe leaves out: heights are on it
     for key, values in st.members.items():
         show_note(f"{key.replace('_', ' ')}: {escape(', '.join(values))}")
     show_note(

@@ -11,13 +11,21 @@ or ``TTY_COMPATIBLE=1`` make rich treat a pipe as a terminal):
   ``key: value`` lines, a blank line between records, a value too long for its
   line on its own indented line(s). Other lines wrap at spaces only: a word (a
   URI, a path) is never broken; one longer than the terminal is printed whole
-  (:class:`CliConsole`). Colour, spinners;
+  (:class:`CliConsole`). A terminal narrower than :data:`MIN_WIDTH` columns
+  (``COLUMNS=0``) is laid out as that wide. Colour, spinners;
 - no terminal (a pipe, a file): plain text for ``grep``, ``cut`` and ``awk``: no
   colour, no box drawing, no spinner, no line wrapping. A table is one header
   line, then one line per record, fields separated by a TAB (a TAB or newline in
   a value becomes a space); its title is left out, and lines after it that are
   not records (:func:`show_note`) start with ``# ``. A key/value view is
   ``key<TAB>value`` lines.
+
+In both, a control character in a value (ESC, any other of Unicode's Cc but
+TAB and line feed) or a line or paragraph separator (U+2028, U+2029) is
+printed as a visible escape, ``\\x1b`` for ESC (:func:`visible`): a terminal
+would act on it, and a value that came from elsewhere (an exception's text)
+must not move the cursor or recolour the screen. A carriage return is a line
+break.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,28 +41,34 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from modelledger.mlops.cli.visible_text import visible, visible_text
 
-def _word_wrap(text: Text, width: int) -> Text:
-    """``text`` broken at spaces into lines that fit ``width``; a word longer than that (a URI, a path) stays
-    whole on a line of its own. A continuation line is indented two spaces more than its line's start."""
+
+def _word_wrap(text: Text, width: int, hang: int = 2) -> Text:
+    """``text`` broken at spaces into lines that fit ``width`` terminal cells, its styles kept; a word longer
+    than that (a URI, a path) stays whole on a line of its own. A continuation line is indented ``hang``
+    spaces more than its line's start."""
     out: list[Text] = []
     for line in text.split("\n", allow_blank=True):
         plain = line.plain
-        hang = " " * (len(plain) - len(plain.lstrip()) + 2)
+        indent = " " * (len(plain) - len(plain.lstrip()) + hang)
         start = end = 0
         prefix = ""
         for m in re.finditer(r"\s*\S+", plain):
             if end > start and cell_len(prefix) + cell_len(plain[start : m.end()]) > width:
                 out.append(Text(prefix) + line[start:end])
-                start, prefix = m.end() - len(m.group().lstrip()), hang
+                start, prefix = m.end() - len(m.group().lstrip()), indent
             end = m.end()
         out.append(Text(prefix) + line[start:end])
     return Text("\n").join(out)
+
+
+MIN_WIDTH = 20  # the narrowest a terminal is taken to be: COLUMNS=0 would make rich print nothing at all
 
 
 class CliConsole(Console):
@@ -63,18 +76,36 @@ class CliConsole(Console):
 
     On a terminal, text wraps at spaces only (rich would fold a word longer
     than the line): a URI longer than the terminal stays whole, so copying it
-    copies all of it. Elsewhere nothing wraps (``soft_wrap``): a line stays one line.
+    copies all of it. A terminal narrower than :data:`MIN_WIDTH` (``COLUMNS=0``)
+    is laid out as that wide, for the terminal to wrap. Elsewhere nothing wraps
+    (``soft_wrap``): a line stays one line. Emoji codes are left as they are
+    (rich would print "a:x:b" as "a❌b"): no message of the CLI uses one.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
+
+    def _get_size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        return size if size.width >= MIN_WIDTH else ConsoleDimensions(MIN_WIDTH, size.height)
+
+    size = property(_get_size, Console.size.fset, doc="rich's size, at least :data:`MIN_WIDTH` columns wide.")
+
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        """rich's ``Console.print``, text wrapped as above unless the caller sets ``soft_wrap``."""
-        if not self.is_terminal:
-            kwargs.setdefault("soft_wrap", True)
-        elif "soft_wrap" not in kwargs and objects and all(isinstance(o, str | Text) for o in objects):
+        """rich's ``Console.print``, text wrapped as above unless the caller sets ``soft_wrap``, control
+        characters in text shown as escapes (:func:`visible`)."""
+        if objects and all(isinstance(o, str | Text) for o in objects):
             opts = {k: kwargs.pop(k) for k in ("markup", "highlight", "emoji") if k in kwargs}
             sep = kwargs.pop("sep", " ")
-            text = Text(sep).join(self.render_str(o, **opts) if isinstance(o, str) else o for o in objects)
-            objects, kwargs["soft_wrap"] = (_word_wrap(text, self.width),), True
+            # Escaped before markup is read: an escape ends in a hex digit, so it never escapes a "[".
+            parts = (self.render_str(visible(o), **opts) if isinstance(o, str) else visible_text(o) for o in objects)
+            text = Text(sep).join(parts)
+            if self.is_terminal and "soft_wrap" not in kwargs:
+                text, kwargs["soft_wrap"] = _word_wrap(text, self.width), True
+            objects = (text,)
+        if not self.is_terminal:
+            kwargs.setdefault("soft_wrap", True)
         super().print(*objects, **kwargs)
 
 
@@ -110,16 +141,17 @@ MIN_PROSE = 24  # the narrowest a prose column gets before the table turns into 
 
 def styled(value: str, style: str) -> Text:
     """A cell shown in ``style`` (e.g. "red") on a terminal; plain in a pipe."""
-    return Text(value, style=style)
+    return Text(visible(value), style=style)  # rich's Text would drop a CR, BEL or backspace without a trace
 
 
 def _plain(cell: Cell) -> str:
-    """The cell's text on one line (a TAB or line break in it becomes a space)."""
-    return re.sub(r"[\t\r\n]", " ", cell.plain if isinstance(cell, Text) else cell)
+    """The cell's text on one line (a TAB or line break in it becomes a space), made :func:`visible`."""
+    return re.sub(r"[\t\n]", " ", visible(cell.plain if isinstance(cell, Text) else cell))
 
 
 def _text(cell: Cell) -> Text:
-    return cell.copy() if isinstance(cell, Text) else Text(cell)
+    """The cell as rich Text, made :func:`visible`."""
+    return visible_text(cell.copy()) if isinstance(cell, Text) else Text(visible(cell))
 
 
 def _write_tsv(con: Console, cells: Sequence[Cell]) -> None:
@@ -161,14 +193,14 @@ def _print_field(con: Console, key: str, value: Cell, key_width: int) -> None:
     """``key: value`` on one line, or the key alone and the value below it, indented and wrapped at spaces."""
     text = _text(value)
     label = f"{key}:".ljust(key_width)
-    if cell_len(label) + 1 + cell_len(text.plain) <= con.width and "\n" not in text.plain:
+    width = max(con.width, MIN_WIDTH)  # a CliConsole is never narrower; another Console may be
+    if cell_len(label) + 1 + cell_len(text.plain) <= width and "\n" not in text.plain:
         line = Text.assemble((label, "bold"), " ", text) if text.plain else Text(label.rstrip(), "bold")
         con.print(line, soft_wrap=True)
         return
     con.print(Text(f"{key}:", style="bold"), soft_wrap=True)
-    for line in text.plain.splitlines() or [""]:
-        for part in textwrap.wrap(line, con.width - INDENT, break_long_words=False, break_on_hyphens=False) or [""]:
-            con.print(Text.assemble(" " * INDENT, Text(part, style=text.style)), soft_wrap=True)
+    indented = Text("\n").join(Text(" " * INDENT) + line for line in text.split("\n", allow_blank=True))
+    con.print(_word_wrap(indented, width, hang=0), soft_wrap=True)
 
 
 def _print_blocks(con: Console, title: str, records: Sequence[Sequence[tuple[str, Cell]]]) -> None:
@@ -249,14 +281,18 @@ def show_note(markup: str, con: Console | None = None) -> None:
     if con.is_terminal:
         con.print(f"  {markup}")
     else:
-        con.print(Text("# " + Text.from_markup(markup).plain))
+        con.print(Text("# " + _plain(Text.from_markup(visible(markup), emoji=False))))  # one line, as a record is
 
 
 def show_heading(text: str, con: Console | None = None) -> None:
-    """A heading above a block of lines (a log's tail): a rule on a terminal, ``# text`` in a pipe."""
-    con = con or console
+    """A heading above a block of lines (a log's tail): a rule on a terminal (the text alone in bold when a rule
+    would cut it), ``# text`` in a pipe."""
+    con, text = con or console, visible(text)
     if con.is_terminal:
-        con.rule(Text(text))
+        if cell_len(text) + 4 <= con.width:  # rich's rule: "─ text ─", and it would cut a longer text with …
+            con.rule(Text(text))
+        else:
+            con.print(Text(text, style="bold"))
     else:
         con.print(Text(f"# {text}"))
 
@@ -271,7 +307,7 @@ def spinner(text: str) -> Iterator[Callable[[str], None] | None]:
         yield None
         return
     with console.status(text) as status:
-        yield lambda message: status.update(message)
+        yield lambda message: status.update(visible(message))
 
 
 def emit_json(data: Any) -> None:

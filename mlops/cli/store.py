@@ -132,8 +132,7 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
     elif report.ok:
         console.print(
             f"[green]ok[/]: {escape(what)} matches the manifest: {escape(report.covered())}; {escape(report.lock())} "
-            "(bytes only: no signer or ledger check)",
-            soft_wrap=True,
+            "(bytes only: no signer or ledger check)"
         )
     else:
         console.print(f"[red]mismatch[/]: {escape(what)}")
@@ -155,7 +154,7 @@ def _report(report: VerifyReport, what: str, as_json: bool) -> None:
 def _warnings(warnings: list[str]) -> None:
     """One line per warning: something a reader should know that does not fail the verification."""
     for w in warnings:
-        console.print(f"  [yellow]warning[/]: {escape(w)}", soft_wrap=True)
+        console.print(f"  [yellow]warning[/]: {escape(w)}")
 
 
 def _verified(result: Verification, as_json: bool) -> None:
@@ -164,11 +163,8 @@ def _verified(result: Verification, as_json: bool) -> None:
         emit_json(result.to_json())
     else:
         verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
-        console.print(
-            f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}",
-            soft_wrap=True,
-        )
-        console.print(f"  {escape(result.covered())}", soft_wrap=True)
+        console.print(f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}")
+        console.print(f"  {escape(result.covered())}")
         show_checks(result.checks)
         _warnings(result.warnings)
     if not result.ok:
@@ -262,9 +258,7 @@ def fetch(
         if not result.ok:
             raise SystemExit(1)
     elif result.ok:
-        console.print(
-            f"fetched into {escape(str(dest))}: verified against the ledger: {escape(result.covered())}", soft_wrap=True
-        )
+        console.print(f"fetched into {escape(str(dest))}: verified against the ledger: {escape(result.covered())}")
         _warnings(result.warnings)
     else:
         console.print(f"[red]not fetched[/]: {escape(str(dest))} was not created")

@@ -363,7 +363,8 @@ def test_model_views_show_every_value_whole_in_a_pipe_and_in_a_terminal(
     assert fields["name"] == name and fields["model digest"] == mv.model_digest
     assert fields["registered"] == f"{mv.registered_at} tx {mv.registered_tx_id}"
     assert fields["registrant"].endswith(f"({mv.registrant.cert_fingerprint})")
-    assert fields["storage"].startswith(f"{ledger_pointer(record=mv).uri} ")
+    pointer = ledger_pointer(record=mv)
+    assert fields["storage"] == pointer.uri and fields["storage version"] == pointer.version_id
 
     for columns in (80, 200):
         out = {view: strip_ansi(run_in_pty(args, env, columns)) for view, args in views.items()}

@@ -98,6 +98,8 @@ def test_model_show_prints_the_status_word_and_its_meaning(ledger: dict[str, Mod
     assert word == status.lower()
     assert fields(out)["status"] == word and fields(out)["meaning"] == meaning
     assert status not in out.replace("RegisterModelVersion", "")  # the stored value is the machine's, not people's
+    # `awk -F'\t' '$1 == "storage" {print $2}'` gives the anchored copy's URI alone (docs/operations.md, "Output")
+    assert fields(out)["storage"] == POINTER.uri and fields(out)["storage version"] == POINTER.version_id
     if status != "REGISTERED":
         assert "approved Org2MSP" in out
 

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.markup import escape
+from rich.text import Text
 
 from modelledger.mlops.bridge import Outbox
 from modelledger.mlops.cli import output
@@ -154,6 +158,96 @@ def test_in_a_pipe_there_is_no_spinner_and_a_heading_is_a_comment_line(monkeypat
         assert callable(progress)
 
 
+@pytest.mark.parametrize("width", [0, 1, 4])
+def test_a_terminal_narrower_than_any_value_still_shows_every_value_whole(width: int) -> None:
+    con, out = terminal(width)
+    show_table("model versions", LIST_HEADER, LIST_ROWS, con)
+    text = strip_ansi(out.getvalue())
+    assert read_blocks(text, LIST_HEADER) == [dict(zip(LIST_HEADER, row, strict=True)) for row in LIST_ROWS]
+    con, out = terminal(width)
+    show_fields("iris version 1", [("status", "REGISTERED"), ("storage", f"{URI} (version v1)")], con)
+    con.print(f"  [green]ok[/] anchored-copy: the bytes at {URI} version v1 are the ledger's manifest")
+    text += strip_ansi(out.getvalue())
+    assert read_blocks(text, ["status", "storage"])[-1] == {"status": "REGISTERED", "storage": f"{URI} (version v1)"}
+    assert "    " + URI in text.splitlines() and text.splitlines()[-1] == "    manifest"
+    assert not too_wide(text, output.MIN_WIDTH)  # laid out for a terminal of the narrowest width kept
+
+
+@pytest.mark.parametrize("width", [0, 40, 80])
+def test_a_heading_too_long_for_a_rule_is_printed_whole(width: int) -> None:
+    con, out = terminal(width)
+    heading = f"MinIO (/home/someone/modelledger/.state/s3/logs/{NAME}/minio.log)"  # 92 characters
+    show_heading(heading, con)
+    assert " ".join(strip_ansi(out.getvalue()).split()) == heading  # wrapped at its space, nothing cut
+
+
+# An exception's text with what a terminal would act on: clear the screen, set the window title, ring the bell,
+# a C1 "next line", NUL, DEL, a carriage return and the line and paragraph separators.
+HOSTILE = "S3 said \x1b[2J\x1b]0;pwned\x07 no\x85 \x00\x7f end\rnext\u2028line\u2029para"
+HOSTILE_SHOWN = r"S3 said \x1b[2J\x1b]0;pwned\x07 no\x85 \x00\x7f end"  # then "next\u2028line\u2029para"
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def test_control_characters_in_a_piped_value_are_printed_as_visible_escapes() -> None:
+    con, out = pipe()
+    show_table("jobs", ["job", Column("reason", wrap=True)], [["a/1", HOSTILE], ["b/2", styled(HOSTILE, "red")]], con)
+    show_note(f"[red]reason[/]: {escape(HOSTILE)}", con)
+    show_fields("job", [("reason", HOSTILE)], con)
+    con.print(f"  [red]FAILED[/] anchored-copy: {escape(HOSTILE)}")
+    text = out.getvalue()
+    assert not CONTROL.search(text.replace("\n", "").replace("\t", ""))
+    shown = HOSTILE_SHOWN + r" next\u2028line\u2029para"
+    assert read_tsv("\n".join(text.splitlines()[:3])) == (["job", "reason"], [["a/1", shown], ["b/2", shown]])
+    assert text.splitlines()[3:] == [
+        f"# reason: {shown}",
+        f"reason\t{shown}",
+        f"  FAILED anchored-copy: {HOSTILE_SHOWN}",  # on print's lines a CR is a line break
+        r"next\u2028line\u2029para",
+    ]
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_control_characters_never_reach_a_terminal_from_a_value(width: int) -> None:
+    con, out = terminal(width)
+    show_table("jobs", ["job", Column("reason", wrap=True)], [["a/1", HOSTILE], ["b/2", styled(HOSTILE, "red")]], con)
+    show_fields("job", [("reason", HOSTILE), ("tx id", TX)], con)
+    show_fields("job", [("reason", styled(f"{HOSTILE} {URI} {URI}", "red"))], con)  # blocks at either width
+    show_note(f"[red]reason[/]: {escape(HOSTILE)}", con)
+    con.print(f"  [red]FAILED[/] anchored-copy: {escape(HOSTILE)}")
+    raw = out.getvalue()
+    text = strip_ansi(raw)
+    assert "\x1b[2J" not in raw and "\x1b]" not in raw and "\x07" not in raw  # no sequence of the value's
+    assert not CONTROL.search(text.replace("\n", ""))
+    assert text.count(r"\x1b[2J\x1b]0;pwned\x07") == 6 and text.count(r"\u2028line\u2029para") == 6
+    assert "\x1b[31m" in raw  # the value's own style is kept
+
+
+@pytest.mark.parametrize("make", [pipe, lambda: terminal(80)])
+def test_colons_around_a_word_stay_as_they_are_not_an_emoji(make: Callable[[], tuple[CliConsole, io.StringIO]]) -> None:
+    con, out = make()
+    con.print(f"  [red]FAILED[/] signature: {escape('signed by a:x:b :smile: at 12:00:00')}")
+    show_note("key :cross_mark: rotated", con)
+    assert strip_ansi(out.getvalue()).splitlines() == [
+        "  FAILED signature: signed by a:x:b :smile: at 12:00:00",
+        "  key :cross_mark: rotated" if con.is_terminal else "# key :cross_mark: rotated",
+    ]
+
+
+# A reason mostly in Chinese, a Chinese character two cells wide: 96 characters, 147 cells.
+CJK = "模型版本 已在 账本上 注册 但 匿名 副本 的 字节 与 清单 不一致 文件 weights.bin 已被 更改 请 从 MLflow 重新 锚定 该 版本 然后 再次 验证 签名 和 锁定"
+
+
+def test_a_block_value_of_wide_characters_wraps_by_cells_and_keeps_its_styles() -> None:
+    con, out = terminal(40)
+    value = Text.assemble((CJK, "red"), " ", ("REVOKED", "bold magenta"))
+    show_fields("job", [("reason", value), ("tx id", TX)], con)
+    text = strip_ansi(out.getvalue())
+    assert not too_wide(text, 40), too_wide(text, 40)
+    assert read_blocks(text, ["reason", "tx id"]) == [{"reason": f"{CJK} REVOKED", "tx id": TX}]
+    raw = out.getvalue()
+    assert "\x1b[1;35mREVOKED" in raw and raw.count("\x1b[31m") > 1  # every line of the reason is red
+
+
 # --------------------------------------------------------------------------- `modelledger bridge jobs`, for real
 JOBS_HEADER = ["job", "state", "attempts", "origin", "tx id", "reason"]
 
@@ -212,3 +306,29 @@ def test_bridge_jobs_in_a_200_column_terminal_is_a_table_whose_reasons_wrap(
     assert "…" not in text and not [line for line in text.splitlines() if len(line) > 200]
     assert read_table(text) == (JOBS_HEADER, expected)
     assert any(NAME in line and TX in line for line in text.splitlines())  # one row holds both whole
+
+
+@pytest.mark.parametrize("columns", [0, 5])
+def test_bridge_jobs_in_a_terminal_of_0_or_5_columns_is_one_block_per_job(
+    outbox: tuple[dict[str, str], list[list[str]]], columns: int
+) -> None:
+    env, expected = outbox
+    text = strip_ansi(run_in_pty(["bridge", "jobs"], env, columns=columns))
+    assert "Traceback" not in text and "…" not in text
+    assert read_blocks(text, JOBS_HEADER) == [dict(zip(JOBS_HEADER, row, strict=True)) for row in expected]
+
+
+def test_bridge_jobs_shows_control_characters_of_a_reason_as_escapes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    box = Outbox(BridgeSettings(state_dir=state).outbox_file)
+    box.enqueue("m", "1", "webhook")
+    job = box.lease("worker-1", 300)
+    assert job is not None
+    box.dead(job, HOSTILE)
+    box.close()
+    env = minimal_env(tmp_path, TERM="xterm-256color", **{STATE_DIR_ENV: str(state)})
+    piped = run_piped(["bridge", "jobs"], env)
+    assert read_tsv(piped)[1][0][5] == HOSTILE_SHOWN + r" next\u2028line\u2029para"
+    raw = run_in_pty(["bridge", "jobs"], env, columns=80)
+    assert "\x1b[2J" not in raw and "\x1b]" not in raw and not CONTROL.search(strip_ansi(raw).replace("\n", ""))
+    assert r"\x1b[2J\x1b]0;pwned\x07" in strip_ansi(raw)
