@@ -46,7 +46,7 @@ def render_status(st: NetworkStatus) -> None:
         address = p.address.removeprefix("https://")
         rows.append((p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}"))
     show_table(
-        f"ModelLedger network · channel {st.channel}",
+        "ModelLedger network",
         (
             "process",
             "address",
@@ -57,7 +57,7 @@ def render_status(st: NetworkStatus) -> None:
         ),
         rows,
     )
-    show_note(f"channel: {escape(st.channel)}")  # the title's, which a pipe leaves out: heights are on it
+    show_note(f"channel: {escape(st.channel)}")  # the heights above are on this channel
     for key, values in st.members.items():
         show_note(f"{key.replace('_', ' ')}: {escape(', '.join(values))}")
     show_note(
