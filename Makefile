@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml tools/uv_from_pip.py
 	  && { { $(PY) -m pip install --quiet 'uv==$(UV_VERSION)' && eval "$$($(PY) tools/uv_from_pip.py)" \
 	         && $(VENV)/bin/uv pip install --native-tls --compile-bytecode --quiet --python $(PY) -e "$$spec"; } \
 	       || { echo "install: uv failed (see the log); installing with pip instead (slower)" >&3; \
-	            $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e "$$spec"; }; } >>"$$log" 2>&1; then \
+	            { $(PY) -m pip install --quiet --upgrade pip || true; } && $(PY) -m pip install --quiet -e "$$spec"; }; } >>"$$log" 2>&1; then \
 	  rm -f "$$log"; touch $@; echo "install: done in $$(( $$(date +%s) - t0 ))s"; \
 	else \
 	  echo "install: FAILED; the output of venv and the installers (kept in $$log):" >&2; cat "$$log" >&2; exit 1; \
@@ -43,7 +43,7 @@ install: $(VENV)/.installed ## Create .venv and install ModelLedger with its dev
 
 .PHONY: tools
 tools: ## Build the pinned Fabric, Fabric CA and MinIO binaries into .tools/ (seconds when up to date)
-	@$(if $(TOOLS_CHECKED),:,bash tools/install.sh)
+	@$(if $(_STACK_SUBMAKE),:,bash tools/install.sh)
 
 # --- the whole stack (grows with later parts) ----------------------------------------------
 .PHONY: demo
@@ -58,7 +58,7 @@ demo-clean: install ## Delete the demo's log of MLflow's and the other libraries
 up: ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent; two parts at a time)
 	@$(MAKE) --no-print-directory -j2 install tools
 	@if [ -t 1 ]; then export TTY_COMPATIBLE=1 TTY_INTERACTIVE=0 COLUMNS="$${COLUMNS:-$$(tput cols 2>/dev/null || echo 80)}"; fi; \
-	$(MAKE) --no-print-directory -j2 --output-sync=target TOOLS_CHECKED=1 stack-up
+	$(MAKE) --no-print-directory -j2 --output-sync=target _STACK_SUBMAKE=1 stack-up
 
 # The Python install and the tool builds run side by side first (their lines interleave; each says what it is).
 # Then the network (then the chaincode) and S3 (then MLflow) start side by side; the bridge waits for both. Each
@@ -67,9 +67,9 @@ up: ## Bring the stack up: network, chaincode, S3, MLflow, bridge (idempotent; t
 # frames would only be replayed).
 .PHONY: stack-up
 stack-up: network-up deploy-chaincode s3-up mlflow-up bridge-up
-# The order of the parts, for `make up` only (TOOLS_CHECKED is its sub-make): `make deploy-chaincode` or
-# `make bridge-up` alone does not also bring up the network or deploy the chaincode.
-ifdef TOOLS_CHECKED
+# The order of the parts, for `make up` only (_STACK_SUBMAKE marks its sub-make; not a setting for users):
+# `make deploy-chaincode` or `make bridge-up` alone does not also bring up the network or deploy the chaincode.
+ifdef _STACK_SUBMAKE
 deploy-chaincode: network-up
 bridge-up: deploy-chaincode
 endif

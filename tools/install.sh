@@ -23,6 +23,8 @@ mkdir -p "$BIN" "$TOOLS_DIR/src" "$TOOLS_DIR/stamps"
 # No cache without a home for it (XDG_CACHE_HOME or HOME unset).
 CACHE=""
 if [[ -n "${XDG_CACHE_HOME:-}" || -n "${HOME:-}" ]]; then CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/modelledger/tools"; fi
+# Copies a stopped build left half-written (never a set: see to_cache) are removed after a day.
+[[ -n "$CACHE" && -d "$CACHE" ]] && find "$CACHE" -maxdepth 1 -name '*.tmp.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
 GO_ID="$(go env GOVERSION GOOS GOARCH GOAMD64 CGO_ENABLED CC | tr '\n' ' ') $GOFLAGS"
 
 now() { date +%s; }
@@ -76,8 +78,9 @@ from_cache() {
 # the next clone a build). Written to a temporary folder first, so a partial copy is never seen as a set.
 to_cache() {
   local dir="$1" name="$2"; shift 2
-  local p tmp="$dir.tmp.$$" ok=1
-  mkdir -p "$tmp" 2>/dev/null && cp "$TOOLS_DIR/src/$name/go.mod" "$TOOLS_DIR/src/$name/go.sum" "$tmp/" 2>/dev/null || ok=0
+  local p tmp ok=1
+  mkdir -p "$(dirname "$dir")" 2>/dev/null && tmp="$(mktemp -d "$dir.tmp.XXXXXX" 2>/dev/null)" || return 0
+  cp "$TOOLS_DIR/src/$name/go.mod" "$TOOLS_DIR/src/$name/go.sum" "$tmp/" 2>/dev/null || ok=0
   for p in "$@"; do [[ $ok == 1 ]] && { cp "$BIN/$(basename "$p")" "$tmp/" 2>/dev/null || ok=0; }; done
   # mv -T never moves into an existing folder: when another clone stored the same set first, keep theirs.
   if [[ $ok == 1 ]]; then

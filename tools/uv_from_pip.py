@@ -13,13 +13,20 @@ import shlex
 import subprocess
 import sys
 
-# pip's option (the part after the section) -> uv's environment variable.
+# pip's option (the part after the section) -> uv's environment variable, and how uv separates several values
+# (pip takes spaces or newlines between them).
 UV_VARIABLES = {
-    "index-url": "UV_INDEX_URL",
-    "extra-index-url": "UV_EXTRA_INDEX_URL",
-    "find-links": "UV_FIND_LINKS",
-    "cert": "SSL_CERT_FILE",
+    "index-url": ("UV_INDEX_URL", " "),
+    "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+    "find-links": ("UV_FIND_LINKS", ","),
+    "trusted-host": ("UV_INSECURE_HOST", " "),
+    "cert": ("SSL_CERT_FILE", " "),
+    "timeout": ("UV_HTTP_TIMEOUT", " "),
+    "default-timeout": ("UV_HTTP_TIMEOUT", " "),
 }
+# Options that are on or off: pip's true values -> uv's variable set to 1.
+UV_FLAGS = {"no-index": "UV_NO_INDEX"}
+TRUE = {"1", "true", "yes", "on"}
 # Which of pip's sections wins, lowest first: global, then install, then the environment.
 SECTION_ORDER = {"global": 0, "install": 1, ":env:": 2}
 
@@ -33,7 +40,7 @@ def pip_settings() -> dict[str, str]:
     for line in out.splitlines():
         key, sep, raw = line.partition("=")
         section, _, option = key.rpartition(".")
-        if not sep or option not in UV_VARIABLES or section not in SECTION_ORDER:
+        if not sep or (option not in UV_VARIABLES and option not in UV_FLAGS) or section not in SECTION_ORDER:
             continue
         try:
             value = ast.literal_eval(raw)
@@ -45,10 +52,22 @@ def pip_settings() -> dict[str, str]:
     return {option: value for option, (_, value) in found.items()}
 
 
+def uv_exports(settings: dict[str, str]) -> list[str]:
+    """The ``export NAME=value`` lines that give uv ``settings`` (pip's options and values)."""
+    lines = []
+    for option, value in sorted(settings.items()):
+        if option in UV_FLAGS:
+            if value.strip().lower() in TRUE:
+                lines.append(f"export {UV_FLAGS[option]}=1")
+            continue
+        name, sep = UV_VARIABLES[option]
+        lines.append(f"export {name}={shlex.quote(sep.join(value.split()))}")
+    return lines
+
+
 def main() -> None:
-    for option, value in sorted(pip_settings().items()):
-        # pip separates several URLs or folders with spaces or newlines; uv with spaces.
-        print(f"export {UV_VARIABLES[option]}={shlex.quote(' '.join(value.split()))}")
+    for line in uv_exports(pip_settings()):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from modelledger.mlops.cli import bridge, chaincode, ledger, model, network, store
@@ -41,7 +43,19 @@ def demo_clean() -> None:
 
 
 def main() -> None:
-    """Runs the CLI."""
+    """Runs the CLI.
+
+    A ``COLUMNS`` below :data:`~modelledger.mlops.cli.output.MIN_WIDTH` (``COLUMNS=0``) is raised to it first,
+    so that typer's help, which is not printed by the CLI's console, is laid out as everything else is.
+    """
+    from modelledger.mlops.cli.output import MIN_WIDTH
+
+    try:
+        narrow = int(os.environ.get("COLUMNS", "")) < MIN_WIDTH
+    except ValueError:
+        narrow = False
+    if narrow:
+        os.environ["COLUMNS"] = str(MIN_WIDTH)
     app()
 
 

@@ -42,7 +42,7 @@ def render_status(st: NetworkStatus) -> None:
     for p in st.processes:
         health = styled("healthy", "green") if p.running and p.healthy else styled(p.detail, "red")
         kind, heights = p.details["kind"], p.details["heights"]
-        height = str(heights.get(st.channel, "")) if kind in ("peer", "orderer") else "-"
+        height = str(heights.get(st.channel, "-")) if kind in ("peer", "orderer") else "-"
         address = p.address.removeprefix("https://")
         rows.append((p.name, address, str(p.pid or "-"), health, height, f"{p.rss_kib / 1024:.0f}"))
     show_table(
@@ -91,7 +91,7 @@ def clean(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"stopped": stopped, "removed": str(net.layout.root)})
     else:
-        console.print(f"stopped {len(stopped)} processes; removed {net.layout.root}")
+        console.print(f"stopped {len(stopped)} processes; removed {escape(str(net.layout.root))}")
 
 
 @app.command()

@@ -111,7 +111,8 @@ def upload(
     p = result.pointer
     # "anchored" is the bridge's word for a version registered on the ledger; this command only copies.
     state = "copied, locked" if result.created else "already copied (nothing written)"
-    console.print(f"{state}: {p.uri} version {p.version_id} (a write-once copy; nothing is registered on the ledger)")
+    copy = f"{escape(p.uri)} version {escape(p.version_id)}"
+    console.print(f"{state}: {copy} (a write-once copy; nothing is registered on the ledger)")
 
 
 def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None, as_json: bool) -> LedgerEvidence:
@@ -163,7 +164,8 @@ def _verified(result: Verification, as_json: bool) -> None:
         emit_json(result.to_json())
     else:
         verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
-        console.print(f"{verdict}: {escape(result.target)} against the ledger record of {result.name}/{result.version}")
+        record = escape(f"{result.name}/{result.version}")
+        console.print(f"{verdict}: {escape(result.target)} against the ledger record of {record}")
         console.print(f"  {escape(result.covered())}")
         show_checks(result.checks)
         _warnings(result.warnings)

@@ -304,7 +304,8 @@ def _signer_checks(
         want = {f.path: f.sha256 for f in manifest.files}
         differ = sorted(p for p in listed.keys() | want.keys() if listed.get(p) != want.get(p))
         if differ:
-            wrong.append(f"the files it lists differ from the ledger's manifest: {', '.join(differ[:10])}")
+            more = f" (and {len(differ) - 10} more)" if len(differ) > 10 else ""
+            wrong.append(f"the files it lists differ from the ledger's manifest: {', '.join(differ[:10])}{more}")
     checks.append(
         Check(SIGNED_DIGEST, False, "; ".join(wrong))
         if wrong

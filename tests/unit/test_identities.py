@@ -268,12 +268,12 @@ def test_a_failed_enrolment_is_raised_as_is_and_nothing_new_starts_after_it(
     topo: Topology, layout: NetworkLayout
 ) -> None:
     boom = _failure(FIFTH)
-    # The first four take 0.6, 0.09, 0.18 and 0.27 s (three runs each), so the fifth starts at 0.09 s and fails
-    # at 0.1 s, while no other worker is about to pick up an identity: only the failed one's worker is free, and
-    # it must start nothing. orderer1 is slowest, so a loop waiting for the futures in submission order would
-    # notice the failure late.
+    # The first four take 1.8, 0.27, 0.54 and 0.81 s (three runs each), so the fifth starts at 0.27 s and fails
+    # at 0.28 s, while no other worker is about to pick up an identity (the next is free at 0.54 s: a quarter
+    # second of margin for a loaded machine): only the failed one's worker is free, and it must start nothing.
+    # orderer1 is slowest, so a loop waiting for the futures in submission order would notice the failure late.
     delays = {i: 0.01 for i in IN_ORDER}
-    delays.update({IN_ORDER[0]: 0.2, IN_ORDER[1]: 0.03, IN_ORDER[2]: 0.06, IN_ORDER[3]: 0.09, FIFTH: 0.005})
+    delays.update({IN_ORDER[0]: 0.6, IN_ORDER[1]: 0.09, IN_ORDER[2]: 0.18, IN_ORDER[3]: 0.27, FIFTH: 0.005})
     ca = FakeCA(topo, delays=delays, failures={(FIFTH, "register"): boom})
     threads_before = threading.active_count()
     with pytest.raises(CommandError) as raised:
