@@ -10,6 +10,7 @@ lines below its key is joined with spaces).
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import re
 import select
@@ -22,6 +23,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from rich.cells import cell_len
+
+from modelledger.mlops.cli.output import CliConsole
 
 # The CLI as a user runs it: the venv's entry point, next to this interpreter.
 CLI = str(Path(sys.executable).with_name("modelledger"))
@@ -135,3 +138,15 @@ def read_blocks(text: str, keys: Collection[str]) -> list[dict[str, str]]:
         else:
             key = None
     return records
+
+
+def terminal(width: int) -> tuple[CliConsole, io.StringIO]:
+    """The CLI's console on a colour terminal ``width`` columns wide, and what it printed."""
+    out = io.StringIO()
+    return CliConsole(file=out, width=width, force_terminal=True, color_system="standard"), out
+
+
+def pipe() -> tuple[CliConsole, io.StringIO]:
+    """The CLI's console writing to a pipe, and what it printed."""
+    out = io.StringIO()
+    return CliConsole(file=out, force_terminal=False), out

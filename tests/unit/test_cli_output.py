@@ -27,12 +27,14 @@ from modelledger.mlops.cli.output import CliConsole, Column, show_fields, show_h
 from modelledger.runtime.settings import STATE_DIR_ENV, BridgeSettings
 from tests.cli_capture import (
     minimal_env,
+    pipe,
     read_blocks,
     read_table,
     read_tsv,
     run_in_pty,
     run_piped,
     strip_ansi,
+    terminal,
     too_wide,
 )
 
@@ -57,16 +59,6 @@ LIST_ROWS = [
     [NAME, "1", "REGISTERED", "Org1MSP", DIGEST, "2026-12-07T22:51:00.123456789Z"],
     ["iris", "12", "APPROVED", "Org2MSP", hashlib.sha256(b"iris").hexdigest(), "2026-12-07T22:52:00Z"],
 ]
-
-
-def terminal(width: int) -> tuple[CliConsole, io.StringIO]:
-    out = io.StringIO()
-    return CliConsole(file=out, width=width, force_terminal=True, color_system="standard"), out
-
-
-def pipe() -> tuple[CliConsole, io.StringIO]:
-    out = io.StringIO()
-    return CliConsole(file=out, force_terminal=False), out
 
 
 # --------------------------------------------------------------------------- the renderer

@@ -34,22 +34,12 @@ from modelledger.mlops.store.verification import SIGNATURE, SIGNED_DIGEST, SIGNE
 from modelledger.network.fabric import NetworkStatus
 from modelledger.runtime.status import NOT_RUNNING, ServerStatus
 from modelledger.sdk.ledger.checks import Check
-from tests.cli_capture import read_tsv, strip_ansi, too_wide
+from tests.cli_capture import pipe, read_tsv, strip_ansi, terminal, too_wide
 
 NAME = "breast-cancer-classifier-with-a-long-name"
 URI = f"s3://modelledger-anchored/models/{hashlib.sha256(b'manifest').hexdigest()}/index.json"  # 108 characters
 DIGEST = hashlib.sha256(b"model").hexdigest()
 FINGERPRINT = hashlib.sha256(b"certificate").hexdigest()
-
-
-def terminal(width: int) -> tuple[CliConsole, io.StringIO]:
-    out = io.StringIO()
-    return CliConsole(file=out, width=width, force_terminal=True, color_system="standard"), out
-
-
-def pipe() -> tuple[CliConsole, io.StringIO]:
-    out = io.StringIO()
-    return CliConsole(file=out, force_terminal=False), out
 
 
 def printed_on(
