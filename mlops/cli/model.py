@@ -1,4 +1,5 @@
-"""``modelledger model``: registered model versions as the ledger holds them."""
+"""``modelledger model``: registered model versions as the ledger holds them (the governance commands that record
+decisions on them are in :mod:`modelledger.mlops.cli.governance`, registered on the same group)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.markup import escape
 
+from modelledger.mlops.cli import governance
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
 from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, fail, show_fields, show_note, show_table
 from modelledger.mlops.store import ledger_pointer
@@ -18,7 +20,10 @@ from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.records import to_json
 from modelledger.sdk.registry.statuses import decision_word, status_meaning, status_word
 
-app = typer.Typer(help="Query model versions on the ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Model versions on the ledger: query them; approve, reject, revoke, deploy; grant read access.",
+    no_args_is_help=True,
+)
 
 T = TypeVar("T")
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
@@ -141,3 +146,6 @@ def find_digest(
         console.print("no version on the ledger that you may read has this digest")
     for r in refs:
         console.print(f"{escape(r.name)} version {r.version}")
+
+
+governance.register(app)

@@ -31,7 +31,7 @@ from modelledger.sdk.registry.records import (
     ModelVersionInput,
     Storage,
 )
-from modelledger.sdk.registry.statuses import status_word
+from modelledger.sdk.registry.statuses import status_meaning, status_word
 from tests.cli_capture import (
     minimal_env,
     read_blocks,
@@ -379,3 +379,55 @@ def test_model_views_show_every_value_whole_in_a_pipe_and_in_a_terminal(
             assert read_table(out["list"]) == (list_header, listed)
             assert read_table(out["history"]) == (history_header, changes)
             assert dict(read_table(out["show"])[1]) == {k: " ".join(v.split()) for k, v in fields.items()}
+
+
+def test_governance_commands_record_decisions_and_a_refusal_changes_nothing(profile: ConnectionProfile) -> None:
+    # `model approve|deploy|reject|revoke|grant|revoke-access` as a user runs them (docs/operations.md,
+    # "Governance commands"): each acts as the role it names, prints what happened, and a refusal prints the
+    # chaincode's reason on one line, exits 1 and leaves the ledger as it was.
+    name = "governed-model"
+    client(profile, "Org1MSP", "registrar").register_model_version(version_input(name, "1"))
+    auditor = client(profile, "Org1MSP", "auditor")
+    conn = ("--profile", str(profile.path))
+
+    first = _cli("model", "approve", name, "1", "--comment", "reviewed", *conn)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"{name}/1 approved by Org1MSP: now registered (")
+    second = _cli("model", "approve", name, "1", "--org", "Org2MSP", "--json", *conn)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["status"] == "APPROVED"
+    assert auditor.get_model_version(name, "1").status == "APPROVED"
+
+    deployed = _cli("model", "deploy", name, "1", "--environment", "prod", "--endpoint", "https://m.example/v1", *conn)
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stdout == (
+        f"{name}/1 deployed to prod at https://m.example/v1 by Org1MSP: now deployed ({status_meaning('DEPLOYED')})\n"
+    )
+
+    before, history = auditor.get_model_version(name, "1"), len(auditor.get_history(name, "1"))
+    refused = _cli("model", "reject", name, "1", "--org", "Org2MSP", "--reason", "too late", *conn)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == f'error: refused: Org2MSP already approved model "{name}" version "1"\n', refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert "endorse" not in refused.stderr and "grpc" not in refused.stderr.lower()
+    by_auditor = _cli("model", "deploy", name, "1", "--environment", "dev", "--endpoint", "x", "--role", "auditor",
+                      "--json", *conn)  # fmt: skip
+    assert by_auditor.returncode == 1
+    assert json.loads(by_auditor.stdout)["error"].startswith('not authorized: role "auditor" of Org1MSP may not call')
+    assert auditor.get_model_version(name, "1") == before and len(auditor.get_history(name, "1")) == history
+
+    revoked = _cli("model", "revoke", name, "1", "--reason", "leaked training data", "--json", *conn)
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads(revoked.stdout)["revocation"]["reason"] == "leaked training data"
+    again = _cli("model", "revoke", name, "1", "--reason", "twice", *conn)
+    assert again.returncode == 1 and again.stderr == f'error: refused: model "{name}" version "1" is already revoked\n'
+
+    granted = _cli("model", "grant", name, "Org2MSP", *conn)
+    assert granted.returncode == 0, granted.stderr
+    assert granted.stdout == f"Org2MSP may now read every version of {name} (granted by Org1MSP); readers: Org2MSP\n"
+    assert client(profile, "Org2MSP", "data_scientist").get_model_version(name, "1").status == "REVOKED"
+    withdrawn = _cli("model", "revoke-access", name, "Org2MSP", "--json", *conn)
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    assert json.loads(withdrawn.stdout)["grants"] == []
+    with pytest.raises(NotFound):
+        client(profile, "Org2MSP", "data_scientist").get_model_version(name, "1")
