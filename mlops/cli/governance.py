@@ -115,12 +115,12 @@ def _report_version(mv: ModelVersion, what: str, as_json: bool) -> None:
 
 
 def _report_model(model: Model, what: str, as_json: bool) -> None:
-    """``--json``: the model record; else ``<what>; readers: <granted organisations>``."""
+    """``--json``: the model record; else ``<what>; read access granted to: <granted organisations>``."""
     if as_json:
         emit_json(to_json(model))
         return
     readers = ", ".join(model.grants) or "none"
-    console.print(f"{escape(what)}; readers: {escape(readers)}", highlight=False)
+    console.print(f"{escape(what)}; read access granted to: {escape(readers)}", highlight=False)
 
 
 def approve(

@@ -424,7 +424,8 @@ def test_governance_commands_record_decisions_and_a_refusal_changes_nothing(prof
 
     granted = _cli("model", "grant", name, "Org2MSP", *conn)
     assert granted.returncode == 0, granted.stderr
-    assert granted.stdout == f"Org2MSP may now read every version of {name} (granted by Org1MSP); readers: Org2MSP\n"
+    said = f"Org2MSP may now read every version of {name} (granted by Org1MSP); read access granted to: Org2MSP\n"
+    assert granted.stdout == said
     assert client(profile, "Org2MSP", "data_scientist").get_model_version(name, "1").status == "REVOKED"
     withdrawn = _cli("model", "revoke-access", name, "Org2MSP", "--json", *conn)
     assert withdrawn.returncode == 0, withdrawn.stderr

@@ -130,12 +130,13 @@ def test_an_approval_that_waits_for_others_says_the_version_is_still_registered(
 def test_grant_and_revoke_access_act_as_admin_and_print_the_model(ledger: Ledger) -> None:
     granted = run("grant", "m", "Org2MSP")
     assert granted.exit_code == 0, granted.output
-    assert granted.stdout == "Org2MSP may now read every version of m (granted by Org1MSP); readers: Org2MSP\n"
+    said = "Org2MSP may now read every version of m (granted by Org1MSP); read access granted to: Org2MSP\n"
+    assert granted.stdout == said
     withdrawn = run("revoke-access", "m", "Org2MSP", "--json")
     assert withdrawn.exit_code == 0, withdrawn.output
     assert json.loads(withdrawn.stdout) == json.loads(json.dumps(governance.to_json(Model("m", "Org1MSP"))))
     plain = run("revoke-access", "m", "Org2MSP").stdout
-    assert plain == "Org2MSP may no longer read m (withdrawn by Org1MSP); readers: none\n"
+    assert plain == "Org2MSP may no longer read m (withdrawn by Org1MSP); read access granted to: none\n"
     assert [(m, who) for m, who, _ in ledger.calls] == [("grant_access", "admin@Org1MSP")] + [
         ("revoke_access", "admin@Org1MSP")
     ] * 2
