@@ -36,8 +36,7 @@ def _query(org: str, role: str, profile: Path | None, as_json: bool, call: Calla
         with gw:
             return call(RegistryClient(gw.network(prof.channel), prof.chaincode))
     except GatewayError as exc:
-        fail(str(exc), as_json)
-        raise  # unreachable: fail exits
+        fail(governance.refusal_text(exc), as_json)  # the chaincode's reason in plain words (``not found: ...``)
 
 
 @app.command()

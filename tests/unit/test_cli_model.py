@@ -17,6 +17,7 @@ from modelledger.mlops.cli import model as model_cli
 from modelledger.mlops.cli.app import app
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import to_ledger_storage
+from modelledger.sdk.registry.client import NotFound
 from modelledger.sdk.registry.records import Actor, Approval, HistoryEntry, ModelVersion, ModelVersionPage
 from modelledger.sdk.registry.statuses import STATUSES
 
@@ -50,6 +51,8 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModelVersion]:
             pass
 
         def get_model_version(self, name: str, version: str) -> ModelVersion:
+            if f"{name}/{version}" not in held:
+                raise NotFound(f'NOT_FOUND: model "{name}" version "{version}"', "tx1")
             return held[f"{name}/{version}"]
 
         def list_model_versions(self, name: str, page_size: int, bookmark: str) -> ModelVersionPage:
@@ -127,3 +130,11 @@ def test_a_status_this_release_does_not_know_is_printed_as_stored_and_said_unkno
     out = invoke("show", "m", "1")
     assert fields(out)["status"] == "SUSPENDED"
     assert "a status this release of modelledger does not know" in fields(out)["meaning"]
+
+
+def test_a_version_the_ledger_does_not_hold_is_one_plain_line_and_exit_1(ledger: dict[str, ModelVersion]) -> None:
+    result = CliRunner().invoke(app, ["model", "show", "m", "9"])
+    assert (result.exit_code == 1 and result.exception is None) or isinstance(result.exception, SystemExit)
+    assert result.stderr == 'error: not found: model "m" version "9"\n'
+    doc = json.loads(CliRunner().invoke(app, ["model", "show", "m", "9", "--json"]).stdout)
+    assert doc == {"error": 'not found: model "m" version "9"'}
