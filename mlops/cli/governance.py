@@ -21,16 +21,13 @@ refused before any call, with exit 2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, open_gateway
-from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail
-from modelledger.sdk.gateway.errors import GatewayError, TransactionError
-from modelledger.sdk.registry.client import Conflict, Invalid, NotAuthorized, NotFound, RegistryClient, RegistryError
+from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, call_registry
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json
 from modelledger.sdk.registry.records import Model, ModelVersion, to_json
 from modelledger.sdk.registry.statuses import status_meaning, status_word
 
@@ -64,43 +61,6 @@ RevokerRole = Annotated[str, _role_opt("The chaincode lets approvers and admins 
 OperatorRole = Annotated[str, _role_opt("The chaincode lets only operators of the owner record deployments.")]
 AdminRole = Annotated[str, _role_opt("The chaincode lets only admins of the owner change read access.")]
 
-# The chaincode's refusal classes (sdk/registry/client.py) in the words the CLI prints before its reason.
-_REFUSALS: tuple[tuple[type[RegistryError], str], ...] = (
-    (Conflict, "refused"),
-    (Invalid, "invalid"),
-    (NotAuthorized, "not authorized"),
-    (NotFound, "not found"),
-)
-
-
-def refusal_text(error: GatewayError) -> str:
-    """One line saying why a call failed: the chaincode's own reason when it refused, without transport noise.
-
-    A refusal (``CONFLICT: model "m" version "1" is already revoked``) reads ``refused: model "m" version "1"
-    is already revoked``; a failure before the chaincode answered keeps its step, gRPC code and the first
-    peer's message; anything else is the error's text on one line.
-    """
-    if isinstance(error, RegistryError):
-        for cls, word in _REFUSALS:
-            if isinstance(error, cls):
-                return f"{word}: {error.message.removeprefix(cls.prefix).strip()}"
-        return f"refused: {error.message}"
-    if isinstance(error, TransactionError):
-        text = f"{error.step} failed: {error.code.name}: {error.status_message}"
-        peer = next((d.message for d in error.details if d.message), "")
-        return " ".join(f"{text} ({peer})".split()) if peer else " ".join(text.split())
-    return " ".join(str(error).split())
-
-
-def _submit(org: str, role: str, profile: Path | None, as_json: bool, call: Callable[[RegistryClient], T]) -> T:
-    """Runs ``call`` as ``role`` of ``org``; a refusal or failure is reported on one line and exits 1."""
-    try:
-        prof, gw = open_gateway(org, role, profile)
-        with gw:
-            return call(RegistryClient(gw.network(prof.channel), prof.chaincode))
-    except GatewayError as exc:
-        fail(refusal_text(exc), as_json)
-
 
 def _report_version(mv: ModelVersion, what: str, as_json: bool) -> None:
     """``--json``: the record; else ``name/version <what>: now <status> (<meaning>)``."""
@@ -133,7 +93,7 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a version for your organisation (it becomes approved once every organisation of its set did)."""
-    mv = _submit(org, role, profile, as_json, lambda c: c.approve(name, version, comment))
+    mv = call_registry(org, role, profile, as_json, lambda c: c.approve(name, version, comment))
     _report_version(mv, f"approved by {org}", as_json)
 
 
@@ -147,7 +107,7 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a version for your organisation: it can then be neither approved nor deployed."""
-    mv = _submit(org, role, profile, as_json, lambda c: c.reject(name, version, reason))
+    mv = call_registry(org, role, profile, as_json, lambda c: c.reject(name, version, reason))
     _report_version(mv, f"rejected by {org}", as_json)
 
 
@@ -161,7 +121,7 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a version your organisation owns, for good: it can no longer be deployed and fails verification."""
-    mv = _submit(org, role, profile, as_json, lambda c: c.revoke(name, version, reason))
+    mv = call_registry(org, role, profile, as_json, lambda c: c.revoke(name, version, reason))
     _report_version(mv, f"revoked by {org}", as_json)
 
 
@@ -181,7 +141,7 @@ def deploy(
     as_json: JsonOpt = False,
 ) -> None:
     """Record that an environment now runs an approved version of your organisation's model."""
-    mv = _submit(org, role, profile, as_json, lambda c: c.record_deployment(name, version, environment, endpoint))
+    mv = call_registry(org, role, profile, as_json, lambda c: c.record_deployment(name, version, environment, endpoint))
     _report_version(mv, f"deployed to {environment} at {endpoint} by {org}", as_json)
 
 
@@ -194,7 +154,7 @@ def grant(
     as_json: JsonOpt = False,
 ) -> None:
     """Let another organisation read every version of your organisation's model."""
-    model = _submit(org, role, profile, as_json, lambda c: c.grant_access(name, msp_id))
+    model = call_registry(org, role, profile, as_json, lambda c: c.grant_access(name, msp_id))
     _report_model(model, f"{msp_id} may now read every version of {name} (granted by {org})", as_json)
 
 
@@ -207,7 +167,7 @@ def revoke_access(
     as_json: JsonOpt = False,
 ) -> None:
     """Withdraw the read access `grant` gave another organisation."""
-    model = _submit(org, role, profile, as_json, lambda c: c.revoke_access(name, msp_id))
+    model = call_registry(org, role, profile, as_json, lambda c: c.revoke_access(name, msp_id))
     _report_model(model, f"{msp_id} may no longer read {name} (withdrawn by {org})", as_json)
 
 

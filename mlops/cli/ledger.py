@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, default_profile_path, open_gateway
+from modelledger.mlops.cli.connection import (
+    OrgOpt,
+    ProfileOpt,
+    RoleOpt,
+    default_profile_path,
+    open_gateway,
+    refusal_text,
+)
 from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail, show_checks
 from modelledger.network.layout import NetworkLayout
 from modelledger.sdk.gateway.errors import GatewayError
@@ -41,7 +48,7 @@ def height(
     try:
         h, current, channel = _height(org, role, profile)
     except GatewayError as exc:
-        fail(str(exc), as_json)
+        fail(refusal_text(exc), as_json)
         return
     if as_json:
         emit_json({"channel": channel, "height": h, "current_block_hash": current})
@@ -187,7 +194,7 @@ def verify(
                     own_org=org,
                 )
         except GatewayError as exc:
-            fail(str(exc), as_json)
+            fail(refusal_text(exc), as_json)
             return
     if as_json:
         emit_json(report.to_json())

@@ -3,19 +3,15 @@ decisions on them are in :mod:`modelledger.mlops.cli.governance`, registered on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli import governance
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
-from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, fail, show_fields, show_note, show_table
+from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, call_registry
+from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, show_fields, show_note, show_table
 from modelledger.mlops.store import ledger_pointer
-from modelledger.sdk.gateway.errors import GatewayError
-from modelledger.sdk.registry.client import RegistryClient
 from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.records import to_json
 from modelledger.sdk.registry.statuses import decision_word, status_meaning, status_word
@@ -30,15 +26,6 @@ NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 VersionArg = Annotated[str, typer.Argument(help="Model version.")]
 
 
-def _query(org: str, role: str, profile: Path | None, as_json: bool, call: Callable[[RegistryClient], T]) -> T:
-    try:
-        prof, gw = open_gateway(org, role, profile)
-        with gw:
-            return call(RegistryClient(gw.network(prof.channel), prof.chaincode))
-    except GatewayError as exc:
-        fail(governance.refusal_text(exc), as_json)  # the chaincode's reason in plain words (``not found: ...``)
-
-
 @app.command()
 def show(
     name: NameArg,
@@ -49,7 +36,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One model version: digests, storage, registrant, approvals, deployments, status."""
-    mv = _query(org, role, profile, as_json, lambda c: c.get_model_version(name, version))
+    mv = call_registry(org, role, profile, as_json, lambda c: c.get_model_version(name, version))
     if as_json:
         emit_json(to_json(mv))
         return
@@ -88,7 +75,7 @@ def list_versions(
     as_json: JsonOpt = False,
 ) -> None:
     """Model versions you may read, one page at a time."""
-    page = _query(org, role, profile, as_json, lambda c: c.list_model_versions(name, page_size, bookmark))
+    page = call_registry(org, role, profile, as_json, lambda c: c.list_model_versions(name, page_size, bookmark))
     if as_json:
         emit_json(to_json(page))
         return
@@ -114,7 +101,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every change of a version: transaction, time, action, who, resulting status."""
-    entries = _query(org, role, profile, as_json, lambda c: c.get_history(name, version))
+    entries = call_registry(org, role, profile, as_json, lambda c: c.get_history(name, version))
     if as_json:
         emit_json(to_json(entries))
         return
@@ -137,7 +124,7 @@ def find_digest(
     as_json: JsonOpt = False,
 ) -> None:
     """Which versions on the ledger have this model digest."""
-    refs = _query(org, role, profile, as_json, lambda c: c.find_by_digest(digest))
+    refs = call_registry(org, role, profile, as_json, lambda c: c.find_by_digest(digest))
     if as_json:
         emit_json(to_json(refs))
         return

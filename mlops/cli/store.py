@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway
+from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, open_gateway, refusal_text
 from modelledger.mlops.cli.output import JsonOpt, console, emit_json, fail, show_checks
 from modelledger.mlops.store import (
     Manifest,
@@ -124,7 +124,7 @@ def _evidence(ledger: tuple[str, str], org: str, role: str, profile: Path | None
         with gw:
             return ledger_evidence(gw.network(prof.channel), prof.chaincode, *ledger)
     except GatewayError as exc:
-        fail(str(exc), as_json)
+        fail(refusal_text(exc), as_json)
 
 
 def _report(report: VerifyReport, what: str, as_json: bool) -> None:

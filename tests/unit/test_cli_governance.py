@@ -17,7 +17,7 @@ import grpc
 import pytest
 from typer.testing import CliRunner
 
-from modelledger.mlops.cli import governance
+from modelledger.mlops.cli import connection, governance
 from modelledger.mlops.cli.app import app
 from modelledger.sdk.gateway.errors import CommitError, EndorseError, ErrorDetail
 from modelledger.sdk.registry.client import refusal
@@ -74,8 +74,8 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
             return self.who
 
     profile = SimpleNamespace(channel="ledger", chaincode="registry")
-    monkeypatch.setattr(governance, "open_gateway", lambda org, role, path: (profile, FakeGateway(f"{role}@{org}")))
-    monkeypatch.setattr(governance, "RegistryClient", FakeClient)
+    monkeypatch.setattr(connection, "open_gateway", lambda org, role, path: (profile, FakeGateway(f"{role}@{org}")))
+    monkeypatch.setattr(connection, "RegistryClient", FakeClient)
     return held
 
 

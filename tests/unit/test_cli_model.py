@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from modelledger.mlops.cli import model as model_cli
+from modelledger.mlops.cli import connection
 from modelledger.mlops.cli.app import app
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import to_ledger_storage
@@ -70,8 +70,8 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModelVersion]:
             return None
 
     profile = SimpleNamespace(channel="ledger", chaincode="registry")
-    monkeypatch.setattr(model_cli, "open_gateway", lambda org, role, path: (profile, FakeGateway()))
-    monkeypatch.setattr(model_cli, "RegistryClient", FakeClient)
+    monkeypatch.setattr(connection, "open_gateway", lambda org, role, path: (profile, FakeGateway()))
+    monkeypatch.setattr(connection, "RegistryClient", FakeClient)
     return held
 
 
