@@ -123,7 +123,8 @@ def test_store_fetch_wraps_its_verdict_at_spaces(monkeypatch: pytest.MonkeyPatch
 
 
 # --------------------------------------------------------------------------- network, chaincode, s3, mlflow, bridge status
-STATE = f"/home/someone/work/a-checkout-of-modelledger-for-{NAME}/.state"
+# A long state folder (relative: only its length matters to the views).
+STATE = f"work/checkouts/a-checkout-of-modelledger-for-{NAME}/.state"
 CHANNEL = "modelledger-registry-channel-with-a-long-name"
 # Prose of a health check, which wraps inside its cell (its longest word fits a 200-column table).
 REFUSED = (
