@@ -46,6 +46,7 @@ from modelledger.mlops.bridge import (
     MlflowUser,
     act_as,
 )
+from modelledger.mlops.cli.output import console as cli_console
 from modelledger.mlops.cli.output import show_fields
 from modelledger.mlops.store import (
     SIGNER_IDENTITY,
@@ -258,11 +259,12 @@ def wait_anchored(
 
 
 def run(console: Console | None = None) -> int:
-    """Runs the demo on the stack described by the environment; returns the exit code.
+    """Runs the demo on the stack described by the environment, printing on ``console`` (default: the CLI's);
+    returns the exit code.
 
     The libraries' log lines and warnings go to :func:`demo_log_path`, printed at the end.
     """
-    console = console or Console()
+    console = console or cli_console
     log_path = demo_log_path()
     try:
         with library_output_to(log_path):

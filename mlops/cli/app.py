@@ -27,10 +27,9 @@ app.add_typer(bridge.app, name="bridge")
 @app.command()
 def demo() -> None:
     """Train, log and register a model in MLflow, wait for its anchoring, verify it and a tampered copy."""
-    from modelledger.mlops.cli.output import console
     from modelledger.mlops.demo import run
 
-    raise SystemExit(run(console))
+    raise SystemExit(run())
 
 
 @app.command("demo-clean")
