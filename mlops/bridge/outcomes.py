@@ -4,7 +4,11 @@ The tags (:mod:`~modelledger.mlops.bridge.tags`) each outcome leaves:
 
 - **anchored** (:meth:`Outcomes.finish`): ``ledger.tx_id``, ``ledger.block``,
   ``model.digest``, ``storage.uri``, a stale ``ledger.error`` removed, then
-  ``ledger.status=anchored`` last, so whoever sees it finds the others;
+  ``ledger.status`` last, so whoever sees it finds the others: ``anchored``,
+  or the status the ledger has moved on to since (``approved``, ``revoked``
+  ...: a version anchored again never goes back to ``anchored``), read from
+  the ledger under the version's lock (:class:`~modelledger.mlops.bridge.concurrency.VersionLocks`,
+  shared with the ledger follower);
 - **retried** (:meth:`Outcomes.retry`): ``ledger.status=pending`` with the
   last error in ``ledger.error`` (not for a version MLflow is still creating);
   after the last attempt, as failed;
@@ -28,7 +32,6 @@ from typing import Any
 from modelledger.mlops.bridge.concurrency import all_done, spawn
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.tags import (
-    STATUS_ANCHORED,
     STATUS_CONFLICT,
     STATUS_FAILED,
     STATUS_PENDING,
@@ -38,6 +41,7 @@ from modelledger.mlops.bridge.tags import (
     TAG_STATUS,
     TAG_STORAGE,
     TAG_TX,
+    status_tag,
 )
 from modelledger.mlops.store.index import StoragePointer
 
@@ -105,11 +109,18 @@ class Outcomes:
         known: dict[str, str],
         background: list[Future[Any]],
     ) -> str:
-        """Writes the ledger tags not yet ``written``, then ``ledger.status=anchored``; completes the job."""
+        """Writes the ledger tags not yet ``written``, then ``ledger.status`` as the ledger says; completes the job.
+
+        The status is ``anchored`` for a registered version, or the ledger's later status (``approved``, ...):
+        it is read from the ledger now, under the version's lock, so it never overwrites with ``anchored`` a
+        status the ledger follower wrote from a newer record (e.g. the version was approved meanwhile).
+        """
         details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
         all_done(self.write_tags(job, known, {k: v for k, v in details.items() if written.get(k) != v}, background))
-        # The status last: whoever sees "anchored" finds the other tags already there.
-        self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, STATUS_ANCHORED)
+        # The status last: whoever sees "anchored" (or a later status) finds the other tags already there.
+        with self.parts.locks.hold(job.name, job.version):
+            status = status_tag(self.parts.registry.get_model_version(job.name, job.version).status)
+            self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, status)
         self.outbox.complete(job, tx_id=tx_id, block=block)
         return "done"
 

@@ -111,6 +111,7 @@ def record(
         "datasets": [DatasetRef(name="train", sha256="c" * 64, source="s3://data/train.csv", registered=True)],
     } | provenance
     return NS(
+        status="REGISTERED",
         registered_tx_id="tx-1",
         model_digest=model_digest or manifest.model_digest,
         manifest_digest=manifest.manifest_digest,
