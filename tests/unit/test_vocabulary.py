@@ -74,6 +74,13 @@ def vocabulary_differences(table: dict[str, list[str]]) -> list[str]:
             out.append(f"{word}: appears in {where!r}, which does not say {place!r}")
         if said != meaning:
             out.append(f"{word}: the table says {said!r}, the code {meaning!r}")
+    # The ledger's words the bridge's tag takes once the version is anchored (``anchored`` stands for registered).
+    mirrored = {w for w in tags.LEDGER_STATUS_TAGS.values() if w not in tags.ANCHORING}
+    out += [
+        f"{word}: appears in {table[word][0]!r}, which does not say MLflow tag {tags.TAG_STATUS}"
+        for word in sorted(mirrored & set(table))
+        if f"MLflow tag {tags.TAG_STATUS}" not in table[word][0]
+    ]
     return out
 
 
@@ -104,3 +111,22 @@ def test_the_bridge_docs_table_of_ledger_status_values_says_what_the_code_says()
 def test_the_bridges_states_are_its_own_words_not_the_ledgers() -> None:
     assert set(tags.ANCHORING) == {v for k, v in vars(tags).items() if k.startswith("STATUS_")}
     assert not set(tags.ANCHORING) & {w.word for w in statuses.STATUSES.values()}
+
+
+def test_once_anchored_the_status_tag_takes_the_ledgers_word_for_every_ledger_status() -> None:
+    assert set(tags.LEDGER_STATUS_TAGS) == set(statuses.STATUSES)
+    assert tags.LEDGER_STATUS_TAGS[statuses.REGISTERED] == tags.STATUS_ANCHORED
+    assert all(
+        tags.status_tag(stored) == wording.word
+        for stored, wording in statuses.STATUSES.items()
+        if stored != statuses.REGISTERED
+    )
+    assert tags.status_tag("SUSPENDED") == "suspended"  # a newer chaincode's status is shown, not hidden
+
+
+def test_a_ledger_word_whose_row_does_not_name_the_status_tag_is_caught() -> None:
+    table = vocabulary()
+    table["approved"] = ["ledger status APPROVED", table["approved"][1]]
+    assert vocabulary_differences(table) == [
+        f"approved: appears in 'ledger status APPROVED', which does not say MLflow tag {tags.TAG_STATUS}"
+    ]
