@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -423,8 +424,9 @@ def test_a_stop_while_an_event_is_failing_leaves_it_unchecked_for_the_next_start
     stop = threading.Event()
     runner = threading.Thread(target=follower.run, args=(stop,))
     runner.start()
-    while not follower.status()["retrying"]:
-        pass
+    deadline = time.monotonic() + 5
+    while not follower.status()["retrying"] and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert follower.status()["last_error"] == "ConnectionError: MLflow is down"
     stop.set()
     runner.join(5)
@@ -440,8 +442,9 @@ def test_a_broken_stream_is_reopened_from_the_checkpoint(tmp_path: Path, world: 
     stop = threading.Event()
     runner = threading.Thread(target=follower.run, args=(stop,))
     runner.start()
-    while cp.checkpoint is None:
-        pass
+    deadline = time.monotonic() + 5
+    while cp.checkpoint is None and time.monotonic() < deadline:
+        time.sleep(0.001)
     stop.set()
     runner.join(5)
     assert ledger.opened[:3] == [None, None, None] and Checkpoint(5, "tx-a") in ledger.opened[3:]
