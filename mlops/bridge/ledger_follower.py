@@ -266,7 +266,7 @@ class VersionMirror:
 class FollowerStatus:
     """What ``bridge status`` shows of the follower."""
 
-    block: int | None = None  # the checkpoint: the next block to read (None: no event handled yet)
+    block: int | None = None  # the checkpoint's block: events up to its transaction there are handled (None: none)
     applied: int = 0  # events applied since the bridge started (including replays that wrote nothing)
     skipped: int = 0  # events of versions this bridge does not mirror (not in MLflow, not readable ...)
     last_error: str = ""  # the last failure to apply an event or to read the stream (kept after recovery)

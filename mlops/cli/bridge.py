@@ -64,7 +64,7 @@ def serve() -> None:
 
 def _follower_line(f: dict[str, Any]) -> Cell:
     """The ledger follower in one line: checkpoint block, events applied and skipped, the last error."""
-    block = "no event handled yet" if f.get("block") is None else f"next block {f['block']}"
+    block = "no event handled yet" if f.get("block") is None else f"block {f['block']}"
     if "applied" not in f:  # the bridge is not answering: only its checkpoint is known
         return f"checkpoint: {block}"
     line = f"checkpoint: {block} · {f['applied']} event(s) applied · {f.get('skipped', 0)} skipped"

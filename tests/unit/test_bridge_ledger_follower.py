@@ -485,3 +485,19 @@ def test_every_followed_event_is_a_model_version_event_but_registration() -> Non
 
     version_events = {n for n in EVENT_PAYLOADS if n.startswith("ModelVersion")} | {"ModelVersionEvaluated"}
     assert version_events - {"ModelVersionRegistered"} == lf.FOLLOWED_EVENTS
+
+
+def test_bridge_status_shows_the_followers_checkpoint_even_while_the_bridge_is_down(tmp_path: Path) -> None:
+    from modelledger.mlops.cli.bridge import _follower_line
+    from modelledger.mlops.servers.bridge_server import follower_status
+    from modelledger.runtime.settings import BridgeSettings
+
+    settings = BridgeSettings(state_dir=tmp_path, port=1)  # nothing listens there
+    assert follower_status(settings) == {"block": None}
+    FileCheckpointer(settings.follower_checkpoint_file).checkpoint_event(event(42, "tx-a"))
+    assert follower_status(settings) == {"block": 42}
+    assert _follower_line({"block": 42}) == "checkpoint: block 42"
+    live = {"block": 42, "applied": 7, "skipped": 1, "last_error": "", "retrying": False, "alive": True}
+    assert _follower_line(live) == "checkpoint: block 42 · 7 event(s) applied · 1 skipped"
+    failing = live | {"last_error": "ConnectionError: MLflow is down", "last_error_at": T0, "retrying": True}
+    assert "retrying · last error (2026-12-08T01:00:00Z): ConnectionError: MLflow is down" in str(_follower_line(failing))
