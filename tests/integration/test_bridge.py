@@ -746,6 +746,16 @@ def mirrored(stack: Stack) -> list[dict[str, Any]]:
     return out
 
 
+def mirrored_tx(stack: Stack, tx_id: str, timeout: float = 15) -> list[dict[str, Any]]:
+    """The follower's log lines of one transaction, once there is one (logged just after its checkpoint)."""
+    deadline = time.monotonic() + timeout
+    lines = [d for d in mirrored(stack) if d.get("tx_id") == tx_id]
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.2)
+        lines = [d for d in mirrored(stack) if d.get("tx_id") == tx_id]
+    return lines
+
+
 def test_tags_mirror_approvals_approval_and_deployment(stack: Stack, model_uri: str) -> None:
     from modelledger.mlops.bridge.tags import TAG_APPROVALS, TAG_DEPLOYMENTS
 
@@ -861,7 +871,7 @@ def test_the_follower_resumes_from_its_checkpoint_after_a_kill_nothing_missed_no
     assert len(json.loads(tags[TAG_APPROVALS])) == 2 and len(json.loads(tags[TAG_DEPLOYMENTS])) == 1
     wait_checkpoint_past(stack, deployed_block)
     # Nothing applied twice: the event applied before the crash came again and wrote nothing.
-    lines = [d for d in mirrored(stack) if d.get("tx_id") == first_tx]
+    lines = mirrored_tx(stack, first_tx)
     assert [d["outcome"] for d in lines] == ["unchanged"], lines  # the crashed run died before its log line
     # 3. A real kill -9 of an idle bridge, then another change: applied once after the restart.
     running = stack.bridge.supervisor.running("bridge")
@@ -876,5 +886,5 @@ def test_the_follower_resumes_from_its_checkpoint_after_a_kill_nothing_missed_no
     wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "revoked", timeout=60)
     after = follower_checkpoint(stack)
     assert before is not None and after is not None and after[0] > before[0]
-    revocations = [d for d in mirrored(stack) if d.get("tx_id") == revoked.revocation.tx_id]  # type: ignore[union-attr]
+    revocations = mirrored_tx(stack, revoked.revocation.tx_id)  # type: ignore[union-attr]
     assert [d["outcome"] for d in revocations] == ["applied"]
