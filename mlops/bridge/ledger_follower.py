@@ -11,24 +11,27 @@ deployed, evaluated), mirrors the version onto its MLflow tags
 
 - **From the record, not the event.** The version's record is read from the
   ledger (``GetModelVersion`` as the bridge's registrar identity) and the tags
-  are written from it (:func:`ledger_tags`), each only if its value differs:
-  an event delivered again (the bridge died between applying it and its
-  checkpoint: at-least-once) writes nothing, and events out of order are
-  harmless (each write is the state now).
-- **Status after anchoring.** ``ledger.status`` follows the ledger
-  (:data:`~modelledger.mlops.bridge.tags.LEDGER_STATUS_TAGS`) once the version
-  is anchored; before that (pending, failed, no tag) the other tags are
-  written and the status is left to the anchoring worker, which writes it from
-  the ledger's record too. Both read and write under the version's lock
+  are written from it (:func:`~modelledger.mlops.bridge.ledger_mirror.mirror_record`),
+  each only if its value differs, ``ledger.status`` last: an event delivered
+  again (the bridge died between applying it and its checkpoint:
+  at-least-once) writes nothing, and events out of order are harmless (each
+  write is the state now).
+- **Anchored versions only.** A version whose ``ledger.status`` is not yet
+  ``anchored`` or a later ledger status (pending, failed, conflict, no tag) is
+  left to the anchoring worker, which writes the same tags from the record it
+  reads when it tags the version anchored: until anchoring has compared the
+  record with MLflow's bytes, the record may not be this version's (a
+  conflict, a name another organisation owns). Both read the record and write
+  while holding the version's lock
   (:class:`~modelledger.mlops.bridge.concurrency.VersionLocks`), so the later
-  write is from the later read. A version in ``conflict`` (the ledger's record
-  is not of MLflow's bytes) gets none of the record's tags.
+  write is from the later read, whichever of them comes first.
 - **Revocation.** Every MLflow alias that points at a revoked version is
   removed, after ``ledger.aliases_removed`` names it (with the time), and before
   ``ledger.status=revoked``: a version tagged revoked keeps no alias.
 - **Skipped, with a log line**: a version MLflow does not have (registered
   elsewhere), a version the bridge's identity may not read (the chaincode
-  answers NOT_FOUND: another organisation's model, not granted), a prompt.
+  answers NOT_FOUND: another organisation's model, not granted), a version
+  not anchored yet, a prompt.
 - **Never skipped**: an event it failed to apply (MLflow or the peer down) is
   retried with backoff (1 s, 2 s ... 60 s) until it is applied or the bridge
   stops; the stream itself is reopened from the checkpoint after a failure.
@@ -39,7 +42,6 @@ and the last error (:meth:`LedgerFollower.status`, in the receiver's ``/health``
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import threading
@@ -48,31 +50,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelledger.mlops.bridge.concurrency import VersionLocks, fault_point
-from modelledger.mlops.bridge.mlflow_api import is_prompt
+from modelledger.mlops.bridge.ledger_mirror import mirror_record, utc_now
+from modelledger.mlops.bridge.mlflow_api import is_missing, is_prompt
 from modelledger.mlops.bridge.outbox import backoff
-from modelledger.mlops.bridge.outcomes import is_missing
-from modelledger.mlops.bridge.tags import (
-    ANCHORED_STATUSES,
-    STATUS_CONFLICT,
-    TAG_ALIASES_REMOVED,
-    TAG_APPROVALS,
-    TAG_DEPLOYMENTS,
-    TAG_EVALUATION,
-    TAG_STATUS,
-    status_tag,
-)
+from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS
 from modelledger.sdk.gateway.events import ChaincodeEvent, Checkpoint, FileCheckpointer
 from modelledger.sdk.registry.client import NotFound
-from modelledger.sdk.registry.records import unknown_fields
-from modelledger.sdk.registry.statuses import REVOKED, decision_word
 
-__all__ = [
-    "FOLLOWED_EVENTS",
-    "FollowerStatus",
-    "LedgerFollower",
-    "VersionMirror",
-    "ledger_tags",
-]
+__all__ = ["FOLLOWED_EVENTS", "FollowerStatus", "LedgerFollower", "VersionMirror"]
 
 log = logging.getLogger("modelledger.bridge.follower")
 
@@ -89,77 +74,6 @@ FOLLOWED_EVENTS = frozenset(
 
 # Seconds one event stream stays open before it is reopened from the checkpoint (so that a stop is seen).
 STREAM_WINDOW = 10.0
-# The longest tag value MLflow's registry accepts (MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH).
-MAX_REGISTRY_TAG_VALUE = 100_000
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _field(obj: Any, snake: str) -> Any:
-    """A field of a record (dataclass) or of its raw JSON (dict, camelCase): the SDK may not know the field yet."""
-    if isinstance(obj, dict):
-        head, *rest = snake.split("_")
-        return obj.get(head + "".join(p[:1].upper() + p[1:] for p in rest), obj.get(snake))
-    return getattr(obj, snake, None)
-
-
-def _evaluations(record: Any) -> list[Any]:
-    """The version's evaluations (chaincode 1.4.0), from the record or, with an older SDK, from its raw JSON."""
-    found = getattr(record, "evaluations", None)
-    if found is None:
-        found = unknown_fields(record).get("evaluations")
-    return list(found or [])
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _evaluation_doc(ev: Any) -> dict[str, Any]:
-    """``ledger.evaluation`` of one evaluation (spec: result word, metrics, policy version, evaluator ...)."""
-    metrics = {str(_field(m, "key")): _field(m, "value") for m in (_field(ev, "metrics") or [])}
-    policy = _field(ev, "policy")
-    evaluator = _field(ev, "evaluator")
-    doc = {
-        "result": str(_field(ev, "result") or "").lower().replace("_", " "),
-        "metrics": metrics,
-        "policy_version": _field(policy, "version") if policy is not None else None,
-        "evaluator": _field(evaluator, "msp_id") if evaluator is not None else "",
-        "dataset_sha256": _field(ev, "dataset_sha256") or "",
-        "run_id": _field(ev, "run_id") or "",
-        "failures": list(_field(ev, "failures") or []),
-        "tx": _field(ev, "tx_id") or "",
-    }
-    if len(_json(doc)) > MAX_REGISTRY_TAG_VALUE:  # 1000 metrics fit; a newer limit might not
-        doc["metrics"] = {}
-        doc["metrics_left_out"] = len(metrics)
-    return doc
-
-
-def ledger_tags(record: Any) -> dict[str, str]:
-    """The tags a version's ledger record gives it, in writing order, without ``ledger.status`` (written last).
-
-    ``ledger.approvals`` (sorted by organisation) and ``ledger.deployments``
-    (in ledger order) always; ``ledger.evaluation`` (the latest) once there is one.
-    """
-    approvals = sorted(
-        (
-            {"org": a.msp_id, "decision": decision_word(a.decision), "time": a.time, "tx": a.tx_id}
-            for a in record.approvals or []
-        ),
-        key=lambda a: a["org"],
-    )
-    deployments = [
-        {"environment": d.environment, "endpoint": d.endpoint, "time": d.time, "tx": d.tx_id}
-        for d in record.deployments or []
-    ]
-    tags = {TAG_APPROVALS: _json(approvals), TAG_DEPLOYMENTS: _json(deployments)}
-    evaluations = _evaluations(record)
-    if evaluations:
-        tags[TAG_EVALUATION] = _json(_evaluation_doc(evaluations[-1]))
-    return tags
 
 
 # What applying one version did (for the log and the tests).
@@ -167,7 +81,7 @@ APPLIED = "applied"  # at least one tag written or alias removed
 UNCHANGED = "unchanged"  # the tags already said it all (an event delivered again)
 NOT_IN_MLFLOW = "not in MLflow"
 NOT_READABLE = "not readable"
-IN_CONFLICT = "conflict"
+NOT_ANCHORED = "not anchored"  # the anchoring worker writes the record's tags when it anchors the version
 PROMPT = "prompt"
 
 
@@ -181,7 +95,7 @@ class VersionMirror:
         clock: The time written into ``ledger.aliases_removed`` (UTC, ISO 8601).
     """
 
-    def __init__(self, mlflow: Any, registry: Any, locks: VersionLocks, clock: Callable[[], str] = _utc_now) -> None:
+    def __init__(self, mlflow: Any, registry: Any, locks: VersionLocks, clock: Callable[[], str] = utc_now) -> None:
         self.mlflow, self.registry, self.locks, self.clock = mlflow, registry, locks, clock
 
     def apply(self, name: str, version: str) -> str:
@@ -201,65 +115,18 @@ class VersionMirror:
                 return NOT_IN_MLFLOW
             if is_prompt(mv):
                 return PROMPT
+            tags = dict(mv.tags or {})
+            current = tags.get(TAG_STATUS, "")
+            if current not in ANCHORED_STATUSES:  # pending, failed, conflict or untagged: anchoring's to tag
+                log.info("left to anchoring: not anchored yet", extra={"version": key, "status": current or "(none)"})
+                return NOT_ANCHORED
             try:
                 record = self.registry.get_model_version(name, version)
             except NotFound:
                 log.info("skipped: the bridge's identity may not read it on the ledger", extra={"version": key})
                 return NOT_READABLE
-            tags = dict(mv.tags or {})
-            current = tags.get(TAG_STATUS, "")
-            if current == STATUS_CONFLICT:
-                log.warning("skipped: in conflict with the ledger's record", extra={"version": key})
-                return IN_CONFLICT
-            changed = False
-            if record.status == REVOKED:
-                changed = self._remove_aliases(name, str(version), tags)
-            for tag, value in ledger_tags(record).items():
-                if tags.get(tag) != value:
-                    self.mlflow.set_model_version_tag(name, version, tag, value)
-                    changed = True
-            wanted = status_tag(record.status)
-            if current in ANCHORED_STATUSES:
-                if current != wanted:  # last: whoever sees it finds the other tags there
-                    self.mlflow.set_model_version_tag(name, version, TAG_STATUS, wanted)
-                    changed = True
-            elif current != wanted:
-                log.info(
-                    "status left to anchoring",
-                    extra={"version": key, "status": current or "(none)", "ledger": wanted},
-                )
+            changed = mirror_record(self.mlflow, name, version, record, tags, self.clock)
             return APPLIED if changed else UNCHANGED
-
-    def _remove_aliases(self, name: str, version: str, tags: dict[str, str]) -> bool:
-        """Removes every alias pointing at the revoked version; ``ledger.aliases_removed`` names them first.
-
-        The tag is written before the aliases go, so a crash in between leaves a
-        tag naming aliases still there, which the event's replay removes; an
-        alias already named (removed before, and set again since) is not named twice.
-        """
-        pointing = sorted(a for a, v in self.mlflow.get_registered_model_aliases(name).items() if v == version)
-        if not pointing:
-            return False
-        try:
-            removed = json.loads(tags.get(TAG_ALIASES_REMOVED, "[]"))
-            if not isinstance(removed, list):
-                removed = []
-        except ValueError:
-            removed = []
-        named = {r.get("alias") for r in removed if isinstance(r, dict)}
-        new = [{"alias": a, "time": self.clock()} for a in pointing if a not in named]
-        if new:
-            value = _json(removed + new)
-            self.mlflow.set_model_version_tag(name, version, TAG_ALIASES_REMOVED, value)
-            tags[TAG_ALIASES_REMOVED] = value
-        for alias in pointing:
-            try:
-                self.mlflow.delete_registered_model_alias(name, alias)
-            except Exception as exc:
-                if not is_missing(exc):
-                    raise
-            log.info("alias removed from a revoked version", extra={"version": f"{name}/{version}", "alias": alias})
-        return True
 
 
 @dataclass
@@ -327,7 +194,7 @@ class LedgerFollower:
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
-            self._status.last_error, self._status.last_error_at = _first_line(exc), _utc_now()
+            self._status.last_error, self._status.last_error_at = _first_line(exc), utc_now()
             self._status.retrying = True
 
     def _wait(self, stop: threading.Event, tries: int) -> None:

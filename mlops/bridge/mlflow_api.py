@@ -41,6 +41,11 @@ def is_prompt(mv: Any) -> bool:
     return str((getattr(mv, "tags", None) or {}).get(PROMPT_TAG, "")).lower() == "true"
 
 
+def is_missing(exc: Exception) -> bool:
+    """Whether an MLflow error says the entity (a version, a tag, an alias) does not exist."""
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
 def mlflow_client(tracking_uri: str) -> Any:
     """MLflow's own client of ``tracking_uri``, for what :class:`MlflowApi` does not cover (webhooks, tests)."""
     from mlflow import MlflowClient

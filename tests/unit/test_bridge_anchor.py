@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 import threading
 import time
@@ -112,6 +113,8 @@ def record(
     } | provenance
     return NS(
         status="REGISTERED",
+        approvals=[],
+        deployments=[],
         registered_tx_id="tx-1",
         model_digest=model_digest or manifest.model_digest,
         manifest_digest=manifest.manifest_digest,
@@ -750,3 +753,19 @@ def test_the_anchoring_status_is_read_from_the_ledger_after_the_follower_release
     worker.join(10)
     assert mlflow.mv.tags["ledger.status"] == "approved"
     assert [v for k, v in mlflow.calls if k == "ledger.status"] == ["approved", "approved"]
+
+
+def test_a_version_the_ledger_approved_before_it_was_anchored_gets_the_records_tags_then_its_status(
+    tmp_path: Path,
+) -> None:
+    # The follower left it to anchoring (it was pending when the approvals came): anchoring writes them.
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["ledger.status"] = "pending"
+    rec = record("models:/m-abc", "r1")
+    rec.status = "APPROVED"
+    rec.approvals = [NS(msp_id=org, decision="APPROVED", time="t", tx_id=f"tx-{org}") for org in ("Org2MSP", "Org1MSP")]
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(rec))
+    assert a.process(webhook_job_of_block_9(outbox)) == "done"
+    assert [k for k, _ in mlflow.calls][-2:] == ["ledger.approvals", "ledger.status"]
+    assert mlflow.mv.tags["ledger.status"] == "approved"
+    assert [a["org"] for a in json.loads(mlflow.mv.tags["ledger.approvals"])] == ["Org1MSP", "Org2MSP"]
