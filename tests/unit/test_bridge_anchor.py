@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
@@ -727,9 +728,13 @@ def test_the_anchoring_status_is_read_from_the_ledger_after_the_follower_release
     # The race: the follower mirrors an approval while the worker finishes anchoring the same version. The
     # worker reads the ledger only once it holds the version's lock, so it never writes "anchored" after
     # the follower wrote "approved" from a newer record.
+    class Snapshots(FakeRegistry):  # each read is the record as it is then, as the peer answers
+        def get_model_version(self, name: str, version: str) -> Any:
+            return copy.copy(super().get_model_version(name, version))
+
     mlflow = FakeMlflow()
     rec = record("models:/m-abc", "r1")
-    registry = FakeRegistry(rec)
+    registry = Snapshots(rec)
     a, outbox = anchorer(tmp_path, mlflow, registry)
     job = webhook_job_of_block_9(outbox)
     follower_in, approved = threading.Event(), threading.Event()
