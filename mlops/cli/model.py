@@ -21,7 +21,8 @@ from modelledger.sdk.registry.records import ModelPolicy, ModelVersion, to_json
 from modelledger.sdk.registry.statuses import status_meaning, status_word
 
 app = typer.Typer(
-    help="Model versions on the ledger: query them; approve, reject, revoke, deploy; grant read access.",
+    help="Model versions on the ledger: query them; approve, reject, revoke, deploy; grant read access; set the "
+    "evaluation policy.",
     no_args_is_help=True,
 )
 
@@ -97,8 +98,7 @@ def show(
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One model version: digests, storage, registrant, status; its model's policy, evaluations and whether the
-    gate is met; each organisation's decision; deployments."""
+    """One model version: digests, storage, status; the policy, evaluations and gate; decisions; deployments."""
     view = call_registry(org, role, profile, as_json, lambda c: read_version_view(c, name, version))
     if as_json:
         emit_json(view.to_json())
