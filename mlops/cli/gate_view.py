@@ -97,23 +97,26 @@ def evaluation_line(evaluation: Evaluation, policy: ModelPolicy | None) -> str:
 
 
 def approval_set(version: ModelVersion, current_set: list[str]) -> list[str]:
-    """The organisations whose decision the version waits for: its recorded set (since chaincode 1.3.0), else
-    the current one; an organisation that decided while outside it is listed too."""
-    members = list(version.approval_orgs or current_set)
-    return members + sorted({a.msp_id for a in version.approvals} - set(members))
+    """The organisations whose decisions the version needs, as the chaincode reckons them (``approvalSet`` in
+    chaincode/registry/approvals.go): those of the set recorded at its registration still in the current approval
+    set; when none is (or it recorded none: registered before chaincode 1.3.0), the current set."""
+    return [org for org in version.approval_orgs if org in current_set] or list(current_set)
 
 
 def approval_fields(version: ModelVersion, current_set: list[str]) -> list[tuple[str, str]]:
-    """One field per organisation of the approval set: its decision, or ``not decided yet``."""
+    """One field per organisation of the approval set: its decision, or ``not decided yet``; then any decision of
+    an organisation no longer in it (recorded, but no longer counted)."""
     decided = {a.msp_id: a for a in version.approvals}
+    members = approval_set(version, current_set)
     rows = []
-    for org in approval_set(version, current_set):
+    for org in members + sorted(set(decided) - set(members)):
         a = decided.get(org)
         if a is None:
             rows.append((f"approval {org}", NOT_DECIDED))
             continue
         said = f"{decision_word(a.decision)} by {who(a.actor)} {a.time}"
-        rows.append((f"approval {org}", f"{said}: {a.comment}" if a.comment else said))
+        said = f"{said}: {a.comment}" if a.comment else said
+        rows.append((f"approval {org}", said if org in members else f"{said} (no longer in the approval set)"))
     return rows
 
 

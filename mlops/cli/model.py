@@ -39,7 +39,7 @@ class VersionView:
         version: The version as the ledger holds it.
         policy: The model's current evaluation policy (None: no policy, or the model could not be read).
         policy_error: Why the model could not be read as the caller ("" when it was).
-        current_set: The channel's approval set now (read only for a version that recorded none).
+        current_set: The channel's approval set now (with the version's recorded one, it says whose decisions count).
     """
 
     version: ModelVersion
@@ -77,12 +77,12 @@ class VersionView:
 
 
 def read_version_view(client: RegistryClient, name: str, version: str) -> VersionView:
-    """The version, its model's policy and, for a version that recorded no approval set, the current one.
+    """The version, its model's policy and the channel's current approval set.
 
     A model the caller may not read (``NotFound``/``NotAuthorized``) leaves the policy unknown, said why.
     """
     mv = client.get_model_version(name, version)
-    current = () if mv.approval_orgs else tuple(client.get_settings().approval_orgs)
+    current = tuple(client.get_settings().approval_orgs)
     try:
         return VersionView(mv, client.get_model(name).policy, current_set=current)
     except (NotFound, NotAuthorized) as exc:

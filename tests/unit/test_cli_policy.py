@@ -97,6 +97,7 @@ class Ledger:
     version: ModelVersion = VERSION
     refuse: Exception | None = None
     model_refused: Exception | None = None
+    current_set: list[str] = dataclasses.field(default_factory=lambda: ["Org1MSP", "Org2MSP", "Org3MSP"])
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
 
         def get_settings(self) -> Settings:
             self._call("get_settings")
-            return Settings(approval_orgs=["Org1MSP", "Org2MSP", "Org3MSP"])
+            return Settings(approval_orgs=held.current_set)
 
     class FakeGateway(contextlib.AbstractContextManager):
         def __init__(self, who: str) -> None:
@@ -266,9 +267,22 @@ def test_model_show_lists_evaluations_decisions_of_the_whole_set_deployments_and
     assert got["evaluation 3"].endswith(f"tx {TX[3]}; failures: {FAILURE}")
     assert got["approval Org1MSP"] == "not decided yet"
     assert got["approval Org2MSP"] == "approved by approver@Org2MSP 2026-12-08T01:10:00Z: fine"
-    assert "approval Org3MSP" not in got  # the version's own set decides, not the channel's current one
+    assert "approval Org3MSP" not in got  # in the channel's set now, but it joined after the version was registered
     assert got["deployed staging"] == f"https://serve/m by operator@Org1MSP 2026-12-08 tx {TX[4]}"
-    assert [c[0] for c in ledger.calls] == ["get_model_version", "get_model"]
+    assert [c[0] for c in ledger.calls] == ["get_model_version", "get_settings", "get_model"]
+
+
+def test_an_organisation_that_left_the_approval_set_no_longer_counts_as_the_chaincode_reckons(ledger: Ledger) -> None:
+    """Recorded Org1 and Org2; the channel's set is now Org1 and Org3: only Org1's decision counts (Org3 joined
+    later and has no say), and Org2's recorded approval is shown as no longer counted."""
+    ledger.current_set = ["Org1MSP", "Org3MSP"]
+    got = fields(run("show", NAME, "3").stdout)
+    assert [(k, v) for k, v in got.items() if k.startswith("approval ")] == [
+        ("approval Org1MSP", "not decided yet"),
+        ("approval Org2MSP", "approved by approver@Org2MSP 2026-12-08T01:10:00Z: fine (no longer in the approval set)"),
+    ]
+    doc = json.loads(run("show", NAME, "3", "--json").stdout)
+    assert doc["approvalSet"] == [{"mspId": "Org1MSP", "decision": ""}]
 
 
 def test_model_show_json_is_the_record_with_the_policy_gate_and_approval_set(ledger: Ledger) -> None:
