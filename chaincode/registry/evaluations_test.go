@@ -500,3 +500,66 @@ func TestVersionsWithoutEvaluationsKeepTheirBytes(t *testing.T) {
 		t.Errorf("a model without policy is stored as %s", m)
 	}
 }
+
+// TestEvaluationLedgerFailures: failures of the peer in the new functions
+// surface as ledger errors, not refusals.
+func TestEvaluationLedgerFailures(t *testing.T) {
+	h := newHarness(t)
+	h.evaluationSetup()
+	policy := policyJSON(1, false, minThreshold("auc", 0.9))
+	evaluation := evaluationJSON(holdOut, "run-1", Metric{"auc", 0.95})
+	expectFailure := func(who *fakeIdentity, function string, args ...any) {
+		t.Helper()
+		_, err := h.invoke(who, function, args...)
+		if err == nil || ClassOf(err) != "" || !strings.HasPrefix(err.Error(), "ledger: ") {
+			t.Errorf("%s: got %v, want a ledger error", function, err)
+		}
+	}
+	h.ledger.failKeys = map[string]bool{modelKey("fraud"): true}
+	expectFailure(org1Admin, "SetModelPolicy", "fraud", policy)
+	expectFailure(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluation)
+	expectFailure(org2Evaluator, "ListEvaluations", "fraud", "3")
+	h.ledger.failKeys = map[string]bool{modelVersionKey("fraud", "3"): true}
+	expectFailure(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluation)
+	expectFailure(org2Evaluator, "ListEvaluations", "fraud", "3")
+	h.ledger.failKeys = map[string]bool{datasetKey(holdOut, "Org2MSP"): true}
+	expectFailure(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluation)
+	other := digest("other")
+	h.ledger.failKeys = map[string]bool{datasetKey(other, "Org1MSP"): true}
+	expectFailure(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(other, "run-1", Metric{"auc", 0.95}))
+	h.ledger.failKeys = map[string]bool{}
+	h.ledger.failWrites = true
+	expectFailure(org1Admin, "SetModelPolicy", "fraud", policy)
+	expectFailure(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluation)
+	h.ledger.failWrites = false
+	h.ok(org1Admin, "SetModelPolicy", "fraud", policy)
+	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluation)
+}
+
+// TestPoliciesAndEvaluationsRoundTrip: a stored policy and evaluation read
+// back as written (a bound of 0 stays set, an absent bound stays absent).
+func TestPoliciesAndEvaluationsRoundTrip(t *testing.T) {
+	h := newHarness(t)
+	h.evaluationSetup()
+	m := h.ok(org1Admin, "SetModelPolicy", "fraud", policyJSON(1, false, maxThreshold("bias", 0), minThreshold("auc", 0))).(*Model)
+	var back Model
+	if err := json.Unmarshal([]byte(h.stored(modelKey("fraud"))), &back); err != nil {
+		t.Fatal(err)
+	}
+	th := back.Policy.Thresholds
+	if len(th) != 2 || !th[0].HasMin || th[0].HasMax || th[0].Min != 0 || th[1].HasMin || !th[1].HasMax || th[1].Max != 0 {
+		t.Errorf("thresholds read back as %+v", th)
+	}
+	if toJSON(t, back) != toJSON(t, m) {
+		t.Errorf("model read back as %s", toJSON(t, back))
+	}
+	v := h.evaluateFraud3("run-1", Metric{"auc", -1}, Metric{"bias", 0.1})
+	if e := lastEvaluation(v); e.Result != EvaluationFailed ||
+		strings.Join(e.Failures, "|") != "metric auc = -1 is below the minimum 0|metric bias = 0.1 is above the maximum 0" {
+		t.Errorf("evaluation %s", toJSON(t, e))
+	}
+	var th0 MetricThreshold
+	if err := json.Unmarshal([]byte(`{"metric":1}`), &th0); err == nil {
+		t.Error("a threshold with a numeric metric was read")
+	}
+}
