@@ -563,3 +563,23 @@ func TestPoliciesAndEvaluationsRoundTrip(t *testing.T) {
 		t.Error("a threshold with a numeric metric was read")
 	}
 }
+
+// TestConcurrentEvaluationsConflict: two evaluations of one version
+// endorsed together (CONTRACT.md, Evaluation gate): the second one is
+// invalidated and changes nothing; submitted again, it is recorded.
+func TestConcurrentEvaluationsConflict(t *testing.T) {
+	h := newHarness(t)
+	h.evaluationSetup()
+	first, _, err1 := h.endorse(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-1", Metric{"auc", 0.9}))
+	second, _, err2 := h.endorse(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-2", Metric{"auc", 0.9}))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if invalid := h.commitBlock(first, second); len(invalid) != 1 || invalid[0] != second.txID {
+		t.Fatalf("invalidated %v", invalid)
+	}
+	if list := h.ok(org1Auditor, "ListEvaluations", "fraud", "3").([]Evaluation); len(list) != 1 || list[0].RunID != "run-1" {
+		t.Fatalf("evaluations %s", toJSON(t, list))
+	}
+	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-2", Metric{"auc", 0.9}))
+}
