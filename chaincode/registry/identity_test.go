@@ -47,7 +47,7 @@ func allowedRoles(t *testing.T) map[string][]string {
 	writers := []string{RoleDataScientist, RoleRegistrar}
 	allowed := map[string][]string{
 		"RegisterModelVersion":      writers,
-		"RegisterDataset":           writers,
+		"RegisterDataset":           {RoleDataScientist, RoleEvaluator, RoleRegistrar},
 		"ApproveModelVersion":       {RoleApprover},
 		"RejectModelVersion":        {RoleApprover},
 		"RevokeModelVersion":        {RoleAdmin, RoleApprover},
