@@ -8,10 +8,10 @@ version's record and history are what they were before (chaincode/CONTRACT.md,
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 
+from modelledger.network import FabricNetwork
 from modelledger.sdk import ConnectionProfile
 from modelledger.sdk.registry import RegistryClient
 from modelledger.sdk.registry.client import RegistryError
@@ -22,9 +22,15 @@ from modelledger.sdk.registry.records import (
     MetricThreshold,
     ModelPolicyInput,
 )
-from tests.integration.test_sdk import _cli, client, deployed, profile, sha, version_input  # noqa: F401 (fixtures)
+from tests.integration.test_sdk import client, sha, version_input
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def profile(network: FabricNetwork) -> ConnectionProfile:
+    network.chaincode.deploy()
+    return ConnectionProfile.load(network.layout.connection_profile)
 
 
 def _snapshot(reader: RegistryClient, name: str, version: str) -> tuple[object, int]:
@@ -172,5 +178,3 @@ def test_no_policy_keeps_the_old_behaviour_and_evaluations_are_not_judged(profil
     assert evaluated.evaluations[-1].result == "NO_POLICY" and evaluated.evaluations[-1].policy is None
     client(profile, "Org1MSP", "approver").approve(name, "1", "")
     assert client(profile, "Org2MSP", "approver").approve(name, "1", "").status == "APPROVED"
-
-
