@@ -58,6 +58,20 @@ def test_the_sdk_words_cover_every_status_and_decision_the_chaincode_stores() ->
     assert all(statuses.decision_word(d) == w.word for d, w in statuses.DECISIONS.items())
 
 
+def test_the_sdk_words_cover_every_evaluation_result_the_chaincode_stores() -> None:
+    """Until the chaincode of contract 1.4.0 is merged, records.go has no Evaluation constants and this fails."""
+    assert go_constants("Evaluation") == set(statuses.RESULTS) == {"PASSED", "FAILED", "NO_POLICY"}
+    for stored, wording in statuses.RESULTS.items():
+        assert wording.word == stored.lower().replace("_", " ") and not wording.meaning.endswith(".")
+        assert statuses.result_word(stored) == wording.word and statuses.result_meaning(stored) == wording.meaning
+    assert statuses.result_word("SKIPPED") == "SKIPPED" and "does not know (SKIPPED)" in statuses.result_meaning("SKIPPED")
+
+
+def test_the_evaluation_results_table_says_what_the_code_says() -> None:
+    table = table_rows(GUARANTEES.read_text(), "### Evaluation results")
+    assert table == {w.word: [stored, w.meaning] for stored, w in statuses.RESULTS.items()}
+
+
 def vocabulary_differences(table: dict[str, list[str]]) -> list[str]:
     """What the Vocabulary table says otherwise than the code: one line per word."""
     out = []
