@@ -30,7 +30,7 @@ from modelledger.mlops.bridge.tags import (
     status_tag,
 )
 from modelledger.sdk.registry.records import unknown_fields
-from modelledger.sdk.registry.statuses import REVOKED, decision_word
+from modelledger.sdk.registry.statuses import REVOKED, decision_word, result_word
 
 __all__ = ["ledger_tags", "mirror_record", "utc_now"]
 
@@ -66,12 +66,13 @@ def _json(value: Any) -> str:
 
 
 def _evaluation_doc(ev: Any) -> dict[str, Any]:
-    """``ledger.evaluation`` of one evaluation (spec: result word, metrics, policy version, evaluator ...)."""
+    """``ledger.evaluation`` of one evaluation: its result's word (``passed``, ``failed``, ``no policy``), metrics,
+    policy version (None: no policy), evaluator's organisation, hold-out dataset, run, failures, transaction."""
     metrics = {str(_field(m, "key")): _field(m, "value") for m in (_field(ev, "metrics") or [])}
     policy = _field(ev, "policy")
     evaluator = _field(ev, "evaluator")
     doc = {
-        "result": str(_field(ev, "result") or "").lower().replace("_", " "),
+        "result": result_word(str(_field(ev, "result") or "")),
         "metrics": metrics,
         "policy_version": _field(policy, "version") if policy is not None else None,
         "evaluator": _field(evaluator, "msp_id") if evaluator is not None else "",

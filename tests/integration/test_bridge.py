@@ -694,8 +694,7 @@ def test_no_client_gets_a_presigned_url_nor_names_an_artifact_location(stack: St
 
 
 # ---------------------------------------------------------------------- issue 15: MLflow mirrors the ledger
-# Written before chaincode 1.4.0 was merged: approve / reject / revoke / deploy need only 1.3.0; the evaluation
-# test needs 1.4.0 and its SDK (RegistryClient.record_evaluation, records.EvaluationInput).
+# Approve / reject / revoke / deploy need only chaincode 1.3.0; the evaluation test needs 1.4.0.
 
 
 def governance(stack: Stack, org: str, role: str) -> RegistryClient:
@@ -808,33 +807,37 @@ def test_a_revoked_version_is_tagged_revoked_and_keeps_no_alias(stack: Stack, mo
     assert stack.client.get_model_version(name, v2).tags[TAG_STATUS] == "anchored"  # the other version untouched
 
 
-def test_tags_mirror_an_evaluation(stack: Stack, model_uri: str) -> None:
+def test_tags_mirror_an_evaluation_without_and_then_under_a_policy(stack: Stack, model_uri: str) -> None:
     import hashlib
 
     from modelledger.mlops.bridge.tags import TAG_EVALUATION
-    from modelledger.sdk.registry import records
+    from modelledger.sdk.registry.records import EvaluationInput, Metric, MetricThreshold, ModelPolicyInput
 
-    if not hasattr(RegistryClient, "record_evaluation"):
-        pytest.skip("needs chaincode 1.4.0 and its SDK (RegistryClient.record_evaluation): issue 15")
     name = "mirror-evaluate"
     version = register(stack, name, model_uri)
     wait_tags(stack, name, version)
     holdout = hashlib.sha256(b"mirror-evaluate hold-out").hexdigest()
     governance(stack, "Org2MSP", "registrar").register_dataset("mirror-holdout", holdout, "tests:holdout")
-    evaluation = records.EvaluationInput(  # type: ignore[attr-defined]
-        artifacts_digest="a" * 64,
-        artifacts_location="",
-        dataset_sha256=holdout,
-        metrics=[records.Metric("accuracy", 0.97)],
-        run_id="mirror-eval-run",
-    )
-    governance(stack, "Org2MSP", "evaluator").record_evaluation(name, version, evaluation)  # type: ignore[attr-defined]
-    tags = wait_tag(stack, name, version, TAG_EVALUATION, lambda v: bool(v))
-    doc = json.loads(tags[TAG_EVALUATION])
-    assert doc["result"] == "no policy" and doc["policy_version"] is None  # the model has no policy
+    evaluator = governance(stack, "Org2MSP", "evaluator")
+
+    def evaluate(run_id: str, accuracy: float) -> dict[str, Any]:
+        evaluator.record_evaluation(
+            name, version, EvaluationInput(holdout, run_id, "a" * 64, [Metric("accuracy", accuracy)])
+        )
+        tags = wait_tag(stack, name, version, TAG_EVALUATION, lambda v: bool(v) and json.loads(v)["run_id"] == run_id)
+        assert tags[TAG_STATUS] == "anchored"  # evaluated, not approved
+        return dict(json.loads(tags[TAG_EVALUATION]))
+
+    doc = evaluate("mirror-eval-1", 0.97)
+    assert doc["result"] == "no policy" and doc["policy_version"] is None  # the model has no policy yet
     assert doc["metrics"] == {"accuracy": 0.97} and doc["evaluator"] == "Org2MSP"
-    assert doc["dataset_sha256"] == holdout and doc["run_id"] == "mirror-eval-run" and doc["failures"] == []
-    assert tags[TAG_STATUS] == "anchored"
+    assert doc["dataset_sha256"] == holdout and doc["failures"] == [] and doc["tx"]
+    policy = ModelPolicyInput([MetricThreshold("accuracy", min=0.9)], required_passes=1, independent_evaluator=True)
+    governance(stack, "Org1MSP", "admin").set_model_policy(name, policy)
+    doc = evaluate("mirror-eval-2", 0.5)
+    assert doc["result"] == "failed" and doc["policy_version"] == 1
+    assert doc["failures"] == ["metric accuracy = 0.5 is below the minimum 0.9"]
+    assert evaluate("mirror-eval-3", 0.95)["result"] == "passed"
 
 
 def test_the_follower_resumes_from_its_checkpoint_after_a_kill_nothing_missed_nothing_applied_twice(
