@@ -28,6 +28,11 @@ deployed, evaluated), mirrors the version onto its MLflow tags
 - **Revocation.** Every MLflow alias that points at a revoked version is
   removed, after ``ledger.aliases_removed`` names it (with the time), and before
   ``ledger.status=revoked``: a version tagged revoked keeps no alias.
+- **An alias set later.** An alias set on a version after its revocation
+  (MLflow's ``model_version_alias.created`` webhook, or the reconciler's scan)
+  is removed by :meth:`VersionMirror.remove_aliases_if_revoked`: the same
+  read-then-write under the same lock, acting only if the ledger says REVOKED
+  (:mod:`~modelledger.mlops.bridge.alias_guard`).
 - **Skipped, with a log line**: a version MLflow does not have (registered
   elsewhere), a version the bridge's identity may not read (the chaincode
   answers NOT_FOUND: another organisation's model, not granted), a version
@@ -56,6 +61,7 @@ from modelledger.mlops.bridge.outbox import backoff
 from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS
 from modelledger.sdk.gateway.events import ChaincodeEvent, Checkpoint, FileCheckpointer
 from modelledger.sdk.registry.client import NotFound
+from modelledger.sdk.registry.statuses import REVOKED
 
 __all__ = ["FOLLOWED_EVENTS", "FollowerStatus", "LedgerFollower", "VersionMirror"]
 
@@ -83,6 +89,7 @@ NOT_IN_MLFLOW = "not in MLflow"
 NOT_READABLE = "not readable"
 NOT_ANCHORED = "not anchored"  # the anchoring worker writes the record's tags when it anchors the version
 PROMPT = "prompt"
+NOT_REVOKED = "not revoked"  # an alias check of a version the ledger has not revoked: nothing written
 
 
 class VersionMirror:
@@ -104,6 +111,22 @@ class VersionMirror:
         Raises:
             Exception: MLflow or the ledger failed (the caller retries; nothing is skipped).
         """
+        return self._mirror(name, version, revoked_only=False)
+
+    def remove_aliases_if_revoked(self, name: str, version: str) -> str:
+        """An alias was set on ``name``/``version``: if the ledger says REVOKED, mirrors it as :meth:`apply` does.
+
+        The same step as a revocation event's, under the same lock: the aliases
+        pointing at the version are named in ``ledger.aliases_removed`` and
+        removed, and the record's tags written. Any other status (or a version
+        skipped as :meth:`apply` skips it) changes nothing: ``not revoked``.
+
+        Raises:
+            Exception: MLflow or the ledger failed (the caller retries, or leaves it to the reconciler).
+        """
+        return self._mirror(name, version, revoked_only=True)
+
+    def _mirror(self, name: str, version: str, revoked_only: bool) -> str:
         key = f"{name}/{version}"
         with self.locks.hold(name, version):
             try:
@@ -125,6 +148,8 @@ class VersionMirror:
             except NotFound:
                 log.info("skipped: the bridge's identity may not read it on the ledger", extra={"version": key})
                 return NOT_READABLE
+            if revoked_only and record.status != REVOKED:
+                return NOT_REVOKED
             changed = mirror_record(self.mlflow, name, version, record, tags, self.clock)
             return APPLIED if changed else UNCHANGED
 

@@ -5,7 +5,13 @@
 - 202 ``accepted``: a ``model_version.created`` delivery, signed, fresh, new,
   for a version the registry has; its job is committed in the outbox before
   the answer is sent;
-- 202 ``ignored``: a signed, fresh tag or alias event (nothing to do yet);
+- 202 ``queued``: a signed, fresh ``model_version_alias.created`` delivery;
+  the version is handed to the alias checks (in memory,
+  :class:`~modelledger.mlops.bridge.alias_guard.AliasChecks`: removed if the
+  ledger revoked it), never waiting for the ledger; ``deferred`` when too many
+  are pending (the reconciler's scan checks it). Not stored: the reconciler's
+  scan is what makes the removal durable;
+- 202 ``ignored``: a signed, fresh tag event or alias deletion (nothing to do);
 - 400 malformed or stale, 401 bad signature, 404/405 wrong path or method,
   409 replayed delivery id, 411 no length, 413 body too large, 422 a version
   the registry does not have (e.g. MLflow's test payload for ``example_model``).
@@ -27,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from modelledger.mlops.bridge.outbox import Outbox, job_key
-from modelledger.mlops.bridge.webhooks import ANCHOR_EVENT, DeliveryRejectedError, check_delivery
+from modelledger.mlops.bridge.webhooks import ALIAS_EVENT, ANCHOR_EVENT, DeliveryRejectedError, check_delivery
 from modelledger.runtime.settings import WEBHOOK_PATH
 
 log = logging.getLogger("modelledger.bridge.receiver")
@@ -55,6 +61,7 @@ class Receiver:
         on_accept: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         health: Callable[[], dict[str, Any]] = lambda: {"ok": True},
+        on_alias: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.secret = secret if callable(secret) else (lambda: secret)
         self.outbox = outbox
@@ -64,6 +71,7 @@ class Receiver:
         self.on_accept = on_accept
         self.clock = clock
         self.health = health
+        self.on_alias = on_alias
 
     def too_large(self, length: int) -> bool:
         return length > self.max_body
@@ -73,6 +81,9 @@ class Receiver:
             d = check_delivery(headers, body, self.secret(), self.clock(), self.freshness)
         except DeliveryRejectedError as exc:
             return Answer(exc.status, {"error": exc.reason})
+        if d.event == ALIAS_EVENT and self.on_alias is not None:
+            queued = self.on_alias(d.name, d.version)
+            return Answer(202, {"status": "queued" if queued else "deferred", "version": job_key(d.name, d.version)})
         if d.event != ANCHOR_EVENT:
             return Answer(202, {"status": "ignored", "event": d.event})
         if self.outbox.delivery_seen(d.delivery_id):

@@ -15,6 +15,11 @@ with the ledger (what the bridge's identity can read):
   scan's report) until an operator deals with it; it is not retried on its
   own, since the ledger record does not change.
 
+- a version the ledger says REVOKED that an MLflow alias points at (set
+  after the revocation; its webhook lost, or acknowledged by a bridge that
+  crashed before acting on it): its aliases are removed and named in
+  ``ledger.aliases_removed`` (:mod:`~modelledger.mlops.bridge.alias_guard`).
+
 Versions still being created in MLflow are left to the next scan. Prompt
 versions (MLflow keeps prompts in the model registry) are not models and are
 left alone.
@@ -26,10 +31,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelledger.mlops.bridge.alias_guard import AliasCheck, unalias_revoked
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS, TAG_TX
 from modelledger.sdk.registry.client import RegistryClient
+from modelledger.sdk.registry.statuses import REVOKED
 
 log = logging.getLogger("modelledger.bridge.reconciler")
 
@@ -45,15 +52,16 @@ class ReconcileReport:
     enqueued: list[str] = field(default_factory=list)
     revived: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    unaliased: list[str] = field(default_factory=list)  # revoked versions whose aliases it removed
 
 
-def ledger_versions(registry: RegistryClient) -> dict[tuple[str, str], str]:
-    """Every (name, version) on the ledger that the caller may read, with the transaction that registered it."""
-    found: dict[tuple[str, str], str] = {}
+def ledger_records(registry: RegistryClient) -> dict[tuple[str, str], Any]:
+    """Every (name, version) on the ledger that the caller may read, with its record."""
+    found: dict[tuple[str, str], Any] = {}
     bookmark = ""
     while True:
         page = registry.list_model_versions("", PAGE, bookmark)
-        found |= {(r.name, r.version): r.registered_tx_id for r in page.records}
+        found |= {(r.name, r.version): r for r in page.records}
         if not page.bookmark or page.fetched == 0:
             return found
         bookmark = page.bookmark
@@ -76,17 +84,31 @@ def _anchored_by_this_bridge(job: Job | None, tx_id: str, tags: dict[str, str]) 
     return job is not None and job.state == "done" and job.checkpoint.get("tx_id") == tx_id == tags.get(TAG_TX)
 
 
-def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> ReconcileReport:
+def reconcile(
+    mlflow: Any, registry: RegistryClient, outbox: Outbox, check_aliases: AliasCheck | None = None
+) -> ReconcileReport:
     """One scan (see the module docstring).
 
     The registry is read before the ledger, so a version anchored during the
     scan is seen on the ledger; and a job that changed after the scan started
     is not revived on the strength of what the scan saw.
+
+    Args:
+        mlflow: The MLflow registry (:class:`~modelledger.mlops.bridge.mlflow_api.MlflowApi`).
+        registry: The ledger, as the bridge's identity.
+        outbox: The anchoring jobs.
+        check_aliases: ``VersionMirror.remove_aliases_if_revoked``: with it, the aliases pointing at versions
+            the ledger revoked are removed (:func:`~modelledger.mlops.bridge.alias_guard.unalias_revoked`).
     """
     report = ReconcileReport()
     started = outbox.clock()
     versions = registry_versions(mlflow)
-    on_ledger = ledger_versions(registry)
+    records = ledger_records(registry)
+    on_ledger = {key: r.registered_tx_id for key, r in records.items()}
+    if check_aliases is not None:
+        held = {(mv.name, str(mv.version)) for mv in versions if not is_prompt(mv)}
+        revoked = [key for key, r in records.items() if getattr(r, "status", "") == REVOKED and key in held]
+        report.unaliased = unalias_revoked(mlflow, revoked, check_aliases)
     for mv in versions:
         report.scanned += 1
         if not str(getattr(mv, "status", "READY")).endswith("READY") or is_prompt(mv):

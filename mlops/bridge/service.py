@@ -1,4 +1,4 @@
-"""The bridge process: the receiver, the anchoring workers, the reconciler and the ledger follower (one outbox).
+"""The bridge process: the receiver, the anchoring workers, the reconciler, the ledger follower and the alias checks.
 
 ``modelledger bridge serve`` runs :class:`Bridge` in the foreground; ``bridge
 up`` starts that command as a supervised native process
@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.config import Config
 
+from modelledger.mlops.bridge.alias_guard import AliasChecks
 from modelledger.mlops.bridge.anchor import Anchorer
 from modelledger.mlops.bridge.anchor_parts import AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
@@ -91,16 +92,23 @@ class Bridge:
             )
             for i in range(s.workers)
         ]
-        follower = self._follower(parts)
+        mirror = VersionMirror(parts.mlflow, parts.registry, parts.locks)
+        follower = self._follower(mirror, parts)
         following = threading.Thread(target=follower.run, args=(stop,), name="ledger-follower")
-        server = make_server(self._receiver(outbox, mlflow_user, wake, workers, follower, following), s.host, s.port)
+        # An alias set on a version: checked at once (webhook), and by every reconciler scan (the durable path).
+        alias_checks = AliasChecks(mirror.remove_aliases_if_revoked)
+        checking = threading.Thread(target=alias_checks.run, args=(stop,), name="alias-checks")
+        receiver = self._receiver(outbox, mlflow_user, wake, workers, follower, [following, checking])
+        receiver.on_alias = alias_checks.submit  # a delivery only queues the version: the ledger is never awaited
+        server = make_server(receiver, s.host, s.port)
         serve_in_thread(server)
         log.info("listening", extra={"url": s.webhook_url, "org": s.org, "workers": s.workers})
         reconciler = threading.Thread(
             target=reconcile_loop,
             args=(parts.mlflow, parts.registry, outbox, wake, stop, s.reconcile_seconds, s.freshness),
+            kwargs={"check_aliases": mirror.remove_aliases_if_revoked},
         )
-        threads = [*workers, reconciler, following]
+        threads = [*workers, reconciler, following, checking]
         for t in threads:
             t.daemon = True
             t.start()
@@ -148,15 +156,14 @@ class Bridge:
             artifacts_s3=s3,
         )
 
-    def _follower(self, parts: AnchorParts) -> LedgerFollower:
-        """The ledger follower: the chaincode's events from its checkpoint, mirrored through ``parts``."""
+    def _follower(self, mirror: VersionMirror, parts: AnchorParts) -> LedgerFollower:
+        """The ledger follower: the chaincode's events from its checkpoint, mirrored by ``mirror``."""
         prof = ConnectionProfile.load(self.profile_path)
 
         def events(checkpoint: Checkpoint | None) -> Any:
             # From the first block the first time (every version's state is mirrored), then from the checkpoint.
             return chaincode_events(parts.network, prof.chaincode, 0, checkpoint, timeout=STREAM_WINDOW)
 
-        mirror = VersionMirror(parts.mlflow, parts.registry, parts.locks)
         return LedgerFollower(mirror, events, FileCheckpointer(self.settings.follower_checkpoint_file))
 
     def _receiver(
@@ -166,7 +173,7 @@ class Bridge:
         wake: threading.Event,
         workers: list[threading.Thread],
         follower: LedgerFollower,
-        following: threading.Thread,
+        threads: list[threading.Thread],
     ) -> Receiver:
         """The webhook receiver: checks deliveries with the secret file, asks the registry as ``user``."""
         s = self.settings
@@ -176,8 +183,9 @@ class Bridge:
 
         def health() -> dict[str, Any]:
             alive = sum(t.is_alive() for t in workers)
+            following = threads[0]  # the follower's thread, then the alias checks
             return {
-                "ok": alive == s.workers and following.is_alive(),
+                "ok": alive == s.workers and all(t.is_alive() for t in threads),
                 "workers_alive": alive,
                 "follower": {**follower.status(), "alive": following.is_alive()},
             }

@@ -28,8 +28,8 @@ TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 SIGNATURE_HEADER = "X-MLflow-Signature"
 SIGNATURE_VERSION = "v1"
 
-# The events `bridge install` subscribes to. Only model_version.created starts anchoring today;
-# tag and alias events are accepted (and ignored) for the work that will use them.
+# The events `bridge install` subscribes to. model_version.created starts anchoring; model_version_alias.created
+# has the version checked (a revoked version keeps no alias); the others are accepted and ignored.
 EVENTS = (
     "model_version.created",
     "model_version_tag.set",
@@ -38,6 +38,7 @@ EVENTS = (
     "model_version_alias.deleted",
 )
 ANCHOR_EVENT = "model_version.created"
+ALIAS_EVENT = "model_version_alias.created"
 
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

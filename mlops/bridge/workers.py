@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from modelledger.mlops.bridge.alias_guard import AliasCheck
 from modelledger.mlops.bridge.anchor import Anchorer
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.reconciler import reconcile
@@ -101,11 +102,15 @@ def reconcile_loop(
     stop: threading.Event,
     period: float,
     freshness: float,
+    check_aliases: AliasCheck | None = None,
 ) -> None:
-    """Every ``period`` seconds until ``stop``: reconciles the registry with the ledger and prunes old deliveries."""
+    """Every ``period`` seconds until ``stop``: reconciles the registry with the ledger and prunes old deliveries.
+
+    With ``check_aliases``, each scan also removes the aliases of versions the ledger revoked.
+    """
     while not stop.is_set():
         try:
-            report = reconcile(client, registry, outbox)
+            report = reconcile(client, registry, outbox, check_aliases)
             outbox.prune_deliveries(time.time() - 2 * freshness)
             if report.enqueued or report.revived:
                 wake.set()
@@ -116,6 +121,7 @@ def reconcile_loop(
                     "enqueued": len(report.enqueued),
                     "revived": len(report.revived),
                     "conflicts": len(report.conflicts),
+                    "unaliased": len(report.unaliased),
                 },
             )
         except Exception as exc:

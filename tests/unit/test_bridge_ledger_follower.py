@@ -85,8 +85,10 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
         self.down = 0
+        self.reads = 0
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
+        self.reads += 1
         if self.down:
             self.down -= 1
             raise ConnectionError("peer0.org1 unavailable")
@@ -496,3 +498,183 @@ def test_bridge_status_shows_the_followers_checkpoint_even_while_the_bridge_is_d
     assert _follower_line(live) == "checkpoint: block 42 · 7 event(s) applied · 1 skipped"
     failing = live | {"last_error": "ConnectionError: MLflow is down", "last_error_at": T0, "retrying": True}
     assert "retrying · last error (2026-12-08T01:00:00Z): ConnectionError: MLflow is down" in str(_follower_line(failing))
+
+
+# ---------------------------------------------------------------------- an alias set after the revocation
+SECRET = "alias-secret"
+
+
+def alias_delivery(name: str, version: str, alias: str, delivery_id: str, ts: int | None = None, secret: str = SECRET):
+    """A ``model_version_alias.created`` delivery as MLflow signs it."""
+    from modelledger.mlops.bridge.webhooks import sign
+
+    body = json.dumps(
+        {"entity": "model_version_alias", "action": "created", "data": {"name": name, "alias": alias, "version": version}}
+    ).encode()
+    stamp = str(int(time.time()) if ts is None else ts)
+    return {
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": stamp,
+        "X-MLflow-Signature": sign(secret, delivery_id, stamp, body),
+    }, body
+
+
+class Bridge:
+    """The parts of one bridge process that handle an alias: receiver, alias checks, the follower's mirror."""
+
+    def __init__(self, tmp_path: Path, mlflow: FakeMlflow, registry: FakeRegistry) -> None:
+        from modelledger.mlops.bridge.alias_guard import AliasChecks
+        from modelledger.mlops.bridge.outbox import Outbox
+        from modelledger.mlops.bridge.receiver import Receiver
+
+        self.outbox = Outbox(tmp_path / "outbox.db")
+        self.mirror = VersionMirror(mlflow, registry, VersionLocks(), clock=lambda: T0)
+        self.checks = AliasChecks(self.mirror.remove_aliases_if_revoked, clock=lambda: self.now)
+        self.now = 0.0
+        self.receiver = Receiver(SECRET, self.outbox, lambda n, v: True, 4096, 300, on_alias=self.checks.submit)
+
+
+@pytest.fixture
+def revoked(world: tuple[FakeMlflow, FakeRegistry]) -> tuple[FakeMlflow, FakeRegistry]:
+    """m/1 revoked on the ledger and mirrored (no alias then); m/2 anchored, with the alias challenger."""
+    mlflow, registry = world
+    revocation = {"reason": "leak", "time": T0, "txId": "tx-r", "actor": {}}
+    registry.records[("m", "1")] = record("REVOKED", revocation=revocation)
+    mlflow.versions[("m", "1")].tags[TAG_STATUS] = "revoked"
+    mlflow.add("m", "2", ledger_status="anchored")
+    registry.records[("m", "2")] = record(version="2")
+    mlflow.aliases["m"] = {"challenger": "2"}
+    return mlflow, registry
+
+
+def test_an_alias_set_on_a_revoked_version_is_removed_and_recorded_without_the_answer_waiting_for_the_ledger(
+    tmp_path: Path, revoked: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    mlflow, registry = revoked
+    bridge = Bridge(tmp_path, mlflow, registry)
+    mlflow.aliases["m"]["champion"] = "1"  # the data scientist, after the revocation
+    answer = bridge.receiver.handle(*alias_delivery("m", "1", "champion", "d-a"))
+    assert (answer.status, answer.body) == (202, {"status": "queued", "version": "m/1"})
+    assert registry.reads == 0 and mlflow.writes == []  # answered before anything asked the ledger
+    assert bridge.outbox.jobs() == []  # nothing stored: the reconciler's scan is the durable path
+    assert bridge.checks.run_once()
+    assert mlflow.aliases["m"] == {"challenger": "2"}
+    assert json.loads(mlflow.tags()[TAG_ALIASES_REMOVED]) == [{"alias": "champion", "time": T0}]
+    assert [w[2] for w in mlflow.writes] == [TAG_ALIASES_REMOVED, "alias-"]  # named, then removed
+    assert bridge.checks.pending() == 0 and not bridge.checks.run_once()
+
+
+def test_an_alias_set_on_a_version_not_revoked_is_left_alone(
+    tmp_path: Path, revoked: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    mlflow, registry = revoked
+    bridge = Bridge(tmp_path, mlflow, registry)
+    mlflow.aliases["m"]["champion"] = "2"
+    assert bridge.receiver.handle(*alias_delivery("m", "2", "champion", "d-b")).status == 202
+    assert bridge.checks.run_once()
+    assert registry.reads == 1 and mlflow.writes == []  # the ledger was asked: REGISTERED, nothing written
+    assert mlflow.aliases["m"] == {"challenger": "2", "champion": "2"}
+    assert bridge.mirror.remove_aliases_if_revoked("m", "2") == lf.NOT_REVOKED
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "wrong secret", "stale"])
+def test_an_unsigned_or_stale_alias_delivery_changes_nothing(
+    tmp_path: Path, revoked: tuple[FakeMlflow, FakeRegistry], forgery: str
+) -> None:
+    mlflow, registry = revoked
+    bridge = Bridge(tmp_path, mlflow, registry)
+    mlflow.aliases["m"]["champion"] = "1"
+    headers, body = alias_delivery(
+        "m", "1", "champion", "d-f",
+        ts=int(time.time()) - 3600 if forgery == "stale" else None,
+        secret="wrong" if forgery == "wrong secret" else SECRET,
+    )
+    if forgery == "unsigned":
+        del headers["X-MLflow-Signature"]
+    answer = bridge.receiver.handle(headers, body)
+    assert answer.status == (400 if forgery == "stale" else 401)
+    assert bridge.checks.pending() == 0 and not bridge.checks.run_once()
+    assert registry.reads == 0 and mlflow.writes == [] and mlflow.aliases["m"]["champion"] == "1"
+
+
+def test_a_failing_alias_check_is_retried_with_backoff_then_left_to_the_reconciler(
+    tmp_path: Path, revoked: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    mlflow, registry = revoked
+    bridge = Bridge(tmp_path, mlflow, registry)
+    mlflow.aliases["m"]["champion"] = "1"
+    registry.down = 1
+    bridge.receiver.handle(*alias_delivery("m", "1", "champion", "d-r"))
+    assert bridge.checks.run_once() and bridge.checks.pending() == 1  # failed: due again in 1 s
+    assert not bridge.checks.run_once()
+    bridge.now = 1.0
+    assert bridge.checks.run_once() and mlflow.aliases["m"] == {"challenger": "2"}
+    registry.down = 10
+    mlflow.aliases["m"]["champion"] = "1"
+    bridge.checks.submit("m", "1")
+    for _ in range(5):
+        bridge.now += 60
+        assert bridge.checks.run_once()
+    assert bridge.checks.pending() == 0 and mlflow.aliases["m"]["champion"] == "1"  # the reconciler's now
+
+
+def test_the_alias_check_takes_the_versions_lock_as_the_follower_does(revoked: tuple[FakeMlflow, FakeRegistry]) -> None:
+    mlflow, registry = revoked
+    locks = VersionLocks()
+    mirror = VersionMirror(mlflow, registry, locks, clock=lambda: T0)
+    mlflow.aliases["m"]["champion"] = "1"
+    with locks.hold("m", "1"):  # the follower (or an anchoring worker) is mirroring m/1
+        checking = threading.Thread(target=mirror.remove_aliases_if_revoked, args=("m", "1"))
+        checking.start()
+        checking.join(0.2)
+        assert checking.is_alive() and registry.reads == 0 and mlflow.aliases["m"]["champion"] == "1"
+    checking.join(5)
+    assert mlflow.aliases["m"] == {"challenger": "2"}
+
+
+class Scanned:
+    """What the reconciler lists: MLflow's versions (one page) and the ledger's records (one page)."""
+
+    def __init__(self, mlflow: FakeMlflow, registry: FakeRegistry) -> None:
+        self.mlflow, self.registry = mlflow, registry
+
+    class Page(list):  # type: ignore[type-arg]
+        token = None
+
+    def search_model_versions(self, max_results: int, page_token: str | None = None) -> Any:
+        versions = self.mlflow.versions.items()
+        return self.Page(NS(name=n, version=v, status="READY", tags=dict(mv.tags)) for (n, v), mv in versions)
+
+    def list_model_versions(self, prefix: str, size: int, bookmark: str) -> Any:
+        records = [from_json(ModelVersion, r) for r in self.registry.records.values()]
+        return NS(records=records, bookmark="", fetched=len(records))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.mlflow, name)
+
+
+def test_an_alias_acknowledged_by_a_bridge_that_crashed_is_removed_by_the_reconcilers_next_scan(
+    tmp_path: Path, revoked: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    from modelledger.mlops.bridge.reconciler import reconcile
+
+    mlflow, registry = revoked
+    mlflow.add("other", "1", ledger_status="revoked")  # revoked too, but no alias points at it
+    registry.records[("other", "1")] = record("REVOKED", name="other")
+    mlflow.aliases["other"] = {}
+    crashed = Bridge(tmp_path / "1", mlflow, registry)
+    mlflow.aliases["m"]["champion"] = "1"
+    assert crashed.receiver.handle(*alias_delivery("m", "1", "champion", "d-c")).status == 202
+    del crashed  # killed after its 202: the queued check is lost with the process
+    assert mlflow.aliases["m"]["champion"] == "1"
+    restarted = Bridge(tmp_path / "2", mlflow, registry)  # its reconciler scans at start
+    both = Scanned(mlflow, registry)
+    check = restarted.mirror.remove_aliases_if_revoked
+    report = reconcile(both, both, restarted.outbox, check)  # type: ignore[arg-type]
+    assert report.unaliased == ["m/1"]
+    assert mlflow.aliases["m"] == {"challenger": "2"}
+    assert json.loads(mlflow.tags()[TAG_ALIASES_REMOVED]) == [{"alias": "champion", "time": T0}]
+    assert registry.reads == 1  # only m/1 was read again: other/1 has no alias, m/2 is not revoked
+    writes = len(mlflow.writes)
+    assert reconcile(both, both, restarted.outbox, check).unaliased == []  # type: ignore[arg-type]
+    assert len(mlflow.writes) == writes
