@@ -807,6 +807,51 @@ def test_a_revoked_version_is_tagged_revoked_and_keeps_no_alias(stack: Stack, mo
     assert stack.client.get_model_version(name, v2).tags[TAG_STATUS] == "anchored"  # the other version untouched
 
 
+SET_ALIAS = """
+import sys
+from mlflow import MlflowClient
+
+name, alias, version = sys.argv[1:4]
+MlflowClient().set_registered_model_alias(name, alias, version)
+"""
+
+
+def test_an_alias_set_on_a_revoked_version_afterwards_is_removed_and_named(
+    stack: Stack, model_uri: str, tmp_path: Path
+) -> None:
+    from modelledger.mlops.bridge.tags import TAG_ALIASES_REMOVED
+
+    name = "mirror-revoke-later"
+    v1, v2 = register(stack, name, model_uri), register(stack, name, model_uri)
+    wait_tags(stack, name, v1)
+    wait_tags(stack, name, v2)
+    governance(stack, "Org1MSP", "approver").revoke(name, v1, "training data leak")
+    tags = wait_tag(stack, name, v1, TAG_STATUS, lambda v: v == "revoked")
+    assert TAG_ALIASES_REMOVED not in tags  # no alias pointed at it then
+    # The data scientist, with a stock MLflow client in a process of their own, sets aliases afterwards.
+    script, home = tmp_path / "set_alias.py", tmp_path / "home"
+    script.write_text(SET_ALIAS)
+    home.mkdir()
+    env = stock_client_env(stack, home)  # MLflow's own variables only: URI, username, password
+    for alias, version in (("champion", v1), ("challenger", v2)):
+        proc = subprocess.run(
+            [sys.executable, str(script), name, alias, version], env=env, cwd=home, capture_output=True, text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    # Removed within seconds (the webhook; the reconciler's scan, every 3 s here, would do it otherwise).
+    tags = wait_tag(
+        stack, name, v1, TAG_ALIASES_REMOVED, lambda v: bool(v) and "champion" in [r["alias"] for r in json.loads(v)]
+    )
+    deadline = time.monotonic() + 30
+    while "champion" in stack.client.get_registered_model(name).aliases and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert stack.client.get_registered_model(name).aliases == {"challenger": v2}  # the other version keeps its alias
+    assert [r["alias"] for r in json.loads(tags[TAG_ALIASES_REMOVED])] == ["champion"]
+    assert tags[TAG_STATUS] == "revoked"
+    assert TAG_ALIASES_REMOVED not in stack.client.get_model_version(name, v2).tags
+
+
 def test_tags_mirror_an_evaluation_without_and_then_under_a_policy(stack: Stack, model_uri: str) -> None:
     import hashlib
 
