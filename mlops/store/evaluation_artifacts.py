@@ -1,0 +1,126 @@
+"""An evaluation's artefacts as one deterministic bundle, stored write-once in the anchored bucket.
+
+:func:`bundle_folder` turns a folder (the evaluation's report, plots and
+tables) into an uncompressed tar whose bytes depend only on the files' relative
+paths and contents: entries sorted by path, times, owners and modes fixed. Its
+SHA-256 is what the ledger records (``artifactsDigest``).
+
+:func:`store_bundle` writes that tar, content-addressed, at
+``evaluations/sha256/<hex>.tar`` in the anchored bucket with
+``x-amz-checksum-sha256``, a COMPLIANCE retention and ``If-None-Match: *``; a
+key already taken by a sound COMPLIANCE-locked copy of the same bytes is that
+copy (an identical re-store writes nothing). Its location,
+``s3://bucket/key?versionId=...``, is the ledger's ``artifactsLocation``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from modelledger.mlops.store.digest import list_files
+from modelledger.mlops.store.index import BlobRef, lock_state
+from modelledger.mlops.store.locked_writes import CONDITION_FAILED, b64
+from modelledger.mlops.store.s3errors import error_code
+
+EVALUATIONS_PREFIX = "evaluations"
+
+
+class EvaluationStoreError(Exception):
+    """The bundle cannot be made or stored (the message says which object and why)."""
+
+
+@dataclass(frozen=True)
+class StoredBundle:
+    """Where a bundle is: bucket, key, version, SHA-256 and size; and whether this call wrote it."""
+
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+    size: int
+    created: bool
+
+    @property
+    def location(self) -> str:
+        """``s3://bucket/key?versionId=...``: the ledger's ``artifactsLocation``."""
+        return f"s3://{self.bucket}/{self.key}?versionId={self.version_id}"
+
+
+def bundle_key(sha256: str) -> str:
+    """The content address of a bundle: ``evaluations/sha256/<hex>.tar``."""
+    return f"{EVALUATIONS_PREFIX}/sha256/{sha256}.tar"
+
+
+def bundle_folder(folder: str | Path) -> bytes:
+    """The files under ``folder`` as an uncompressed tar that depends only on their relative paths and bytes.
+
+    Entries are regular files in path order (folders are implied by the paths),
+    with mode 0644, owner 0/0 and no names, and time 0; the format is POSIX
+    (PAX for long paths), with no PAX headers that carry times.
+
+    Raises:
+        ModelTreeError: A path in the folder cannot be bundled (a link out of it, a special file).
+        OSError: A file cannot be read.
+    """
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for tf in list_files(folder):  # in manifest order
+            info = tarfile.TarInfo(tf.rel)
+            data = tf.path.read_bytes()
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def bundle_digest(bundle: bytes) -> str:
+    """The SHA-256 (hex) of a bundle: the ledger's ``artifactsDigest``."""
+    return hashlib.sha256(bundle).hexdigest()
+
+
+def store_bundle(client: Any, bucket: str, bundle: bytes, retention: dt.timedelta) -> StoredBundle:
+    """Stores ``bundle`` write-once (COMPLIANCE-locked for ``retention``) at its content address.
+
+    Only a PUT with ``If-None-Match: *`` is sent: a key that is taken is
+    accepted only if a version with these exact bytes is there, COMPLIANCE-locked
+    (checked with a HEAD), so nothing already stored is ever replaced, and a
+    repeat of the same bundle writes nothing.
+
+    Raises:
+        EvaluationStoreError: S3 refused, or the key holds other bytes or an unlocked copy.
+    """
+    sha = bundle_digest(bundle)
+    key = bundle_key(sha)
+    until = dt.datetime.now(dt.UTC) + retention
+    try:
+        resp = client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=bundle,
+            ContentType="application/x-tar",
+            ChecksumSHA256=b64(bytes.fromhex(sha)),
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=until,
+            IfNoneMatch="*",
+        )
+        return StoredBundle(bucket, key, str(resp["VersionId"]), sha, len(bundle), True)
+    except ClientError as exc:
+        if error_code(exc) not in CONDITION_FAILED:
+            raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at s3://{bucket}/{key}: {exc}") from exc
+    try:
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        state = lock_state(client, bucket, BlobRef(key, sha, len(bundle), str(head.get("VersionId", ""))))
+    except ClientError as exc:
+        raise EvaluationStoreError(f"cannot read the evaluation bundle already at s3://{bucket}/{key}: {exc}") from exc
+    if not state.sound:
+        raise EvaluationStoreError(f"s3://{bucket}/{key} is taken by another object: {state.problem}")
+    return StoredBundle(bucket, key, state.ref.version_id, sha, len(bundle), False)
