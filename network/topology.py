@@ -15,7 +15,7 @@ import yaml
 
 from modelledger.network.errors import TopologyError
 
-ROLES = ("data_scientist", "registrar", "approver", "operator", "auditor", "admin")
+ROLES = ("data_scientist", "registrar", "evaluator", "approver", "operator", "auditor", "admin")
 ROLE_ATTRIBUTE = "modelledger.role"
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")

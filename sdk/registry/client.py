@@ -24,14 +24,18 @@ from modelledger.sdk.registry.records import (
     ArtifactAccess,
     Dataset,
     DeployedVersion,
+    Evaluation,
+    EvaluationInput,
     HistoryEntry,
     Model,
+    ModelPolicyInput,
     ModelRef,
     ModelVersion,
     ModelVersionInput,
     ModelVersionPage,
     Settings,
     from_json,
+    to_json,
 )
 
 T = TypeVar("T")
@@ -185,6 +189,37 @@ class RegistryClient:
 
     def get_deployment(self, environment: str, name: str) -> DeployedVersion:
         return from_json(DeployedVersion, self._evaluate("GetDeployment", environment, name))
+
+    # ------------------------------------------------------------------ evaluations and the policy
+    def set_model_policy(self, name: str, policy: ModelPolicyInput) -> Model:
+        """Sets the evaluation policy of a model (an admin of the owner organisation); its version counts up.
+
+        Setting the policy in force again changes nothing (no new version).
+
+        Raises:
+            NotAuthorized: The caller is no admin of the owner organisation.
+            Invalid: The policy breaks a rule (no threshold, a threshold without bounds, passes out of range).
+        """
+        body = json.dumps(policy.to_json(), separators=(",", ":"), sort_keys=True)
+        return from_json(Model, self._submit("SetModelPolicy", name, body))
+
+    def record_evaluation(self, name: str, version: str, evaluation: EvaluationInput) -> ModelVersion:
+        """Records an evaluation on a hold-out dataset (an evaluator); the chaincode judges it against the policy.
+
+        Returns the version with the new evaluation last in ``evaluations`` (its ``result`` is the verdict).
+
+        Raises:
+            Conflict: The version is revoked or rejected, the dataset is one of its training datasets, this run
+                was recorded by this organisation already, or it holds the most evaluations it may.
+            NotFound: The caller may not read the version, or the dataset is not registered.
+            NotAuthorized: The policy wants an evaluator of another organisation than the registrant's.
+        """
+        body = json.dumps(to_json(evaluation), separators=(",", ":"), sort_keys=True)
+        return from_json(ModelVersion, self._submit("RecordEvaluation", name, version, body))
+
+    def list_evaluations(self, name: str, version: str) -> list[Evaluation]:
+        """The version's evaluations, in the order they were recorded."""
+        return [from_json(Evaluation, e) for e in self._evaluate("ListEvaluations", name, version) or []]
 
     # ------------------------------------------------------------------ access
     def grant_access(self, name: str, msp_id: str) -> Model:

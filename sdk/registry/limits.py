@@ -46,6 +46,9 @@ class LedgerLimits:
     deployment_environments: int
     argument_bytes: int
     number_chars: int
+    thresholds: int
+    required_passes: int
+    evaluations: int
 
 
 def _camel(name: str) -> str:

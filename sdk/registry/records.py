@@ -222,6 +222,47 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class MetricThreshold:
+    """One bound on a named metric: ``min`` and/or ``max`` (None: no bound on that side; at least one is set)."""
+
+    metric: str = ""
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelPolicyInput:
+    """What ``SetModelPolicy`` takes: thresholds (unique metrics), passes required, whether the evaluator must be
+    of another organisation than the registrant."""
+
+    thresholds: list[MetricThreshold]
+    required_passes: int = 1
+    independent_evaluator: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The chaincode input: a bound that is not set is left out (never ``null``)."""
+        doc = to_json(self)
+        doc["thresholds"] = [{k: v for k, v in t.items() if v is not None} for t in doc["thresholds"]]
+        return doc
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """The model's policy as the ledger holds it; ``version`` counts its changes from 1.
+
+    Thresholds are sorted by metric. An evaluation passes when every threshold
+    holds; a version needs ``required_passes`` passing evaluations judged by the
+    current ``version`` before it can be approved or deployed.
+    """
+
+    version: int = 0
+    thresholds: list[MetricThreshold] = field(default_factory=list)
+    required_passes: int = 0
+    independent_evaluator: bool = False
+    last_change: Change = field(default_factory=Change)
+
+
+@dataclass(frozen=True)
 class ModelVersionInput:
     """What ``RegisterModelVersion`` takes (the registrant is never part of it)."""
 
@@ -247,12 +288,55 @@ class ModelVersionInput:
 
 
 @dataclass(frozen=True)
+class EvaluationInput:
+    """What ``RecordEvaluation`` takes (the evaluator is never part of it: the chaincode takes it from the certificate).
+
+    Attributes:
+        dataset_sha256: The hold-out dataset's full SHA-256; it must be registered, and no training dataset of
+            the version.
+        run_id: The MLflow run of the evaluation.
+        artifacts_digest: SHA-256 (64 lowercase hex) of the evaluation's artefacts bundle.
+        metrics: The measured metrics (unique keys).
+        artifacts_location: Where the write-once copy of the artefacts is (may be empty).
+    """
+
+    dataset_sha256: str
+    run_id: str
+    artifacts_digest: str
+    metrics: list[Metric]
+    artifacts_location: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a version on a hold-out dataset, with the verdict the chaincode computed.
+
+    ``result`` is ``PASSED``, ``FAILED`` or ``NO_POLICY`` (:mod:`~modelledger.sdk.registry.statuses`);
+    ``policy`` is the policy it was judged by (None: the model had none); ``failures`` says, one line per
+    threshold, why it failed (empty otherwise).
+    """
+
+    result: str = ""
+    metrics: list[Metric] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    policy: ModelPolicy | None = None
+    dataset_sha256: str = ""
+    run_id: str = ""
+    artifacts_digest: str = ""
+    artifacts_location: str = ""
+    evaluator: Actor = field(default_factory=Actor)
+    time: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """A registered model version as the ledger holds it.
 
     ``approval_orgs`` is the approval set when it was registered (empty for a
     version registered before chaincode 1.3.0 or while the settings were unset:
-    then the current approval set decides).
+    then the current approval set decides). ``evaluations`` are in the order they were recorded (empty for a
+    version recorded before chaincode 1.4.0 or never evaluated).
     """
 
     name: str = ""
@@ -273,6 +357,7 @@ class ModelVersion:
     registered_at: str = ""
     registered_tx_id: str = ""
     approval_orgs: list[str] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
     approvals: list[Approval] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     revocation: Revocation | None = None
@@ -281,11 +366,12 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class Model:
-    """A registered model name: its owner organisation and read grants."""
+    """A registered model name: its owner organisation, read grants and evaluation policy (None: no policy)."""
 
     name: str = ""
     owner: str = ""
     grants: list[str] = field(default_factory=list)
+    policy: ModelPolicy | None = None
     registered_at: str = ""
     registered_tx_id: str = ""
     last_change: Change = field(default_factory=Change)
@@ -422,7 +508,8 @@ class ArtifactAccess:
 class ModelVersionEvent:
     """Payload of the ``ModelVersion*`` events: ``msp_id`` is the caller's organisation, ``status`` the new status.
 
-    ``environment`` is set for ``ModelVersionDeployed`` only.
+    ``environment`` is set for ``ModelVersionDeployed`` only, ``result`` (``PASSED``, ``FAILED``, ``NO_POLICY``)
+    for ``ModelVersionEvaluated`` only.
     """
 
     name: str = ""
@@ -430,6 +517,7 @@ class ModelVersionEvent:
     status: str = ""
     msp_id: str = ""
     environment: str = ""
+    result: str = ""
     tx_id: str = ""
 
 
@@ -464,6 +552,16 @@ class ArtifactAccessEvent:
 
 
 @dataclass(frozen=True)
+class ModelPolicyEvent:
+    """Payload of ``ModelPolicyChanged``: ``msp_id`` is the owner organisation, ``policy_version`` the new version."""
+
+    name: str = ""
+    policy_version: int = 0
+    msp_id: str = ""
+    tx_id: str = ""
+
+
+@dataclass(frozen=True)
 class SettingsEvent:
     """Payload of ``SettingsChanged``."""
 
@@ -493,6 +591,8 @@ EVENT_PAYLOADS: dict[str, type] = {
     "ModelVersionRejected": ModelVersionEvent,
     "ModelVersionRevoked": ModelVersionEvent,
     "ModelVersionDeployed": ModelVersionEvent,
+    "ModelVersionEvaluated": ModelVersionEvent,
+    "ModelPolicyChanged": ModelPolicyEvent,
     "DatasetRegistered": DatasetEvent,
     "AccessGranted": AccessEvent,
     "AccessRevoked": AccessEvent,

@@ -27,7 +27,7 @@ from modelledger.network.topology import Topology, load_topology
 from modelledger.runtime.settings import DEFAULT_TOPOLOGY
 
 # What the default topology enrols, by organisation, in its own order: nodes first, then roles.
-APP_ROLES = ("data_scientist", "registrar", "approver", "operator", "auditor", "admin")
+APP_ROLES = ("data_scientist", "registrar", "evaluator", "approver", "operator", "auditor", "admin")
 EXPECTED = {
     "OrdererOrg": ["orderer1-OrdererOrg", "orderer2-OrdererOrg", "orderer3-OrdererOrg", "admin@OrdererOrg"],
     "Org1": ["peer0-Org1", *(f"{r}@Org1" for r in APP_ROLES)],

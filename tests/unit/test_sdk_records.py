@@ -77,8 +77,10 @@ def record_differences(cls: type, go_fields: list[dict[str, Any]], go_records: s
         kind, nullable = json_type(hints[f.name])
         if kind != go_field["type"]:
             out.append(f"{cls.__name__}.{f.name}: {kind}, the chaincode's is {go_field['type']}")
-        # A record the chaincode may leave out (a pointer) reads as None; a required one never is None.
-        if nullable != (go_field["optional"] and go_field["type"] in go_records):
+        # A record the chaincode may leave out (a pointer) reads as None; a required field never is None. An
+        # optional scalar may (a Go pointer such as MetricThreshold's min, where 0 would be a bound, not "none").
+        optional_record = go_field["optional"] and go_field["type"] in go_records
+        if (nullable and not go_field["optional"]) or (optional_record and not nullable):
             out.append(f"{cls.__name__}.{f.name}: admits None: {nullable}")
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         if go_field["optional"] and not has_default:
@@ -97,21 +99,30 @@ class _Planted:
     model_id: str = ""
     run_id: str = ""
     commit: str = ""  # not in the chaincode's record
+    score: float | None = None  # required on the chaincode's side: never None there
+    bound: float | None = None  # optional there: may be None
+    change: records.Change = dataclasses.field(default_factory=records.Change)  # optional there: must admit None
 
 
 _GO_PLANTED = [
     {"name": "modelId", "optional": False, "type": "string"},
     {"name": "runId", "optional": False, "type": "integer"},
     {"name": "user", "optional": False, "type": "string"},
+    {"name": "score", "optional": False, "type": "number"},
+    {"name": "bound", "optional": True, "type": "number"},
+    {"name": "change", "optional": True, "type": "Change"},
 ]
 
 
 def test_a_field_difference_either_way_is_caught() -> None:
-    """Planted: a Python field the chaincode lacks, a chaincode field Python lacks, and a type that differs."""
-    assert record_differences(_Planted, _GO_PLANTED, set()) == [
+    """Planted: a Python field the chaincode lacks, a chaincode field Python lacks, a type that differs, and
+    None admitted where the chaincode always sends a value or refused where it may send none."""
+    assert record_differences(_Planted, _GO_PLANTED, {"Change"}) == [
         "_Planted lacks the chaincode's field user",
         "_Planted.commit is not a field of the chaincode's record",
+        "_Planted.change: admits None: False",
         "_Planted.run_id: string, the chaincode's is integer",
+        "_Planted.score: admits None: True",
     ]
 
 

@@ -24,7 +24,7 @@ def test_default_topology_has_three_orderers_and_one_peer_per_org() -> None:
     assert [n.id for n in topo.orderers] == ["orderer1-OrdererOrg", "orderer2-OrdererOrg", "orderer3-OrdererOrg"]
     assert [n.id for n in topo.peers] == ["peer0-Org1", "peer0-Org2"]
     assert [o.msp_id for o in topo.application_orgs] == ["Org1MSP", "Org2MSP"]
-    assert topo.roles == ("data_scientist", "registrar", "approver", "operator", "auditor", "admin")
+    assert topo.roles == ("data_scientist", "registrar", "evaluator", "approver", "operator", "auditor", "admin")
 
 
 def test_second_peer_is_selected_in_the_topology(raw: dict) -> None:
