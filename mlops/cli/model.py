@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli import governance
+from modelledger.mlops.cli import evaluation, governance
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, call_registry
 from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, show_fields, show_note, show_table
 from modelledger.mlops.store import ledger_pointer
@@ -135,3 +135,4 @@ def find_digest(
 
 
 governance.register(app)
+evaluation.register(app)

@@ -115,7 +115,8 @@ def store_bundle(client: Any, bucket: str, bundle: bytes, retention: dt.timedelt
         return StoredBundle(bucket, key, str(resp["VersionId"]), sha, len(bundle), True)
     except ClientError as exc:
         if error_code(exc) not in CONDITION_FAILED:
-            raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at s3://{bucket}/{key}: {exc}") from exc
+            where = f"s3://{bucket}/{key}"
+            raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at {where}: {exc}") from exc
     try:
         head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         state = lock_state(client, bucket, BlobRef(key, sha, len(bundle), str(head.get("VersionId", ""))))

@@ -161,7 +161,9 @@ def test_each_users_policy_allows_only_its_work(tmp_path: Path) -> None:
 def test_the_evaluator_reads_like_the_auditor_and_writes_only_new_objects_under_evaluations(tmp_path: Path) -> None:
     s = _settings(tmp_path, bucket="anchored", mlflow_bucket="mlflow-art")
     auditor, evaluator = (user_policy(s, u) for u in (S3User.AUDITOR, S3User.EVALUATOR))
-    allowed = {(a, r) for st in evaluator["Statement"] if st["Effect"] == "Allow" for a in st["Action"] for r in st["Resource"]}
+    allowed = {
+        (a, r) for st in evaluator["Statement"] if st["Effect"] == "Allow" for a in st["Action"] for r in st["Resource"]
+    }
     writes = {(a, r) for a, r in allowed if not a.startswith(("s3:Get", "s3:List"))}
     assert writes == {("s3:PutObject", "arn:aws:s3:::anchored/evaluations/*")}  # no delete, no retention change
     assert allowed - writes == _actions(auditor)
@@ -258,7 +260,9 @@ def test_connection_file_names_paths_not_the_secret(tmp_path: Path) -> None:
         "ca_file": str(s.ca_file),
         "credentials_file": str(s.credentials_file),
         "mlflow_bucket": "modelledger-mlflow",
-        "users": {u: str(tmp_path / "s3" / "users" / f"{u}.credentials") for u in ("mlflow", "bridge", "auditor", "evaluator")},
+        "users": {
+            u: str(tmp_path / "s3" / "users" / f"{u}.credentials") for u in ("mlflow", "bridge", "auditor", "evaluator")
+        },
         "object_lock": {"mode": "COMPLIANCE", "default_retention_days": 3},
     }
 
