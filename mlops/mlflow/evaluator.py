@@ -36,7 +36,6 @@ a rerun resumes rather than counts twice); split, the order would be spread over
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -423,7 +422,7 @@ def _evaluate(
             model_dir, hold_out, targets, model_type, tags, work, run_name, evaluator_config, extra_metrics
         )
         try:
-            stored = store_bundle(client, settings.bucket, bundle, dt.timedelta(days=settings.retention_days))
+            stored = store_bundle(client, settings.bucket, bundle)
         except Exception:
             _mark_failed(run_id)
             raise

@@ -147,8 +147,9 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
       the bridge's own setting: S3 policies cannot bound it on a write.
     - The auditor: read the anchored bucket, its versions, retentions and lock settings.
     - The evaluator: the auditor's reads (it verifies an anchored copy before evaluating it), and new
-      COMPLIANCE-locked objects under ``evaluations/`` (the evaluation bundles). No delete, no retention
-      change, nothing written anywhere else in the bucket.
+      objects under ``evaluations/`` (the evaluation bundles), locked by the bucket's default COMPLIANCE
+      retention: it sends no lock headers, which S3 would refuse it without ``PutObjectRetention``. No
+      delete, no retention change, nothing written anywhere else in the bucket.
 
     Raises:
         ValueError: ``user`` is the root, which has no policy.

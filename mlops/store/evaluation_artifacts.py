@@ -7,15 +7,14 @@ SHA-256 is what the ledger records (``artifactsDigest``).
 
 :func:`store_bundle` writes that tar, content-addressed, at
 ``evaluations/sha256/<hex>.tar`` in the anchored bucket with
-``x-amz-checksum-sha256``, a COMPLIANCE retention and ``If-None-Match: *``; a
-key already taken by a sound COMPLIANCE-locked copy of the same bytes is that
-copy (an identical re-store writes nothing). Its location,
+``x-amz-checksum-sha256`` and ``If-None-Match: *``, locked by the bucket's
+default COMPLIANCE retention; a key already taken by a sound COMPLIANCE-locked
+copy of the same bytes is that copy (an identical re-store writes nothing). Its location,
 ``s3://bucket/key?versionId=...``, is the ledger's ``artifactsLocation``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import tarfile
@@ -87,41 +86,48 @@ def bundle_digest(bundle: bytes) -> str:
     return hashlib.sha256(bundle).hexdigest()
 
 
-def store_bundle(client: Any, bucket: str, bundle: bytes, retention: dt.timedelta) -> StoredBundle:
-    """Stores ``bundle`` write-once (COMPLIANCE-locked for ``retention``) at its content address.
+def store_bundle(client: Any, bucket: str, bundle: bytes) -> StoredBundle:
+    """Stores ``bundle`` write-once at its content address, locked by the anchored bucket's default retention.
 
-    Only a PUT with ``If-None-Match: *`` is sent: a key that is taken is
-    accepted only if a version with these exact bytes is there, COMPLIANCE-locked
-    (checked with a HEAD), so nothing already stored is ever replaced, and a
-    repeat of the same bundle writes nothing.
+    Only a PUT with ``If-None-Match: *`` and ``x-amz-checksum-sha256`` is sent, with no lock headers: the
+    bucket's default retention (COMPLIANCE, ``s3 up`` sets it) locks the new version, so the writer needs no
+    ``s3:PutObjectRetention`` (which S3 demands for lock headers, and which would let it extend locks). The
+    version written is then checked (HEAD): it must hold these bytes and be COMPLIANCE-locked. A key that is
+    taken is accepted only if its current version is a sound copy of these bytes, so nothing stored is ever
+    replaced, and a repeat of the same bundle writes nothing.
 
     Raises:
-        EvaluationStoreError: S3 refused, or the key holds other bytes or an unlocked copy.
+        EvaluationStoreError: S3 refused, the key holds other bytes or an unlocked copy, or the new version
+            is not COMPLIANCE-locked (a bucket without the default retention).
     """
     sha = bundle_digest(bundle)
     key = bundle_key(sha)
-    until = dt.datetime.now(dt.UTC) + retention
+    where = f"s3://{bucket}/{key}"
+    created = True
     try:
-        resp = client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=bundle,
-            ContentType="application/x-tar",
-            ChecksumSHA256=b64(bytes.fromhex(sha)),
-            ObjectLockMode="COMPLIANCE",
-            ObjectLockRetainUntilDate=until,
-            IfNoneMatch="*",
+        version = str(
+            client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=bundle,
+                ContentType="application/x-tar",
+                ChecksumSHA256=b64(bytes.fromhex(sha)),
+                IfNoneMatch="*",
+            )["VersionId"]
         )
-        return StoredBundle(bucket, key, str(resp["VersionId"]), sha, len(bundle), True)
     except ClientError as exc:
         if error_code(exc) not in CONDITION_FAILED:
-            where = f"s3://{bucket}/{key}"
             raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at {where}: {exc}") from exc
+        created = False
+        try:
+            version = str(client.head_object(Bucket=bucket, Key=key).get("VersionId", ""))
+        except ClientError as head_exc:
+            raise EvaluationStoreError(f"cannot read the bundle already at {where}: {head_exc}") from head_exc
     try:
-        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        state = lock_state(client, bucket, BlobRef(key, sha, len(bundle), str(head.get("VersionId", ""))))
+        state = lock_state(client, bucket, BlobRef(key, sha, len(bundle), version))
     except ClientError as exc:
-        raise EvaluationStoreError(f"cannot read the evaluation bundle already at s3://{bucket}/{key}: {exc}") from exc
+        raise EvaluationStoreError(f"cannot check the evaluation bundle at {where}: {exc}") from exc
     if not state.sound:
-        raise EvaluationStoreError(f"s3://{bucket}/{key} is taken by another object: {state.problem}")
-    return StoredBundle(bucket, key, state.ref.version_id, sha, len(bundle), False)
+        taken = "" if created else "the key is taken: "
+        raise EvaluationStoreError(f"{where}: {taken}{state.problem}")
+    return StoredBundle(bucket, key, version, sha, len(bundle), created)

@@ -9,6 +9,7 @@ with a SQLite tracking store in a temporary folder, and evaluates a small scikit
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import io
 import shutil
@@ -147,7 +148,7 @@ class FakeLedger:
 
 
 class FakeS3:
-    """The anchored bucket: conditional puts, versions, COMPLIANCE locks (as far as store_bundle uses them)."""
+    """The anchored bucket: conditional puts, versions, and its default COMPLIANCE retention on every new version."""
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str, dict[str, Any]]] = {}
@@ -169,8 +170,8 @@ class FakeS3:
             "VersionId": version,
             "ContentLength": len(body),
             "ChecksumSHA256": kw["ChecksumSHA256"],
-            "ObjectLockMode": kw["ObjectLockMode"],
-            "ObjectLockRetainUntilDate": kw["ObjectLockRetainUntilDate"],
+            "ObjectLockMode": kw.get("ObjectLockMode", "COMPLIANCE"),
+            "ObjectLockRetainUntilDate": kw.get("ObjectLockRetainUntilDate", dt.datetime(2036, 12, 8, tzinfo=dt.UTC)),
         }
 
 
@@ -300,7 +301,7 @@ def test_a_passing_evaluation_registers_the_data_stores_the_artefacts_and_return
     assert "confusion_matrix.png" in artifacts
     # The bundle is stored write-once at its content address; the ledger has its digest and location.
     (put,) = world.s3.puts
-    assert put["Key"] == bundle_key(verdict.artifacts_digest) and put["ObjectLockMode"] == "COMPLIANCE"
+    assert put["Key"] == bundle_key(verdict.artifacts_digest) and "ObjectLockMode" not in put  # the bucket's lock
     assert put["IfNoneMatch"] == "*" and bundle_digest(put["Body"]) == verdict.artifacts_digest
     assert verdict.artifacts_location == f"s3://{world.settings.bucket}/{put['Key']}?versionId=v1"
     with tarfile.open(fileobj=io.BytesIO(put["Body"])) as tar:
@@ -467,17 +468,15 @@ def test_the_artefacts_bundle_depends_only_on_paths_and_bytes(tmp_path: Path) ->
 
 
 def test_storing_the_same_bundle_again_writes_nothing_and_another_object_at_its_key_is_refused() -> None:
-    import datetime as dt
-
     s3, bundle = FakeS3(), b"bundle bytes"
-    first = store_bundle(s3, "anchored", bundle, dt.timedelta(days=1))
-    again = store_bundle(s3, "anchored", bundle, dt.timedelta(days=1))
+    first = store_bundle(s3, "anchored", bundle)
+    again = store_bundle(s3, "anchored", bundle)
     assert first.created and not again.created and again.version_id == first.version_id
     assert len(s3.objects) == 1
     body, version, kw = s3.objects[first.key]
     s3.objects[first.key] = (body, version, {**kw, "ObjectLockMode": "GOVERNANCE"})
     with pytest.raises(EvaluationStoreError, match="is not COMPLIANCE-locked"):
-        store_bundle(s3, "anchored", bundle, dt.timedelta(days=1))
+        store_bundle(s3, "anchored", bundle)
 
 
 def test_metrics_for_the_ledger_are_finite_numbers_sorted_by_key() -> None:
