@@ -55,6 +55,7 @@ from modelledger.mlflow.hold_out import (
     HoldOutIsTrainingData,
     ModelNotVerified,
     evaluation_key,
+    is_frame,
     ledger_metrics,
     load_hold_out,
     parse_model_uri,
@@ -217,7 +218,9 @@ def _run_evaluation(
 
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         run_id = run.info.run_id
-        log_dataset(hold_out.frame, name=hold_out.name, source=hold_out.source, context="evaluation", targets=targets)
+        # The input's tag is the SHA-256 the ledger records: a file's bytes, or a DataFrame's serialisation.
+        logged = hold_out.frame if hold_out.original is None or is_frame(hold_out.original) else hold_out.original
+        log_dataset(logged, name=hold_out.name, source=hold_out.source, context="evaluation", targets=targets)
         result = mlflow.models.evaluate(
             model=str(model_dir),
             data=hold_out.frame,

@@ -176,7 +176,8 @@ def resolve_model_uri(model_uri: str) -> tuple[str, str]:
         raise EvaluationInputError(f"{model_uri}: MLflow cannot resolve the alias: {exc.message}") from exc
 
 
-def _is_frame(data: Any) -> bool:
+def is_frame(data: Any) -> bool:
+    """Whether ``data`` is a DataFrame (pandas, or anything with ``columns``, ``dtypes`` and ``itertuples``)."""
     return all(hasattr(data, a) for a in ("columns", "dtypes", "itertuples"))
 
 
@@ -202,7 +203,7 @@ def load_hold_out(data: Any, targets: str, name: str | None = None, source: str 
     """
     import pandas as pd
 
-    if _is_frame(data):
+    if is_frame(data):
         frame, sha = data, dataframe_digest(data)
         label, where = name or "holdout", source or "dataframe"
     elif isinstance(data, (str, Path)):

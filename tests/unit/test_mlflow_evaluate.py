@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from modelledger.mlflow import TAG_DATASET_SHA256, hold_out
 from modelledger.mlflow import evaluator as ev
-from modelledger.mlflow import hold_out
 from modelledger.mlflow.hold_out import (
     FRESH,
     RECORDED_BEFORE,
@@ -296,6 +296,8 @@ def test_a_passing_evaluation_registers_the_data_stores_the_artefacts_and_return
     # MLflow evaluated the verified copy, in a run that holds the metrics and the plots.
     assert world.evaluated == [str(world.fetched[0])]
     run_ = mlflow.get_run(verdict.run_id)
+    logged = [i for i in run_.inputs.dataset_inputs if any(t.value == "evaluation" for t in i.tags)]
+    assert [{t.key: t.value for t in i.tags}.get(TAG_DATASET_SHA256) for i in logged] == [sha]  # the ledger's sha
     assert run_.data.metrics["accuracy_score"] == verdict.metrics["accuracy_score"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(verdict.run_id)}
     assert "confusion_matrix.png" in artifacts
