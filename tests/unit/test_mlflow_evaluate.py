@@ -493,3 +493,17 @@ def test_metrics_for_the_ledger_are_finite_numbers_sorted_by_key() -> None:
 def test_model_uris() -> None:
     assert hold_out.parse_model_uri("models:/a/b/12") == ("a/b", "12", "")
     assert hold_out.parse_model_uri("models:/m@champion") == ("m", "", "champion")
+
+
+def test_an_alias_is_resolved_by_mlflows_registry(tracking: str, trained: tuple[Path, Any]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    client.create_registered_model("m")
+    client.create_model_version("m", source=str(trained[0]))
+    client.create_model_version("m", source=str(trained[0]))
+    client.set_registered_model_alias("m", "champion", "1")
+    assert hold_out.resolve_model_uri("models:/m@champion") == ("m", "1")
+    assert hold_out.resolve_model_uri("models:/m/2") == ("m", "2")
+    with pytest.raises(EvaluationInputError, match="cannot resolve the alias"):
+        hold_out.resolve_model_uri("models:/m@nobody")
