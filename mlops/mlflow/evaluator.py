@@ -62,7 +62,13 @@ from modelledger.mlflow.hold_out import (
     resolve_model_uri,
     verdict_of,
 )
-from modelledger.mlops.store.evaluation_artifacts import bundle_digest, bundle_folder, store_bundle
+from modelledger.mlops.store.evaluation_artifacts import (
+    bundle_digest,
+    bundle_folder,
+    bundle_member,
+    read_bundle,
+    store_bundle,
+)
 from modelledger.sdk.registry.records import EvaluationInput, Metric
 
 if TYPE_CHECKING:
@@ -387,6 +393,8 @@ def _evaluate(
     key = evaluation_key(
         name, version, record.model_digest, hold_out.sha256, targets, model_type, ledger.msp_id, evaluator_config
     )
+    settings = s3_settings or S3Settings.from_env()
+    client = s3 if s3 is not None else s3_client(settings, user=S3User.EVALUATOR)
     if resume:
         runs = _earlier_runs(key)
         if runs:
@@ -398,16 +406,10 @@ def _evaluate(
                 tags = run.data.tags
                 if tags.get(RUN_TAG_ARTIFACTS_DIGEST) and tags.get(RUN_TAG_ARTIFACTS_LOCATION):
                     _ensure_dataset(ledger, hold_out)
-                    evaluation = EvaluationInput(
-                        artifacts_digest=tags[RUN_TAG_ARTIFACTS_DIGEST],
-                        artifacts_location=tags[RUN_TAG_ARTIFACTS_LOCATION],
-                        dataset_sha256=hold_out.sha256,
-                        metrics=ledger_metrics(dict(run.data.metrics)),
-                        run_id=run.info.run_id,
+                    evaluation = _stored_evaluation(
+                        client, run.info.run_id, tags[RUN_TAG_ARTIFACTS_LOCATION], tags[RUN_TAG_ARTIFACTS_DIGEST]
                     )
                     return _record(ledger, name, version, evaluation, RESUMED)
-    settings = s3_settings or S3Settings.from_env()
-    client = s3 if s3 is not None else s3_client(settings, user=S3User.EVALUATOR)
     with tempfile.TemporaryDirectory(prefix="modelledger-evaluate-", dir=work_dir) as tmp:
         work = Path(tmp)
         model_dir = work / "model"
@@ -438,6 +440,22 @@ def _evaluate(
         run_id=run_id,
     )
     return _record(ledger, name, version, evaluation, FRESH)
+
+
+def _stored_evaluation(client: Any, run_id: str, location: str, digest: str) -> EvaluationInput:
+    """The evaluation of an earlier run, from its locked bundle (checked against its digest), not from MLflow.
+
+    The metrics recorded are the summary's in the bundle, exactly those the earlier call would have recorded;
+    MLflow's copy of the run could have been changed since.
+    """
+    summary = json.loads(bundle_member(read_bundle(client, location, digest), SUMMARY_FILE))
+    return EvaluationInput(
+        artifacts_digest=digest,
+        artifacts_location=location,
+        dataset_sha256=summary["datasetSha256"],
+        metrics=[Metric(k, float(v)) for k, v in sorted(summary["metrics"].items())],
+        run_id=run_id,
+    )
 
 
 def _tag_artifacts(run_id: str, digest: str, location: str) -> None:

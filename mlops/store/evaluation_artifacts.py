@@ -131,3 +131,48 @@ def store_bundle(client: Any, bucket: str, bundle: bytes) -> StoredBundle:
         taken = "" if created else "the key is taken: "
         raise EvaluationStoreError(f"{where}: {taken}{state.problem}")
     return StoredBundle(bucket, key, version, sha, len(bundle), created)
+
+
+def parse_location(location: str) -> tuple[str, str, str]:
+    """``s3://bucket/key?versionId=v`` as (bucket, key, version id).
+
+    Raises:
+        EvaluationStoreError: Not a location :attr:`StoredBundle.location` writes.
+    """
+    rest, _, version = location.removeprefix("s3://").partition("?versionId=")
+    bucket, _, key = rest.partition("/")
+    if not location.startswith("s3://") or not (bucket and key and version):
+        raise EvaluationStoreError(f"{location!r} is not an evaluation bundle's location (s3://bucket/key?versionId=)")
+    return bucket, key, version
+
+
+def read_bundle(client: Any, location: str, sha256: str) -> bytes:
+    """The bundle stored at ``location`` (that exact version), checked against its SHA-256.
+
+    Raises:
+        EvaluationStoreError: It cannot be read, or its bytes are not ``sha256``.
+    """
+    bucket, key, version = parse_location(location)
+    try:
+        body = client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()
+    except ClientError as exc:
+        raise EvaluationStoreError(f"cannot read the evaluation bundle at {location}: {exc}") from exc
+    if bundle_digest(body) != sha256:
+        raise EvaluationStoreError(f"the evaluation bundle at {location} is not the one of digest {sha256}")
+    return body
+
+
+def bundle_member(bundle: bytes, name: str) -> bytes:
+    """One file of a bundle.
+
+    Raises:
+        EvaluationStoreError: The bundle has no such file, or is no tar.
+    """
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:") as tar:
+            member = tar.extractfile(name)
+            if member is None:
+                raise KeyError(name)
+            return member.read()
+    except (KeyError, tarfile.TarError) as exc:
+        raise EvaluationStoreError(f"the evaluation bundle holds no {name}") from exc

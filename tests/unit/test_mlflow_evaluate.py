@@ -164,6 +164,11 @@ class FakeS3:
         self.objects[kw["Key"]] = (bytes(kw["Body"]), version, kw)
         return {"VersionId": version}
 
+    def get_object(self, Bucket: str, Key: str, VersionId: str) -> dict[str, Any]:
+        body, version, _ = self.objects[Key]
+        assert version == VersionId
+        return {"Body": io.BytesIO(body)}
+
     def head_object(self, Bucket: str, Key: str, VersionId: str = "", **_: Any) -> dict[str, Any]:
         body, version, kw = self.objects[Key]
         return {
@@ -403,6 +408,8 @@ def test_a_rerun_after_the_ledger_write_returns_the_recorded_verdict_and_runs_no
 def test_a_rerun_after_a_crash_between_the_run_and_the_ledger_write_records_the_same_run_once(
     world: World, trained: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import mlflow
+
     def die(*args: Any, **kw: Any) -> Any:
         raise KeyboardInterrupt  # killed after the MLflow run and the stored artefacts, before the ledger write
 
@@ -410,10 +417,29 @@ def test_a_rerun_after_a_crash_between_the_run_and_the_ledger_write_records_the_
     with pytest.raises(KeyboardInterrupt):
         run(world, trained[1])
     monkeypatch.undo()
+    (crashed,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    mlflow.MlflowClient().log_metric(crashed.info.run_id, "accuracy_score", 0.1)  # MLflow's copy is mutable
     world.evaluated.clear()
     verdict = run(world, trained[1])
     assert verdict.how == RESUMED and world.evaluated == []  # the earlier run is recorded, not run again
+    assert verdict.run_id == crashed.info.run_id
+    assert verdict.metrics["accuracy_score"] > 0.9  # from the locked bundle, not from MLflow's run
     assert len(world.ledger.registry.evaluations) == 1 and len(world.s3.puts) == 1
+
+
+def test_a_resumed_run_whose_bundle_changed_is_not_recorded(
+    world: World, trained: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ev, "_record", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run(world, trained[1])
+    monkeypatch.undo()
+    (key,) = world.s3.objects
+    body, version, kw = world.s3.objects[key]
+    world.s3.objects[key] = (body + b"x", version, kw)
+    with pytest.raises(EvaluationStoreError, match="is not the one of digest"):
+        run(world, trained[1])
+    assert world.ledger.registry.evaluations == []
 
 
 def test_a_rerun_when_the_ledger_wrote_but_the_answer_was_lost_does_not_count_twice(
