@@ -83,6 +83,8 @@ def free_port_base(topology: Path | None = None, low: int = 10000, high: int = 3
 
 # Written into the state folder by ``up``; ``clean`` deletes only folders that carry it.
 STATE_MARKER = ".modelledger-network"
+# The role lists that releases before 1.4.0 put in the state folder's fingerprint (they had no evaluator).
+_FINGERPRINTED_ROLES = (("data_scientist", "registrar", "approver", "operator", "auditor", "admin"),)
 
 
 @dataclass
@@ -290,9 +292,19 @@ class FabricNetwork:
             raise NetworkError(str(exc)) from exc
         return stopped
 
-    def _fingerprint(self) -> str:
-        """Identifies the topology (after the port shift) that the state was generated for."""
-        return hashlib.sha256(repr(self.topology).encode()).hexdigest()
+    def _fingerprint(self, roles: tuple[str, ...] = ()) -> str:
+        """Identifies the topology (after the port shift) that the state was generated for.
+
+        The roles are left out: a new role (``evaluator`` in 1.4.0) only adds identities, which the
+        next ``up`` enrols, so it must not lock an existing network out. ``roles`` rebuilds the
+        fingerprint of releases that counted them (:data:`_FINGERPRINTED_ROLES`).
+        """
+        return hashlib.sha256(repr(replace(self.topology, roles=roles)).encode()).hexdigest()
+
+    def _earlier_fingerprints(self) -> set[str]:
+        """The fingerprints releases before 1.4.0 wrote for this topology (they included its roles)."""
+        role_sets = {self.topology.roles, *_FINGERPRINTED_ROLES}
+        return {self._fingerprint(roles) for roles in role_sets}
 
     def _claim_state_dir(self) -> None:
         """Marks the state folder as ours (0700), or checks it was made for this same topology.
@@ -304,6 +316,10 @@ class FabricNetwork:
         try:
             claim_marked_dir(root, STATE_MARKER, self._fingerprint(), same_note=True)
         except MarkerMismatchError as exc:
+            if exc.recorded in self._earlier_fingerprints():
+                # The same topology, fingerprinted by an earlier release: record today's fingerprint.
+                write_if_changed(root / STATE_MARKER, self._fingerprint() + "\n")
+                return
             raise NetworkError(
                 f"the network in {root} was generated for a different topology or port base; "
                 f"run `make clean` first, or use another {STATE_DIR_ENV}"

@@ -443,6 +443,11 @@ class BridgeSettings:
         return self.bridge_dir / "outbox.db"
 
     @property
+    def follower_checkpoint_file(self) -> Path:
+        """The ledger follower's checkpoint (0600, replaced atomically): where its chaincode events resume."""
+        return self.bridge_dir / "ledger-events.json"
+
+    @property
     def secret_file(self) -> Path:
         """The webhook's HMAC secret (0600), written by ``bridge install``."""
         return self.bridge_dir / "webhook-secret"

@@ -16,10 +16,11 @@ import (
 // that holds the caller's ModelLedger role.
 const RoleAttribute = "modelledger.role"
 
-// The six roles.
+// The seven roles.
 const (
 	RoleDataScientist = "data_scientist"
 	RoleRegistrar     = "registrar"
+	RoleEvaluator     = "evaluator"
 	RoleApprover      = "approver"
 	RoleOperator      = "operator"
 	RoleAuditor       = "auditor"
@@ -28,7 +29,7 @@ const (
 
 // allRoles lists the roles in alphabetical order.
 func allRoles() []string {
-	return []string{RoleAdmin, RoleApprover, RoleAuditor, RoleDataScientist, RoleOperator, RoleRegistrar}
+	return []string{RoleAdmin, RoleApprover, RoleAuditor, RoleDataScientist, RoleEvaluator, RoleOperator, RoleRegistrar}
 }
 
 // caller is the identity of the transaction creator.
@@ -100,25 +101,36 @@ func (c caller) canReadModel(m *Model) bool {
 	return c.role == RoleAuditor || c.mspID == m.Owner || slices.Contains(m.Grants, c.mspID)
 }
 
-// canReadVersion adds the approvers' right: an approver of an organisation
-// in the version's approval set may read it while it awaits decisions
-// (REGISTERED), or once its organisation decided on it.
+// canReadVersion adds the reviewers' rights to canReadModel. An approver of
+// an organisation in the version's approval set may read it while it awaits
+// decisions (REGISTERED), or once its organisation decided on it. An
+// evaluator of such an organisation may read it while it is REGISTERED or
+// APPROVED: it must evaluate the version before approval completes.
 func (c caller) canReadVersion(m *Model, v *ModelVersion, s *Settings) bool {
 	if c.canReadModel(m) {
 		return true
 	}
-	if c.role != RoleApprover || !slices.Contains(v.approvalSet(s), c.mspID) {
+	if !c.isReviewer() || !slices.Contains(v.approvalSet(s), c.mspID) {
 		return false
+	}
+	if c.role == RoleEvaluator {
+		return v.Status == StatusRegistered || v.Status == StatusApproved
 	}
 	_, decided := v.decisionOf(c.mspID)
 	return v.Status == StatusRegistered || decided
 }
 
-// isDeciding tells whether the caller is an approver of an organisation in
-// the approval set of the settings (which may read some versions of any
-// model: canReadVersion tells which).
+// isReviewer tells whether the caller's role has a reviewer's right to
+// versions of models it may not otherwise read (approvers and evaluators).
+func (c caller) isReviewer() bool {
+	return c.role == RoleApprover || c.role == RoleEvaluator
+}
+
+// isDeciding tells whether the caller is an approver or an evaluator of an
+// organisation in the approval set of the settings (which may read some
+// versions of any model: canReadVersion tells which).
 func (c caller) isDeciding(s *Settings) bool {
-	return c.role == RoleApprover && slices.Contains(s.ApprovalOrgs, c.mspID)
+	return c.isReviewer() && slices.Contains(s.ApprovalOrgs, c.mspID)
 }
 
 // decisionOf returns the approval recorded for an organisation, if any.

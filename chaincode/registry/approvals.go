@@ -9,8 +9,10 @@ import (
 )
 
 // ApproveModelVersion records the approval of the caller's organisation,
-// which must be in the version's approval set (see approvalSet). The version
-// becomes APPROVED when every organisation of that set has approved it.
+// which must be in the version's approval set (see approvalSet). When the
+// model has a policy, the version must have the passing evaluations it
+// requires (see gate). The version becomes APPROVED when every
+// organisation of that set has approved it.
 // Approving again is idempotent, unless the set shrank so that every
 // organisation of it has now approved: then the repeat makes the version
 // APPROVED. Approving after rejecting is a CONFLICT. Emits
@@ -42,7 +44,7 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 	if !slices.Contains(s.ApprovalOrgs, t.caller.mspID) {
 		return nil, notAuthorized("organisation %s is not in the approval set", t.caller.mspID)
 	}
-	v, _, _, err := t.readableVersion(name, version)
+	v, m, _, err := t.readableVersion(name, version)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +55,7 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 	}
 	if previous, decided := v.decisionOf(t.caller.mspID); decided {
 		if previous.Decision == decision {
-			return t.repeatDecision(v, orgs)
+			return t.repeatDecision(m, v, orgs)
 		}
 		return nil, conflict("%s already %s model %q version %q",
 			t.caller.mspID, strings.ToLower(previous.Decision), name, version)
@@ -61,6 +63,11 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 	if v.Status != StatusRegistered {
 		return nil, conflict("model %q version %q is %s; decisions are recorded only while it is REGISTERED",
 			name, version, v.Status)
+	}
+	if decision == DecisionApproved {
+		if err := gate(m, v); err != nil {
+			return nil, err
+		}
 	}
 	v.Approvals = append(v.Approvals, Approval{Actor: t.caller.actor(), Comment: note, Decision: decision,
 		MSPID: t.caller.mspID, Time: t.time, TxID: t.id})
@@ -81,10 +88,13 @@ func decide(ctx contractapi.TransactionContextInterface, function, decision, nam
 // recorded. It changes nothing, except that an approval repeated while the
 // version is REGISTERED and every organisation of its approval set orgs has
 // approved it (the set lost the organisations that had not) makes the
-// version APPROVED.
-func (t *tx) repeatDecision(v *ModelVersion, orgs []string) (*ModelVersion, error) {
+// version APPROVED, if it passes the gate of the model's policy.
+func (t *tx) repeatDecision(m *Model, v *ModelVersion, orgs []string) (*ModelVersion, error) {
 	if v.Status != StatusRegistered || !approvedByAll(v, orgs) {
 		return v, nil
+	}
+	if err := gate(m, v); err != nil {
+		return nil, err
 	}
 	v.Status = StatusApproved
 	if err := t.saveVersion(EventModelVersionApproved, v, ""); err != nil {

@@ -1,6 +1,7 @@
 // Package registry is the ModelLedger registry contract: model versions,
-// datasets, approvals, deployments, read grants, the artifact access log and
-// the channel settings, as specified in CONTRACT.md.
+// datasets, evaluation policies and evaluations, approvals, deployments, read
+// grants, the artifact access log and the channel settings, as specified in
+// CONTRACT.md.
 //
 // Every function first authorises the caller from its certificate (MSP id,
 // modelledger.role attribute, fingerprint), before reading any state. Write
@@ -20,7 +21,7 @@ import (
 const ContractName = "registry"
 
 // ContractVersion is the version of the interface in CONTRACT.md.
-const ContractVersion = "1.3.0"
+const ContractVersion = "1.4.0"
 
 // Contract is the registry contract. Its exported methods are the chaincode
 // functions.
@@ -34,7 +35,7 @@ func New() *Contract {
 		Name: ContractName,
 		Info: metadata.InfoMetadata{
 			Title:       "ModelLedger registry",
-			Description: "Model versions, datasets, approvals, deployments and artifact access of ModelLedger",
+			Description: "Model versions, datasets, evaluations, approvals, deployments and artifact access of ModelLedger",
 			Version:     ContractVersion,
 		},
 	}}
@@ -54,6 +55,7 @@ func (c *Contract) GetEvaluateTransactions() []string {
 		"GetModelVersion",
 		"GetSettings",
 		"ListAccessLog",
+		"ListEvaluations",
 		"ListModelVersions",
 	}
 }

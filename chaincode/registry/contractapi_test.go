@@ -176,6 +176,26 @@ func TestEveryFunctionThroughContractAPI(t *testing.T) {
 		t.Errorf("returned and stored records differ:\n%s\n%s", registered, stored)
 	}
 	c.mustCall(scientist, "RegisterModelVersion", record)
+	// The evaluation gate: a policy (a bound of 0 included), a failing and a passing evaluation.
+	evaluator := creatorOf(t, "Org2MSP", RoleEvaluator)
+	policy := c.mustCall(admin, "SetModelPolicy", "fraud", policyJSON(1, true, rangeThreshold("auc", 0, 1), maxThreshold("loss", 0.5)))
+	if !strings.Contains(policy, `"thresholds":[{"max":1,"metric":"auc","min":0},{"max":0.5,"metric":"loss"}],"version":1`) {
+		t.Errorf("SetModelPolicy = %s", policy)
+	}
+	c.mustCall(creatorOf(t, "Org2MSP", RoleRegistrar), "RegisterDataset",
+		toJSON(t, DatasetInput{Name: "holdout", SHA256: holdOut, Source: "s3://d/holdout"}))
+	failed := c.mustCall(evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-1", Metric{"auc", 0.95}))
+	if !strings.Contains(failed, `"failures":["metric loss is missing"]`) || !strings.Contains(failed, `"result":"FAILED"`) {
+		t.Errorf("RecordEvaluation = %s", failed)
+	}
+	c.mustCall(evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-2", Metric{"auc", 0.95}, Metric{"loss", 0.1}))
+	if got := c.mustCall(auditor, "ListEvaluations", "fraud", "3"); !strings.HasPrefix(got, `[{"artifactsDigest":`) ||
+		!strings.Contains(got, `"result":"PASSED"`) {
+		t.Errorf("ListEvaluations = %s", got)
+	}
+	if got := c.mustCall(auditor, "GetModel", "fraud"); !strings.Contains(got, `"policy":{`) {
+		t.Errorf("GetModel = %s", got)
+	}
 	c.mustCall(approver1, "ApproveModelVersion", "fraud", "3", "ok")
 	c.mustCall(approver2, "ApproveModelVersion", "fraud", "3", "ok")
 	c.mustCall(operator, "RecordDeployment", "fraud", "3", "prod", "https://prod.example/fraud")
@@ -233,6 +253,9 @@ func TestEveryFunctionThroughContractAPI(t *testing.T) {
 		{operator, "RecordDeployment", []string{"fraud", "3", "dev", "https://dev"},
 			`CONFLICT: model "fraud" version "3" is REVOKED; only APPROVED or DEPLOYED versions can be deployed`},
 		{auditor, "ListModelVersions", []string{"", "0", ""}, "INVALID: pageSize: must be from 1 to 1000"},
+		{evaluator, "RecordEvaluation", []string{"fraud", "3", evaluationJSON(holdOut, "run-3", Metric{"auc", 1})},
+			`NOT_FOUND: model "fraud" version "3"`},
+		{admin, "SetModelPolicy", []string{"fraud", "{}"}, "INVALID: requiredPasses: must be from 1 to 10"},
 	}
 	for i, r := range refusals {
 		t.Run(strconv.Itoa(i)+"/"+r.function, func(t *testing.T) {

@@ -14,9 +14,10 @@ import (
 // claim on a sha256, so no organisation can take a dataset's description
 // from another. An identical registration returns the stored claim; the
 // same sha256 with other content, by the same organisation, is a CONFLICT
-// naming the fields that differ. Emits DatasetRegistered.
+// naming the fields that differ. Evaluators register the hold-out sets
+// they evaluate on. Emits DatasetRegistered.
 func (c *Contract) RegisterDataset(ctx contractapi.TransactionContextInterface, dataset string) (*Dataset, error) {
-	t, err := begin(ctx, "RegisterDataset", RoleDataScientist, RoleRegistrar)
+	t, err := begin(ctx, "RegisterDataset", RoleDataScientist, RoleEvaluator, RoleRegistrar)
 	if err != nil {
 		return nil, err
 	}

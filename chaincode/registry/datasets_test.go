@@ -50,7 +50,7 @@ func TestRegisterDataset(t *testing.T) {
 			"CONFLICT: dataset " + datasetTx + " is already registered by Org1MSP with other content (differs in source)"},
 		{"other content", org1Registrar, toJSON(t, renamed),
 			"CONFLICT: dataset " + datasetTx + " is already registered by Org1MSP with other content (differs in name, schemaSummary, source)"},
-		{"operator", org1Operator, toJSON(t, in), `NOT_AUTHORIZED: role "operator" of Org1MSP may not call RegisterDataset (allowed: data_scientist, registrar)`},
+		{"operator", org1Operator, toJSON(t, in), `NOT_AUTHORIZED: role "operator" of Org1MSP may not call RegisterDataset (allowed: data_scientist, evaluator, registrar)`},
 		{"bad sha256", org1Scientist, `{"name":"a","sha256":"A","source":"s"}`, "INVALID: sha256: must be 64 lowercase hex characters"},
 		{"no name", org1Scientist, `{"sha256":"` + datasetTx + `","source":"s"}`, "INVALID: name: must not be blank"},
 		{"no source", org1Scientist, `{"name":"a","sha256":"` + datasetTx + `"}`, "INVALID: source: must not be blank"},

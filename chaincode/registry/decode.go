@@ -89,7 +89,20 @@ func (w *walker) value(path string, v reflect.Value) error {
 	if err != nil {
 		return err
 	}
+	return w.store(path, tok, v)
+}
+
+// store checks the token tok that starts a JSON value and stores the value
+// into v, reading the rest of it for objects and arrays. A pointer gets a
+// new value (null is refused like any other value of the wrong type).
+func (w *walker) store(path string, tok json.Token, v reflect.Value) error {
 	switch v.Kind() {
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		if err := w.store(path, tok, p.Elem()); err != nil {
+			return err
+		}
+		v.Set(p)
 	case reflect.Struct:
 		if tok != json.Delim('{') {
 			return invalid(w.where(path), "must be an object")
@@ -112,7 +125,7 @@ func (w *walker) value(path string, v reflect.Value) error {
 			return invalid(w.where(path), "must be true or false")
 		}
 		v.SetBool(b)
-	case reflect.Int64:
+	case reflect.Int, reflect.Int64:
 		n, err := w.integer(path, tok)
 		if err != nil {
 			return err
@@ -280,7 +293,7 @@ func parseExponent(exp string) int {
 func jsonFieldIndex(t reflect.Type, key string) int {
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name == key {
+		if name == key && name != "-" {
 			return i
 		}
 	}

@@ -15,8 +15,10 @@ const maxDeploymentEnvironments = 100
 // organisation may record it (a read grant gives no deploy right; a caller
 // who may not read the version gets NOT_FOUND). The version becomes
 // DEPLOYED and its deployments list holds its latest deployment to each
-// environment. Recording what the environment already runs at the same
-// endpoint is idempotent. Emits ModelVersionDeployed.
+// environment. When the model has a policy, the version must have the
+// passing evaluations the policy version in force requires (see gate).
+// Recording what the environment already runs at the same endpoint is
+// idempotent. Emits ModelVersionDeployed.
 func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface, name, version, environment, endpoint string) (*ModelVersion, error) {
 	t, err := begin(ctx, "RecordDeployment", RoleOperator)
 	if err != nil {
@@ -25,7 +27,7 @@ func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface,
 	if err := validateDeployment(name, version, environment, endpoint); err != nil {
 		return nil, err
 	}
-	v, _, _, err := t.readableVersion(name, version)
+	v, m, _, err := t.readableVersion(name, version)
 	if err != nil {
 		return nil, err
 	}
@@ -43,6 +45,9 @@ func (c *Contract) RecordDeployment(ctx contractapi.TransactionContextInterface,
 	}
 	if found && current.Version == version && current.Endpoint == endpoint {
 		return v, nil
+	}
+	if err := gate(m, v); err != nil {
+		return nil, err
 	}
 	others := otherEnvironments(v.Deployments, environment)
 	if len(others) >= maxDeploymentEnvironments {

@@ -304,3 +304,77 @@ func f(m map[string]int, v reflect.Value) {
 		t.Errorf("findings:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestEndorsementsAreRepeatable endorses calls of every function, the
+// evaluation gate's among them, many times on the same committed state, as
+// the endorsing peers of one transaction do: each endorsement must give the
+// same write set, event, result and error, byte for byte. It complements
+// the static rules above, which cannot see every source of disorder (a map
+// reached through another package, say).
+func TestEndorsementsAreRepeatable(t *testing.T) {
+	h := newHarness(t)
+	h.evaluationSetup()
+	h.registerHoldOut(org1Scientist)
+	h.ok(org1Admin, "SetModelPolicy", "fraud", policyJSON(1, true, maxThreshold("loss", 0.5),
+		rangeThreshold("f1", 0.6, 1), minThreshold("auc", 0.9), minThreshold("recall", 0)))
+	h.evaluateFraud3("run-1", Metric{"auc", 0.95}, Metric{"loss", 0.1}, Metric{"f1", 0.7}, Metric{"recall", 0.5})
+	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
+	h.register("fraud", "4")
+
+	type call struct {
+		who      *fakeIdentity
+		function string
+		args     []any
+		succeeds bool
+	}
+	metrics := []Metric{{"z", 1}, {"auc", 0.95}, {"loss", 0.7}, {"f1", 0.5}, {"b", 2}, {"a", 3}}
+	calls := []call{
+		{org1Admin, "SetModelPolicy", []any{"fraud", policyJSON(2, false, maxThreshold("loss", 0.4),
+			rangeThreshold("f1", 0.6, 1), minThreshold("auc", 0.9), minThreshold("recall", 0))}, true},
+		{org2Evaluator, "RecordEvaluation", []any{"fraud", "3", evaluationJSON(holdOut, "run-2", metrics...)}, true},
+		{org2Evaluator, "RecordEvaluation", []any{"fraud", "4", evaluationJSON(holdOut, "run-2", metrics...)}, true},
+		{org1Evaluator, "RecordEvaluation", []any{"fraud", "3", evaluationJSON(holdOut, "run-3", metrics...)}, false},
+		{org2Approver, "ApproveModelVersion", []any{"fraud", "3", ""}, true},
+		{org2Approver, "ApproveModelVersion", []any{"fraud", "4", ""}, false},
+		{org3Auditor, "ListEvaluations", []any{"fraud", "3"}, true},
+		{org3Auditor, "GetModel", []any{"fraud"}, true},
+		{org3Auditor, "GetHistory", []any{"fraud", "3"}, true},
+	}
+	allowed, all := allowedRoles(t), functionCalls(t)
+	for _, function := range sortedNames(all) {
+		calls = append(calls, call{identity("Org1MSP", allowed[function][0]), function, all[function], false})
+	}
+	covered := map[string]bool{}
+	for _, c := range calls {
+		covered[c.function] = true
+		var first string
+		for i := 0; i < 20; i++ {
+			h.ledger.txCount-- // the same transaction id and time each time
+			stub, result, err := h.endorse(c.who, c.function, c.args...)
+			if c.succeeds && err != nil {
+				t.Fatalf("%s: %v", c.function, err)
+			}
+			errText := ""
+			if err != nil {
+				errText = err.Error()
+			}
+			deletes := make([]string, 0, len(stub.deletes))
+			for key := range stub.deletes {
+				deletes = append(deletes, key)
+			}
+			sort.Strings(deletes)
+			got := toJSON(t, map[string]any{"writes": stub.writes, "deletes": deletes, "events": stub.events,
+				"result": result, "error": errText})
+			if i == 0 {
+				first = got
+			} else if got != first {
+				t.Fatalf("%s: endorsement %d differs:\n%s\nfirst:\n%s", c.function, i, got, first)
+			}
+		}
+	}
+	for function := range all {
+		if !covered[function] {
+			t.Errorf("%s is not endorsed", function)
+		}
+	}
+}

@@ -15,17 +15,30 @@ const (
 	EventSettingsChanged        = "SettingsChanged"
 	EventRemovalProposed        = "ApprovalSetRemovalProposed"
 	EventMemberRemoved          = "ApprovalSetMemberRemoved"
+	EventModelVersionEvaluated  = "ModelVersionEvaluated"
+	EventModelPolicyChanged     = "ModelPolicyChanged"
 )
 
 // ModelVersionEvent is the payload of the ModelVersion* events. MSPID is the
-// caller's organisation; Environment is set for ModelVersionDeployed only.
+// caller's organisation; Environment is set for ModelVersionDeployed only,
+// Result (PASSED, FAILED or NO_POLICY) for ModelVersionEvaluated only.
 type ModelVersionEvent struct {
 	Environment string `json:"environment,omitempty"`
 	MSPID       string `json:"mspId"`
 	Name        string `json:"name"`
+	Result      string `json:"result,omitempty"`
 	Status      string `json:"status"`
 	TxID        string `json:"txId"`
 	Version     string `json:"version"`
+}
+
+// ModelPolicyEvent is the payload of ModelPolicyChanged. MSPID is the
+// caller's organisation (the owner's); PolicyVersion the new version.
+type ModelPolicyEvent struct {
+	MSPID         string `json:"mspId"`
+	Name          string `json:"name"`
+	PolicyVersion int    `json:"policyVersion"`
+	TxID          string `json:"txId"`
 }
 
 // DatasetEvent is the payload of DatasetRegistered.

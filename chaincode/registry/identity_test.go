@@ -36,6 +36,9 @@ func functionCalls(t *testing.T) map[string][]any {
 		"GetDeployment":             {"prod", "fraud"},
 		"ListAccessLog":             {"fraud", "3", int32(10), ""},
 		"GetSettings":               {},
+		"SetModelPolicy":            {"fraud", policyJSON(1, false, minThreshold("auc", 0.9))},
+		"RecordEvaluation":          {"fraud", "3", evaluationJSON(digest("holdout"), "run-1", Metric{Key: "auc", Value: 0.95})},
+		"ListEvaluations":           {"fraud", "3"},
 	}
 }
 
@@ -44,7 +47,7 @@ func allowedRoles(t *testing.T) map[string][]string {
 	writers := []string{RoleDataScientist, RoleRegistrar}
 	allowed := map[string][]string{
 		"RegisterModelVersion":      writers,
-		"RegisterDataset":           writers,
+		"RegisterDataset":           {RoleDataScientist, RoleEvaluator, RoleRegistrar},
 		"ApproveModelVersion":       {RoleApprover},
 		"RejectModelVersion":        {RoleApprover},
 		"RevokeModelVersion":        {RoleAdmin, RoleApprover},
@@ -53,6 +56,8 @@ func allowedRoles(t *testing.T) map[string][]string {
 		"RevokeAccess":              {RoleAdmin},
 		"SetSettings":               {RoleAdmin},
 		"ProposeApprovalSetRemoval": {RoleAdmin},
+		"SetModelPolicy":            {RoleAdmin},
+		"RecordEvaluation":          {RoleEvaluator},
 	}
 	for name := range functionCalls(t) {
 		if _, ok := allowed[name]; !ok {
@@ -122,7 +127,7 @@ func TestUnreadableIdentitiesAreRefused(t *testing.T) {
 		want string
 	}{
 		{"no role attribute", noRole, "NOT_AUTHORIZED: identity of Org1MSP has no modelledger.role attribute"},
-		{"unknown role", badRole, `NOT_AUTHORIZED: role "superuser" of Org1MSP is not a ModelLedger role (one of: admin, approver, auditor, data_scientist, operator, registrar)`},
+		{"unknown role", badRole, `NOT_AUTHORIZED: role "superuser" of Org1MSP is not a ModelLedger role (one of: admin, approver, auditor, data_scientist, evaluator, operator, registrar)`},
 		{"no certificate", noCert, "NOT_AUTHORIZED: identity of Org1MSP has no X.509 certificate"},
 		{"no MSP id", noMSP, "NOT_AUTHORIZED: the caller's MSP id cannot be read"},
 		{"no identity", nil, "NOT_AUTHORIZED: the caller's identity cannot be read"},

@@ -55,6 +55,9 @@ func chaincodeLimits() []limit {
 		{"deploymentEnvironments", "maxDeploymentEnvironments", maxDeploymentEnvironments},
 		{"argumentBytes", "maxArgumentBytes", maxArgumentBytes},
 		{"numberChars", "maxNumberChars", maxNumberChars},
+		{"thresholds", "maxThresholds", maxThresholds},
+		{"requiredPasses", "maxRequiredPasses", maxRequiredPasses},
+		{"evaluations", "maxEvaluations", maxEvaluations},
 	}
 }
 
@@ -141,6 +144,12 @@ func TestEveryLimitIsInTheLimitsFile(t *testing.T) {
 func TestListLimitRulesStateTheirLimit(t *testing.T) {
 	for _, path := range []string{"manifest.files", "params", "metrics", "libraries", "datasets"} {
 		max, rule := modelVersionListLimit(path)
+		if max == 0 || !strings.Contains(rule, " "+strconv.Itoa(max)+" ") {
+			t.Errorf("%s: limit %d, rule %q", path, max, rule)
+		}
+	}
+	for path, limit := range map[string]listLimit{"thresholds": policyListLimit, "metrics": evaluationListLimit} {
+		max, rule := limit(path)
 		if max == 0 || !strings.Contains(rule, " "+strconv.Itoa(max)+" ") {
 			t.Errorf("%s: limit %d, rule %q", path, max, rule)
 		}

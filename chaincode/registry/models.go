@@ -161,8 +161,13 @@ func (t *tx) saveVersion(event string, v *ModelVersion, environment string) erro
 }
 
 func (t *tx) emitVersion(event string, v *ModelVersion, environment string) error {
-	return t.emit(event, ModelVersionEvent{Environment: environment, MSPID: t.caller.mspID, Name: v.Name,
-		Status: v.Status, TxID: t.id, Version: v.Version})
+	return t.emit(event, t.versionEvent(v, environment))
+}
+
+// versionEvent is the payload of a ModelVersion* event of this transaction.
+func (t *tx) versionEvent(v *ModelVersion, environment string) ModelVersionEvent {
+	return ModelVersionEvent{Environment: environment, MSPID: t.caller.mspID, Name: v.Name,
+		Status: v.Status, TxID: t.id, Version: v.Version}
 }
 
 // GetModelVersion returns a model version the caller may read.

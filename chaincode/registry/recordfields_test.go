@@ -56,6 +56,8 @@ func eventPayloads() map[string]any {
 		EventSettingsChanged:        SettingsEvent{},
 		EventRemovalProposed:        RemovalEvent{},
 		EventMemberRemoved:          RemovalEvent{},
+		EventModelVersionEvaluated:  ModelVersionEvent{},
+		EventModelPolicyChanged:     ModelPolicyEvent{},
 	}
 }
 
@@ -107,6 +109,9 @@ func (d *recordsDescription) typeName(t *testing.T, typ reflect.Type) string {
 			for i := 0; i < typ.NumField(); i++ {
 				f := typ.Field(i)
 				name, options, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if name == "-" { // not in the JSON (MetricThreshold's HasMax and HasMin)
+					continue
+				}
 				optional := strings.Contains(","+options+",", ",omitempty,") || strings.Contains(f.Tag.Get("metadata"), ",optional")
 				fields = append(fields, recordField{Name: name, Optional: optional, Type: d.typeName(t, f.Type)})
 			}

@@ -1,5 +1,7 @@
 package registry
 
+import "encoding/json"
+
 // The ledger records and the values functions return. Every struct declares
 // its fields in alphabetical order of their JSON names, so that the JSON the
 // contract writes has its keys in alphabetical order; lists are stored in the
@@ -27,6 +29,16 @@ const (
 	DecisionApproved = "APPROVED"
 	// DecisionRejected is an organisation's rejection.
 	DecisionRejected = "REJECTED"
+)
+
+// Evaluation results, computed on-chain against the model's policy.
+const (
+	// EvaluationPassed means every threshold of the policy in force was met.
+	EvaluationPassed = "PASSED"
+	// EvaluationFailed means a threshold was missed or its metric absent.
+	EvaluationFailed = "FAILED"
+	// EvaluationNoPolicy means the model had no policy when it was evaluated.
+	EvaluationNoPolicy = "NO_POLICY"
 )
 
 // Artifact access decisions.
@@ -170,15 +182,120 @@ type Revocation struct {
 	TxID   string `json:"txId"`
 }
 
+// MetricThresholdInput is a threshold as SetModelPolicy takes it: a
+// minimum, a maximum or both (at least one) on a named metric.
+type MetricThresholdInput struct {
+	Max    *float64 `json:"max,omitempty"`
+	Metric string   `json:"metric"`
+	Min    *float64 `json:"min,omitempty"`
+}
+
+// MetricThreshold is a threshold as stored in a ModelPolicy. Its JSON is
+// that of MetricThresholdInput: a bound that is not set is absent, and a
+// bound of 0 is written. In Go, HasMax and HasMin tell which bounds are
+// set (contractapi accepts no pointer to a number in a returned record, so
+// the bounds are numbers and their presence is kept beside them).
+type MetricThreshold struct {
+	Max    float64 `json:"max,omitempty" metadata:",optional"`
+	Metric string  `json:"metric"`
+	Min    float64 `json:"min,omitempty" metadata:",optional"`
+	HasMax bool    `json:"-" metadata:"-"`
+	HasMin bool    `json:"-" metadata:"-"`
+}
+
+// MarshalJSON writes the threshold as its input: the bounds that are set.
+func (th MetricThreshold) MarshalJSON() ([]byte, error) {
+	return json.Marshal(th.input())
+}
+
+// UnmarshalJSON reads the threshold from its input's JSON.
+func (th *MetricThreshold) UnmarshalJSON(data []byte) error {
+	var in MetricThresholdInput
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*th = in.threshold()
+	return nil
+}
+
+func (th MetricThreshold) input() MetricThresholdInput {
+	in := MetricThresholdInput{Metric: th.Metric}
+	if th.HasMax {
+		in.Max = &th.Max
+	}
+	if th.HasMin {
+		in.Min = &th.Min
+	}
+	return in
+}
+
+func (in MetricThresholdInput) threshold() MetricThreshold {
+	th := MetricThreshold{Metric: in.Metric, HasMax: in.Max != nil, HasMin: in.Min != nil}
+	if in.Max != nil {
+		th.Max = *in.Max
+	}
+	if in.Min != nil {
+		th.Min = *in.Min
+	}
+	return th
+}
+
+// ModelPolicyInput is the argument of SetModelPolicy.
+type ModelPolicyInput struct {
+	IndependentEvaluator bool                   `json:"independentEvaluator"`
+	RequiredPasses       int                    `json:"requiredPasses"`
+	Thresholds           []MetricThresholdInput `json:"thresholds"`
+}
+
+// ModelPolicy is the evaluation policy of a model, stored in its Model
+// record. Version counts its changes from 1; thresholds are sorted by
+// metric.
+type ModelPolicy struct {
+	IndependentEvaluator bool              `json:"independentEvaluator"`
+	LastChange           Change            `json:"lastChange"`
+	RequiredPasses       int               `json:"requiredPasses"`
+	Thresholds           []MetricThreshold `json:"thresholds"`
+	Version              int               `json:"version"`
+}
+
+// EvaluationInput is the argument of RecordEvaluation.
+type EvaluationInput struct {
+	ArtifactsDigest   string   `json:"artifactsDigest"`
+	ArtifactsLocation string   `json:"artifactsLocation"`
+	DatasetSHA256     string   `json:"datasetSha256"`
+	Metrics           []Metric `json:"metrics"`
+	RunID             string   `json:"runId"`
+}
+
+// Evaluation is one evaluation of a version on a hold-out dataset, as
+// stored in the version (in commit order). Evaluator comes from the
+// certificate; Result and Failures were computed by the contract against
+// Policy, the model's policy when it was recorded (absent: none was in
+// force, and Result is NO_POLICY).
+type Evaluation struct {
+	ArtifactsDigest   string       `json:"artifactsDigest"`
+	ArtifactsLocation string       `json:"artifactsLocation"`
+	DatasetSHA256     string       `json:"datasetSha256"`
+	Evaluator         Actor        `json:"evaluator"`
+	Failures          []string     `json:"failures"`
+	Metrics           []Metric     `json:"metrics"`
+	Policy            *ModelPolicy `json:"policy,omitempty" metadata:",optional"`
+	Result            string       `json:"result"`
+	RunID             string       `json:"runId"`
+	Time              string       `json:"time"`
+	TxID              string       `json:"txId"`
+}
+
 // ModelVersion is the ledger record of one registered model version.
 // ApprovalOrgs is the approval set when it was registered (sorted); it is
 // absent from versions registered before 1.3.0 or while the settings were
-// unset.
+// unset. Evaluations are absent until the first one is recorded.
 type ModelVersion struct {
 	ApprovalOrgs   []string     `json:"approvalOrgs,omitempty" metadata:",optional"`
 	Approvals      []Approval   `json:"approvals"`
 	Datasets       []DatasetRef `json:"datasets"`
 	Deployments    []Deployment `json:"deployments"`
+	Evaluations    []Evaluation `json:"evaluations,omitempty" metadata:",optional"`
 	Framework      Framework    `json:"framework"`
 	LastChange     Change       `json:"lastChange"`
 	Libraries      []Library    `json:"libraries"`
@@ -199,15 +316,17 @@ type ModelVersion struct {
 	Version        string       `json:"version"`
 }
 
-// Model is the ledger record of a model name: its owner organisation and the
-// organisations granted read access to all its versions (sorted).
+// Model is the ledger record of a model name: its owner organisation, the
+// organisations granted read access to all its versions (sorted) and its
+// evaluation policy (absent: no policy).
 type Model struct {
-	Grants         []string `json:"grants"`
-	LastChange     Change   `json:"lastChange"`
-	Name           string   `json:"name"`
-	Owner          string   `json:"owner"`
-	RegisteredAt   string   `json:"registeredAt"`
-	RegisteredTxID string   `json:"registeredTxId"`
+	Grants         []string     `json:"grants"`
+	LastChange     Change       `json:"lastChange"`
+	Name           string       `json:"name"`
+	Owner          string       `json:"owner"`
+	Policy         *ModelPolicy `json:"policy,omitempty" metadata:",optional"`
+	RegisteredAt   string       `json:"registeredAt"`
+	RegisteredTxID string       `json:"registeredTxId"`
 }
 
 // DatasetInput is the argument of RegisterDataset.

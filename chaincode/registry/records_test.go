@@ -17,6 +17,7 @@ func recordTypes() []any {
 		DeployedVersion{}, Settings{}, SettingsInput{}, ModelRef{}, ModelVersionPage{}, HistoryEntry{},
 		AccessLogEntry{}, AccessLogPage{}, ArtifactAccess{}, ModelVersionEvent{}, DatasetEvent{},
 		AccessEvent{}, ArtifactAccessEvent{}, SettingsEvent{}, ApprovalSetRemoval{}, RemovalEvent{},
+		ModelPolicyInput{}, EvaluationInput{}, Evaluation{}, ModelPolicyEvent{},
 	}
 }
 
@@ -37,6 +38,9 @@ func TestFieldsAreDeclaredInAlphabeticalOrder(t *testing.T) {
 		for i := 0; i < typ.NumField(); i++ {
 			f := typ.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" && f.Tag.Get("metadata") == "-" && f.Type.Kind() == reflect.Bool && i >= typ.NumField()-2 {
+				continue // MetricThreshold's HasMax and HasMin, last: not in the JSON
+			}
 			if name == "" || name == "-" {
 				t.Errorf("%s.%s has no JSON name", typ.Name(), f.Name)
 			}
@@ -64,7 +68,13 @@ func TestStoredJSONKeysAreSorted(t *testing.T) {
 	h.ok(org1Operator, "RecordDeployment", "fraud", "3", "prod", "https://e")
 	h.grant("fraud", "Org2MSP")
 	h.ok(org2Scientist, "AuthorizeArtifactAccess", "fraud", "3", "read")
+	h.registerHoldOut(org2Scientist)
+	h.ok(org1Admin, "SetModelPolicy", "fraud", policyJSON(1, false, rangeThreshold("auc", 0, 1), maxThreshold("loss", 0)))
+	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "r", Metric{"loss", 1}, Metric{"auc", 0.9}))
 	h.ok(org1Admin, "RevokeModelVersion", "fraud", "3", "done")
+	if !strings.Contains(h.stored(modelKey("fraud")), `{"max":1,"metric":"auc","min":0}`) {
+		t.Errorf("a bound of 0 is not stored: %s", h.stored(modelKey("fraud")))
+	}
 	if len(h.ledger.state) < 7 {
 		t.Fatalf("only %d keys stored", len(h.ledger.state))
 	}

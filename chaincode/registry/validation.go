@@ -33,6 +33,9 @@ const (
 	maxMSPIDChars         = 128
 	maxApprovalOrgs       = 64
 	maxPageSize           = 1000
+	maxThresholds         = 50
+	maxRequiredPasses     = 10
+	maxEvaluations        = 100
 )
 
 // parseModelVersion decodes, validates and normalises the argument of
@@ -159,6 +162,80 @@ func parseSettings(data []byte) (*SettingsInput, error) {
 	}
 	sort.Strings(in.ApprovalOrgs)
 	return &in, nil
+}
+
+// parsePolicy decodes, validates and normalises the argument of
+// SetModelPolicy: thresholds come back sorted by metric.
+func parsePolicy(data []byte) (*ModelPolicyInput, error) {
+	var in ModelPolicyInput
+	if err := decodeStrict("policy", data, &in, policyListLimit); err != nil {
+		return nil, err
+	}
+	if in.RequiredPasses < 1 || in.RequiredPasses > maxRequiredPasses {
+		return nil, invalid("requiredPasses", "must be from 1 to 10")
+	}
+	if len(in.Thresholds) < 1 {
+		return nil, invalid("thresholds", "must list 1 to 50 thresholds")
+	}
+	for i, th := range in.Thresholds {
+		p := indexed("thresholds", i)
+		if err := validateMLflowKey(p+".metric", th.Metric); err != nil {
+			return nil, err
+		}
+		if th.Min == nil && th.Max == nil {
+			return nil, invalid(p, "must set min, max or both")
+		}
+		if th.Min != nil && th.Max != nil && *th.Min > *th.Max {
+			return nil, invalid(p, "min must not be greater than max")
+		}
+	}
+	if err := checkUnique(in.Thresholds, func(th MetricThresholdInput) string { return th.Metric }, "thresholds", ".metric"); err != nil {
+		return nil, err
+	}
+	sort.Slice(in.Thresholds, func(i, j int) bool { return in.Thresholds[i].Metric < in.Thresholds[j].Metric })
+	return &in, nil
+}
+
+// policyListLimit bounds the thresholds of SetModelPolicy's argument.
+func policyListLimit(path string) (int, string) {
+	if path == "thresholds" {
+		return maxThresholds, "must list 1 to 50 thresholds"
+	}
+	return 0, ""
+}
+
+// parseEvaluation decodes, validates and normalises the argument of
+// RecordEvaluation: metrics come back sorted by key.
+func parseEvaluation(data []byte) (*EvaluationInput, error) {
+	var in EvaluationInput
+	if err := decodeStrict("evaluation", data, &in, evaluationListLimit); err != nil {
+		return nil, err
+	}
+	err := firstError([]func() error{
+		func() error { return validateDigest("artifactsDigest", in.ArtifactsDigest) },
+		func() error { return validateLine("artifactsLocation", in.ArtifactsLocation, maxURIChars, false) },
+		func() error { return validateDigest("datasetSha256", in.DatasetSHA256) },
+		func() error {
+			if len(in.Metrics) < 1 {
+				return invalid("metrics", "must list 1 to 1000 metrics")
+			}
+			return validateMetrics(in.Metrics)
+		},
+		func() error { return validateLine("runId", in.RunID, maxLabelChars, true) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(in.Metrics, func(i, j int) bool { return in.Metrics[i].Key < in.Metrics[j].Key })
+	return &in, nil
+}
+
+// evaluationListLimit bounds the metrics of RecordEvaluation's argument.
+func evaluationListLimit(path string) (int, string) {
+	if path == "metrics" {
+		return maxMetrics, "must list 1 to 1000 metrics"
+	}
+	return 0, ""
 }
 
 func indexed(list string, i int) string {

@@ -11,6 +11,10 @@ data scientists):
   [ledger_comparison], registers it and waits for the commit, and tags the
   version in MLflow [outcomes, with the vocabulary of tags];
 - the reconciler [reconciler] finds what no webhook announced;
+- the ledger follower [ledger_follower] follows the chaincode's events from
+  a durable checkpoint and mirrors each state change of a version (approved,
+  rejected, revoked, deployed, evaluated) onto its tags, removing a revoked
+  version's aliases;
 - ``bridge install`` puts the webhook in MLflow [webhook_install];
   ``bridge serve`` wires it all [service].
 
@@ -19,7 +23,9 @@ Public surface: :class:`Bridge` and :class:`BridgeError`; :func:`install_webhook
 :class:`Outbox` and :class:`Job`; :class:`Receiver`; :func:`reconcile`;
 :class:`MlflowApi`, :func:`mlflow_client`, :func:`registry_has_version`;
 MLflow's users (:class:`MlflowUser`, :func:`act_as`, :func:`read_user`); and
-the tag vocabulary (``TAG_*``, ``STATUS_*``, and ``ANCHORING``: what each status means).
+the tag vocabulary (``TAG_*``, ``STATUS_*``, ``ANCHORING``: what each status means, and
+``LEDGER_STATUS_TAGS``: the tag of each ledger status once anchored); :class:`LedgerFollower`
+and :class:`VersionMirror`.
 
 The names are imported on first use (PEP 562, :mod:`modelledger.runtime.lazy_exports`), not with the package: the
 tracking server imports :mod:`~modelledger.mlops.bridge.mlflow_credentials`
@@ -49,6 +55,8 @@ _HOMES = {
     "acting_as": "mlflow_credentials",
     "read_user": "mlflow_credentials",
     "user_env": "mlflow_credentials",
+    "LedgerFollower": "ledger_follower",
+    "VersionMirror": "ledger_follower",
     "Job": "outbox",
     "LeaseLostError": "outbox",
     "Outbox": "outbox",
@@ -58,6 +66,12 @@ _HOMES = {
     "reconcile": "reconciler",
     "Bridge": "service",
     "ANCHORING": "tags",
+    "ANCHORED_STATUSES": "tags",
+    "LEDGER_STATUS_TAGS": "tags",
+    "TAG_ALIASES_REMOVED": "tags",
+    "TAG_APPROVALS": "tags",
+    "TAG_DEPLOYMENTS": "tags",
+    "TAG_EVALUATION": "tags",
     "STATUS_ANCHORED": "tags",
     "STATUS_CONFLICT": "tags",
     "STATUS_FAILED": "tags",
@@ -77,15 +91,21 @@ _HOMES = {
 }
 
 __all__ = [
+    "ANCHORED_STATUSES",
     "ANCHORING",
     "EVENTS",
+    "LEDGER_STATUS_TAGS",
     "STATUS_ANCHORED",
     "STATUS_CONFLICT",
     "STATUS_FAILED",
     "STATUS_PENDING",
+    "TAG_ALIASES_REMOVED",
+    "TAG_APPROVALS",
     "TAG_BLOCK",
+    "TAG_DEPLOYMENTS",
     "TAG_DIGEST",
     "TAG_ERROR",
+    "TAG_EVALUATION",
     "TAG_NOTE",
     "TAG_STATUS",
     "TAG_STORAGE",
@@ -98,6 +118,7 @@ __all__ = [
     "BridgeError",
     "Job",
     "LeaseLostError",
+    "LedgerFollower",
     "MlflowApi",
     "MlflowAuthError",
     "MlflowCredentials",
@@ -109,6 +130,7 @@ __all__ = [
     "ReconcileReport",
     "SecretFile",
     "SigningIdentity",
+    "VersionMirror",
     "act_as",
     "acting_as",
     "check_delivery",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
+from modelledger.mlops.bridge.concurrency import VersionLocks
 from modelledger.mlops.bridge.errors import PermanentError
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.sdk.gateway.gateway import Network
@@ -51,6 +52,8 @@ class AnchorParts:
     # MLflow's --artifacts-destination and a client of that S3 store: artifacts are then read there directly.
     artifacts_destination: str = ""
     artifacts_s3: Any | None = None
+    # Shared with the ledger follower: one writer of a version's ``ledger.status`` at a time.
+    locks: VersionLocks = field(default_factory=VersionLocks)
 
 
 class StepClock:

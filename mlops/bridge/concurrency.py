@@ -9,6 +9,10 @@
   are copied while the reads that may refuse it (on the ledger already, gone,
   not ready, a prompt's) finish; :class:`UntilRefused` stops that copy at its
   next read once they do.
+- **One writer of a version's status at a time**: the anchoring worker and
+  the ledger follower both write ``ledger.status`` from a ledger record they
+  read; :class:`VersionLocks` makes each read-then-write one step per version,
+  so the later writer always wrote from the later read.
 - **Fault points** for the crash tests: :func:`fault_point` exits the process
   (as if killed) where ``MODELLEDGER_BRIDGE_FAULT`` says.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -35,7 +40,8 @@ from modelledger.runtime.settings import bridge_fault_point
 log = logging.getLogger("modelledger.bridge.anchor")
 
 # Where a crash test may make the bridge exit (MODELLEDGER_BRIDGE_FAULT, read in runtime/settings.py).
-FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status")
+# ``follower-after-apply``: the ledger follower wrote an event's tags but has not checkpointed it yet.
+FAULT_POINTS = ("after-upload", "after-submit", "before-commit-status", "follower-after-apply")
 
 
 def fault_point(point: str) -> None:
@@ -113,3 +119,35 @@ class CheckedReader:
 
     def finish(self, size_read: int) -> None:
         self._reader.finish(size_read)
+
+
+class VersionLocks:
+    """One lock per model version, for the read-the-ledger-then-write-the-status steps of the bridge's threads.
+
+    The anchoring worker (its ``anchored`` tag) and the ledger follower (the
+    status the ledger moved on to) each read the version's record and write
+    ``ledger.status`` from it while holding the version's lock. Whichever
+    writes last read last, so an older record never overwrites a newer status
+    (e.g. a re-anchored version that was approved meanwhile stays ``approved``).
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._users: dict[tuple[str, str], int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, name: str, version: str) -> Iterator[None]:
+        """Holds the lock of ``name``/``version`` for the ``with`` block (forgotten once no thread uses it)."""
+        key = (name, str(version))
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+            self._users[key] = self._users.get(key, 0) + 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._locks[key]

@@ -41,6 +41,11 @@ def is_prompt(mv: Any) -> bool:
     return str((getattr(mv, "tags", None) or {}).get(PROMPT_TAG, "")).lower() == "true"
 
 
+def is_missing(exc: Exception) -> bool:
+    """Whether an MLflow error says the entity (a version, a tag, an alias) does not exist."""
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
 def mlflow_client(tracking_uri: str) -> Any:
     """MLflow's own client of ``tracking_uri``, for what :class:`MlflowApi` does not cover (webhooks, tests)."""
     from mlflow import MlflowClient
@@ -77,6 +82,14 @@ class MlflowApi:
 
     def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
         self._registry.delete_model_version_tag(name, str(version), key)
+
+    def get_registered_model_aliases(self, name: str) -> dict[str, str]:
+        """The registered model's aliases: alias -> the version it points at."""
+        aliases = self._registry.get_registered_model(name).aliases or {}
+        return {str(a): str(v) for a, v in aliases.items()}
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self._registry.delete_registered_model_alias(name, alias)
 
     def search_model_versions(self, max_results: int, page_token: str | None = None) -> Any:
         return self._registry.search_model_versions(None, max_results, None, page_token)

@@ -4,7 +4,13 @@ The tags (:mod:`~modelledger.mlops.bridge.tags`) each outcome leaves:
 
 - **anchored** (:meth:`Outcomes.finish`): ``ledger.tx_id``, ``ledger.block``,
   ``model.digest``, ``storage.uri``, a stale ``ledger.error`` removed, then
-  ``ledger.status=anchored`` last, so whoever sees it finds the others;
+  the record's own tags (approvals, evaluation, deployments, a revoked
+  version's aliases removed: :mod:`~modelledger.mlops.bridge.ledger_mirror`)
+  and ``ledger.status`` last, so whoever sees it finds the others: ``anchored``,
+  or the status the ledger has moved on to since (``approved``, ``revoked``
+  ...: a version anchored again never goes back to ``anchored``), read from
+  the ledger under the version's lock (:class:`~modelledger.mlops.bridge.concurrency.VersionLocks`,
+  shared with the ledger follower);
 - **retried** (:meth:`Outcomes.retry`): ``ledger.status=pending`` with the
   last error in ``ledger.error`` (not for a version MLflow is still creating);
   after the last attempt, as failed;
@@ -26,9 +32,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from modelledger.mlops.bridge.concurrency import all_done, spawn
+from modelledger.mlops.bridge.ledger_mirror import mirror_record
+from modelledger.mlops.bridge.mlflow_api import is_missing
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.tags import (
-    STATUS_ANCHORED,
     STATUS_CONFLICT,
     STATUS_FAILED,
     STATUS_PENDING,
@@ -52,11 +59,6 @@ MAX_TAG_TEXT = 4000
 def storage_uri(pointer: StoragePointer) -> str:
     """The ``storage.uri`` tag of an anchored copy: ``s3://bucket/key?versionId=...``."""
     return f"{pointer.uri}?versionId={pointer.version_id}"
-
-
-def is_missing(exc: Exception) -> bool:
-    """Whether an MLflow error says the entity (a version, a tag) does not exist."""
-    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
 def _first_line(exc: Exception) -> str:
@@ -105,11 +107,23 @@ class Outcomes:
         known: dict[str, str],
         background: list[Future[Any]],
     ) -> str:
-        """Writes the ledger tags not yet ``written``, then ``ledger.status=anchored``; completes the job."""
+        """Writes the ledger tags not yet ``written``, then the record's state and ``ledger.status``; completes the job.
+
+        The record is read from the ledger now, under the version's lock
+        (:mod:`~modelledger.mlops.bridge.ledger_mirror`): the status is
+        ``anchored`` for a registered version, or the ledger's later status
+        (``approved`` ...) with its approvals, evaluation and deployments, so it
+        never overwrites with ``anchored`` what the ledger follower wrote from a
+        newer record (e.g. the version was approved meanwhile, or is anchored again).
+        """
         details = {TAG_TX: tx_id, TAG_BLOCK: str(block), TAG_DIGEST: model_digest, TAG_STORAGE: storage_uri(pointer)}
         all_done(self.write_tags(job, known, {k: v for k, v in details.items() if written.get(k) != v}, background))
-        # The status last: whoever sees "anchored" finds the other tags already there.
-        self.parts.mlflow.set_model_version_tag(job.name, job.version, TAG_STATUS, STATUS_ANCHORED)
+        # The record's own tags (approvals ...; none for a version just registered), then the status last:
+        # whoever sees "anchored" (or a later status) finds the other tags already there.
+        with self.parts.locks.hold(job.name, job.version):
+            record = self.parts.registry.get_model_version(job.name, job.version)
+            held = {k: v for k, v in known.items() if k != TAG_STATUS}  # the status is always written here
+            mirror_record(self.parts.mlflow, job.name, job.version, record, held)
         self.outbox.complete(job, tx_id=tx_id, block=block)
         return "done"
 

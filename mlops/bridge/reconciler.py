@@ -5,8 +5,8 @@ with the ledger (what the bridge's identity can read):
 
 - not on the ledger: a job is enqueued, or a done or transiently dead one is
   revived (a permanently dead job stays dead: its reason does not go away);
-- on the ledger but not tagged ``anchored`` (tags lost, or MLflow was down
-  when the job finished), or tagged ``anchored`` although this bridge's
+- on the ledger but not tagged ``anchored`` or a later ledger status (tags
+  lost, or MLflow was down when the job finished), or tagged so although this bridge's
   outbox holds no finished job for the ledger's transaction (MLflow tags are
   anyone's to write): a job is enqueued or revived, and the worker
   compares the record with MLflow's bytes before it writes the tags;
@@ -28,7 +28,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, Outbox
-from modelledger.mlops.bridge.tags import STATUS_ANCHORED, TAG_STATUS, TAG_TX
+from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS, TAG_TX
 from modelledger.sdk.registry.client import RegistryClient
 
 log = logging.getLogger("modelledger.bridge.reconciler")
@@ -99,7 +99,8 @@ def reconcile(mlflow: Any, registry: RegistryClient, outbox: Outbox) -> Reconcil
             log.warning("conflict", extra={"job": name, "reason": job.reason})
             continue
         tags = mv.tags or {}
-        anchored = tags.get(TAG_STATUS) == STATUS_ANCHORED
+        # ``anchored``, or the ledger status the follower mirrored after it (approved, revoked ...).
+        anchored = tags.get(TAG_STATUS) in ANCHORED_STATUSES
         if key in on_ledger:
             report.on_ledger += 1
             if anchored and _anchored_by_this_bridge(job, on_ledger[key], tags):

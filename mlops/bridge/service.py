@@ -1,11 +1,13 @@
-"""The bridge process: the receiver, the anchoring workers and the reconciler around one outbox.
+"""The bridge process: the receiver, the anchoring workers, the reconciler and the ledger follower (one outbox).
 
 ``modelledger bridge serve`` runs :class:`Bridge` in the foreground; ``bridge
 up`` starts that command as a supervised native process
 (:mod:`modelledger.mlops.servers.bridge_server`). This module only wires the
 parts: the receiver (:mod:`~modelledger.mlops.bridge.receiver`), the worker
 and reconciler threads (:mod:`~modelledger.mlops.bridge.workers`), and what a
-worker talks to (:class:`~modelledger.mlops.bridge.anchor_parts.AnchorParts`).
+worker talks to (:class:`~modelledger.mlops.bridge.anchor_parts.AnchorParts`), and the
+ledger follower's thread (:mod:`~modelledger.mlops.bridge.ledger_follower`), which
+mirrors the chaincode's events onto MLflow tags through the same parts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from modelledger.mlops.bridge.anchor import Anchorer
 from modelledger.mlops.bridge.anchor_parts import AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
 from modelledger.mlops.bridge.errors import BridgeError
+from modelledger.mlops.bridge.ledger_follower import (
+    STREAM_WINDOW,
+    LedgerFollower,
+    VersionMirror,
+)
 from modelledger.mlops.bridge.mlflow_api import MlflowApi, registry_has_version
 from modelledger.mlops.bridge.mlflow_credentials import (
     MlflowAuthError,
@@ -38,6 +45,7 @@ from modelledger.mlops.bridge.workers import owner_alive, reconcile_loop, work, 
 from modelledger.mlops.store.s3_access import S3AccessError, s3_client
 from modelledger.mlops.store.upload import ModelUploader
 from modelledger.runtime.settings import BridgeSettings, MlflowSettings, S3Settings, S3User, connection_profile_path
+from modelledger.sdk.gateway.events import Checkpoint, FileCheckpointer, chaincode_events
 from modelledger.sdk.gateway.gateway import Gateway
 from modelledger.sdk.profile import ConnectionProfile
 from modelledger.sdk.registry.client import RegistryClient
@@ -65,7 +73,7 @@ class Bridge:
         )
 
     def serve(self, stop: threading.Event) -> None:
-        """Runs until ``stop`` is set: receiver, ``workers`` anchoring threads and the reconciler."""
+        """Runs until ``stop`` is set: receiver, ``workers`` anchoring threads, the reconciler and the follower."""
         s = self.settings
         if not s.secret_file.exists():
             raise BridgeError(f"no webhook secret at {s.secret_file}; run `modelledger bridge install` first")
@@ -83,14 +91,16 @@ class Bridge:
             )
             for i in range(s.workers)
         ]
-        server = make_server(self._receiver(outbox, mlflow_user, wake, workers), s.host, s.port)
+        follower = self._follower(parts)
+        following = threading.Thread(target=follower.run, args=(stop,), name="ledger-follower")
+        server = make_server(self._receiver(outbox, mlflow_user, wake, workers, follower, following), s.host, s.port)
         serve_in_thread(server)
         log.info("listening", extra={"url": s.webhook_url, "org": s.org, "workers": s.workers})
         reconciler = threading.Thread(
             target=reconcile_loop,
             args=(parts.mlflow, parts.registry, outbox, wake, stop, s.reconcile_seconds, s.freshness),
         )
-        threads = [*workers, reconciler]
+        threads = [*workers, reconciler, following]
         for t in threads:
             t.daemon = True
             t.start()
@@ -138,8 +148,25 @@ class Bridge:
             artifacts_s3=s3,
         )
 
+    def _follower(self, parts: AnchorParts) -> LedgerFollower:
+        """The ledger follower: the chaincode's events from its checkpoint, mirrored through ``parts``."""
+        prof = ConnectionProfile.load(self.profile_path)
+
+        def events(checkpoint: Checkpoint | None) -> Any:
+            # From the first block the first time (every version's state is mirrored), then from the checkpoint.
+            return chaincode_events(parts.network, prof.chaincode, 0, checkpoint, timeout=STREAM_WINDOW)
+
+        mirror = VersionMirror(parts.mlflow, parts.registry, parts.locks)
+        return LedgerFollower(mirror, events, FileCheckpointer(self.settings.follower_checkpoint_file))
+
     def _receiver(
-        self, outbox: Outbox, user: MlflowCredentials, wake: threading.Event, workers: list[threading.Thread]
+        self,
+        outbox: Outbox,
+        user: MlflowCredentials,
+        wake: threading.Event,
+        workers: list[threading.Thread],
+        follower: LedgerFollower,
+        following: threading.Thread,
     ) -> Receiver:
         """The webhook receiver: checks deliveries with the secret file, asks the registry as ``user``."""
         s = self.settings
@@ -149,7 +176,11 @@ class Bridge:
 
         def health() -> dict[str, Any]:
             alive = sum(t.is_alive() for t in workers)
-            return {"ok": alive == s.workers, "workers_alive": alive}
+            return {
+                "ok": alive == s.workers and following.is_alive(),
+                "workers_alive": alive,
+                "follower": {**follower.status(), "alive": following.is_alive()},
+            }
 
         return Receiver(
             SecretFile(s.secret_file), outbox, exists, s.max_body, s.freshness, on_accept=wake.set, health=health

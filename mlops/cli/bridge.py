@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -62,9 +62,28 @@ def serve() -> None:
         fail(str(exc), False)
 
 
+def _follower_line(f: dict[str, Any]) -> Cell:
+    """The ledger follower in one line: checkpoint block, events applied and skipped, the last error."""
+    block = "no event handled yet" if f.get("block") is None else f"block {f['block']}"
+    if "applied" not in f:  # the bridge is not answering: only its checkpoint is known
+        return f"checkpoint: {block}"
+    line = f"checkpoint: {block} · {f['applied']} event(s) applied · {f.get('skipped', 0)} skipped"
+    if not f.get("alive", True):
+        return styled(f"stopped · {line}", "red")
+    if f.get("last_error"):
+        error = f"last error ({f.get('last_error_at', '')}): {f['last_error']}"
+        return styled(f"{line} · retrying · {error}", "red") if f.get("retrying") else f"{line} · {error}"
+    return line
+
+
 def _bridge_fields(st: ServerStatus) -> list[tuple[str, Cell]]:
     # While it is healthy its health check's answer is the outbox counts.
-    return [("url", st.details["url"]), *([("outbox", st.detail)] if st.healthy else []), ("log", st.log)]
+    return [
+        ("url", st.details["url"]),
+        *([("outbox", st.detail)] if st.healthy else []),
+        ("ledger follower", _follower_line(st.details.get("follower", {}))),
+        ("log", st.log),
+    ]
 
 
 BRIDGE_COMMANDS = ServerCommands(
@@ -76,7 +95,8 @@ BRIDGE_COMMANDS = ServerCommands(
     help={
         "up": "Start the bridge as a background process (idempotent); it needs `bridge install` first.",
         "down": "Stop the bridge; its outbox keeps every job (a restarted bridge resumes them).",
-        "status": "Health of the bridge and its outbox counts; exit 1 if it is not running and healthy.",
+        "status": "Health of the bridge, its outbox counts and its ledger follower (checkpoint block, events "
+        "applied, last error); exit 1 if it is not running and healthy.",
         "clean": "Stop the bridge and delete its outbox, webhook secret and logs (run `bridge install` again after).",
     },
 )

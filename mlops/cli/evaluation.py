@@ -30,6 +30,7 @@ from rich.markup import escape
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, refusal_text
 from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, fail, show_fields, show_note
 from modelledger.sdk.gateway.errors import GatewayError
+from modelledger.sdk.registry.statuses import result_meaning, result_word
 
 if TYPE_CHECKING:
     from modelledger.mlflow.evaluator import EvaluationVerdict
@@ -52,11 +53,6 @@ _HOW = {
 }
 
 
-def result_word(result: str) -> str:
-    """``PASSED`` -> ``passed``, ``FAILED`` -> ``failed``, ``NO_POLICY`` -> ``no policy``."""
-    return result.lower().replace("_", " ")
-
-
 def verdict_rows(verdict: EvaluationVerdict) -> list[tuple[str, Cell]]:
     """The verdict as (field, value) rows: result, failures, metrics, policy, then where everything is."""
     v = verdict
@@ -64,6 +60,7 @@ def verdict_rows(verdict: EvaluationVerdict) -> list[tuple[str, Cell]]:
     rows: list[tuple[str, Cell]] = [
         ("model", f"{v.name} version {v.version}"),
         ("result", result_word(v.result)),
+        ("meaning", result_meaning(v.result)),
         ("policy", policy),
     ]
     rows += [("failure", f) for f in v.failures]

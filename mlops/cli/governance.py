@@ -1,4 +1,4 @@
-"""``modelledger model approve|reject|revoke|deploy|grant|revoke-access``: decisions recorded on the ledger.
+"""``modelledger model approve|reject|revoke|deploy|grant|revoke-access|policy``: decisions recorded on the ledger.
 
 Each command submits one transaction of the registry chaincode as one role of
 one organisation (``--org``, ``--role``; the identity comes from the state
@@ -9,17 +9,21 @@ chaincode/CONTRACT.md "Functions"):
 - ``approve``, ``reject``: ``approver`` (the only role allowed);
 - ``revoke``: ``approver`` (``approver`` or ``admin`` of the owner organisation may);
 - ``deploy``: ``operator`` (the only role allowed);
-- ``grant``, ``revoke-access``: ``admin`` (the only role allowed).
+- ``grant``, ``revoke-access``: ``admin`` (the only role allowed);
+- ``policy NAME --min/--max ...`` (setting the evaluation policy): ``admin`` (the only role allowed);
+  ``policy NAME`` alone only reads it, as ``auditor`` like the other queries.
 
 On success a command prints one line saying what happened and the version's
 status in the vocabulary's words (``--json``: the resulting record). When the
 chaincode refuses, its own reason is printed on one line (``--json``:
 ``{"error": ...}``) and the command exits 1; bad input (a blank reason) is
-refused before any call, with exit 2.
+refused before any call, with exit 2: a blank reason; for ``policy``, a bound that is not
+``METRIC=NUMBER``, a minimum above its maximum, a metric bounded twice.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -27,8 +31,11 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, call_registry
-from modelledger.mlops.cli.output import JsonOpt, console, emit_json
-from modelledger.sdk.registry.records import Model, ModelVersion, to_json
+from modelledger.mlops.cli.gate_view import policy_fields, policy_line
+from modelledger.mlops.cli.output import JsonOpt, console, emit_json, show_fields
+from modelledger.sdk.registry.gate import format_number
+from modelledger.sdk.registry.limits import LIMITS
+from modelledger.sdk.registry.records import MetricThreshold, Model, ModelPolicyInput, ModelVersion, to_json
 from modelledger.sdk.registry.statuses import status_meaning, status_word
 
 T = TypeVar("T")
@@ -171,6 +178,123 @@ def revoke_access(
     _report_model(model, f"{msp_id} may no longer read {name} (withdrawn by {org})", as_json)
 
 
+def _bounds(option: str, given: list[str]) -> dict[str, float]:
+    """``--min``/``--max`` values (``METRIC=NUMBER``) by metric.
+
+    Raises:
+        typer.BadParameter: A value is not ``METRIC=NUMBER`` with a finite number, or names a metric twice.
+    """
+    out: dict[str, float] = {}
+    for value in given:
+        metric, sep, number = value.partition("=")
+        metric = metric.strip()
+        if not sep or not metric:
+            raise typer.BadParameter(f"{value!r} is not METRIC=NUMBER (e.g. accuracy_score=0.9)", param_hint=option)
+        try:
+            bound = float(number)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r}: {number.strip()!r} is not a number", param_hint=option) from exc
+        if not math.isfinite(bound):
+            raise typer.BadParameter(f"{value!r}: the bound must be a finite number", param_hint=option)
+        if metric in out:
+            raise typer.BadParameter(f"metric {metric!r} is given twice", param_hint=option)
+        out[metric] = bound
+    return out
+
+
+def _policy_input(
+    minimum: list[str], maximum: list[str], passes: int | None, independent: bool | None
+) -> ModelPolicyInput:
+    """The policy the options describe (thresholds sorted by metric, as the chaincode stores them).
+
+    Raises:
+        typer.BadParameter: A bound is malformed, a minimum is above its maximum, or there are too many thresholds.
+    """
+    low, high = _bounds("--min", minimum), _bounds("--max", maximum)
+    for metric in sorted(set(low) & set(high)):
+        if low[metric] > high[metric]:
+            raise typer.BadParameter(
+                f"metric {metric!r}: the minimum {format_number(low[metric])} is above the maximum "
+                f"{format_number(high[metric])}",
+                param_hint="--min/--max",
+            )
+    metrics = sorted(set(low) | set(high))
+    if len(metrics) > LIMITS.thresholds:
+        raise typer.BadParameter(
+            f"{len(metrics)} metrics are bounded; a policy holds at most {LIMITS.thresholds}", param_hint="--min/--max"
+        )
+    return ModelPolicyInput(
+        thresholds=[MetricThreshold(m, min=low.get(m), max=high.get(m)) for m in metrics],
+        required_passes=1 if passes is None else passes,
+        independent_evaluator=bool(independent),
+    )
+
+
+def policy(
+    name: NameArg,
+    minimum: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min", metavar="METRIC=NUMBER", help="Sets the policy: an evaluation passes only if METRIC >= NUMBER."
+        ),
+    ] = None,
+    maximum: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max", metavar="METRIC=NUMBER", help="Sets the policy: an evaluation passes only if METRIC <= NUMBER."
+        ),
+    ] = None,
+    passes: Annotated[
+        int | None,
+        typer.Option(
+            "--passes",
+            min=1,
+            max=LIMITS.required_passes,
+            help="Passing evaluations a version needs before it can be approved or deployed (default 1).",
+        ),
+    ] = None,
+    independent: Annotated[
+        bool | None,
+        typer.Option(
+            "--independent/--any-evaluator",
+            help="Whether the evaluator must belong to another organisation than the registrant (default: any).",
+        ),
+    ] = None,
+    org: OrgOpt = "Org1MSP",
+    role: Annotated[
+        str | None,
+        _role_opt("Default: admin when setting (the only role the chaincode lets set it), auditor when showing."),
+    ] = None,
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a model's evaluation policy; with --min/--max, replace it (as an admin of the owner organisation).
+
+    The new policy is whole (a threshold not given again is dropped); only evaluations under it count.
+    """
+    minimum, maximum = minimum or [], maximum or []
+    if not minimum and not maximum:
+        if passes is not None or independent is not None:
+            raise typer.BadParameter(
+                "a policy needs at least one threshold: give --min or --max too (the policy is replaced whole)",
+                param_hint="--passes/--independent",
+            )
+        model = call_registry(org, role or "auditor", profile, as_json, lambda c: c.get_model(name))
+        if as_json:
+            emit_json(to_json(model))
+            return
+        show_fields(f"evaluation policy of {model.name}", policy_fields(model.name, model.owner, model.policy))
+        return
+    wanted = _policy_input(minimum, maximum, passes, independent)
+    model = call_registry(org, role or "admin", profile, as_json, lambda c: c.set_model_policy(name, wanted))
+    if as_json:
+        emit_json(to_json(model))
+        return
+    console.print(
+        f"{escape(model.name)} policy set by {escape(org)}: {escape(policy_line(model.policy))}", highlight=False
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Adds the governance commands to the ``model`` group."""
     for command, name in (
@@ -180,5 +304,6 @@ def register(app: typer.Typer) -> None:
         (deploy, "deploy"),
         (grant, "grant"),
         (revoke_access, "revoke-access"),
+        (policy, "policy"),
     ):
         app.command(name)(command)

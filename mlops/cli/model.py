@@ -3,27 +3,90 @@ decisions on them are in :mod:`modelledger.mlops.cli.governance`, registered on 
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli import evaluation, governance
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, call_registry
+from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, call_registry, refusal_text
+from modelledger.mlops.cli.gate_view import approval_fields, approval_set, evaluation_line, gate_line, policy_line
 from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, show_fields, show_note, show_table
 from modelledger.mlops.store import ledger_pointer
+from modelledger.sdk.registry.client import NotAuthorized, NotFound, RegistryClient
+from modelledger.sdk.registry.gate import Gate, evaluation_gate
 from modelledger.sdk.registry.limits import LIMITS
-from modelledger.sdk.registry.records import to_json
-from modelledger.sdk.registry.statuses import decision_word, status_meaning, status_word
+from modelledger.sdk.registry.records import ModelPolicy, ModelVersion, to_json
+from modelledger.sdk.registry.statuses import status_meaning, status_word
 
 app = typer.Typer(
-    help="Model versions on the ledger: query them; approve, reject, revoke, deploy; grant read access.",
+    help="Model versions on the ledger: query them; approve, reject, revoke, deploy; grant read access; set the "
+    "evaluation policy.",
     no_args_is_help=True,
 )
 
 T = TypeVar("T")
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 VersionArg = Annotated[str, typer.Argument(help="Model version.")]
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """What ``model show`` prints: the version, and what its model and the channel say about its gate.
+
+    Attributes:
+        version: The version as the ledger holds it.
+        policy: The model's current evaluation policy (None: no policy, or the model could not be read).
+        policy_error: Why the model could not be read as the caller ("" when it was).
+        current_set: The channel's approval set now (with the version's recorded one, it says whose decisions count).
+    """
+
+    version: ModelVersion
+    policy: ModelPolicy | None
+    policy_error: str = ""
+    current_set: tuple[str, ...] = ()
+
+    @property
+    def gate(self) -> Gate | None:
+        """The version against the model's current policy; None when the model could not be read."""
+        return None if self.policy_error else evaluation_gate(self.policy, self.version)
+
+    def to_json(self) -> dict[str, Any]:
+        """The version record as stored, and ``modelPolicy``, ``gate`` and ``approvalSet`` beside its fields."""
+        gate = self.gate
+        decided = {a.msp_id: a.decision for a in self.version.approvals}
+        return {
+            **to_json(self.version),
+            "modelPolicy": to_json(self.policy),
+            **({"modelPolicyError": self.policy_error} if self.policy_error else {}),
+            "gate": None
+            if gate is None
+            else {
+                "policyVersion": gate.policy_version,
+                "required": gate.required,
+                "passing": gate.passing,
+                "met": gate.met,
+                "latestFailure": gate.latest_failure,
+            },
+            "approvalSet": [
+                {"mspId": org, "decision": decided.get(org, "")}
+                for org in approval_set(self.version, list(self.current_set))
+            ],
+        }
+
+
+def read_version_view(client: RegistryClient, name: str, version: str) -> VersionView:
+    """The version, its model's policy and the channel's current approval set.
+
+    A model the caller may not read (``NotFound``/``NotAuthorized``) leaves the policy unknown, said why.
+    """
+    mv = client.get_model_version(name, version)
+    current = tuple(client.get_settings().approval_orgs)
+    try:
+        return VersionView(mv, client.get_model(name).policy, current_set=current)
+    except (NotFound, NotAuthorized) as exc:
+        return VersionView(mv, None, policy_error=refusal_text(exc), current_set=current)
 
 
 @app.command()
@@ -35,11 +98,12 @@ def show(
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One model version: digests, storage, registrant, approvals, deployments, status."""
-    mv = call_registry(org, role, profile, as_json, lambda c: c.get_model_version(name, version))
+    """One model version: digests, storage, status; the policy, evaluations and gate; decisions; deployments."""
+    view = call_registry(org, role, profile, as_json, lambda c: read_version_view(c, name, version))
     if as_json:
-        emit_json(to_json(mv))
+        emit_json(view.to_json())
         return
+    mv, gate = view.version, view.gate
     pointer = ledger_pointer(record=mv)
     rows: list[tuple[str, Cell]] = [
         ("name", mv.name),
@@ -57,8 +121,20 @@ def show(
         ("registered", f"{mv.registered_at} tx {mv.registered_tx_id}"),
     ]
     rows += [(f"dataset {d.name}", f"{d.sha256}{'' if d.registered else ' (not registered)'}") for d in mv.datasets]
-    rows += [(f"{decision_word(a.decision)} {a.msp_id}", f"{a.actor.role} {a.time} {a.comment}") for a in mv.approvals]
-    rows += [(f"deployed {d.environment}", f"{d.endpoint} {d.time}") for d in mv.deployments]
+    if view.policy_error:
+        rows.append(("policy", f"unknown: the model could not be read ({view.policy_error})"))
+    else:
+        rows.append(("policy", policy_line(view.policy)))
+    if gate is not None:
+        rows.append(("gate", gate_line(gate)))
+    rows += [(f"evaluation {n}", evaluation_line(e, view.policy)) for n, e in enumerate(mv.evaluations, 1)]
+    if not mv.evaluations:
+        rows.append(("evaluations", "none"))
+    rows += approval_fields(mv, list(view.current_set))
+    rows += [
+        (f"deployed {d.environment}", f"{d.endpoint} by {d.actor.role}@{d.actor.msp_id} {d.time} tx {d.tx_id}")
+        for d in mv.deployments
+    ]
     if mv.revocation:
         rows.append(("revoked", f"{mv.revocation.reason} ({mv.revocation.actor.msp_id}, {mv.revocation.time})"))
     show_fields(f"{mv.name} version {mv.version}", rows)

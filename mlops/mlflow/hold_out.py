@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from modelledger.mlops.store.digest import ModelTreeError, dataframe_digest, dataset_digest
 from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.records import Metric
+from modelledger.sdk.registry.statuses import PASSED
 
 if TYPE_CHECKING:
     from modelledger.mlops.store.verification import Verification
@@ -94,7 +95,7 @@ class EvaluationVerdict:
 
     @property
     def passed(self) -> bool:
-        return self.result == "PASSED"
+        return self.result == PASSED
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -29,16 +29,33 @@ STATE_MARKER = ".modelledger-bridge"
 # Everything the bridge wrote into its folder before it wrote the marker: a folder holding only these is ours.
 LEGACY_ENTRIES = frozenset(
     {"outbox.db", "outbox.db-journal", "outbox.db-shm", "outbox.db-wal", "webhook-secret", "logs", "pids"}
-)
+)  # (the follower's checkpoint came after the marker: a folder that holds one carries the marker)
 # What only the bridge writes: a legacy folder holds at least one (``logs`` and ``pids`` alone are anyone's).
 LEGACY_EVIDENCE = frozenset({"outbox.db", "webhook-secret"})
+
+
+def follower_status(settings: BridgeSettings) -> dict[str, Any]:
+    """The ledger follower: its checkpoint block from the file (also while the bridge is down) and, from the
+    running bridge's ``/health``, the events applied and skipped and the last error."""
+    out: dict[str, Any] = {"block": None}
+    try:
+        doc = json.loads(settings.follower_checkpoint_file.read_text())
+        out["block"] = int(doc["blockNumber"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        with urllib.request.urlopen(f"http://{settings.host}:{settings.port}/health", timeout=2) as resp:
+            live = json.loads(resp.read(8192)).get("follower")
+    except (urllib.error.URLError, OSError, ValueError):
+        return out
+    return {**out, **live} if isinstance(live, dict) else out
 
 
 def bridge_health(settings: BridgeSettings) -> tuple[bool, str]:
     """``GET /health`` of the receiver: (its ``ok``, the outbox counts)."""
     try:
         with urllib.request.urlopen(f"http://{settings.host}:{settings.port}/health", timeout=2) as resp:
-            doc = json.loads(resp.read(4096))
+            doc = json.loads(resp.read(8192))
             counts = doc.get("outbox", {})
             return bool(doc.get("ok")), ", ".join(f"{k} {v}" for k, v in counts.items())
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -73,8 +90,8 @@ class BridgeProcess(SupervisedServer):
         return bridge_health(self.settings)
 
     def _status_details(self, healthy: bool) -> tuple[dict[str, Any], list[str]]:
-        """The webhook URL MLflow delivers to."""
-        return {"url": self.settings.webhook_url}, []
+        """The webhook URL MLflow delivers to, and the ledger follower (checkpoint block, events, last error)."""
+        return {"url": self.settings.webhook_url, "follower": follower_status(self.settings)}, []
 
     def _port_busy(self, host: str, port: int, err: OSError) -> str:
         return f"port {host}:{port} is in use ({err.strerror}); set {BRIDGE_PORT_ENV}"

@@ -46,15 +46,16 @@ from modelledger.runtime.private_files import make_private_dir, write_private_fi
 from modelledger.runtime.settings import WEBHOOK_TARGET_ENV, MlflowSettings, webhook_target
 
 AUTHORIZATION_FUNCTION = "modelledger.mlops.servers.tracking_auth:authenticate"
-# The bridge's MLflow role, in the workspace MLflow 3.17 uses when workspaces are off: EDIT on every
-# registered model (set tags on any version, no delete of a model), and MANAGE on every version, because
-# MLflow 3.17 asks the same right to delete a version's tag as to delete the version: the bridge removes
-# stale ledger.* tags. Deleting a version itself is refused to the bridge by this stack's rule
-# (:func:`request_refusal`).
+# The bridge's MLflow role, in the workspace MLflow 3.17 uses when workspaces are off: MANAGE on every
+# registered model, because MLflow 3.17 asks the right to delete the model to delete one of its aliases
+# (the bridge removes the aliases of a revoked version), and MANAGE on every version, because it asks
+# the same right to delete a version's tag as to delete the version (the bridge removes stale ledger.*
+# tags). What MANAGE allows beyond that (deleting or renaming a model or a version, changing who may
+# access them) is refused to the bridge by this stack's rule (:func:`request_refusal`).
 BRIDGE_ROLE = "modelledger-bridge-tagger"
 BRIDGE_ROLE_WORKSPACE = "default"
 BRIDGE_ROLE_GRANTS = (
-    {"resource_type": "registered_model", "resource_pattern": "*", "permission": "EDIT"},
+    {"resource_type": "registered_model", "resource_pattern": "*", "permission": "MANAGE"},
     {"resource_type": "registered_model_version", "resource_pattern": "*", "permission": "MANAGE"},
 )
 
@@ -204,6 +205,11 @@ _WEBHOOK_CREATE = ("POST", "/mlflow/webhooks")
 _WEBHOOK_UPDATE = ("PATCH", "/mlflow/webhooks/<webhook_id>")
 _EXPERIMENT_CREATE = ("POST", "/mlflow/experiments/create")
 _VERSION_DELETE = ("DELETE", "/mlflow/model-versions/delete")
+# What the bridge's MANAGE grants would allow and the bridge never does (its aliases and tags aside).
+_BRIDGE_REFUSED = (
+    ("DELETE", "/mlflow/registered-models/delete"),
+    ("POST", "/mlflow/registered-models/rename"),
+)
 # Routes that would hand a client a presigned URL signed with the server's S3 key, or a multipart
 # upload straight to S3 (each under /api/2.0, /ajax-api/2.0 and any later version prefix).
 _DIRECT_STORAGE_ROUTES = ("/mlflow/artifacts/presigned-upload-url", "/mlflow/artifacts/presigned-download-url")
@@ -258,7 +264,9 @@ def request_refusal(
 ) -> str | None:
     """Why an authenticated request must be refused by this stack's rules (None if it may go on).
 
-    - the bridge's user deletes no version (its role may, for MLflow 3.17 to let it delete tags);
+    - the bridge's user deletes no version (its role may, for MLflow 3.17 to let it delete tags), and
+      deletes or renames no model and changes no permission (its role may, for MLflow 3.17 to let it
+      delete aliases);
     - no presigned URL and no multipart transfer straight to S3;
     - an experiment's artifact location is empty or the proxied store (:func:`artifact_location_refusal`);
     - a webhook points only at the bridge (:func:`webhook_target_refusal`).
@@ -271,8 +279,11 @@ def request_refusal(
         target: The one URL webhooks may point at.
         username: Who sent the request.
     """
-    if username == MlflowUser.BRIDGE.value and _matches(method, rule, _VERSION_DELETE):
-        return "the ModelLedger bridge deletes no model version"
+    if username == MlflowUser.BRIDGE.value:
+        if _matches(method, rule, _VERSION_DELETE):
+            return "the ModelLedger bridge deletes no model version"
+        if any(_matches(method, rule, route) for route in _BRIDGE_REFUSED) or "permissions" in rule:
+            return "the ModelLedger bridge deletes and renames no model and changes no permission"
     if rule.endswith(_DIRECT_STORAGE_ROUTES) or any(p in rule for p in _DIRECT_STORAGE_PREFIXES):
         return "this server hands out no presigned or multipart S3 transfer: artifacts go through the tracking server"
     if _matches(method, rule, _EXPERIMENT_CREATE):

@@ -53,7 +53,7 @@ class Checkpoint:
 
 
 class FileCheckpointer:
-    """A checkpoint in a JSON file, replaced atomically on every update."""
+    """A checkpoint in a JSON file (mode 0600), replaced atomically and durably on every update."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -79,7 +79,10 @@ class FileCheckpointer:
     def _save(self, cp: Checkpoint) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w") as f:
+        # Owner-only (0600), like every file of a state folder; the mode goes with the rename. A leftover
+        # temporary file (a crash mid-write) is removed first: O_CREAT would keep its mode.
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump({"blockNumber": cp.block_number, "transactionId": cp.transaction_id}, f)
             f.flush()
             os.fsync(f.fileno())

@@ -1,11 +1,13 @@
-"""A model version's statuses and an organisation's decisions on the ledger, in words people read.
+"""A model version's statuses, an organisation's decisions and an evaluation's results on the ledger, in words
+people read.
 
 The ledger stores the uppercase values of ``chaincode/registry/records.go``
 (``REGISTERED``, ...): records on existing ledgers hold them and ``--json``
 prints them as stored, so they never change. What people read is the
 lowercase word and its one-sentence meaning, defined here once: the CLI, the
 demo and verification print them, and docs/guarantees.md ("Vocabulary")
-lists them (``tests/unit/test_vocabulary.py`` keeps the three equal).
+lists them, the results in their own table ("Evaluation results": "failed" is also a word of the bridge's)
+(``tests/unit/test_vocabulary.py`` keeps the three equal).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ APPROVED = "APPROVED"
 REJECTED = "REJECTED"
 DEPLOYED = "DEPLOYED"
 REVOKED = "REVOKED"
+
+PASSED = "PASSED"
+FAILED = "FAILED"
+NO_POLICY = "NO_POLICY"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,24 @@ DECISIONS: dict[str, Wording] = {
     REJECTED: Wording("rejected", "this organisation rejected the version"),
 }
 
+# An evaluation's result, as stored (chaincode/CONTRACT.md, RecordEvaluation) -> its wording.
+RESULTS: dict[str, Wording] = {
+    PASSED: Wording(
+        "passed",
+        "every threshold of the model's policy held; it counts towards the passing evaluations "
+        "that policy version requires",
+    ),
+    FAILED: Wording(
+        "failed",
+        "a metric the model's policy bounds was missing or outside its bounds (its failures say which); "
+        "it does not count",
+    ),
+    NO_POLICY: Wording(
+        "no policy",
+        "the model had no policy when it was recorded; it counts towards no policy set later",
+    ),
+}
+
 
 def status_word(status: str) -> str:
     """The word for a stored status (``REGISTERED`` -> ``registered``).
@@ -73,3 +97,17 @@ def decision_word(decision: str) -> str:
     """The word for a stored decision (``APPROVED`` -> ``approved``); an unknown one as stored."""
     known = DECISIONS.get(decision)
     return known.word if known else decision or "(none)"
+
+
+def result_word(result: str) -> str:
+    """The word for a stored evaluation result (``NO_POLICY`` -> ``no policy``); an unknown one as stored."""
+    known = RESULTS.get(result)
+    return known.word if known else result or "(none)"
+
+
+def result_meaning(result: str) -> str:
+    """The one-sentence meaning of a stored evaluation result, or why there is none."""
+    known = RESULTS.get(result)
+    if known:
+        return known.meaning
+    return f"a result this release of modelledger does not know ({result or 'none'}): a newer chaincode's?"

@@ -629,7 +629,7 @@ def test_mlflow_lets_a_data_scientist_rewrite_ledger_tags_on_their_own_versions(
 
 
 def test_the_bridges_mlflow_user_is_no_admin_yet_tags_every_users_versions(stack: Stack, model_uri: str) -> None:
-    """MLflow 3.17's roles: EDIT on every registered model, nothing an admin could do."""
+    """MLflow 3.17's roles: MANAGE on every registered model for aliases and tags, nothing an admin could do."""
     version = register(stack, "bridge-rights", model_uri)  # the data scientist's model and version
     wait_tags(stack, "bridge-rights", version)  # tagged by the bridge, which runs as its own user
     bridge = MlflowUser.BRIDGE
@@ -652,6 +652,8 @@ def test_the_bridges_mlflow_user_is_no_admin_yet_tags_every_users_versions(stack
     assert _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete-tag", untag, bridge)[0] == 200
     gone = {"name": "bridge-rights", "version": version}
     assert _rest(stack, "DELETE", "/api/2.0/mlflow/registered-models/delete", {"name": "bridge-rights"}, bridge)[0] == 403
+    renamed = {"name": "bridge-rights", "new_name": "bridge-renamed"}
+    assert _rest(stack, "POST", "/api/2.0/mlflow/registered-models/rename", renamed, bridge)[0] == 403
     status, text = _rest(stack, "DELETE", "/api/2.0/mlflow/model-versions/delete", gone, bridge)
     assert status == 403 and "deletes no model version" in text, text
     assert stack.client.get_model_version("bridge-rights", version).tags[TAG_STATUS] == "anchored"
@@ -689,3 +691,203 @@ def test_no_client_gets_a_presigned_url_nor_names_an_artifact_location(stack: St
         got = f"{api}/mlflow-artifacts/presigned/{experiment_id}/{run_id}/artifacts/x.bin"
         status, text = _rest(stack, "GET", got, user=MlflowUser.ADMIN)
         assert status == 403 and "no presigned or multipart" in text, (got, text)
+
+
+# ---------------------------------------------------------------------- issue 15: MLflow mirrors the ledger
+# Approve / reject / revoke / deploy need only chaincode 1.3.0; the evaluation test needs 1.4.0.
+
+
+def governance(stack: Stack, org: str, role: str) -> RegistryClient:
+    gw = stack.profile.gateway(org, role)
+    return RegistryClient(gw.network(stack.profile.channel), stack.profile.chaincode)
+
+
+def wait_tag(stack: Stack, name: str, version: str, key: str, done: Any, timeout: float = 30) -> dict[str, str]:
+    """Waits until ``done(tags.get(key))`` (the follower mirrors within seconds); the tags then."""
+    deadline = time.monotonic() + timeout
+    tags: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        tags = stack.client.get_model_version(name, version).tags
+        if done(tags.get(key)):
+            return tags
+        time.sleep(0.25)
+    pytest.fail(f"{name}/{version}: {key} not as expected after {timeout}s: tags {tags}; log {stack.bridge.log_path}")
+
+
+def follower_checkpoint(stack: Stack) -> tuple[int, str] | None:
+    path = stack.bridge.settings.follower_checkpoint_file
+    if not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    return int(doc["blockNumber"]), str(doc.get("transactionId", ""))
+
+
+def wait_checkpoint_past(stack: Stack, block: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cp = follower_checkpoint(stack)
+        if cp is not None and cp[0] >= block:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the follower's checkpoint {follower_checkpoint(stack)} did not reach block {block}")
+
+
+def mirrored(stack: Stack) -> list[dict[str, Any]]:
+    """The follower's "ledger event mirrored" log lines (both runs of a restarted bridge: one log file)."""
+    out = []
+    for line in stack.bridge.log_path.read_text(errors="replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if doc.get("msg") == "ledger event mirrored":
+            out.append(doc)
+    return out
+
+
+def mirrored_tx(stack: Stack, tx_id: str, timeout: float = 15) -> list[dict[str, Any]]:
+    """The follower's log lines of one transaction, once there is one (logged just after its checkpoint)."""
+    deadline = time.monotonic() + timeout
+    lines = [d for d in mirrored(stack) if d.get("tx_id") == tx_id]
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.2)
+        lines = [d for d in mirrored(stack) if d.get("tx_id") == tx_id]
+    return lines
+
+
+def test_tags_mirror_approvals_approval_and_deployment(stack: Stack, model_uri: str) -> None:
+    from modelledger.mlops.bridge.tags import TAG_APPROVALS, TAG_DEPLOYMENTS
+
+    name = "mirror-approve"
+    version = register(stack, name, model_uri)
+    wait_tags(stack, name, version)
+    governance(stack, "Org1MSP", "approver").approve(name, version, "ok")
+    tags = wait_tag(stack, name, version, TAG_APPROVALS, lambda v: v and len(json.loads(v)) == 1)
+    assert tags[TAG_STATUS] == "anchored"  # one of two organisations: still registered on the ledger
+    assert json.loads(tags[TAG_APPROVALS])[0] | {"time": "", "tx": ""} == {
+        "org": "Org1MSP", "decision": "approved", "time": "", "tx": ""
+    }
+    governance(stack, "Org2MSP", "approver").approve(name, version, "agreed")
+    tags = wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "approved")
+    assert [a["org"] for a in json.loads(tags[TAG_APPROVALS])] == ["Org1MSP", "Org2MSP"]
+    record = governance(stack, "Org1MSP", "operator").record_deployment(name, version, "prod", "https://models/p")
+    tags = wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "deployed")
+    assert json.loads(tags[TAG_DEPLOYMENTS]) == [
+        {"environment": "prod", "endpoint": "https://models/p", "time": record.deployments[0].time,
+         "tx": record.deployments[0].tx_id}
+    ]
+    assert tags[TAG_TX] == record.registered_tx_id  # anchoring's tags stay
+
+
+def test_tags_mirror_a_rejection(stack: Stack, model_uri: str) -> None:
+    from modelledger.mlops.bridge.tags import TAG_APPROVALS
+
+    name = "mirror-reject"
+    version = register(stack, name, model_uri)
+    wait_tags(stack, name, version)
+    governance(stack, "Org2MSP", "approver").reject(name, version, "fails the fairness review")
+    tags = wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "rejected")
+    assert [(a["org"], a["decision"]) for a in json.loads(tags[TAG_APPROVALS])] == [("Org2MSP", "rejected")]
+
+
+def test_a_revoked_version_is_tagged_revoked_and_keeps_no_alias(stack: Stack, model_uri: str) -> None:
+    from modelledger.mlops.bridge.tags import TAG_ALIASES_REMOVED
+
+    name = "mirror-revoke"
+    v1, v2 = register(stack, name, model_uri), register(stack, name, model_uri)
+    wait_tags(stack, name, v1)
+    wait_tags(stack, name, v2)
+    for alias, version in (("champion", v1), ("shadow", v1), ("challenger", v2)):
+        stack.client.set_registered_model_alias(name, alias, version)
+    governance(stack, "Org1MSP", "approver").revoke(name, v1, "training data leak")
+    tags = wait_tag(stack, name, v1, TAG_STATUS, lambda v: v == "revoked")
+    # The status is written last: the aliases are gone when it says revoked.
+    assert stack.client.get_registered_model(name).aliases == {"challenger": v2}
+    assert sorted(r["alias"] for r in json.loads(tags[TAG_ALIASES_REMOVED])) == ["champion", "shadow"]
+    assert stack.client.get_model_version(name, v2).tags[TAG_STATUS] == "anchored"  # the other version untouched
+
+
+def test_tags_mirror_an_evaluation_without_and_then_under_a_policy(stack: Stack, model_uri: str) -> None:
+    import hashlib
+
+    from modelledger.mlops.bridge.tags import TAG_EVALUATION
+    from modelledger.sdk.registry.records import EvaluationInput, Metric, MetricThreshold, ModelPolicyInput
+
+    name = "mirror-evaluate"
+    version = register(stack, name, model_uri)
+    wait_tags(stack, name, version)
+    holdout = hashlib.sha256(b"mirror-evaluate hold-out").hexdigest()
+    governance(stack, "Org2MSP", "registrar").register_dataset("mirror-holdout", holdout, "tests:holdout")
+    evaluator = governance(stack, "Org2MSP", "evaluator")
+
+    def evaluate(run_id: str, accuracy: float) -> dict[str, Any]:
+        evaluator.record_evaluation(
+            name, version, EvaluationInput(holdout, run_id, "a" * 64, [Metric("accuracy", accuracy)])
+        )
+        tags = wait_tag(stack, name, version, TAG_EVALUATION, lambda v: bool(v) and json.loads(v)["run_id"] == run_id)
+        assert tags[TAG_STATUS] == "anchored"  # evaluated, not approved
+        return dict(json.loads(tags[TAG_EVALUATION]))
+
+    doc = evaluate("mirror-eval-1", 0.97)
+    assert doc["result"] == "no policy" and doc["policy_version"] is None  # the model has no policy yet
+    assert doc["metrics"] == {"accuracy": 0.97} and doc["evaluator"] == "Org2MSP"
+    assert doc["dataset_sha256"] == holdout and doc["failures"] == [] and doc["tx"]
+    policy = ModelPolicyInput([MetricThreshold("accuracy", min=0.9)], required_passes=1, independent_evaluator=True)
+    governance(stack, "Org1MSP", "admin").set_model_policy(name, policy)
+    doc = evaluate("mirror-eval-2", 0.5)
+    assert doc["result"] == "failed" and doc["policy_version"] == 1
+    assert doc["failures"] == ["metric accuracy = 0.5 is below the minimum 0.9"]
+    assert evaluate("mirror-eval-3", 0.95)["result"] == "passed"
+
+
+def test_the_follower_resumes_from_its_checkpoint_after_a_kill_nothing_missed_nothing_applied_twice(
+    stack: Stack, model_uri: str
+) -> None:
+    import signal
+
+    from modelledger.mlops.bridge.tags import TAG_APPROVALS, TAG_DEPLOYMENTS
+
+    name = "mirror-crash"
+    version = register(stack, name, model_uri)
+    tags = wait_tags(stack, name, version)
+    wait_checkpoint_past(stack, int(tags[TAG_BLOCK]))  # the follower has read past the registration
+    # 1. Killed between applying an event and checkpointing it (the fault point exits as kill -9 does).
+    stack.restart_bridge("follower-after-apply")
+    org1 = governance(stack, "Org1MSP", "approver")
+    first = org1.approve(name, version, "ok")
+    first_block = org1.last_status.block_number  # type: ignore[union-attr]
+    first_tx = first.approvals[0].tx_id
+    deadline = time.monotonic() + 60
+    while stack.bridge.supervisor.running("bridge") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.bridge.supervisor.running("bridge") is None, "the bridge did not stop after applying the event"
+    assert len(json.loads(stack.client.get_model_version(name, version).tags[TAG_APPROVALS])) == 1  # applied
+    cp = follower_checkpoint(stack)  # not checkpointed: still before the approval's transaction
+    assert cp is not None and cp[0] <= first_block and cp != (first_block, first_tx)
+    # 2. While the bridge is down, the ledger moves on: its events must not be missed.
+    governance(stack, "Org2MSP", "approver").approve(name, version, "agreed")
+    operator = governance(stack, "Org1MSP", "operator")
+    operator.record_deployment(name, version, "prod", "https://models/p")
+    deployed_block = operator.last_status.block_number  # type: ignore[union-attr]
+    stack.restart_bridge()
+    tags = wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "deployed", timeout=60)
+    assert len(json.loads(tags[TAG_APPROVALS])) == 2 and len(json.loads(tags[TAG_DEPLOYMENTS])) == 1
+    wait_checkpoint_past(stack, deployed_block)
+    # Nothing applied twice: the event applied before the crash came again and wrote nothing.
+    lines = mirrored_tx(stack, first_tx)
+    assert [d["outcome"] for d in lines] == ["unchanged"], lines  # the crashed run died before its log line
+    # 3. A real kill -9 of an idle bridge, then another change: applied once after the restart.
+    running = stack.bridge.supervisor.running("bridge")
+    assert running is not None
+    os.kill(running.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while stack.bridge.supervisor.running("bridge") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    before = follower_checkpoint(stack)
+    revoked = governance(stack, "Org1MSP", "approver").revoke(name, version, "withdrawn")
+    stack.restart_bridge()
+    wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "revoked", timeout=60)
+    after = follower_checkpoint(stack)
+    assert before is not None and after is not None and after[0] > before[0]
+    revocations = mirrored_tx(stack, revoked.revocation.tx_id)  # type: ignore[union-attr]
+    assert [d["outcome"] for d in revocations] == ["applied"]

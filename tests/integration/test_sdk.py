@@ -24,9 +24,11 @@ from modelledger.sdk.gateway.events import FileCheckpointer, blocks, chaincode_e
 from modelledger.sdk.ledger.blocks import DecodedTransaction, _varint, decode_block, read_block_files, serialize_block
 from modelledger.sdk.registry import NotFound, RegistryClient
 from modelledger.sdk.registry.records import (
+    EvaluationInput,
     Framework,
     Manifest,
     ManifestFile,
+    Metric,
     MLflowSource,
     ModelVersionInput,
     Storage,
@@ -432,3 +434,71 @@ def test_governance_commands_record_decisions_and_a_refusal_changes_nothing(prof
     assert json.loads(withdrawn.stdout)["grants"] == []
     with pytest.raises(NotFound):
         client(profile, "Org2MSP", "data_scientist").get_model_version(name, "1")
+
+
+def test_the_policy_command_and_the_gate_in_model_show(profile: ConnectionProfile) -> None:
+    # `model policy` as a user runs it (docs/sdk.md, "Governance commands"): bad input and a refusal change
+    # nothing; the owner's admin sets it; `model show` then says how many passing evaluations the version has of
+    # those the policy requires, and an approval before they are there is refused with the chaincode's reason.
+    name = "policy-cli-model"
+    client(profile, "Org1MSP", "registrar").register_model_version(version_input(name, "1"))
+    auditor = client(profile, "Org1MSP", "auditor")
+    conn = ("--profile", str(profile.path))
+
+    shown = _cli("model", "policy", name, *conn)
+    assert shown.returncode == 0, shown.stderr
+    assert "policy\tno policy" in shown.stdout.splitlines()
+    bad = _cli("model", "policy", name, "--min", "accuracy_score=abc", *conn)
+    assert bad.returncode == 2 and "is not a number" in bad.stderr
+    by_approver = _cli("model", "policy", name, "--min", "accuracy_score=0.9", "--role", "approver", "--json", *conn)
+    assert by_approver.returncode == 1, by_approver.stdout
+    assert json.loads(by_approver.stdout)["error"].startswith("not authorized: ")
+    assert auditor.get_model(name).policy is None
+
+    argv = ("model", "policy", name, "--min", "accuracy_score=0.9", "--max", "log_loss=0.3", "--independent", *conn)
+    set_ = _cli(*argv)
+    assert set_.returncode == 0, set_.stderr
+    assert set_.stdout == (
+        f"{name} policy set by Org1MSP: version 1: accuracy_score >= 0.9, log_loss <= 0.3; 1 passing evaluation "
+        "required; evaluator of another organisation than the registrant's\n"
+    )
+    assert _cli(*argv).stdout == set_.stdout  # the same policy again: no new version
+
+    holdout = sha(f"{name} hold-out")
+    client(profile, "Org2MSP", "data_scientist").register_dataset(f"{name} hold-out", holdout, "s3://holdout/data")
+    evaluator = client(profile, "Org2MSP", "evaluator")
+
+    def evaluation(run: str, accuracy: float) -> EvaluationInput:
+        metrics = [Metric("accuracy_score", accuracy), Metric("log_loss", 0.1)]
+        return EvaluationInput(dataset_sha256=holdout, run_id=run, artifacts_digest=sha(run), metrics=metrics)
+
+    failure = "metric accuracy_score = 0.8 is below the minimum 0.9"
+    failed = evaluator.record_evaluation(name, "1", evaluation("run-fail", 0.8)).evaluations[-1]
+    assert (failed.result, failed.failures) == ("FAILED", [failure])
+
+    def show() -> dict[str, str]:
+        out = _cli("model", "show", name, "1", *conn)
+        assert out.returncode == 0, out.stderr
+        return dict(line.split("\t", 1) for line in out.stdout.splitlines())
+
+    assert show()["gate"] == (
+        "0 of the 1 passing evaluations that policy version 1 requires: not met (approval and deployment are "
+        f"refused); the latest evaluation failed: {failure}"
+    )
+    before = auditor.get_model_version(name, "1")
+    early = _cli("model", "approve", name, "1", *conn)
+    assert early.returncode == 1
+    assert early.stderr == (
+        f'error: refused: model "{name}" version "1" has 0 of the 1 passing evaluations that policy version 1 '
+        f"requires; the latest evaluation FAILED: {failure}\n"
+    )
+    assert auditor.get_model_version(name, "1") == before
+
+    evaluator.record_evaluation(name, "1", evaluation("run-pass", 0.95))
+    fields = show()
+    assert fields["gate"] == "1 of the 1 passing evaluations that policy version 1 requires: met"
+    assert fields["evaluation 2"].startswith("passed (policy version 1) by evaluator@Org2MSP ")
+    assert holdout in fields["evaluation 2"] and fields["approval Org1MSP"] == "not decided yet"
+    approved = _cli("model", "approve", name, "1", *conn)
+    assert approved.returncode == 0, approved.stderr
+    assert show()["approval Org1MSP"].startswith("approved by approver@Org1MSP ")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 import threading
 import time
@@ -111,6 +113,9 @@ def record(
         "datasets": [DatasetRef(name="train", sha256="c" * 64, source="s3://data/train.csv", registered=True)],
     } | provenance
     return NS(
+        status="REGISTERED",
+        approvals=[],
+        deployments=[],
         registered_tx_id="tx-1",
         model_digest=model_digest or manifest.model_digest,
         manifest_digest=manifest.manifest_digest,
@@ -706,3 +711,66 @@ def test_a_fault_point_must_be_one_a_crash_test_can_name() -> None:
         fault_point(point)  # no fault asked for: returns
     with pytest.raises(ValueError, match="unknown fault point 'after-uplaod'"):
         fault_point("after-uplaod")
+
+
+def test_a_version_anchored_again_keeps_the_later_status_the_ledger_holds(tmp_path: Path) -> None:
+    # Re-anchored (the reconciler revived it, say) after it was approved: the status comes from the ledger.
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["ledger.status"] = "approved"
+    rec = record("models:/m-abc", "r1")
+    rec.status = "APPROVED"
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(rec))
+    assert a.process(webhook_job_of_block_9(outbox)) == "done"
+    assert mlflow.mv.tags["ledger.status"] == "approved" and ("ledger.status", "anchored") not in mlflow.calls
+
+
+def test_the_anchoring_status_is_read_from_the_ledger_after_the_follower_releases_the_version(tmp_path: Path) -> None:
+    # The race: the follower mirrors an approval while the worker finishes anchoring the same version. The
+    # worker reads the ledger only once it holds the version's lock, so it never writes "anchored" after
+    # the follower wrote "approved" from a newer record.
+    class Snapshots(FakeRegistry):  # each read is the record as it is then, as the peer answers
+        def get_model_version(self, name: str, version: str) -> Any:
+            return copy.copy(super().get_model_version(name, version))
+
+    mlflow = FakeMlflow()
+    rec = record("models:/m-abc", "r1")
+    registry = Snapshots(rec)
+    a, outbox = anchorer(tmp_path, mlflow, registry)
+    job = webhook_job_of_block_9(outbox)
+    follower_in, approved = threading.Event(), threading.Event()
+
+    def follower() -> None:
+        with a.parts.locks.hold("m", "1"):
+            follower_in.set()
+            approved.wait(5)
+            rec.status = "APPROVED"  # committed meanwhile; the follower mirrors it
+            mlflow.set_model_version_tag("m", "1", "ledger.status", "approved")
+
+    t = threading.Thread(target=follower)
+    t.start()
+    follower_in.wait(5)
+    worker = threading.Thread(target=lambda: a.process(job))
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive()  # waiting for the version's lock, its status not written yet
+    approved.set()
+    t.join(5)
+    worker.join(10)
+    assert mlflow.mv.tags["ledger.status"] == "approved"
+    assert [v for k, v in mlflow.calls if k == "ledger.status"] == ["approved", "approved"]
+
+
+def test_a_version_the_ledger_approved_before_it_was_anchored_gets_the_records_tags_then_its_status(
+    tmp_path: Path,
+) -> None:
+    # The follower left it to anchoring (it was pending when the approvals came): anchoring writes them.
+    mlflow = FakeMlflow()
+    mlflow.mv.tags["ledger.status"] = "pending"
+    rec = record("models:/m-abc", "r1")
+    rec.status = "APPROVED"
+    rec.approvals = [NS(msp_id=org, decision="APPROVED", time="t", tx_id=f"tx-{org}") for org in ("Org2MSP", "Org1MSP")]
+    a, outbox = anchorer(tmp_path, mlflow, FakeRegistry(rec))
+    assert a.process(webhook_job_of_block_9(outbox)) == "done"
+    assert [k for k, _ in mlflow.calls][-2:] == ["ledger.approvals", "ledger.status"]
+    assert mlflow.mv.tags["ledger.status"] == "approved"
+    assert [a["org"] for a in json.loads(mlflow.mv.tags["ledger.approvals"])] == ["Org1MSP", "Org2MSP"]

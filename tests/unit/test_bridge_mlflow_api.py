@@ -35,7 +35,8 @@ class Recorder(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         self.requests.append(("GET", path, None))
         if path.endswith("/registered-models/get"):
-            self._answer({"registered_model": {"name": "m", "tags": self.tags}})
+            aliases = [{"alias": "champion", "version": "1"}, {"alias": "challenger", "version": "2"}]
+            self._answer({"registered_model": {"name": "m", "tags": self.tags, "aliases": aliases}})
         elif path.endswith("/model-versions/get"):
             self._answer({"model_version": {"name": "m", "version": "1", "status": "READY", "tags": self.tags}})
         else:
@@ -44,6 +45,11 @@ class Recorder(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         self.requests.append(("POST", urlparse(self.path).path, body))
+        self._answer({})
+
+    def do_DELETE(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        self.requests.append(("DELETE", urlparse(self.path).path, body))
         self._answer({})
 
     def log_message(self, *args: Any) -> None:
@@ -81,6 +87,16 @@ def test_each_registry_call_is_one_request_where_mlflows_client_makes_two(server
     assert [p for _, p, _ in Recorder.requests] == [
         "/api/2.0/mlflow/registered-models/get",
         "/api/2.0/mlflow/model-versions/set-tag",
+    ]
+
+
+def test_a_models_aliases_are_read_and_deleted_one_request_each(server: str) -> None:
+    api = MlflowApi(server)
+    assert api.get_registered_model_aliases("m") == {"champion": "1", "challenger": "2"}
+    api.delete_registered_model_alias("m", "champion")
+    assert [(m, p) for m, p, _ in Recorder.requests] == [
+        ("GET", "/api/2.0/mlflow/registered-models/get"),
+        ("DELETE", "/api/2.0/mlflow/registered-models/alias"),
     ]
 
 
@@ -169,3 +185,18 @@ def test_a_version_this_bridge_anchored_is_left_alone_unless_its_transaction_dif
     outbox.clock = lambda: 9e9  # (a later scan)
     report = reconcile(TaggedAnchored(), OtherTransaction(), outbox)  # type: ignore[arg-type]
     assert report.revived == ["model/1"] and outbox.get("model", "1").state == "pending"
+
+
+@pytest.mark.parametrize("status", ["anchored", "approved", "rejected", "deployed", "revoked"])
+def test_a_version_whose_tag_follows_the_ledger_counts_as_anchored(tmp_path: Any, status: str) -> None:
+    class Mirrored(TaggedAnchored):  # after anchoring, the ledger follower wrote the ledger's status
+        def search_model_versions(self, max_results: int, page_token: str | None = None) -> Page:
+            page = super().search_model_versions(max_results, page_token)
+            page[0].tags["ledger.status"] = status
+            return page
+
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.enqueue("model", "1", "webhook")
+    outbox.complete(outbox.lease("w", 60), tx_id="tx-1", block=3)
+    report = reconcile(Mirrored(), LedgerOfModel1(), outbox)  # type: ignore[arg-type]
+    assert report.enqueued == [] and report.revived == [] and outbox.get("model", "1").state == "done"

@@ -276,3 +276,25 @@ def test_a_damaged_account_file_fails_mlflow_up_with_the_servers_error_before_an
     with pytest.raises(MlflowServerError, match=r"cannot read the MLflow credentials of admin from .*admin.env"):
         server.up()
     assert server.supervisor.running(server.process) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "rule", "refused"),
+    [
+        ("DELETE", "/api/2.0/mlflow/model-versions/delete", "deletes no model version"),
+        ("DELETE", "/api/2.0/mlflow/registered-models/delete", "deletes and renames no model"),
+        ("POST", "/ajax-api/2.0/mlflow/registered-models/rename", "deletes and renames no model"),
+        ("POST", "/api/2.0/mlflow/registered-models/permissions/create", "changes no permission"),
+        ("PATCH", "/api/2.0/mlflow/registered-models/permissions/update", "changes no permission"),
+        ("DELETE", "/api/2.0/mlflow/registered-models/alias", None),  # a revoked version's aliases
+        ("POST", "/api/2.0/mlflow/model-versions/set-tag", None),
+        ("DELETE", "/api/2.0/mlflow/model-versions/delete-tag", None),
+        ("GET", "/api/2.0/mlflow/registered-models/get", None),
+    ],
+)
+def test_the_bridge_uses_its_manage_grants_only_for_aliases_and_tags(method: str, rule: str, refused: str | None) -> None:
+    from modelledger.mlops.bridge.mlflow_credentials import MlflowUser
+
+    got = request_refusal(method, rule, lambda: None, BRIDGE_URL, MlflowUser.BRIDGE.value)
+    assert got is None if refused is None else refused in (got or "")
+    assert request_refusal(method, rule, lambda: None, BRIDGE_URL, "data-scientist") is None  # MLflow's own checks

@@ -18,7 +18,15 @@ from modelledger.mlops.cli.app import app
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import to_ledger_storage
 from modelledger.sdk.registry.client import NotFound
-from modelledger.sdk.registry.records import Actor, Approval, HistoryEntry, ModelVersion, ModelVersionPage
+from modelledger.sdk.registry.records import (
+    Actor,
+    Approval,
+    HistoryEntry,
+    Model,
+    ModelVersion,
+    ModelVersionPage,
+    Settings,
+)
 from modelledger.sdk.registry.statuses import STATUSES
 
 POINTER = StoragePointer(bucket="anchored", key="models/m/index.json", version_id="v1", sha256="0" * 64)
@@ -57,6 +65,12 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModelVersion]:
 
         def list_model_versions(self, name: str, page_size: int, bookmark: str) -> ModelVersionPage:
             return ModelVersionPage(records=list(held.values()), fetched=len(held))
+
+        def get_model(self, name: str) -> Model:
+            return Model(name=name, owner="Org1MSP")
+
+        def get_settings(self) -> Settings:
+            return Settings(approval_orgs=["Org1MSP", "Org2MSP"])
 
         def get_history(self, name: str, version: str) -> list[HistoryEntry]:
             mv = held[f"{name}/{version}"]
@@ -103,8 +117,10 @@ def test_model_show_prints_the_status_word_and_its_meaning(ledger: dict[str, Mod
     assert status not in out.replace("RegisterModelVersion", "")  # the stored value is the machine's, not people's
     # `awk -F'\t' '$1 == "storage" {print $2}'` gives the anchored copy's URI alone (docs/operations.md, "Output")
     assert fields(out)["storage"] == POINTER.uri and fields(out)["storage version"] == POINTER.version_id
-    if status != "REGISTERED":
-        assert "approved Org2MSP" in out
+    # Each organisation of the approval set (here the channel's: the record holds none) with its decision.
+    approved = "approved by @ " if status != "REGISTERED" else "not decided yet"
+    assert (fields(out)["approval Org1MSP"], fields(out)["approval Org2MSP"]) == ("not decided yet", approved)
+    assert fields(out)["policy"] == "no policy" and fields(out)["evaluations"] == "none"
 
 
 def test_model_show_json_keeps_the_stored_status(ledger: dict[str, ModelVersion]) -> None:

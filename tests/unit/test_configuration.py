@@ -6,12 +6,19 @@ from pathlib import Path
 
 import yaml
 
-from modelledger.network.configuration import CCAAS_BUILDER_DIR, CHANNEL_PROFILE, configtx, peer_core_yaml
+from modelledger.network.configuration import (
+    CCAAS_BUILDER_DIR,
+    CHANNEL_PROFILE,
+    configtx,
+    connection_profile_yaml,
+    peer_core_yaml,
+)
 from modelledger.network.layout import NetworkLayout
 from modelledger.network.nodes import channel_gauge, orderer_env, peer_admin_env, peer_env
 from modelledger.network.topology import load_topology
 from modelledger.runtime.private_files import write_if_changed
 from modelledger.runtime.settings import DEFAULT_TOPOLOGY
+from modelledger.sdk.profile import ConnectionProfile
 
 TOPO = load_topology(DEFAULT_TOPOLOGY, port_base=20000)
 LAYOUT = NetworkLayout(Path("/state/network"))
@@ -125,3 +132,14 @@ def test_peer_gossip_retries_anchor_peers_within_a_second_not_fabrics_25s() -> N
     # The other organisation's peer is found through the anchor peer in the channel
     # configuration, and this peer advertises an external endpoint to be reachable.
     assert env["CORE_PEER_GOSSIP_EXTERNALENDPOINT"] == env["CORE_PEER_ADDRESS"]
+
+
+def test_the_connection_profile_offers_every_role_of_the_topology_the_evaluator_too(tmp_path: Path) -> None:
+    """``--role evaluator`` finds its identity in the state folder, as the other roles do (issue 15)."""
+    path = tmp_path / "connection-profile.yaml"
+    path.write_text(connection_profile_yaml(TOPO, LAYOUT))
+    profile = ConnectionProfile.load(path)
+    assert "evaluator" in TOPO.roles
+    for msp_id in ("Org1MSP", "Org2MSP"):
+        assert list(profile.organizations[msp_id]["users"]) == list(TOPO.roles)
+        assert profile.user_msp(msp_id, "evaluator") == Path(f"/state/network/orgs/{msp_id[:-3]}/users/evaluator/msp")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -100,3 +102,25 @@ def test_status_lists_every_process_as_a_server_status_chaincode_servers_once_de
     assert all(isinstance(p, ServerStatus) and p.detail == "not running" and not p.ok for p in st.processes)
     doc = st.to_dict()
     assert doc["healthy"] is False and {"kind", "org", "heights", "ok"} <= set(doc["processes"][0])
+
+
+def test_a_network_made_before_the_evaluator_role_is_still_ours_and_only_its_own_topology_is(tmp_path: Path) -> None:
+    # Releases before 1.4.0 put the roles in the fingerprint: adding `evaluator` must not lock their networks out
+    # (the next `up` enrols the new identities), yet another topology or port base is still refused.
+    before = ("data_scientist", "registrar", "approver", "operator", "auditor", "admin")
+    net = FabricNetwork(NetworkSettings(state_dir=tmp_path, tools_dir=tmp_path, port_base=20000))
+    marker = tmp_path / "network" / ".modelledger-network"
+    marker.parent.mkdir(mode=0o700)
+    old = hashlib.sha256(repr(dataclasses.replace(net.topology, roles=before)).encode()).hexdigest()
+    marker.write_text(old + "\n")
+    net._claim_state_dir()
+    assert marker.read_text().strip() == net._fingerprint() != old
+    net._claim_state_dir()
+
+    marker.write_text(hashlib.sha256(repr(dataclasses.replace(net.topology, roles=before[:3])).encode()).hexdigest())
+    with pytest.raises(NetworkError, match="generated for a different topology or port base"):
+        net._claim_state_dir()
+    other = FabricNetwork(NetworkSettings(state_dir=tmp_path, tools_dir=tmp_path, port_base=21000))
+    marker.write_text(hashlib.sha256(repr(dataclasses.replace(other.topology, roles=before)).encode()).hexdigest())
+    with pytest.raises(NetworkError, match="generated for a different topology or port base"):
+        net._claim_state_dir()

@@ -58,6 +58,20 @@ def test_the_sdk_words_cover_every_status_and_decision_the_chaincode_stores() ->
     assert all(statuses.decision_word(d) == w.word for d, w in statuses.DECISIONS.items())
 
 
+def test_the_sdk_words_cover_every_evaluation_result_the_chaincode_stores() -> None:
+    """Until the chaincode of contract 1.4.0 is merged, records.go has no Evaluation constants and this fails."""
+    assert go_constants("Evaluation") == set(statuses.RESULTS) == {"PASSED", "FAILED", "NO_POLICY"}
+    for stored, wording in statuses.RESULTS.items():
+        assert wording.word == stored.lower().replace("_", " ") and not wording.meaning.endswith(".")
+        assert statuses.result_word(stored) == wording.word and statuses.result_meaning(stored) == wording.meaning
+    assert statuses.result_word("SKIPPED") == "SKIPPED" and "does not know (SKIPPED)" in statuses.result_meaning("SKIPPED")
+
+
+def test_the_evaluation_results_table_says_what_the_code_says() -> None:
+    table = table_rows(GUARANTEES.read_text(), "### Evaluation results")
+    assert table == {w.word: [stored, w.meaning] for stored, w in statuses.RESULTS.items()}
+
+
 def vocabulary_differences(table: dict[str, list[str]]) -> list[str]:
     """What the Vocabulary table says otherwise than the code: one line per word."""
     out = []
@@ -74,6 +88,13 @@ def vocabulary_differences(table: dict[str, list[str]]) -> list[str]:
             out.append(f"{word}: appears in {where!r}, which does not say {place!r}")
         if said != meaning:
             out.append(f"{word}: the table says {said!r}, the code {meaning!r}")
+    # The ledger's words the bridge's tag takes once the version is anchored (``anchored`` stands for registered).
+    mirrored = {w for w in tags.LEDGER_STATUS_TAGS.values() if w not in tags.ANCHORING}
+    out += [
+        f"{word}: appears in {table[word][0]!r}, which does not say MLflow tag {tags.TAG_STATUS}"
+        for word in sorted(mirrored & set(table))
+        if f"MLflow tag {tags.TAG_STATUS}" not in table[word][0]
+    ]
     return out
 
 
@@ -104,3 +125,22 @@ def test_the_bridge_docs_table_of_ledger_status_values_says_what_the_code_says()
 def test_the_bridges_states_are_its_own_words_not_the_ledgers() -> None:
     assert set(tags.ANCHORING) == {v for k, v in vars(tags).items() if k.startswith("STATUS_")}
     assert not set(tags.ANCHORING) & {w.word for w in statuses.STATUSES.values()}
+
+
+def test_once_anchored_the_status_tag_takes_the_ledgers_word_for_every_ledger_status() -> None:
+    assert set(tags.LEDGER_STATUS_TAGS) == set(statuses.STATUSES)
+    assert tags.LEDGER_STATUS_TAGS[statuses.REGISTERED] == tags.STATUS_ANCHORED
+    assert all(
+        tags.status_tag(stored) == wording.word
+        for stored, wording in statuses.STATUSES.items()
+        if stored != statuses.REGISTERED
+    )
+    assert tags.status_tag("SUSPENDED") == "suspended"  # a newer chaincode's status is shown, not hidden
+
+
+def test_a_ledger_word_whose_row_does_not_name_the_status_tag_is_caught() -> None:
+    table = vocabulary()
+    table["approved"] = ["ledger status APPROVED", table["approved"][1]]
+    assert vocabulary_differences(table) == [
+        f"approved: appears in 'ledger status APPROVED', which does not say MLflow tag {tags.TAG_STATUS}"
+    ]
