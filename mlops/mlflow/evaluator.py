@@ -114,10 +114,6 @@ class EvaluatorLedger(Protocol):
         """The version's record and its registrant organisation's MSP (:func:`ledger_evidence`)."""
         ...
 
-    def dataset_registry(self) -> Any:
-        """A registry client that may call ``RegisterDataset`` for the evaluator's organisation."""
-        ...
-
 
 @dataclass
 class _GatewayLedger:
@@ -125,25 +121,16 @@ class _GatewayLedger:
     registry: Any
     network: Any
     chaincode: str
-    dataset_client: Any
 
     def evidence(self, name: str, version: str) -> LedgerEvidence:
         from modelledger.mlops.store.verification import ledger_evidence
 
         return ledger_evidence(self.network, self.chaincode, name, version)
 
-    def dataset_registry(self) -> Any:
-        return self.dataset_client()
-
 
 @contextlib.contextmanager
-def open_ledger(
-    org: str, role: str = "evaluator", profile: str | Path | None = None, dataset_role: str = "data_scientist"
-) -> Iterator[EvaluatorLedger]:
+def open_ledger(org: str, role: str = "evaluator", profile: str | Path | None = None) -> Iterator[EvaluatorLedger]:
     """Connects to the ledger as ``role`` of ``org`` with the connection profile (default: the state folder's).
-
-    ``RegisterDataset`` is submitted as ``role`` and, if the chaincode does not let that role register
-    datasets, as ``dataset_role`` of the same organisation (a second connection, opened only then).
 
     Raises:
         GatewayError: The profile, identity or peer is not usable.
@@ -153,19 +140,9 @@ def open_ledger(
     from modelledger.sdk.registry.client import RegistryClient
 
     prof = ConnectionProfile.load(profile or connection_profile_path())
-    with contextlib.ExitStack() as stack:
-        gw = stack.enter_context(prof.gateway(org, role))
+    with prof.gateway(org, role) as gw:
         network = gw.network(prof.channel)
-        registry = RegistryClient(network, prof.chaincode)
-        opened: list[Any] = []
-
-        def datasets() -> Any:
-            if not opened:
-                other = stack.enter_context(prof.gateway(org, dataset_role))
-                opened.append(RegistryClient(other.network(prof.channel), prof.chaincode))
-            return opened[0]
-
-        yield _GatewayLedger(org, registry, network, prof.chaincode, datasets)
+        yield _GatewayLedger(org, RegistryClient(network, prof.chaincode), network, prof.chaincode)
 
 
 # --------------------------------------------------------------------------- the steps
@@ -188,7 +165,7 @@ def _earlier_runs(key: str) -> list[Any]:
 
 def _ensure_dataset(ledger: EvaluatorLedger, hold_out: HoldOut) -> None:
     """Registers the hold-out data as a dataset of the evaluator's organisation unless it has claimed it already."""
-    from modelledger.sdk.registry.client import Conflict, NotAuthorized, NotFound
+    from modelledger.sdk.registry.client import Conflict, NotFound
 
     try:
         claims = ledger.registry.get_dataset_claims(hold_out.sha256)
@@ -196,14 +173,9 @@ def _ensure_dataset(ledger: EvaluatorLedger, hold_out: HoldOut) -> None:
         claims = []
     if any(c.owner == ledger.msp_id for c in claims):
         return
-    args = (hold_out.name, hold_out.sha256, hold_out.source)
-    try:
-        try:
-            ledger.registry.register_dataset(*args)
-        except NotAuthorized:
-            ledger.dataset_registry().register_dataset(*args)
-    except Conflict:
-        pass  # the organisation claimed this sha256 before with another name or source: it is registered
+    # A Conflict: the organisation claimed this sha256 before with another name or source; it is registered.
+    with contextlib.suppress(Conflict):
+        ledger.registry.register_dataset(hold_out.name, hold_out.sha256, hold_out.source)  # evaluators may (1.4.0)
 
 
 def _run_evaluation(

@@ -41,7 +41,7 @@ from modelledger.mlops.store.evaluation_artifacts import (
 from modelledger.mlops.store.verification import LedgerEvidence, Verification
 from modelledger.runtime.settings import S3Settings
 from modelledger.sdk.ledger.checks import Check
-from modelledger.sdk.registry.client import Conflict, NotAuthorized, NotFound
+from modelledger.sdk.registry.client import Conflict, NotFound
 from modelledger.sdk.registry.records import (
     Actor,
     Dataset,
@@ -66,7 +66,6 @@ class FakeRegistry:
     calls: list[tuple[str, tuple[Any, ...]]] = dataclasses.field(default_factory=list)
     evaluations: list[Evaluation] = dataclasses.field(default_factory=list)
     claims: list[Dataset] = dataclasses.field(default_factory=list)
-    may_register: bool = True
     lose_answer: bool = False  # the transaction commits, but the answer never arrives (the process "dies")
 
     def list_evaluations(self, name: str, version: str) -> list[Evaluation]:
@@ -82,8 +81,6 @@ class FakeRegistry:
 
     def register_dataset(self, name: str, sha256: str, source: str) -> Dataset:
         self.calls.append(("register_dataset", (name, sha256, source)))
-        if not self.may_register:
-            raise NotAuthorized('NOT_AUTHORIZED: role "evaluator" may not call RegisterDataset')
         claim = Dataset(name=name, sha256=sha256, source=source, owner=self.msp)
         self.claims.append(claim)
         return claim
@@ -134,17 +131,12 @@ class FakeLedger:
     datasets: list[DatasetRef] = dataclasses.field(
         default_factory=lambda: [DatasetRef("train.csv", TRAIN_SHA, "/data/train.csv", True)]
     )
-    dataset_client: FakeRegistry | None = None
 
     def evidence(self, name: str, version: str) -> LedgerEvidence:
         record = ModelVersion(
             name=name, version=version, status=self.status, model_digest=MODEL_DIGEST, datasets=self.datasets
         )
         return LedgerEvidence(record, None)
-
-    def dataset_registry(self) -> FakeRegistry:
-        assert self.dataset_client is not None
-        return self.dataset_client
 
 
 class FakeS3:
@@ -375,17 +367,6 @@ def test_bad_input_changes_nothing(
             s3_settings=world.settings,
         )
     assert world.ledger.registry.calls == [] and world.fetched == [] and world.evaluated == []
-
-
-def test_the_data_scientist_registers_the_data_when_the_evaluator_may_not(
-    world: World, trained: tuple[Path, Any]
-) -> None:
-    scientist = FakeRegistry()
-    world.ledger.registry.may_register = False
-    world.ledger.dataset_client = scientist
-    world.ledger.registry.claims = scientist.claims  # one ledger, two identities
-    verdict = run(world, trained[1])
-    assert [c[0] for c in scientist.calls] == ["register_dataset"] and verdict.result == "PASSED"
 
 
 def test_an_existing_claim_is_not_registered_again(world: World, trained: tuple[Path, Any]) -> None:
