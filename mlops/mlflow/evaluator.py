@@ -11,7 +11,7 @@ One call does, in this order (docs/evaluation.md says what it guarantees and wha
 3. if an earlier call already recorded this very evaluation (same model, data, targets, type
    and evaluator organisation: the MLflow run tag ``modelledger.evaluation.key``), returns that
    verdict; if an earlier call finished its MLflow run and stored its artefacts but died before
-   the ledger write, records that run (see "A rerun" below);
+   the ledger write, records that run (docs/evaluation.md, "A rerun never counts twice");
 4. fetches the anchored copy and verifies it whole against the ledger
    (:func:`~modelledger.mlops.store.fetch.fetch_verified`: bytes against the ledger's manifest,
    signature by the registrant, status neither revoked nor rejected); anything else raises
