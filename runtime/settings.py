@@ -168,6 +168,8 @@ class S3User(enum.StrEnum):
     """The bridge and ``store upload``: write and retain anchored copies (no delete), read MLflow's artifacts."""
     AUDITOR = "auditor"
     """Read-only on the anchored bucket: ``store verify``/``fetch``, ``s3 status``, the demo's checks, auditors."""
+    EVALUATOR = "evaluator"
+    """``modelledger.mlflow.evaluate``: the auditor's reads, and new locked objects under ``evaluations/`` only."""
 
 
 @dataclass(frozen=True)

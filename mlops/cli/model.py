@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from modelledger.mlops.cli import governance
+from modelledger.mlops.cli import evaluation, governance
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, RoleOpt, call_registry, refusal_text
 from modelledger.mlops.cli.gate_view import approval_fields, approval_set, evaluation_line, gate_line, policy_line
 from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, show_fields, show_note, show_table
@@ -211,3 +211,4 @@ def find_digest(
 
 
 governance.register(app)
+evaluation.register(app)

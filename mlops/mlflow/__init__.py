@@ -12,6 +12,11 @@ It also names the MLflow tags the bridge writes on a registered version (``TAG_*
 with the values of ``ledger.status`` as ``STATUS_*``) and the two tags
 :func:`log_dataset` puts on a run's input (``TAG_DATASET_SHA256``, ``TAG_DATASET_SOURCE``):
 scripts use these constants rather than the strings (docs/bridge.md explains each).
+
+:func:`evaluate` is the evaluator's call: it verifies a registered version against the ledger,
+evaluates it with ``mlflow.models.evaluate`` on hold-out data, stores the artefacts write-once and
+records the verdict on the ledger (docs/evaluation.md). It and its result and errors are imported
+on first use (:mod:`modelledger.mlflow.evaluator`), so ``log_dataset`` does not pay for them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from modelledger.mlops.bridge.tags import (
     TAG_TX,
 )
 from modelledger.mlops.store.digest import dataframe_digest, dataset_digest
+from modelledger.runtime.lazy_exports import lazy_exports
 from modelledger.sdk.registry.limits import LIMITS
 
 # What a data scientist imports: the one call, its result, and the tag vocabulary.
@@ -53,9 +59,29 @@ __all__ = [
     "TAG_STATUS",
     "TAG_STORAGE",
     "TAG_TX",
+    "EvaluationError",
+    "EvaluationInputError",
+    "EvaluationVerdict",
+    "HoldOutIsTrainingData",
     "LoggedDataset",
+    "ModelNotVerified",
+    "evaluate",
     "log_dataset",
 ]
+
+# The evaluator's names, imported from modelledger.mlflow.evaluator when first read.
+_HOMES = {
+    name: "evaluator"
+    for name in (
+        "EvaluationError",
+        "EvaluationInputError",
+        "EvaluationVerdict",
+        "HoldOutIsTrainingData",
+        "ModelNotVerified",
+        "evaluate",
+    )
+}
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
 
 
 class LoggedDataset:

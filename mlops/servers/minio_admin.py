@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from modelledger.mlops.servers.minio_root import S3ServerError, read_credentials
+from modelledger.mlops.store.evaluation_artifacts import EVALUATIONS_PREFIX
 from modelledger.mlops.store.s3_access import REGION, S3AccessError, read_user_credentials
 from modelledger.mlops.store.s3errors import error_code
 from modelledger.runtime.private_files import make_private_dir, write_private_file
@@ -145,6 +146,10 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
       settings (so it cannot lower the default retention). The retention's length is
       the bridge's own setting: S3 policies cannot bound it on a write.
     - The auditor: read the anchored bucket, its versions, retentions and lock settings.
+    - The evaluator: the auditor's reads (it verifies an anchored copy before evaluating it), and new
+      objects under ``evaluations/`` (the evaluation bundles), locked by the bucket's default COMPLIANCE
+      retention: it sends no lock headers, which S3 would refuse it without ``PutObjectRetention``. No
+      delete, no retention change, nothing written anywhere else in the bucket.
 
     Raises:
         ValueError: ``user`` is the root, which has no policy.
@@ -157,6 +162,24 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
         "Resource": [mlflow],
         "Condition": {"StringLike": {"s3:prefix": [MLFLOW_ARTIFACTS_PREFIX, f"{MLFLOW_ARTIFACTS_PREFIX}/*"]}},
     }
+    read_anchored = [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetBucketObjectLockConfiguration",
+                "s3:GetBucketVersioning",
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+            ],
+            "Resource": [anchored],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectVersion"],
+            "Resource": [f"{anchored}/*"],
+        },
+    ]
+    evaluations = f"{anchored}/{EVALUATIONS_PREFIX}/*"
     statements: dict[S3User, list[dict[str, Any]]] = {
         S3User.MLFLOW: [
             list_artifacts,
@@ -197,21 +220,15 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
             list_artifacts,
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [artifacts]},
         ],
-        S3User.AUDITOR: [
+        S3User.AUDITOR: read_anchored,
+        S3User.EVALUATOR: [
+            *read_anchored,
+            {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": [evaluations]},
             {
-                "Effect": "Allow",
-                "Action": [
-                    "s3:GetBucketObjectLockConfiguration",
-                    "s3:GetBucketVersioning",
-                    "s3:ListBucket",
-                    "s3:ListBucketVersions",
-                ],
-                "Resource": [anchored],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectVersion"],
-                "Resource": [f"{anchored}/*"],
+                "Effect": "Deny",
+                "Action": ["s3:PutObject"],
+                "Resource": [evaluations],
+                "Condition": {"StringEquals": {"s3:object-lock-mode": ["GOVERNANCE"]}},
             },
         ],
     }
@@ -267,7 +284,7 @@ def _admin_read(call: Callable[[], str]) -> dict[str, Any] | None:
 
 
 def ensure_users(settings: S3Settings) -> list[str]:
-    """Creates the MLflow, bridge and auditor users with their policies, doing only what is missing.
+    """Creates the MLflow, bridge, auditor and evaluator users with their policies, doing only what is missing.
 
     A user's secret is generated once into its 0600 credential file; the user
     is (re)created from that file whenever MinIO does not know it.
@@ -285,7 +302,7 @@ def ensure_users(settings: S3Settings) -> list[str]:
     make_private_dir(settings.users_dir, tighten=True)
     admin = _admin(settings)
     try:
-        for user in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR):
+        for user in (S3User.MLFLOW, S3User.BRIDGE, S3User.AUDITOR, S3User.EVALUATOR):
             name, path = policy_name(user), settings.user_credentials_file(user)
             fresh = not path.exists()
             if fresh:

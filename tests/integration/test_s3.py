@@ -310,3 +310,45 @@ def test_the_bridge_can_neither_write_a_bypassable_lock_nor_delete_a_version(s3_
     head = root.head_object(**own, VersionId=mine)
     assert head["ObjectLockMode"] == "COMPLIANCE" and head.get("ObjectLockLegalHoldStatus") != "ON"
     assert not root.list_object_versions(Bucket=s.bucket, Prefix="bypass/gov.bin").get("Versions")
+
+
+def test_the_evaluator_reads_anchored_copies_and_writes_only_new_locked_bundles(s3_server: S3Server) -> None:
+    from modelledger.mlops.store.evaluation_artifacts import store_bundle
+
+    s = s3_server.settings
+    bridge, evaluator = (s3_client(s, user=u) for u in (S3User.BRIDGE, S3User.EVALUATOR))
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).replace(microsecond=0)
+    lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
+    anchored = {"Bucket": s.bucket, "Key": "evaluator/model.bin"}
+    version = bridge.put_object(**anchored, Body=b"anchored", **lock)["VersionId"]
+    # It reads what it verifies before evaluating: objects, versions, retentions, the bucket's lock settings.
+    assert evaluator.get_object(**anchored, VersionId=version)["Body"].read() == b"anchored"
+    assert evaluator.get_object_retention(**anchored, VersionId=version)["Retention"]["Mode"] == "COMPLIANCE"
+    assert bucket_state(evaluator, s.bucket)["retention_mode"] == "COMPLIANCE"
+
+    # It stores a bundle write-once under evaluations/, locked by the bucket's default COMPLIANCE retention;
+    # the same bundle again writes nothing.
+    stored = store_bundle(evaluator, s.bucket, b"an evaluation bundle")
+    again = store_bundle(evaluator, s.bucket, b"an evaluation bundle")
+    assert stored.created and not again.created and again.version_id == stored.version_id
+    assert stored.key.startswith("evaluations/sha256/")
+    head = evaluator.head_object(Bucket=s.bucket, Key=stored.key, VersionId=stored.version_id)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    bundle = {"Bucket": s.bucket, "Key": stored.key}
+
+    # Nothing else: no delete, no retention change, no GOVERNANCE lock, nothing outside evaluations/.
+    assert _refused(lambda: evaluator.delete_object(**bundle)) == "AccessDenied"
+    assert _refused(lambda: evaluator.delete_object(**bundle, VersionId=stored.version_id)) == "AccessDenied"
+    longer = {"Mode": "COMPLIANCE", "RetainUntilDate": until + dt.timedelta(days=1)}
+    assert (
+        _refused(lambda: evaluator.put_object_retention(**bundle, VersionId=stored.version_id, Retention=longer))
+        == "AccessDenied"
+    )
+    governance = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": until}
+    assert (
+        _refused(lambda: evaluator.put_object(Bucket=s.bucket, Key="evaluations/g.tar", Body=b"x", **governance))
+        == "AccessDenied"
+    )
+    assert _refused(lambda: evaluator.put_object(**anchored, Body=b"replaced", **lock)) == "AccessDenied"
+    assert _refused(lambda: evaluator.put_object(Bucket=s.bucket, Key="blobs/sha256/x", Body=b"x")) == "AccessDenied"
+    assert _refused(lambda: evaluator.delete_object(**anchored, VersionId=version)) == "AccessDenied"

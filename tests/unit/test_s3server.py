@@ -158,6 +158,19 @@ def test_each_users_policy_allows_only_its_work(tmp_path: Path) -> None:
         user_policy(s, S3User.ROOT)
 
 
+def test_the_evaluator_reads_like_the_auditor_and_writes_only_new_objects_under_evaluations(tmp_path: Path) -> None:
+    s = _settings(tmp_path, bucket="anchored", mlflow_bucket="mlflow-art")
+    auditor, evaluator = (user_policy(s, u) for u in (S3User.AUDITOR, S3User.EVALUATOR))
+    allowed = {
+        (a, r) for st in evaluator["Statement"] if st["Effect"] == "Allow" for a in st["Action"] for r in st["Resource"]
+    }
+    writes = {(a, r) for a, r in allowed if not a.startswith(("s3:Get", "s3:List"))}
+    assert writes == {("s3:PutObject", "arn:aws:s3:::anchored/evaluations/*")}  # no delete, no retention change
+    assert allowed - writes == _actions(auditor)
+    deny = next(st for st in evaluator["Statement"] if st["Effect"] == "Deny")
+    assert deny["Condition"] == {"StringEquals": {"s3:object-lock-mode": ["GOVERNANCE"]}}
+
+
 def test_tls_files_follow_minio_layout_and_chain_to_the_ca(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     actions = ensure_tls(s)
@@ -247,7 +260,9 @@ def test_connection_file_names_paths_not_the_secret(tmp_path: Path) -> None:
         "ca_file": str(s.ca_file),
         "credentials_file": str(s.credentials_file),
         "mlflow_bucket": "modelledger-mlflow",
-        "users": {u: str(tmp_path / "s3" / "users" / f"{u}.credentials") for u in ("mlflow", "bridge", "auditor")},
+        "users": {
+            u: str(tmp_path / "s3" / "users" / f"{u}.credentials") for u in ("mlflow", "bridge", "auditor", "evaluator")
+        },
         "object_lock": {"mode": "COMPLIANCE", "default_retention_days": 3},
     }
 

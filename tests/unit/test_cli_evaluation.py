@@ -1,0 +1,208 @@
+"""``modelledger model evaluate``: the verdict for people (80 columns, a pipe) and scripts, a refusal as one line
+and exit 1, bad input as exit 2 with nothing run.
+
+:func:`modelledger.mlflow.evaluate` is faked (its own tests are tests/unit/test_mlflow_evaluate.py); the refusals
+are the SDK's typed errors and the evaluator's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from typer.testing import CliRunner
+
+from modelledger.mlflow import evaluator
+from modelledger.mlflow.hold_out import (
+    RECORDED_BEFORE,
+    EvaluationInputError,
+    EvaluationVerdict,
+    HoldOutIsTrainingData,
+    ModelNotVerified,
+)
+from modelledger.mlops.cli.app import app
+from modelledger.mlops.cli.evaluation import show_verdict
+from modelledger.mlops.store.verification import Verification
+from modelledger.sdk.gateway.errors import EndorseError, ErrorDetail
+from modelledger.sdk.ledger.checks import Check
+from modelledger.sdk.registry.client import refusal
+from tests.cli_capture import pipe, strip_ansi, terminal, too_wide
+
+SHA = hashlib.sha256(b"holdout").hexdigest()
+DIGEST = hashlib.sha256(b"bundle").hexdigest()
+TX = hashlib.sha256(b"tx").hexdigest()
+LOCATION = f"s3://modelledger-anchored/evaluations/sha256/{DIGEST}.tar?versionId=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+FAILURE = "metric accuracy_score = 0.91 is below the minimum 0.95"
+
+
+def verdict(result: str = "PASSED", how: str = "fresh") -> EvaluationVerdict:
+    return EvaluationVerdict(
+        name="breast-cancer",
+        version="3",
+        result=result,
+        failures=(FAILURE,) if result == "FAILED" else (),
+        metrics={"accuracy_score": 0.91, "roc_auc": 0.9876543},
+        policy_version=2 if result != "NO_POLICY" else None,
+        tx_id=TX,
+        run_id="0123456789abcdef0123456789abcdef",
+        dataset_sha256=SHA,
+        artifacts_digest=DIGEST,
+        artifacts_location=LOCATION,
+        evaluator="evaluator@Org2MSP",
+        time="2026-12-08T01:00:00.123456789Z",
+        how=how,
+    )
+
+
+@pytest.fixture
+def holdout(tmp_path: Path) -> Path:
+    path = tmp_path / "holdout.csv"
+    path.write_text("a,target\n1,0\n")
+    return path
+
+
+@dataclasses.dataclass
+class Fake:
+    """What the fake evaluate was called with, and what it answers (a verdict, or an exception to raise)."""
+
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = dataclasses.field(default_factory=list)
+    answer: EvaluationVerdict | Exception = dataclasses.field(default_factory=verdict)
+
+    def __call__(self, *args: Any, **kw: Any) -> EvaluationVerdict:
+        self.calls.append((args, kw))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
+    held = Fake()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")  # never reached: evaluate is faked
+    monkeypatch.setattr(evaluator, "evaluate", held)
+    return held
+
+
+def run(holdout: Path, *extra: str) -> Any:
+    argv = ["model", "evaluate", "breast-cancer", "3", "--data", str(holdout), "--target", "target"]
+    return CliRunner().invoke(app, [*argv, "--model-type", "classifier", *extra])
+
+
+def test_the_verdict_in_a_pipe_is_one_field_a_line(fake: Fake, holdout: Path) -> None:
+    fake.answer = verdict("FAILED")
+    result = run(holdout)
+    assert result.exit_code == 0, result.output
+    (args, kw) = fake.calls[0]
+    assert args == ("models:/breast-cancer/3", holdout)
+    assert (kw["org"], kw["role"], kw["targets"], kw["model_type"], kw["resume"]) == (
+        "Org1MSP",
+        "evaluator",
+        "target",
+        "classifier",
+        True,
+    )
+    lines = result.stdout.splitlines()
+    assert "result\tfailed" in lines and f"failure\t{FAILURE}" in lines and "policy\tversion 2" in lines
+    assert "metric accuracy_score\t0.91" in lines and "metric roc_auc\t0.987654" in lines
+    assert f"hold-out sha256\t{SHA}" in lines and f"artefacts\t{LOCATION}" in lines
+    assert all("\t" in line for line in lines)  # nothing but fields
+
+
+def test_the_verdict_fits_80_columns_with_every_identifier_whole() -> None:
+    con, out = terminal(80)
+    show_verdict(verdict("FAILED", RECORDED_BEFORE), con)
+    text = strip_ansi(out.getvalue())
+    assert not too_wide(text, 80)
+    for whole in (SHA, DIGEST, TX, LOCATION, "evaluator@Org2MSP"):
+        assert whole in text
+    assert "failed" in text and "nothing was run or recorded" in " ".join(text.split())
+    con, out = pipe()
+    show_verdict(verdict("NO_POLICY", RECORDED_BEFORE), con)
+    lines = out.getvalue().splitlines()
+    assert "result\tno policy" in lines and "policy\tnone in force" in lines
+    assert lines[-1].startswith("# an earlier call had recorded this evaluation")
+
+
+def test_json_is_the_verdict_and_org_role_and_rerun_are_passed_on(fake: Fake, holdout: Path) -> None:
+    result = run(holdout, "--org", "Org2MSP", "--role", "auditor", "--rerun", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == verdict().to_json()
+    kw = fake.calls[0][1]
+    assert (kw["org"], kw["role"], kw["resume"]) == ("Org2MSP", "auditor", False)
+
+
+def _not_verified() -> ModelNotVerified:
+    checks = [Check("bytes", False, "changed: model.pkl"), Check("signature", False, "no signature\nbundle")]
+    return ModelNotVerified(Verification("s3://a/models/x/index.json", "breast-cancer", "3", checks))
+
+
+def _refused() -> Exception:
+    error = EndorseError(
+        "f" * 64,
+        grpc.StatusCode.ABORTED,
+        "failed to endorse transaction, see attached details for more info",
+        (
+            ErrorDetail(
+                "peer0.org1.example.com:7051",
+                "Org1MSP",
+                'chaincode response 500, CONFLICT: model "breast-cancer" version "3" is REVOKED',
+            ),
+        ),
+    )
+    typed = refusal(error)
+    assert typed is not None
+    return typed
+
+
+@pytest.mark.parametrize(
+    ("raised", "printed"),
+    [
+        (_refused, 'refused: model "breast-cancer" version "3" is REVOKED'),
+        (
+            _not_verified,
+            "s3://a/models/x/index.json: NOT verified: bytes: changed: model.pkl; signature: no signature bundle",
+        ),
+        (lambda: HoldOutIsTrainingData("dataset x is a training dataset of m version 3 (train)"), None),
+    ],
+)
+def test_a_refusal_is_one_line_and_exit_1(fake: Fake, holdout: Path, raised: Any, printed: str | None) -> None:
+    error = raised()
+    fake.answer = error
+    result = run(holdout)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"error: {printed or error}\n"
+    as_json = run(holdout, "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout) == {"error": printed or str(error)}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": "latest"}, "not a registered version"),
+        ({"--model-type": "llm"}, "'llm' is not one of"),
+        ({"--data": "/no/such/file.csv"}, "does not exist"),
+        ({"--data": None}, "Missing option '--data'"),
+    ],
+)
+def test_bad_input_is_exit_2_and_runs_nothing(
+    fake: Fake, holdout: Path, change: dict[str, str | None], message: str
+) -> None:
+    options = {"--data": str(holdout), "--target": "t", "--model-type": "classifier"}
+    options.update({k: v for k, v in change.items() if k.startswith("--")})  # type: ignore[misc]
+    argv = ["model", "evaluate", "m", change.get("version") or "3"]
+    argv += [part for k, v in options.items() if v is not None for part in (k, v)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.replace("│", " ").split())
+    assert fake.calls == []
+
+
+def test_an_input_the_evaluator_refuses_is_exit_2(fake: Fake, holdout: Path) -> None:
+    fake.answer = EvaluationInputError("the hold-out data has no column 'target' (columns: a)")
+    result = run(holdout)
+    assert result.exit_code == 2 and result.stderr == "error: the hold-out data has no column 'target' (columns: a)\n"
