@@ -1,33 +1,43 @@
-"""``modelledger demo``: a data scientist's run and a compliance officer's checks, on the running stack.
+"""``modelledger demo``: a model version's life, from a data scientist's run to its deployment, on the running stack.
 
-1. train an XGBoost classifier on scikit-learn's breast cancer data (shipped
-   with scikit-learn, so no network is needed);
+1. split scikit-learn's breast cancer data (shipped with scikit-learn, so no
+   network is needed) into a training set and a hold-out set; train an XGBoost
+   classifier on the training set;
 2. log its parameters, metrics and training data (full-content SHA-256 via
    :func:`modelledger.mlflow.log_dataset`) and register it in MLflow, exactly
-   as a data scientist would;
-3. wait for the bridge to anchor it (the MLflow tags say so);
-4. as an auditor, print the ledger record and the S3 pointer, and verify both
+   as a data scientist would; wait for the bridge to anchor it (the MLflow
+   tags say so);
+3. as an auditor, print the ledger record and the S3 pointer, and verify both
    the model MLflow serves and the anchored copy against the ledger: bytes,
    signature, signer (the registrant, an identity of its organisation) and
    status, the one verification every command uses;
-5. tamper with a copy of the model and show the verification naming the file.
+4. tamper with a copy of the model and show the verification naming the file;
+5. the owner's admin sets a policy; Org2's evaluator evaluates the version on
+   the hold-out set (:func:`modelledger.mlflow.evaluate`) and the ledger
+   judges it; a second, weaker version fails and its approval is refused;
+   both organisations approve the first, Org1's operator deploys it, and the
+   MLflow tags the bridge mirrors from the ledger show it all.
 
 The console tells only that story: the log lines, warnings and run links of
-the libraries underneath (MLflow, urllib3, botocore, scikit-learn, XGBoost)
-go to ``<state>/demo/demo.log`` (:func:`library_output_to`), whose path the
-demo prints at its end, also when it fails.
+the libraries underneath go to ``<state>/demo/demo.log``
+(:mod:`~modelledger.mlops.demo_output`), whose path the demo prints at its
+end, also when it fails.
+
+Why this module is long: it is the demo's script, read top to bottom as the
+story it prints; each step is a few calls of the public API, and splitting
+them over modules would hide the story they tell together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +48,22 @@ from modelledger.mlops.bridge import (
     ANCHORING,
     STATUS_ANCHORED,
     STATUS_FAILED,
+    TAG_APPROVALS,
     TAG_BLOCK,
+    TAG_DEPLOYMENTS,
     TAG_ERROR,
+    TAG_EVALUATION,
     TAG_STATUS,
     TAG_STORAGE,
     TAG_TX,
     MlflowUser,
     act_as,
 )
+from modelledger.mlops.bridge.tags import status_tag
 from modelledger.mlops.cli.output import console as cli_console
 from modelledger.mlops.cli.output import show_fields
+from modelledger.mlops.demo_output import demo_log_path, library_output_to
+from modelledger.mlops.mlflow.hold_out import EvaluationError
 from modelledger.mlops.store import (
     SIGNER_IDENTITY,
     anchored_bundle,
@@ -57,19 +73,13 @@ from modelledger.mlops.store import (
     verify_version,
 )
 from modelledger.mlops.store.s3_access import S3AccessError, s3_client
-from modelledger.runtime.private_files import open_private_log
-from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path, state_dir
+from modelledger.runtime.settings import MlflowSettings, S3Settings, S3User, connection_profile_path
 from modelledger.sdk.profile import ConnectionProfile
-from modelledger.sdk.registry.statuses import status_meaning, status_word
+from modelledger.sdk.registry import RegistryClient, RegistryError
+from modelledger.sdk.registry.records import MetricThreshold, ModelPolicyInput
+from modelledger.sdk.registry.statuses import result_word, status_meaning, status_word
 
 MODEL_NAME = "breast-cancer-xgb"
-
-# The loggers MLflow gives their own stderr handler (and propagate=False) when it is imported.
-MLFLOW_OWN_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
-# MLflow's switches for what it writes to the terminal itself rather than through logging: the
-# "🏃 View run … / 🧪 View experiment …" lines (sys.stdout) and the artifacts' tqdm progress bars.
-# The demo writes the run's link to its log instead.
-MLFLOW_QUIET_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 _log = logging.getLogger("modelledger.demo")
 
@@ -78,140 +88,66 @@ class DemoError(Exception):
     """A step of the demo failed; the message says which and why."""
 
 
-class _LinesToLog:
-    """A text stream whose complete lines become INFO records of ``logger`` (MLflow's ``eprint`` stream)."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._logger = logger
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        """Logs each complete line of ``text``; keeps a trailing partial line for the next write."""
-        *lines, self._pending = (self._pending + text).split("\n")
-        for line in lines:
-            if line.strip():
-                self._logger.info("%s", line)
-        return len(text)
-
-    def flush(self) -> None:
-        """Logs a pending partial line."""
-        if self._pending.strip():
-            self._logger.info("%s", self._pending)
-        self._pending = ""
-
-
-def demo_log_path() -> Path:
-    """Where the demo writes the other libraries' log lines and warnings: ``<state>/demo/demo.log``."""
-    return state_dir() / "demo" / "demo.log"
-
-
-def remove_demo_log() -> Path | None:
-    """Deletes :func:`demo_log_path` (and its folder once empty); returns the path if it existed."""
-    path = demo_log_path()
-    if not path.is_file():
-        return None
-    path.unlink()
-    with contextlib.suppress(OSError):  # not empty: something else lives there, keep it
-        path.parent.rmdir()
-    return path
-
-
-@contextlib.contextmanager
-def library_output_to(path: Path) -> Iterator[Path]:
-    """Sends the libraries' log records and warnings to ``path`` (0600, appended), not to the terminal.
-
-    Inside the block, every logger propagates to the root logger, whose only
-    handler is the file: MLflow's own loggers lose the stderr handler MLflow
-    gives them on import, ``warnings`` go through logging
-    (:func:`logging.captureWarnings`), MLflow's event messages (``eprint``:
-    "Successfully registered model …", "Created version …"), written to the
-    stream ``mlflow.utils.logging_utils.MLFLOW_LOGGING_STREAM`` and from there
-    to stderr, become records of the ``mlflow.events`` logger, and MLflow's
-    direct terminal writes (run links, progress bars) are switched off by
-    :data:`MLFLOW_QUIET_ENV`. What
-    the demo prints itself, and exceptions, are untouched. Everything is put
-    back on exit.
-
-    Args:
-        path: The log file (created mode 0600 in a 0700 folder if missing).
-
-    Yields:
-        ``path``.
-    """
-    import mlflow  # noqa: F401  (imported first: its import installs the handlers replaced below)
-    from mlflow.utils import logging_utils as mlflow_logging
-
-    saved_events = mlflow_logging.MLFLOW_LOGGING_STREAM
-    events = _LinesToLog(logging.getLogger("mlflow.events"))
-
-    saved_env = {k: os.environ.get(k) for k in MLFLOW_QUIET_ENV}
-    root = logging.getLogger()
-    saved_root = (root.handlers[:], root.level)
-    own_loggers = [logging.getLogger(name) for name in MLFLOW_OWN_LOGGERS]
-    saved_own = [(own, own.handlers[:], own.level, own.propagate) for own in own_loggers]
-    stream = os.fdopen(open_private_log(path), "a", encoding="utf-8")
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    try:
-        os.environ.update(MLFLOW_QUIET_ENV)
-        for own in own_loggers:
-            own.handlers = []
-            own.propagate = True
-        logging.getLogger("mlflow").setLevel(logging.INFO)
-        root.handlers = [handler]
-        root.setLevel(logging.INFO)
-        logging.captureWarnings(True)
-        mlflow_logging.MLFLOW_LOGGING_STREAM = events  # eprint() looks the stream up at each call
-        _log.info("demo started at %s", datetime.now(UTC).isoformat(timespec="seconds"))
-        yield path
-    finally:
-        events.flush()
-        mlflow_logging.MLFLOW_LOGGING_STREAM = saved_events
-        logging.captureWarnings(False)
-        root.handlers, level = saved_root
-        root.setLevel(level)
-        for own, handlers, level, propagate in saved_own:
-            own.handlers, own.propagate = handlers, propagate
-            own.setLevel(level)
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        handler.close()
-        stream.close()
-
-
 def _step(console: Console, n: int, text: str) -> None:
     console.print(f"\n[bold cyan]{n}.[/] [bold]{text}[/]")
 
 
-def train_and_register(console: Console, tracking_uri: str) -> tuple[str, str, float]:
-    """Trains, logs and registers the model; returns (name, version, seconds at registration)."""
-    import mlflow
-    import mlflow.xgboost
-    import xgboost as xgb
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """The breast cancer data, split once: the training set and the hold-out set the model never sees."""
+
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
+
+    @property
+    def hold_out(self) -> Any:
+        """The hold-out set with its ``target`` column, as the evaluator receives it."""
+        return self.x_test.assign(target=self.y_test)
+
+
+def split_data() -> Split:
+    """Splits scikit-learn's breast cancer data into a training set and a stratified 25% hold-out set."""
     from sklearn.datasets import load_breast_cancer
-    from sklearn.metrics import accuracy_score, roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    from modelledger.mlflow import log_dataset
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("modelledger-demo")
-    data = load_breast_cancer(as_frame=True)
-    frame = data.frame
+    frame = load_breast_cancer(as_frame=True).frame
     x_train, x_test, y_train, y_test = train_test_split(
         frame.drop(columns="target"), frame["target"], test_size=0.25, random_state=7, stratify=frame["target"]
     )
-    params = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.2, "subsample": 0.9, "random_state": 7}
+    return Split(x_train, y_train, x_test, y_test)
+
+
+# The model the demo approves, and a deliberately weak one (a single stump) that fails the owner's policy.
+GOOD_PARAMS = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.2, "subsample": 0.9, "random_state": 7}
+WEAK_PARAMS = {"n_estimators": 1, "max_depth": 1, "learning_rate": 0.3, "random_state": 7}
+
+
+def train_and_register(
+    console: Console, tracking_uri: str, split: Split, params: dict[str, Any] | None = None
+) -> tuple[str, str, float]:
+    """Trains on the training set, logs and registers the model; returns (name, version, seconds at registration)."""
+    import mlflow
+    import mlflow.xgboost
+    import xgboost as xgb
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    from modelledger.mlflow import log_dataset
+
+    params = params or GOOD_PARAMS
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("modelledger-demo")
+    x_train, y_train = split.x_train, split.y_train
     model = xgb.XGBClassifier(**params, eval_metric="logloss")
     model.fit(x_train, y_train)
-    proba = model.predict_proba(x_test)[:, 1]
-    metrics = {"accuracy": float(accuracy_score(y_test, proba > 0.5)), "roc_auc": float(roc_auc_score(y_test, proba))}
+    # The data scientist's own check, on the training data only: the hold-out set is the evaluator's.
+    proba = model.predict_proba(x_train)[:, 1]
+    metrics = {"train_accuracy": float(accuracy_score(y_train, proba > 0.5)),
+               "train_roc_auc": float(roc_auc_score(y_train, proba))}  # fmt: skip
     console.print(
-        f"   trained on {len(x_train)} samples, tested on {len(x_test)}: "
-        f"accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}"
+        f"   trained on {len(x_train)} samples ({len(split.x_test)} held out for the evaluator): "
+        f"training accuracy {metrics['train_accuracy']:.3f}, ROC AUC {metrics['train_roc_auc']:.3f}"
     )
     with mlflow.start_run(run_name="xgb-breast-cancer") as run:
         mlflow.log_params(params)
@@ -285,7 +221,8 @@ def _run(console: Console) -> int:
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
     try:
         _step(console, 1, "A data scientist trains, logs and registers a model in MLflow (nothing else)")
-        name, version, t0 = train_and_register(console, mlflow_settings.tracking_uri)
+        split = split_data()
+        name, version, t0 = train_and_register(console, mlflow_settings.tracking_uri, split)
 
         _step(console, 2, "The bridge anchors it: digest, signature, write-once S3, ledger endorsed by every org")
         tags = wait_anchored(console, client, name, version, t0)
@@ -364,11 +301,121 @@ def _run(console: Console) -> int:
                 console.print(f"   verification [red]fails[/]: {c.name}: {escape(c.detail)}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    except (DemoError, S3AccessError) as exc:
+
+        govern(console, client, profile, mlflow_settings.tracking_uri, split, name, version)
+    except (DemoError, S3AccessError, EvaluationError, RegistryError) as exc:
         console.print(f"[bold red]demo failed:[/] {escape(str(exc))}")
         return 1
     console.print(
         f"\n[bold green]done.[/] Next: [bold].venv/bin/modelledger store verify --ledger {name} {version}[/]"
-        f" · [bold].venv/bin/modelledger model history {name} {version}[/]"
+        f" · [bold].venv/bin/modelledger model show {name} {version}[/]"
     )
     return 0
+
+
+# The owner's policy in the demo: what the hold-out evaluation must show, judged on the ledger.
+DEMO_POLICY = ModelPolicyInput(
+    independent_evaluator=True,
+    required_passes=1,
+    thresholds=[MetricThreshold(metric="accuracy_score", min=0.93), MetricThreshold(metric="roc_auc", min=0.97)],
+)
+
+
+# Where the demo says its model runs (a label on the ledger: ModelLedger's own serving comes later).
+DEMO_ENDPOINT = "https://models.org1.example/breast-cancer-xgb"
+# The tags the bridge's ledger follower mirrors, in the order the demo shows them.
+MIRRORED_TAGS = (TAG_STATUS, TAG_EVALUATION, TAG_APPROVALS, TAG_DEPLOYMENTS)
+
+
+@contextlib.contextmanager
+def registry(profile: ConnectionProfile, org: str, role: str) -> Iterator[RegistryClient]:
+    """The registry as ``role`` of ``org`` (an identity of the state folder)."""
+    with profile.gateway(org, role) as gw:
+        yield RegistryClient(gw.network(profile.channel), profile.chaincode)
+
+
+def _evaluate(console: Console, split: Split, name: str, version: str) -> Any:
+    from modelledger.mlflow import evaluate
+
+    with console.status(f"   Org2's evaluator runs mlflow.models.evaluate on {name}/{version}…"):
+        verdict = evaluate(
+            f"models:/{name}/{version}",
+            split.hold_out,
+            targets="target",
+            model_type="classifier",
+            org="Org2MSP",
+            dataset_name="breast-cancer-holdout",
+            dataset_source="sklearn.datasets.load_breast_cancer (25% stratified hold-out, random_state 7)",
+            run_name=f"evaluate-{name}-{version}",
+        )
+    shown = ", ".join(f"{t.metric} {verdict.metrics.get(t.metric, float('nan')):.3f}" for t in DEMO_POLICY.thresholds)
+    colour = "green" if verdict.passed else "red"
+    console.print(
+        f"   {name}/{version}: [{colour}]{result_word(verdict.result)}[/] ({shown}) by {escape(verdict.evaluator)},"
+        f" policy version {verdict.policy_version}, tx {verdict.tx_id}"
+    )
+    for failure in verdict.failures:
+        console.print(f"     [red]✗[/] {escape(failure)}")
+    return verdict
+
+
+def wait_tags(client: Any, name: str, version: str, want: dict[str, str], timeout: float = 60) -> dict[str, str]:
+    """Polls the version's MLflow tags until each tag of ``want`` holds its value ("" = is set at all): the bridge's
+    ledger follower writes them within seconds of the transaction."""
+    deadline = time.monotonic() + timeout
+    tags: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        tags = client.get_model_version(name, version).tags
+        if all(k in tags and (v == "" or tags[k] == v) for k, v in want.items()):
+            return tags
+        time.sleep(0.3)
+    seen = {k: tags.get(k, "(unset)") for k in want}
+    raise DemoError(
+        f"MLflow tags of {name}/{version} are {seen} after {timeout:.0f}s, not {want}; see `make bridge-status`"
+    )
+
+
+def govern(
+    console: Console, client: Any, profile: ConnectionProfile, tracking_uri: str, split: Split, name: str, version: str
+) -> None:
+    """Steps 6 to 10: the owner's policy, the evaluations, the refused and the granted approvals, the deployment."""
+    _step(console, 6, "Org1's admin sets the owner's policy: what an evaluation on hold-out data must show")
+    with registry(profile, "Org1MSP", "admin") as admin:
+        policy = admin.set_model_policy(name, DEMO_POLICY).policy
+    assert policy is not None
+    bounds = ", ".join(f"{t.metric} ≥ {t.min}" for t in policy.thresholds)
+    console.print(
+        f"   policy version {policy.version}: {bounds}; {policy.required_passes} passing evaluation, "
+        "by an evaluator of another organisation than the registrant's"
+    )
+
+    _step(console, 7, f"Org2's evaluator tests version {version} on the {len(split.x_test)}-row hold-out set")
+    _evaluate(console, split, name, version)
+
+    _step(console, 8, "A second, weaker version fails the policy, and no organisation can approve it")
+    _, weak, since = train_and_register(console, tracking_uri, split, WEAK_PARAMS)
+    wait_anchored(console, client, name, weak, since)
+    _evaluate(console, split, name, weak)
+    with registry(profile, "Org1MSP", "approver") as approver:
+        try:
+            approver.approve(name, weak, "looks fine to me")
+        except RegistryError as refused:
+            console.print(f"   Org1's approval of version {weak} [red]refused[/] by the ledger: {escape(str(refused))}")
+        else:
+            raise DemoError(f"version {weak} failed its evaluation and was approved: this must never happen")
+
+    _step(console, 9, f"Both organisations approve version {version}; Org1's operator deploys it")
+    for org in ("Org1MSP", "Org2MSP"):
+        with registry(profile, org, "approver") as approver:
+            record = approver.approve(name, version, "hold-out evaluation passed")
+        console.print(f"   {org} approved: version {version} is now {status_word(record.status)}")
+    with registry(profile, "Org1MSP", "operator") as operator:
+        record = operator.record_deployment(name, version, "production", DEMO_ENDPOINT)
+    console.print(f"   deployed to production ({DEMO_ENDPOINT}): {status_word(record.status)}")
+
+    _step(console, 10, "MLflow shows it all: the bridge mirrors the ledger onto the versions' tags")
+    shown = wait_tags(client, name, version, {TAG_STATUS: status_tag("DEPLOYED"), TAG_EVALUATION: ""})
+    weak_tags = wait_tags(client, name, weak, {TAG_STATUS: STATUS_ANCHORED, TAG_EVALUATION: ""})
+    rows = [(f"{version}: {tag}", shown.get(tag, "(unset)")) for tag in MIRRORED_TAGS]
+    rows += [(f"{weak}: {tag}", weak_tags.get(tag, "(unset)")) for tag in (TAG_STATUS, TAG_EVALUATION)]
+    show_fields(f"MLflow tags of {name}", rows, con=console)

@@ -189,7 +189,21 @@ def _ensure_bridge_role(settings: MlflowSettings, admin: MlflowCredentials, brid
     query = urllib.parse.urlencode({"role_id": role_id})
     grants = call("GET", f"/api/3.0/mlflow/roles/permissions/list?{query}").get("role_permissions", [])
     for wanted in BRIDGE_ROLE_GRANTS:
-        if not any(all(g.get(k) == v for k, v in wanted.items()) for g in grants):
+        if any(all(g.get(k) == v for k, v in wanted.items()) for g in grants):
+            continue
+        # A grant on the same resources with another permission (an earlier release's, e.g. EDIT before the
+        # bridge removed aliases of revoked versions) is changed in place: MLflow allows one per resource.
+        same = next(
+            (g for g in grants if all(g.get(k) == wanted[k] for k in ("resource_type", "resource_pattern"))), None
+        )
+        if same is not None:
+            body = {"role_permission_id": same["id"], "permission": wanted["permission"]}
+            call("PATCH", "/api/3.0/mlflow/roles/permissions/update", body)
+            actions.append(
+                f"changed {BRIDGE_ROLE} on every {wanted['resource_type']} from {same.get('permission')} "
+                f"to {wanted['permission']}"
+            )
+        else:
             call("POST", "/api/3.0/mlflow/roles/permissions/add", {"role_id": role_id, **wanted})
             actions.append(f"granted {BRIDGE_ROLE} {wanted['permission']} on every {wanted['resource_type']}")
     query = urllib.parse.urlencode({"username": bridge})
