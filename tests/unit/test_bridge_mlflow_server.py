@@ -298,3 +298,40 @@ def test_the_bridge_uses_its_manage_grants_only_for_aliases_and_tags(method: str
     got = request_refusal(method, rule, lambda: None, BRIDGE_URL, MlflowUser.BRIDGE.value)
     assert got is None if refused is None else refused in (got or "")
     assert request_refusal(method, rule, lambda: None, BRIDGE_URL, "data-scientist") is None  # MLflow's own checks
+
+
+@pytest.mark.parametrize("held", ["EDIT", "MANAGE", None])
+def test_the_bridge_role_grant_is_changed_in_place_never_added_twice(
+    monkeypatch: pytest.MonkeyPatch, held: str | None
+) -> None:
+    # MLflow keeps one permission per role and resource: an earlier release's EDIT on every registered model must be
+    # updated to MANAGE (adding a second one is refused with RESOURCE_ALREADY_EXISTS and stopped `make up`).
+    from modelledger.mlops.servers import tracking_auth
+
+    grants = [{"id": 7, "role_id": 1, "resource_type": "registered_model", "resource_pattern": "*", "permission": held}]
+    grants += [{"id": 8, "role_id": 1, "resource_type": "registered_model_version", "resource_pattern": "*",
+                "permission": "MANAGE"}]  # fmt: skip
+    grants = [g for g in grants if g["permission"]]
+    calls: list[tuple[str, str, dict | None]] = []
+
+    def call(settings: object, creds: object, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        calls.append((method, path.split("?")[0], body))
+        if path.startswith("/api/3.0/mlflow/roles/list"):
+            return 200, {"roles": [{"id": 1, "name": tracking_auth.BRIDGE_ROLE}]}
+        if path.startswith("/api/3.0/mlflow/roles/permissions/list"):
+            return 200, {"role_permissions": grants}
+        if path.startswith("/api/3.0/mlflow/users/roles/list"):
+            return 200, {"roles": [{"id": 1}]}
+        return 200, {}
+
+    monkeypatch.setattr(tracking_auth, "_call", call)
+    actions = tracking_auth._ensure_bridge_role(object(), object(), "bridge")  # type: ignore[arg-type]
+    writes = [(m, p, b) for m, p, b in calls if m != "GET"]
+    if held == "EDIT":
+        assert writes == [("PATCH", "/api/3.0/mlflow/roles/permissions/update",
+                           {"role_permission_id": 7, "permission": "MANAGE"})]  # fmt: skip
+        assert actions == [f"changed {tracking_auth.BRIDGE_ROLE} on every registered_model from EDIT to MANAGE"]
+    elif held == "MANAGE":
+        assert writes == [] and actions == []
+    else:
+        assert [(m, p) for m, p, _ in writes] == [("POST", "/api/3.0/mlflow/roles/permissions/add")]
