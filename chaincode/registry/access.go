@@ -104,8 +104,9 @@ func (c caller) canReadModel(m *Model) bool {
 // canReadVersion adds the reviewers' rights to canReadModel. An approver of
 // an organisation in the version's approval set may read it while it awaits
 // decisions (REGISTERED), or once its organisation decided on it. An
-// evaluator of such an organisation may read it while it is REGISTERED or
-// APPROVED: it must evaluate the version before approval completes.
+// evaluator of such an organisation may read it while it is REGISTERED,
+// APPROVED or DEPLOYED: it must evaluate the version before approval
+// completes, and again when a new policy version gates further deployments.
 func (c caller) canReadVersion(m *Model, v *ModelVersion, s *Settings) bool {
 	if c.canReadModel(m) {
 		return true
@@ -114,7 +115,7 @@ func (c caller) canReadVersion(m *Model, v *ModelVersion, s *Settings) bool {
 		return false
 	}
 	if c.role == RoleEvaluator {
-		return v.Status == StatusRegistered || v.Status == StatusApproved
+		return v.Status == StatusRegistered || v.Status == StatusApproved || v.Status == StatusDeployed
 	}
 	_, decided := v.decisionOf(c.mspID)
 	return v.Status == StatusRegistered || decided

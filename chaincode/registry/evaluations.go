@@ -14,8 +14,8 @@ import (
 // requires an independent one; a hold-out dataset that is one of the
 // version's training datasets, or that neither the evaluator's
 // organisation nor the model's owner registered; a run the evaluator's
-// organisation already recorded for this version; a version that already
-// lists 100 evaluations. Returns the version, the new evaluation last.
+// organisation already recorded for this version; an organisation's 11th
+// evaluation of a version; a version that already lists 100 evaluations. Returns the version, the new evaluation last.
 // Emits ModelVersionEvaluated.
 func (c *Contract) RecordEvaluation(ctx contractapi.TransactionContextInterface, name, version, evaluation string) (*ModelVersion, error) {
 	t, err := begin(ctx, "RecordEvaluation", RoleEvaluator)
@@ -84,11 +84,20 @@ func (t *tx) mayEvaluate(m *Model, v *ModelVersion, in *EvaluationInput) error {
 				in.DatasetSHA256, v.Name, v.Version, d.Name)
 		}
 	}
+	mine := 0
 	for _, e := range v.Evaluations {
-		if e.RunID == in.RunID && e.Evaluator.MSPID == t.caller.mspID {
+		if e.Evaluator.MSPID != t.caller.mspID {
+			continue
+		}
+		if e.RunID == in.RunID {
 			return conflict("%s already recorded run %q as an evaluation of model %q version %q (transaction %s)",
 				t.caller.mspID, in.RunID, v.Name, v.Version, e.TxID)
 		}
+		mine++
+	}
+	if mine >= maxOrgEvaluations {
+		return conflict("%s already recorded %d evaluations of model %q version %q, the most one organisation may record",
+			t.caller.mspID, maxOrgEvaluations, v.Name, v.Version)
 	}
 	if len(v.Evaluations) >= maxEvaluations {
 		return conflict("model %q version %q already lists %d evaluations, the most one version may list",

@@ -298,7 +298,7 @@ func TestRecordEvaluationRefusals(t *testing.T) {
 		{`{"artifactsDigest":"` + holdOut + `","artifactsLocation":"","datasetSha256":"X","metrics":[{"key":"auc","value":1}],"runId":"r"}`,
 			"INVALID: datasetSha256: must be 64 lowercase hex characters"},
 		{`{"artifactsDigest":"` + holdOut + `","artifactsLocation":"","datasetSha256":"` + holdOut + `","metrics":[],"runId":"r"}`,
-			"INVALID: metrics: must list 1 to 1000 metrics"},
+			"INVALID: metrics: must list 1 to 100 metrics"},
 		{`{"artifactsDigest":"` + holdOut + `","artifactsLocation":"","datasetSha256":"` + holdOut + `","metrics":[{"key":"auc","value":1},{"key":"auc","value":2}],"runId":"r"}`,
 			"INVALID: metrics[1].key: duplicates metrics[0].key"},
 		{`{"artifactsDigest":"` + holdOut + `","artifactsLocation":"","datasetSha256":"` + holdOut + `","metrics":[{"key":"auc","value":1}],"runId":" "}`,
@@ -314,7 +314,7 @@ func TestRecordEvaluationRefusals(t *testing.T) {
 	for i := range metrics {
 		metrics[i] = Metric{Key: "m" + strconv.Itoa(i), Value: 1}
 	}
-	h.refused(org2Evaluator, "INVALID: metrics: must list 1 to 1000 metrics", "RecordEvaluation", "fraud", "3",
+	h.refused(org2Evaluator, "INVALID: metrics: must list 1 to 100 metrics", "RecordEvaluation", "fraud", "3",
 		evaluationJSON(holdOut, "run-x", metrics...))
 
 	// Rejected and revoked versions are not evaluated.
@@ -331,11 +331,31 @@ func TestRecordEvaluationRefusals(t *testing.T) {
 func TestEvaluationsAreCapped(t *testing.T) {
 	h := newHarness(t)
 	h.evaluationSetup()
-	for i := 0; i < maxEvaluations; i++ {
+	// One organisation records at most maxOrgEvaluations on a version...
+	for i := 0; i < maxOrgEvaluations; i++ {
 		h.evaluateFraud3("run-"+strconv.Itoa(i), Metric{"auc", 0.9})
 	}
-	h.refused(org2Evaluator, `CONFLICT: model "fraud" version "3" already lists 100 evaluations, the most one version may list`,
+	h.refused(org2Evaluator, `CONFLICT: Org2MSP already recorded 10 evaluations of model "fraud" version "3", the most one organisation may record`,
 		"RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-more", Metric{"auc", 0.9}))
+	// ...so another organisation still may.
+	h.registerHoldOut(org3Evaluator)
+	h.grant("fraud", "Org3MSP")
+	h.ok(org3Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-org3", Metric{"auc", 0.9}))
+
+	// And a version lists at most maxEvaluations, from every organisation together.
+	key := modelVersionKey("fraud", "3")
+	var v ModelVersion
+	if err := json.Unmarshal(h.ledger.state[key], &v); err != nil {
+		t.Fatal(err)
+	}
+	for len(v.Evaluations) < maxEvaluations {
+		e := v.Evaluations[0]
+		e.Evaluator.MSPID = "Org" + strconv.Itoa(100+len(v.Evaluations)) + "MSP"
+		v.Evaluations = append(v.Evaluations, e)
+	}
+	h.ledger.state[key] = []byte(toJSON(t, v))
+	h.refused(org1Evaluator, `CONFLICT: model "fraud" version "3" already lists 100 evaluations, the most one version may list`,
+		"RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-org1", Metric{"auc", 0.9}))
 }
 
 func TestEvaluatorsReadLikeReviewers(t *testing.T) {
@@ -353,7 +373,8 @@ func TestEvaluatorsReadLikeReviewers(t *testing.T) {
 	if a := h.ok(org2Evaluator, "AuthorizeArtifactAccess", "fraud", "3", "evaluate").(*ArtifactAccess); a.Decision != AccessGranted {
 		t.Errorf("artifact access %s", a.Decision)
 	}
-	// ...and the APPROVED ones, but no longer those REJECTED, REVOKED or DEPLOYED.
+	// ...and the APPROVED and DEPLOYED ones (a new policy version may call for another evaluation before
+	// the next deployment), but no longer those REJECTED or REVOKED.
 	for _, who := range []*fakeIdentity{org1Approver, org2Approver} {
 		h.ok(who, "ApproveModelVersion", "fraud", "3", "")
 		h.ok(who, "ApproveModelVersion", "fraud", "5", "")
@@ -363,16 +384,18 @@ func TestEvaluatorsReadLikeReviewers(t *testing.T) {
 	h.refused(org2Evaluator, `NOT_FOUND: model "fraud" version "4"`, "GetModelVersion", "fraud", "4")
 	h.refused(org2Evaluator, `NOT_FOUND: model "fraud" version "4"`, "ListEvaluations", "fraud", "4")
 	h.ok(org1Operator, "RecordDeployment", "fraud", "3", "prod", "https://prod")
-	h.refused(org2Evaluator, `NOT_FOUND: model "fraud" version "3"`, "RecordEvaluation", "fraud", "3",
-		evaluationJSON(holdOut, "run-2", Metric{"auc", 0.9}))
-	h.refused(org2Evaluator, `NOT_FOUND: model "fraud" version "3"`, "ListEvaluations", "fraud", "3")
+	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-2", Metric{"auc", 0.9}))
+	h.ok(org2Evaluator, "ListEvaluations", "fraud", "3")
 	h.ok(org1Admin, "RevokeModelVersion", "fraud", "5", "x")
-	h.refused(org2Evaluator, `NOT_FOUND: model "fraud"`, "ListModelVersions", "fraud", int32(10), "")
+	if page := h.ok(org2Evaluator, "ListModelVersions", "fraud", int32(10), "").(*ModelVersionPage); page.Fetched != 1 ||
+		page.Records[0].Version != "3" {
+		t.Errorf("an evaluator lists %s after the rejection, the deployment and the revocation", toJSON(t, page))
+	}
 	// An evaluator of an organisation outside the approval set reads nothing.
 	h.refused(org3Evaluator, `NOT_FOUND: model "fraud"`, "ListModelVersions", "fraud", int32(10), "")
 	// Readers of the model read every evaluation, whatever the status.
 	for _, who := range []*fakeIdentity{org1Evaluator, org1Scientist, org3Auditor} {
-		if list := h.ok(who, "ListEvaluations", "fraud", "3").([]Evaluation); len(list) != 1 {
+		if list := h.ok(who, "ListEvaluations", "fraud", "3").([]Evaluation); len(list) != 2 {
 			t.Errorf("%s lists %d evaluations", who.role, len(list))
 		}
 	}
@@ -395,7 +418,14 @@ func TestApprovalNeedsThePassesOfThePolicyInForce(t *testing.T) {
 	h.refused(org1Approver, `CONFLICT: model "fraud" version "3" has 1 of the 2 passing evaluations that policy version 1 requires; the latest evaluation FAILED: metric auc = 0.85 is below the minimum 0.9`,
 		"ApproveModelVersion", "fraud", "3", "")
 	// Rejection is never gated (tested on another version below).
+	// More passing runs of one organisation on the same hold-out set count once...
 	h.evaluateFraud3("run-3", Metric{"auc", 0.91})
+	h.refused(org1Approver, `CONFLICT: model "fraud" version "3" has 1 of the 2 passing evaluations that policy version 1 requires`,
+		"ApproveModelVersion", "fraud", "3", "")
+	// ...a pass on another hold-out set counts.
+	other := digest("holdout-2")
+	h.ok(org2Evaluator, "RegisterDataset", toJSON(t, DatasetInput{Name: "holdout-2", SHA256: other, Source: "s3://data/holdout-2.parquet"}))
+	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(other, "run-3b", Metric{"auc", 0.92}))
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
 
 	// A new policy version: the passes judged by version 1 no longer count.
@@ -582,4 +612,19 @@ func TestConcurrentEvaluationsConflict(t *testing.T) {
 		t.Fatalf("evaluations %s", toJSON(t, list))
 	}
 	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-2", Metric{"auc", 0.9}))
+}
+
+func TestReviewersOfTheApprovalSetReadThePolicyThatGatesThem(t *testing.T) {
+	h := newHarness(t)
+	h.evaluationSetup()
+	h.ok(org1Admin, "SetModelPolicy", "fraud", policyJSON(1, true, minThreshold("auc", 0.9)))
+	for _, who := range []*fakeIdentity{org2Approver, org2Evaluator} {
+		if m := h.ok(who, "GetModel", "fraud").(*Model); m.Policy == nil || m.Policy.Version != 1 {
+			t.Errorf("%s of Org2MSP reads %s", who.role, toJSON(t, m))
+		}
+	}
+	// Other roles of Org2, and reviewers of an organisation outside the approval set, may not.
+	h.refused(org2Scientist, `NOT_FOUND: model "fraud"`, "GetModel", "fraud")
+	h.refused(org3Evaluator, `NOT_FOUND: model "fraud"`, "GetModel", "fraud")
+	h.refused(org2Approver, `NOT_FOUND: model "nothing"`, "GetModel", "nothing")
 }

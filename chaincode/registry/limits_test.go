@@ -58,6 +58,8 @@ func chaincodeLimits() []limit {
 		{"thresholds", "maxThresholds", maxThresholds},
 		{"requiredPasses", "maxRequiredPasses", maxRequiredPasses},
 		{"evaluations", "maxEvaluations", maxEvaluations},
+		{"orgEvaluations", "maxOrgEvaluations", maxOrgEvaluations},
+		{"evaluationMetrics", "maxEvaluationMetrics", maxEvaluationMetrics},
 	}
 }
 

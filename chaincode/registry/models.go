@@ -183,8 +183,10 @@ func (c *Contract) GetModelVersion(ctx contractapi.TransactionContextInterface, 
 	return v, err
 }
 
-// GetModel returns a registered model (its owner organisation and read
-// grants) the caller may read.
+// GetModel returns a registered model (its owner organisation, read
+// grants and policy) the caller may read. Approvers and evaluators of an
+// organisation in the approval set may read it too: the policy gates the
+// versions they review.
 func (c *Contract) GetModel(ctx contractapi.TransactionContextInterface, name string) (*Model, error) {
 	t, err := begin(ctx, "GetModel", allRoles()...)
 	if err != nil {
@@ -192,6 +194,19 @@ func (c *Contract) GetModel(ctx contractapi.TransactionContextInterface, name st
 	}
 	if err := validateModelName("name", name); err != nil {
 		return nil, err
+	}
+	if t.caller.isReviewer() {
+		m, found, err := t.model(name)
+		if err != nil {
+			return nil, err
+		}
+		s, err := t.settings()
+		if err != nil {
+			return nil, err
+		}
+		if found && slices.Contains(s.ApprovalOrgs, t.caller.mspID) {
+			return m, nil
+		}
 	}
 	return t.readableModel(name)
 }

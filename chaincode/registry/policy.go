@@ -117,18 +117,16 @@ func formatNumber(v float64) string {
 // gate refuses to approve or deploy a version of a model with a policy
 // that does not have the passing evaluations the policy version in force
 // requires. Only evaluations judged by that policy version count: a pass
-// under an earlier version does not. Without a policy nothing is gated.
+// under an earlier version does not. Passes count once per evaluator
+// organisation and hold-out dataset: an organisation that records more
+// runs on the same data does not add passes. Without a policy nothing is
+// gated.
 func gate(m *Model, v *ModelVersion) error {
 	p := m.Policy
 	if p == nil {
 		return nil
 	}
-	passes := 0
-	for _, e := range v.Evaluations {
-		if e.Result == EvaluationPassed && e.Policy != nil && e.Policy.Version == p.Version {
-			passes++
-		}
-	}
+	passes := countedPasses(v, p.Version)
 	if passes >= p.RequiredPasses {
 		return nil
 	}
@@ -138,4 +136,21 @@ func gate(m *Model, v *ModelVersion) error {
 		reason += "; the latest evaluation FAILED: " + v.Evaluations[n-1].Failures[0]
 	}
 	return conflict("%s", reason)
+}
+
+// countedPasses counts the distinct (evaluator organisation, hold-out
+// dataset) pairs among the evaluations of v that PASSED under policy
+// version policyVersion.
+func countedPasses(v *ModelVersion, policyVersion int) int {
+	var seen []string
+	for _, e := range v.Evaluations {
+		if e.Result != EvaluationPassed || e.Policy == nil || e.Policy.Version != policyVersion {
+			continue
+		}
+		pair := e.Evaluator.MSPID + " " + e.DatasetSHA256
+		if !slices.Contains(seen, pair) {
+			seen = append(seen, pair)
+		}
+	}
+	return len(seen)
 }

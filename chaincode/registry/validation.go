@@ -36,6 +36,13 @@ const (
 	maxThresholds         = 50
 	maxRequiredPasses     = 10
 	maxEvaluations        = 100
+	// maxOrgEvaluations caps the evaluations one organisation records on a
+	// version, so no organisation can fill another's share of maxEvaluations.
+	maxOrgEvaluations = 10
+	// maxEvaluationMetrics caps the metrics of one evaluation, which the
+	// version record holds: with maxEvaluations, the record stays far below
+	// a block.
+	maxEvaluationMetrics = 100
 )
 
 // parseModelVersion decodes, validates and normalises the argument of
@@ -217,7 +224,7 @@ func parseEvaluation(data []byte) (*EvaluationInput, error) {
 		func() error { return validateDigest("datasetSha256", in.DatasetSHA256) },
 		func() error {
 			if len(in.Metrics) < 1 {
-				return invalid("metrics", "must list 1 to 1000 metrics")
+				return invalid("metrics", "must list 1 to 100 metrics")
 			}
 			return validateMetrics(in.Metrics)
 		},
@@ -233,7 +240,7 @@ func parseEvaluation(data []byte) (*EvaluationInput, error) {
 // evaluationListLimit bounds the metrics of RecordEvaluation's argument.
 func evaluationListLimit(path string) (int, string) {
 	if path == "metrics" {
-		return maxMetrics, "must list 1 to 1000 metrics"
+		return maxEvaluationMetrics, "must list 1 to 100 metrics"
 	}
 	return 0, ""
 }

@@ -49,6 +49,8 @@ class LedgerLimits:
     thresholds: int
     required_passes: int
     evaluations: int
+    org_evaluations: int
+    evaluation_metrics: int
 
 
 def _camel(name: str) -> str:

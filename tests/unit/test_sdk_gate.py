@@ -6,22 +6,27 @@ from __future__ import annotations
 import pytest
 
 from modelledger.sdk.registry.gate import Gate, evaluation_gate, format_number
-from modelledger.sdk.registry.records import Evaluation, ModelPolicy, ModelVersion
+from modelledger.sdk.registry.records import Actor, Evaluation, ModelPolicy, ModelVersion
 
 
-def evaluation(result: str, policy_version: int | None, failures: tuple[str, ...] = ()) -> Evaluation:
+def evaluation(
+    result: str, policy_version: int | None, failures: tuple[str, ...] = (), org: str = "Org2MSP", dataset: str = "d1"
+) -> Evaluation:
     policy = None if policy_version is None else ModelPolicy(version=policy_version, required_passes=1)
-    return Evaluation(result=result, policy=policy, failures=list(failures))
+    return Evaluation(
+        result=result, policy=policy, failures=list(failures), evaluator=Actor(msp_id=org), dataset_sha256=dataset
+    )
 
 
-def test_only_passes_under_the_current_policy_version_count() -> None:
+def test_only_passes_under_the_current_policy_version_count_once_per_organisation_and_dataset() -> None:
     version = ModelVersion(
         evaluations=[
             evaluation("NO_POLICY", None),  # recorded before any policy: counts for none set later
             evaluation("PASSED", 1),  # passed an earlier policy version
             evaluation("PASSED", 2),
             evaluation("FAILED", 2, ("metric auc = 0.5 is below the minimum 0.8",)),
-            evaluation("PASSED", 2),
+            evaluation("PASSED", 2, dataset="d2"),
+            evaluation("PASSED", 2, dataset="d2"),  # the same organisation and data again: counts once
         ]
     )
     gate = evaluation_gate(ModelPolicy(version=2, required_passes=3), version)
