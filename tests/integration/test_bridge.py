@@ -910,17 +910,22 @@ def test_the_follower_resumes_from_its_checkpoint_after_a_kill_nothing_missed_no
     cp = follower_checkpoint(stack)  # not checkpointed: still before the approval's transaction
     assert cp is not None and cp[0] <= first_block and cp != (first_block, first_tx)
     # 2. While the bridge is down, the ledger moves on: its events must not be missed.
-    governance(stack, "Org2MSP", "approver").approve(name, version, "agreed")
+    second = governance(stack, "Org2MSP", "approver").approve(name, version, "agreed")
     operator = governance(stack, "Org1MSP", "operator")
-    operator.record_deployment(name, version, "prod", "https://models/p")
+    deployed = operator.record_deployment(name, version, "prod", "https://models/p")
     deployed_block = operator.last_status.block_number  # type: ignore[union-attr]
     stack.restart_bridge()
     tags = wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "deployed", timeout=60)
     assert len(json.loads(tags[TAG_APPROVALS])) == 2 and len(json.loads(tags[TAG_DEPLOYMENTS])) == 1
     wait_checkpoint_past(stack, deployed_block)
-    # Nothing applied twice: the event applied before the crash came again and wrote nothing.
+    # Nothing missed, nothing applied twice. The tags are written from the ledger's current record, not from the
+    # event: the event the crashed run had applied comes again and brings the tags to the record as it is now
+    # (both approvals and the deployment: one write), and the two later events then find nothing to change.
     lines = mirrored_tx(stack, first_tx)
-    assert [d["outcome"] for d in lines] == ["unchanged"], lines  # the crashed run died before its log line
+    assert [d["outcome"] for d in lines] == ["applied"], lines  # the crashed run died before its log line
+    org2_tx = next(a.tx_id for a in second.approvals if a.msp_id == "Org2MSP")
+    for later in (org2_tx, deployed.deployments[0].tx_id):
+        assert [d["outcome"] for d in mirrored_tx(stack, later)] == ["unchanged"], later
     # 3. A real kill -9 of an idle bridge, then another change: applied once after the restart.
     running = stack.bridge.supervisor.running("bridge")
     assert running is not None
