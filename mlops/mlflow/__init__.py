@@ -155,8 +155,22 @@ def log_dataset(
         label = name or paths[0].name
         where = source or ",".join(str(p.resolve()) for p in paths)
         dataset = MetaDataset(source=resolve_dataset_source(str(paths[0].resolve())), name=label)
-    ledger_source = where[: LIMITS.uri_chars]  # the chaincode's limit on a dataset source
-    mlflow.log_input(dataset, context=context, tags={TAG_DATASET_SHA256: sha, TAG_DATASET_SOURCE: ledger_source})
+    ledger_source = log_input_digest(dataset, context, sha, where)
     if registry is not None:
         registry.register_dataset(label, sha, ledger_source)
     return LoggedDataset(label, sha, where)
+
+
+def log_input_digest(dataset: Any, context: str, sha256: str, source: str) -> str:
+    """Logs an MLflow dataset as an input of the active run, tagged with a SHA-256 already computed.
+
+    For a caller that has read the data's bytes once and digested them (``evaluate``): nothing is read again.
+
+    Returns:
+        The source as tagged (cut to the chaincode's limit on a dataset source).
+    """
+    import mlflow
+
+    ledger_source = source[: LIMITS.uri_chars]  # the chaincode's limit on a dataset source
+    mlflow.log_input(dataset, context=context, tags={TAG_DATASET_SHA256: sha256, TAG_DATASET_SOURCE: ledger_source})
+    return ledger_source

@@ -8,10 +8,12 @@ One call does, in this order (docs/evaluation.md says what it guarantees and wha
    for a file, :func:`~modelledger.mlops.store.digest.dataframe_digest` for a DataFrame);
 2. reads the version's ledger record as the evaluator and refuses a hold-out set that is one
    of its training datasets (same SHA-256);
-3. if an earlier call already recorded this very evaluation (same model, data, targets, type
-   and evaluator organisation: the MLflow run tag ``modelledger.evaluation.key``), returns that
+3. if an earlier call already recorded this very evaluation (same model, data, targets, type, options
+   and evaluator organisation: :func:`~modelledger.mlflow.hold_out.evaluation_key`), returns that
    verdict; if an earlier call finished its MLflow run and stored its artefacts but died before
-   the ledger write, records that run (docs/evaluation.md, "A rerun never counts twice");
+   the ledger write, records that run after checking its bundle and verifying the model again
+   (docs/evaluation.md, "A rerun never counts twice"). Earlier calls are known from the caller's
+   private resume journal (:mod:`~modelledger.mlflow.resume_journal`), never from MLflow's run tags;
 4. fetches the anchored copy and verifies it whole against the ledger
    (:func:`~modelledger.mlops.store.fetch.fetch_verified`: bytes against the ledger's manifest,
    signature by the registrant, status neither revoked nor rejected); anything else raises
@@ -55,6 +57,7 @@ from modelledger.mlflow.hold_out import (
     HoldOutIsTrainingData,
     ModelNotVerified,
     evaluation_key,
+    evaluation_options,
     is_frame,
     ledger_metrics,
     load_hold_out,
@@ -62,6 +65,7 @@ from modelledger.mlflow.hold_out import (
     resolve_model_uri,
     verdict_of,
 )
+from modelledger.mlflow.resume_journal import JournalEntry, journal_folder, read_entry, write_entry
 from modelledger.mlops.store.evaluation_artifacts import (
     bundle_digest,
     bundle_folder,
@@ -77,7 +81,7 @@ if TYPE_CHECKING:
 # The ledger's refusals (sdk/registry/client.py) and the store's verification import gRPC and the signature
 # code: they are imported where they are used, so that importing modelledger.mlflow stays cheap.
 
-# The MLflow run tags an evaluation run carries (what makes a rerun find it).
+# The MLflow run tags an evaluation run carries (for people and the UI: a rerun trusts its private journal, not them).
 RUN_TAG_KEY = "modelledger.evaluation.key"
 RUN_TAG_MODEL = "modelledger.evaluation.model"
 RUN_TAG_MODEL_DIGEST = "modelledger.evaluation.model_digest"
@@ -151,18 +155,6 @@ def _mine(registry: Any, name: str, version: str, msp_id: str) -> dict[str, Any]
     return {e.run_id: e for e in registry.list_evaluations(name, version) if e.evaluator.msp_id == msp_id}
 
 
-def _earlier_runs(key: str) -> list[Any]:
-    """The finished MLflow runs of this evaluation key, newest first (any experiment the caller may read)."""
-    import mlflow
-
-    return mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.`{RUN_TAG_KEY}` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
-
-
 def _ensure_dataset(ledger: EvaluatorLedger, hold_out: HoldOut) -> None:
     """Registers the hold-out data as a dataset of the evaluator's organisation unless it has claimed it already."""
     from modelledger.sdk.registry.client import Conflict, NotFound
@@ -191,14 +183,21 @@ def _run_evaluation(
 ) -> tuple[str, list[Metric], bytes]:
     """Runs ``mlflow.models.evaluate`` in a new MLflow run; returns its id, metrics and artefacts bundle."""
     import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
 
-    from modelledger.mlflow import log_dataset
+    from modelledger.mlflow import log_input_digest
 
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         run_id = run.info.run_id
-        # The input's tag is the SHA-256 the ledger records: a file's bytes, or a DataFrame's serialisation.
-        logged = hold_out.frame if hold_out.original is None or is_frame(hold_out.original) else hold_out.original
-        log_dataset(logged, name=hold_out.name, source=hold_out.source, context="evaluation", targets=targets)
+        # The input's tag is the SHA-256 the ledger records, computed once when the data was read (a file's
+        # bytes, or a DataFrame's serialisation): the file is not read again.
+        if hold_out.original is None or is_frame(hold_out.original):
+            dataset = mlflow.data.from_pandas(hold_out.frame, name=hold_out.name, targets=targets)
+        else:
+            where = resolve_dataset_source(str(Path(hold_out.original).resolve()))
+            dataset = MetaDataset(source=where, name=hold_out.name)
+        log_input_digest(dataset, "evaluation", hold_out.sha256, hold_out.source)
         result = mlflow.models.evaluate(
             model=str(model_dir),
             data=hold_out.frame,
@@ -291,8 +290,10 @@ def evaluate(
         evaluator_config: Passed to ``mlflow.models.evaluate``.
         extra_metrics: Passed to ``mlflow.models.evaluate``.
         run_name: The MLflow run's name.
-        resume: Reuse an earlier call's run of the same evaluation (default). False runs anew: the
-            ledger then counts a second evaluation by the same organisation.
+        resume: Reuse an earlier call's run of the same evaluation (default), as the caller's private resume
+            journal in the state folder names it (:mod:`~modelledger.mlflow.resume_journal`; never MLflow's
+            run tags), after verifying the model again. False runs anew: the ledger then counts a second
+            evaluation by the same organisation.
         work_dir: Where the verified copy and the artefacts are put while the call runs (default: temp).
         ledger: The ledger as the evaluator (default: :func:`open_ledger` with ``org``, ``role``, ``profile``).
         s3: A boto3 client as the S3 ``evaluator`` user (default: from the state folder).
@@ -305,12 +306,14 @@ def evaluate(
         EvaluationInputError: Bad input; nothing ran and nothing changed.
         HoldOutIsTrainingData: The data is a training dataset of the version; nothing ran.
         ModelNotVerified: The anchored copy does not verify against the ledger; nothing ran.
-        EvaluationError: The evaluation could not be recorded (e.g. its bundle could not be stored).
+        EvaluationError: The evaluation could not be recorded (e.g. its bundle could not be stored, or a resumed
+            run's bundle is not this evaluation's, or its journal entry is not private: ``JournalError``).
         GatewayError: The ledger refused (its typed refusals: ``NotFound``, ``Conflict``, ``NotAuthorized``...).
         S3AccessError: No S3 credentials for the evaluator.
     """
     if model_type not in MODEL_TYPES:
         raise EvaluationInputError(f"model_type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}")
+    evaluation_options(evaluator_config, extra_metrics)  # options the key cannot hold fail before anything runs
     parse_model_uri(model_uri)  # bad input fails before anything is asked of MLflow or the ledger
     hold_out = load_hold_out(data, targets or "", dataset_name, dataset_source)
     name, version = resolve_model_uri(model_uri)
@@ -363,32 +366,35 @@ def _evaluate(
             "a hold-out set must not be one"
         )
     key = evaluation_key(
-        name, version, record.model_digest, hold_out.sha256, targets, model_type, ledger.msp_id, evaluator_config
+        name,
+        version,
+        record.model_digest,
+        hold_out.sha256,
+        targets,
+        model_type,
+        ledger.msp_id,
+        evaluator_config,
+        extra_metrics,
     )
     settings = s3_settings or S3Settings.from_env()
     client = s3 if s3 is not None else s3_client(settings, user=S3User.EVALUATOR)
-    if resume:
-        runs = _earlier_runs(key)
-        if runs:
-            recorded = _mine(ledger.registry, name, version, ledger.msp_id)
-            for run in runs:
-                if run.info.run_id in recorded:
-                    return verdict_of(name, version, recorded[run.info.run_id], RECORDED_BEFORE)
-            for run in runs:
-                tags = run.data.tags
-                if tags.get(RUN_TAG_ARTIFACTS_DIGEST) and tags.get(RUN_TAG_ARTIFACTS_LOCATION):
-                    _ensure_dataset(ledger, hold_out)
-                    evaluation = _stored_evaluation(
-                        client, run.info.run_id, tags[RUN_TAG_ARTIFACTS_LOCATION], tags[RUN_TAG_ARTIFACTS_DIGEST]
-                    )
-                    return _record(ledger, name, version, evaluation, RESUMED)
+    journal = journal_folder(settings.state_dir)
+    entry = read_entry(journal, key) if resume else None
+    if entry is not None:
+        earlier = _mine(ledger.registry, name, version, ledger.msp_id).get(entry.run_id)
+        if earlier is not None and earlier.dataset_sha256 == hold_out.sha256:
+            return verdict_of(name, version, earlier, RECORDED_BEFORE)
     with tempfile.TemporaryDirectory(prefix="modelledger-evaluate-", dir=work_dir) as tmp:
         work = Path(tmp)
         model_dir = work / "model"
+        # Also before a resumed run is recorded: the model must verify now, not only when that run ran.
         verification = fetch_verified(client, evidence, model_dir)
         if not verification.ok:
             raise ModelNotVerified(verification)
         _ensure_dataset(ledger, hold_out)
+        if entry is not None:
+            evaluation = _stored_evaluation(client, entry, f"{name}/{version}", record.model_digest, hold_out.sha256)
+            return _record(ledger, name, version, evaluation, RESUMED)
         tags = {
             RUN_TAG_KEY: key,
             RUN_TAG_MODEL: f"{name}/{version}",
@@ -404,6 +410,7 @@ def _evaluate(
             _mark_failed(run_id)
             raise
         _tag_artifacts(run_id, bundle_digest(bundle), stored.location)
+        write_entry(journal, JournalEntry(key, run_id, stored.sha256, stored.location))
     evaluation = EvaluationInput(
         artifacts_digest=stored.sha256,
         artifacts_location=stored.location,
@@ -414,19 +421,34 @@ def _evaluate(
     return _record(ledger, name, version, evaluation, FRESH)
 
 
-def _stored_evaluation(client: Any, run_id: str, location: str, digest: str) -> EvaluationInput:
+def _stored_evaluation(
+    client: Any, entry: JournalEntry, model: str, model_digest: str, dataset_sha256: str
+) -> EvaluationInput:
     """The evaluation of an earlier run, from its locked bundle (checked against its digest), not from MLflow.
 
     The metrics recorded are the summary's in the bundle, exactly those the earlier call would have recorded;
-    MLflow's copy of the run could have been changed since.
+    MLflow's copy of the run could have been changed since. The summary must be this evaluation's: this model
+    and version, the ledger's model digest, this hold-out data, and the journal's run.
+
+    Raises:
+        EvaluationError: The bundle is not this evaluation's (or cannot be read: ``EvaluationStoreError``).
     """
-    summary = json.loads(bundle_member(read_bundle(client, location, digest), SUMMARY_FILE))
+    summary = json.loads(
+        bundle_member(read_bundle(client, entry.artifacts_location, entry.artifacts_digest), SUMMARY_FILE)
+    )
+    expected = {"model": model, "modelDigest": model_digest, "datasetSha256": dataset_sha256, "runId": entry.run_id}
+    wrong = sorted(k for k, v in expected.items() if summary.get(k) != v)
+    if wrong:
+        raise EvaluationError(
+            f"the bundle at {entry.artifacts_location} is not this evaluation's ({', '.join(wrong)} differ): "
+            "it is not recorded; run again with resume=False (--rerun)"
+        )
     return EvaluationInput(
-        artifacts_digest=digest,
-        artifacts_location=location,
-        dataset_sha256=summary["datasetSha256"],
+        artifacts_digest=entry.artifacts_digest,
+        artifacts_location=entry.artifacts_location,
+        dataset_sha256=dataset_sha256,
         metrics=[Metric(k, float(v)) for k, v in sorted(summary["metrics"].items())],
-        run_id=run_id,
+        run_id=entry.run_id,
     )
 
 

@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelledger.mlops.store.digest import ModelTreeError, dataframe_digest, dataset_digest
+from modelledger.mlops.store.digest import dataframe_digest
 from modelledger.sdk.registry.limits import LIMITS
 from modelledger.sdk.registry.records import Metric
 from modelledger.sdk.registry.statuses import PASSED
@@ -197,7 +198,8 @@ def load_hold_out(data: Any, targets: str, name: str | None = None, source: str 
     """Reads the hold-out data (a pandas DataFrame, or a CSV or Parquet file) and digests its full content.
 
     A file's SHA-256 is that of its bytes (as :func:`~modelledger.mlflow.log_dataset` computes it for a
-    file), a DataFrame's that of its canonical serialisation.
+    file), a DataFrame's that of its canonical serialisation. A file is read once: the frame is parsed from
+    the very bytes that are hashed.
 
     Raises:
         EvaluationInputError: The file is missing or unreadable, the data is empty, or ``targets`` is no column.
@@ -212,9 +214,12 @@ def load_hold_out(data: Any, targets: str, name: str | None = None, source: str 
         if not path.is_file():
             raise EvaluationInputError(f"{path}: no such file (give a CSV or Parquet file, or a DataFrame)")
         try:
-            frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
-            sha = dataset_digest([path])
-        except (OSError, ValueError, ModelTreeError) as exc:
+            # One read: the bytes hashed are the bytes parsed (a file changed meanwhile cannot split the two).
+            raw = path.read_bytes()
+            sha = hashlib.sha256(raw).hexdigest()  # as dataset_digest digests one file: its bytes
+            parquet = path.suffix.lower() in (".parquet", ".pq")
+            frame = pd.read_parquet(io.BytesIO(raw)) if parquet else pd.read_csv(io.BytesIO(raw))
+        except (OSError, ValueError) as exc:
             raise EvaluationInputError(f"{path}: cannot read the hold-out data: {exc}") from exc
         label, where = name or path.name, source or str(path.resolve())
     else:
@@ -229,12 +234,45 @@ def load_hold_out(data: Any, targets: str, name: str | None = None, source: str 
     return HoldOut(frame, sha, label[: LIMITS.label_chars], where[: LIMITS.uri_chars], data)
 
 
+def evaluation_options(config: Any, extra_metrics: Any = None) -> dict[str, Any]:
+    """The options that make two evaluations differ, as the key holds them: the config and the extra metrics' names.
+
+    Raises:
+        EvaluationInputError: The config does not serialise as JSON (a value would collide with its ``str``), or
+            an extra metric has no name.
+    """
+    names = []
+    for metric in extra_metrics or ():
+        name = getattr(metric, "name", None) or getattr(metric, "__name__", None)
+        if not isinstance(name, str) or not name:
+            raise EvaluationInputError(f"extra metric {metric!r} has no name")
+        names.append(name)
+    try:
+        json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        plain = "str, number, bool, null, list, dict"
+        raise EvaluationInputError(f"evaluator_config must be plain JSON ({plain}): {exc}") from exc
+    return {"config": config, "extraMetrics": sorted(names)}
+
+
 def evaluation_key(
-    name: str, version: str, model_digest: str, dataset: str, targets: str, model_type: str, msp_id: str, config: Any
+    name: str,
+    version: str,
+    model_digest: str,
+    dataset: str,
+    targets: str,
+    model_type: str,
+    msp_id: str,
+    config: Any,
+    extra_metrics: Any = None,
 ) -> str:
-    """The identity of an evaluation: the same key is the same evaluation (a rerun finds its run by it)."""
+    """The identity of an evaluation: the same key is the same evaluation (a rerun finds its run by it).
+
+    Raises:
+        EvaluationInputError: The options do not serialise (:func:`evaluation_options`).
+    """
     doc = {
-        "config": config,
+        **evaluation_options(config, extra_metrics),
         "dataset": dataset,
         "evaluator": msp_id,
         "modelDigest": model_digest,
@@ -243,7 +281,7 @@ def evaluation_key(
         "targets": targets,
         "version": version,
     }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def ledger_metrics(metrics: dict[str, Any]) -> list[Metric]:

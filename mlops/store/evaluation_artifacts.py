@@ -9,7 +9,9 @@ SHA-256 is what the ledger records (``artifactsDigest``).
 ``evaluations/sha256/<hex>.tar`` in the anchored bucket with
 ``x-amz-checksum-sha256`` and ``If-None-Match: *``, locked by the bucket's
 default COMPLIANCE retention; a key already taken by a sound COMPLIANCE-locked
-copy of the same bytes is that copy (an identical re-store writes nothing). Its location,
+copy of the same bytes (any version of it) is that copy (an identical re-store writes nothing). A key whose
+versions hold no such copy (junk another writer put there) gets a new version, and that version is checked:
+nothing stored is ever replaced, and no one can block a content address. Its location,
 ``s3://bucket/key?versionId=...``, is the ledger's ``artifactsLocation``.
 """
 
@@ -92,13 +94,16 @@ def store_bundle(client: Any, bucket: str, bundle: bytes) -> StoredBundle:
     Only a PUT with ``If-None-Match: *`` and ``x-amz-checksum-sha256`` is sent, with no lock headers: the
     bucket's default retention (COMPLIANCE, ``s3 up`` sets it) locks the new version, so the writer needs no
     ``s3:PutObjectRetention`` (which S3 demands for lock headers, and which would let it extend locks). The
-    version written is then checked (HEAD): it must hold these bytes and be COMPLIANCE-locked. A key that is
-    taken is accepted only if its current version is a sound copy of these bytes, so nothing stored is ever
-    replaced, and a repeat of the same bundle writes nothing.
+    version written is then checked (HEAD): it must hold these bytes and be COMPLIANCE-locked. When the key
+    is taken, its versions are listed and the newest sound copy of these bytes (COMPLIANCE-locked, S3's checksum
+    of its bytes this digest) is the bundle, so a repeat of the same bundle writes nothing; when none is (another
+    writer put other bytes or an unlocked copy there: the evaluator S3 user may PUT without the condition), a new
+    version is written on top, unconditionally, and checked. The bucket is versioned and locked, so nothing
+    stored is ever replaced, and junk at a content address cannot block it.
 
     Raises:
-        EvaluationStoreError: S3 refused, the key holds other bytes or an unlocked copy, or the new version
-            is not COMPLIANCE-locked (a bucket without the default retention).
+        EvaluationStoreError: S3 refused, or the version written is not a sound copy (not COMPLIANCE-locked: a
+            bucket without the default retention; other bytes).
     """
     sha = bundle_digest(bundle)
     key = bundle_key(sha)
@@ -118,19 +123,52 @@ def store_bundle(client: Any, bucket: str, bundle: bytes) -> StoredBundle:
     except ClientError as exc:
         if error_code(exc) not in CONDITION_FAILED:
             raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at {where}: {exc}") from exc
-        created = False
-        try:
-            version = str(client.head_object(Bucket=bucket, Key=key).get("VersionId", ""))
-        except ClientError as head_exc:
-            raise EvaluationStoreError(f"cannot read the bundle already at {where}: {head_exc}") from head_exc
+        found = _sound_version(client, bucket, key, sha, len(bundle))
+        if found:
+            return StoredBundle(bucket, key, found, sha, len(bundle), False)
+        try:  # the key holds no sound copy: a new version on top (the versions under it stay, locked or not)
+            version = str(
+                client.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=bundle,
+                    ContentType="application/x-tar",
+                    ChecksumSHA256=b64(bytes.fromhex(sha)),
+                )["VersionId"]
+            )
+        except ClientError as put_exc:
+            raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at {where}: {put_exc}") from put_exc
     try:
         state = lock_state(client, bucket, BlobRef(key, sha, len(bundle), version))
     except ClientError as exc:
         raise EvaluationStoreError(f"cannot check the evaluation bundle at {where}: {exc}") from exc
     if not state.sound:
-        taken = "" if created else "the key is taken: "
-        raise EvaluationStoreError(f"{where}: {taken}{state.problem}")
+        raise EvaluationStoreError(f"{where}: {state.problem}")
     return StoredBundle(bucket, key, version, sha, len(bundle), created)
+
+
+def _sound_version(client: Any, bucket: str, key: str, sha256: str, size: int) -> str:
+    """The newest version of ``key`` that is a sound copy of the bundle (:func:`lock_state`), or "" if none is.
+
+    Raises:
+        EvaluationStoreError: The versions cannot be listed or checked.
+    """
+    where = f"s3://{bucket}/{key}"
+    markers: dict[str, str] = {}
+    try:
+        while True:
+            page = client.list_object_versions(Bucket=bucket, Prefix=key, **markers)
+            for v in page.get("Versions", []):  # newest first, as S3 lists them
+                if v.get("Key") != key or v.get("Size") != size:
+                    continue
+                version = str(v.get("VersionId") or "")
+                if version and lock_state(client, bucket, BlobRef(key, sha256, size, version)).sound:
+                    return version
+            if not page.get("IsTruncated"):
+                return ""
+            markers = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+    except ClientError as exc:
+        raise EvaluationStoreError(f"cannot list the versions of {where}: {exc}") from exc
 
 
 def parse_location(location: str) -> tuple[str, str, str]:

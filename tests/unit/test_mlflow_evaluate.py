@@ -140,11 +140,16 @@ class FakeLedger:
 
 
 class FakeS3:
-    """The anchored bucket: conditional puts, versions, and its default COMPLIANCE retention on every new version."""
+    """The anchored bucket: conditional puts, versions, and its default COMPLIANCE retention on every new version.
+
+    ``objects`` holds each key's current version, ``older`` the versions it replaced (newest first).
+    """
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str, dict[str, Any]]] = {}
+        self.older: dict[str, list[tuple[bytes, str, dict[str, Any]]]] = {}
         self.puts: list[dict[str, Any]] = []
+        self.retention = "COMPLIANCE"  # the bucket's default retention mode ("": none)
 
     def put_object(self, **kw: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
@@ -153,23 +158,42 @@ class FakeS3:
         if kw.get("IfNoneMatch") == "*" and kw["Key"] in self.objects:
             raise ClientError({"Error": {"Code": "PreconditionFailed"}}, "PutObject")
         version = f"v{len(self.puts)}"
-        self.objects[kw["Key"]] = (bytes(kw["Body"]), version, kw)
+        if kw["Key"] in self.objects:
+            self.older.setdefault(kw["Key"], []).insert(0, self.objects[kw["Key"]])
+        self.objects[kw["Key"]] = (bytes(kw["Body"]), version, {"ObjectLockMode": self.retention, **kw})
         return {"VersionId": version}
 
+    def _versions(self, key: str) -> list[tuple[bytes, str, dict[str, Any]]]:
+        return [self.objects[key], *self.older.get(key, [])] if key in self.objects else []
+
+    def _version(self, key: str, version_id: str) -> tuple[bytes, str, dict[str, Any]]:
+        if not version_id:
+            return self.objects[key]
+        (found,) = [v for v in self._versions(key) if v[1] == version_id]
+        return found
+
     def get_object(self, Bucket: str, Key: str, VersionId: str) -> dict[str, Any]:
-        body, version, _ = self.objects[Key]
-        assert version == VersionId
-        return {"Body": io.BytesIO(body)}
+        return {"Body": io.BytesIO(self._version(Key, VersionId)[0])}
 
     def head_object(self, Bucket: str, Key: str, VersionId: str = "", **_: Any) -> dict[str, Any]:
-        body, version, kw = self.objects[Key]
-        return {
+        body, version, kw = self._version(Key, VersionId)
+        head = {
             "VersionId": version,
             "ContentLength": len(body),
-            "ChecksumSHA256": kw["ChecksumSHA256"],
             "ObjectLockMode": kw.get("ObjectLockMode", "COMPLIANCE"),
             "ObjectLockRetainUntilDate": kw.get("ObjectLockRetainUntilDate", dt.datetime(2036, 12, 8, tzinfo=dt.UTC)),
         }
+        if "ChecksumSHA256" in kw:  # S3 keeps (and checks) a checksum only when the PUT sent one
+            head["ChecksumSHA256"] = kw["ChecksumSHA256"]
+        return head
+
+    def list_object_versions(self, Bucket: str, Prefix: str, **_: Any) -> dict[str, Any]:
+        versions = [
+            {"Key": key, "VersionId": version, "Size": len(body), "IsLatest": i == 0}
+            for key in sorted(k for k in self.objects if k.startswith(Prefix))
+            for i, (body, version, _) in enumerate(self._versions(key))
+        ]
+        return {"Versions": versions, "IsTruncated": False}
 
 
 def verification(ok: bool) -> Verification:
@@ -266,6 +290,9 @@ def run(w: World, data: Any, **kw: Any) -> Any:
         s3_settings=w.settings,
         **kw,
     )
+
+
+RECORD = ev._record
 
 
 def names(w: World) -> list[str]:
@@ -397,7 +424,7 @@ def test_a_rerun_after_a_crash_between_the_run_and_the_ledger_write_records_the_
     monkeypatch.setattr(ev, "_record", die)
     with pytest.raises(KeyboardInterrupt):
         run(world, trained[1])
-    monkeypatch.undo()
+    monkeypatch.setattr(ev, "_record", RECORD)  # only _record: the world's fakes stay
     (crashed,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     mlflow.MlflowClient().log_metric(crashed.info.run_id, "accuracy_score", 0.1)  # MLflow's copy is mutable
     world.evaluated.clear()
@@ -414,7 +441,7 @@ def test_a_resumed_run_whose_bundle_changed_is_not_recorded(
     monkeypatch.setattr(ev, "_record", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         run(world, trained[1])
-    monkeypatch.undo()
+    monkeypatch.setattr(ev, "_record", RECORD)  # only _record: the world's fakes stay
     (key,) = world.s3.objects
     body, version, kw = world.s3.objects[key]
     world.s3.objects[key] = (body + b"x", version, kw)
@@ -476,16 +503,178 @@ def test_the_artefacts_bundle_depends_only_on_paths_and_bytes(tmp_path: Path) ->
         ]
 
 
-def test_storing_the_same_bundle_again_writes_nothing_and_another_object_at_its_key_is_refused() -> None:
+def test_storing_the_same_bundle_again_writes_nothing_and_an_unlocked_copy_gets_a_locked_version_on_top() -> None:
     s3, bundle = FakeS3(), b"bundle bytes"
     first = store_bundle(s3, "anchored", bundle)
     again = store_bundle(s3, "anchored", bundle)
     assert first.created and not again.created and again.version_id == first.version_id
-    assert len(s3.objects) == 1
+    assert len(s3.objects) == 1 and len(s3.puts) == 2  # the second PUT was refused by its condition
     body, version, kw = s3.objects[first.key]
     s3.objects[first.key] = (body, version, {**kw, "ObjectLockMode": "GOVERNANCE"})
+    third = store_bundle(s3, "anchored", bundle)
+    assert third.created and third.version_id not in (first.version_id, "")
+    assert [v[1] for v in s3._versions(first.key)] == [third.version_id, first.version_id]  # nothing replaced
+    s3.retention = ""  # a bucket without the default retention: the version written is not locked
+    s3.objects[first.key] = (b"junk", third.version_id, {})
     with pytest.raises(EvaluationStoreError, match="is not COMPLIANCE-locked"):
         store_bundle(s3, "anchored", bundle)
+
+
+def test_junk_put_at_a_bundles_key_does_not_block_it() -> None:
+    """The evaluator S3 user may PUT under evaluations/ without If-None-Match: junk there blocks nothing."""
+    s3, bundle = FakeS3(), b"bundle bytes"
+    key = bundle_key(bundle_digest(bundle))
+    s3.put_object(Bucket="anchored", Key=key, Body=b"junk")  # no condition, no checksum: the current version
+    stored = store_bundle(s3, "anchored", bundle)
+    assert stored.created and stored.version_id != "v1"
+    assert [v[1] for v in s3._versions(key)] == [stored.version_id, "v1"]  # the junk stays, under it
+    # Junk put on top of a sound copy: that copy is the bundle, nothing is written.
+    s3.put_object(Bucket="anchored", Key=key, Body=b"more junk")
+    puts = len(s3.puts)
+    again = store_bundle(s3, "anchored", bundle)
+    assert not again.created and again.version_id == stored.version_id and len(s3.puts) == puts + 1  # refused PUT
+
+
+def test_a_forged_run_with_the_evaluation_key_is_never_recorded(
+    world: World, trained: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """Any MLflow user can create a run with the key tag pointing at another model's passing bundle: not resumed."""
+    import json
+
+    import mlflow
+
+    _, frame = trained
+    sha = dataframe_digest(frame)
+    # Another model's passing, locked bundle (its summary is genuine, for that model).
+    other = tmp_path / "other"
+    other.mkdir()
+    summary = {"runId": "r", "model": "other/7", "modelDigest": "ab" * 32, "datasetSha256": sha, "metrics": {}}
+    summary["metrics"] = {"accuracy_score": 1.0}
+    (other / ev.SUMMARY_FILE).write_text(json.dumps(summary))
+    stored = store_bundle(world.s3, world.settings.bucket, bundle_folder(other))
+    # The forger's run, in another experiment, with the key of this evaluation (its inputs are known).
+    key = hold_out.evaluation_key("m", "1", MODEL_DIGEST, sha, "target", "classifier", "Org2MSP", None)
+    client = mlflow.MlflowClient()
+    forged = client.create_run(
+        client.create_experiment("forger"),
+        tags={
+            ev.RUN_TAG_KEY: key,
+            ev.RUN_TAG_ARTIFACTS_DIGEST: stored.sha256,
+            ev.RUN_TAG_ARTIFACTS_LOCATION: stored.location,
+        },
+    )
+    client.set_terminated(forged.info.run_id, "FINISHED")
+    world.ledger.registry.minimum = 0.999  # this model fails; the forged bundle would pass
+    verdict = run(world, frame)
+    assert verdict.how == FRESH and verdict.run_id != forged.info.run_id and verdict.result == "FAILED"
+    assert world.evaluated and verdict.artifacts_digest != stored.sha256
+    assert [e.run_id for e in world.ledger.registry.evaluations] == [verdict.run_id]
+
+
+def crash_before_the_ledger_write(world: World, data: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ev, "_record", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run(world, data)
+    monkeypatch.setattr(ev, "_record", RECORD)
+
+
+def test_a_resumed_run_is_recorded_only_if_the_model_verifies_now(
+    world: World, trained: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash_before_the_ledger_write(world, trained[1], monkeypatch)
+    world.verified = False  # e.g. the anchored copy was tampered with since the run
+    with pytest.raises(ModelNotVerified):
+        run(world, trained[1])
+    assert world.ledger.registry.evaluations == [] and len(world.evaluated) == 1
+    world.verified = True
+    assert run(world, trained[1]).how == RESUMED and len(world.evaluated) == 1
+
+
+def test_a_journal_entry_pointing_at_another_evaluations_bundle_is_not_recorded(
+    world: World, trained: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dataclasses as dc
+    import json
+
+    from modelledger.mlflow import resume_journal
+
+    crash_before_the_ledger_write(world, trained[1], monkeypatch)
+    folder = resume_journal.journal_folder(world.settings.state_dir)
+    (path,) = folder.iterdir()
+    assert folder.stat().st_mode & 0o777 == 0o700 and path.stat().st_mode & 0o777 == 0o600
+    entry = resume_journal.read_entry(folder, path.stem)
+    assert entry is not None
+    original = json.loads(
+        ev.bundle_member(ev.read_bundle(world.s3, entry.artifacts_location, entry.artifacts_digest), ev.SUMMARY_FILE)
+    )
+    for field, value in [("model", "other/1"), ("modelDigest", "00" * 32), ("datasetSha256", "11" * 32)]:
+        other = tmp_path / field
+        other.mkdir()
+        (other / ev.SUMMARY_FILE).write_text(json.dumps({**original, field: value}))
+        stored = store_bundle(world.s3, world.settings.bucket, bundle_folder(other))
+        resume_journal.write_entry(
+            folder, dc.replace(entry, artifacts_digest=stored.sha256, artifacts_location=stored.location)
+        )
+        with pytest.raises(ev.EvaluationError, match=f"is not this evaluation's \\({field} differ"):
+            run(world, trained[1])
+    resume_journal.write_entry(folder, dc.replace(entry, run_id="someone-elses-run"))
+    with pytest.raises(ev.EvaluationError, match="runId differ"):
+        run(world, trained[1])
+    assert world.ledger.registry.evaluations == []
+    path.chmod(0o644)  # not private: not trusted
+    with pytest.raises(resume_journal.JournalError, match="not a private file"):
+        run(world, trained[1])
+
+
+def test_the_hold_out_file_is_read_once_and_the_digest_logged_is_that_of_the_bytes_parsed(
+    world: World, trained: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import pandas as pd
+
+    _, frame = trained
+    csv = tmp_path / "holdout.csv"
+    frame.to_csv(csv, index=False)
+    parsed = hashlib.sha256(csv.read_bytes()).hexdigest()
+    real = pd.read_csv
+
+    def read_then_change(source: Any, *args: Any, **kw: Any) -> Any:
+        out = real(source, *args, **kw)
+        with csv.open("a") as f:  # the file changes right after it was parsed
+            f.write(",".join("0" for _ in frame.columns) + "\n")
+        return out
+
+    monkeypatch.setattr(pd, "read_csv", read_then_change)
+    verdict = run(world, csv)
+    assert verdict.dataset_sha256 == parsed
+    assert ("register_dataset", ("holdout.csv", parsed, str(csv.resolve()))) in world.ledger.registry.calls
+    run_ = mlflow.get_run(verdict.run_id)
+    tags = [{t.key: t.value for t in i.tags} for i in run_.inputs.dataset_inputs]
+    assert [t[TAG_DATASET_SHA256] for t in tags if t.get("mlflow.data.context") == "evaluation"] == [parsed]
+
+
+def test_the_evaluation_key_holds_the_extra_metrics_and_refuses_a_config_that_does_not_serialise() -> None:
+    class Metric:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    args = ("m", "1", MODEL_DIGEST, TRAIN_SHA, "target", "classifier", "Org2MSP", {"a": 1})
+    plain = hold_out.evaluation_key(*args)
+    assert hold_out.evaluation_key(*args, [Metric("f1")]) != plain
+    assert hold_out.evaluation_key(*args, [Metric("f1")]) != hold_out.evaluation_key(*args, [Metric("f2")])
+    assert hold_out.evaluation_key(*args, [Metric("a"), Metric("b")]) == hold_out.evaluation_key(
+        *args, [Metric("b"), Metric("a")]
+    )
+    # With default=str these two configs had one key: now the one that does not serialise is refused.
+    with pytest.raises(EvaluationInputError, match="evaluator_config must be plain JSON"):
+        hold_out.evaluation_key(*args[:-1], {"a": Path("x")})
+    assert hold_out.evaluation_key(*args[:-1], {"a": "x"})
+
+
+def test_a_config_that_does_not_serialise_changes_nothing(world: World, trained: tuple[Path, Any]) -> None:
+    with pytest.raises(EvaluationInputError, match="evaluator_config must be plain JSON"):
+        run(world, trained[1], evaluator_config={"pos_label": object()})
+    assert world.ledger.registry.calls == [] and world.fetched == [] and world.evaluated == []
 
 
 def test_metrics_for_the_ledger_are_finite_numbers_sorted_by_key() -> None:
