@@ -351,4 +351,6 @@ def test_the_evaluator_reads_anchored_copies_and_writes_only_new_locked_bundles(
     )
     assert _refused(lambda: evaluator.put_object(**anchored, Body=b"replaced", **lock)) == "AccessDenied"
     assert _refused(lambda: evaluator.put_object(Bucket=s.bucket, Key="blobs/sha256/x", Body=b"x")) == "AccessDenied"
+    # Under evaluations/, only content addresses (evaluations/sha256/<hex>.tar).
+    assert _refused(lambda: evaluator.put_object(Bucket=s.bucket, Key="evaluations/x.bin", Body=b"x")) == "AccessDenied"
     assert _refused(lambda: evaluator.delete_object(**anchored, VersionId=version)) == "AccessDenied"

@@ -165,7 +165,7 @@ def test_the_evaluator_reads_like_the_auditor_and_writes_only_new_objects_under_
         (a, r) for st in evaluator["Statement"] if st["Effect"] == "Allow" for a in st["Action"] for r in st["Resource"]
     }
     writes = {(a, r) for a, r in allowed if not a.startswith(("s3:Get", "s3:List"))}
-    assert writes == {("s3:PutObject", "arn:aws:s3:::anchored/evaluations/*")}  # no delete, no retention change
+    assert writes == {("s3:PutObject", "arn:aws:s3:::anchored/evaluations/sha256/*.tar")}  # content addresses only; no delete, no retention
     assert allowed - writes == _actions(auditor)
     deny = next(st for st in evaluator["Statement"] if st["Effect"] == "Deny")
     assert deny["Condition"] == {"StringEquals": {"s3:object-lock-mode": ["GOVERNANCE"]}}
