@@ -112,6 +112,12 @@ def _mlflow_user(as_json: bool) -> str | None:
         act_as(settings, MlflowUser.EVALUATOR)
     except (MlflowAuthError, ValueError) as exc:
         fail(f"{exc} (or set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)", as_json)
+    # MLflow's client retries a server that does not answer for about four minutes: ask once first.
+    from modelledger.mlops.servers.tracking import server_health
+
+    up, detail = server_health(settings)
+    if not up:
+        fail(f"the stack's MLflow server at {settings.tracking_uri} does not answer ({detail}): run `make up`", as_json)
     return EVALUATIONS_EXPERIMENT
 
 

@@ -231,6 +231,7 @@ def stack_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     the command makes active are recorded (MLflow itself is never reached)."""
     import mlflow
 
+    from modelledger.mlops.servers import tracking
     from modelledger.mlops.servers.tracking_auth import ensure_user_files
     from modelledger.runtime.settings import MlflowSettings
 
@@ -241,6 +242,7 @@ def stack_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     ensure_user_files(MlflowSettings.from_env())
     experiments: list[str] = []
     monkeypatch.setattr(mlflow, "set_experiment", experiments.append)
+    monkeypatch.setattr(tracking, "server_health", lambda settings: (True, "OK"))
     return experiments
 
 
@@ -285,4 +287,19 @@ def test_mlflow_refusing_the_experiment_is_one_line_and_exit_1(
     assert result.stderr == (
         "error: cannot use MLflow experiment 'modelledger-evaluations': API request to endpoint "
         "/api/2.0/mlflow/experiments/get-by-name failed with 403\n"
+    )
+
+
+def test_a_stack_server_that_does_not_answer_is_one_line_at_once(
+    fake: Fake, holdout: Path, stack_mlflow: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow's own client retries for about four minutes before it gives up.
+    from modelledger.mlops.servers import tracking
+
+    monkeypatch.setattr(tracking, "server_health", lambda settings: (False, "Connection refused"))
+    monkeypatch.setenv("MODELLEDGER_MLFLOW_PORT", "17951")
+    result = run(holdout)
+    assert result.exit_code == 1 and fake.calls == [] and stack_mlflow == []
+    assert result.stderr == (
+        "error: the stack's MLflow server at http://127.0.0.1:17951 does not answer (Connection refused): run `make up`\n"
     )
