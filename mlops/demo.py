@@ -13,8 +13,9 @@
    status, the one verification every command uses;
 4. tamper with a copy of the model and show the verification naming the file;
 5. the owner's admin sets a policy; Org2's evaluator evaluates the version on
-   the hold-out set (:func:`modelledger.mlflow.evaluate`) and the ledger
-   judges it; a second, weaker version fails and its approval is refused;
+   the hold-out set (:func:`modelledger.mlflow.evaluate`, as the stack's MLflow
+   ``evaluator`` user in its own experiment, not as the data scientist) and the
+   ledger judges it; a second, weaker version fails and its approval is refused;
    both organisations approve the first, Org1's operator deploys it, and the
    MLflow tags the bridge mirrors from the ledger show it all.
 
@@ -56,9 +57,12 @@ from modelledger.mlops.bridge import (
     TAG_STATUS,
     TAG_STORAGE,
     TAG_TX,
+    MlflowAuthError,
     MlflowUser,
     act_as,
+    acting_as,
 )
+from modelledger.mlops.bridge.mlflow_credentials import EVALUATIONS_EXPERIMENT
 from modelledger.mlops.bridge.tags import status_tag
 from modelledger.mlops.cli.output import console as cli_console
 from modelledger.mlops.cli.output import show_fields
@@ -212,10 +216,12 @@ def run(console: Console | None = None) -> int:
 def _run(console: Console) -> int:
     """The demo's story, printed on ``console``; returns the exit code."""
     mlflow_settings = MlflowSettings.from_env()
-    # The data scientist's side runs as the stack's data scientist (MLflow's own authentication),
-    # unless the environment already names an MLflow user.
+    # The data scientist's side runs as the stack's data scientist (MLflow's own authentication), the
+    # evaluations as the stack's evaluator, unless the environment already names an MLflow user.
+    evaluator: MlflowSettings | None = None
     if not os.environ.get("MLFLOW_TRACKING_USERNAME"):
         act_as(mlflow_settings, MlflowUser.SCIENTIST)
+        evaluator = mlflow_settings
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
@@ -302,7 +308,7 @@ def _run(console: Console) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-        govern(console, client, profile, mlflow_settings.tracking_uri, split, name, version)
+        govern(console, client, profile, mlflow_settings.tracking_uri, split, name, version, evaluator)
     except (DemoError, S3AccessError, EvaluationError, RegistryError) as exc:
         console.print(f"[bold red]demo failed:[/] {escape(str(exc))}")
         return 1
@@ -334,10 +340,36 @@ def registry(profile: ConnectionProfile, org: str, role: str) -> Iterator[Regist
         yield RegistryClient(gw.network(profile.channel), profile.chaincode)
 
 
-def _evaluate(console: Console, split: Split, name: str, version: str) -> Any:
+@contextlib.contextmanager
+def mlflow_evaluator(settings: MlflowSettings | None) -> Iterator[None]:
+    """MLflow calls in the block run as the stack's MLflow ``evaluator`` user, in its experiment
+    :data:`EVALUATIONS_EXPERIMENT` (``settings`` None: as the environment's user, in the active experiment).
+
+    The user's variables are restored afterwards; the active experiment stays the evaluator's
+    (:func:`train_and_register` names its own each time).
+    """
+    if settings is None:
+        yield
+        return
+    import mlflow
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(acting_as(settings, MlflowUser.EVALUATOR))
+        except MlflowAuthError as exc:  # a stack set up before the evaluator user existed
+            raise DemoError(str(exc)) from exc
+        mlflow.set_experiment(EVALUATIONS_EXPERIMENT)
+        yield
+
+
+def _evaluate(
+    console: Console, split: Split, name: str, version: str, evaluator: MlflowSettings | None = None
+) -> Any:
+    """Org2's evaluation of ``name``/``version`` on the hold-out set, as :func:`mlflow_evaluator` of ``evaluator``."""
     from modelledger.mlflow import evaluate
 
-    with console.status(f"   Org2's evaluator runs mlflow.models.evaluate on {name}/{version}…"):
+    status = console.status(f"   Org2's evaluator runs mlflow.models.evaluate on {name}/{version}…")
+    with status, mlflow_evaluator(evaluator):
         verdict = evaluate(
             f"models:/{name}/{version}",
             split.hold_out,
@@ -376,9 +408,19 @@ def wait_tags(client: Any, name: str, version: str, want: dict[str, str], timeou
 
 
 def govern(
-    console: Console, client: Any, profile: ConnectionProfile, tracking_uri: str, split: Split, name: str, version: str
+    console: Console,
+    client: Any,
+    profile: ConnectionProfile,
+    tracking_uri: str,
+    split: Split,
+    name: str,
+    version: str,
+    evaluator: MlflowSettings | None = None,
 ) -> None:
-    """Steps 6 to 10: the owner's policy, the evaluations, the refused and the granted approvals, the deployment."""
+    """Steps 6 to 10: the owner's policy, the evaluations, the refused and the granted approvals, the deployment.
+
+    The evaluations run as the stack's MLflow evaluator when ``evaluator`` is given (:func:`mlflow_evaluator`).
+    """
     _step(console, 6, "Org1's admin sets the owner's policy: what an evaluation on hold-out data must show")
     with registry(profile, "Org1MSP", "admin") as admin:
         policy = admin.set_model_policy(name, DEMO_POLICY).policy
@@ -390,12 +432,12 @@ def govern(
     )
 
     _step(console, 7, f"Org2's evaluator tests version {version} on the {len(split.x_test)}-row hold-out set")
-    _evaluate(console, split, name, version)
+    _evaluate(console, split, name, version, evaluator)
 
     _step(console, 8, "A second, weaker version fails the policy, and no organisation can approve it")
     _, weak, since = train_and_register(console, tracking_uri, split, WEAK_PARAMS)
     wait_anchored(console, client, name, weak, since)
-    _evaluate(console, split, name, weak)
+    _evaluate(console, split, name, weak, evaluator)
     with registry(profile, "Org1MSP", "approver") as approver:
         try:
             approver.approve(name, weak, "looks fine to me")

@@ -33,8 +33,9 @@ def org_roles(topo: Topology, org: Organization) -> tuple[str, ...]:
 
 
 # Enrolments at once. Each is a few fabric-ca-client runs waiting on a CA's bcrypt and signing: on two cores,
-# four at a time took the three organisations' 18 identities (measured before the evaluator role made them 20)
-# from ~6-12 s one after another to about half.
+# four at a time took the three organisations' 18 identities from ~6-12 s one after another to about half
+# (measured before the evaluator role; the default topology now has 20: OrdererOrg's 3 orderers and its admin,
+# and each of the 2 application organisations' peer and 7 role users, after the 3 CAs' registrars).
 ENROLL_WORKERS = 4
 
 

@@ -10,7 +10,11 @@ rules); this module only reads them, and makes a process act as one user.
 - ``admin``: MLflow's bootstrap administrator; ``mlflow up`` uses it to create the others and
   ``bridge install`` to manage the bridge's webhook; nothing else does;
 - ``modelledger-bridge``: the bridge (no MLflow admin: a role lets it tag every version);
-- ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it.
+- ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it;
+- ``evaluator``: the account of ``model evaluate`` and the demo's evaluations: it reads every model,
+  version and artefact (the server's default READ) and writes runs only in its own experiment
+  :data:`EVALUATIONS_EXPERIMENT`, so an evaluation is neither the developer's run nor able to change
+  the developer's experiments, models or aliases.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from pathlib import Path
 
 from modelledger.runtime.settings import MlflowSettings
 
+# The evaluator's own MLflow experiment: ``make up`` creates it as the evaluator (so only it, with MANAGE, and
+# MLflow admins may write runs there); ``model evaluate`` and the demo put their evaluation runs in it.
+EVALUATIONS_EXPERIMENT = "modelledger-evaluations"
 TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
@@ -38,6 +45,7 @@ class MlflowUser(enum.StrEnum):
     ADMIN = "admin"
     BRIDGE = "modelledger-bridge"
     SCIENTIST = "data-scientist"
+    EVALUATOR = "evaluator"
 
     @property
     def is_admin(self) -> bool:

@@ -1,7 +1,7 @@
 """``modelledger model evaluate``: evaluate a registered version on hold-out data and record the verdict.
 
 The command runs :func:`modelledger.mlflow.evaluate` as one role of one
-organisation (``--org``, ``--role``, default ``evaluator``; the identity comes
+organisation (``--org``, required, ``--role``, default ``evaluator``; the identity comes
 from the state folder through the connection profile) and prints the ledger's
 verdict: passed, failed (with each failure) or no policy, the metrics, and where
 the run, the data and the artefacts are (``--json``: the verdict as JSON).
@@ -11,9 +11,13 @@ a hold-out set that is a training dataset) is one line on stderr and exit 1;
 bad input (no such file, no such column, a version that is no number, an
 unknown model type) is exit 2 and nothing is run or recorded.
 
-MLflow: the run goes to ``MLFLOW_TRACKING_URI`` as the MLflow user of the
-environment; without one, to the stack's tracking server as its data scientist
-(the stack has no MLflow user of its own for evaluators).
+MLflow: the run goes to the stack's tracking server as its MLflow ``evaluator``
+user, in that user's experiment ``modelledger-evaluations`` (``--experiment``
+names another), so that the evaluation is not the developer's run and the
+evaluator cannot change the developer's experiments, models or aliases. An
+MLflow user named in the environment (``MLFLOW_TRACKING_USERNAME``), or a
+``MLFLOW_TRACKING_URI`` of another server, is used as it is instead (the
+experiment is then MLflow's default unless ``--experiment`` names one).
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, refusal_text
+from modelledger.mlops.cli.connection import ProfileOpt, refusal_text
 from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, fail, show_fields, show_note
 from modelledger.sdk.gateway.errors import GatewayError
+from modelledger.sdk.registry.gate import format_number
 from modelledger.sdk.registry.statuses import result_meaning, result_word
 
 if TYPE_CHECKING:
@@ -64,7 +69,7 @@ def verdict_rows(verdict: EvaluationVerdict) -> list[tuple[str, Cell]]:
         ("policy", policy),
     ]
     rows += [("failure", f) for f in v.failures]
-    rows += [(f"metric {k}", format(value, "g")) for k, value in sorted(v.metrics.items())]
+    rows += [(f"metric {k}", format_number(value)) for k, value in sorted(v.metrics.items())]
     rows += [
         ("evaluator", v.evaluator),
         ("hold-out sha256", v.dataset_sha256),
@@ -85,17 +90,53 @@ def show_verdict(verdict: EvaluationVerdict, con: Console | None = None) -> None
         show_note(escape(how), con)
 
 
-def _mlflow_user(as_json: bool) -> None:
-    """Points MLflow at the stack's tracking server as its data scientist, unless the environment names one."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return
-    from modelledger.mlops.bridge.mlflow_credentials import MlflowAuthError, MlflowUser, act_as
+def _mlflow_user(as_json: bool) -> str | None:
+    """Makes MLflow the stack's tracking server as its ``evaluator`` user, unless the environment names an MLflow
+    user or another server (then it is left as it is); returns the evaluator's experiment, or None if the
+    environment's MLflow is used."""
+    from modelledger.mlops.bridge.mlflow_credentials import (
+        EVALUATIONS_EXPERIMENT,
+        MlflowAuthError,
+        MlflowUser,
+        act_as,
+    )
     from modelledger.runtime.settings import MlflowSettings
 
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return None
     try:
-        act_as(MlflowSettings.from_env(), MlflowUser.SCIENTIST)
+        settings = MlflowSettings.from_env()
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if uri and uri.rstrip("/") != settings.tracking_uri.rstrip("/"):
+            return None  # another server: the evaluator's password is never sent there
+        act_as(settings, MlflowUser.EVALUATOR)
     except (MlflowAuthError, ValueError) as exc:
-        fail(f"{exc} (or set MLFLOW_TRACKING_URI)", as_json)
+        fail(f"{exc} (or set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)", as_json)
+    # MLflow's client retries a server that does not answer for about four minutes: ask once first.
+    from modelledger.mlops.servers.tracking import server_health
+
+    up, detail = server_health(settings)
+    if not up:
+        fail(f"the stack's MLflow server at {settings.tracking_uri} does not answer ({detail}): run `make up`", as_json)
+    return EVALUATIONS_EXPERIMENT
+
+
+def _set_experiment(experiment: str) -> None:
+    """Makes ``experiment`` MLflow's active one (creating it if it does not exist).
+
+    Raises:
+        EvaluationError: MLflow refused or could not be reached (one line, no traceback).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from modelledger.mlflow.evaluator import EvaluationError
+
+    try:
+        mlflow.set_experiment(experiment)
+    except (MlflowException, OSError) as exc:
+        message = " ".join(str(exc).split())
+        raise EvaluationError(f"cannot use MLflow experiment {experiment!r}: {message}") from exc
 
 
 def evaluate(
@@ -111,7 +152,12 @@ def evaluate(
         str | None, typer.Option("--dataset-name", help="The data's name on the ledger (default: the file name).")
     ] = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment of the run (default: MLflow's).")
+        str | None,
+        typer.Option(
+            "--experiment",
+            help="MLflow experiment of the run (default: modelledger-evaluations as the stack's MLflow evaluator; "
+            "MLflow's own default when MLFLOW_TRACKING_USERNAME names another user).",
+        ),
     ] = None,
     rerun: Annotated[
         bool,
@@ -120,7 +166,14 @@ def evaluate(
             help="Run anew even if this evaluation was run or recorded before (the ledger then counts one more).",
         ),
     ] = False,
-    org: OrgOpt = "Org1MSP",
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="MSP id of the evaluator's organisation (required: a policy that asks for an independent "
+            "evaluator refuses one of the registrant's organisation).",
+        ),
+    ] = None,
     role: Annotated[
         str, typer.Option("--role", help="Role user to act as. The chaincode lets only evaluators record.")
     ] = "evaluator",
@@ -146,17 +199,17 @@ def evaluate(
     from modelledger.mlops.store.evaluation_artifacts import EvaluationStoreError
     from modelledger.mlops.store.s3_access import S3AccessError
 
+    if not org:
+        fail("--org is required: the MSP id of the evaluator's organisation (e.g. --org Org2MSP)", as_json, code=2)
     model_uri = f"models:/{name}/{version}"
     try:
         parse_model_uri(model_uri)
     except EvaluationInputError as exc:
         fail(str(exc), as_json, code=2)
-    _mlflow_user(as_json)
-    if experiment:
-        import mlflow
-
-        mlflow.set_experiment(experiment)
+    experiment = experiment or _mlflow_user(as_json)
     try:
+        if experiment:
+            _set_experiment(experiment)
         verdict = run_evaluation(
             model_uri,
             data,

@@ -57,6 +57,33 @@ def policy_line(policy: ModelPolicy | None) -> str:
     )
 
 
+def policy_changes(before: ModelPolicy | None, after: ModelPolicy | None) -> list[str]:
+    """What setting a policy changed, one line each: ``added: f1 >= 0.8``, ``dropped: log_loss <= 0.3``,
+    ``changed: accuracy_score >= 0.9 -> accuracy_score >= 0.95``, and the same for the passes required and the
+    evaluator rule; ``new policy`` if there was none, ``unchanged: ...`` if the ledger kept the same version."""
+    if after is None:
+        return []
+    if before is None:
+        return ["new policy (the model had none)"]
+    if before.version == after.version:
+        return [f"unchanged: version {after.version} is this policy already"]
+    lines = []
+    old = {t.metric: t for t in before.thresholds}
+    new = {t.metric: t for t in after.thresholds}
+    for metric in sorted(old.keys() | new.keys()):
+        if metric not in new:
+            lines.append(f"dropped: {bound(old[metric])}")
+        elif metric not in old:
+            lines.append(f"added: {bound(new[metric])}")
+        elif (old[metric].min, old[metric].max) != (new[metric].min, new[metric].max):
+            lines.append(f"changed: {bound(old[metric])} -> {bound(new[metric])}")
+    if before.required_passes != after.required_passes:
+        lines.append(f"changed: {passes(before.required_passes)} -> {passes(after.required_passes)} required")
+    if before.independent_evaluator != after.independent_evaluator:
+        lines.append(f"changed: evaluator {evaluator_rule(before)} -> {evaluator_rule(after)}")
+    return lines
+
+
 def policy_fields(name: str, owner: str, policy: ModelPolicy | None) -> list[tuple[str, str]]:
     """The fields ``model policy NAME`` prints: one per threshold, so that a script can pick one out."""
     rows = [("name", name), ("owner", owner)]

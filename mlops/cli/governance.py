@@ -10,7 +10,9 @@ chaincode/CONTRACT.md "Functions"):
 - ``revoke``: ``approver`` (``approver`` or ``admin`` of the owner organisation may);
 - ``deploy``: ``operator`` (the only role allowed);
 - ``grant``, ``revoke-access``: ``admin`` (the only role allowed);
-- ``policy NAME --min/--max ...`` (setting the evaluation policy): ``admin`` (the only role allowed);
+- ``policy NAME --min/--max ...`` (setting the evaluation policy): ``admin`` (the only role allowed); the
+  thresholds given replace the current ones, the passes required and the evaluator rule are kept from the
+  current policy unless ``--passes``/``--independent``/``--any-evaluator`` are given; it prints what changed.
   ``policy NAME`` alone only reads it, as ``auditor`` like the other queries.
 
 On success a command prints one line saying what happened and the version's
@@ -31,11 +33,20 @@ import typer
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import OrgOpt, ProfileOpt, call_registry
-from modelledger.mlops.cli.gate_view import policy_fields, policy_line
+from modelledger.mlops.cli.gate_view import evaluator_rule, policy_changes, policy_fields, policy_line
+from modelledger.mlops.cli.gate_view import passes as passes_text
 from modelledger.mlops.cli.output import JsonOpt, console, emit_json, show_fields
+from modelledger.sdk.registry.client import NotFound, RegistryClient
 from modelledger.sdk.registry.gate import format_number
 from modelledger.sdk.registry.limits import LIMITS
-from modelledger.sdk.registry.records import MetricThreshold, Model, ModelPolicyInput, ModelVersion, to_json
+from modelledger.sdk.registry.records import (
+    MetricThreshold,
+    Model,
+    ModelPolicy,
+    ModelPolicyInput,
+    ModelVersion,
+    to_json,
+)
 from modelledger.sdk.registry.statuses import status_meaning, status_word
 
 T = TypeVar("T")
@@ -202,10 +213,8 @@ def _bounds(option: str, given: list[str]) -> dict[str, float]:
     return out
 
 
-def _policy_input(
-    minimum: list[str], maximum: list[str], passes: int | None, independent: bool | None
-) -> ModelPolicyInput:
-    """The policy the options describe (thresholds sorted by metric, as the chaincode stores them).
+def _thresholds(minimum: list[str], maximum: list[str]) -> list[MetricThreshold]:
+    """The thresholds the options describe, sorted by metric (as the chaincode stores them).
 
     Raises:
         typer.BadParameter: A bound is malformed, a minimum is above its maximum, or there are too many thresholds.
@@ -223,11 +232,39 @@ def _policy_input(
         raise typer.BadParameter(
             f"{len(metrics)} metrics are bounded; a policy holds at most {LIMITS.thresholds}", param_hint="--min/--max"
         )
+    return [MetricThreshold(m, min=low.get(m), max=high.get(m)) for m in metrics]
+
+
+def _policy_input(
+    thresholds: list[MetricThreshold], passes: int | None, independent: bool | None, current: ModelPolicy | None
+) -> ModelPolicyInput:
+    """The policy to set: ``thresholds``; the passes required and the evaluator rule as given, else the current
+    policy's (else 1 pass, any evaluator)."""
     return ModelPolicyInput(
-        thresholds=[MetricThreshold(m, min=low.get(m), max=high.get(m)) for m in metrics],
-        required_passes=1 if passes is None else passes,
-        independent_evaluator=bool(independent),
+        thresholds=thresholds,
+        required_passes=passes if passes is not None else current.required_passes if current else 1,
+        independent_evaluator=(
+            independent if independent is not None else current.independent_evaluator if current else False
+        ),
     )
+
+
+def _set_policy(
+    client: RegistryClient,
+    name: str,
+    thresholds: list[MetricThreshold],
+    passes: int | None,
+    independent: bool | None,
+) -> tuple[ModelPolicy | None, Model]:
+    """Sets the policy, keeping what the options do not give from the current one; returns (before, model after).
+
+    A model the caller may not read is set as given (the chaincode then refuses it, with its own reason).
+    """
+    try:
+        current = client.get_model(name).policy
+    except NotFound:
+        current = None
+    return current, client.set_model_policy(name, _policy_input(thresholds, passes, independent, current))
 
 
 def policy(
@@ -235,13 +272,18 @@ def policy(
     minimum: Annotated[
         list[str] | None,
         typer.Option(
-            "--min", metavar="METRIC=NUMBER", help="Sets the policy: an evaluation passes only if METRIC >= NUMBER."
+            "--min",
+            metavar="METRIC=NUMBER",
+            help="Sets the policy: an evaluation passes only if METRIC >= NUMBER. The --min and --max given "
+            "replace every threshold of the current policy (one not given again is dropped).",
         ),
     ] = None,
     maximum: Annotated[
         list[str] | None,
         typer.Option(
-            "--max", metavar="METRIC=NUMBER", help="Sets the policy: an evaluation passes only if METRIC <= NUMBER."
+            "--max",
+            metavar="METRIC=NUMBER",
+            help="Sets the policy: an evaluation passes only if METRIC <= NUMBER (replaces the thresholds, as --min).",
         ),
     ] = None,
     passes: Annotated[
@@ -250,14 +292,16 @@ def policy(
             "--passes",
             min=1,
             max=LIMITS.required_passes,
-            help="Passing evaluations a version needs before it can be approved or deployed (default 1).",
+            help="Passing evaluations a version needs before it can be approved or deployed "
+            "(default: the current policy's, else 1).",
         ),
     ] = None,
     independent: Annotated[
         bool | None,
         typer.Option(
             "--independent/--any-evaluator",
-            help="Whether the evaluator must belong to another organisation than the registrant (default: any).",
+            help="Whether the evaluator must belong to another organisation than the registrant "
+            "(default: as the current policy says, else any).",
         ),
     ] = None,
     org: OrgOpt = "Org1MSP",
@@ -268,15 +312,17 @@ def policy(
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a model's evaluation policy; with --min/--max, replace it (as an admin of the owner organisation).
+    """Show a model's evaluation policy; with --min/--max, set it (as an admin of the owner organisation).
 
-    The new policy is whole (a threshold not given again is dropped); only evaluations under it count.
+    The thresholds given replace the current ones (a threshold not given again is dropped); the passes
+    required and whether the evaluator must be independent are kept unless given. Prints what changed.
+    Only evaluations under the new policy version count.
     """
     minimum, maximum = minimum or [], maximum or []
     if not minimum and not maximum:
         if passes is not None or independent is not None:
             raise typer.BadParameter(
-                "a policy needs at least one threshold: give --min or --max too (the policy is replaced whole)",
+                "a policy needs at least one threshold: give --min or --max too (they replace the current thresholds)",
                 param_hint="--passes/--independent",
             )
         model = call_registry(org, role or "auditor", profile, as_json, lambda c: c.get_model(name))
@@ -285,14 +331,24 @@ def policy(
             return
         show_fields(f"evaluation policy of {model.name}", policy_fields(model.name, model.owner, model.policy))
         return
-    wanted = _policy_input(minimum, maximum, passes, independent)
-    model = call_registry(org, role or "admin", profile, as_json, lambda c: c.set_model_policy(name, wanted))
+    thresholds = _thresholds(minimum, maximum)
+    before, model = call_registry(
+        org, role or "admin", profile, as_json, lambda c: _set_policy(c, name, thresholds, passes, independent)
+    )
     if as_json:
         emit_json(to_json(model))
         return
     console.print(
         f"{escape(model.name)} policy set by {escape(org)}: {escape(policy_line(model.policy))}", highlight=False
     )
+    after = model.policy
+    lines = policy_changes(before, after)
+    if before is not None and after is not None and before.version != after.version:
+        kept = [passes_text(after.required_passes) + " required"] if passes is None else []
+        kept += [f"evaluator {evaluator_rule(after)}"] if independent is None else []
+        lines += [f"kept from version {before.version}: {'; '.join(kept)}"] if kept else []
+    for line in lines:
+        console.print(f"  {escape(line)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,14 @@ password in a 0600 file ``<state>/mlflow/users/<name>.env`` that
   lets it set and delete tags on every version of every model; it cannot manage
   users or webhooks, nor delete a model or (this stack's rule) a version.
   ``bridge install`` manages the webhook as ``admin`` (only admins may, in MLflow 3.17);
-- ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it.
+- ``data-scientist``: a data scientist's account, as the README shows; the demo runs as it;
+- ``evaluator``: ``model evaluate``'s and the demo's evaluations. No admin and no role: the server's
+  ``default_permission = READ`` lets it read every experiment, run, artefact, model and version (what an
+  evaluation reads), and nothing of them may it change; it writes runs only in
+  :data:`~modelledger.mlops.bridge.mlflow_credentials.EVALUATIONS_EXPERIMENT`, which
+  :func:`ensure_users` creates as the evaluator (MLflow gives a creator MANAGE on its experiment).
+  Like every MLflow user it may also create experiments and models of its own (MLflow 3.17 lets
+  any user when workspaces are off): MLflow has no per-user switch for that.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import Any
 
 from modelledger.mlops.bridge.mlflow_api import rest_call
 from modelledger.mlops.bridge.mlflow_credentials import (
+    EVALUATIONS_EXPERIMENT,
     MlflowAuthError,
     MlflowCredentials,
     MlflowUser,
@@ -116,17 +124,19 @@ def _call(
 
 
 def ensure_users(settings: MlflowSettings) -> list[str]:
-    """Creates the bridge's and the data scientist's MLflow users as the admin, doing only what is missing.
+    """Creates the bridge's, the data scientist's and the evaluator's MLflow users as the admin, doing only
+    what is missing.
 
-    A user whose password no longer matches its file gets the file's password; neither is an admin
-    (one that was, on a stack set up before, is made a plain user); the bridge holds :data:`BRIDGE_ROLE`.
+    A user whose password no longer matches its file gets the file's password; none is an admin
+    (one that was, on a stack set up before, is made a plain user); the bridge holds :data:`BRIDGE_ROLE`;
+    the evaluator may write runs in :data:`EVALUATIONS_EXPERIMENT` (:func:`_ensure_evaluations_experiment`).
 
     Raises:
         MlflowAuthError: The server refused (e.g. it runs without authentication: restart it).
     """
     admin = read_user(settings, MlflowUser.ADMIN)
     actions = []
-    for user in (MlflowUser.BRIDGE, MlflowUser.SCIENTIST):
+    for user in (MlflowUser.BRIDGE, MlflowUser.SCIENTIST, MlflowUser.EVALUATOR):
         creds = read_user(settings, user)
         query = urllib.parse.urlencode({"username": creds.username})
         status, doc = _call(settings, admin, "GET", f"/api/2.0/mlflow/users/get?{query}")
@@ -161,7 +171,38 @@ def ensure_users(settings: MlflowSettings) -> list[str]:
             if status != 200:
                 raise MlflowAuthError(f"MLflow refused to set admin={user.is_admin} for {creds.username}: {doc}")
             actions.append(f"made {creds.username} an MLflow {'admin' if user.is_admin else 'user'}")
-    return actions + _ensure_bridge_role(settings, admin, read_user(settings, MlflowUser.BRIDGE).username)
+    actions += _ensure_bridge_role(settings, admin, read_user(settings, MlflowUser.BRIDGE).username)
+    return actions + _ensure_evaluations_experiment(settings, admin, read_user(settings, MlflowUser.EVALUATOR))
+
+
+def _ensure_evaluations_experiment(
+    settings: MlflowSettings, admin: MlflowCredentials, evaluator: MlflowCredentials
+) -> list[str]:
+    """Creates :data:`EVALUATIONS_EXPERIMENT` as the evaluator (who thus holds MANAGE on it); if it exists and
+    the evaluator may not write runs in it (someone else created it), grants the evaluator EDIT, no more."""
+    query = urllib.parse.urlencode({"experiment_name": EVALUATIONS_EXPERIMENT})
+    status, doc = _call(settings, evaluator, "GET", f"/api/2.0/mlflow/experiments/get-by-name?{query}")
+    if status == 404:
+        body = {"name": EVALUATIONS_EXPERIMENT}
+        status, doc = _call(settings, evaluator, "POST", "/api/2.0/mlflow/experiments/create", body)
+        if status != 200:
+            raise MlflowAuthError(f"MLflow refused to create experiment {EVALUATIONS_EXPERIMENT}: HTTP {status} {doc}")
+        return [f"created MLflow experiment {EVALUATIONS_EXPERIMENT} as {evaluator.username}"]
+    if status != 200:
+        raise MlflowAuthError(f"MLflow refused to read experiment {EVALUATIONS_EXPERIMENT}: HTTP {status} {doc}")
+    experiment_id = str(doc.get("experiment", {}).get("experiment_id", ""))
+    grant = {"username": evaluator.username, "resource_type": "experiment", "resource_id": experiment_id}
+    query = urllib.parse.urlencode(grant)
+    status, doc = _call(settings, admin, "GET", f"/api/3.0/mlflow/users/permissions/get?{query}")
+    if status != 200:
+        raise MlflowAuthError(f"MLflow refused to tell the evaluator's permission: HTTP {status} {doc}")
+    if doc.get("permission") in ("EDIT", "MANAGE"):
+        return []
+    body = {**grant, "permission": "EDIT"}
+    status, doc = _call(settings, admin, "POST", "/api/3.0/mlflow/users/permissions/grant", body)
+    if status != 200:
+        raise MlflowAuthError(f"MLflow refused {evaluator.username} EDIT on {EVALUATIONS_EXPERIMENT}: {status} {doc}")
+    return [f"granted {evaluator.username} EDIT on MLflow experiment {EVALUATIONS_EXPERIMENT}"]
 
 
 def _ensure_bridge_role(settings: MlflowSettings, admin: MlflowCredentials, bridge: str) -> list[str]:

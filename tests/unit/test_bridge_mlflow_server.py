@@ -335,3 +335,46 @@ def test_the_bridge_role_grant_is_changed_in_place_never_added_twice(
         assert writes == [] and actions == []
     else:
         assert [(m, p) for m, p, _ in writes] == [("POST", "/api/3.0/mlflow/roles/permissions/add")]
+
+
+@pytest.mark.parametrize("existing", [None, "READ", "EDIT", "MANAGE"])
+def test_the_evaluator_is_a_plain_mlflow_user_that_writes_runs_only_in_its_own_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: str | None
+) -> None:
+    # MLflow 3.17 with default_permission = READ: the evaluator reads every model, version and artefact; it may
+    # create runs only where it holds EDIT or MANAGE: its experiment, made by `make up` as the evaluator (MANAGE),
+    # or granted EDIT if someone else made it first. It holds no role and is no admin.
+    from modelledger.mlops.bridge.mlflow_credentials import EVALUATIONS_EXPERIMENT
+    from modelledger.mlops.servers import tracking_auth
+
+    settings = MlflowSettings(state_dir=tmp_path, port=17950)
+    ensure_user_files(settings)
+    calls: list[tuple[str, str, str, dict | None]] = []
+
+    def call(settings: object, creds: object, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        calls.append((getattr(creds, "username", ""), method, path, body))
+        route = path.split("?")[0]
+        if route == "/api/2.0/mlflow/users/get":
+            return 404, {}
+        if route == "/api/2.0/mlflow/experiments/get-by-name":
+            return (404, {}) if existing is None else (200, {"experiment": {"experiment_id": "12"}})
+        if route == "/api/3.0/mlflow/users/permissions/get":
+            return 200, {"allowed": existing != "READ", "permission": existing}
+        return 200, {}
+
+    monkeypatch.setattr(tracking_auth, "_call", call)
+    monkeypatch.setattr(tracking_auth, "_ensure_bridge_role", lambda *a: [])
+    actions = tracking_auth.ensure_users(settings)
+    created = [b["username"] for _, m, p, b in calls if p == "/api/2.0/mlflow/users/create" and b]
+    assert created == ["modelledger-bridge", "data-scientist", "evaluator"]
+    assert not any(p.endswith("update-admin") or "/roles/" in p for _, _, p, _ in calls)  # no admin, no role
+    writes = [(who, p, b) for who, m, p, b in calls if m != "GET" and ("experiments" in p or "permissions" in p)]
+    if existing is None:
+        assert writes == [("evaluator", "/api/2.0/mlflow/experiments/create", {"name": EVALUATIONS_EXPERIMENT})]
+        assert actions[-1] == f"created MLflow experiment {EVALUATIONS_EXPERIMENT} as evaluator"
+    elif existing == "READ":
+        grant = {"username": "evaluator", "resource_type": "experiment", "resource_id": "12", "permission": "EDIT"}
+        assert writes == [("admin", "/api/3.0/mlflow/users/permissions/grant", grant)]
+        assert actions[-1] == f"granted evaluator EDIT on MLflow experiment {EVALUATIONS_EXPERIMENT}"
+    else:
+        assert writes == [] and not any("experiment" in a for a in actions)

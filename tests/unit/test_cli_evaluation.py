@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +74,11 @@ class Fake:
 
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = dataclasses.field(default_factory=list)
     answer: EvaluationVerdict | Exception = dataclasses.field(default_factory=verdict)
+    mlflow_user: list[str | None] = dataclasses.field(default_factory=list)  # MLFLOW_TRACKING_USERNAME at each call
 
     def __call__(self, *args: Any, **kw: Any) -> EvaluationVerdict:
         self.calls.append((args, kw))
+        self.mlflow_user.append(os.environ.get("MLFLOW_TRACKING_USERNAME"))
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
@@ -90,7 +94,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
 
 def run(holdout: Path, *extra: str) -> Any:
     argv = ["model", "evaluate", "breast-cancer", "3", "--data", str(holdout), "--target", "target"]
-    return CliRunner().invoke(app, [*argv, "--model-type", "classifier", *extra])
+    org = [] if "--org" in extra else ["--org", "Org2MSP"]
+    return CliRunner().invoke(app, [*argv, "--model-type", "classifier", *org, *extra])
 
 
 def test_the_verdict_in_a_pipe_is_one_field_a_line(fake: Fake, holdout: Path) -> None:
@@ -100,7 +105,7 @@ def test_the_verdict_in_a_pipe_is_one_field_a_line(fake: Fake, holdout: Path) ->
     (args, kw) = fake.calls[0]
     assert args == ("models:/breast-cancer/3", holdout)
     assert (kw["org"], kw["role"], kw["targets"], kw["model_type"], kw["resume"]) == (
-        "Org1MSP",
+        "Org2MSP",
         "evaluator",
         "target",
         "classifier",
@@ -108,7 +113,7 @@ def test_the_verdict_in_a_pipe_is_one_field_a_line(fake: Fake, holdout: Path) ->
     )
     lines = result.stdout.splitlines()
     assert "result\tfailed" in lines and f"failure\t{FAILURE}" in lines and "policy\tversion 2" in lines
-    assert "metric accuracy_score\t0.91" in lines and "metric roc_auc\t0.987654" in lines
+    assert "metric accuracy_score\t0.91" in lines and "metric roc_auc\t0.9876543" in lines
     assert f"hold-out sha256\t{SHA}" in lines and f"artefacts\t{LOCATION}" in lines
     assert all("\t" in line for line in lines)  # nothing but fields
 
@@ -187,12 +192,13 @@ def test_a_refusal_is_one_line_and_exit_1(fake: Fake, holdout: Path, raised: Any
         ({"--model-type": "llm"}, "'llm' is not one of"),
         ({"--data": "/no/such/file.csv"}, "does not exist"),
         ({"--data": None}, "Missing option '--data'"),
+        ({"--org": None}, "--org is required: the MSP id of the evaluator's organisation"),
     ],
 )
 def test_bad_input_is_exit_2_and_runs_nothing(
     fake: Fake, holdout: Path, change: dict[str, str | None], message: str
 ) -> None:
-    options = {"--data": str(holdout), "--target": "t", "--model-type": "classifier"}
+    options = {"--data": str(holdout), "--target": "t", "--model-type": "classifier", "--org": "Org2MSP"}
     options.update({k: v for k, v in change.items() if k.startswith("--")})  # type: ignore[misc]
     argv = ["model", "evaluate", "m", change.get("version") or "3"]
     argv += [part for k, v in options.items() if v is not None for part in (k, v)]
@@ -206,3 +212,94 @@ def test_an_input_the_evaluator_refuses_is_exit_2(fake: Fake, holdout: Path) -> 
     fake.answer = EvaluationInputError("the hold-out data has no column 'target' (columns: a)")
     result = run(holdout)
     assert result.exit_code == 2 and result.stderr == "error: the hold-out data has no column 'target' (columns: a)\n"
+
+
+def test_metrics_are_printed_as_the_ledger_writes_them_in_failures(fake: Fake, holdout: Path) -> None:
+    # format(v, "g") printed 0.8999999 as 0.9, beside the ledger's "0.8999999 is below the minimum 0.9".
+    failure = "metric accuracy_score = 0.8999999 is below the minimum 0.9"
+    fake.answer = dataclasses.replace(
+        verdict("FAILED"), metrics={"accuracy_score": 0.8999999, "n": 1e21}, failures=(failure,)
+    )
+    lines = run(holdout).stdout.splitlines()
+    assert f"failure\t{failure}" in lines and "metric accuracy_score\t0.8999999" in lines
+    assert "metric n\t1e+21" in lines  # Go's strconv.FormatFloat(v, 'g', -1, 64)
+
+
+@pytest.fixture
+def stack_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A state folder with the stack's MLflow credential files, no MLflow user in the environment; the experiments
+    the command makes active are recorded (MLflow itself is never reached)."""
+    import mlflow
+
+    from modelledger.mlops.servers import tracking
+    from modelledger.mlops.servers.tracking_auth import ensure_user_files
+    from modelledger.runtime.settings import MlflowSettings
+
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path / "state"))
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # recorded, so that what the command sets is undone after the test
+        monkeypatch.delenv(name)
+    ensure_user_files(MlflowSettings.from_env())
+    experiments: list[str] = []
+    monkeypatch.setattr(mlflow, "set_experiment", experiments.append)
+    monkeypatch.setattr(tracking, "server_health", lambda settings: (True, "OK"))
+    return experiments
+
+
+def test_the_evaluation_runs_as_the_stacks_mlflow_evaluator_in_its_experiment(
+    fake: Fake, holdout: Path, stack_mlflow: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelledger.mlops.bridge.mlflow_credentials import EVALUATIONS_EXPERIMENT, MlflowUser
+    from modelledger.runtime.settings import MlflowSettings
+
+    result = run(holdout)
+    assert result.exit_code == 0, result.output
+    assert fake.mlflow_user == ["evaluator"] and stack_mlflow == [EVALUATIONS_EXPERIMENT]
+    assert os.environ["MLFLOW_TRACKING_URI"] == MlflowSettings.from_env().tracking_uri
+    assert run(holdout, "--experiment", "mine").exit_code == 0 and stack_mlflow[-1] == "mine"
+    # The evaluator's own account: not the data scientist's, a private file of the state folder.
+    env_file = MlflowSettings.from_env().mlflow_dir / "users" / "evaluator.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600 and not MlflowUser.EVALUATOR.is_admin
+
+
+def test_an_mlflow_user_or_server_of_the_environment_is_used_as_it_is(
+    fake: Fake, holdout: Path, stack_mlflow: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    assert run(holdout).exit_code == 0 and fake.mlflow_user == ["alice"] and stack_mlflow == []
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.elsewhere.example")  # never sent the evaluator's password
+    assert run(holdout).exit_code == 0 and fake.mlflow_user[-1] is None and stack_mlflow == []
+
+
+def test_mlflow_refusing_the_experiment_is_one_line_and_exit_1(
+    fake: Fake, holdout: Path, stack_mlflow: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    def refuse(name: str) -> None:
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/experiments/get-by-name failed\nwith 403")
+
+    monkeypatch.setattr(mlflow, "set_experiment", refuse)
+    result = run(holdout)
+    assert result.exit_code == 1 and fake.calls == [] and "Traceback" not in result.output
+    assert result.stderr == (
+        "error: cannot use MLflow experiment 'modelledger-evaluations': API request to endpoint "
+        "/api/2.0/mlflow/experiments/get-by-name failed with 403\n"
+    )
+
+
+def test_a_stack_server_that_does_not_answer_is_one_line_at_once(
+    fake: Fake, holdout: Path, stack_mlflow: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow's own client retries for about four minutes before it gives up.
+    from modelledger.mlops.servers import tracking
+
+    monkeypatch.setattr(tracking, "server_health", lambda settings: (False, "Connection refused"))
+    monkeypatch.setenv("MODELLEDGER_MLFLOW_PORT", "17951")
+    result = run(holdout)
+    assert result.exit_code == 1 and fake.calls == [] and stack_mlflow == []
+    assert result.stderr == (
+        "error: the stack's MLflow server at http://127.0.0.1:17951 does not answer (Connection refused): run `make up`\n"
+    )

@@ -121,6 +121,10 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
 
         def set_model_policy(self, name: str, policy: ModelPolicyInput) -> Model:
             self._call("set_model_policy", name, policy)
+            now = held.model.policy
+            same = (policy.thresholds, policy.required_passes, policy.independent_evaluator)
+            if now is not None and same == (now.thresholds, now.required_passes, now.independent_evaluator):
+                return held.model  # the chaincode: the same policy again is no new version
             stored = ModelPolicy(3, policy.thresholds, policy.required_passes, policy.independent_evaluator, Change())
             return dataclasses.replace(held.model, policy=stored)
 
@@ -185,6 +189,7 @@ def test_a_model_without_a_policy_says_no_policy(ledger: Ledger) -> None:
 
 # --------------------------------------------------------------------------- model policy NAME --min/--max (setting)
 def test_setting_acts_as_admin_sends_the_whole_policy_sorted_and_says_what_is_in_force(ledger: Ledger) -> None:
+    ledger.model = Model(name=NAME, owner="Org1MSP")  # no policy yet: 1 pass, any evaluator
     result = run("policy", "m", "--max", "log_loss=0.3", "--min", "accuracy_score=0.9", "--min", "log_loss=0")
     assert result.exit_code == 0, result.output
     wanted = ModelPolicyInput(
@@ -192,17 +197,47 @@ def test_setting_acts_as_admin_sends_the_whole_policy_sorted_and_says_what_is_in
         required_passes=1,
         independent_evaluator=False,
     )
-    assert ledger.calls == [("set_model_policy", "admin@Org1MSP", ("m", wanted))]
+    assert ledger.calls == [("get_model", "admin@Org1MSP", ("m",)), ("set_model_policy", "admin@Org1MSP", ("m", wanted))]
     assert result.stdout == (
         f"{NAME} policy set by Org1MSP: version 3: accuracy_score >= 0.9, 0 <= log_loss <= 0.3; "
         "1 passing evaluation required; evaluator of any organisation (the registrant's too)\n"
+        "  new policy (the model had none)\n"
     )
+
+
+def test_tightening_one_threshold_keeps_independence_and_passes_and_says_what_changed(ledger: Ledger) -> None:
+    # Before: `--min accuracy_score=0.95` alone sent independentEvaluator false, silently turning independence off.
+    result = run("policy", "m", "--min", "accuracy_score=0.95")
+    assert result.exit_code == 0, result.output
+    sent = ledger.calls[-1][2][1]
+    assert sent == ModelPolicyInput([MetricThreshold("accuracy_score", min=0.95)], 1, True)
+    assert result.stdout.splitlines()[1:] == [
+        "  changed: accuracy_score >= 0.9 -> accuracy_score >= 0.95",
+        "  dropped: log_loss <= 0.3",
+        "  kept from version 2: 1 passing evaluation required; evaluator of another organisation than the registrant's",
+    ]
+    result = run("policy", "m", "--min", "accuracy_score=0.9", "--max", "log_loss=0.3", "--passes", "2", "--any-evaluator")
+    assert ledger.calls[-1][2][1] == ModelPolicyInput(POLICY.thresholds, 2, False)
+    assert result.stdout.splitlines()[1:] == [
+        "  changed: 1 passing evaluation -> 2 passing evaluations required",
+        "  changed: evaluator of another organisation than the registrant's -> of any organisation (the registrant's too)",
+    ]
+    result = run("policy", "m", "--min", "accuracy_score=0.9", "--max", "log_loss=0.3")
+    assert result.stdout.splitlines()[1:] == ["  unchanged: version 2 is this policy already"]
+
+
+def test_a_model_the_admin_may_not_read_is_sent_as_given_for_the_chaincode_to_judge(ledger: Ledger) -> None:
+    ledger.model_refused = NotFound("model m not found")
+    result = run("policy", "m", "--min", "auc=0.8", "--org", "Org2MSP")
+    assert result.exit_code == 0, result.output
+    sent = ModelPolicyInput([MetricThreshold("auc", min=0.8)], 1, False)
+    assert ledger.calls[-1] == ("set_model_policy", "admin@Org2MSP", ("m", sent))
 
 
 def test_setting_takes_passes_independence_org_and_role_and_json_is_the_model(ledger: Ledger) -> None:
     argv = ["policy", "m", "--min", "auc=0.8", "--passes", "2", "--independent", "--org", "Org2MSP", "--role", "auditor"]
     doc = json.loads(run(*argv, "--json").stdout)
-    ((method, who, (_, sent)),) = ledger.calls
+    (method, who, (_, sent)) = ledger.calls[-1]
     assert (method, who, sent.required_passes, sent.independent_evaluator) == ("set_model_policy", "auditor@Org2MSP", 2, True)
     assert doc["policy"] == {
         "independentEvaluator": True,
