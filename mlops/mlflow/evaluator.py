@@ -292,8 +292,8 @@ def evaluate(
         run_name: The MLflow run's name.
         resume: Reuse an earlier call's run of the same evaluation (default), as the caller's private resume
             journal in the state folder names it (:mod:`~modelledger.mlflow.resume_journal`; never MLflow's
-            run tags), after verifying the model again. False runs anew: the ledger then counts a second
-            evaluation by the same organisation.
+            run tags), after verifying the model again. False runs anew: the ledger then records a second
+            evaluation by the same organisation (a pass on the same data adds no pass to the gate).
         work_dir: Where the verified copy and the artefacts are put while the call runs (default: temp).
         ledger: The ledger as the evaluator (default: :func:`open_ledger` with ``org``, ``role``, ``profile``).
         s3: A boto3 client as the S3 ``evaluator`` user (default: from the state folder).
