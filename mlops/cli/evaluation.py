@@ -163,7 +163,8 @@ def evaluate(
         bool,
         typer.Option(
             "--rerun",
-            help="Run anew even if this evaluation was run or recorded before (the ledger records one more evaluation; on the same data by the same organisation it adds no pass).",
+            help="Run anew even if this evaluation was run or recorded before (the ledger records one more "
+            "evaluation; on the same data by the same organisation it adds no pass).",
         ),
     ] = False,
     org: Annotated[
