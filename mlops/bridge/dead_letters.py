@@ -18,7 +18,7 @@ stops every later one.
   cannot be parsed) gets an entry of its own, keyed by its transaction; it is
   shown until an operator removes it (nothing can re-mirror it).
 - **Bounded** (:data:`MAX_DEAD_LETTERS`): when the list is full, a failing
-  event is not moved past; the follower retries it as before 1.5.0, and
+  event is not moved past; the follower retries it (as it did before there was a list), and
   ``bridge status`` says the list is full. Nothing is dropped.
 - **Cleared by the reconciler**: each scan re-mirrors every dead-lettered
   version (:meth:`~modelledger.mlops.bridge.ledger_follower.VersionMirror.apply`,
@@ -30,6 +30,7 @@ stops every later one.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -38,13 +39,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelledger.mlops.bridge.ledger_mirror import utc_now
-
-__all__ = ["MAX_DEAD_LETTERS", "DeadLetters", "read_dead_letters", "remirror"]
+__all__ = ["DEAD_LETTERS_SHOWN", "MAX_DEAD_LETTERS", "DeadLetters", "read_dead_letters", "remirror"]
 
 log = logging.getLogger("modelledger.bridge.follower")
 
 MAX_DEAD_LETTERS = 1000
+# The entries ``bridge status`` shows (it says how many there are).
+DEAD_LETTERS_SHOWN = 5
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def read_dead_letters(path: Path) -> list[dict[str, Any]]:
@@ -73,7 +78,7 @@ class DeadLetters:
     """
 
     def __init__(self, path: Path, limit: int = MAX_DEAD_LETTERS, clock: Callable[[], str] | None = None) -> None:
-        self.path, self.limit, self.clock = path, limit, clock or utc_now
+        self.path, self.limit, self.clock = path, limit, clock or _utc_now
         self._lock = threading.Lock()
         self._entries = {_key(e): e for e in read_dead_letters(path)}
 

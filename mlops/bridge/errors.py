@@ -3,8 +3,6 @@ may pass by trying again (:func:`is_transient`)."""
 
 from __future__ import annotations
 
-from modelledger.sdk.gateway.errors import GatewayError
-
 
 class BridgeError(Exception):
     """The bridge cannot start or be set up; the message says what is missing."""
@@ -47,6 +45,8 @@ def is_transient(exc: BaseException) -> bool:
     status = _http_status(exc)
     if status is not None:
         return status >= 500 or status == 429
+    from modelledger.sdk.gateway.errors import GatewayError  # here: `bridge status` imports this module, not gRPC
+
     return not isinstance(exc, GatewayError)  # a chaincode refusal, an identity or a commit error: permanent
 
 

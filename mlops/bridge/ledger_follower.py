@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelledger.mlops.bridge.concurrency import VersionLocks, fault_point
-from modelledger.mlops.bridge.dead_letters import DeadLetters
+from modelledger.mlops.bridge.dead_letters import DEAD_LETTERS_SHOWN, DeadLetters
 from modelledger.mlops.bridge.errors import is_transient
 from modelledger.mlops.bridge.ledger_mirror import mirror_record, remove_aliases, utc_now
 from modelledger.mlops.bridge.mlflow_api import is_missing, is_prompt
@@ -107,8 +107,6 @@ DEAD_LETTERED = "dead-lettered"  # could not be applied: in the dead-letter list
 
 # Tries of an event failing for a transient reason before it is dead-lettered (backoff 1, 2 ... 60 s: ~8 min).
 EVENT_TRIES = 12
-# Dead letters ``bridge status`` shows (it shows how many there are).
-DEAD_LETTERS_SHOWN = 5
 
 
 class VersionMirror:
@@ -226,7 +224,7 @@ class LedgerFollower:
         events: Opens the event stream after a checkpoint (it may end; it is reopened).
         checkpointer: The durable checkpoint.
         sleep_cap: The longest wait between two tries of a failing event or stream, in seconds.
-        dead: The dead-letter list (None: a failing event is retried until it is applied, as before 1.5.0).
+        dead: The dead-letter list (None: a failing event is retried until it is applied).
         tries: Tries of an event failing for a transient reason before it is dead-lettered.
     """
 

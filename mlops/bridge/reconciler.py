@@ -83,7 +83,7 @@ def ledger_records(registry: RegistryClient) -> dict[tuple[str, str], LedgerEntr
     bookmark = ""
     while True:
         page = registry.list_model_versions("", PAGE, bookmark)
-        found |= {(r.name, r.version): LedgerEntry(r.registered_tx_id, r.status) for r in page.records}
+        found |= {(r.name, r.version): LedgerEntry(r.registered_tx_id, getattr(r, "status", "")) for r in page.records}
         if not page.bookmark or page.fetched == 0:
             return found
         bookmark = page.bookmark

@@ -18,9 +18,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from modelledger.mlops.bridge.dead_letters import read_dead_letters
+from modelledger.mlops.bridge.dead_letters import DEAD_LETTERS_SHOWN, read_dead_letters
 from modelledger.mlops.bridge.errors import BridgeError
-from modelledger.mlops.bridge.ledger_follower import DEAD_LETTERS_SHOWN
 from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
 from modelledger.runtime.settings import BRIDGE_PORT_ENV, BridgeSettings, S3Settings, S3User
