@@ -448,6 +448,11 @@ class BridgeSettings:
         return self.bridge_dir / "ledger-events.json"
 
     @property
+    def follower_dead_letter_file(self) -> Path:
+        """The ledger follower's dead letters (0600, replaced atomically): events moved past, for the reconciler."""
+        return self.bridge_dir / "ledger-dead-letters.json"
+
+    @property
     def secret_file(self) -> Path:
         """The webhook's HMAC secret (0600), written by ``bridge install``."""
         return self.bridge_dir / "webhook-secret"

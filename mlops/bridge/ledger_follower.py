@@ -37,12 +37,23 @@ deployed, evaluated), mirrors the version onto its MLflow tags
   elsewhere), a version the bridge's identity may not read (the chaincode
   answers NOT_FOUND: another organisation's model, not granted), a version
   not anchored yet, a prompt.
-- **Never skipped**: an event it failed to apply (MLflow or the peer down) is
-  retried with backoff (1 s, 2 s ... 60 s) until it is applied or the bridge
-  stops; the stream itself is reopened from the checkpoint after a failure.
+- **Retried, then dead-lettered, never lost**: an event it failed to apply
+  for a transient reason (MLflow or the peer down: connection errors, gRPC
+  UNAVAILABLE/DEADLINE_EXCEEDED, HTTP 5xx/429:
+  :func:`~modelledger.mlops.bridge.errors.is_transient`) is retried with
+  backoff (1 s, 2 s ... 60 s), ``tries`` times at most; one that failed for a
+  permanent reason (a payload or record that cannot be parsed, an HTTP 4xx
+  such as 403) is not retried. Either is then written to the durable
+  dead-letter list (:mod:`~modelledger.mlops.bridge.dead_letters`) and only
+  then checkpointed, so one bad event does not stop the ones after it; the
+  reconciler's scan re-mirrors each dead-lettered version from its ledger
+  record and clears it when that works. While the list is full, a failing
+  event is retried until it is applied or the bridge stops (nothing is
+  dropped). The stream itself is reopened from the checkpoint after a failure.
 
-``modelledger bridge status`` shows the checkpoint's block, the events applied
-and the last error (:meth:`LedgerFollower.status`, in the receiver's ``/health``).
+``modelledger bridge status`` shows the checkpoint's block, the events applied,
+the last error and the dead letters (:meth:`LedgerFollower.status`, in the
+receiver's ``/health``).
 """
 
 from __future__ import annotations
@@ -55,7 +66,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelledger.mlops.bridge.concurrency import VersionLocks, fault_point
-from modelledger.mlops.bridge.ledger_mirror import mirror_record, utc_now
+from modelledger.mlops.bridge.dead_letters import DEAD_LETTERS_SHOWN, DeadLetters
+from modelledger.mlops.bridge.errors import is_transient
+from modelledger.mlops.bridge.ledger_mirror import mirror_record, remove_aliases, utc_now
 from modelledger.mlops.bridge.mlflow_api import is_missing, is_prompt
 from modelledger.mlops.bridge.outbox import backoff
 from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS
@@ -90,6 +103,10 @@ NOT_READABLE = "not readable"
 NOT_ANCHORED = "not anchored"  # the anchoring worker writes the record's tags when it anchors the version
 PROMPT = "prompt"
 NOT_REVOKED = "not revoked"  # an alias check of a version the ledger has not revoked: nothing written
+DEAD_LETTERED = "dead-lettered"  # could not be applied: in the dead-letter list, for the reconciler to re-mirror
+
+# Tries of an event failing for a transient reason before it is dead-lettered (backoff 1, 2 ... 60 s: ~8 min).
+EVENT_TRIES = 12
 
 
 class VersionMirror:
@@ -118,8 +135,11 @@ class VersionMirror:
 
         The same step as a revocation event's, under the same lock: the aliases
         pointing at the version are named in ``ledger.aliases_removed`` and
-        removed, and the record's tags written. Any other status (or a version
-        skipped as :meth:`apply` skips it) changes nothing: ``not revoked``.
+        removed, and the record's tags written. It acts on the ledger's REVOKED
+        whatever ``ledger.status`` says: a version not tagged anchored (pending,
+        failed, conflict, no tag) loses its aliases too, but its other tags are
+        left to anchoring. Any other ledger status (or a version not in MLflow,
+        not readable, a prompt's) changes nothing.
 
         Raises:
             Exception: MLflow or the ledger failed (the caller retries, or leaves it to the reconciler).
@@ -140,7 +160,8 @@ class VersionMirror:
                 return PROMPT
             tags = dict(mv.tags or {})
             current = tags.get(TAG_STATUS, "")
-            if current not in ANCHORED_STATUSES:  # pending, failed, conflict or untagged: anchoring's to tag
+            anchored = current in ANCHORED_STATUSES
+            if not anchored and not revoked_only:  # pending, failed, conflict or untagged: anchoring's to tag
                 log.info("left to anchoring: not anchored yet", extra={"version": key, "status": current or "(none)"})
                 return NOT_ANCHORED
             try:
@@ -150,6 +171,9 @@ class VersionMirror:
                 return NOT_READABLE
             if revoked_only and record.status != REVOKED:
                 return NOT_REVOKED
+            if not anchored:  # revoked on the ledger, whatever the tag says: no alias; the other tags are anchoring's
+                log.info("revoked on the ledger, not tagged anchored: aliases only", extra={"version": key})
+                return APPLIED if remove_aliases(self.mlflow, name, str(version), tags, self.clock) else UNCHANGED
             changed = mirror_record(self.mlflow, name, version, record, tags, self.clock)
             return APPLIED if changed else UNCHANGED
 
@@ -164,6 +188,8 @@ class FollowerStatus:
     last_error: str = ""  # the last failure to apply an event or to read the stream (kept after recovery)
     last_error_at: str = ""
     retrying: bool = False  # an event is failing now and being retried
+    dead_lettered: int = 0  # events moved past into the dead-letter list since the bridge started
+    dead_letters_full: bool = False  # the list is full: a failing event is retried, not moved past
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -198,13 +224,21 @@ class LedgerFollower:
         events: Opens the event stream after a checkpoint (it may end; it is reopened).
         checkpointer: The durable checkpoint.
         sleep_cap: The longest wait between two tries of a failing event or stream, in seconds.
+        dead: The dead-letter list (None: a failing event is retried until it is applied).
+        tries: Tries of an event failing for a transient reason before it is dead-lettered.
     """
 
     def __init__(
-        self, mirror: VersionMirror, events: EventSource, checkpointer: FileCheckpointer, sleep_cap: float = 60.0
+        self,
+        mirror: VersionMirror,
+        events: EventSource,
+        checkpointer: FileCheckpointer,
+        sleep_cap: float = 60.0,
+        dead: DeadLetters | None = None,
+        tries: int = EVENT_TRIES,
     ) -> None:
         self.mirror, self.events, self.checkpointer = mirror, events, checkpointer
-        self.sleep_cap = sleep_cap
+        self.sleep_cap, self.dead, self.tries = sleep_cap, dead, tries
         self._status = FollowerStatus(block=self._block())
         self._lock = threading.Lock()
 
@@ -215,7 +249,12 @@ class LedgerFollower:
     def status(self) -> dict[str, Any]:
         """The follower now (for ``/health`` and ``bridge status``)."""
         with self._lock:
-            return self._status.to_dict()
+            out = self._status.to_dict()
+        if self.dead is not None:
+            entries = self.dead.entries()
+            out["dead_letters"] = len(entries)
+            out["dead_letters_shown"] = entries[:DEAD_LETTERS_SHOWN]
+        return out
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -246,12 +285,17 @@ class LedgerFollower:
         """Applies one event (retrying until it is applied), then checkpoints it; False if ``stop`` came first."""
         tries = 0
         while event.name in FOLLOWED_EVENTS:
+            name = version = ""
             try:
-                outcome = self.mirror.apply(*_version_of(event))
+                name, version = _version_of(event)
+                outcome = self.mirror.apply(name, version)
                 break
             except Exception as exc:
                 tries += 1
                 self._failed(exc)
+                if self._dead_letter(event, name, version, exc, tries):
+                    outcome = DEAD_LETTERED
+                    break
                 log.warning(
                     "cannot mirror a ledger event yet",
                     extra={
@@ -274,6 +318,8 @@ class LedgerFollower:
             s.block, s.retrying = self._block(), False
             if outcome in (APPLIED, UNCHANGED):
                 s.applied += 1
+            elif outcome == DEAD_LETTERED:
+                s.dead_lettered += 1
             elif outcome:
                 s.skipped += 1
         if outcome:
@@ -286,4 +332,30 @@ class LedgerFollower:
                     "outcome": outcome,
                 },
             )
+        return True
+
+    def _dead_letter(self, event: ChaincodeEvent, name: str, version: str, exc: Exception, tries: int) -> bool:
+        """Writes a failing event to the dead-letter list if its failure is permanent or it ran out of tries."""
+        permanent = not is_transient(exc)
+        if self.dead is None or not (permanent or tries >= self.tries):
+            return False
+        added = self.dead.add(name, version, event, _first_line(exc))
+        with self._lock:
+            self._status.dead_letters_full = not added
+        if not added:
+            log.error(
+                "dead-letter list full: retrying the event", extra={"event": event.name, "tx_id": event.transaction_id}
+            )
+            return False
+        log.error(
+            "ledger event dead-lettered: the reconciler re-mirrors the version",
+            extra={
+                "event": event.name,
+                "tx_id": event.transaction_id,
+                "version": f"{name}/{version}" if name else "(none)",
+                "reason": _first_line(exc),
+                "permanent": permanent,
+                "attempt": tries,
+            },
+        )
         return True

@@ -10,6 +10,22 @@ pointing at it after naming them in ``ledger.aliases_removed``, and writes
 that whoever sees the status finds the rest. Both callers read the record and
 write it while holding the version's lock
 (:class:`~modelledger.mlops.bridge.concurrency.VersionLocks`).
+
+- **Endpoints without secrets**: MLflow tags are readable by every MLflow
+  user, so ``ledger.deployments`` gives each endpoint as
+  ``scheme://host:port/path`` (:func:`public_endpoint`): user name, password,
+  query string and fragment are left out. The ledger record keeps the full
+  value (readable by the channel's members).
+- **Aliases removed from the version they point at, each removal recorded**:
+  ``ledger.aliases_removed`` gets an entry for every removal (the same alias
+  removed again after being set again gets another; the last
+  :data:`MAX_ALIASES_REMOVED` are kept), written before the aliases go. MLflow
+  has no conditional delete: each alias is read again
+  (``get_model_version_by_alias``) just before it is deleted, and left alone
+  if it now points at another version. What remains is the window between that
+  read and the delete (one request): an alias moved to another version in that
+  window is removed from it. The entry of an alias left alone is taken out of
+  the tag again.
 """
 
 from __future__ import annotations
@@ -17,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +49,15 @@ from modelledger.mlops.bridge.tags import (
 from modelledger.sdk.registry.records import unknown_fields
 from modelledger.sdk.registry.statuses import REVOKED, decision_word, result_word
 
-__all__ = ["ledger_tags", "mirror_record", "utc_now"]
+__all__ = ["MAX_ALIASES_REMOVED", "ledger_tags", "mirror_record", "public_endpoint", "remove_aliases", "utc_now"]
 
 log = logging.getLogger("modelledger.bridge.mirror")
 
 # The longest tag value MLflow's registry accepts (MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH).
 MAX_REGISTRY_TAG_VALUE = 100_000
+
+# The removals ``ledger.aliases_removed`` keeps (the latest).
+MAX_ALIASES_REMOVED = 50
 
 
 def utc_now() -> str:
@@ -59,6 +79,24 @@ def _evaluations(record: Any) -> list[Any]:
     if found is None:
         found = unknown_fields(record).get("evaluations")
     return list(found or [])
+
+
+def public_endpoint(endpoint: str) -> str:
+    """A deployment's endpoint as ``ledger.deployments`` shows it: ``scheme://host:port/path``.
+
+    User name and password, query string and fragment are left out (they may
+    hold credentials or tokens, and MLflow tags are readable by every MLflow
+    user). A value that is no URL with a host loses its query and fragment, and
+    anything up to an ``@`` before its first ``/``.
+    """
+    text = endpoint.strip()
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme and parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{host}{parts.path}"
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    head, slash, tail = text.partition("/")
+    return head.rpartition("@")[2] + slash + tail
 
 
 def _json(value: Any) -> str:
@@ -102,7 +140,7 @@ def ledger_tags(record: Any) -> dict[str, str]:
         key=lambda a: a["org"],
     )
     deployments = [
-        {"environment": d.environment, "endpoint": d.endpoint, "time": d.time, "tx": d.tx_id}
+        {"environment": d.environment, "endpoint": public_endpoint(d.endpoint or ""), "time": d.time, "tx": d.tx_id}
         for d in record.deployments or []
     ]
     tags = {}
@@ -130,7 +168,7 @@ def mirror_record(
         clock: The time written into ``ledger.aliases_removed``.
     """
     tags = dict(held)
-    changed = record.status == REVOKED and _remove_aliases(mlflow, name, str(version), tags, clock)
+    changed = record.status == REVOKED and remove_aliases(mlflow, name, str(version), tags, clock)
     for tag, value in ledger_tags(record).items():
         if tags.get(tag) != value:
             mlflow.set_model_version_tag(name, version, tag, value)
@@ -142,33 +180,62 @@ def mirror_record(
     return changed
 
 
-def _remove_aliases(mlflow: Any, name: str, version: str, tags: dict[str, str], clock: Callable[[], str]) -> bool:
+def remove_aliases(mlflow: Any, name: str, version: str, tags: dict[str, str], clock: Callable[[], str]) -> bool:
     """Removes every alias pointing at the revoked version; ``ledger.aliases_removed`` names them first.
 
-    The tag is written before the aliases go, so a crash in between leaves a
-    tag naming aliases still there, which the event's replay removes; an
-    alias already named (removed before, and set again since) is not named twice.
+    Every removal gets an entry (the last :data:`MAX_ALIASES_REMOVED` are
+    kept). The tag is written before the aliases go, so a crash in between
+    leaves a tag naming aliases still there, which the event's replay removes
+    (and names again). Each alias is read again just before its delete and
+    left alone if it moved to another version meanwhile (its entry is then
+    taken out again); ``tags`` is updated with what was written. True if
+    anything was written or removed.
     """
     pointing = sorted(a for a, v in mlflow.get_registered_model_aliases(name).items() if v == version)
     if not pointing:
         return False
-    try:
-        removed = json.loads(tags.get(TAG_ALIASES_REMOVED, "[]"))
-        if not isinstance(removed, list):
-            removed = []
-    except ValueError:
-        removed = []
-    named = {r.get("alias") for r in removed if isinstance(r, dict)}
-    new = [{"alias": a, "time": clock()} for a in pointing if a not in named]
-    if new:
-        value = _json(removed + new)
-        mlflow.set_model_version_tag(name, version, TAG_ALIASES_REMOVED, value)
-        tags[TAG_ALIASES_REMOVED] = value
+    earlier = _removals(tags)
+    now = clock()
+    named = [{"alias": a, "time": now} for a in pointing]
+    _name_removals(mlflow, name, version, tags, earlier + named)
+    moved: set[str] = set()
     for alias in pointing:
+        try:
+            target = str(mlflow.get_model_version_by_alias(name, alias).version)
+        except Exception as exc:
+            if not is_missing(exc):
+                raise
+            target = ""  # deleted meanwhile: nothing to do
+        if target != version:
+            moved.add(alias)
+            log.info(
+                "alias left alone: it moved before its removal",
+                extra={"version": f"{name}/{version}", "alias": alias, "now_at": target or "(deleted)"},
+            )
+            continue
         try:
             mlflow.delete_registered_model_alias(name, alias)
         except Exception as exc:
             if not is_missing(exc):
                 raise
         log.info("alias removed from a revoked version", extra={"version": f"{name}/{version}", "alias": alias})
+    if moved:
+        _name_removals(mlflow, name, version, tags, earlier + [e for e in named if e["alias"] not in moved])
     return True
+
+
+def _removals(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """The entries ``ledger.aliases_removed`` holds (none if it is missing or not such a list)."""
+    try:
+        removed = json.loads(tags.get(TAG_ALIASES_REMOVED, "[]"))
+    except ValueError:
+        return []
+    return [r for r in removed if isinstance(r, dict)] if isinstance(removed, list) else []
+
+
+def _name_removals(mlflow: Any, name: str, version: str, tags: dict[str, str], entries: list[dict[str, Any]]) -> None:
+    """Writes ``ledger.aliases_removed`` (the last :data:`MAX_ALIASES_REMOVED` entries) if it differs."""
+    value = _json(entries[-MAX_ALIASES_REMOVED:])
+    if tags.get(TAG_ALIASES_REMOVED, "[]") != value:
+        mlflow.set_model_version_tag(name, version, TAG_ALIASES_REMOVED, value)
+        tags[TAG_ALIASES_REMOVED] = value

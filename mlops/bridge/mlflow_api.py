@@ -88,6 +88,10 @@ class MlflowApi:
         aliases = self._registry.get_registered_model(name).aliases or {}
         return {str(a): str(v) for a, v in aliases.items()}
 
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        """The version ``alias`` points at now (MLflow raises RESOURCE_DOES_NOT_EXIST if it is gone)."""
+        return self._registry.get_model_version_by_alias(name, alias)
+
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         self._registry.delete_registered_model_alias(name, alias)
 

@@ -19,6 +19,18 @@ The tags (:mod:`~modelledger.mlops.bridge.tags`) each outcome leaves:
   removed, then ``ledger.error`` with the reason (at most 4000 characters)
   and ``ledger.status``. A prompt's version gets no tag.
 
+**The status never goes backwards.** A retried or failed outcome is written
+under the version's lock, after reading its tags and the ledger: a version
+tagged ``anchored`` or a later ledger status (``approved``, ``revoked`` ...)
+whose ledger record is the one its ``ledger.tx_id`` names (the reconciler
+revived its job to check it again, and a transient error came up) keeps its
+status and its tags; only ``ledger.error`` says what failed. So the ledger
+follower and the alias guard go on treating it as anchored. If the ledger
+cannot be read at that moment the status is kept too (the next try or scan
+settles it). A **conflict** is written whatever the tag says: the worker found
+that the ledger's record is not of the bytes MLflow holds, so an anchored
+status there would be false.
+
 The tags are written while the worker still holds the job's lease, before
 the outbox records the outcome, so that a late tag never overwrites what a
 worker that took the job over wrote. When MLflow is down too, the outcome is
@@ -36,6 +48,7 @@ from modelledger.mlops.bridge.ledger_mirror import mirror_record
 from modelledger.mlops.bridge.mlflow_api import is_missing
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.tags import (
+    ANCHORED_STATUSES,
     STATUS_CONFLICT,
     STATUS_FAILED,
     STATUS_PENDING,
@@ -47,6 +60,7 @@ from modelledger.mlops.bridge.tags import (
     TAG_TX,
 )
 from modelledger.mlops.store.index import StoragePointer
+from modelledger.sdk.registry.client import NotFound
 
 # The anchoring job's logger, as when this was part of anchor.py: its log lines keep their logger name
 # (operators filter on it; tests/unit/test_bridge_anchor.py listens on it).
@@ -134,7 +148,12 @@ class Outcomes:
         if last:
             self.failed(job, f"gave up after {job.attempts} attempts: {reason}")
         elif tag:
-            self.try_tags(job, {TAG_ERROR: reason[:MAX_TAG_TEXT], TAG_STATUS: STATUS_PENDING})
+            try:
+                with self.parts.locks.hold(job.name, job.version):
+                    tags = {TAG_ERROR: reason[:MAX_TAG_TEXT]}
+                    self.tags(job, tags if self.vouched(job) else {**tags, TAG_STATUS: STATUS_PENDING})
+            except Exception as exc:  # MLflow down too: the reconciler tags later
+                log.warning("cannot tag", extra={"job": job.key, "reason": _first_line(exc)})
         try:
             return self.outbox.retry(job, reason).state
         except LeaseLostError:
@@ -164,18 +183,54 @@ class Outcomes:
     def failed(self, job: Job, reason: str, status: str = STATUS_FAILED) -> None:
         """Tags the version ``status`` (failed); first removes the tags written while a registration was in flight.
 
-        A failed version must not name a transaction, digest or copy as if it had been anchored.
+        A failed version must not name a transaction, digest or copy as if it had been anchored. Under the
+        version's lock; a version the ledger vouches for (:meth:`vouched`) keeps its status and tags, and only
+        ``ledger.error`` is written, unless ``status`` is ``conflict`` (module docstring).
         """
+        error = {TAG_ERROR: reason[:MAX_TAG_TEXT]}
+        with self.parts.locks.hold(job.name, job.version):
+            try:
+                keep = status != STATUS_CONFLICT and self.vouched(job)
+            except Exception as exc:  # MLflow down too: the reconciler tags later
+                log.warning("cannot tag", extra={"job": job.key, "reason": _first_line(exc)})
+                return
+            if keep:
+                self.try_tags(job, error)
+                return
+            try:
+                for key in (TAG_TX, TAG_BLOCK, TAG_DIGEST, TAG_STORAGE):
+                    try:
+                        self.parts.mlflow.delete_model_version_tag(job.name, job.version, key)
+                    except Exception as exc:
+                        if not is_missing(exc):
+                            raise
+            except Exception as exc:  # MLflow down too: the reconciler tags later
+                log.warning("cannot untag", extra={"job": job.key, "reason": _first_line(exc)})
+            self.try_tags(job, {**error, TAG_STATUS: status})
+
+    def vouched(self, job: Job) -> bool:
+        """Whether the version is tagged ``anchored`` or a later status that its ledger record bears out.
+
+        Call it holding the version's lock. True if ``ledger.status`` is in
+        :data:`~modelledger.mlops.bridge.tags.ANCHORED_STATUSES` and the ledger
+        holds the version registered by the transaction ``ledger.tx_id`` names,
+        or the ledger cannot be read now (the status is then kept, not guessed).
+
+        Raises:
+            Exception: MLflow failed (the version's tags could not be read).
+        """
+        mv = self.parts.mlflow.get_model_version(job.name, job.version)
+        tags = dict(getattr(mv, "tags", None) or {})
+        if tags.get(TAG_STATUS) not in ANCHORED_STATUSES:
+            return False
         try:
-            for key in (TAG_TX, TAG_BLOCK, TAG_DIGEST, TAG_STORAGE):
-                try:
-                    self.parts.mlflow.delete_model_version_tag(job.name, job.version, key)
-                except Exception as exc:
-                    if not is_missing(exc):
-                        raise
-        except Exception as exc:  # MLflow down too: the reconciler tags later
-            log.warning("cannot untag", extra={"job": job.key, "reason": _first_line(exc)})
-        self.try_tags(job, {TAG_ERROR: reason[:MAX_TAG_TEXT], TAG_STATUS: status})
+            record = self.parts.registry.get_model_version(job.name, job.version)
+        except NotFound:
+            return False  # tagged anchored, not on the ledger: the tag is anyone's to write, not the ledger's word
+        except Exception as exc:
+            log.warning("ledger unreadable: status kept", extra={"job": job.key, "reason": _first_line(exc)})
+            return True
+        return bool(record.registered_tx_id) and record.registered_tx_id == tags.get(TAG_TX)
 
     def try_tags(self, job: Job, tags: dict[str, str]) -> None:
         """:meth:`tags`, logging a failure instead of raising it."""

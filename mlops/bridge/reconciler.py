@@ -20,6 +20,15 @@ with the ledger (what the bridge's identity can read):
   crashed before acting on it): its aliases are removed and named in
   ``ledger.aliases_removed`` (:mod:`~modelledger.mlops.bridge.alias_guard`).
 
+- a version the ledger follower dead-lettered (an event it could not apply,
+  :mod:`~modelledger.mlops.bridge.dead_letters`): re-mirrored from its ledger
+  record as the follower would (``VersionMirror.apply``), and its entry
+  cleared when that works.
+
+A scan keeps, of each ledger record, only what it compares (the registering
+transaction and the status), page by page: never the whole records
+(evaluations, deployments ...) of every version at once.
+
 Versions still being created in MLflow are left to the next scan. Prompt
 versions (MLflow keeps prompts in the model registry) are not models and are
 left alone.
@@ -28,10 +37,12 @@ left alone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelledger.mlops.bridge.alias_guard import AliasCheck, unalias_revoked
+from modelledger.mlops.bridge.dead_letters import DeadLetters, remirror
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS, TAG_TX
@@ -53,15 +64,26 @@ class ReconcileReport:
     revived: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unaliased: list[str] = field(default_factory=list)  # revoked versions whose aliases it removed
+    remirrored: list[str] = field(default_factory=list)  # dead-lettered versions mirrored again and cleared
 
 
-def ledger_records(registry: RegistryClient) -> dict[tuple[str, str], Any]:
-    """Every (name, version) on the ledger that the caller may read, with its record."""
-    found: dict[tuple[str, str], Any] = {}
+class LedgerEntry(NamedTuple):
+    """What a scan keeps of one ledger record."""
+
+    tx_id: str  # the transaction that registered it
+    status: str  # its ledger status (REGISTERED, APPROVED, REVOKED ...)
+
+
+def ledger_records(registry: RegistryClient) -> dict[tuple[str, str], LedgerEntry]:
+    """Every (name, version) on the ledger that the caller may read, with its registering transaction and status.
+
+    Only these two are kept of each page's records: a scan holds no version's evaluations or deployments.
+    """
+    found: dict[tuple[str, str], LedgerEntry] = {}
     bookmark = ""
     while True:
         page = registry.list_model_versions("", PAGE, bookmark)
-        found |= {(r.name, r.version): r for r in page.records}
+        found |= {(r.name, r.version): LedgerEntry(r.registered_tx_id, getattr(r, "status", "")) for r in page.records}
         if not page.bookmark or page.fetched == 0:
             return found
         bookmark = page.bookmark
@@ -85,7 +107,11 @@ def _anchored_by_this_bridge(job: Job | None, tx_id: str, tags: dict[str, str]) 
 
 
 def reconcile(
-    mlflow: Any, registry: RegistryClient, outbox: Outbox, check_aliases: AliasCheck | None = None
+    mlflow: Any,
+    registry: RegistryClient,
+    outbox: Outbox,
+    check_aliases: AliasCheck | None = None,
+    dead_letters: tuple[DeadLetters, Callable[[str, str], str]] | None = None,
 ) -> ReconcileReport:
     """One scan (see the module docstring).
 
@@ -99,16 +125,20 @@ def reconcile(
         outbox: The anchoring jobs.
         check_aliases: ``VersionMirror.remove_aliases_if_revoked``: with it, the aliases pointing at versions
             the ledger revoked are removed (:func:`~modelledger.mlops.bridge.alias_guard.unalias_revoked`).
+        dead_letters: The follower's dead letters and ``VersionMirror.apply``: with them, each dead-lettered
+            version is mirrored again from its ledger record and cleared when that works.
     """
     report = ReconcileReport()
     started = outbox.clock()
     versions = registry_versions(mlflow)
     records = ledger_records(registry)
-    on_ledger = {key: r.registered_tx_id for key, r in records.items()}
+    on_ledger = {key: r.tx_id for key, r in records.items()}
     if check_aliases is not None:
         held = {(mv.name, str(mv.version)) for mv in versions if not is_prompt(mv)}
-        revoked = [key for key, r in records.items() if getattr(r, "status", "") == REVOKED and key in held]
+        revoked = [key for key, r in records.items() if r.status == REVOKED and key in held]
         report.unaliased = unalias_revoked(mlflow, revoked, check_aliases)
+    if dead_letters is not None:
+        report.remirrored = remirror(*dead_letters)
     for mv in versions:
         report.scanned += 1
         if not str(getattr(mv, "status", "READY")).endswith("READY") or is_prompt(mv):

@@ -25,6 +25,7 @@ from modelledger.mlops.bridge.alias_guard import AliasChecks
 from modelledger.mlops.bridge.anchor import Anchorer
 from modelledger.mlops.bridge.anchor_parts import AnchorParts, SigningIdentity
 from modelledger.mlops.bridge.artifacts import ArtifactAllowlist
+from modelledger.mlops.bridge.dead_letters import DeadLetters
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.bridge.ledger_follower import (
     STREAM_WINDOW,
@@ -93,7 +94,8 @@ class Bridge:
             for i in range(s.workers)
         ]
         mirror = VersionMirror(parts.mlflow, parts.registry, parts.locks)
-        follower = self._follower(mirror, parts)
+        dead = DeadLetters(s.follower_dead_letter_file)
+        follower = self._follower(mirror, parts, dead)
         following = threading.Thread(target=follower.run, args=(stop,), name="ledger-follower")
         # An alias set on a version: checked at once (webhook), and by every reconciler scan (the durable path).
         alias_checks = AliasChecks(mirror.remove_aliases_if_revoked)
@@ -106,7 +108,7 @@ class Bridge:
         reconciler = threading.Thread(
             target=reconcile_loop,
             args=(parts.mlflow, parts.registry, outbox, wake, stop, s.reconcile_seconds, s.freshness),
-            kwargs={"check_aliases": mirror.remove_aliases_if_revoked},
+            kwargs={"check_aliases": mirror.remove_aliases_if_revoked, "dead_letters": (dead, mirror.apply)},
         )
         threads = [*workers, reconciler, following, checking]
         for t in threads:
@@ -156,15 +158,16 @@ class Bridge:
             artifacts_s3=s3,
         )
 
-    def _follower(self, mirror: VersionMirror, parts: AnchorParts) -> LedgerFollower:
-        """The ledger follower: the chaincode's events from its checkpoint, mirrored by ``mirror``."""
+    def _follower(self, mirror: VersionMirror, parts: AnchorParts, dead: DeadLetters) -> LedgerFollower:
+        """The ledger follower: the chaincode's events from its checkpoint, mirrored by ``mirror``; ``dead``
+        holds the events it moved past."""
         prof = ConnectionProfile.load(self.profile_path)
 
         def events(checkpoint: Checkpoint | None) -> Any:
             # From the first block the first time (every version's state is mirrored), then from the checkpoint.
             return chaincode_events(parts.network, prof.chaincode, 0, checkpoint, timeout=STREAM_WINDOW)
 
-        return LedgerFollower(mirror, events, FileCheckpointer(self.settings.follower_checkpoint_file))
+        return LedgerFollower(mirror, events, FileCheckpointer(self.settings.follower_checkpoint_file), dead=dead)
 
     def _receiver(
         self,

@@ -12,10 +12,12 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from modelledger.mlops.bridge.alias_guard import AliasCheck
 from modelledger.mlops.bridge.anchor import Anchorer
+from modelledger.mlops.bridge.dead_letters import DeadLetters
 from modelledger.mlops.bridge.outbox import Job, LeaseLostError, Outbox
 from modelledger.mlops.bridge.reconciler import reconcile
 from modelledger.runtime.processes import process_start_time
@@ -103,14 +105,16 @@ def reconcile_loop(
     period: float,
     freshness: float,
     check_aliases: AliasCheck | None = None,
+    dead_letters: tuple[DeadLetters, Callable[[str, str], str]] | None = None,
 ) -> None:
     """Every ``period`` seconds until ``stop``: reconciles the registry with the ledger and prunes old deliveries.
 
-    With ``check_aliases``, each scan also removes the aliases of versions the ledger revoked.
+    With ``check_aliases``, each scan also removes the aliases of versions the ledger revoked; with
+    ``dead_letters`` (the follower's list and ``VersionMirror.apply``), it re-mirrors the versions dead-lettered.
     """
     while not stop.is_set():
         try:
-            report = reconcile(client, registry, outbox, check_aliases)
+            report = reconcile(client, registry, outbox, check_aliases, dead_letters)
             outbox.prune_deliveries(time.time() - 2 * freshness)
             if report.enqueued or report.revived:
                 wake.set()
@@ -122,6 +126,7 @@ def reconcile_loop(
                     "revived": len(report.revived),
                     "conflicts": len(report.conflicts),
                     "unaliased": len(report.unaliased),
+                    "remirrored": len(report.remirrored),
                 },
             )
         except Exception as exc:

@@ -62,18 +62,35 @@ def serve() -> None:
         fail(str(exc), False)
 
 
+def _dead_letters(f: dict[str, Any]) -> str:
+    """`` · N dead-lettered, re-mirrored by the reconciler: m/1, m/2``, or nothing if the list is empty."""
+    count = int(f.get("dead_letters") or 0)
+    if not count:
+        return ""
+    shown = [
+        f"{e.get('name')}/{e.get('version')}" if e.get("name") else f"tx {e.get('tx_id', '')}"
+        for e in f.get("dead_letters_shown") or []
+    ]
+    full = " (list full: failing events are retried)" if f.get("dead_letters_full") else ""
+    more = f" +{count - len(shown)} more" if count > len(shown) else ""
+    return f" · {count} dead-lettered, re-mirrored by the reconciler{full}: {', '.join(shown)}{more}"
+
+
 def _follower_line(f: dict[str, Any]) -> Cell:
-    """The ledger follower in one line: checkpoint block, events applied and skipped, the last error."""
+    """The ledger follower in one line: checkpoint block, events applied and skipped, dead letters, the last error."""
     block = "no event handled yet" if f.get("block") is None else f"block {f['block']}"
-    if "applied" not in f:  # the bridge is not answering: only its checkpoint is known
-        return f"checkpoint: {block}"
-    line = f"checkpoint: {block} · {f['applied']} event(s) applied · {f.get('skipped', 0)} skipped"
+    dead = _dead_letters(f)
+    if "applied" not in f:  # the bridge is not answering: only its checkpoint and dead letters are known
+        return styled(f"checkpoint: {block}{dead}", "red") if dead else f"checkpoint: {block}"
+    line = f"checkpoint: {block} · {f['applied']} event(s) applied · {f.get('skipped', 0)} skipped{dead}"
     if not f.get("alive", True):
         return styled(f"stopped · {line}", "red")
     if f.get("last_error"):
         error = f"last error ({f.get('last_error_at', '')}): {f['last_error']}"
-        return styled(f"{line} · retrying · {error}", "red") if f.get("retrying") else f"{line} · {error}"
-    return line
+        if f.get("retrying") or dead:
+            return styled(f"{line} · retrying · {error}" if f.get("retrying") else f"{line} · {error}", "red")
+        return f"{line} · {error}"
+    return styled(line, "red") if dead else line
 
 
 def _bridge_fields(st: ServerStatus) -> list[tuple[str, Cell]]:

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from modelledger.mlops.bridge.dead_letters import DEAD_LETTERS_SHOWN, read_dead_letters
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
@@ -35,14 +36,17 @@ LEGACY_EVIDENCE = frozenset({"outbox.db", "webhook-secret"})
 
 
 def follower_status(settings: BridgeSettings) -> dict[str, Any]:
-    """The ledger follower: its checkpoint block from the file (also while the bridge is down) and, from the
-    running bridge's ``/health``, the events applied and skipped and the last error."""
+    """The ledger follower: its checkpoint block and dead letters from their files (also while the bridge is
+    down) and, from the running bridge's ``/health``, the events applied and skipped and the last error."""
     out: dict[str, Any] = {"block": None}
     try:
         doc = json.loads(settings.follower_checkpoint_file.read_text())
         out["block"] = int(doc["blockNumber"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    dead = read_dead_letters(settings.follower_dead_letter_file)
+    if dead:
+        out |= {"dead_letters": len(dead), "dead_letters_shown": dead[:DEAD_LETTERS_SHOWN]}
     try:
         with urllib.request.urlopen(f"http://{settings.host}:{settings.port}/health", timeout=2) as resp:
             live = json.loads(resp.read(8192)).get("follower")

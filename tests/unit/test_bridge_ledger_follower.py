@@ -73,6 +73,12 @@ class FakeMlflow:
         self._call()
         return dict(self.aliases.get(name, {}))
 
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        self._call()
+        if alias not in self.aliases.get(name, {}):
+            raise Missing(f"RESOURCE_DOES_NOT_EXIST: alias {alias}")
+        return NS(name=name, version=self.aliases[name][alias])
+
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         self._call()
         self.writes.append((name, self.aliases[name][alias], "alias-", alias))
@@ -349,7 +355,8 @@ def test_a_revoked_version_loses_every_alias_pointing_at_it_named_before_the_sta
     assert len(mlflow.writes) == n
     mlflow.aliases["m"]["champion"] = "1"
     drain(follow(tmp_path / "3", mlflow, registry, ledger)[0], ledger)
-    assert mlflow.aliases["m"] == {"challenger": "2"} and len(json.loads(mlflow.tags()[TAG_ALIASES_REMOVED])) == 2
+    # Every removal is recorded, the same alias again too.
+    assert mlflow.aliases["m"] == {"challenger": "2"} and len(json.loads(mlflow.tags()[TAG_ALIASES_REMOVED])) == 3
 
 
 # ---------------------------------------------------------------------- skipped, never skipped
@@ -678,3 +685,187 @@ def test_an_alias_acknowledged_by_a_bridge_that_crashed_is_removed_by_the_reconc
     writes = len(mlflow.writes)
     assert reconcile(both, both, restarted.outbox, check).unaliased == []  # type: ignore[arg-type]
     assert len(mlflow.writes) == writes
+
+
+# ---------------------------------------------------------------------- review fixes (followfix)
+def test_a_permanent_failure_is_dead_lettered_at_once_and_the_checkpoint_moves_past_it(
+    tmp_path: Path, world: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    from modelledger.mlops.bridge.dead_letters import DeadLetters, read_dead_letters
+    from modelledger.mlops.bridge.outbox import Outbox
+    from modelledger.mlops.bridge.reconciler import reconcile
+
+    mlflow, registry = world
+    registry.records[("m", "1")] = record("APPROVED", approvals=[approval("Org1MSP")])
+    bad = ChaincodeEvent(4, "tx-bad", "registry", "ModelVersionApproved", b"not json")
+    ledger = Ledger([bad, event(5, "tx-a"), event(6, "tx-b")])
+    follower, cp = follow(tmp_path, mlflow, registry, ledger)
+    dead = DeadLetters(tmp_path / "dead.json", clock=lambda: T0)
+    follower.dead, follower.tries = dead, 3
+    real = follower.mirror.apply
+    calls = {"n": 0}
+
+    class Forbidden(Exception):
+        def get_http_status_code(self) -> int:
+            return 403
+
+    def apply(name: str, version: str) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Forbidden("PERMISSION_DENIED")
+        return real(name, version)
+
+    follower.mirror.apply = apply  # type: ignore[method-assign]
+    drain(follower, ledger)  # without the fix: the bad payload is retried for ever
+    assert cp.checkpoint == Checkpoint(6, "tx-b") and calls["n"] == 2  # the 403 was not retried
+    entries = read_dead_letters(tmp_path / "dead.json")
+    assert [(e["name"], e["version"], e["tx_id"]) for e in entries] == [("", "", "tx-bad"), ("m", "1", "tx-a")]
+    assert stat.S_IMODE((tmp_path / "dead.json").stat().st_mode) == 0o600
+    assert follower.status()["dead_letters"] == 2 and follower.status()["dead_lettered"] == 2
+    # The reconciler re-mirrors m/1 from its ledger record and clears it; the unparseable one stays.
+    mlflow.versions[("m", "1")].tags.pop(TAG_APPROVALS)
+    both = Scanned(mlflow, registry)
+    report = reconcile(both, both, Outbox(tmp_path / "o.db"), None, (dead, real))  # type: ignore[arg-type]
+    assert report.remirrored == ["m/1"] and TAG_APPROVALS in mlflow.tags()
+    assert [e["tx_id"] for e in read_dead_letters(tmp_path / "dead.json")] == ["tx-bad"]
+
+
+def test_a_transient_failure_is_dead_lettered_after_n_tries_and_a_full_list_stalls_instead_of_dropping(
+    tmp_path: Path, world: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    from modelledger.mlops.bridge.dead_letters import DeadLetters
+
+    mlflow, registry = world
+    mlflow.down = 10**6
+    ledger = Ledger([event(5, "tx-a")])
+    follower, cp = follow(tmp_path, mlflow, registry, ledger)
+    follower.dead, follower.tries = DeadLetters(tmp_path / "dead.json"), 3
+    drain(follower, ledger)
+    assert cp.checkpoint == Checkpoint(5, "tx-a") and mlflow.down == 10**6 - 3
+    full, cp2 = follow(tmp_path / "full", mlflow, registry, ledger, cap=0.001)
+    full.dead, full.tries = DeadLetters(tmp_path / "full" / "dead.json", limit=0), 1
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    assert not full.handle(ledger.events[0], stop) and cp2.checkpoint is None
+    assert full.status()["dead_letters_full"]
+
+
+def test_transient_and_permanent_failures() -> None:
+    import grpc
+
+    from modelledger.mlops.bridge.errors import is_transient
+    from modelledger.sdk.gateway.errors import EvaluateError
+
+    class Http(Exception):
+        def __init__(self, code: int) -> None:
+            self.code = code
+
+    assert is_transient(ConnectionError()) and is_transient(TimeoutError())
+    assert is_transient(EvaluateError("t", grpc.StatusCode.UNAVAILABLE, "down"))
+    assert is_transient(EvaluateError("t", grpc.StatusCode.DEADLINE_EXCEEDED, "slow"))
+    assert not is_transient(EvaluateError("t", grpc.StatusCode.PERMISSION_DENIED, "no"))
+    assert is_transient(Http(503)) and is_transient(Http(429)) and not is_transient(Http(403))
+    assert not is_transient(ValueError("bad json")) and not is_transient(NotFound("NOT_FOUND: x"))
+
+
+def test_an_alias_that_moved_before_its_delete_is_left_alone_and_not_recorded(
+    tmp_path: Path, world: tuple[FakeMlflow, FakeRegistry]
+) -> None:
+    mlflow, registry = world
+    mlflow.add("m", "2", ledger_status="anchored")
+    mlflow.aliases["m"] = {"champion": "1", "shadow": "1"}
+    registry.records[("m", "1")] = record("REVOKED")
+    moved = {"done": False}
+
+    def move(name: str, alias: str) -> None:
+        if alias == "champion" and not moved["done"]:
+            moved["done"] = True
+            mlflow.aliases["m"]["champion"] = "2"  # a data scientist moves it after the list was read
+
+    real_get = mlflow.get_model_version_by_alias
+
+    def get_by_alias(name: str, alias: str) -> Any:
+        move(name, alias)
+        return real_get(name, alias)
+
+    mlflow.get_model_version_by_alias = get_by_alias  # type: ignore[method-assign]
+    ledger = Ledger([event(9, "tx-r", "ModelVersionRevoked")])
+    drain(follow(tmp_path, mlflow, registry, ledger)[0], ledger)
+    assert mlflow.aliases["m"] == {"champion": "2"}  # without the fix: deleted from version 2
+    assert json.loads(mlflow.tags()[TAG_ALIASES_REMOVED]) == [{"alias": "shadow", "time": T0}]
+
+
+def test_an_alias_on_a_version_revoked_on_the_ledger_is_removed_whatever_its_status_tag(
+    revoked: tuple[FakeMlflow, FakeRegistry],
+) -> None:
+    mlflow, registry = revoked
+    mlflow.versions[("m", "1")].tags[TAG_STATUS] = "pending"  # e.g. a transient error overwrote it before 1.5.0
+    mlflow.aliases["m"]["champion"] = "1"
+    mirror = VersionMirror(mlflow, registry, VersionLocks(), clock=lambda: T0)
+    assert mirror.remove_aliases_if_revoked("m", "1") == lf.APPLIED
+    assert mlflow.aliases["m"] == {"challenger": "2"} and mlflow.tags()[TAG_STATUS] == "pending"
+
+
+def test_endpoints_lose_credentials_query_and_fragment() -> None:
+    from modelledger.mlops.bridge.ledger_mirror import public_endpoint
+
+    assert public_endpoint("https://bob:s3cret@api.example.com:8443/v1/m?token=abc#x") == (
+        "https://api.example.com:8443/v1/m"
+    )
+    assert public_endpoint("http://[::1]:80/p") == "http://[::1]:80/p"
+    assert public_endpoint("user:pw@host/x?k=v") == "host/x"
+    rec = from_json(
+        ModelVersion,
+        record(deployments=[{"environment": "p", "endpoint": "https://u:p@h/x?k=1", "time": T0, "txId": "t", "actor": {}}]),
+    )
+    assert json.loads(ledger_tags(rec)[TAG_DEPLOYMENTS])[0]["endpoint"] == "https://h/x"
+
+
+def test_a_scan_keeps_only_the_tx_and_status_of_each_record() -> None:
+    import gc
+    import weakref
+
+    from modelledger.mlops.bridge.reconciler import LedgerEntry, ledger_records
+
+    made: list[Any] = []
+
+    class Registry:
+        def list_model_versions(self, prefix: str, size: int, bookmark: str) -> Any:
+            page = int(bookmark or 0)
+            records = [from_json(ModelVersion, record(version=f"{page}-{i}", evaluations=[evaluation()])) for i in range(3)]
+            made.extend(weakref.ref(r) for r in records)
+            return NS(records=records, bookmark=str(page + 1) if page < 2 else "", fetched=3)
+
+    found = ledger_records(Registry())  # type: ignore[arg-type]
+    gc.collect()
+    assert len(found) == 9 and found[("m", "0-0")] == LedgerEntry("tx-reg", "REGISTERED")
+    assert all(ref() is None for ref in made)  # without the fix: every full record is held
+
+
+@pytest.mark.parametrize("outcome", ["retry", "dead"])
+def test_a_failing_revived_job_never_takes_an_anchored_versions_status_back(
+    world: tuple[FakeMlflow, FakeRegistry], outcome: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelledger.mlops.bridge.outcomes import Outcomes
+    from modelledger.mlops.bridge.tags import TAG_ERROR, TAG_TX
+
+    mlflow, registry = world
+    registry.records[("m", "1")] = record("REVOKED")
+    mlflow.versions[("m", "1")].tags |= {TAG_STATUS: "revoked", TAG_TX: "tx-reg"}
+    mlflow.delete_model_version_tag = lambda n, v, k: mlflow.versions[(n, v)].tags.pop(k, None)  # type: ignore[attr-defined]
+    outbox = NS(out_of_attempts=lambda a: False, retry=lambda j, r: NS(state="retry"), dead=lambda j, r: None)
+    parts = NS(mlflow=mlflow, registry=registry, locks=VersionLocks())
+    job = NS(name="m", version="1", key="m/1", attempts=1)
+    outcomes = Outcomes(parts, outbox, ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    if outcome == "retry":
+        outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    else:
+        outcomes.dead(job, "artifacts refused")  # type: ignore[arg-type]
+    tags = mlflow.tags()
+    assert tags[TAG_STATUS] == "revoked" and tags[TAG_TX] == "tx-reg" and tags[TAG_ERROR]  # without the fix: gone
+    # A tag the ledger does not bear out (another registration) is replaced as before.
+    mlflow.versions[("m", "1")].tags[TAG_TX] = "tx-forged"
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "pending"
