@@ -15,7 +15,8 @@ import (
 // version's training datasets, or that neither the evaluator's
 // organisation nor the model's owner registered; a run the evaluator's
 // organisation already recorded for this version; an organisation's 11th
-// evaluation of a version; a version that already lists 100 evaluations. Returns the version, the new evaluation last.
+// evaluation of a version under the policy in force; a version that
+// already lists 100 evaluations. Returns the version, the new evaluation last.
 // Emits ModelVersionEvaluated.
 func (c *Contract) RecordEvaluation(ctx contractapi.TransactionContextInterface, name, version, evaluation string) (*ModelVersion, error) {
 	t, err := begin(ctx, "RecordEvaluation", RoleEvaluator)
@@ -84,6 +85,7 @@ func (t *tx) mayEvaluate(m *Model, v *ModelVersion, in *EvaluationInput) error {
 				in.DatasetSHA256, v.Name, v.Version, d.Name)
 		}
 	}
+	current := policyVersion(m.Policy)
 	mine := 0
 	for _, e := range v.Evaluations {
 		if e.Evaluator.MSPID != t.caller.mspID {
@@ -93,10 +95,12 @@ func (t *tx) mayEvaluate(m *Model, v *ModelVersion, in *EvaluationInput) error {
 			return conflict("%s already recorded run %q as an evaluation of model %q version %q (transaction %s)",
 				t.caller.mspID, in.RunID, v.Name, v.Version, e.TxID)
 		}
-		mine++
+		if policyVersion(e.Policy) == current {
+			mine++
+		}
 	}
 	if mine >= maxOrgEvaluations {
-		return conflict("%s already recorded %d evaluations of model %q version %q, the most one organisation may record",
+		return conflict("%s already recorded %d evaluations of model %q version %q under its policy in force, the most one organisation may record",
 			t.caller.mspID, maxOrgEvaluations, v.Name, v.Version)
 	}
 	if len(v.Evaluations) >= maxEvaluations {
@@ -144,4 +148,12 @@ func (c *Contract) ListEvaluations(ctx contractapi.TransactionContextInterface, 
 		return nil, err
 	}
 	return nonNil(v.Evaluations), nil
+}
+
+// policyVersion is the version of a policy, 0 for none.
+func policyVersion(p *ModelPolicy) int {
+	if p == nil {
+		return 0
+	}
+	return p.Version
 }

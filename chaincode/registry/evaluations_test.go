@@ -335,9 +335,14 @@ func TestEvaluationsAreCapped(t *testing.T) {
 	for i := 0; i < maxOrgEvaluations; i++ {
 		h.evaluateFraud3("run-"+strconv.Itoa(i), Metric{"auc", 0.9})
 	}
-	h.refused(org2Evaluator, `CONFLICT: Org2MSP already recorded 10 evaluations of model "fraud" version "3", the most one organisation may record`,
+	h.refused(org2Evaluator, `CONFLICT: Org2MSP already recorded 10 evaluations of model "fraud" version "3" under its policy in force, the most one organisation may record`,
 		"RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-more", Metric{"auc", 0.9}))
-	// ...so another organisation still may.
+	// ...under the policy in force: a new policy version lets it evaluate again...
+	h.ok(org1Admin, "SetModelPolicy", "fraud", policyJSON(1, false, minThreshold("auc", 0.5)))
+	if e := lastEvaluation(h.evaluateFraud3("run-policy-1", Metric{"auc", 0.9})); e.Result != EvaluationPassed {
+		t.Errorf("the first evaluation under the new policy: %s", e.Result)
+	}
+	// ...and another organisation still may.
 	h.registerHoldOut(org3Evaluator)
 	h.grant("fraud", "Org3MSP")
 	h.ok(org3Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-org3", Metric{"auc", 0.9}))
@@ -418,14 +423,18 @@ func TestApprovalNeedsThePassesOfThePolicyInForce(t *testing.T) {
 	h.refused(org1Approver, `CONFLICT: model "fraud" version "3" has 1 of the 2 passing evaluations that policy version 1 requires; the latest evaluation FAILED: metric auc = 0.85 is below the minimum 0.9`,
 		"ApproveModelVersion", "fraud", "3", "")
 	// Rejection is never gated (tested on another version below).
-	// More passing runs of one organisation on the same hold-out set count once...
+	// More passing runs of one organisation count once, on the same hold-out set or on another...
 	h.evaluateFraud3("run-3", Metric{"auc", 0.91})
-	h.refused(org1Approver, `CONFLICT: model "fraud" version "3" has 1 of the 2 passing evaluations that policy version 1 requires`,
-		"ApproveModelVersion", "fraud", "3", "")
-	// ...a pass on another hold-out set counts.
 	other := digest("holdout-2")
 	h.ok(org2Evaluator, "RegisterDataset", toJSON(t, DatasetInput{Name: "holdout-2", SHA256: other, Source: "s3://data/holdout-2.parquet"}))
 	h.ok(org2Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(other, "run-3b", Metric{"auc", 0.92}))
+	h.refused(org1Approver, `CONFLICT: model "fraud" version "3" has 1 of the 2 passing evaluations that policy version 1 requires`,
+		"ApproveModelVersion", "fraud", "3", "")
+	// ...a pass by another organisation counts (Org3, granted read access; the policy asks for independence
+	// from Org1, the registrant).
+	h.grant("fraud", "Org3MSP")
+	h.registerHoldOut(org3Evaluator)
+	h.ok(org3Evaluator, "RecordEvaluation", "fraud", "3", evaluationJSON(holdOut, "run-org3", Metric{"auc", 0.95}))
 	h.ok(org1Approver, "ApproveModelVersion", "fraud", "3", "")
 
 	// A new policy version: the passes judged by version 1 no longer count.

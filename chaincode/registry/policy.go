@@ -118,9 +118,9 @@ func formatNumber(v float64) string {
 // that does not have the passing evaluations the policy version in force
 // requires. Only evaluations judged by that policy version count: a pass
 // under an earlier version does not. Passes count once per evaluator
-// organisation and hold-out dataset: an organisation that records more
-// runs on the same data does not add passes. Without a policy nothing is
-// gated.
+// organisation: an organisation that records more passing runs, on the
+// same data or on other data, does not add passes. Without a policy
+// nothing is gated.
 func gate(m *Model, v *ModelVersion) error {
 	p := m.Policy
 	if p == nil {
@@ -138,19 +138,18 @@ func gate(m *Model, v *ModelVersion) error {
 	return conflict("%s", reason)
 }
 
-// countedPasses counts the distinct (evaluator organisation, hold-out
-// dataset) pairs among the evaluations of v that PASSED under policy
-// version policyVersion.
+// countedPasses counts the distinct evaluator organisations among the
+// evaluations of v that PASSED under policy version policyVersion: more
+// passes by one organisation, on any data, count once.
 func countedPasses(v *ModelVersion, policyVersion int) int {
-	var seen []string
+	var orgs []string
 	for _, e := range v.Evaluations {
 		if e.Result != EvaluationPassed || e.Policy == nil || e.Policy.Version != policyVersion {
 			continue
 		}
-		pair := e.Evaluator.MSPID + " " + e.DatasetSHA256
-		if !slices.Contains(seen, pair) {
-			seen = append(seen, pair)
+		if !slices.Contains(orgs, e.Evaluator.MSPID) {
+			orgs = append(orgs, e.Evaluator.MSPID)
 		}
 	}
-	return len(seen)
+	return len(orgs)
 }

@@ -3,9 +3,9 @@
 The chaincode decides (chaincode/CONTRACT.md, "Gates"): when the model has a
 policy, a version is approved and deployed only with at least
 ``required_passes`` evaluations whose result is ``PASSED`` and whose policy is
-the model's current policy version, counted once per evaluator organisation
-and hold-out dataset. An evaluation judged by an earlier policy version, or
-recorded while there was none, does not count. Without a policy
+the model's current policy version, counted once per evaluator organisation.
+An evaluation judged by an earlier policy version, or recorded while there was
+none, does not count. Without a policy
 nothing is gated. This module counts the same from the records a reader
 holds; it decides nothing.
 """
@@ -27,8 +27,8 @@ class Gate:
     Attributes:
         policy_version: The current policy's version; None when the model has no policy (nothing is gated).
         required: The passing evaluations that policy requires (0 without a policy).
-        passing: The distinct (evaluator organisation, hold-out dataset) pairs among the version's evaluations
-            that passed that policy version.
+        passing: The distinct evaluator organisations among the version's evaluations that passed that policy
+            version.
         latest_failure: The first failure of the newest evaluation when it failed, else "".
     """
 
@@ -63,7 +63,7 @@ def evaluation_gate(policy: ModelPolicy | None, version: ModelVersion) -> Gate:
         return Gate(None, 0, 0, latest_failure)
     passing = len(
         {
-            (e.evaluator.msp_id, e.dataset_sha256)
+            e.evaluator.msp_id
             for e in version.evaluations
             if e.result == PASSED and e.policy is not None and e.policy.version == policy.version
         }

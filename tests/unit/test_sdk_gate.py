@@ -18,15 +18,15 @@ def evaluation(
     )
 
 
-def test_only_passes_under_the_current_policy_version_count_once_per_organisation_and_dataset() -> None:
+def test_only_passes_under_the_current_policy_version_count_once_per_organisation() -> None:
     version = ModelVersion(
         evaluations=[
             evaluation("NO_POLICY", None),  # recorded before any policy: counts for none set later
             evaluation("PASSED", 1),  # passed an earlier policy version
             evaluation("PASSED", 2),
             evaluation("FAILED", 2, ("metric auc = 0.5 is below the minimum 0.8",)),
-            evaluation("PASSED", 2, dataset="d2"),
-            evaluation("PASSED", 2, dataset="d2"),  # the same organisation and data again: counts once
+            evaluation("PASSED", 2, org="Org3MSP"),
+            evaluation("PASSED", 2, dataset="d2"),  # Org2 again, on other data: counts once
         ]
     )
     gate = evaluation_gate(ModelPolicy(version=2, required_passes=3), version)
