@@ -458,11 +458,13 @@ def test_the_policy_command_and_the_gate_in_model_show(profile: ConnectionProfil
     argv = ("model", "policy", name, "--min", "accuracy_score=0.9", "--max", "log_loss=0.3", "--independent", *conn)
     set_ = _cli(*argv)
     assert set_.returncode == 0, set_.stderr
-    assert set_.stdout == (
+    said = (
         f"{name} policy set by Org1MSP: version 1: accuracy_score >= 0.9, log_loss <= 0.3; 1 passing evaluation "
         "required; evaluator of another organisation than the registrant's\n"
     )
-    assert _cli(*argv).stdout == set_.stdout  # the same policy again: no new version
+    assert set_.stdout == said + "  new policy (the model had none)\n"
+    again = _cli(*argv)  # the same policy again: no new version
+    assert again.stdout == said + "  unchanged: version 1 is this policy already\n", again.stdout
 
     holdout = sha(f"{name} hold-out")
     client(profile, "Org2MSP", "data_scientist").register_dataset(f"{name} hold-out", holdout, "s3://holdout/data")
