@@ -179,7 +179,8 @@ def user_policy(settings: S3Settings, user: S3User) -> dict[str, Any]:
             "Resource": [f"{anchored}/*"],
         },
     ]
-    # Only content addresses (evaluation_artifacts.bundle_key): evaluations/sha256/<hex>.tar, nothing else.
+    # Keys under evaluations/sha256/ ending in .tar (the content addresses evaluation_artifacts.bundle_key writes;
+    # a policy wildcard also matches "/", so deeper keys of that form are allowed too), nothing else.
     evaluations = f"{anchored}/{EVALUATIONS_PREFIX}/sha256/*.tar"
     statements: dict[S3User, list[dict[str, Any]]] = {
         S3User.MLFLOW: [
