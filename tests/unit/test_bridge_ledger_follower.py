@@ -869,3 +869,35 @@ def test_a_failing_revived_job_never_takes_an_anchored_versions_status_back(
     mlflow.versions[("m", "1")].tags[TAG_TX] = "tx-forged"
     outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
     assert mlflow.tags()[TAG_STATUS] == "pending"
+
+
+# ---------------------------------------------------------------------- review fixes (followfix2)
+def test_a_ledger_outage_keeps_an_anchored_status_only_if_this_bridges_outbox_anchored_it(
+    world: tuple[FakeMlflow, FakeRegistry],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelledger.mlops.bridge.outcomes import Outcomes
+    from modelledger.mlops.bridge.tags import TAG_ERROR, TAG_TX
+
+    mlflow, registry = world
+    mlflow.versions[("m", "1")].tags |= {TAG_STATUS: "approved", TAG_TX: "tx-forged"}
+
+    def down(name: str, version: str) -> None:
+        raise ConnectionError("peer down")
+
+    registry.get_model_version = down  # type: ignore[method-assign]
+    held = {"checkpoint": {"tx_id": "tx-reg", "block": 7}}
+    outbox = NS(out_of_attempts=lambda a: False, retry=lambda j, r: NS(state="retry"), get=lambda n, v: NS(**held))
+    parts = NS(mlflow=mlflow, registry=registry, locks=VersionLocks())
+    job = NS(name="m", version="1", key="m/1", attempts=1)
+    outcomes = Outcomes(parts, outbox, ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "pending"  # without the fix: the forged "approved" is kept
+    # The outbox anchored it under the tag's transaction (a block seen): kept, only the error written.
+    mlflow.versions[("m", "1")].tags |= {TAG_STATUS: "approved", TAG_TX: "tx-reg"}
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "approved" and mlflow.tags()[TAG_ERROR] == "ConnectionError: S3 down"
+    held["checkpoint"] = {"tx_id": "tx-reg"}  # submitted, its commit never seen: not anchored by this bridge
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "pending"
