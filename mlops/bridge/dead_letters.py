@@ -24,6 +24,11 @@ stops every later one.
   version (:meth:`~modelledger.mlops.bridge.ledger_follower.VersionMirror.apply`,
   from the ledger's record, under the version's lock) and removes its entry
   when that works and no newer failure replaced it meanwhile.
+- **Damaged file set aside**: a file that cannot be read or parsed is renamed
+  ``<name>.corrupt-<UTC time>`` (0600) and logged, never overwritten; the new
+  file names it (``bridge status`` shows it while it exists) and asks the
+  reconciler for one **full pass**: its next scan re-mirrors every version on
+  the ledger that MLflow holds (:func:`full_pass`), since the lost entries are unknown.
 - ``modelledger bridge status`` shows how many there are and the first few.
 """
 
@@ -37,9 +42,18 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["DEAD_LETTERS_SHOWN", "MAX_DEAD_LETTERS", "DeadLetters", "read_dead_letters", "remirror"]
+__all__ = [
+    "DEAD_LETTERS_SHOWN",
+    "MAX_DEAD_LETTERS",
+    "DeadLetters",
+    "full_pass",
+    "read_dead_letters",
+    "read_set_aside",
+    "remirror",
+]
 
 log = logging.getLogger("modelledger.bridge.follower")
 
@@ -52,14 +66,48 @@ def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# A version that failed during a full pass: recorded as a dead letter of its own (re-mirrored by later scans).
+_FULL_PASS = SimpleNamespace(name="full pass", block_number=None, transaction_id="")
+
+
+def _parse(text: str) -> dict[str, Any]:
+    """The document of a dead-letter file; ValueError if it is not one."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise ValueError("not a dead-letter document (no list of entries)")
+    return doc
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The document of a dead-letter file (empty if it is missing).
+
+    Raises:
+        OSError: The file cannot be read.
+        ValueError: It cannot be parsed.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {"entries": []}
+    return _parse(text)
+
+
 def read_dead_letters(path: Path) -> list[dict[str, Any]]:
     """The entries of a dead-letter file (none if it is missing or unreadable): for ``bridge status``."""
     try:
-        doc = json.loads(path.read_text())
+        entries = _read(path)["entries"]
     except (OSError, ValueError):
         return []
-    entries = doc.get("entries") if isinstance(doc, dict) else None
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def read_set_aside(path: Path) -> str:
+    """The damaged dead-letter file the bridge set aside, while it still exists ("" if none): for ``bridge status``."""
+    try:
+        aside = str(_read(path).get("set_aside") or "")
+    except (OSError, ValueError):
+        return ""
+    return aside if aside and Path(aside).exists() else ""  # as DeadLetters.shown_set_aside
 
 
 def _key(entry: dict[str, Any]) -> str:
@@ -80,7 +128,40 @@ class DeadLetters:
     def __init__(self, path: Path, limit: int = MAX_DEAD_LETTERS, clock: Callable[[], str] | None = None) -> None:
         self.path, self.limit, self.clock = path, limit, clock or _utc_now
         self._lock = threading.Lock()
-        self._entries = {_key(e): e for e in read_dead_letters(path)}
+        self._entries: dict[str, dict[str, Any]] = {}
+        try:
+            doc = _read(path)
+        except (OSError, ValueError) as exc:
+            self.set_aside, self.full_pass_due = self._set_aside(exc), True
+            self._save()  # the full pass is asked for durably: a restart before it still runs it
+            return
+        self._entries = {_key(e): e for e in doc["entries"] if isinstance(e, dict)}
+        self.set_aside = str(doc.get("set_aside") or "")  # the damaged file last set aside ("" if none)
+        self.full_pass_due = bool(doc.get("full_pass_due"))  # the reconciler's next scan re-mirrors every version
+
+    def _set_aside(self, exc: Exception) -> str:
+        """Renames the damaged file ``<name>.corrupt-<UTC time>`` (0600) and logs it; returns its path.
+
+        Raises:
+            OSError: It cannot be renamed (the bridge does not start rather than overwrite it).
+        """
+        stamp = self.clock().replace("-", "").replace(":", "")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():  # never replace an earlier one set aside in the same second
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.rename(self.path, target)
+            os.chmod(target, 0o600)
+        except OSError as err:
+            raise OSError(f"cannot set the damaged dead-letter file {self.path} aside: {err}") from exc
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        log.error(
+            "dead-letter file damaged: set aside; the reconciler re-mirrors every version once",
+            extra={"path": str(target), "reason": f"{type(exc).__name__}: {text}".rstrip(": ")},
+        )
+        return str(target)
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry, oldest first."""
@@ -116,6 +197,16 @@ class DeadLetters:
             self._save()
         return True
 
+    def shown_set_aside(self) -> str:
+        """The damaged file set aside, while it still exists (an operator removes it once inspected), or ""."""
+        return self.set_aside if self.set_aside and Path(self.set_aside).exists() else ""
+
+    def full_pass_done(self) -> None:
+        """The reconciler re-mirrored every version (or dead-lettered those it could not): no full pass is due."""
+        with self._lock:
+            self.full_pass_due = False
+            self._save()
+
     def clear(self, entry: dict[str, Any]) -> bool:
         """Removes ``entry`` if it is still what the list holds for its version (no newer failure); True if removed."""
         key = _key(entry)
@@ -133,7 +224,12 @@ class DeadLetters:
             tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"entries": list(self._entries.values())}, f, indent=1)
+            doc: dict[str, Any] = {"entries": list(self._entries.values())}
+            if self.set_aside:
+                doc["set_aside"] = self.set_aside
+            if self.full_pass_due:
+                doc["full_pass_due"] = True
+            json.dump(doc, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -162,3 +258,25 @@ def remirror(dead: DeadLetters, apply: Callable[[str, str], str]) -> list[str]:
             cleared.append(f"{name}/{version}")
             log.info("dead-lettered version mirrored again", extra={"version": f"{name}/{version}", "outcome": outcome})
     return cleared
+
+
+def full_pass(dead: DeadLetters, apply: Callable[[str, str], str], versions: list[tuple[str, str]]) -> int:
+    """Once after a damaged file was set aside: re-mirrors each of ``versions``; returns how many were applied.
+
+    The lost entries are unknown, so every version on the ledger that MLflow holds is mirrored again
+    (``apply`` leaves alone those not tagged anchored). One that fails becomes a dead letter of its own
+    (the next scans retry it); the pass is done when none is left unrecorded, else the next scan runs it again.
+    """
+    applied, complete = 0, True
+    for name, version in versions:
+        try:
+            apply(name, version)
+            applied += 1
+        except Exception as exc:
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"{type(exc).__name__}: {text}".rstrip(": ")
+            complete = dead.add(name, version, _FULL_PASS, reason) and complete
+    if complete:
+        dead.full_pass_done()
+        log.info("full pass after a damaged dead-letter file: done", extra={"versions": len(versions)})
+    return applied

@@ -254,6 +254,8 @@ class LedgerFollower:
             entries = self.dead.entries()
             out["dead_letters"] = len(entries)
             out["dead_letters_shown"] = entries[:DEAD_LETTERS_SHOWN]
+            if self.dead.shown_set_aside():
+                out["dead_letters_set_aside"] = self.dead.shown_set_aside()
         return out
 
     def _failed(self, exc: BaseException) -> None:

@@ -26,8 +26,10 @@ whose ledger record is the one its ``ledger.tx_id`` names (the reconciler
 revived its job to check it again, and a transient error came up) keeps its
 status and its tags; only ``ledger.error`` says what failed. So the ledger
 follower and the alias guard go on treating it as anchored. If the ledger
-cannot be read at that moment the status is kept too (the next try or scan
-settles it). A **conflict** is written whatever the tag says: the worker found
+cannot be read at that moment the status is kept only if this bridge's outbox
+anchored the version under that transaction (a forged tag must not outlive a
+ledger outage); otherwise it is written as if not vouched for, and the next try
+or scan settles it. A **conflict** is written whatever the tag says: the worker found
 that the ledger's record is not of the bytes MLflow holds, so an anchored
 status there would be false.
 
@@ -213,8 +215,9 @@ class Outcomes:
 
         Call it holding the version's lock. True if ``ledger.status`` is in
         :data:`~modelledger.mlops.bridge.tags.ANCHORED_STATUSES` and the ledger
-        holds the version registered by the transaction ``ledger.tx_id`` names,
-        or the ledger cannot be read now (the status is then kept, not guessed).
+        holds the version registered by the transaction ``ledger.tx_id`` names;
+        or, while the ledger cannot be read, if this bridge's outbox anchored it
+        under that transaction (:meth:`anchored_here`).
 
         Raises:
             Exception: MLflow failed (the version's tags could not be read).
@@ -228,9 +231,31 @@ class Outcomes:
         except NotFound:
             return False  # tagged anchored, not on the ledger: the tag is anyone's to write, not the ledger's word
         except Exception as exc:
-            log.warning("ledger unreadable: status kept", extra={"job": job.key, "reason": _first_line(exc)})
-            return True
+            # A ledger outage must not make a tag vouched: MLflow tags are anyone's to write, so a forged
+            # ``anchored`` (or later) would survive every outage. Only this bridge's own outbox is evidence
+            # we can read without the ledger; without it the version is tagged pending, and the reconciler
+            # anchors it again once the ledger answers (a real anchoring is then found and re-tagged).
+            kept = self.anchored_here(job, tags.get(TAG_TX, ""))
+            log.warning(
+                "ledger unreadable: " + ("status kept (anchored by this bridge)" if kept else "status not vouched for"),
+                extra={"job": job.key, "reason": _first_line(exc)},
+            )
+            return kept
         return bool(record.registered_tx_id) and record.registered_tx_id == tags.get(TAG_TX)
+
+    def anchored_here(self, job: Job, tx_id: str) -> bool:
+        """Whether this bridge's outbox records the version anchored by ``tx_id`` (False if it cannot be read).
+
+        The outbox stores a transaction's ``block`` only once it saw it commit VALID (or read its record back
+        from the ledger) and keeps it when the reconciler revives the job; ``tx_id`` alone is stored at submit.
+        """
+        try:
+            held = self.outbox.get(job.name, job.version)
+        except Exception as exc:
+            log.warning("outbox unreadable", extra={"job": job.key, "reason": _first_line(exc)})
+            return False
+        cp = held.checkpoint if held is not None else {}
+        return bool(tx_id) and cp.get("tx_id") == tx_id and cp.get("block") is not None
 
     def try_tags(self, job: Job, tags: dict[str, str]) -> None:
         """:meth:`tags`, logging a failure instead of raising it."""

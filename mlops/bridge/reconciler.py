@@ -23,7 +23,9 @@ with the ledger (what the bridge's identity can read):
 - a version the ledger follower dead-lettered (an event it could not apply,
   :mod:`~modelledger.mlops.bridge.dead_letters`): re-mirrored from its ledger
   record as the follower would (``VersionMirror.apply``), and its entry
-  cleared when that works.
+  cleared when that works. Once after a damaged dead-letter file was set
+  aside (its entries lost), every version on the ledger that MLflow holds
+  is re-mirrored so (:func:`~modelledger.mlops.bridge.dead_letters.full_pass`).
 
 A scan keeps, of each ledger record, only what it compares (the registering
 transaction and the status), page by page: never the whole records
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from modelledger.mlops.bridge.alias_guard import AliasCheck, unalias_revoked
-from modelledger.mlops.bridge.dead_letters import DeadLetters, remirror
+from modelledger.mlops.bridge.dead_letters import DeadLetters, full_pass, remirror
 from modelledger.mlops.bridge.mlflow_api import is_prompt
 from modelledger.mlops.bridge.outbox import Job, Outbox
 from modelledger.mlops.bridge.tags import ANCHORED_STATUSES, TAG_STATUS, TAG_TX
@@ -65,6 +67,7 @@ class ReconcileReport:
     conflicts: list[str] = field(default_factory=list)
     unaliased: list[str] = field(default_factory=list)  # revoked versions whose aliases it removed
     remirrored: list[str] = field(default_factory=list)  # dead-lettered versions mirrored again and cleared
+    full_pass: int = 0  # versions mirrored again by the full pass after a damaged dead-letter file (0: none ran)
 
 
 class LedgerEntry(NamedTuple):
@@ -126,19 +129,22 @@ def reconcile(
         check_aliases: ``VersionMirror.remove_aliases_if_revoked``: with it, the aliases pointing at versions
             the ledger revoked are removed (:func:`~modelledger.mlops.bridge.alias_guard.unalias_revoked`).
         dead_letters: The follower's dead letters and ``VersionMirror.apply``: with them, each dead-lettered
-            version is mirrored again from its ledger record and cleared when that works.
+            version is mirrored again from its ledger record and cleared when that works (and every version,
+            once, after a damaged dead-letter file was set aside).
     """
     report = ReconcileReport()
     started = outbox.clock()
     versions = registry_versions(mlflow)
     records = ledger_records(registry)
     on_ledger = {key: r.tx_id for key, r in records.items()}
+    held = {(mv.name, str(mv.version)) for mv in versions if not is_prompt(mv)}
     if check_aliases is not None:
-        held = {(mv.name, str(mv.version)) for mv in versions if not is_prompt(mv)}
         revoked = [key for key, r in records.items() if r.status == REVOKED and key in held]
         report.unaliased = unalias_revoked(mlflow, revoked, check_aliases)
     if dead_letters is not None:
         report.remirrored = remirror(*dead_letters)
+        if dead_letters[0].full_pass_due:
+            report.full_pass = full_pass(*dead_letters, [key for key in records if key in held])
     for mv in versions:
         report.scanned += 1
         if not str(getattr(mv, "status", "READY")).endswith("READY") or is_prompt(mv):

@@ -127,6 +127,7 @@ def reconcile_loop(
                     "conflicts": len(report.conflicts),
                     "unaliased": len(report.unaliased),
                     "remirrored": len(report.remirrored),
+                    "full_pass": report.full_pass,
                 },
             )
         except Exception as exc:

@@ -63,17 +63,19 @@ def serve() -> None:
 
 
 def _dead_letters(f: dict[str, Any]) -> str:
-    """`` · N dead-lettered, re-mirrored by the reconciler: m/1, m/2``, or nothing if the list is empty."""
+    """`` · N dead-lettered, re-mirrored by the reconciler: m/1, m/2`` (and a damaged file set aside), or nothing."""
+    aside = f.get("dead_letters_set_aside")
+    note = f" · a damaged dead-letter file was set aside (remove it once inspected): {aside}" if aside else ""
     count = int(f.get("dead_letters") or 0)
     if not count:
-        return ""
+        return note
     shown = [
         f"{e.get('name')}/{e.get('version')}" if e.get("name") else f"tx {e.get('tx_id', '')}"
         for e in f.get("dead_letters_shown") or []
     ]
     full = " (list full: failing events are retried)" if f.get("dead_letters_full") else ""
     more = f" +{count - len(shown)} more" if count > len(shown) else ""
-    return f" · {count} dead-lettered, re-mirrored by the reconciler{full}: {', '.join(shown)}{more}"
+    return f" · {count} dead-lettered, re-mirrored by the reconciler{full}: {', '.join(shown)}{more}{note}"
 
 
 def _follower_line(f: dict[str, Any]) -> Cell:

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from modelledger.mlops.bridge.dead_letters import DEAD_LETTERS_SHOWN, read_dead_letters
+from modelledger.mlops.bridge.dead_letters import DEAD_LETTERS_SHOWN, read_dead_letters, read_set_aside
 from modelledger.mlops.bridge.errors import BridgeError
 from modelledger.mlops.store.s3_access import aws_env
 from modelledger.runtime.lifecycle import SupervisedServer, UpReport
@@ -47,6 +47,9 @@ def follower_status(settings: BridgeSettings) -> dict[str, Any]:
     dead = read_dead_letters(settings.follower_dead_letter_file)
     if dead:
         out |= {"dead_letters": len(dead), "dead_letters_shown": dead[:DEAD_LETTERS_SHOWN]}
+    aside = read_set_aside(settings.follower_dead_letter_file)
+    if aside:
+        out["dead_letters_set_aside"] = aside
     try:
         with urllib.request.urlopen(f"http://{settings.host}:{settings.port}/health", timeout=2) as resp:
             live = json.loads(resp.read(8192)).get("follower")

@@ -869,3 +869,75 @@ def test_a_failing_revived_job_never_takes_an_anchored_versions_status_back(
     mlflow.versions[("m", "1")].tags[TAG_TX] = "tx-forged"
     outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
     assert mlflow.tags()[TAG_STATUS] == "pending"
+
+
+# ---------------------------------------------------------------------- review fixes (followfix2)
+def test_a_ledger_outage_keeps_an_anchored_status_only_if_this_bridges_outbox_anchored_it(
+    world: tuple[FakeMlflow, FakeRegistry],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelledger.mlops.bridge.outcomes import Outcomes
+    from modelledger.mlops.bridge.tags import TAG_ERROR, TAG_TX
+
+    mlflow, registry = world
+    mlflow.versions[("m", "1")].tags |= {TAG_STATUS: "approved", TAG_TX: "tx-forged"}
+
+    def down(name: str, version: str) -> None:
+        raise ConnectionError("peer down")
+
+    registry.get_model_version = down  # type: ignore[method-assign]
+    held = {"checkpoint": {"tx_id": "tx-reg", "block": 7}}
+    outbox = NS(out_of_attempts=lambda a: False, retry=lambda j, r: NS(state="retry"), get=lambda n, v: NS(**held))
+    parts = NS(mlflow=mlflow, registry=registry, locks=VersionLocks())
+    job = NS(name="m", version="1", key="m/1", attempts=1)
+    outcomes = Outcomes(parts, outbox, ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "pending"  # without the fix: the forged "approved" is kept
+    # The outbox anchored it under the tag's transaction (a block seen): kept, only the error written.
+    mlflow.versions[("m", "1")].tags |= {TAG_STATUS: "approved", TAG_TX: "tx-reg"}
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "approved" and mlflow.tags()[TAG_ERROR] == "ConnectionError: S3 down"
+    held["checkpoint"] = {"tx_id": "tx-reg"}  # submitted, its commit never seen: not anchored by this bridge
+    outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
+    assert mlflow.tags()[TAG_STATUS] == "pending"
+
+
+def test_a_damaged_dead_letter_file_is_set_aside_shown_and_followed_by_one_full_pass(
+    tmp_path: Path, world: tuple[FakeMlflow, FakeRegistry], caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    from modelledger.mlops.bridge.dead_letters import DeadLetters
+    from modelledger.mlops.bridge.outbox import Outbox
+    from modelledger.mlops.bridge.reconciler import reconcile
+    from modelledger.mlops.cli.bridge import _follower_line
+    from modelledger.mlops.servers.bridge_server import follower_status
+    from modelledger.runtime.settings import BridgeSettings
+
+    mlflow, registry = world
+    settings = BridgeSettings(state_dir=tmp_path, port=1)  # nothing listens there
+    path = settings.follower_dead_letter_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    damaged = b'{"entries": [{"name": "m", "version": "1", "tx_id": "tx-a"'  # cut short: m/1's entry
+    path.write_bytes(damaged)
+    os.chmod(path, 0o600)
+    dead = DeadLetters(path, clock=lambda: T0)
+    aside = path.with_name(path.name + ".corrupt-20261208T010000Z")
+    assert aside.read_bytes() == damaged  # without the fix: read as empty, overwritten by the next add
+    assert stat.S_IMODE(aside.stat().st_mode) == 0o600
+    assert any(r.levelname == "ERROR" and getattr(r, "path", "") == str(aside) for r in caplog.records)
+    assert follower_status(settings)["dead_letters_set_aside"] == str(aside)
+    assert str(aside) in str(_follower_line(follower_status(settings)))
+    assert DeadLetters(path).full_pass_due  # asked for durably: a restart before the scan still runs it
+    # The lost entry's version is stale (approved on the ledger, tagged anchored): the next scan mirrors it.
+    registry.records[("m", "1")] = record("APPROVED", approvals=[approval("Org1MSP")])
+    registry.records[("other", "1")] = record(name="other")  # not in this MLflow: not mirrored
+    mirror = VersionMirror(mlflow, registry, VersionLocks(), clock=lambda: T0)
+    both, outbox = Scanned(mlflow, registry), Outbox(tmp_path / "o.db")
+    report = reconcile(both, both, outbox, None, (dead, mirror.apply))  # type: ignore[arg-type]
+    assert report.full_pass == 1 and mlflow.tags()[TAG_STATUS] == "approved" and TAG_APPROVALS in mlflow.tags()
+    assert not DeadLetters(path).full_pass_due
+    assert reconcile(both, both, outbox, None, (dead, mirror.apply)).full_pass == 0  # type: ignore[arg-type]
+    aside.unlink()  # inspected by an operator: no longer shown
+    assert "dead_letters_set_aside" not in follower_status(settings)
