@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modelledger.runtime.private_files import make_private_dir
+
 __all__ = ["DEAD_LETTERS_SHOWN", "MAX_DEAD_LETTERS", "DeadLetters", "read_dead_letters", "remirror"]
 
 log = logging.getLogger("modelledger.bridge.follower")
@@ -127,7 +129,7 @@ class DeadLetters:
         return True
 
     def _save(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)  # it and each missing parent 0700, whatever the umask
         tmp = self.path.with_name(self.path.name + ".tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

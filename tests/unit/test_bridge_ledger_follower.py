@@ -869,3 +869,17 @@ def test_a_failing_revived_job_never_takes_an_anchored_versions_status_back(
     mlflow.versions[("m", "1")].tags[TAG_TX] = "tx-forged"
     outcomes.retry(job, "ConnectionError: S3 down", tag=True)  # type: ignore[arg-type]
     assert mlflow.tags()[TAG_STATUS] == "pending"
+
+
+def test_the_dead_letters_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from modelledger.mlops.bridge.dead_letters import DeadLetters
+
+    old = os.umask(0o022)  # a usual umask: a folder made with the default mode would be 0755
+    try:
+        assert DeadLetters(tmp_path / "state" / "bridge" / "dead.json").add("m", "1", event(5, "tx-a"), "failed")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "state", tmp_path / "state" / "bridge"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
