@@ -45,6 +45,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from modelledger.runtime.private_files import make_private_dir
+
 __all__ = [
     "DEAD_LETTERS_SHOWN",
     "MAX_DEAD_LETTERS",
@@ -218,7 +220,7 @@ class DeadLetters:
         return True
 
     def _save(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)  # it and each missing parent 0700, whatever the umask
         tmp = self.path.with_name(self.path.name + ".tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

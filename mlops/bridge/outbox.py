@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelledger.runtime.private_files import make_private_dir
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     key          TEXT PRIMARY KEY,
@@ -126,7 +128,7 @@ class Outbox:
         self.path = Path(path)
         self.max_attempts = max_attempts
         self.clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)  # it and each missing parent 0700, whatever the umask
         if not self.path.exists():
             self.path.touch(mode=0o600)
         self._local = threading.local()

@@ -51,10 +51,13 @@ class ModelType(StrEnum):
     REGRESSOR = "regressor"
 
 
-# How the verdict came about (modelledger.mlflow.hold_out's FRESH, RESUMED, RECORDED_BEFORE), for people.
+# How the verdict came about (modelledger.mlflow.hold_out's FRESH, RESUMED, RECORDED_BEFORE, RERUN_POLICY_CHANGED),
+# for people.
 _HOW = {
     "resumed": "an earlier call's run (artefacts stored, not yet recorded) was recorded now: nothing was run again",
     "recorded-before": "an earlier call had recorded this evaluation already: nothing was run or recorded",
+    "rerun-policy-changed": "an earlier call had recorded this evaluation under another policy version than the "
+    "model's now, which the gate no longer counts: it was evaluated again in a new run",
 }
 
 
@@ -164,7 +167,8 @@ def evaluate(
         typer.Option(
             "--rerun",
             help="Run anew even if this evaluation was run or recorded before (the ledger records one more "
-            "evaluation; on the same data by the same organisation it adds no pass).",
+            "evaluation; a rerun by the same organisation adds no pass under the same policy version; after the "
+            "policy changes, evaluate again (the default does so)).",
         ),
     ] = False,
     org: Annotated[

@@ -9,9 +9,12 @@ One call does, in this order (docs/evaluation.md says what it guarantees and wha
 2. reads the version's ledger record as the evaluator and refuses a hold-out set that is one
    of its training datasets (same SHA-256);
 3. if an earlier call already recorded this very evaluation (same model, data, targets, type, options
-   and evaluator organisation: :func:`~modelledger.mlflow.hold_out.evaluation_key`), returns that
-   verdict; if an earlier call finished its MLflow run and stored its artefacts but died before
-   the ledger write, records that run after checking its bundle and verifying the model again
+   and evaluator organisation: :func:`~modelledger.mlflow.hold_out.evaluation_key`) under the model's
+   policy version now, returns that verdict (under another policy version, evaluates anew in a new run:
+   a rerun by the same organisation adds no pass under the same policy version; after the policy
+   changes, evaluate again, as the default does); if an earlier call finished its MLflow run and
+   stored its artefacts but died before the ledger write, records that run after checking its bundle
+   and verifying the model again
    (docs/evaluation.md, "A rerun never counts twice"). Earlier calls are known from the caller's
    private resume journal (:mod:`~modelledger.mlflow.resume_journal`), never from MLflow's run tags;
 4. fetches the anchored copy and verifies it whole against the ledger
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ from modelledger.mlflow.hold_out import (
     FRESH,
     MODEL_TYPES,
     RECORDED_BEFORE,
+    RERUN_POLICY_CHANGED,
     RESUMED,
     EvaluationError,
     EvaluationInputError,
@@ -77,6 +82,8 @@ from modelledger.sdk.registry.records import EvaluationInput, Metric
 
 if TYPE_CHECKING:
     from modelledger.mlops.store.verification import LedgerEvidence
+
+log = logging.getLogger(__name__)
 
 # The ledger's refusals (sdk/registry/client.py) and the store's verification import gRPC and the signature
 # code: they are imported where they are used, so that importing modelledger.mlflow stays cheap.
@@ -292,8 +299,11 @@ def evaluate(
         run_name: The MLflow run's name.
         resume: Reuse an earlier call's run of the same evaluation (default), as the caller's private resume
             journal in the state folder names it (:mod:`~modelledger.mlflow.resume_journal`; never MLflow's
-            run tags), after verifying the model again. False runs anew: the ledger then records a second
-            evaluation by the same organisation (a pass on the same data adds no pass to the gate).
+            run tags), after verifying the model again; an earlier verdict is returned only if it was judged by
+            the model's policy version now (``GetModel``), else the evaluation runs anew in a new run
+            (``how == "rerun-policy-changed"``). False runs anew: the ledger then records a second evaluation by
+            the same organisation (a rerun by the same organisation adds no pass under the same policy version;
+            after the policy changes, evaluate again (the default does so)).
         work_dir: Where the verified copy and the artefacts are put while the call runs (default: temp).
         ledger: The ledger as the evaluator (default: :func:`open_ledger` with ``org``, ``role``, ``profile``).
         s3: A boto3 client as the S3 ``evaluator`` user (default: from the state folder).
@@ -380,10 +390,25 @@ def _evaluate(
     client = s3 if s3 is not None else s3_client(settings, user=S3User.EVALUATOR)
     journal = journal_folder(settings.state_dir)
     entry = read_entry(journal, key) if resume else None
+    how = FRESH
     if entry is not None:
         earlier = _mine(ledger.registry, name, version, ledger.msp_id).get(entry.run_id)
         if earlier is not None and earlier.dataset_sha256 == hold_out.sha256:
-            return verdict_of(name, version, earlier, RECORDED_BEFORE)
+            judged_by = earlier.policy.version if earlier.policy is not None else None
+            in_force = _policy_version(ledger, name)
+            if judged_by == in_force:
+                return verdict_of(name, version, earlier, RECORDED_BEFORE)
+            # The gate counts passes under the policy in force only: the earlier verdict no longer counts.
+            log.warning(
+                "%s version %s: the earlier evaluation (run %s) was judged by %s, the model's policy is now %s: "
+                "evaluating again in a new run",
+                name,
+                version,
+                entry.run_id,
+                _policy_words(judged_by),
+                _policy_words(in_force),
+            )
+            entry, how = None, RERUN_POLICY_CHANGED
     with tempfile.TemporaryDirectory(prefix="modelledger-evaluate-", dir=work_dir) as tmp:
         work = Path(tmp)
         model_dir = work / "model"
@@ -418,7 +443,17 @@ def _evaluate(
         metrics=metrics,
         run_id=run_id,
     )
-    return _record(ledger, name, version, evaluation, FRESH)
+    return _record(ledger, name, version, evaluation, how)
+
+
+def _policy_version(ledger: EvaluatorLedger, name: str) -> int | None:
+    """The version of the model's policy in force now, from the ledger (``GetModel``); None: no policy."""
+    policy = ledger.registry.get_model(name).policy
+    return policy.version if policy is not None else None
+
+
+def _policy_words(version: int | None) -> str:
+    return f"policy version {version}" if version is not None else "no policy"
 
 
 def _stored_evaluation(

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 FRESH = "fresh"  # this call ran the evaluation and recorded it
 RESUMED = "resumed"  # an earlier call's run (artefacts stored, not recorded) was recorded by this call
 RECORDED_BEFORE = "recorded-before"  # an earlier call had recorded this evaluation: nothing was done
+# An earlier call had recorded this evaluation, judged by another policy version than the model's now: the gate
+# no longer counts it, so this call ran the evaluation anew (a new run id) and recorded it.
+RERUN_POLICY_CHANGED = "rerun-policy-changed"
 MODEL_TYPES = ("classifier", "regressor")  # what mlflow.models.evaluate's default evaluator scores on a target
 
 
@@ -76,7 +79,7 @@ class EvaluationVerdict:
         artifacts_location: Its write-once copy (``s3://bucket/key?versionId=...``).
         evaluator: ``role@MSP`` from the certificate.
         time: When it was recorded.
-        how: :data:`FRESH`, :data:`RESUMED` or :data:`RECORDED_BEFORE`.
+        how: :data:`FRESH`, :data:`RESUMED`, :data:`RECORDED_BEFORE` or :data:`RERUN_POLICY_CHANGED`.
     """
 
     name: str

@@ -3,7 +3,8 @@
 A rerun of the same evaluation (the same :func:`~modelledger.mlflow.hold_out.evaluation_key`) resumes only
 from this journal, never from MLflow's run tags: anyone who may write to the tracking server can create a run
 with any tags, but only this user can write here. One entry per evaluation key,
-``<state folder>/evaluator/journal/<key>.json``, in a folder of mode 0700, each file of mode 0600, written
+``<state folder>/evaluator/journal/<key>.json``, in folders of mode 0700 (``evaluator`` too: every folder under the
+state folder is private), each file of mode 0600, written
 atomically once the MLflow run has finished and its bundle is stored (before the ledger write), and kept after
 the ledger write (a rerun then finds the recorded verdict by its run id). An entry that is not a private regular
 file of this user is refused, not read.
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modelledger.mlflow.hold_out import EvaluationError
+from modelledger.runtime.private_files import make_private_dir
 
 JOURNAL_FOLDER = ("evaluator", "journal")  # under the state folder
 
@@ -58,14 +60,16 @@ def _entry_path(folder: Path, key: str) -> Path:
 def write_entry(folder: Path, entry: JournalEntry) -> None:
     """Writes (or replaces) the entry of ``entry.key``: a 0600 file in a 0700 folder, atomically.
 
+    The folder and each missing parent (``<state folder>/evaluator``) are made 0700
+    (:func:`~modelledger.runtime.private_files.make_private_dir`), whatever the umask.
+
     Raises:
         JournalError: The folder or file cannot be written.
     """
     path = _entry_path(folder, entry.key)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.chmod(0o700)
+        make_private_dir(folder, tighten=True)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)

@@ -104,22 +104,38 @@ class FakeRegistry:
 
 
 def approval(org: str, decision: str = "APPROVED", time: str = T0) -> dict[str, Any]:
-    return {"actor": {"mspId": org, "role": "approver"}, "decision": decision, "mspId": org, "time": time,
-            "txId": f"tx-{org}", "comment": ""}
+    return {
+        "actor": {"mspId": org, "role": "approver"},
+        "decision": decision,
+        "mspId": org,
+        "time": time,
+        "txId": f"tx-{org}",
+        "comment": "",
+    }
 
 
 def evaluation(result: str = "PASSED", policy_version: int | None = 2) -> dict[str, Any]:
     # Chaincode 1.4.0's Evaluation (spec15.md); read whether or not this SDK's records know it yet.
     ev: dict[str, Any] = {
-        "artifactsDigest": "a" * 64, "artifactsLocation": "", "datasetSha256": "d" * 64,
+        "artifactsDigest": "a" * 64,
+        "artifactsLocation": "",
+        "datasetSha256": "d" * 64,
         "evaluator": {"mspId": "Org2MSP", "role": "evaluator", "certFingerprint": "f" * 64},
         "failures": [] if result != "FAILED" else ["metric accuracy = 0.5 is below the minimum 0.9"],
         "metrics": [{"key": "accuracy", "value": 0.97 if result != "FAILED" else 0.5}],
-        "result": result, "runId": "run-e", "time": T0, "txId": "tx-eval",
+        "result": result,
+        "runId": "run-e",
+        "time": T0,
+        "txId": "tx-eval",
     }
     if policy_version is not None:
-        ev["policy"] = {"independentEvaluator": True, "requiredPasses": 1, "thresholds": [], "version": policy_version,
-                        "lastChange": {}}
+        ev["policy"] = {
+            "independentEvaluator": True,
+            "requiredPasses": 1,
+            "thresholds": [],
+            "version": policy_version,
+            "lastChange": {},
+        }
     return ev
 
 
@@ -127,7 +143,9 @@ def record(status: str = "REGISTERED", **fields: Any) -> dict[str, Any]:
     return {"name": "m", "version": "1", "owner": "Org1MSP", "status": status, "registeredTxId": "tx-reg"} | fields
 
 
-def event(block: int, tx: str, name: str = "ModelVersionApproved", version: str = "1", model: str = "m") -> ChaincodeEvent:
+def event(
+    block: int, tx: str, name: str = "ModelVersionApproved", version: str = "1", model: str = "m"
+) -> ChaincodeEvent:
     payload = json.dumps({"name": model, "version": version, "status": "X", "mspId": "Org1MSP", "txId": tx}).encode()
     return ChaincodeEvent(block, tx, "registry", name, payload)
 
@@ -204,8 +222,14 @@ def test_a_record_gives_its_approvals_sorted_by_org_its_deployments_and_its_late
         {"environment": "prod", "endpoint": "https://p", "time": "t4", "tx": "tx-d2"},
     ]
     assert json.loads(tags[TAG_EVALUATION]) == {
-        "result": "passed", "metrics": {"accuracy": 0.97}, "policy_version": 2, "evaluator": "Org2MSP",
-        "dataset_sha256": "d" * 64, "run_id": "run-e", "failures": [], "tx": "tx-eval",
+        "result": "passed",
+        "metrics": {"accuracy": 0.97},
+        "policy_version": 2,
+        "evaluator": "Org2MSP",
+        "dataset_sha256": "d" * 64,
+        "run_id": "run-e",
+        "failures": [],
+        "tx": "tx-eval",
     }
 
 
@@ -253,8 +277,12 @@ def test_a_replayed_stream_writes_nothing_and_events_out_of_order_end_in_the_led
         deployments=[{"environment": "prod", "endpoint": "e", "time": T0, "txId": "tx-d", "actor": {}}],
         evaluations=[evaluation()],
     )
-    events = [event(5, "tx-e", "ModelVersionEvaluated"), event(6, "tx-a1"), event(7, "tx-a2"),
-              event(8, "tx-d", "ModelVersionDeployed")]
+    events = [
+        event(5, "tx-e", "ModelVersionEvaluated"),
+        event(6, "tx-a1"),
+        event(7, "tx-a2"),
+        event(8, "tx-d", "ModelVersionDeployed"),
+    ]
     ledger = Ledger(events)
     follower, _ = follow(tmp_path, mlflow, registry, ledger)
     drain(follower, ledger)
@@ -338,13 +366,16 @@ def test_a_revoked_version_loses_every_alias_pointing_at_it_named_before_the_sta
     mlflow, registry = world
     mlflow.add("m", "2", ledger_status="anchored")
     mlflow.aliases["m"] = {"champion": "1", "shadow": "1", "challenger": "2"}
-    registry.records[("m", "1")] = record("REVOKED", revocation={"reason": "leak", "time": T0, "txId": "tx-r", "actor": {}})
+    registry.records[("m", "1")] = record(
+        "REVOKED", revocation={"reason": "leak", "time": T0, "txId": "tx-r", "actor": {}}
+    )
     ledger = Ledger([event(9, "tx-r", "ModelVersionRevoked")])
     follower, _ = follow(tmp_path, mlflow, registry, ledger)
     drain(follower, ledger)
     assert mlflow.aliases["m"] == {"challenger": "2"}
     assert json.loads(mlflow.tags()[TAG_ALIASES_REMOVED]) == [
-        {"alias": "champion", "time": T0}, {"alias": "shadow", "time": T0}
+        {"alias": "champion", "time": T0},
+        {"alias": "shadow", "time": T0},
     ]
     keys = [w[2] for w in mlflow.writes]
     assert keys.index(TAG_ALIASES_REMOVED) < keys.index("alias-") and keys[-1] == TAG_STATUS
@@ -437,7 +468,9 @@ def test_a_stop_while_an_event_is_failing_leaves_it_unchecked_for_the_next_start
     assert not runner.is_alive() and cp.checkpoint is None and mlflow.tags()[TAG_STATUS] == "anchored"
 
 
-def test_a_broken_stream_is_reopened_from_the_checkpoint(tmp_path: Path, world: tuple[FakeMlflow, FakeRegistry]) -> None:
+def test_a_broken_stream_is_reopened_from_the_checkpoint(
+    tmp_path: Path, world: tuple[FakeMlflow, FakeRegistry]
+) -> None:
     mlflow, registry = world
     registry.records[("m", "1")] = record("APPROVED")
     ledger = Ledger([event(5, "tx-a")])
@@ -504,7 +537,9 @@ def test_bridge_status_shows_the_followers_checkpoint_even_while_the_bridge_is_d
     live = {"block": 42, "applied": 7, "skipped": 1, "last_error": "", "retrying": False, "alive": True}
     assert _follower_line(live) == "checkpoint: block 42 · 7 event(s) applied · 1 skipped"
     failing = live | {"last_error": "ConnectionError: MLflow is down", "last_error_at": T0, "retrying": True}
-    assert "retrying · last error (2026-12-08T01:00:00Z): ConnectionError: MLflow is down" in str(_follower_line(failing))
+    assert "retrying · last error (2026-12-08T01:00:00Z): ConnectionError: MLflow is down" in str(
+        _follower_line(failing)
+    )
 
 
 # ---------------------------------------------------------------------- an alias set after the revocation
@@ -516,7 +551,11 @@ def alias_delivery(name: str, version: str, alias: str, delivery_id: str, ts: in
     from modelledger.mlops.bridge.webhooks import sign
 
     body = json.dumps(
-        {"entity": "model_version_alias", "action": "created", "data": {"name": name, "alias": alias, "version": version}}
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "data": {"name": name, "alias": alias, "version": version},
+        }
     ).encode()
     stamp = str(int(time.time()) if ts is None else ts)
     return {
@@ -592,7 +631,10 @@ def test_an_unsigned_or_stale_alias_delivery_changes_nothing(
     bridge = Bridge(tmp_path, mlflow, registry)
     mlflow.aliases["m"]["champion"] = "1"
     headers, body = alias_delivery(
-        "m", "1", "champion", "d-f",
+        "m",
+        "1",
+        "champion",
+        "d-f",
         ts=int(time.time()) - 3600 if forgery == "stale" else None,
         secret="wrong" if forgery == "wrong secret" else SECRET,
     )
@@ -816,7 +858,9 @@ def test_endpoints_lose_credentials_query_and_fragment() -> None:
     assert public_endpoint("user:pw@host/x?k=v") == "host/x"
     rec = from_json(
         ModelVersion,
-        record(deployments=[{"environment": "p", "endpoint": "https://u:p@h/x?k=1", "time": T0, "txId": "t", "actor": {}}]),
+        record(
+            deployments=[{"environment": "p", "endpoint": "https://u:p@h/x?k=1", "time": T0, "txId": "t", "actor": {}}]
+        ),
     )
     assert json.loads(ledger_tags(rec)[TAG_DEPLOYMENTS])[0]["endpoint"] == "https://h/x"
 
@@ -832,7 +876,9 @@ def test_a_scan_keeps_only_the_tx_and_status_of_each_record() -> None:
     class Registry:
         def list_model_versions(self, prefix: str, size: int, bookmark: str) -> Any:
             page = int(bookmark or 0)
-            records = [from_json(ModelVersion, record(version=f"{page}-{i}", evaluations=[evaluation()])) for i in range(3)]
+            records = [
+                from_json(ModelVersion, record(version=f"{page}-{i}", evaluations=[evaluation()])) for i in range(3)
+            ]
             made.extend(weakref.ref(r) for r in records)
             return NS(records=records, bookmark=str(page + 1) if page < 2 else "", fetched=3)
 
@@ -941,3 +987,17 @@ def test_a_damaged_dead_letter_file_is_set_aside_shown_and_followed_by_one_full_
     assert reconcile(both, both, outbox, None, (dead, mirror.apply)).full_pass == 0  # type: ignore[arg-type]
     aside.unlink()  # inspected by an operator: no longer shown
     assert "dead_letters_set_aside" not in follower_status(settings)
+
+
+def test_the_dead_letters_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from modelledger.mlops.bridge.dead_letters import DeadLetters
+
+    old = os.umask(0o022)  # a usual umask: a folder made with the default mode would be 0755
+    try:
+        assert DeadLetters(tmp_path / "state" / "bridge" / "dead.json").add("m", "1", event(5, "tx-a"), "failed")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "state", tmp_path / "state" / "bridge"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

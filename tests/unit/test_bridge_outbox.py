@@ -197,3 +197,15 @@ def test_an_outbox_made_before_the_conflict_state_takes_it_and_keeps_its_jobs(tm
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'")}
     assert "jobs_ready" in indexes and db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs_before_conflict'").fetchone()
+
+
+def test_the_outboxs_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)  # a usual umask: a folder made with the default mode would be 0755
+    try:
+        Outbox(tmp_path / "state" / "bridge" / "outbox.db")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "state", tmp_path / "state" / "bridge"):
+        assert (folder.stat().st_mode & 0o777) == 0o700, folder

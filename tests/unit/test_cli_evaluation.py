@@ -303,3 +303,19 @@ def test_a_stack_server_that_does_not_answer_is_one_line_at_once(
     assert result.stderr == (
         "error: the stack's MLflow server at http://127.0.0.1:17951 does not answer (Connection refused): run `make up`\n"
     )
+
+
+def test_a_verdict_evaluated_again_after_the_policy_changed_says_why() -> None:
+    con, out = pipe()
+    show_verdict(verdict("PASSED", "rerun-policy-changed"), con)
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("# an earlier call had recorded this evaluation under another policy version")
+    assert "evaluated again in a new run" in lines[-1]
+
+
+def test_the_rerun_help_says_a_rerun_adds_no_pass_under_the_same_policy_version() -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["model", "evaluate", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    text = " ".join(strip_ansi(result.output).replace("│", " ").split())
+    assert "adds no pass under the same policy version" in text and "the default does so" in text

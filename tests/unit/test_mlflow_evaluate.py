@@ -24,6 +24,7 @@ from modelledger.mlflow import evaluator as ev
 from modelledger.mlflow.hold_out import (
     FRESH,
     RECORDED_BEFORE,
+    RERUN_POLICY_CHANGED,
     RESUMED,
     EvaluationInputError,
     HoldOutIsTrainingData,
@@ -48,6 +49,7 @@ from modelledger.sdk.registry.records import (
     DatasetRef,
     Evaluation,
     EvaluationInput,
+    Model,
     ModelPolicy,
     ModelVersion,
 )
@@ -67,6 +69,11 @@ class FakeRegistry:
     evaluations: list[Evaluation] = dataclasses.field(default_factory=list)
     claims: list[Dataset] = dataclasses.field(default_factory=list)
     lose_answer: bool = False  # the transaction commits, but the answer never arrives (the process "dies")
+    policy_version: int = 2  # the version of the model's policy in force (when ``minimum`` is set)
+
+    def get_model(self, name: str) -> Model:
+        self.calls.append(("get_model", (name,)))
+        return Model(name=name, owner="Org1MSP", policy=ModelPolicy(version=self.policy_version) if self.minimum else None)
 
     def list_evaluations(self, name: str, version: str) -> list[Evaluation]:
         self.calls.append(("list_evaluations", (name, version)))
@@ -94,7 +101,7 @@ class FakeRegistry:
         metrics = {m.key: m.value for m in evaluation.metrics}
         policy, failures, result = None, [], "NO_POLICY"
         if self.minimum is not None:
-            policy = ModelPolicy(version=2)
+            policy = ModelPolicy(version=self.policy_version)
             value = metrics.get("accuracy_score")
             if value is None:
                 failures = ["metric accuracy_score is missing"]
@@ -461,6 +468,54 @@ def test_a_rerun_when_the_ledger_wrote_but_the_answer_was_lost_does_not_count_tw
     assert verdict.how == RECORDED_BEFORE and len(world.ledger.registry.evaluations) == 1
 
 
+@pytest.mark.parametrize("change", ["new policy version", "policy removed"])
+def test_a_rerun_after_the_policy_changed_evaluates_anew_and_says_why(
+    world: World, trained: tuple[Path, Any], caplog: pytest.LogCaptureFixture, change: str
+) -> None:
+    first = run(world, trained[1])
+    assert first.passed and first.policy_version == 2
+    world.evaluated.clear()
+    if change == "new policy version":
+        world.ledger.registry.policy_version = 3
+    else:
+        world.ledger.registry.minimum = None
+    with caplog.at_level("WARNING", logger=ev.__name__):
+        again = run(world, trained[1])
+    # The earlier PASSED was judged by policy version 2, which the gate no longer counts: not returned as it is.
+    assert again.how == RERUN_POLICY_CHANGED and again.run_id != first.run_id and len(world.evaluated) == 1
+    assert again.policy_version == (3 if change == "new policy version" else None)
+    assert len(world.ledger.registry.evaluations) == 2
+    assert "judged by policy version 2" in caplog.text and "evaluating again in a new run" in caplog.text
+    # The journal now names the new run: the next call returns its verdict.
+    world.evaluated.clear()
+    third = run(world, trained[1])
+    assert third.how == RECORDED_BEFORE and third.run_id == again.run_id and world.evaluated == []
+    assert len(world.ledger.registry.evaluations) == 2
+
+
+def test_a_rerun_under_the_same_policy_version_returns_the_recorded_verdict(
+    world: World, trained: tuple[Path, Any]
+) -> None:
+    world.ledger.registry.minimum = None  # no policy then, none now: the same
+    first = run(world, trained[1])
+    again = run(world, trained[1])
+    assert first.policy_version is None and again.how == RECORDED_BEFORE and again.run_id == first.run_id
+
+
+def test_a_resumed_run_after_the_policy_changed_is_still_recorded_as_the_journals_run(
+    world: World, trained: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    crash_before_the_ledger_write(world, trained[1], monkeypatch)
+    (crashed,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    world.ledger.registry.policy_version = 3  # nothing was recorded: the journal's run is judged by the policy now
+    world.evaluated.clear()
+    verdict = run(world, trained[1])
+    assert verdict.how == RESUMED and world.evaluated == [] and verdict.run_id == crashed.info.run_id
+    assert verdict.policy_version == 3 and len(world.ledger.registry.evaluations) == 1
+
+
 def test_the_same_run_refused_by_the_chaincode_is_the_earlier_record(world: World, trained: tuple[Path, Any]) -> None:
     first = run(world, trained[1])
     evaluation = world.ledger.registry.calls[-1][1][2]
@@ -588,6 +643,24 @@ def test_a_resumed_run_is_recorded_only_if_the_model_verifies_now(
     assert world.ledger.registry.evaluations == [] and len(world.evaluated) == 1
     world.verified = True
     assert run(world, trained[1]).how == RESUMED and len(world.evaluated) == 1
+
+
+def test_every_folder_the_journal_makes_under_the_state_folder_is_private(tmp_path: Path) -> None:
+    import os
+
+    from modelledger.mlflow import resume_journal
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    entry = resume_journal.JournalEntry("ab" * 32, "run", "cd" * 32, "s3://b/k?versionId=1")
+    old = os.umask(0o022)  # a usual umask: a folder made with the default mode would be 0755
+    try:
+        resume_journal.write_entry(resume_journal.journal_folder(state), entry)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(state).as_posix(): p.stat().st_mode & 0o777 for p in state.rglob("*") if p.is_dir()}
+    assert modes == {"evaluator": 0o700, "evaluator/journal": 0o700}
+    assert resume_journal.read_entry(resume_journal.journal_folder(state), entry.key) == entry
 
 
 def test_a_journal_entry_pointing_at_another_evaluations_bundle_is_not_recorded(
