@@ -58,6 +58,7 @@ from modelledger.mlflow.hold_out import (
     EvaluationError,
     EvaluationInputError,
     EvaluationVerdict,
+    EvaluatorNotIndependent,
     HoldOut,
     HoldOutIsTrainingData,
     ModelNotVerified,
@@ -78,6 +79,7 @@ from modelledger.mlops.store.evaluation_artifacts import (
     read_bundle,
     store_bundle,
 )
+from modelledger.sdk.registry.client import NotFound
 from modelledger.sdk.registry.records import EvaluationInput, Metric
 
 if TYPE_CHECKING:
@@ -375,6 +377,7 @@ def _evaluate(
             f"dataset {hold_out.sha256} is a training dataset of {name} version {version} ({training[0].name}): "
             "a hold-out set must not be one"
         )
+    _refuse_if_not_independent(ledger, name, version, record.registrant.msp_id)
     key = evaluation_key(
         name,
         version,
@@ -444,6 +447,21 @@ def _evaluate(
         run_id=run_id,
     )
     return _record(ledger, name, version, evaluation, how)
+
+
+def _refuse_if_not_independent(ledger: EvaluatorLedger, name: str, version: str, registrant: str) -> None:
+    """Refuses, before anything runs, what the chaincode would refuse only once the evaluation is done: an
+    evaluator of the registrant's organisation when the policy in force asks for another (a model the
+    evaluator may not read leaves the decision to the chaincode)."""
+    try:
+        policy = ledger.registry.get_model(name).policy
+    except NotFound:
+        return
+    if policy is not None and policy.independent_evaluator and ledger.msp_id == registrant:
+        raise EvaluatorNotIndependent(
+            f"policy version {policy.version} of model {name!r} requires an evaluator of another organisation "
+            f"than {registrant}, which registered version {version!r}; nothing was run"
+        )
 
 
 def _policy_version(ledger: EvaluatorLedger, name: str) -> int | None:

@@ -61,6 +61,10 @@ class HoldOutIsTrainingData(EvaluationError):
     """The hold-out data is one of the version's training datasets (same SHA-256): nothing was run."""
 
 
+class EvaluatorNotIndependent(EvaluationError):
+    """The model's policy asks for an evaluator of another organisation than the registrant's: nothing was run."""
+
+
 @dataclass(frozen=True)
 class EvaluationVerdict:
     """What the ledger recorded for an evaluation: its verdict and where everything is.

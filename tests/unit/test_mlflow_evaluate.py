@@ -27,6 +27,7 @@ from modelledger.mlflow.hold_out import (
     RERUN_POLICY_CHANGED,
     RESUMED,
     EvaluationInputError,
+    EvaluatorNotIndependent,
     HoldOutIsTrainingData,
     ModelNotVerified,
 )
@@ -71,9 +72,12 @@ class FakeRegistry:
     lose_answer: bool = False  # the transaction commits, but the answer never arrives (the process "dies")
     policy_version: int = 2  # the version of the model's policy in force (when ``minimum`` is set)
 
+    independent: bool = False  # the policy asks for an evaluator of another organisation than the registrant's
+
     def get_model(self, name: str) -> Model:
         self.calls.append(("get_model", (name,)))
-        return Model(name=name, owner="Org1MSP", policy=ModelPolicy(version=self.policy_version) if self.minimum else None)
+        policy = ModelPolicy(version=self.policy_version, independent_evaluator=self.independent)
+        return Model(name=name, owner="Org1MSP", policy=policy if self.minimum else None)
 
     def list_evaluations(self, name: str, version: str) -> list[Evaluation]:
         self.calls.append(("list_evaluations", (name, version)))
@@ -141,7 +145,12 @@ class FakeLedger:
 
     def evidence(self, name: str, version: str) -> LedgerEvidence:
         record = ModelVersion(
-            name=name, version=version, status=self.status, model_digest=MODEL_DIGEST, datasets=self.datasets
+            name=name,
+            version=version,
+            status=self.status,
+            model_digest=MODEL_DIGEST,
+            datasets=self.datasets,
+            registrant=Actor(msp_id="Org1MSP", role="registrar"),
         )
         return LedgerEvidence(record, None)
 
@@ -374,6 +383,18 @@ def test_a_training_dataset_as_hold_out_is_refused_before_anything_runs(
         run(world, trained[1])
     assert world.fetched == [] and world.evaluated == [] and world.s3.puts == []
     assert "record_evaluation" not in names(world)
+
+
+def test_an_evaluator_of_the_registrants_organisation_is_refused_before_anything_runs_when_the_policy_asks(
+    world: World, trained: tuple[Path, Any]
+) -> None:
+    # The chaincode would refuse it only at the end, after the MLflow run and the write-once bundle.
+    world.ledger.registry.independent = True
+    world.ledger.msp_id = world.ledger.registry.msp = "Org1MSP"
+    with pytest.raises(EvaluatorNotIndependent, match="requires an evaluator of another organisation than Org1MSP"):
+        run(world, trained[1])
+    assert world.fetched == [] and world.evaluated == [] and world.s3.puts == []
+    assert "record_evaluation" not in names(world) and "register_dataset" not in names(world)
 
 
 @pytest.mark.parametrize(
