@@ -21,7 +21,7 @@
 
 The console tells only that story: the log lines, warnings and run links of
 the libraries underneath go to ``<state>/demo/demo.log``
-(:mod:`~modelledger.mlops.demo_output`), whose path the demo prints at its
+(:mod:`~modelledger.mlops.library_output`), whose path the demo prints at its
 end, also when it fails.
 
 Why this module is long: it is the demo's script, read top to bottom as the
@@ -66,7 +66,7 @@ from modelledger.mlops.bridge.mlflow_credentials import EVALUATIONS_EXPERIMENT
 from modelledger.mlops.bridge.tags import status_tag
 from modelledger.mlops.cli.output import console as cli_console
 from modelledger.mlops.cli.output import show_fields
-from modelledger.mlops.demo_output import demo_log_path, library_output_to
+from modelledger.mlops.library_output import demo_log_path, library_output_to
 from modelledger.mlops.mlflow.hold_out import EvaluationError
 from modelledger.mlops.store import (
     SIGNER_IDENTITY,

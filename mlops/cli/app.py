@@ -35,7 +35,7 @@ def demo() -> None:
 @app.command("demo-clean")
 def demo_clean() -> None:
     """Delete the demo's log of MLflow's and the other libraries' output (``<state>/demo/demo.log``)."""
-    from modelledger.mlops.demo_output import remove_demo_log
+    from modelledger.mlops.library_output import remove_demo_log
 
     removed = remove_demo_log()
     typer.echo(f"removed the demo's log {removed}" if removed else "no demo log to remove")

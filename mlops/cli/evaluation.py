@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from modelledger.mlops.cli.connection import ProfileOpt, refusal_text
-from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, fail, show_fields, show_note
+from modelledger.mlops.cli.output import Cell, JsonOpt, console, emit_json, err_console, fail, show_fields, show_note
 from modelledger.sdk.gateway.errors import GatewayError
 from modelledger.sdk.registry.gate import format_number
 from modelledger.sdk.registry.statuses import result_meaning, result_word
@@ -201,6 +201,7 @@ def evaluate(
     from modelledger.mlflow.evaluator import (
         evaluate as run_evaluation,
     )
+    from modelledger.mlops.library_output import evaluate_log_path, library_output_to
     from modelledger.mlops.store.evaluation_artifacts import EvaluationStoreError
     from modelledger.mlops.store.s3_access import S3AccessError
 
@@ -212,20 +213,23 @@ def evaluate(
     except EvaluationInputError as exc:
         fail(str(exc), as_json, code=2)
     experiment = experiment or _mlflow_user(as_json)
+    log_path = evaluate_log_path()
     try:
-        if experiment:
-            _set_experiment(experiment)
-        verdict = run_evaluation(
-            model_uri,
-            data,
-            targets=target,
-            model_type=model_type.value,
-            org=org,
-            role=role,
-            profile=profile,
-            dataset_name=dataset_name,
-            resume=not rerun,
-        )
+        # MLflow's run links, warnings and progress go to the log, not between the verdict's lines.
+        with library_output_to(log_path):
+            if experiment:
+                _set_experiment(experiment)
+            verdict = run_evaluation(
+                model_uri,
+                data,
+                targets=target,
+                model_type=model_type.value,
+                org=org,
+                role=role,
+                profile=profile,
+                dataset_name=dataset_name,
+                resume=not rerun,
+            )
     except EvaluationInputError as exc:
         fail(str(exc), as_json, code=2)
     except GatewayError as exc:
@@ -236,6 +240,8 @@ def evaluate(
         emit_json(verdict.to_json())
     else:
         show_verdict(verdict, console)
+        # On stderr: in a pipe, stdout holds the verdict's fields only.
+        err_console.print(f"[dim]MLflow's and the other libraries' output: {escape(str(log_path))}[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -84,6 +84,13 @@ class Fake:
         return self.answer
 
 
+@pytest.fixture(autouse=True)
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state folder of the test's own: the command writes its libraries' log there."""
+    monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
     held = Fake()
@@ -116,6 +123,28 @@ def test_the_verdict_in_a_pipe_is_one_field_a_line(fake: Fake, holdout: Path) ->
     assert "metric accuracy_score\t0.91" in lines and "metric roc_auc\t0.9876543" in lines
     assert f"hold-out sha256\t{SHA}" in lines and f"artefacts\t{LOCATION}" in lines
     assert all("\t" in line for line in lines)  # nothing but fields
+
+
+def test_mlflows_own_output_goes_to_the_log_not_between_the_verdicts_lines(
+    fake: Fake, holdout: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+    import warnings
+
+    answer = fake.answer
+
+    def noisy(*args: Any, **kw: Any) -> Any:
+        logging.getLogger("mlflow.models.evaluation").warning("SHAP or matplotlib package is not installed")
+        warnings.warn("Hint: Inferred schema contains integer column(s)", UserWarning, stacklevel=1)
+        return answer
+
+    monkeypatch.setattr(evaluator, "evaluate", noisy)
+    result = run(holdout)
+    assert result.exit_code == 0, result.output
+    assert "SHAP" not in result.output and "Inferred schema" not in result.output
+    log = (state / "evaluator" / "evaluate.log").read_text()
+    assert "SHAP or matplotlib" in log and "Inferred schema" in log
+    assert oct((state / "evaluator").stat().st_mode & 0o777) == "0o700"
 
 
 def test_the_verdict_fits_80_columns_with_every_identifier_whole() -> None:

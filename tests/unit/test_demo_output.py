@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelledger.mlops.demo_output import demo_log_path, library_output_to
+from modelledger.mlops.library_output import demo_log_path, library_output_to
 
 
 def _finished_run(run_id: str) -> object:
@@ -105,7 +105,7 @@ def test_mlflow_event_lines_become_whole_records(tmp_path: Path) -> None:
 
 
 def test_make_clean_removes_the_demo_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelledger.mlops.demo_output import remove_demo_log
+    from modelledger.mlops.library_output import remove_demo_log
 
     monkeypatch.setenv("MODELLEDGER_STATE_DIR", str(tmp_path))
     assert remove_demo_log() is None

@@ -57,7 +57,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     MLFLOW: (MLFLOW, BRIDGE, STORE, SDK, RUNTIME),
     "modelledger.mlops.cli": ANYTHING,  # on top
     "modelledger.mlops.demo": ANYTHING,
-    "modelledger.mlops.demo_output": ANYTHING,
+    "modelledger.mlops.library_output": ANYTHING,
     "modelledger.mlops.__init__": ANYTHING,  # mlops/__init__.py
 }
 

@@ -1,8 +1,10 @@
-"""Where ``make demo`` sends what the libraries underneath print: ``<state>/demo/demo.log``, not the terminal.
+"""Where ``make demo`` and ``model evaluate`` send what the libraries underneath print: a log file, not the terminal.
 
-The demo's console tells only its story; the log lines, warnings, MLflow event
+Their console tells only their story; the log lines, warnings, MLflow event
 messages and run links of MLflow, urllib3, botocore, scikit-learn and XGBoost go
-to the log file (:func:`library_output_to`), whose path the demo prints at its end.
+to a log file (:func:`library_output_to`): the demo's is ``<state>/demo/demo.log``
+(:func:`demo_log_path`), ``model evaluate``'s ``<state>/evaluator/evaluate.log``
+(:func:`evaluate_log_path`); each prints its path.
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ MLFLOW_OWN_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
 # "🏃 View run … / 🧪 View experiment …" lines (sys.stdout) and the artifacts' tqdm progress bars.
 # The demo writes the run's link to its log instead.
 MLFLOW_QUIET_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-
-
-
 
 
 class _LinesToLog:
@@ -56,6 +55,11 @@ class _LinesToLog:
 def demo_log_path() -> Path:
     """Where the demo writes the other libraries' log lines and warnings: ``<state>/demo/demo.log``."""
     return state_dir() / "demo" / "demo.log"
+
+
+def evaluate_log_path() -> Path:
+    """Where ``model evaluate`` writes MLflow's and the other libraries' output: ``<state>/evaluator/evaluate.log``."""
+    return state_dir() / "evaluator" / "evaluate.log"
 
 
 def remove_demo_log() -> Path | None:
