@@ -109,17 +109,20 @@ def store_bundle(client: Any, bucket: str, bundle: bytes) -> StoredBundle:
     key = bundle_key(sha)
     where = f"s3://{bucket}/{key}"
     created = True
-    try:
-        version = str(
-            client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=bundle,
-                ContentType="application/x-tar",
-                ChecksumSHA256=b64(bytes.fromhex(sha)),
-                IfNoneMatch="*",
-            )["VersionId"]
+
+    def put(**condition: str) -> str:
+        answer = client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=bundle,
+            ContentType="application/x-tar",
+            ChecksumSHA256=b64(bytes.fromhex(sha)),
+            **condition,
         )
+        return str(answer["VersionId"])
+
+    try:
+        version = put(IfNoneMatch="*")
     except ClientError as exc:
         if error_code(exc) not in CONDITION_FAILED:
             raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at {where}: {exc}") from exc
@@ -127,15 +130,7 @@ def store_bundle(client: Any, bucket: str, bundle: bytes) -> StoredBundle:
         if found:
             return StoredBundle(bucket, key, found, sha, len(bundle), False)
         try:  # the key holds no sound copy: a new version on top (the versions under it stay, locked or not)
-            version = str(
-                client.put_object(
-                    Bucket=bucket,
-                    Key=key,
-                    Body=bundle,
-                    ContentType="application/x-tar",
-                    ChecksumSHA256=b64(bytes.fromhex(sha)),
-                )["VersionId"]
-            )
+            version = put()
         except ClientError as put_exc:
             raise EvaluationStoreError(f"S3 refused to store the evaluation bundle at {where}: {put_exc}") from put_exc
     try:
