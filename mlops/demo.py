@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -458,6 +459,15 @@ def govern(
     _step(console, 10, "MLflow shows it all: the bridge mirrors the ledger onto the versions' tags")
     shown = wait_tags(client, name, version, {TAG_STATUS: status_tag("DEPLOYED"), TAG_EVALUATION: ""})
     weak_tags = wait_tags(client, name, weak, {TAG_STATUS: STATUS_ANCHORED, TAG_EVALUATION: ""})
-    rows = [(f"{version}: {tag}", shown.get(tag, "(unset)")) for tag in MIRRORED_TAGS]
-    rows += [(f"{weak}: {tag}", weak_tags.get(tag, "(unset)")) for tag in (TAG_STATUS, TAG_EVALUATION)]
-    show_fields(f"MLflow tags of {name}", rows, con=console)
+    rows = [(f"{version}: {tag}", _readable(shown.get(tag, "(unset)"))) for tag in MIRRORED_TAGS]
+    rows += [(f"{weak}: {tag}", _readable(weak_tags.get(tag, "(unset)"))) for tag in (TAG_STATUS, TAG_EVALUATION)]
+    show_fields(f"MLflow tags of {name} (JSON values spaced for reading)", rows, con=console)
+
+
+def _readable(value: str) -> str:
+    """A tag's JSON value with a space after each comma and colon, so a terminal can wrap it; other values as
+    they are."""
+    try:
+        return json.dumps(json.loads(value), separators=(", ", ": "))
+    except ValueError:
+        return value
