@@ -60,6 +60,7 @@ from modelledger.runtime.processes import (
     HealthCheck,
     ProcessSupervisor,
     first_busy_port,
+    wait_port_free,
 )
 from modelledger.runtime.settings import PORT_BASE_ENV, STATE_DIR_ENV, NetworkSettings
 from modelledger.runtime.status import ServerStatus
@@ -83,6 +84,8 @@ def free_port_base(topology: Path | None = None, low: int = 10000, high: int = 3
 
 # Written into the state folder by ``up``; ``clean`` deletes only folders that carry it.
 STATE_MARKER = ".modelledger-network"
+# How long ``up`` waits for a port that a just-stopped process may still hold, before calling it taken.
+PORT_RELEASE_SECONDS = 5.0
 # The role lists that releases before 1.4.0 put in the state folder's fingerprint (they had no evaluator).
 _FINGERPRINTED_ROLES = (("data_scientist", "registrar", "approver", "operator", "auditor", "admin"),)
 
@@ -229,9 +232,12 @@ class FabricNetwork:
         return UpReport(actions, time.monotonic() - t0, seconds_to_healthy)
 
     def _check_ports_free(self, name: str, ports: list[int] | tuple[int, ...], host: str) -> None:
-        busy = first_busy_port(host, ports)
-        if busy is not None:
-            port, exc = busy
+        """Refuses to start ``name`` on a port another program holds; a port still held for a moment by a process
+        that was just stopped (``down`` then ``up``) is waited for, up to :data:`PORT_RELEASE_SECONDS`."""
+        for port in ports:
+            exc = wait_port_free(host, port, PORT_RELEASE_SECONDS)  # at once when it is free
+            if exc is None:
+                continue
             raise NetworkError(
                 f"cannot start {name}: port {host}:{port} is already in use by another "
                 f"program ({exc.strerror}); stop it or set {PORT_BASE_ENV}"
