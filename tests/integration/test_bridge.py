@@ -934,10 +934,19 @@ def test_the_follower_resumes_from_its_checkpoint_after_a_kill_nothing_missed_no
     while stack.bridge.supervisor.running("bridge") is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     before = follower_checkpoint(stack)
-    revoked = governance(stack, "Org1MSP", "approver").revoke(name, version, "withdrawn")
+    revoker = governance(stack, "Org1MSP", "approver")
+    revoked = revoker.revoke(name, version, "withdrawn")
+    revoked_block = revoker.last_status.block_number  # type: ignore[union-attr]
     stack.restart_bridge()
     wait_tag(stack, name, version, TAG_STATUS, lambda v: v == "revoked", timeout=60)
+    # The tag may come first from the reconciler's scan of revoked versions (their aliases) at the bridge's start;
+    # the follower still handles the event, once.
+    wait_checkpoint_past(stack, revoked_block)
     after = follower_checkpoint(stack)
     assert before is not None and after is not None and after[0] > before[0]
+    deadline = time.monotonic() + 10
     revocations = mirrored_tx(stack, revoked.revocation.tx_id)  # type: ignore[union-attr]
-    assert [d["outcome"] for d in revocations] == ["applied"]
+    while not revocations and time.monotonic() < deadline:  # its log line follows the checkpoint
+        time.sleep(0.2)
+        revocations = mirrored_tx(stack, revoked.revocation.tx_id)  # type: ignore[union-attr]
+    assert len(revocations) == 1 and revocations[0]["outcome"] in ("applied", "unchanged"), revocations
