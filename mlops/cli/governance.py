@@ -26,6 +26,7 @@ refused before any call, with exit 2: a blank reason; for ``policy``, a bound th
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -39,6 +40,7 @@ from modelledger.mlops.cli.output import JsonOpt, console, emit_json, show_field
 from modelledger.sdk.registry.client import NotFound, RegistryClient
 from modelledger.sdk.registry.gate import format_number
 from modelledger.sdk.registry.limits import LIMITS
+from modelledger.sdk.registry.names import mlflow_key_rule_broken
 from modelledger.sdk.registry.records import (
     MetricThreshold,
     Model,
@@ -205,8 +207,14 @@ def _bounds(option: str, given: list[str]) -> dict[str, float]:
             bound = float(number)
         except ValueError as exc:
             raise typer.BadParameter(f"{value!r}: {number.strip()!r} is not a number", param_hint=option) from exc
-        if not math.isfinite(bound):
-            raise typer.BadParameter(f"{value!r}: the bound must be a finite number", param_hint=option)
+        if not math.isfinite(bound) or (bound != 0 and abs(bound) < sys.float_info.min):
+            raise typer.BadParameter(
+                f"{value!r}: the bound must be a finite number, not subnormal (the ledger refuses those)",
+                param_hint=option,
+            )
+        broken = mlflow_key_rule_broken(metric)
+        if broken:
+            raise typer.BadParameter(f"{value!r}: the metric name {broken}", param_hint=option)
         if metric in out:
             raise typer.BadParameter(f"metric {metric!r} is given twice", param_hint=option)
         out[metric] = bound

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,10 +304,12 @@ def ledger_metrics(metrics: dict[str, Any]) -> list[Metric]:
             number = float(value)
         except (TypeError, ValueError):
             continue
-        if math.isfinite(number):
+        # The ledger takes finite, normal numbers (a subnormal one, below 2.2e-308, is refused there).
+        if math.isfinite(number) and (number == 0 or abs(number) >= sys.float_info.min):
             out.append(Metric(str(key), number))
     if not out:
         raise EvaluationError("the evaluation produced no numeric metric to record")
-    if len(out) > LIMITS.metrics:
-        raise EvaluationError(f"the evaluation produced {len(out)} metrics; the ledger takes at most {LIMITS.metrics}")
+    most = LIMITS.evaluation_metrics
+    if len(out) > most:
+        raise EvaluationError(f"the evaluation produced {len(out)} metrics; the ledger takes at most {most}")
     return out

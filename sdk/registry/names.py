@@ -31,6 +31,7 @@ digits. The numbers (256 characters, 10 digits) are the chaincode's, read from
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from modelledger.sdk.registry.limits import LIMITS
@@ -106,6 +107,23 @@ def name_rule_broken(name: str) -> str | None:
         return "must not contain Unicode format characters (Cf: bidi controls, zero-width characters)"
     if is_space_char(name[0]) or is_space_char(name[-1]):
         return "must not start or end with a space"
+    return None
+
+
+# The characters of an MLflow param or metric key, as the chaincode allows them (validateMLflowKey).
+_MLFLOW_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./: ")
+MLFLOW_KEY_RULE = (
+    f"must be 1 to {LIMITS.mlflow_key_chars} characters of ASCII letters, digits, '_', '-', '.', '/', ':' and space"
+)
+
+
+def mlflow_key_rule_broken(key: str) -> str | None:
+    """The rule of MLflow's param and metric keys that ``key`` breaks (the chaincode's wording), or None."""
+    if not 1 <= len(key) <= LIMITS.mlflow_key_chars or any(c not in _MLFLOW_KEY_CHARS for c in key):
+        return MLFLOW_KEY_RULE
+    clean = posixpath.normpath(key)
+    if clean != key or clean == "." or clean.startswith("..") or clean.startswith("/"):
+        return "must not resolve to another name when read as a path"
     return None
 
 

@@ -774,10 +774,15 @@ def test_a_config_that_does_not_serialise_changes_nothing(world: World, trained:
 def test_metrics_for_the_ledger_are_finite_numbers_sorted_by_key() -> None:
     import numpy as np
 
-    got = hold_out.ledger_metrics({"b": np.int64(3), "a": 0.5, "nan": float("nan"), "text": "x"})
-    assert [(m.key, m.value) for m in got] == [("a", 0.5), ("b", 3.0)]
+    got = hold_out.ledger_metrics(
+        {"b": np.int64(3), "a": 0.5, "nan": float("nan"), "text": "x", "tiny": 1e-320, "zero": 0.0}
+    )
+    assert [(m.key, m.value) for m in got] == [("a", 0.5), ("b", 3.0), ("zero", 0.0)]  # no subnormal: refused there
     with pytest.raises(hold_out.EvaluationError, match="no numeric metric"):
         hold_out.ledger_metrics({"text": "x"})
+    # The chaincode's cap on one evaluation's metrics (100), not a version's (1000).
+    with pytest.raises(hold_out.EvaluationError, match="the ledger takes at most 100"):
+        hold_out.ledger_metrics({f"m{n}": 1.0 for n in range(101)})
 
 
 def test_model_uris() -> None:

@@ -85,3 +85,29 @@ def test_the_space_table_is_white_space() -> None:
     # str.isspace() is White_Space plus U+001C..U+001F (which are not White_Space).
     spaces = {code for code in range(sys.maxunicode + 1) if chr(code).isspace()} - set(range(0x1C, 0x20))
     assert {code for code in range(sys.maxunicode + 1) if is_space_char(chr(code))} == spaces
+
+
+@pytest.mark.parametrize(
+    ("key", "broken"),
+    [
+        ("accuracy_score", None),
+        ("eval/roc auc:v1.2-x", None),
+        ("", "must be 1 to 250"),
+        ("k" * 251, "must be 1 to 250"),
+        ("bad$key", "must be 1 to 250"),
+        ("é", "must be 1 to 250"),
+        ("a/../b", "must not resolve to another name"),
+        ("a//b", "must not resolve to another name"),
+        ("/a", "must not resolve to another name"),
+        ("../a", "must not resolve to another name"),
+        (".", "must not resolve to another name"),
+        ("a/", "must not resolve to another name"),
+    ],
+)
+def test_mlflow_keys_follow_the_chaincodes_rule(key: str, broken: str | None) -> None:
+    # chaincode/registry/validation.go validateMLflowKey: the character set and length, then path.Clean(key) == key
+    # and not ".", "..*" or "/*".
+    from modelledger.sdk.registry.names import mlflow_key_rule_broken
+
+    said = mlflow_key_rule_broken(key)
+    assert said == broken if broken is None else (said is not None and said.startswith(broken))
