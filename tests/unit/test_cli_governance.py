@@ -7,22 +7,21 @@ from a Gateway error as the client builds them.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
 from typer.testing import CliRunner
 
-from modelledger.mlops.cli import connection, governance
+from modelledger.mlops.cli import governance
 from modelledger.mlops.cli.app import app
 from modelledger.sdk.gateway.errors import CommitError, EndorseError, ErrorDetail
 from modelledger.sdk.registry.client import refusal
 from modelledger.sdk.registry.records import Model, ModelVersion
 from modelledger.sdk.registry.statuses import STATUSES
+from tests.unit.cli_registry_fakes import route_registry_to
 
 
 def endorse_refusal(message: str) -> EndorseError:
@@ -63,19 +62,7 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
         def __getattr__(self, method: str) -> Any:
             return lambda *args: self._answer(method, *args)
 
-    class FakeGateway(contextlib.AbstractContextManager):
-        def __init__(self, who: str) -> None:
-            self.who = who
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-        def network(self, channel: str) -> str:
-            return self.who
-
-    profile = SimpleNamespace(channel="ledger", chaincode="registry")
-    monkeypatch.setattr(connection, "open_gateway", lambda org, role, path: (profile, FakeGateway(f"{role}@{org}")))
-    monkeypatch.setattr(connection, "RegistryClient", FakeClient)
+    route_registry_to(monkeypatch, FakeClient)
     return held
 
 

@@ -5,15 +5,12 @@ The gateway and the registry client are faked (no Fabric); the records are the S
 
 from __future__ import annotations
 
-import contextlib
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from modelledger.mlops.cli import connection
 from modelledger.mlops.cli.app import app
 from modelledger.mlops.store.index import StoragePointer
 from modelledger.mlops.store.ledger_records import to_ledger_storage
@@ -28,6 +25,7 @@ from modelledger.sdk.registry.records import (
     Settings,
 )
 from modelledger.sdk.registry.statuses import STATUSES
+from tests.unit.cli_registry_fakes import route_registry_to
 
 POINTER = StoragePointer(bucket="anchored", key="models/m/index.json", version_id="v1", sha256="0" * 64)
 
@@ -76,16 +74,7 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModelVersion]:
             mv = held[f"{name}/{version}"]
             return [HistoryEntry(tx_id="e" * 64, action="RegisterModelVersion", status=mv.status)]
 
-    class FakeGateway(contextlib.AbstractContextManager):
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-        def network(self, channel: str) -> None:
-            return None
-
-    profile = SimpleNamespace(channel="ledger", chaincode="registry")
-    monkeypatch.setattr(connection, "open_gateway", lambda org, role, path: (profile, FakeGateway()))
-    monkeypatch.setattr(connection, "RegistryClient", FakeClient)
+    route_registry_to(monkeypatch, FakeClient)
     return held
 
 

@@ -7,17 +7,15 @@ The gateway and the registry client are faked (no Fabric); the records are the S
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
 from typer.testing import CliRunner
 
-from modelledger.mlops.cli import connection, output
+from modelledger.mlops.cli import output
 from modelledger.mlops.cli.app import app
 from modelledger.sdk.gateway.errors import EndorseError, ErrorDetail
 from modelledger.sdk.registry.client import NotFound, refusal
@@ -37,6 +35,7 @@ from modelledger.sdk.registry.records import (
 )
 from modelledger.sdk.registry.statuses import RESULTS
 from tests.cli_capture import pipe, strip_ansi, terminal, too_wide
+from tests.unit.cli_registry_fakes import route_registry_to
 
 NAME = "breast-cancer-classifier-with-a-long-name"
 HOLDOUT = "4" * 64
@@ -136,19 +135,7 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
             self._call("get_settings")
             return Settings(approval_orgs=held.current_set)
 
-    class FakeGateway(contextlib.AbstractContextManager):
-        def __init__(self, who: str) -> None:
-            self.who = who
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-        def network(self, channel: str) -> str:
-            return self.who
-
-    profile = SimpleNamespace(channel="ledger", chaincode="registry")
-    monkeypatch.setattr(connection, "open_gateway", lambda org, role, path: (profile, FakeGateway(f"{role}@{org}")))
-    monkeypatch.setattr(connection, "RegistryClient", FakeClient)
+    route_registry_to(monkeypatch, FakeClient)
     return held
 
 
