@@ -76,7 +76,7 @@ from modelledger.sdk.gateway.events import ChaincodeEvent, Checkpoint, FileCheck
 from modelledger.sdk.registry.client import NotFound
 from modelledger.sdk.registry.statuses import REVOKED
 
-__all__ = ["FOLLOWED_EVENTS", "FollowerStatus", "LedgerFollower", "VersionMirror"]
+__all__ = ["FOLLOWED_EVENTS", "FollowerProgress", "LedgerFollower", "VersionMirror"]
 
 log = logging.getLogger("modelledger.bridge.follower")
 
@@ -179,8 +179,9 @@ class VersionMirror:
 
 
 @dataclass
-class FollowerStatus:
-    """What ``bridge status`` shows of the follower."""
+class FollowerProgress:
+    """The follower's progress and last error: counters the bridge's one ServerStatus carries in its details
+    (``bridge status``); not a status type of its own."""
 
     block: int | None = None  # the checkpoint's block: events up to its transaction there are handled (None: none)
     applied: int = 0  # events applied since the bridge started (including replays that wrote nothing)
@@ -239,7 +240,7 @@ class LedgerFollower:
     ) -> None:
         self.mirror, self.events, self.checkpointer = mirror, events, checkpointer
         self.sleep_cap, self.dead, self.tries = sleep_cap, dead, tries
-        self._status = FollowerStatus(block=self._block())
+        self._status = FollowerProgress(block=self._block())
         self._lock = threading.Lock()
 
     def _block(self) -> int | None:
