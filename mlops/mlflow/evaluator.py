@@ -377,7 +377,12 @@ def _evaluate(
             f"dataset {hold_out.sha256} is a training dataset of {name} version {version} ({training[0].name}): "
             "a hold-out set must not be one"
         )
-    _refuse_if_not_independent(ledger, name, version, record.registrant.msp_id)
+    # The policy in force, read once: it decides the independence check now and whether an earlier verdict stands.
+    try:
+        policy, unread = ledger.registry.get_model(name).policy, None
+    except NotFound as exc:  # a model the evaluator may not read: the chaincode decides
+        policy, unread = None, exc
+    _refuse_if_not_independent(policy, ledger.msp_id, name, version, record.registrant.msp_id)
     key = evaluation_key(
         name,
         version,
@@ -397,8 +402,10 @@ def _evaluate(
     if entry is not None:
         earlier = _mine(ledger.registry, name, version, ledger.msp_id).get(entry.run_id)
         if earlier is not None and earlier.dataset_sha256 == hold_out.sha256:
+            if unread is not None:
+                raise unread
             judged_by = earlier.policy.version if earlier.policy is not None else None
-            in_force = _policy_version(ledger, name)
+            in_force = policy.version if policy is not None else None
             if judged_by == in_force:
                 return verdict_of(name, version, earlier, RECORDED_BEFORE)
             # The gate counts passes under the policy in force only: the earlier verdict no longer counts.
@@ -449,25 +456,15 @@ def _evaluate(
     return _record(ledger, name, version, evaluation, how)
 
 
-def _refuse_if_not_independent(ledger: EvaluatorLedger, name: str, version: str, registrant: str) -> None:
+def _refuse_if_not_independent(policy: Any, evaluator: str, name: str, version: str, registrant: str) -> None:
     """Refuses, before anything runs, what the chaincode would refuse only once the evaluation is done: an
-    evaluator of the registrant's organisation when the policy in force asks for another (a model the
-    evaluator may not read leaves the decision to the chaincode)."""
-    try:
-        policy = ledger.registry.get_model(name).policy
-    except NotFound:
-        return
-    if policy is not None and policy.independent_evaluator and ledger.msp_id == registrant:
+    evaluator of the registrant's organisation when the policy in force (None: none, or unreadable) asks for
+    another."""
+    if policy is not None and policy.independent_evaluator and evaluator == registrant:
         raise EvaluatorNotIndependent(
             f"policy version {policy.version} of model {name!r} requires an evaluator of another organisation "
             f"than {registrant}, which registered version {version!r}; nothing was run"
         )
-
-
-def _policy_version(ledger: EvaluatorLedger, name: str) -> int | None:
-    """The version of the model's policy in force now, from the ledger (``GetModel``); None: no policy."""
-    policy = ledger.registry.get_model(name).policy
-    return policy.version if policy is not None else None
 
 
 def _policy_words(version: int | None) -> str:
